@@ -1,0 +1,162 @@
+"""One error tree for everything a user can see.
+
+The CLI is the only place these become messages and exit codes. Each class builds its
+message from structured fields and may carry a ``hint`` (what to do next). Foreign
+exceptions (httpx, ruamel, pydantic, OSError) are translated at the module boundary that
+meets them and chained with ``raise ... from exc``.
+
+    ReconcilerError
+    ├── ManifestError           one or more diagnostics with file:line:col
+    ├── ConfigError             bad flag / environment / config file value
+    ├── StateError
+    │   ├── StateCorruptError   unreadable or invalid state file (never overwritten)
+    │   ├── StateVersionError   written by a newer reconciler
+    │   ├── StateLockedError    another process holds the lock (carries the holder)
+    │   └── LockNotFoundError   force-unlock of an id that is not held
+    ├── PlanFileError           unreadable saved plan
+    │   └── StalePlanError      saved plan no longer matches the state (lineage/serial)
+    ├── ApiError                anything the VNTANA API (or the way to it) answered badly
+    │   ├── TransientApiError   429, 5xx, connection trouble: retry later (retry_after)
+    │   └── PermanentApiError   400/403/404/422: retrying will not help
+    │       └── AuthenticationError  401 even after one fresh login
+    ├── DownloadError           a result could not be fetched or failed its size check
+    └── ApplyFailedError        the run finished but some products failed
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ReconcilerError(Exception):
+    """Base of every error the CLI reports without a traceback."""
+
+    exit_code: int = 1
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ManifestError(ReconcilerError):
+    """Manifests failed to load or validate; ``diagnostics`` lists every problem."""
+
+    def __init__(self, diagnostics: list[Any]) -> None:
+        self.diagnostics = list(diagnostics)
+        count = len(self.diagnostics)
+        head = f"{count} error{'s' if count != 1 else ''} in manifests"
+        body = "\n".join(d.format() for d in self.diagnostics)
+        super().__init__(f"{head}:\n{body}" if body else head)
+
+
+class ConfigError(ReconcilerError):
+    """A setting from flags, environment or config file is missing or invalid."""
+
+
+class StateError(ReconcilerError):
+    """The state store could not be read, written or locked."""
+
+
+class StateCorruptError(StateError):
+    def __init__(self, path: str, problem: str) -> None:
+        super().__init__(
+            f"state file {path} is unreadable: {problem}",
+            hint=(
+                "the file was left untouched; restore it from git or from the backup "
+                f"{path}.backup, then run the command again"
+            ),
+        )
+        self.path = path
+
+
+class StateVersionError(StateError):
+    def __init__(self, path: str, found: int, supported: int) -> None:
+        super().__init__(
+            f"state file {path} has format_version {found}, newer than this reconciler "
+            f"understands ({supported})",
+            hint="upgrade reconciler; the state was not modified",
+        )
+
+
+class StateLockedError(StateError):
+    def __init__(self, path: str, holder: dict[str, Any] | None) -> None:
+        self.holder = holder or {}
+        if holder:
+            desc = ", ".join(
+                f"{k}={holder[k]}" for k in ("id", "operation", "who", "pid", "host", "since") if k in holder
+            )
+            msg = f"state {path} is locked by another process ({desc})"
+            hint = (
+                "wait for it to finish, retry with --lock-timeout SECONDS, or if that process is gone "
+                f"run: reconciler force-unlock {holder.get('id', 'ID')}"
+            )
+        else:
+            msg = f"state {path} is locked by another process (holder unknown)"
+            hint = "retry with --lock-timeout SECONDS"
+        super().__init__(msg, hint=hint)
+
+
+class LockNotFoundError(StateError):
+    pass
+
+
+class PlanFileError(ReconcilerError):
+    """A saved plan cannot be read or used."""
+
+
+class StalePlanError(PlanFileError):
+    def __init__(self, moved: list[str]) -> None:
+        super().__init__(
+            "saved plan is stale: " + "; ".join(moved),
+            hint="run 'reconciler plan --out FILE' again and apply the new plan",
+        )
+        self.moved = moved
+
+
+class ApiError(ReconcilerError):
+    """The VNTANA API refused or failed a call."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        codes: list[str] | None = None,
+        method: str | None = None,
+        path: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        where = f"{method} {path}: " if method and path else ""
+        super().__init__(f"{where}{message}", hint=hint)
+        self.status = status
+        self.codes = list(codes or [])
+        self.method = method
+        self.path = path
+
+
+class TransientApiError(ApiError):
+    """Worth retrying: throttling (429), server errors (5xx), connection failures."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.retry_after = retry_after
+
+
+class PermanentApiError(ApiError):
+    """Retrying the same call will not help (400, 403, 404, 422)."""
+
+
+class AuthenticationError(PermanentApiError):
+    """Still 401 after one fresh login, or the login itself was refused."""
+
+
+class DownloadError(ReconcilerError):
+    """A result could not be downloaded intact."""
+
+
+class ApplyFailedError(ReconcilerError):
+    """Apply finished, but some products failed; they are retried by the next plan."""
