@@ -1,0 +1,213 @@
+"""The command line. Commands are thin: parse options, call one function, render, exit.
+
+Exit codes, decided only here: 0 success; 1 error (user mistakes included, never a
+traceback); with ``plan --detailed-exitcode``, 2 means "changes present" (Terraform's
+convention). Usage errors also exit 1, so 2 keeps that single meaning.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import click
+
+from reconciler import __version__
+from reconciler.diagnostics import Diagnostic
+from reconciler.errors import ManifestError, PlanFileError, ReconcilerError
+from reconciler.loader import load_desired
+from reconciler.plan import Plan
+from reconciler.planner import DEFAULT_MAX_BATCH_SIZE, PlanOptionsError, build_plan
+from reconciler.spec import manifest_json_schema
+from reconciler.state import FileStateStore
+from reconciler.views import render_json, render_markdown, render_text
+
+F = TypeVar("F", bound=Callable[..., Any])
+DEFAULT_STATE = Path("state/renders.state.json")
+
+
+class ReconcilerGroup(click.Group):
+    """Turns ReconcilerError into a message and exit 1; anything else is a bug to report."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ReconcilerError as exc:
+            _fail(exc)
+        except PlanOptionsError as exc:
+            _fail(ReconcilerError(str(exc)))
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except KeyboardInterrupt:
+            click.echo("Interrupted.", err=True)
+            sys.exit(130)
+        except Exception:  # noqa: BLE001 - the one place that turns bugs into a report
+            click.echo(traceback.format_exc(), err=True)
+            click.echo("Internal error: this is a bug in reconciler; please report it with the trace above.",
+                       err=True)
+            sys.exit(1)
+
+
+def _fail(exc: ReconcilerError) -> NoReturn:
+    click.secho(f"Error: {exc.message}", fg="red", err=True)
+    if exc.hint:
+        click.echo(f"Hint: {exc.hint}", err=True)
+    sys.exit(exc.exit_code)
+
+
+def manifests_option(f: F) -> F:
+    return click.option("--manifests", "-m", "manifests", type=click.Path(path_type=Path), multiple=True,
+                        help="Manifest file or directory (repeatable). Default: manifests/")(f)
+
+
+def state_option(f: F) -> F:
+    f = click.option("--state", "state_path", type=click.Path(path_type=Path), default=DEFAULT_STATE,
+                     show_default=True, envvar="RECONCILER_STATE", help="State file.")(f)
+    return f
+
+
+def lock_timeout_option(f: F) -> F:
+    return click.option("--lock-timeout", type=click.FloatRange(min=0), default=0.0, show_default=True,
+                        help="Seconds to wait for the state lock before failing.")(f)
+
+
+def _paths(manifests: tuple[Path, ...]) -> list[Path]:
+    return list(manifests) or [Path("manifests")]
+
+
+def use_colour(no_color: bool) -> bool:
+    return not no_color and "NO_COLOR" not in os.environ and sys.stdout.isatty()
+
+
+@click.group(cls=ReconcilerGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="reconciler")
+def cli() -> None:
+    """Declarative product renders on the VNTANA platform: plan, apply, and keep them in sync."""
+
+
+@cli.command()
+@manifests_option
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def validate(manifests: tuple[Path, ...], fmt: str) -> None:
+    """Check manifests offline: no state, no network."""
+    try:
+        desired = load_desired(_paths(manifests))
+    except ManifestError as exc:
+        if fmt == "json":
+            _echo_json({"valid": False, "diagnostics": [d.to_json() for d in exc.diagnostics]})
+            sys.exit(1)
+        raise
+    if fmt == "json":
+        _echo_json({"valid": True, "products": len(desired.products), "files": list(desired.files),
+                    "diagnostics": []})
+    else:
+        click.echo(f"OK: {len(desired.products)} products in {len(desired.files)} file(s).")
+
+
+@cli.command()
+def schema() -> None:
+    """Print the JSON Schema of a manifest file (for editor completion and checks)."""
+    _echo_json(manifest_json_schema())
+
+
+@cli.command()
+@manifests_option
+@state_option
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), help="Save the plan for 'reconciler apply FILE'.")
+@click.option("--replace", multiple=True, metavar="UUID", help="Re-render this product even if unchanged (repeatable).")
+@click.option("--max-batch-size", type=click.IntRange(min=1), default=DEFAULT_MAX_BATCH_SIZE, show_default=True,
+              help="Most products in one render request.")
+@click.option("--detailed-exitcode", is_flag=True, help="Exit 0 when no changes, 2 when changes, 1 on error.")
+@click.option("--show-unchanged", is_flag=True, help="List unchanged products too.")
+@click.option("--no-color", is_flag=True, help="Plain text even on a terminal (NO_COLOR is honoured too).")
+def plan(manifests: tuple[Path, ...], state_path: Path, fmt: str, out: Path | None, replace: tuple[str, ...],
+         max_batch_size: int, detailed_exitcode: bool, show_unchanged: bool, no_color: bool) -> None:
+    """Show which products would be rendered or re-rendered, what that replaces, and its cost."""
+    result = make_plan(manifests, state_path, replace, max_batch_size)
+    if out is not None:
+        save_plan(result, out)
+    if fmt == "json":
+        click.echo(render_json(result), nl=False)
+    elif fmt == "markdown":
+        click.echo(render_markdown(result), nl=False)
+    else:
+        click.echo(render_text(result, colour=use_colour(no_color), show_noop=show_unchanged), nl=False)
+        if out is not None:
+            click.echo(f"Saved the plan to {out}; run 'reconciler apply {out}' to execute exactly this plan.")
+    if detailed_exitcode and result.has_changes:
+        sys.exit(2)
+
+
+def make_plan(manifests: tuple[Path, ...], state_path: Path, replace: tuple[str, ...] = (),
+              max_batch_size: int = DEFAULT_MAX_BATCH_SIZE) -> Plan:
+    desired = load_desired(_paths(manifests))
+    store = FileStateStore(state_path)
+    return build_plan(desired, store.read(), location=store.location, replace=replace,
+                      max_batch_size=max_batch_size)
+
+
+def save_plan(plan: Plan, out: Path) -> None:
+    data = plan.to_json()
+    tmp = out.with_name(out.name + ".tmp")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+        os.replace(tmp, out)
+    except OSError as exc:
+        raise PlanFileError(f"cannot write plan file {out}: {exc.strerror}") from exc
+
+
+def load_plan(path: Path) -> Plan:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise PlanFileError(f"plan file {path} does not exist") from exc
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise PlanFileError(f"plan file {path} is not readable JSON: {exc}") from exc
+    return Plan.from_json(data, str(path))
+
+
+@cli.command("force-unlock")
+@state_option
+@click.argument("lock_id")
+def force_unlock(state_path: Path, lock_id: str) -> None:
+    """Release a lock left behind by a process that is gone. Give the id the lock error printed."""
+    info = FileStateStore(state_path).force_unlock(lock_id)
+    click.echo(f"Released lock {info.id} ({info.operation} by {info.who} on {info.host}, pid {info.pid}, "
+               f"since {info.since}).")
+
+
+def _echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+
+def _register_optional() -> None:
+    # The sandbox pulls in the ASGI server and media encoders: load its command lazily-safe.
+    try:
+        from reconciler.sandbox.command import sandbox_command
+    except ImportError:
+        return
+    cli.add_command(sandbox_command)
+
+
+_register_optional()
+
+
+def main() -> None:
+    try:
+        cli.main(prog_name="reconciler", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(1)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(1)

@@ -1,0 +1,188 @@
+"""A plan is data: what would happen to each product, why, in which request, at what cost.
+
+The executor dispatches on ``ActionKind`` only; ``Reason`` is for people and CI gates.
+The JSON form (``Plan.to_json``) is versioned and documented in docs/plan-format.md; a plan
+saved with ``--out`` is that JSON, and ``apply PLANFILE`` reads it back with ``Plan.from_json``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+from typing import Any
+
+from reconciler.errors import PlanFileError
+
+PLAN_FORMAT_VERSION = 1
+
+
+class ActionKind(str, Enum):
+    RENDER = "render"
+    """In the manifests, never rendered: trigger."""
+    RERENDER = "rerender"
+    """Rendered before with another spec (or forced): trigger; replaces the earlier renders."""
+    RETRY = "retry"
+    """The last attempt failed: trigger again."""
+    RESUME = "resume"
+    """Triggered but not recorded as finished: wait for it, never pay again."""
+    ORPHAN = "orphan"
+    """Recorded but no longer in the manifests: reported, nothing is deleted."""
+    NOOP = "noop"
+    """State matches the manifests."""
+
+    @property
+    def triggers(self) -> bool:
+        return self in (ActionKind.RENDER, ActionKind.RERENDER, ActionKind.RETRY)
+
+
+class Reason(str, Enum):
+    NEW = "new"
+    SPEC_CHANGED = "spec_changed"
+    FAILED_BEFORE = "failed_before"
+    IN_FLIGHT = "in_flight"
+    FORCED = "forced"
+    NOT_IN_MANIFESTS = "not_in_manifests"
+    UNCHANGED = "unchanged"
+
+
+@dataclass(frozen=True, slots=True)
+class FieldChange:
+    field: str
+    old: Any
+    new: Any
+
+
+@dataclass(slots=True)
+class Action:
+    kind: ActionKind
+    reason: Reason
+    product: str
+    name: str | None = None
+    spec: dict[str, Any] | None = None
+    spec_hash: str | None = None
+    previous_hash: str | None = None
+    changes: list[FieldChange] = field(default_factory=list)
+    replaces: list[str] = field(default_factory=list)
+    deletes: list[str] = field(default_factory=list)
+    detail: str | None = None
+    source: str | None = None
+    batch: int | None = None
+
+    def effect(self) -> str:
+        """In product terms: what the trigger replaces and deletes on the platform."""
+        parts = []
+        if self.replaces:
+            parts.append("replaces " + _and(self.replaces))
+        if self.deletes:
+            parts.append("deletes " + _and(self.deletes))
+        return "; ".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """One ``POST /v1/products/renders``: one spec, many products."""
+
+    index: int
+    spec_hash: str
+    spec: dict[str, Any]
+    products: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Cost:
+    requests: int = 0
+    products: int = 0
+    stills: int = 0
+    turntable_frames: int = 0
+    video_seconds: float = 0.0
+    gifs: int = 0
+
+    @property
+    def frames(self) -> int:
+        return self.stills + self.turntable_frames
+
+
+@dataclass(frozen=True, slots=True)
+class StateToken:
+    """Which state a plan was computed from; apply refuses a plan whose state moved."""
+
+    lineage: str
+    serial: int
+    location: str
+
+
+@dataclass(slots=True)
+class Plan:
+    state: StateToken
+    actions: list[Action]
+    batches: list[Batch]
+    cost: Cost
+    max_batch_size: int
+
+    def counts(self) -> dict[str, int]:
+        out = {k.value: 0 for k in ActionKind}
+        for a in self.actions:
+            out[a.kind.value] += 1
+        return out
+
+    @property
+    def has_changes(self) -> bool:
+        return any(a.kind not in (ActionKind.NOOP, ActionKind.ORPHAN) for a in self.actions)
+
+    def changed(self) -> list[Action]:
+        return [a for a in self.actions if a.kind is not ActionKind.NOOP]
+
+    def to_json(self) -> dict[str, Any]:
+        cost = asdict(self.cost)
+        cost["frames"] = self.cost.frames
+        return {
+            "format_version": PLAN_FORMAT_VERSION,
+            "kind": "reconciler-plan",
+            "state": asdict(self.state),
+            "summary": {**self.counts(), "changes": self.has_changes},
+            "cost": cost,
+            "max_batch_size": self.max_batch_size,
+            "batches": [asdict(b) for b in self.batches],
+            "actions": [_action_json(a) for a in self.actions],
+        }
+
+    @classmethod
+    def from_json(cls, data: Any, origin: str) -> Plan:
+        if not isinstance(data, dict) or data.get("kind") != "reconciler-plan":
+            raise PlanFileError(f"{origin} is not a saved reconciler plan")
+        version = data.get("format_version")
+        if version != PLAN_FORMAT_VERSION:
+            raise PlanFileError(f"{origin} has plan format_version {version}; this reconciler reads "
+                                f"{PLAN_FORMAT_VERSION}", hint="make the plan again with this version")
+        try:
+            cost = {k: v for k, v in data["cost"].items() if k != "frames"}
+            return cls(
+                state=StateToken(**data["state"]),
+                actions=[_action_from_json(a) for a in data["actions"]],
+                batches=[Batch(**b) for b in data["batches"]],
+                cost=Cost(**cost),
+                max_batch_size=int(data["max_batch_size"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise PlanFileError(f"{origin} is damaged: {exc}") from exc
+
+
+def _action_json(a: Action) -> dict[str, Any]:
+    out = asdict(a)
+    out["kind"] = a.kind.value
+    out["reason"] = a.reason.value
+    out["effect"] = a.effect()
+    return out
+
+
+def _action_from_json(d: dict[str, Any]) -> Action:
+    d = dict(d)
+    d.pop("effect", None)
+    d["kind"] = ActionKind(d["kind"])
+    d["reason"] = Reason(d["reason"])
+    d["changes"] = [FieldChange(**c) for c in d.get("changes", [])]
+    return Action(**d)
+
+
+def _and(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]

@@ -1,0 +1,180 @@
+"""What a product's renders should be: the desired state, as validated data.
+
+Field names are the VNTANA API's own (``imageWidth``, ``turntable.includeGif``, ...), so a
+manifest reads like the request it becomes. Every bound is written once, in ``BOUNDS``, and
+documented in docs/manifests.md: a bad value fails at plan time, before a paid API call.
+
+The fingerprint of a spec is the sha256 of its canonical JSON (sorted keys, no whitespace,
+every field present after defaults are applied), so inheriting a value and spelling it out
+give the same hash, and labels such as ``name`` never take part.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from reconciler.diagnostics import SourceLocation
+
+
+@dataclass(frozen=True)
+class Bound:
+    low: int
+    high: int
+    why: str
+
+
+# The platform documents no limits; these keep a typo (an extra zero) from becoming an
+# expensive render. Raise them here, and only here, if your renders need more.
+BOUNDS: dict[str, Bound] = {
+    "imageWidth": Bound(16, 8192, "still width in pixels"),
+    "imageHeight": Bound(16, 8192, "still height in pixels"),
+    "turntable.width": Bound(16, 4096, "turntable frame width in pixels"),
+    "turntable.height": Bound(16, 4096, "turntable frame height in pixels"),
+    "turntable.imageCount": Bound(2, 720, "frames in one 360° turn"),
+    "turntable.frameRate": Bound(1, 60, "frames per second of the MP4/GIF"),
+}
+
+IMAGE_FORMATS = ("PNG", "JPG", "WEBP")
+_COLOUR = re.compile(r"^#?[0-9A-Fa-f]{6}$")
+
+
+def _bounded(path: str) -> Any:
+    b = BOUNDS[path]
+    return Field(ge=b.low, le=b.high, description=f"{b.why}, {b.low}..{b.high}")
+
+
+def _colour(value: str | None) -> str | None:
+    """Accept ``#RRGGBB`` or ``RRGGBB``; store one canonical spelling so the hash is stable."""
+    if value is None:
+        return None
+    if not _COLOUR.match(value):
+        raise ValueError("expected a colour as #RRGGBB, e.g. \"#FFFFFF\"")
+    return "#" + value.lstrip("#").upper()
+
+
+Colour = Annotated[str | None, AfterValidator(_colour)]
+
+_STRICT = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class TurntableSpec(BaseModel):
+    """The 360° turntable: always an MP4, optionally a GIF of the same frames."""
+
+    model_config = _STRICT
+
+    includeGif: bool = Field(description="also produce a GIF; turning it off deletes an existing GIF")
+    imageCount: int = _bounded("turntable.imageCount")
+    frameRate: int = _bounded("turntable.frameRate")
+    width: int = _bounded("turntable.width")
+    height: int = _bounded("turntable.height")
+    background: Colour = Field(default=None, description="background colour #RRGGBB")
+    transparentBackground: bool = False
+
+    @property
+    def seconds(self) -> float:
+        """Video length: frames / frame rate."""
+        return self.imageCount / self.frameRate
+
+
+class RenderSpec(BaseModel):
+    """One product's resolved render request (defaults merged with its overrides)."""
+
+    model_config = _STRICT
+
+    imageWidth: int = _bounded("imageWidth")
+    imageHeight: int = _bounded("imageHeight")
+    imageFormat: Literal["PNG", "JPG", "WEBP"] = Field(description="still image format")
+    imageBackground: Colour = Field(default=None, description="background colour #RRGGBB")
+    transparentBackground: bool = False
+    turntable: TurntableSpec
+
+    @model_validator(mode="after")
+    def _jpg_has_no_alpha(self) -> RenderSpec:
+        if self.transparentBackground and self.imageFormat == "JPG":
+            raise ValueError(
+                "transparentBackground needs an image format with alpha: use PNG or WEBP, "
+                "or set transparentBackground: false"
+            )
+        return self
+
+    def canonical(self) -> dict[str, Any]:
+        """Every field, defaults applied: the exact API body minus productUuids."""
+        return self.model_dump(mode="json")
+
+    def fingerprint(self) -> str:
+        return fingerprint(self.canonical())
+
+    @property
+    def frames(self) -> int:
+        """Frames the platform renders for this spec: the still plus the turntable frames."""
+        return 1 + self.turntable.imageCount
+
+
+def canonical_json(data: Any) -> str:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def fingerprint(canonical: dict[str, Any]) -> str:
+    """sha256 of the canonical JSON of a resolved spec."""
+    return hashlib.sha256(canonical_json(canonical).encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class ProductSpec:
+    """A product as the manifests want it: uuid, label, resolved spec and where it was declared."""
+
+    uuid: str
+    name: str | None
+    spec: RenderSpec
+    spec_hash: str
+    source: SourceLocation
+    protect: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Desired:
+    """Everything the manifests declare, keyed by product uuid."""
+
+    products: dict[str, ProductSpec]
+    files: tuple[str, ...] = ()
+
+
+def manifest_json_schema() -> dict[str, Any]:
+    """JSON Schema of one manifest file, for editors (every spec field optional on products)."""
+    spec = RenderSpec.model_json_schema()
+    defs = spec.pop("$defs", {})
+
+    def partial(schema: dict[str, Any]) -> dict[str, Any]:
+        out = {k: v for k, v in schema.items() if k != "required"}
+        out["additionalProperties"] = False
+        return out
+
+    defs["TurntableOverrides"] = partial(defs.pop("TurntableSpec"))
+    props = dict(spec["properties"])
+    props["turntable"] = {"$ref": "#/$defs/TurntableOverrides"}
+    overrides = {"type": "object", "properties": props, "additionalProperties": False}
+    product = {
+        "type": "object",
+        "required": ["uuid"],
+        "additionalProperties": False,
+        "properties": {
+            "uuid": {"type": "string", "format": "uuid", "description": "the VNTANA product uuid"},
+            "name": {"type": "string", "description": "a label for people; never sent, never hashed"},
+            "protect": {"type": "boolean", "description": "refuse to re-render or prune this product"},
+            **props,
+        },
+    }
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "reconciler manifest",
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {"defaults": overrides, "products": {"type": "array", "items": product}},
+        "$defs": defs,
+    }

@@ -1,0 +1,159 @@
+"""Plans as text (terminal), markdown (pull-request comment) and JSON. Pure functions of a Plan."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from reconciler.plan import Action, ActionKind, Plan, Reason
+
+# GitHub refuses comments over 65,536 characters; keep a margin for the tail line.
+MARKDOWN_BUDGET = 60_000
+
+_SYMBOL = {
+    ActionKind.RENDER: "+",
+    ActionKind.RERENDER: "~",
+    ActionKind.RETRY: "↻",
+    ActionKind.RESUME: "…",
+    ActionKind.ORPHAN: "!",
+    ActionKind.NOOP: " ",
+}
+_COLOUR = {
+    ActionKind.RENDER: "32",
+    ActionKind.RERENDER: "33",
+    ActionKind.RETRY: "33",
+    ActionKind.RESUME: "36",
+    ActionKind.ORPHAN: "35",
+    ActionKind.NOOP: "0",
+}
+_REASON_TITLE = {
+    Reason.NEW: "New products",
+    Reason.SPEC_CHANGED: "Spec changed",
+    Reason.FORCED: "Forced re-render (--replace)",
+    Reason.FAILED_BEFORE: "Failed before, retried",
+    Reason.IN_FLIGHT: "In flight, will be waited for",
+    Reason.NOT_IN_MANIFESTS: "Orphans (kept, nothing deleted)",
+}
+
+
+def summary_line(plan: Plan) -> str:
+    c = plan.counts()
+    if not plan.has_changes:
+        tail = f"; {c['orphan']} orphaned" if c["orphan"] else ""
+        return f"No changes. {c['noop']} products up to date{tail}."
+    return (f"Plan: {c['render']} to render, {c['rerender']} to re-render, {c['retry']} to retry, "
+            f"{c['resume']} to resume; {c['noop']} unchanged, {c['orphan']} orphaned.")
+
+
+def cost_line(plan: Plan) -> str:
+    k = plan.cost
+    if not k.requests:
+        return "Cost: nothing to trigger."
+    gifs = f", {k.gifs} GIF{'s' if k.gifs != 1 else ''}" if k.gifs else ""
+    return (f"Cost: {k.requests} API request{'s' if k.requests != 1 else ''} for {k.products} product"
+            f"{'s' if k.products != 1 else ''}: {k.frames} frames ({k.stills} stills + {k.turntable_frames} "
+            f"turntable frames), {k.video_seconds:g} s of video{gifs}.")
+
+
+def spec_summary(spec: dict[str, Any]) -> str:
+    tt = spec["turntable"]
+    return (f"still {spec['imageFormat']} {spec['imageWidth']}x{spec['imageHeight']}, turntable {tt['imageCount']} "
+            f"frames @ {tt['frameRate']} fps {tt['width']}x{tt['height']}{' + GIF' if tt['includeGif'] else ''}")
+
+
+def _changes(a: Action) -> str:
+    return ", ".join(f"{c.field} {_v(c.old)} → {_v(c.new)}" for c in a.changes)
+
+
+def _v(value: Any) -> str:
+    return json.dumps(value) if not isinstance(value, str) else value
+
+
+def render_text(plan: Plan, *, colour: bool = False, show_noop: bool = False) -> str:
+    def paint(code: str, text: str) -> str:
+        return f"\x1b[{code}m{text}\x1b[0m" if colour and code != "0" else text
+
+    def bold(text: str) -> str:
+        return f"\x1b[1m{text}\x1b[0m" if colour else text
+
+    lines = [f"State: {plan.state.location or '(new)'} (serial {plan.state.serial})", ""]
+    for a in plan.actions:
+        if a.kind is ActionKind.NOOP and not show_noop:
+            continue
+        label = f"{_SYMBOL[a.kind]} {a.kind.value:<8}"
+        lines.append(f"  {paint(_COLOUR[a.kind], label)} {a.product}  {a.name or ''}".rstrip())
+        why = a.reason.value.replace("_", " ")
+        if a.changes:
+            why += ": " + _changes(a)
+        elif a.kind is ActionKind.RENDER and a.spec:
+            why += ": " + spec_summary(a.spec)
+        elif a.detail:
+            why += ": " + a.detail
+        lines.append(f"      {why}")
+        effect = a.effect()
+        if effect:
+            if a.deletes and colour:
+                effect = effect.replace("deletes " , bold(paint("31", "deletes ")))
+            lines.append(f"      {effect}")
+    if len(lines) > 2:
+        lines.append("")
+    if plan.batches:
+        lines.append(f"Batches: {len(plan.batches)} request(s), at most {plan.max_batch_size} products each")
+        for b in plan.batches:
+            lines.append(f"  #{b.index + 1}: {len(b.products)} product(s), {spec_summary(b.spec)}")
+        lines.append("")
+    lines.append(cost_line(plan))
+    lines.append(bold(summary_line(plan)))
+    return "\n".join(lines) + "\n"
+
+
+def render_json(plan: Plan) -> str:
+    return json.dumps(plan.to_json(), indent=2, ensure_ascii=False) + "\n"
+
+
+def render_markdown(plan: Plan, *, budget: int = MARKDOWN_BUDGET) -> str:
+    """A pull-request comment: summary table first, changes grouped by reason, cut to ``budget``."""
+    c = plan.counts()
+    k = plan.cost
+    head = [
+        "### reconciler plan",
+        "",
+        "| render | re-render | retry | resume | unchanged | orphaned | API requests | frames | video |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        f"| {c['render']} | {c['rerender']} | {c['retry']} | {c['resume']} | {c['noop']} | {c['orphan']} "
+        f"| {k.requests} | {k.frames} | {k.video_seconds:g} s |",
+        "",
+        f"**{summary_line(plan)}**",
+        "",
+    ]
+    deleting = [a for a in plan.actions if a.deletes]
+    if deleting:
+        head.append(f"> [!WARNING]\n> {len(deleting)} re-render(s) delete existing files (e.g. a GIF turned off).\n")
+    out = "\n".join(head)
+    groups: dict[Reason, list[Action]] = {}
+    for a in plan.changed():
+        groups.setdefault(a.reason, []).append(a)
+    shown = 0
+    total = sum(len(v) for v in groups.values())
+    for reason, actions in groups.items():
+        section_head = f"<details><summary>{_REASON_TITLE.get(reason, reason.value)} ({len(actions)})</summary>\n\n"
+        section_head += "| product | name | change |\n|---|---|---|\n"
+        if len(out) + len(section_head) + 200 > budget:
+            break
+        out += section_head
+        for a in actions:
+            what = _changes(a) or (spec_summary(a.spec) if a.kind is ActionKind.RENDER and a.spec else a.detail) or ""
+            effect = a.effect().replace("deletes ", "**deletes** ")
+            row = f"| `{a.product}` | {_md(a.name or '')} | {_md(what)}{'<br>' + effect if effect else ''} |\n"
+            if len(out) + len(row) + 200 > budget:
+                break
+            out += row
+            shown += 1
+        out += "\n</details>\n\n"
+    if shown < total:
+        out += f"_{total - shown} more not shown._\n"
+    return out
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
