@@ -79,6 +79,9 @@ def _decide(want: ProductSpec, have: ProductRecord | None, forced: bool,
         if pending != want.spec_hash:
             return act(ActionKind.RERENDER, Reason.SPEC_CHANGED, "supersedes the render still in flight")
         return act(ActionKind.RERENDER, Reason.FORCED)
+    attempted = have.request.spec_hash if have.request else have.spec_hash
+    if have.status is Status.FAILED and attempted == want.spec_hash and not forced:
+        return act(ActionKind.RETRY, Reason.FAILED_BEFORE, have.error)
     if have.spec_hash != want.spec_hash:
         return act(ActionKind.RERENDER, Reason.SPEC_CHANGED)
     if forced:
