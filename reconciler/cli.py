@@ -19,9 +19,10 @@ import click
 
 from reconciler import __version__
 from reconciler.diagnostics import Diagnostic
-from reconciler.errors import ManifestError, PlanFileError, ReconcilerError
+from reconciler.errors import ManifestError, ReconcilerError
 from reconciler.loader import load_desired
 from reconciler.plan import Plan
+from reconciler.planfile import save_plan
 from reconciler.planner import DEFAULT_MAX_BATCH_SIZE, PlanOptionsError, build_plan
 from reconciler.spec import manifest_json_schema
 from reconciler.state import FileStateStore
@@ -29,6 +30,8 @@ from reconciler.views import render_json, render_markdown, render_text
 
 F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_STATE = Path("state/renders.state.json")
+# The sandbox's renders do not exist on the real platform: keep their state apart.
+SANDBOX_STATE = Path("state/sandbox.state.json")
 
 
 class ReconcilerGroup(click.Group):
@@ -66,9 +69,8 @@ def manifests_option(f: F) -> F:
 
 
 def state_option(f: F) -> F:
-    f = click.option("--state", "state_path", type=click.Path(path_type=Path), default=DEFAULT_STATE,
-                     show_default=True, envvar="RECONCILER_STATE", help="State file.")(f)
-    return f
+    return click.option("--state", "state_path", type=click.Path(path_type=Path), envvar="RECONCILER_STATE",
+                        help=f"State file. Default: {DEFAULT_STATE}.")(f)
 
 
 def lock_timeout_option(f: F) -> F:
@@ -126,9 +128,11 @@ def schema() -> None:
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 0 when no changes, 2 when changes, 1 on error.")
 @click.option("--show-unchanged", is_flag=True, help="List unchanged products too.")
 @click.option("--no-color", is_flag=True, help="Plain text even on a terminal (NO_COLOR is honoured too).")
-def plan(manifests: tuple[Path, ...], state_path: Path, fmt: str, out: Path | None, replace: tuple[str, ...],
-         max_batch_size: int, detailed_exitcode: bool, show_unchanged: bool, no_color: bool) -> None:
+@click.option("--sandbox", is_flag=True, help=f"Plan against the sandbox's state ({SANDBOX_STATE}).")
+def plan(manifests: tuple[Path, ...], state_path: Path | None, fmt: str, out: Path | None, replace: tuple[str, ...],
+         max_batch_size: int, detailed_exitcode: bool, show_unchanged: bool, no_color: bool, sandbox: bool) -> None:
     """Show which products would be rendered or re-rendered, what that replaces, and its cost."""
+    state_path = state_path or (SANDBOX_STATE if sandbox else DEFAULT_STATE)
     result = make_plan(manifests, state_path, replace, max_batch_size)
     if out is not None:
         save_plan(result, out)
@@ -152,33 +156,64 @@ def make_plan(manifests: tuple[Path, ...], state_path: Path, replace: tuple[str,
                       max_batch_size=max_batch_size)
 
 
-def save_plan(plan: Plan, out: Path) -> None:
-    data = plan.to_json()
-    tmp = out.with_name(out.name + ".tmp")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
-        os.replace(tmp, out)
-    except OSError as exc:
-        raise PlanFileError(f"cannot write plan file {out}: {exc.strerror}") from exc
+@cli.command()
+@click.argument("planfile", required=False, type=click.Path(path_type=Path))
+@manifests_option
+@click.option("--state", "state_path", type=click.Path(path_type=Path), envvar="RECONCILER_STATE",
+              help=f"State file. Default: {DEFAULT_STATE} ({SANDBOX_STATE} with --sandbox).")
+@lock_timeout_option
+@click.option("--replace", multiple=True, metavar="UUID", help="Re-render this product even if unchanged (repeatable).")
+@click.option("--max-batch-size", type=click.IntRange(min=1), default=DEFAULT_MAX_BATCH_SIZE, show_default=True)
+@click.option("--auto-approve", is_flag=True, help="Apply without asking (required without a terminal).")
+@click.option("--sandbox", is_flag=True, help="Start the embedded VNTANA sandbox and apply against it.")
+@click.option("--sandbox-dir", type=click.Path(path_type=Path), default=Path(".reconciler/sandbox"), show_default=True,
+              help="Where the embedded sandbox keeps its products, jobs and files.")
+@click.option("--api-url", help="VNTANA API base URL (env VNTANA_API_URL).")
+@click.option("--organization", "organization_uuid", help="Organization uuid (env VNTANA_ORGANIZATION_UUID).")
+@click.option("--workspace", "client_uuid", help="Workspace (\"client\") uuid (env VNTANA_CLIENT_UUID).")
+@click.option("--config", "config_path", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+              help="Config file (default: ./reconciler.yaml if present).")
+@click.option("--parallelism", type=click.IntRange(1, 64), default=4, show_default=True,
+              help="Products polled and downloaded at once.")
+@click.option("--timeout", "product_timeout", type=click.FloatRange(min=1), default=900.0, show_default=True,
+              help="Seconds to wait for one product's results before marking it failed.")
+@click.option("--poll-interval", type=click.FloatRange(min=0.01), default=None,
+              help="Seconds between attachment polls (default 2; 0.2 with --sandbox; 15 with webhooks).")
+@click.option("--webhook-listen", metavar="HOST:PORT", help="Receive signed webhook events here (polling stays the fallback).")
+@click.option("--webhook-url", help="Public URL the platform should call, if not http://HOST:PORT/webhook.")
+@click.option("--download-dir", type=click.Path(path_type=Path, file_okay=False), help="Keep the files, by product.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="json: the plan, then one JSON event per line.")
+@click.option("--no-color", is_flag=True)
+@click.option("--verbose", "-v", is_flag=True, help="Log every API request (tokens and signatures redacted).")
+def apply(planfile: Path | None, manifests: tuple[Path, ...], state_path: Path | None, lock_timeout: float,
+          replace: tuple[str, ...], max_batch_size: int, auto_approve: bool, sandbox: bool, sandbox_dir: Path,
+          api_url: str | None, organization_uuid: str | None, client_uuid: str | None, config_path: Path | None,
+          parallelism: int, product_timeout: float, poll_interval: float | None, webhook_listen: str | None,
+          webhook_url: str | None, download_dir: Path | None, fmt: str, no_color: bool, verbose: bool) -> None:
+    """Trigger what the plan says, wait, download, hash and record. Resumes where a run died."""
+    from reconciler.applying import ApplyRequest, run_apply
 
-
-def load_plan(path: Path) -> Plan:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise PlanFileError(f"plan file {path} does not exist") from exc
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise PlanFileError(f"plan file {path} is not readable JSON: {exc}") from exc
-    return Plan.from_json(data, str(path))
+    if planfile is not None and replace:
+        raise ReconcilerError("--replace cannot change a saved plan", hint="pass --replace to 'reconciler plan'")
+    request = ApplyRequest(
+        planfile=planfile, manifests=_paths(manifests),
+        state_path=state_path or (SANDBOX_STATE if sandbox else DEFAULT_STATE), lock_timeout=lock_timeout,
+        replace=replace, max_batch_size=max_batch_size, auto_approve=auto_approve, sandbox_dir=sandbox_dir if sandbox else None,
+        flags={"api_url": api_url, "organization_uuid": organization_uuid, "client_uuid": client_uuid},
+        config_path=config_path, parallelism=parallelism, product_timeout=product_timeout,
+        poll_interval=poll_interval, webhook_listen=webhook_listen, webhook_url=webhook_url,
+        download_dir=download_dir, fmt=fmt, colour=use_colour(no_color), verbose=verbose,
+    )
+    run_apply(request)
 
 
 @cli.command("force-unlock")
 @state_option
 @click.argument("lock_id")
-def force_unlock(state_path: Path, lock_id: str) -> None:
+def force_unlock(state_path: Path | None, lock_id: str) -> None:
     """Release a lock left behind by a process that is gone. Give the id the lock error printed."""
-    info = FileStateStore(state_path).force_unlock(lock_id)
+    info = FileStateStore(state_path or DEFAULT_STATE).force_unlock(lock_id)
     click.echo(f"Released lock {info.id} ({info.operation} by {info.who} on {info.host}, pid {info.pid}, "
                f"since {info.since}).")
 

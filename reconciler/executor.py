@@ -1,0 +1,295 @@
+"""Walk a plan: trigger batches, wait for results, download and hash them, record them.
+
+Crash safety is a property of this module, not of a hook:
+  1. before a batch is sent, each product is checkpointed ``requested`` (write-ahead);
+  2. once the platform accepts, ``in_flight`` with the platform's time of acceptance;
+  3. once every new file is downloaded and hashed, ``rendered`` with its attachments.
+Each checkpoint is one fsync'd journal line. A run killed anywhere leaves products that the
+next plan resumes (waits for) rather than triggers, so no spec is paid for twice; a product
+whose trigger may never have been sent (killed between 1 and the request) is waited for and,
+if nothing arrives within the timeout, marked failed for an explicit retry.
+
+The caller holds the state lock for the whole run. Worker threads share one client (and so
+one rate limiter) and serialise their checkpoints through ``self._mutex``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+import uuid as uuidlib
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, BinaryIO, Protocol
+
+from reconciler.errors import ApiError, DownloadError, PermanentApiError, ReconcilerError, StalePlanError
+from reconciler.events import Downloaded, Failed, Hooks, Recorded, RunFinished, RunStarted, Triggered, Waiting
+from reconciler.plan import Action, ActionKind, Batch, Plan
+from reconciler.webhooks import EventBoard
+from reconciler.state import Attachment, FileStateStore, ProductRecord, RenderRequest, State, Status, utcnow
+
+# Attachment ``created`` times are whole seconds on the platform; allow for that rounding
+# and a little clock skew between the API front end and the render workers.
+CREATED_SLACK = timedelta(seconds=2)
+
+
+class Client(Protocol):
+    def trigger_renders(self, product_uuids: list[str], spec: dict[str, Any]) -> Any: ...
+    def search_attachments(self, product_uuid: str, entity_type: str) -> list[Any]: ...
+    def download(self, attachment: Any, store_type: str, sink: BinaryIO | None = None) -> Any: ...
+
+
+@dataclass
+class ApplyOptions:
+    parallelism: int = 4
+    product_timeout: float = 900.0
+    poll_interval: float = 2.0
+    download_dir: Path | None = None
+    board: EventBoard | None = None
+    """Webhook events, when listening: wake pollers early and report ``*.failed``."""
+
+
+@dataclass
+class ApplyReport:
+    rendered: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    skipped: int = 0
+    bytes_downloaded: int = 0
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+def check_plan_current(plan: Plan, state: State) -> None:
+    """Refuse a saved plan whose state moved since it was made, naming what moved."""
+    moved = []
+    if plan.state.lineage != state.lineage:
+        moved.append(f"the state's lineage is {state.lineage}, the plan was made for {plan.state.lineage} "
+                     "(a different or re-created state file)")
+    elif plan.state.serial != state.serial:
+        moved.append(f"the state's serial moved from {plan.state.serial} to {state.serial} "
+                     f"({state.serial - plan.state.serial} write(s) since the plan was made)")
+    if moved:
+        raise StalePlanError(moved)
+
+
+def failpoint(name: str) -> None:
+    """Crash-test hook: die as abruptly as a power cut at the named point (tests only)."""
+    if os.environ.get("RECONCILER_FAILPOINT") == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+class Executor:
+    def __init__(self, client: Client, store: FileStateStore, state: State, hooks: Hooks,
+                 options: ApplyOptions | None = None) -> None:
+        self.client = client
+        self.store = store
+        self.state = state
+        self.hooks = hooks
+        self.options = options or ApplyOptions()
+        self.report = ApplyReport()
+        self._mutex = threading.Lock()
+        self._specs: dict[str, dict[str, Any]] = {}  # spec hash → spec being rendered
+
+    # -- checkpoints ---------------------------------------------------------------------
+    def _checkpoint(self, product: str, record: ProductRecord) -> None:
+        with self._mutex:
+            self.store.checkpoint(self.state, product, record)
+
+    def _record(self, product: str) -> ProductRecord | None:
+        with self._mutex:
+            return self.state.products.get(product)
+
+    def _fail(self, product: str, reason: str) -> None:
+        rec = self._record(product)
+        if rec is not None:
+            self._checkpoint(product, rec.model_copy(update={"status": Status.FAILED, "error": reason,
+                                                             "updated_at": utcnow()}))
+        with self._mutex:
+            self.report.failed[product] = reason
+        self.hooks.on_event(Failed(product, rec.name if rec else None, reason))
+
+    # -- the run -------------------------------------------------------------------------
+    def run(self, plan: Plan) -> ApplyReport:
+        started = time.monotonic()
+        by_product = {a.product: a for a in plan.actions}
+        resumes = [a for a in plan.actions if a.kind is ActionKind.RESUME]
+        self._specs = {b.spec_hash: b.spec for b in plan.batches}
+        self._specs.update({a.spec_hash: a.spec for a in resumes if a.spec_hash and a.spec})
+        self.report.skipped = sum(1 for a in plan.actions if a.kind in (ActionKind.NOOP, ActionKind.ORPHAN))
+        self.hooks.on_event(RunStarted(triggers=sum(len(b.products) for b in plan.batches), resumes=len(resumes),
+                                       batches=len(plan.batches)))
+        with ThreadPoolExecutor(max_workers=self.options.parallelism, thread_name_prefix="apply") as pool:
+            futures = [pool.submit(self._wait_and_record, a.product, resumed=True) for a in resumes]
+            for batch in plan.batches:
+                for product in self._trigger(batch, by_product):
+                    futures.append(pool.submit(self._wait_and_record, product, resumed=False))
+            for f in futures:
+                f.result()
+        self.store.write(self.state, bump=False)  # fold the journal: content already counted
+        self.report.seconds = time.monotonic() - started
+        return self.report
+
+    def _trigger(self, batch: Batch, actions: dict[str, Action]) -> list[str]:
+        request_id = str(uuidlib.uuid4())
+        now = utcnow()
+        for product in batch.products:
+            action = actions[product]
+            previous = self._record(product)
+            base = previous or ProductRecord(name=action.name, spec=batch.spec, spec_hash=batch.spec_hash,
+                                             status=Status.REQUESTED, updated_at=now)
+            self._checkpoint(product, base.model_copy(update={
+                "name": action.name, "status": Status.REQUESTED, "error": None, "updated_at": now,
+                "request": RenderRequest(request_id=request_id, spec_hash=batch.spec_hash, requested_at=now)}))
+            if self.options.board:
+                self.options.board.clear(product)
+        failpoint("after-write-ahead")
+        try:
+            result = self.client.trigger_renders(list(batch.products), dict(batch.spec))
+        except PermanentApiError as exc:
+            for product in batch.products:
+                self._fail(product, "trigger refused: " + (", ".join(exc.codes) or exc.message))
+            return []
+        except ApiError:
+            # The platform may or may not have accepted it: wait for results rather than pay twice.
+            return list(batch.products)
+        accepted_at = result.triggered_at.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+        for product in batch.products:
+            if product in result.errors:
+                self._fail(product, result.errors[product])
+                continue
+            rec = self._record(product)
+            assert rec is not None and rec.request is not None
+            self._checkpoint(product, rec.model_copy(update={
+                "status": Status.IN_FLIGHT, "updated_at": utcnow(),
+                "request": rec.request.model_copy(update={"accepted_at": accepted_at})}))
+        failpoint("after-trigger")
+        accepted = [p for p in batch.products if p not in result.errors]
+        self.hooks.on_event(Triggered(batch.index, request_id, accepted, dict(result.errors)))
+        return accepted
+
+    def _wait_and_record(self, product: str, *, resumed: bool) -> None:
+        rec = self._record(product)
+        if rec is None or rec.request is None:
+            return
+        self.hooks.on_event(Waiting(product, rec.name, resumed))
+        try:
+            found = self._wait_for_results(product, rec)
+            if isinstance(found, str):
+                self._fail(product, found)
+                return
+            attachments = self._download_all(product, found)
+        except ReconcilerError as exc:
+            self._fail(product, exc.message)
+            return
+        spec = self._spec_for(rec)
+        done = rec.model_copy(update={"status": Status.RENDERED, "spec": spec, "spec_hash": rec.request.spec_hash,
+                                      "attachments": attachments, "error": None, "updated_at": utcnow()})
+        self._checkpoint(product, done)
+        with self._mutex:
+            self.report.rendered.append(product)
+        self.hooks.on_event(Recorded(product, rec.name, len(attachments)))
+
+    def _spec_for(self, rec: ProductRecord) -> dict[str, Any]:
+        assert rec.request is not None
+        return self._specs.get(rec.request.spec_hash, rec.spec)
+
+    # -- waiting -------------------------------------------------------------------------
+    def _wait_for_results(self, product: str, rec: ProductRecord) -> list[tuple[str, Any]] | str:
+        """Poll until the new still, MP4 (and GIF if asked) are all there; else why not."""
+        assert rec.request is not None
+        since = _parse_time(rec.request.accepted_at or rec.request.requested_at) - CREATED_SLACK
+        old = {a.uuid for a in rec.attachments}
+        want_gif = bool(self._spec_for(rec).get("turntable", {}).get("includeGif"))
+        deadline = time.monotonic() + self.options.product_timeout
+        while True:
+            stills = self._new(product, "RENDER", old, since)
+            turns = self._new(product, "TURNTABLE", old, since)
+            mp4 = [a for a in turns if _kind_of(a) == "turntable"]
+            gif = [a for a in turns if _kind_of(a) == "gif"]
+            if stills and mp4 and (gif or not want_gif):
+                found = [("RENDER", stills[-1]), ("TURNTABLE", mp4[-1])]
+                if want_gif:
+                    found.append(("TURNTABLE", gif[-1]))
+                return found
+            board = self.options.board
+            failure = board.failure(product) if board else None
+            if failure:
+                return failure
+            if time.monotonic() >= deadline:
+                return f"no results within {self.options.product_timeout:g} s"
+            if board:
+                board.wait(product, self.options.poll_interval)
+            else:
+                time.sleep(self.options.poll_interval)
+
+    def _new(self, product: str, entity_type: str, old: set[str], since: datetime) -> list[Any]:
+        found = [a for a in self.client.search_attachments(product, entity_type)
+                 if a.uuid not in old and (a.created is None or _aware(a.created) >= since)]
+        return sorted(found, key=lambda a: (_aware(a.created) if a.created else since, a.uuid))
+
+    # -- downloading ---------------------------------------------------------------------
+    def _download_all(self, product: str, found: list[tuple[str, Any]]) -> list[Attachment]:
+        out = []
+        for index, (store_type, att) in enumerate(found):
+            if index == 1:
+                failpoint("mid-download")
+            out.append(self._download(product, store_type, att))
+        return out
+
+    def _download(self, product: str, store_type: str, att: Any) -> Attachment:
+        name = att.name or att.uuid
+        target = None
+        if self.options.download_dir is not None:
+            target = self.options.download_dir / product / Path(name).name
+            target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(target.name + ".part") if target else None
+        try:
+            if tmp is not None:
+                with tmp.open("wb") as sink:
+                    result = self.client.download(att, store_type, sink)
+                os.replace(tmp, target)  # type: ignore[arg-type]
+            else:
+                result = self.client.download(att, store_type, None)
+        except OSError as exc:
+            raise DownloadError(f"cannot write {target}: {exc.strerror}") from exc
+        finally:
+            if tmp is not None:
+                tmp.unlink(missing_ok=True)
+        kind = _kind_of(att, result.content_type)
+        with self._mutex:
+            self.report.bytes_downloaded += result.size
+        self.hooks.on_event(Downloaded(product, kind, name, result.size, result.sha256))
+        return Attachment(kind=kind, uuid=att.uuid, name=name, sha256=result.sha256, size=result.size,
+                          content_type=result.content_type or "application/octet-stream")
+
+    def finish(self, client_stats: dict[str, Any]) -> RunFinished:
+        r = self.report
+        return RunFinished(rendered=len(r.rendered), failed=len(r.failed), skipped=r.skipped,
+                           bytes_downloaded=r.bytes_downloaded, seconds=round(r.seconds, 3),
+                           requests=int(client_stats.get("requests", 0)), retries=int(client_stats.get("retries", 0)),
+                           throttled_seconds=round(float(client_stats.get("throttled_seconds", 0.0)), 3),
+                           failures=dict(r.failed))
+
+
+def _kind_of(att: Any, content_type: str | None = None) -> str:
+    if (att.entity_type or "").upper() == "RENDER":
+        return "still"
+    name = (att.name or "").lower()
+    if name.endswith(".gif") or (content_type or "").startswith("image/gif"):
+        return "gif"
+    return "turntable"
+
+
+def _parse_time(text: str) -> datetime:
+    return _aware(datetime.fromisoformat(text.replace("Z", "+00:00")))
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)

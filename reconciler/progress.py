@@ -1,0 +1,122 @@
+"""Hooks that show an apply run: a live display on a terminal, log lines otherwise, or JSON.
+
+All three consume the same executor events; none of them can see a token or a signed URL
+because no event carries one.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from typing import IO
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskID, TextColumn
+
+from reconciler.events import Downloaded, Event, Failed, Recorded, RunFinished, RunStarted, Triggered, Waiting
+
+
+def summary_text(e: RunFinished) -> str:
+    mib = e.bytes_downloaded / (1 << 20)
+    rate = mib / e.seconds if e.seconds > 0 else 0.0
+    return (f"Apply finished: {e.rendered} rendered, {e.failed} failed, {e.skipped} unchanged/skipped; "
+            f"{mib:.1f} MiB downloaded in {e.seconds:.1f} s ({rate:.1f} MiB/s); {e.requests} API requests, "
+            f"{e.retries} retries, {e.throttled_seconds:.1f} s throttled.")
+
+
+def failures_text(e: RunFinished) -> str:
+    lines = [f"  {product}: {reason}" for product, reason in sorted(e.failures.items())]
+    return "Failed (the next plan retries them):\n" + "\n".join(lines) if lines else ""
+
+
+class LogLines:
+    """One plain line per event, for CI logs and pipes."""
+
+    def __init__(self, stream: IO[str] | None = None) -> None:
+        self.stream = stream or sys.stderr
+        self._lock = threading.Lock()
+
+    def _say(self, text: str) -> None:
+        with self._lock:
+            print(text, file=self.stream, flush=True)
+
+    def on_event(self, event: Event) -> None:
+        if isinstance(event, RunStarted):
+            self._say(f"Triggering {event.triggers} product(s) in {event.batches} request(s); "
+                      f"resuming {event.resumes}.")
+        elif isinstance(event, Triggered):
+            rejected = f", {len(event.rejected)} rejected" if event.rejected else ""
+            self._say(f"batch {event.batch + 1}: {len(event.accepted)} accepted{rejected}")
+        elif isinstance(event, Waiting) and event.resumed:
+            self._say(f"{event.product}: resuming, waiting for the render already triggered")
+        elif isinstance(event, Downloaded):
+            self._say(f"{event.product}: downloaded {event.kind} {event.name} ({event.size} bytes, "
+                      f"sha256 {event.sha256[:12]}…)")
+        elif isinstance(event, Recorded):
+            self._say(f"{event.product}: recorded {event.attachments} file(s) ({event.name or ''})".rstrip())
+        elif isinstance(event, Failed):
+            self._say(f"{event.product}: FAILED: {event.reason}")
+        elif isinstance(event, RunFinished):
+            self._say(summary_text(event))
+            if event.failures:
+                self._say(failures_text(event))
+
+
+class JsonLines:
+    """``--format json``: one JSON object per event on stdout."""
+
+    def __init__(self, stream: IO[str] | None = None) -> None:
+        self.stream = stream or sys.stdout
+        self._lock = threading.Lock()
+
+    def on_event(self, event: Event) -> None:
+        with self._lock:
+            print(json.dumps(event.to_json(), sort_keys=True), file=self.stream, flush=True)
+
+
+class LiveProgress:
+    """A rich progress display: products triggered, rendering, recorded, failed; bytes and rate."""
+
+    def __init__(self, console: Console | None = None) -> None:
+        self.console = console or Console(stderr=True)
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                                 console=self.console, transient=False)
+        self._products: TaskID | None = None
+        self._bytes = 0
+        self._started = time.monotonic()
+        self._failed = 0
+        self._lock = threading.Lock()
+
+    def on_event(self, event: Event) -> None:
+        with self._lock:
+            self._handle(event)
+
+    def _description(self) -> str:
+        mib = self._bytes / (1 << 20)
+        rate = mib / max(time.monotonic() - self._started, 1e-6)
+        failed = f", [red]{self._failed} failed[/red]" if self._failed else ""
+        return f"recorded{failed} · {mib:.1f} MiB at {rate:.1f} MiB/s"
+
+    def _handle(self, event: Event) -> None:
+        if isinstance(event, RunStarted):
+            self.progress.start()
+            self._started = time.monotonic()
+            self._products = self.progress.add_task(self._description(), total=event.triggers + event.resumes)
+        elif isinstance(event, Triggered) and event.rejected:
+            for product, code in event.rejected.items():
+                self.console.print(f"[red]rejected[/red] {product}: {code}")
+        elif isinstance(event, Downloaded) and self._products is not None:
+            self._bytes += event.size
+            self.progress.update(self._products, description=self._description())
+        elif isinstance(event, (Recorded, Failed)) and self._products is not None:
+            if isinstance(event, Failed):
+                self._failed += 1
+                self.console.print(f"[red]failed[/red] {event.product} {event.name or ''}: {event.reason}")
+            self.progress.advance(self._products)
+        elif isinstance(event, RunFinished):
+            self.progress.stop()
+            self.console.print(summary_text(event))
+            if event.failures:
+                self.console.print(failures_text(event))
