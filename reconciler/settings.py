@@ -1,0 +1,187 @@
+"""Client configuration: flags > environment > config file > defaults.
+
+Why a pure function: ``resolve_settings(flags, environ, config_path)`` reads nothing but its
+arguments and the one file it is given, so every precedence rule is testable with dicts.
+The CLI passes ``os.environ`` and ``find_config_file(Path.cwd())`` (or ``--config FILE``).
+
+Invariants:
+* The API token comes from a flag or the environment, never from the config file: a file is
+  committed, copied and shared, a token must not be. A token-like key in the file is refused
+  with a ConfigError naming file and line. ``token_env: NAME`` in the file names the
+  environment variable that holds the token instead.
+* The token is a ``SecretStr`` from the moment it is read; ``repr(settings)`` masks it.
+* Every problem is a ``ConfigError`` that names its source (flag, variable, or file:line).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from ruamel.yaml import YAML
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+from reconciler.errors import ConfigError
+
+DEFAULT_API_URL = "https://api-platform.vntana.com"
+DEFAULT_CONFIG_NAME = "reconciler.yaml"
+TOKEN_ENV = "VNTANA_API_TOKEN"
+
+# setting -> environment variable
+ENV_VARS = {
+    "api_url": "VNTANA_API_URL",
+    "token": TOKEN_ENV,
+    "organization_uuid": "VNTANA_ORGANIZATION_UUID",
+    "client_uuid": "VNTANA_CLIENT_UUID",
+}
+# Keys the config file may set. Other top-level keys belong to other parts of the tool and
+# are ignored here.
+FILE_KEYS = (
+    "api_url", "organization_uuid", "client_uuid", "timeout", "max_attempts", "max_elapsed",
+    "max_concurrency", "requests_per_second",
+)
+_TOKEN_LIKE_KEYS = {"token", "api_token", "access_token", "personal_access_token", "vntana_api_token"}
+
+
+class ClientSettings(BaseModel):
+    """Everything ``VntanaClient`` needs to reach and log in to the API."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    api_url: str = DEFAULT_API_URL
+    token: SecretStr
+    organization_uuid: str | None = None
+    client_uuid: str | None = None
+    """The workspace ("client" in the API); when set, the login adds the workspace step."""
+    timeout: float = Field(default=30.0, gt=0)
+    """Seconds for connect and for each read/write of one request."""
+    max_attempts: int = Field(default=8, ge=1)
+    max_elapsed: float = Field(default=120.0, gt=0)
+    """Seconds after which a failing call stops being retried."""
+    max_concurrency: int = Field(default=8, ge=1)
+    """API requests in flight at once, over all threads (downloads not counted)."""
+    requests_per_second: float | None = Field(default=None, gt=0)
+
+    @field_validator("api_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @field_validator("token")
+    @classmethod
+    def _non_empty(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().strip():
+            raise ValueError("is empty")
+        return value
+
+
+def find_config_file(directory: Path) -> Path | None:
+    """``directory/reconciler.yaml`` if it exists (the default when no --config is given)."""
+    candidate = directory / DEFAULT_CONFIG_NAME
+    return candidate if candidate.is_file() else None
+
+
+def resolve_settings(
+    flags: Mapping[str, Any], environ: Mapping[str, str], config_path: Path | None = None
+) -> ClientSettings:
+    """Merge flags, environment, config file and defaults into ``ClientSettings``.
+
+    ``flags`` maps setting names to values; ``None`` means "not given". Raises ConfigError
+    for a missing token, an unreadable or invalid config file, or an invalid value.
+    """
+    values: dict[str, Any] = {}
+    origin: dict[str, str] = {}
+    token_env: str | None = None
+
+    if config_path is not None:
+        file_values, lines, token_env = _read_config(config_path)
+        for key, value in file_values.items():
+            values[key] = value
+            origin[key] = f"{config_path}:{lines[key]}"
+
+    for key, var in ENV_VARS.items():
+        if environ.get(var, "").strip():
+            values[key] = environ[var].strip()
+            origin[key] = f"environment variable {var}"
+    if "token" not in values and token_env and environ.get(token_env, "").strip():
+        values["token"] = environ[token_env].strip()
+        origin["token"] = f"environment variable {token_env}"
+
+    for key, value in flags.items():
+        if value is not None:
+            values[key] = value
+            origin[key] = f"flag --{key.replace('_', '-')}"
+
+    if "token" not in values:
+        where = f" (or {token_env}, named by token_env in {config_path})" if token_env else ""
+        raise ConfigError(
+            f"no VNTANA API token: set the environment variable {TOKEN_ENV}{where}",
+            hint="create a personal access token in the VNTANA platform; never put it in a file",
+        )
+    try:
+        return ClientSettings(**values)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            key = str(err["loc"][0]) if err["loc"] else "?"
+            source = origin.get(key, "settings")
+            problems.append(f"{source}: {key}: {err['msg']}")
+        raise ConfigError("invalid client settings:\n" + "\n".join(problems)) from None
+
+
+def _read_config(path: Path) -> tuple[dict[str, Any], dict[str, int], str | None]:
+    """The client keys of a YAML config file, with their 1-based line numbers, and token_env."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from exc
+    try:
+        data = YAML(typ="rt").load(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}{line}: invalid YAML: {exc.problem or exc.context}") from exc
+    except YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML: {exc}") from exc
+    if data is None:
+        return {}, {}, None
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{path}:1: the config file must be a mapping of settings")
+
+    def line_of(key: Any) -> int:
+        try:
+            return int(data.lc.key(key)[0]) + 1
+        except (AttributeError, KeyError, TypeError):
+            return 1
+
+    values: dict[str, Any] = {}
+    lines: dict[str, int] = {}
+    token_env: str | None = None
+    for key, value in data.items():
+        name = str(key)
+        if name.lower() in _TOKEN_LIKE_KEYS:
+            raise ConfigError(
+                f"{path}:{line_of(key)}: '{name}': the API token must not be stored in the config file",
+                hint=f"remove it and set the environment variable {TOKEN_ENV} "
+                "(or 'token_env: NAME' to read it from another variable)",
+            )
+        if name == "token_env":
+            if not isinstance(value, str) or not value.strip():
+                raise ConfigError(f"{path}:{line_of(key)}: token_env must be the name of an environment variable")
+            token_env = value.strip()
+        elif name in FILE_KEYS:
+            values[name] = _plain(value)
+            lines[name] = line_of(key)
+    return values, lines, token_env
+
+
+def _plain(value: Any) -> Any:
+    """ruamel's scalar subclasses → plain Python values, so pydantic validates them strictly."""
+    for kind in (bool, int, float, str):
+        if isinstance(value, kind):
+            return kind(value)
+    return value
