@@ -32,7 +32,7 @@ from reconciler.errors import PermanentApiError
 from reconciler.settings import ClientSettings
 
 from . import download as _download
-from .errors import json_or_none, unexpected_payload
+from .errors import error_for_response, json_or_none, unexpected_payload
 from .limiter import ClientStats, Limiter
 from .redact import install_log_filters
 from .retry import Idempotency, RetryPolicy
@@ -199,13 +199,16 @@ class VntanaClient:
         response = self._session.request(
             "POST", path, endpoint=f"POST {path}", json=body,
             idempotency=Idempotency.SAFE if idempotent_retry else Idempotency.UNSAFE,
+            # When no product at all is accepted the platform answers 404, still with the
+            # per-product codes in response.errors: that is a result, not a failure.
+            pass_statuses=(404,),
         )
+        if response.is_error and not _per_product_errors(response):
+            raise error_for_response(response, method="POST", path=path)
         data = self._session.body(response, method="POST", path=path, allow_failure=True)
         result = self._parse(RenderResponse, data or {}, "POST", path)
         if not result.uuids and not result.errors:
-            envelope = json_or_none(response) or {}
-            if envelope.get("success") is False:  # refused as a whole, with no per-product detail
-                self._session.body(response, method="POST", path=path)
+            self._session.body(response, method="POST", path=path)  # success: false, no detail: raise
         return TriggerResult(
             accepted=tuple(result.uuids),
             errors=dict(result.errors),
@@ -341,6 +344,12 @@ class VntanaClient:
                     method="POST", path=path,
                 )
             page += 1
+
+
+def _per_product_errors(response: httpx.Response) -> bool:
+    data = json_or_none(response)
+    detail = data.get("response") if isinstance(data, dict) else None
+    return isinstance(detail, dict) and isinstance(detail.get("errors"), dict) and bool(detail["errors"])
 
 
 def _server_date(response: httpx.Response) -> datetime | None:

@@ -153,13 +153,18 @@ def _fetch(session: Session, p: _Progress, name: str) -> DownloadResult:
                 raise TransientApiError("unexpected Content-Range; restarting", retry_after=0.0)
             _note_headers(p, response)
             expected = _int_header(response, "content-length")
+            this_response = 0
             for chunk in response.iter_bytes(CHUNK_SIZE):
                 p.hasher.update(chunk)
                 if p.sink is not None:
                     p.sink.write(chunk)
                 p.received += len(chunk)
+                this_response += len(chunk)
                 session.stats.add("bytes_downloaded", len(chunk))
-            wire_bytes = response.num_bytes_downloaded
+            # Content-Length counts encoded bytes; we asked for identity, but if the server
+            # encoded anyway, compare what came over the wire instead of the decoded bytes.
+            encoded = response.headers.get("content-encoding", "identity").lower() != "identity"
+            wire_bytes = response.num_bytes_downloaded if encoded else this_response
     except TRANSPORT_ERRORS as exc:
         log.debug("GET %s -> %s after %.3fs, %d bytes so far", shown, type(exc).__name__,
                   time.monotonic() - started, p.received)

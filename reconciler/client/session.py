@@ -22,7 +22,7 @@ import itertools
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 import httpx
@@ -87,10 +87,12 @@ class Session:
         json: Any = None,
         params: Mapping[str, Any] | None = None,
         idempotency: Idempotency = Idempotency.SAFE,
+        pass_statuses: Collection[int] = (),
     ) -> httpx.Response:
         """Send one authenticated request, with retries; return the 2xx response or raise ApiError.
 
-        ``endpoint`` is the route template used for counting ("GET /v1/products/{uuid}").
+        ``endpoint`` is the route template used for counting ("GET /v1/products/{uuid}");
+        answers with a status in ``pass_statuses`` are returned for the caller to read.
         """
         attempts = itertools.count(1)
 
@@ -101,14 +103,16 @@ class Session:
             except ApiError as exc:  # the login has had its own retries
                 raise AlreadyRetried(exc) from None
             try:
-                return self._send(method, path, endpoint, token=token, json=json, params=params, attempt=n)
+                return self._send(method, path, endpoint, token=token, json=json, params=params, attempt=n,
+                                  pass_statuses=pass_statuses)
             except AuthenticationError:
                 try:
                     token, _ = self._relogin(generation)
                 except ApiError as exc:
                     raise AlreadyRetried(exc) from None
             try:
-                return self._send(method, path, endpoint, token=token, json=json, params=params, attempt=n)
+                return self._send(method, path, endpoint, token=token, json=json, params=params, attempt=n,
+                                  pass_statuses=pass_statuses)
             except AuthenticationError as exc:
                 raise AuthenticationError(
                     "still unauthorized (HTTP 401) after a fresh login",
@@ -158,6 +162,7 @@ class Session:
         params: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
         attempt: int = 1,
+        pass_statuses: Collection[int] = (),
     ) -> httpx.Response:
         """One HTTP exchange through the limiter; non-2xx answers raise the mapped ApiError."""
         sent_headers = {"Accept": "application/json", **(headers or {})}
@@ -178,7 +183,7 @@ class Session:
         elapsed = time.monotonic() - started
         self.stats.count_status(response.status_code)
         log.debug("%s %s -> %d in %.3fs (attempt %d)", method, path, response.status_code, elapsed, attempt)
-        if response.is_success:
+        if response.is_success or response.status_code in pass_statuses:
             return response
         error = error_for_response(response, method=method, path=path)
         if response.status_code == 429:

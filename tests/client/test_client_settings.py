@@ -1,0 +1,108 @@
+"""resolve_settings: precedence flags > environment > config file > defaults, and its refusals."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from reconciler.errors import ConfigError
+from reconciler.settings import DEFAULT_API_URL, ClientSettings, find_config_file, resolve_settings
+
+TOKEN = "pat-0123456789-secret"
+ENV = {"VNTANA_API_TOKEN": TOKEN}
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "reconciler.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_defaults_with_only_the_token_in_the_environment() -> None:
+    s = resolve_settings({}, ENV, None)
+    assert s.api_url == DEFAULT_API_URL
+    assert s.token.get_secret_value() == TOKEN
+    assert (s.organization_uuid, s.client_uuid) == (None, None)
+    assert (s.max_attempts, s.max_elapsed, s.max_concurrency) == (8, 120.0, 8)
+
+
+def test_flags_beat_environment_beat_file(tmp_path: Path) -> None:
+    cfg = write(tmp_path, "api_url: http://file.example\norganization_uuid: org-file\nclient_uuid: ws-file\n"
+                          "max_concurrency: 3\n")
+    env = {**ENV, "VNTANA_API_URL": "http://env.example", "VNTANA_ORGANIZATION_UUID": "org-env"}
+    s = resolve_settings({"api_url": "http://flag.example/", "client_uuid": None}, env, cfg)
+    assert s.api_url == "http://flag.example"  # flag; trailing slash dropped
+    assert s.organization_uuid == "org-env"  # environment beats file
+    assert s.client_uuid == "ws-file"  # a None flag means "not given"
+    assert s.max_concurrency == 3
+
+
+def test_empty_environment_values_count_as_unset(tmp_path: Path) -> None:
+    cfg = write(tmp_path, "organization_uuid: org-file\n")
+    s = resolve_settings({}, {**ENV, "VNTANA_ORGANIZATION_UUID": "  "}, cfg)
+    assert s.organization_uuid == "org-file"
+
+
+def test_missing_token_names_the_variable() -> None:
+    with pytest.raises(ConfigError) as info:
+        resolve_settings({}, {}, None)
+    assert str(info.value) == "no VNTANA API token: set the environment variable VNTANA_API_TOKEN"
+
+
+def test_token_in_config_file_is_refused_with_file_and_line(tmp_path: Path) -> None:
+    cfg = write(tmp_path, "api_url: http://x.example\n# a comment\ntoken: abc\n")
+    with pytest.raises(ConfigError) as info:
+        resolve_settings({}, ENV, cfg)
+    assert str(info.value) == f"{cfg}:3: 'token': the API token must not be stored in the config file"
+    assert "VNTANA_API_TOKEN" in (info.value.hint or "")
+
+
+def test_token_env_names_where_the_token_lives(tmp_path: Path) -> None:
+    cfg = write(tmp_path, "token_env: MY_VNTANA_KEY\n")
+    assert resolve_settings({}, {"MY_VNTANA_KEY": "k1"}, cfg).token.get_secret_value() == "k1"
+    # The standard variable still wins, as the environment outranks the file.
+    assert resolve_settings({}, {"MY_VNTANA_KEY": "k1", **ENV}, cfg).token.get_secret_value() == TOKEN
+    with pytest.raises(ConfigError, match="MY_VNTANA_KEY, named by token_env"):
+        resolve_settings({}, {}, cfg)
+
+
+def test_invalid_yaml_names_file_and_line(tmp_path: Path) -> None:
+    cfg = write(tmp_path, "api_url: http://x.example\norganization_uuid: [unclosed\n")
+    with pytest.raises(ConfigError) as info:
+        resolve_settings({}, ENV, cfg)
+    assert str(info.value).startswith(f"{cfg}:3:")
+    assert "invalid YAML" in str(info.value)
+
+
+def test_invalid_value_names_file_and_line(tmp_path: Path) -> None:
+    cfg = write(tmp_path, "api_url: http://x.example\nmax_attempts: lots\n")
+    with pytest.raises(ConfigError) as info:
+        resolve_settings({}, ENV, cfg)
+    assert f"{cfg}:2: max_attempts:" in str(info.value)
+
+
+def test_invalid_url_from_environment_names_the_variable() -> None:
+    with pytest.raises(ConfigError, match="environment variable VNTANA_API_URL: api_url: Value error, must start"):
+        resolve_settings({}, {**ENV, "VNTANA_API_URL": "api.example.com"}, None)
+
+
+def test_missing_explicit_config_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        resolve_settings({}, ENV, tmp_path / "nope.yaml")
+
+
+def test_other_sections_of_the_file_are_ignored(tmp_path: Path) -> None:
+    cfg = write(tmp_path, "state: state/main.json\nclient_uuid: ws\n")
+    assert resolve_settings({}, ENV, cfg).client_uuid == "ws"
+
+
+def test_default_config_file_lookup(tmp_path: Path) -> None:
+    assert find_config_file(tmp_path) is None
+    cfg = write(tmp_path, "{}\n")
+    assert find_config_file(tmp_path) == cfg
+
+
+def test_token_is_masked_in_repr() -> None:
+    s = ClientSettings(token=TOKEN)
+    assert TOKEN not in repr(s) and TOKEN not in str(s)
