@@ -101,7 +101,9 @@ class VntanaClient:
     def __enter__(self) -> VntanaClient:
         return self
 
-    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
     def close(self) -> None:
@@ -157,9 +159,10 @@ class VntanaClient:
             endpoint = "POST /v1/products/clients/{clientUuid}/search"
         else:
             path, endpoint = "/v1/products/clients/search", "POST /v1/products/clients/search"
-        body: dict[str, Any] = {"organizationUuid": org}
-        if self.settings.client_uuid:
-            body["clientUuids"] = [self.settings.client_uuid]
+        # The organization-wide route wants the workspaces named (``clientUuid`` is required
+        # there), so without a configured workspace, search all of the organization's.
+        workspaces = [self.settings.client_uuid] if self.settings.client_uuid else [w.uuid for w in self.workspaces()]
+        body: dict[str, Any] = {"organizationUuid": org, "clientUuids": workspaces}
         if search_term:
             body["searchTerm"] = search_term
         if product_uuids:

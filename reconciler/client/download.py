@@ -144,6 +144,10 @@ def _fetch(session: Session, p: _Progress, name: str) -> DownloadResult:
             if response.status_code == 429 or response.status_code >= 500:
                 response.read()
                 raise error_for_response(response, method="GET", path=shown)
+            if response.status_code == 416 and resuming and p.received == p.total:
+                # Everything had arrived before the connection dropped: nothing left to fetch.
+                return DownloadResult(sha256=p.hasher.hexdigest(), size=p.received,
+                                      content_type=p.content_type, resigned=p.resigned)
             if response.status_code not in (200, 206):
                 raise DownloadError(f"{name}: {describe_status(response.status_code, [])} from {shown}")
             if response.status_code == 200 and p.received:

@@ -181,15 +181,17 @@ class Session:
                           time.monotonic() - started, attempt)
                 raise error_for_transport(exc, method=method, path=path) from exc
         elapsed = time.monotonic() - started
+        error = None
+        if not (response.is_success or response.status_code in pass_statuses):
+            error = error_for_response(response, method=method, path=path)
+            if response.status_code == 429:  # close the gate first, before anyone else sends
+                retry_after = getattr(error, "retry_after", None)
+                self.limiter.block_for(DEFAULT_429_PAUSE if retry_after is None else retry_after)
         self.stats.count_status(response.status_code)
         log.debug("%s %s -> %d in %.3fs (attempt %d)", method, path, response.status_code, elapsed, attempt)
-        if response.is_success or response.status_code in pass_statuses:
-            return response
-        error = error_for_response(response, method=method, path=path)
-        if response.status_code == 429:
-            retry_after = getattr(error, "retry_after", None)
-            self.limiter.block_for(DEFAULT_429_PAUSE if retry_after is None else retry_after)
-        raise error
+        if error is not None:
+            raise error
+        return response
 
     def _unauthenticated(self, method: str, path: str, endpoint: str, **kw: Any) -> httpx.Response:
         """A login-phase request: retried like any safe call, with no 401 handling."""
