@@ -134,7 +134,7 @@ def _execute(plan: Plan, store: FileStateStore, state: Any, settings: ClientSett
                            board=board)
     executor = Executor(client, store, state, hooks, options)
     report = executor.run(plan)
-    hooks.on_event(executor.finish(client.stats.snapshot()))
+    hooks.on_event(executor.finish(client.stats.snapshot().as_dict()))
     if report.failed:
         raise ApplyFailedError(f"{len(report.failed)} product(s) failed; run 'reconciler plan' to see them "
                                "as retries")

@@ -69,7 +69,9 @@ class ApplyReport:
 def check_plan_current(plan: Plan, state: State) -> None:
     """Refuse a saved plan whose state moved since it was made, naming what moved."""
     moved = []
-    if plan.state.lineage != state.lineage:
+    if not plan.state.lineage and state.lineage:
+        moved.append(f"the state was created (lineage {state.lineage}) after the plan was made")
+    elif plan.state.lineage != state.lineage:
         moved.append(f"the state's lineage is {state.lineage}, the plan was made for {plan.state.lineage} "
                      "(a different or re-created state file)")
     elif plan.state.serial != state.serial:

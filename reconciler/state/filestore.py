@@ -64,7 +64,9 @@ class FileStateStore:
         except FileNotFoundError:
             # A first run that died before its first full write left only a journal: its
             # lineage is the state's.
-            return State(lineage=self._journal_lineage() or str(uuidlib.uuid4()))
+            # No state yet: an empty lineage, fixed at the first write, so a plan made now
+            # still matches when it is applied.
+            return State(lineage=self._journal_lineage() or "")
         except OSError as exc:
             raise StateCorruptError(self.location, f"cannot read it ({exc.strerror})") from exc
         try:
@@ -123,6 +125,7 @@ class FileStateStore:
     # -- writing -------------------------------------------------------------------------
     def checkpoint(self, state: State, product: str, record: ProductRecord | None) -> None:
         self._require_lock()
+        _ensure_lineage(state)
         state.serial += 1
         if record is None:
             state.products.pop(product, None)
@@ -142,6 +145,7 @@ class FileStateStore:
     def write(self, state: State, *, bump: bool = True) -> None:
         """Atomic replace. ``bump=False`` only to fold a journal: content unchanged, serial kept."""
         self._require_lock()
+        _ensure_lineage(state)
         if bump:
             state.serial += 1
         data = state.to_json().encode()
@@ -218,6 +222,11 @@ class FileStateStore:
     def _require_lock(self) -> None:
         if self._held is None:
             raise StateError(f"internal error: write to {self.location} without holding its lock")
+
+
+def _ensure_lineage(state: State) -> None:
+    if not state.lineage:
+        state.lineage = str(uuidlib.uuid4())
 
 
 def _fsync_dir(path: Path) -> None:
