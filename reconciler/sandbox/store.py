@@ -1,0 +1,397 @@
+"""Persistence of the sandbox: one SQLite database plus result files in a data directory.
+
+Layout of ``data_dir``:
+  ``sandbox.sqlite3``  organizations, workspaces ("clients"), products, tokens, jobs,
+                       attachments, webhooks and a ``meta`` table (server secret)
+  ``blobs/<blobId>``   the bytes of every attachment and product model
+
+Why SQLite: a restart must keep everything, several threads (HTTP handlers, render workers,
+webhook senders) touch the same records, and "replace a product's attachments" has to be
+one atomic step. One connection guarded by one lock is simple and fast enough here.
+
+Invariants:
+- Tokens are stored as SHA-256 digests, never in clear.
+- A product's attachments of one entity type change only inside ``commit_job``, which checks
+  that no newer job of the same product and kind exists (a newer trigger supersedes).
+- Blob files are written before the row that names them and removed after the row is gone,
+  so a row never points at a missing file (an orphan file at worst, after a crash).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+import time
+import uuid as uuidlib
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS organizations (
+  uuid TEXT PRIMARY KEY, name TEXT NOT NULL, slug TEXT NOT NULL, role TEXT,
+  position INTEGER NOT NULL, created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS clients (
+  uuid TEXT PRIMARY KEY, organization_uuid TEXT NOT NULL, name TEXT NOT NULL, slug TEXT NOT NULL,
+  position INTEGER NOT NULL, created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS products (
+  uuid TEXT PRIMARY KEY, organization_uuid TEXT NOT NULL, client_uuid TEXT NOT NULL,
+  name TEXT NOT NULL, description TEXT NOT NULL, status TEXT NOT NULL, shape TEXT NOT NULL,
+  model_blob_id TEXT, model_size INTEGER, position INTEGER NOT NULL,
+  created REAL NOT NULL, updated REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS tokens (
+  digest TEXT PRIMARY KEY, kind TEXT NOT NULL, organization_uuid TEXT, client_uuid TEXT,
+  created REAL NOT NULL, expires REAL NOT NULL, revoked INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS jobs (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT, uuid TEXT UNIQUE NOT NULL, trigger_uuid TEXT NOT NULL,
+  product_uuid TEXT NOT NULL, kind TEXT NOT NULL, status TEXT NOT NULL, spec TEXT NOT NULL,
+  error TEXT, created REAL NOT NULL, updated REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS jobs_product ON jobs (product_uuid, kind, seq);
+CREATE TABLE IF NOT EXISTS attachments (
+  uuid TEXT PRIMARY KEY, product_uuid TEXT NOT NULL, entity_type TEXT NOT NULL,
+  entity_uuid TEXT NOT NULL, blob_id TEXT NOT NULL, name TEXT NOT NULL,
+  content_type TEXT NOT NULL, size INTEGER NOT NULL, created REAL NOT NULL, updated REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS attachments_product ON attachments (product_uuid, entity_type);
+CREATE TABLE IF NOT EXISTS webhooks (
+  uuid TEXT PRIMARY KEY, organization_uuid TEXT NOT NULL, data TEXT NOT NULL, secret TEXT NOT NULL,
+  created REAL NOT NULL, updated REAL NOT NULL);
+"""
+
+UNFINISHED = ("PENDING", "PROCESSING")
+
+
+def iso(ts: float) -> str:
+    """UTC ISO 8601 with milliseconds and a ``Z``, as the platform's date-time fields."""
+    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class Store:
+    """Thread-safe access to the sandbox database and blob directory."""
+
+    def __init__(self, data_dir: Path | str) -> None:
+        self.data_dir = Path(data_dir)
+        self.blob_dir = self.data_dir / "blobs"
+        self.blob_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(self.data_dir / "sandbox.sqlite3", check_same_thread=False, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def tx(self) -> Iterator[sqlite3.Connection]:
+        """One atomic transaction under the store lock."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _all(self, sql: str, args: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        with self._lock:
+            return [dict(r) for r in self._db.execute(sql, args).fetchall()]
+
+    def _one(self, sql: str, args: Sequence[Any] = ()) -> dict[str, Any] | None:
+        rows = self._all(sql, args)
+        return rows[0] if rows else None
+
+    # -- meta -----------------------------------------------------------------
+    def meta(self, key: str, default_factory: Any) -> str:
+        """The stored value of ``key``, created from ``default_factory()`` on first use."""
+        with self.tx() as db:
+            row = db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+            if row:
+                return str(row["value"])
+            value = str(default_factory())
+            db.execute("INSERT INTO meta (key, value) VALUES (?, ?)", (key, value))
+            return value
+
+    # -- seed and catalogue ---------------------------------------------------
+    def apply_seed(self, seed: dict[str, Any]) -> None:
+        """Insert the seed's organizations, workspaces and products that are not there yet."""
+        now = time.time()
+        with self.tx() as db:
+            for o_pos, org in enumerate(seed.get("organizations", [])):
+                db.execute(
+                    "INSERT OR IGNORE INTO organizations VALUES (?,?,?,?,?,?)",
+                    (org["uuid"], org["name"], org.get("slug") or _slug(org["name"]), org.get("role"), o_pos, now),
+                )
+                for c_pos, client in enumerate(org.get("clients", [])):
+                    db.execute(
+                        "INSERT OR IGNORE INTO clients VALUES (?,?,?,?,?,?)",
+                        (client["uuid"], org["uuid"], client["name"], client.get("slug") or _slug(client["name"]), c_pos, now),
+                    )
+                    for p_pos, product in enumerate(client.get("products", [])):
+                        self._insert_product(db, org["uuid"], client["uuid"], product, p_pos, now)
+
+    def _insert_product(self, db: sqlite3.Connection, org: str, client: str, p: dict[str, Any], pos: int, now: float) -> None:
+        db.execute(
+            "INSERT OR IGNORE INTO products (uuid, organization_uuid, client_uuid, name, description, status, shape,"
+            " position, created, updated) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (p["uuid"], org, client, p["name"], p.get("description", ""), p.get("status", "LIVE_PUBLIC"),
+             p.get("shape", "box"), pos, now, now),
+        )
+
+    def create_product(self, org: str, client: str, product: dict[str, Any]) -> dict[str, Any]:
+        """Create a product on the fly (``auto_create_products``); returns the stored row."""
+        with self.tx() as db:
+            pos = db.execute("SELECT COUNT(*) FROM products WHERE client_uuid=?", (client,)).fetchone()[0]
+            self._insert_product(db, org, client, product, pos, time.time())
+        row = self.product(product["uuid"])
+        assert row is not None
+        return row
+
+    def organizations(self, member_only: bool = True) -> list[dict[str, Any]]:
+        where = "WHERE role IS NOT NULL" if member_only else ""
+        return self._all(f"SELECT * FROM organizations {where} ORDER BY position")
+
+    def organization(self, uuid: str) -> dict[str, Any] | None:
+        return self._one("SELECT * FROM organizations WHERE uuid=?", (uuid,))
+
+    def clients(self, org: str) -> list[dict[str, Any]]:
+        return self._all("SELECT * FROM clients WHERE organization_uuid=? ORDER BY position", (org,))
+
+    def client(self, uuid: str) -> dict[str, Any] | None:
+        return self._one("SELECT * FROM clients WHERE uuid=?", (uuid,))
+
+    def product(self, uuid: str) -> dict[str, Any] | None:
+        return self._one("SELECT * FROM products WHERE uuid=?", (uuid,))
+
+    def set_product_model(self, uuid: str, blob_id: str, size: int) -> None:
+        with self.tx() as db:
+            db.execute("UPDATE products SET model_blob_id=?, model_size=? WHERE uuid=?", (blob_id, size, uuid))
+
+    def search_products(
+        self, org: str, clients: Sequence[str], *, term: str | None, uuids: Sequence[str] | None,
+        offset: int, limit: int,
+    ) -> tuple[list[dict[str, Any]], int]:
+        """Products of ``org`` in ``clients`` (all of the org when empty), paged; with the total."""
+        where, args = ["p.organization_uuid=?"], [org]
+        if clients:
+            where.append(f"p.client_uuid IN ({','.join('?' * len(clients))})")
+            args.extend(clients)
+        if term:
+            where.append("LOWER(p.name) LIKE ?")
+            args.append(f"%{term.lower()}%")
+        if uuids:
+            where.append(f"p.uuid IN ({','.join('?' * len(uuids))})")
+            args.extend(uuids)
+        clause = " AND ".join(where)
+        total = self._all(f"SELECT COUNT(*) AS n FROM products p WHERE {clause}", args)[0]["n"]
+        rows = self._all(
+            f"SELECT p.*, c.slug AS client_slug FROM products p JOIN clients c ON c.uuid=p.client_uuid "
+            f"WHERE {clause} ORDER BY c.position, p.position, p.uuid LIMIT ? OFFSET ?",
+            [*args, limit, offset],
+        )
+        return rows, int(total)
+
+    # -- tokens ---------------------------------------------------------------
+    def add_token(self, token: str, kind: str, org: str | None, client: str | None, ttl: float) -> float:
+        """Store a new token; a refresh token revokes the earlier ones of the same scope."""
+        now = time.time()
+        expires = now + ttl
+        with self.tx() as db:
+            if kind == "refresh":
+                db.execute(
+                    "UPDATE tokens SET revoked=1 WHERE kind='refresh' AND organization_uuid=? AND client_uuid IS ?",
+                    (org, client),
+                )
+            db.execute(
+                "INSERT INTO tokens (digest, kind, organization_uuid, client_uuid, created, expires) VALUES (?,?,?,?,?,?)",
+                (token_digest(token), kind, org, client, now, expires),
+            )
+        return expires
+
+    def token(self, token: str) -> dict[str, Any] | None:
+        return self._one("SELECT * FROM tokens WHERE digest=?", (token_digest(token),))
+
+    def revoke_token(self, token: str) -> None:
+        with self.tx() as db:
+            db.execute("UPDATE tokens SET revoked=1 WHERE digest=?", (token_digest(token),))
+
+    # -- jobs -----------------------------------------------------------------
+    def create_jobs(self, trigger_uuid: str, product_uuids: Sequence[str], specs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+        """Queue one job per product and kind (``specs`` maps kind -> spec); supersede older ones.
+
+        Older unfinished jobs of the same product and kind become SUPERSEDED in the same
+        transaction, so their results can never land after the newer trigger was accepted.
+        """
+        now = time.time()
+        created: list[dict[str, Any]] = []
+        with self.tx() as db:
+            for product in product_uuids:
+                for kind, spec in specs.items():
+                    db.execute(
+                        "UPDATE jobs SET status='SUPERSEDED', updated=? WHERE product_uuid=? AND kind=? AND status IN (?,?)",
+                        (now, product, kind, *UNFINISHED),
+                    )
+                    job_uuid = str(uuidlib.uuid4())
+                    db.execute(
+                        "INSERT INTO jobs (uuid, trigger_uuid, product_uuid, kind, status, spec, created, updated)"
+                        " VALUES (?,?,?,?,?,?,?,?)",
+                        (job_uuid, trigger_uuid, product, kind, "PENDING", json.dumps(spec), now, now),
+                    )
+                    created.append(self._job_row(db, job_uuid))
+        return created
+
+    @staticmethod
+    def _job_row(db: sqlite3.Connection, job_uuid: str) -> dict[str, Any]:
+        row = dict(db.execute("SELECT * FROM jobs WHERE uuid=?", (job_uuid,)).fetchone())
+        row["spec"] = json.loads(row["spec"])
+        return row
+
+    def job(self, job_uuid: str) -> dict[str, Any] | None:
+        with self._lock:
+            row = self._db.execute("SELECT uuid FROM jobs WHERE uuid=?", (job_uuid,)).fetchone()
+            return self._job_row(self._db, job_uuid) if row else None
+
+    def unfinished_jobs(self) -> list[dict[str, Any]]:
+        with self._lock:
+            uuids = [r["uuid"] for r in self._db.execute("SELECT uuid FROM jobs WHERE status IN (?,?) ORDER BY seq", UNFINISHED)]
+            return [self._job_row(self._db, u) for u in uuids]
+
+    def transition_job(self, job_uuid: str, before: str, after: str, error: str | None = None) -> bool:
+        """Move a job from ``before`` to ``after``; False when it is no longer in ``before``."""
+        with self.tx() as db:
+            cur = db.execute(
+                "UPDATE jobs SET status=?, error=?, updated=? WHERE uuid=? AND status=?",
+                (after, error, time.time(), job_uuid, before),
+            )
+            return cur.rowcount == 1
+
+    def commit_job(self, job: dict[str, Any], outputs: Sequence[dict[str, Any]]) -> list[str] | None:
+        """Complete a PROCESSING job: replace the product's attachments of the job's kind.
+
+        ``outputs`` are attachment rows (blob files already written). Returns the blob ids of
+        the replaced attachments (to delete from disk), or None when the job was superseded
+        meanwhile; then nothing changed and the caller discards its files.
+        """
+        now = time.time()
+        with self.tx() as db:
+            row = db.execute("SELECT status FROM jobs WHERE uuid=?", (job["uuid"],)).fetchone()
+            newer = db.execute(
+                "SELECT 1 FROM jobs WHERE product_uuid=? AND kind=? AND seq>?", (job["product_uuid"], job["kind"], job["seq"])
+            ).fetchone()
+            if row is None or row["status"] != "PROCESSING" or newer is not None:
+                return None
+            old = [r["blob_id"] for r in db.execute(
+                "SELECT blob_id FROM attachments WHERE product_uuid=? AND entity_type=?", (job["product_uuid"], job["kind"])
+            )]
+            db.execute("DELETE FROM attachments WHERE product_uuid=? AND entity_type=?", (job["product_uuid"], job["kind"]))
+            for a in outputs:
+                db.execute(
+                    "INSERT INTO attachments VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    (a["uuid"], job["product_uuid"], job["kind"], job["uuid"], a["blob_id"], a["name"],
+                     a["content_type"], a["size"], now, now),
+                )
+            db.execute("UPDATE jobs SET status='COMPLETED', updated=? WHERE uuid=?", (now, job["uuid"]))
+            return old
+
+    # -- attachments ----------------------------------------------------------
+    def search_attachments(
+        self, product: str, entity_type: str | None, entity_uuid: str | None, *, offset: int, limit: int, descending: bool,
+    ) -> tuple[list[dict[str, Any]], int]:
+        where, args = ["product_uuid=?"], [product]
+        if entity_type:
+            where.append("entity_type=?")
+            args.append(entity_type)
+        if entity_uuid:
+            where.append("entity_uuid=?")
+            args.append(entity_uuid)
+        clause = " AND ".join(where)
+        order = "DESC" if descending else "ASC"
+        total = self._all(f"SELECT COUNT(*) AS n FROM attachments WHERE {clause}", args)[0]["n"]
+        rows = self._all(
+            f"SELECT * FROM attachments WHERE {clause} ORDER BY created {order}, name {order} LIMIT ? OFFSET ?",
+            [*args, limit, offset],
+        )
+        return rows, int(total)
+
+    def attachment(self, uuid: str) -> dict[str, Any] | None:
+        return self._one("SELECT * FROM attachments WHERE uuid=?", (uuid,))
+
+    def attachment_by_blob(self, blob_id: str) -> dict[str, Any] | None:
+        return self._one("SELECT * FROM attachments WHERE blob_id=?", (blob_id,))
+
+    def delete_attachment(self, uuid: str) -> dict[str, Any] | None:
+        with self.tx() as db:
+            row = db.execute("SELECT * FROM attachments WHERE uuid=?", (uuid,)).fetchone()
+            if row is None:
+                return None
+            db.execute("DELETE FROM attachments WHERE uuid=?", (uuid,))
+            return dict(row)
+
+    # -- webhooks -------------------------------------------------------------
+    def webhooks(self, org: str) -> list[dict[str, Any]]:
+        return [_webhook(r) for r in self._all("SELECT * FROM webhooks WHERE organization_uuid=? ORDER BY created, uuid", (org,))]
+
+    def webhook(self, uuid: str) -> dict[str, Any] | None:
+        row = self._one("SELECT * FROM webhooks WHERE uuid=?", (uuid,))
+        return _webhook(row) if row else None
+
+    def save_webhook(self, uuid: str, org: str, data: dict[str, Any], secret: str) -> dict[str, Any]:
+        """Insert or update a webhook (``data`` holds the user-settable fields)."""
+        now = time.time()
+        with self.tx() as db:
+            cur = db.execute(
+                "UPDATE webhooks SET data=?, secret=?, updated=? WHERE uuid=?", (json.dumps(data), secret, now, uuid)
+            )
+            if cur.rowcount == 0:
+                db.execute("INSERT INTO webhooks VALUES (?,?,?,?,?,?)", (uuid, org, json.dumps(data), secret, now, now))
+        row = self.webhook(uuid)
+        assert row is not None
+        return row
+
+    def delete_webhook(self, uuid: str) -> None:
+        with self.tx() as db:
+            db.execute("DELETE FROM webhooks WHERE uuid=?", (uuid,))
+
+    # -- blobs ----------------------------------------------------------------
+    def blob_path(self, blob_id: str) -> Path:
+        return self.blob_dir / blob_id
+
+    def write_blob(self, blob_id: str, data: bytes) -> None:
+        """Write a blob file atomically (temp + rename): a reader never sees half a file."""
+        path = self.blob_path(blob_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_bytes(data)
+        tmp.replace(path)
+
+    def remove_blobs(self, blob_ids: Sequence[str]) -> None:
+        for blob_id in blob_ids:
+            self.blob_path(blob_id).unlink(missing_ok=True)
+
+
+def _webhook(row: dict[str, Any]) -> dict[str, Any]:
+    out = json.loads(row["data"])
+    out.update(uuid=row["uuid"], organizationUuid=row["organization_uuid"], secret=row["secret"],
+               created=row["created"], updated=row["updated"])
+    return out
+
+
+def _slug(name: str) -> str:
+    out = "".join(ch.lower() if ch.isalnum() else "-" for ch in name)
+    while "--" in out:
+        out = out.replace("--", "-")
+    return out.strip("-") or "item"
+
+
+slug = _slug

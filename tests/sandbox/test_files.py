@@ -1,0 +1,171 @@
+"""Attachments search and delete, signed URLs and the download endpoint (signature, expiry, ranges)."""
+
+from __future__ import annotations
+
+import time
+from urllib.parse import parse_qs, urlsplit, urlunsplit
+
+import httpx
+import pytest
+
+from .helpers import SHOE, Api
+
+
+@pytest.fixture
+def rendered(fresh_api: Api) -> Api:
+    fresh_api.rendered(SHOE)
+    return fresh_api
+
+
+def test_search_attachments(rendered: Api, validate, response_schema) -> None:
+    answer = rendered.post("/v1/attachments/search", json={"productUuid": SHOE, "entityType": "TURNTABLE", "page": 1, "size": 10})
+    assert answer.status_code == 200
+    validate(response_schema("/v1/attachments/search", "post", 200), answer.json())
+    validate("AttachmentGridResponseModel", answer.json()["response"])  # the grid the prose documents
+    grid = answer.json()["response"]["grid"]
+    assert answer.json()["response"]["totalCount"] == 2
+    assert {a["entityType"] for a in grid} == {"TURNTABLE"}
+    for a in grid:
+        assert a["productUuid"] == SHOE and a["type"] == "PRODUCT" and a["blobId"] and a["entityUuid"]
+        assert a["created"].endswith("Z") and a["updated"].endswith("Z")
+    # the MP4 and GIF of one job share the job as their entity
+    assert len({a["entityUuid"] for a in grid}) == 1
+
+
+def test_search_attachments_pages(rendered: Api) -> None:
+    seen = []
+    for page in (1, 2, 3, 4):
+        answer = rendered.post("/v1/attachments/search", json={"productUuid": SHOE, "page": page, "size": 1})
+        assert answer.json()["response"]["totalCount"] == 3
+        seen += [a["uuid"] for a in answer.json()["response"]["grid"]]
+    assert len(seen) == len(set(seen)) == 3
+    desc = rendered.post("/v1/attachments/search", json={"productUuid": SHOE, "page": 1, "size": 10, "sortDirection": "DESC"})
+    asc = rendered.post("/v1/attachments/search", json={"productUuid": SHOE, "page": 1, "size": 10, "sortDirection": "ASC"})
+    assert [a["uuid"] for a in desc.json()["response"]["grid"]] == [a["uuid"] for a in asc.json()["response"]["grid"]][::-1]
+
+
+@pytest.mark.parametrize("body, status, code", [
+    ({"page": 1, "size": 10}, 422, "MISSING_PRODUCT_UUID"),
+    ({"productUuid": SHOE, "size": 10}, 422, "MISSING_PAGE"),
+    ({"productUuid": SHOE, "page": 1}, 422, "MISSING_SIZE"),
+    ({"productUuid": SHOE, "page": 0, "size": 10}, 400, "INVALID_PAGE"),
+    ({"productUuid": SHOE, "page": 1, "size": 101}, 400, "INVALID_SIZE"),
+    ({"productUuid": SHOE, "page": 1, "size": 10, "entityType": "PHOTO"}, 400, "NOT_SUPPORTED_FOR_ENTITY_TYPE"),
+    ({"productUuid": SHOE, "page": 1, "size": 10, "sortDirection": "UP"}, 400, "INVALID_SORT_ORDER"),
+    ({"productUuid": "nope", "page": 1, "size": 10}, 404, "PRODUCT_NOT_FOUND"),
+])
+def test_search_attachments_errors(api: Api, validate, response_schema, body, status, code) -> None:
+    answer = api.post("/v1/attachments/search", json=body)
+    assert (answer.status_code, answer.json()["errors"]) == (status, [code])
+    if status != 400:  # the YAML documents no 400 for this operation
+        validate(response_schema("/v1/attachments/search", "post", status), answer.json())
+
+
+def test_delete_attachment(rendered: Api, validate, response_schema) -> None:
+    gif = next(a for a in rendered.attachments(SHOE) if a["name"].endswith(".gif"))
+    url = rendered.sign(gif)
+    answer = rendered.request("DELETE", f"/v1/attachments/{SHOE}/{gif['uuid']}")
+    assert answer.status_code == 200
+    validate(response_schema("/v1/attachments/{productUuid}/{uuid}", "delete", 200), answer.json())
+    assert answer.json()["response"] == {"uuid": gif["uuid"]}
+    assert gif["uuid"] not in {a["uuid"] for a in rendered.attachments(SHOE)}
+    assert httpx.get(url).status_code == 404  # the bytes are gone too
+    again = rendered.request("DELETE", f"/v1/attachments/{SHOE}/{gif['uuid']}")
+    assert (again.status_code, again.json()["errors"]) == (404, ["ATTACHMENT_NOT_FOUND"])
+    validate(response_schema("/v1/attachments/{productUuid}/{uuid}", "delete", 404), again.json())
+    wrong_product = rendered.request("DELETE", f"/v1/attachments/nope/{gif['uuid']}")
+    assert (wrong_product.status_code, wrong_product.json()["errors"]) == (404, ["PRODUCT_NOT_FOUND"])
+
+
+def test_sign_url_and_download(rendered: Api, validate) -> None:
+    still = rendered.attachments(SHOE, "RENDER")[0]
+    answer = rendered.post("/v1/storage/download/clients/sign-url",
+                           json={"entityUuid": still["uuid"], "storeType": "RENDER", "format": "PNG"})
+    assert answer.status_code == 200
+    validate("GCloudStorageResourceCreateSignUrlSessionResponse", answer.json())
+    location = answer.json()["response"]["location"]
+    assert location.startswith(rendered.sandbox.url)
+    download = httpx.get(location)  # no token: the URL is the credential
+    assert download.status_code == 200
+    assert download.headers["content-type"] == "image/png"
+    assert int(download.headers["content-length"]) == len(download.content) > 0
+    assert download.headers["accept-ranges"] == "bytes"
+    head = httpx.head(location)
+    assert head.status_code == 200 and int(head.headers["content-length"]) == len(download.content)
+
+
+@pytest.mark.parametrize("body, status, code", [
+    ({"storeType": "RENDER"}, 400, "MISSING_ENTITY_UUID"),
+    ({"entityUuid": "x"}, 400, "MISSING_STORE_TYPE"),
+    ({"entityUuid": "x", "storeType": "ASSET"}, 400, "NOT_SUPPORTED_STORE_TYPE"),
+    ({"entityUuid": "x", "storeType": "RENDER"}, 404, "BLOB_NOT_FOUND"),
+])
+def test_sign_url_errors(api: Api, validate, body, status, code) -> None:
+    answer = api.post("/v1/storage/download/clients/sign-url", json=body)
+    assert (answer.status_code, answer.json()["errors"]) == (status, [code])
+    validate("GCloudStorageResourceCreateSignUrlSessionResponse", answer.json())
+
+
+def test_sign_url_checks_store_type_and_format(rendered: Api) -> None:
+    still = rendered.attachments(SHOE, "RENDER")[0]
+    wrong_type = rendered.post("/v1/storage/download/clients/sign-url", json={"entityUuid": still["uuid"], "storeType": "TURNTABLE"})
+    assert (wrong_type.status_code, wrong_type.json()["errors"]) == (400, ["INVALID_STORE_TYPE"])
+    wrong_fmt = rendered.post("/v1/storage/download/clients/sign-url",
+                              json={"entityUuid": still["uuid"], "storeType": "RENDER", "format": "MP4"})
+    assert (wrong_fmt.status_code, wrong_fmt.json()["errors"]) == (400, ["INVALID_RESOURCE_FORMAT"])
+    assert rendered.post("/v1/storage/download/clients/sign-url", token="",
+                         json={"entityUuid": still["uuid"], "storeType": "RENDER"}).status_code == 401
+
+
+def _with_query(url: str, **changes: str) -> str:
+    parts = urlsplit(url)
+    query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+    query.update(changes)
+    return urlunsplit(parts._replace(query="&".join(f"{k}={v}" for k, v in query.items())))
+
+
+def test_download_refuses_a_tampered_url(rendered: Api) -> None:
+    url = rendered.sign(rendered.attachments(SHOE, "RENDER")[0])
+    expires = parse_qs(urlsplit(url).query)["expires"][0]
+    for bad in (_with_query(url, signature="0" * 64), _with_query(url, expires=str(int(expires) + 100000)),
+                _with_query(url, expires="soon")):
+        answer = httpx.get(bad)
+        assert answer.status_code == 403
+        assert answer.json()["errors"] == ["INVALID_SIGNATURE"]
+
+
+def test_download_refuses_an_expired_url(sandbox_factory, api_factory) -> None:
+    sb = sandbox_factory(signed_url_ttl_seconds=0.2)
+    api = api_factory(sb)
+    api.login()
+    api.rendered(SHOE)
+    url = api.sign(api.attachments(SHOE, "RENDER")[0])
+    assert httpx.get(url).status_code == 200
+    time.sleep(0.3)
+    late = httpx.get(url)
+    assert (late.status_code, late.json()["errors"]) == (403, ["EXPIRED_SIGNED_URL"])
+
+
+def test_range_requests(rendered: Api) -> None:
+    mp4 = next(a for a in rendered.attachments(SHOE, "TURNTABLE") if a["name"].endswith(".mp4"))
+    url = rendered.sign(mp4)
+    whole = httpx.get(url).content
+    size = len(whole)
+    cases = {"bytes=0-9": (0, 9), "bytes=10-": (10, size - 1), "bytes=-5": (size - 5, size - 1),
+             f"bytes=5-{size + 100}": (5, size - 1)}
+    for header, (first, last) in cases.items():
+        part = httpx.get(url, headers={"Range": header})
+        assert part.status_code == 206, header
+        assert part.headers["content-range"] == f"bytes {first}-{last}/{size}"
+        assert part.content == whole[first:last + 1]
+        assert int(part.headers["content-length"]) == last - first + 1
+        assert part.headers["content-type"] == "video/mp4"
+    chunks = b"".join(httpx.get(url, headers={"Range": f"bytes={i}-{i + 99}"}).content for i in range(0, size, 100))
+    assert chunks == whole
+    for unsatisfiable in (f"bytes={size}-", "bytes=-0"):
+        answer = httpx.get(url, headers={"Range": unsatisfiable})
+        assert answer.status_code == 416
+        assert answer.headers["content-range"] == f"bytes */{size}"
+    for ignored in ("bytes=0-1,4-5", "items=0-1", "bytes=9-3"):
+        answer = httpx.get(url, headers={"Range": ignored})
+        assert answer.status_code == 200 and answer.content == whole

@@ -1,0 +1,49 @@
+"""A restart on the same data directory keeps products, tokens, jobs, attachments and webhooks."""
+
+from __future__ import annotations
+
+import httpx
+
+from reconciler.sandbox.server import EmbeddedSandbox, SandboxConfig
+
+from .helpers import FAST, SHOE, Api
+
+
+def test_restart_keeps_everything(tmp_path, api_factory, receiver) -> None:
+    data = tmp_path / "data"
+    with EmbeddedSandbox(data, SandboxConfig(**FAST)) as first:
+        api = api_factory(first)
+        token = api.login()
+        api.rendered(SHOE)
+        before = api.attachments(SHOE)
+        url = api.sign(before[0])
+        hook = api.post("/v1/webhooks/", json={"url": receiver.url, "events": [{"name": "renders.completed"}]})
+        assert hook.status_code == 200
+        org, client = first.organization_uuid, first.client_uuid
+        downloaded = httpx.get(url).content
+    with EmbeddedSandbox(data, SandboxConfig(**FAST)) as second:
+        again = api_factory(second)
+        again.token = token  # the old token still works
+        assert (second.organization_uuid, second.client_uuid) == (org, client)
+        assert again.attachments(SHOE) == before
+        # a URL signed before the restart still downloads (the URL secret persists), on the new port
+        moved = url.replace(url.split("/sandbox-storage/")[0], second.url)
+        assert httpx.get(moved).content == downloaded
+        webhooks = again.get(f"/v1/webhooks/organization/{org}").json()["response"]["grid"]
+        assert [w["uuid"] for w in webhooks] == [hook.json()["response"]["uuid"]]
+        assert webhooks[0]["secret"] == hook.json()["response"]["secret"]
+
+
+def test_unfinished_jobs_resume_after_a_restart(tmp_path, api_factory) -> None:
+    data = tmp_path / "data"
+    slow = SandboxConfig(**{**FAST, "job_pending_seconds": 30})
+    with EmbeddedSandbox(data, slow) as first:
+        api = api_factory(first)
+        api.login()
+        assert api.render(SHOE).status_code == 200
+        token = api.token
+    with EmbeddedSandbox(data, SandboxConfig(**FAST)) as second:
+        assert second.wait_idle(timeout=20)
+        again: Api = api_factory(second)
+        again.token = token
+        assert len(again.attachments(SHOE)) == 3
