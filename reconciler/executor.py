@@ -184,6 +184,9 @@ class Executor:
         try:
             found = self._wait_for_results(product, rec)
             if isinstance(found, str):
+                if rec.status is Status.REQUESTED:
+                    found += (" after a trigger whose outcome is unknown (the run stopped or the platform "
+                              "failed before confirming it); the next apply triggers it again")
                 self._fail(product, found)
                 return
             attachments = self._download_all(product, found)

@@ -136,11 +136,13 @@ def unexpected_payload(problem: str, *, method: str, path: str, status: int | No
 def certainly_not_processed(exc: BaseException) -> bool:
     """True when the server surely did not act on the request, so a re-send cannot double it.
 
-    That holds for a 429 (the platform refused it before doing anything) and for failures
+    That holds for a 429 or 503 (the platform refused it before doing anything) and for failures
     before any byte was sent (connect errors, connect/pool timeouts). It does not hold for
     5xx, read timeouts or dropped connections: the request may have been processed.
     """
-    if isinstance(exc, TransientApiError) and exc.status == 429:
+    # 503 Service Unavailable says the server could not take the request on (RFC 9110
+    # 15.6.4); gateways answer it before the application sees anything.
+    if isinstance(exc, TransientApiError) and exc.status in (429, 503):
         return True
     return isinstance(exc, TransientApiError) and isinstance(exc.__cause__, _NOT_SENT)
 

@@ -99,6 +99,15 @@ class Project:
     def state(self) -> dict[str, Any]:
         return json.loads(self.state_path.read_text())
 
+    def state_from_journal(self) -> dict[str, Any]:
+        """Products as the journal left them (the last record per product wins)."""
+        journal = self.root / "state" / "renders.state.json.journal"
+        records: dict[str, Any] = {}
+        for line in journal.read_text().splitlines():
+            entry = json.loads(line)
+            records[entry["product"]] = entry["record"]
+        return records
+
     def triggers(self, product: str) -> int:
         """How many render triggers the platform received for a product (its own records)."""
         db = sqlite3.connect(f"file:{self.sandbox.data_dir / 'sandbox.sqlite3'}?mode=ro", uri=True)
