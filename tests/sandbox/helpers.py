@@ -88,7 +88,11 @@ class Api:
         return str(answer.json()["response"]["location"])
 
     def download(self, attachment: dict[str, Any], **kw: Any) -> httpx.Response:
-        return httpx.get(self.sign(attachment), timeout=15, **kw)
+        return self.http.get(self.sign(attachment), **kw)
+
+    def fetch(self, url: str, method: str = "GET", **kw: Any) -> httpx.Response:
+        """A tokenless request to an absolute URL (a signed download URL)."""
+        return self.http.request(method, url, **kw)
 
     def rendered(self, *products: str, **overrides: Any) -> None:
         """Trigger and wait until the jobs are done."""
@@ -123,7 +127,8 @@ class Receiver:
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, name="test-receiver", daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02},
+                                       name="test-receiver", daemon=True)
         self.thread.start()
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
 

@@ -5,16 +5,26 @@ from __future__ import annotations
 import time
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
-import httpx
 import pytest
 
-from .helpers import SHOE, Api
+from reconciler.sandbox.server import EmbeddedSandbox
+
+from .helpers import CHAIR, SHOE, Api
+
+
+@pytest.fixture(scope="module")
+def rendered_once(sandbox: EmbeddedSandbox) -> str:
+    """SHOE rendered once on the module's shared sandbox (tests below only read it)."""
+    api = Api(sandbox)
+    api.login()
+    api.rendered(SHOE)
+    api.close()
+    return SHOE
 
 
 @pytest.fixture
-def rendered(fresh_api: Api) -> Api:
-    fresh_api.rendered(SHOE)
-    return fresh_api
+def rendered(api: Api, rendered_once: str) -> Api:
+    return api
 
 
 def test_search_attachments(rendered: Api, validate, response_schema) -> None:
@@ -61,16 +71,18 @@ def test_search_attachments_errors(api: Api, validate, response_schema, body, st
         validate(response_schema("/v1/attachments/search", "post", status), answer.json())
 
 
-def test_delete_attachment(rendered: Api, validate, response_schema) -> None:
-    gif = next(a for a in rendered.attachments(SHOE) if a["name"].endswith(".gif"))
+def test_delete_attachment(api: Api, validate, response_schema) -> None:
+    rendered = api
+    rendered.rendered(CHAIR)  # its own product: the other tests share CHAIR's attachments
+    gif = next(a for a in rendered.attachments(CHAIR) if a["name"].endswith(".gif"))
     url = rendered.sign(gif)
-    answer = rendered.request("DELETE", f"/v1/attachments/{SHOE}/{gif['uuid']}")
+    answer = rendered.request("DELETE", f"/v1/attachments/{CHAIR}/{gif['uuid']}")
     assert answer.status_code == 200
     validate(response_schema("/v1/attachments/{productUuid}/{uuid}", "delete", 200), answer.json())
     assert answer.json()["response"] == {"uuid": gif["uuid"]}
-    assert gif["uuid"] not in {a["uuid"] for a in rendered.attachments(SHOE)}
-    assert httpx.get(url).status_code == 404  # the bytes are gone too
-    again = rendered.request("DELETE", f"/v1/attachments/{SHOE}/{gif['uuid']}")
+    assert gif["uuid"] not in {a["uuid"] for a in rendered.attachments(CHAIR)}
+    assert rendered.fetch(url).status_code == 404  # the bytes are gone too
+    again = rendered.request("DELETE", f"/v1/attachments/{CHAIR}/{gif['uuid']}")
     assert (again.status_code, again.json()["errors"]) == (404, ["ATTACHMENT_NOT_FOUND"])
     validate(response_schema("/v1/attachments/{productUuid}/{uuid}", "delete", 404), again.json())
     wrong_product = rendered.request("DELETE", f"/v1/attachments/nope/{gif['uuid']}")
@@ -85,12 +97,12 @@ def test_sign_url_and_download(rendered: Api, validate) -> None:
     validate("GCloudStorageResourceCreateSignUrlSessionResponse", answer.json())
     location = answer.json()["response"]["location"]
     assert location.startswith(rendered.sandbox.url)
-    download = httpx.get(location)  # no token: the URL is the credential
+    download = rendered.fetch(location)  # no token: the URL is the credential
     assert download.status_code == 200
     assert download.headers["content-type"] == "image/png"
     assert int(download.headers["content-length"]) == len(download.content) > 0
     assert download.headers["accept-ranges"] == "bytes"
-    head = httpx.head(location)
+    head = rendered.fetch(location, "HEAD")
     assert head.status_code == 200 and int(head.headers["content-length"]) == len(download.content)
 
 
@@ -129,7 +141,7 @@ def test_download_refuses_a_tampered_url(rendered: Api) -> None:
     expires = parse_qs(urlsplit(url).query)["expires"][0]
     for bad in (_with_query(url, signature="0" * 64), _with_query(url, expires=str(int(expires) + 100000)),
                 _with_query(url, expires="soon")):
-        answer = httpx.get(bad)
+        answer = rendered.fetch(bad)
         assert answer.status_code == 403
         assert answer.json()["errors"] == ["INVALID_SIGNATURE"]
 
@@ -140,32 +152,32 @@ def test_download_refuses_an_expired_url(sandbox_factory, api_factory) -> None:
     api.login()
     api.rendered(SHOE)
     url = api.sign(api.attachments(SHOE, "RENDER")[0])
-    assert httpx.get(url).status_code == 200
+    assert api.fetch(url).status_code == 200
     time.sleep(0.3)
-    late = httpx.get(url)
+    late = api.fetch(url)
     assert (late.status_code, late.json()["errors"]) == (403, ["EXPIRED_SIGNED_URL"])
 
 
 def test_range_requests(rendered: Api) -> None:
     mp4 = next(a for a in rendered.attachments(SHOE, "TURNTABLE") if a["name"].endswith(".mp4"))
     url = rendered.sign(mp4)
-    whole = httpx.get(url).content
+    whole = rendered.fetch(url).content
     size = len(whole)
     cases = {"bytes=0-9": (0, 9), "bytes=10-": (10, size - 1), "bytes=-5": (size - 5, size - 1),
              f"bytes=5-{size + 100}": (5, size - 1)}
     for header, (first, last) in cases.items():
-        part = httpx.get(url, headers={"Range": header})
+        part = rendered.fetch(url, headers={"Range": header})
         assert part.status_code == 206, header
         assert part.headers["content-range"] == f"bytes {first}-{last}/{size}"
         assert part.content == whole[first:last + 1]
         assert int(part.headers["content-length"]) == last - first + 1
         assert part.headers["content-type"] == "video/mp4"
-    chunks = b"".join(httpx.get(url, headers={"Range": f"bytes={i}-{i + 99}"}).content for i in range(0, size, 100))
+    chunks = b"".join(rendered.fetch(url, headers={"Range": f"bytes={i}-{i + 99}"}).content for i in range(0, size, 100))
     assert chunks == whole
     for unsatisfiable in (f"bytes={size}-", "bytes=-0"):
-        answer = httpx.get(url, headers={"Range": unsatisfiable})
+        answer = rendered.fetch(url, headers={"Range": unsatisfiable})
         assert answer.status_code == 416
         assert answer.headers["content-range"] == f"bytes */{size}"
     for ignored in ("bytes=0-1,4-5", "items=0-1", "bytes=9-3"):
-        answer = httpx.get(url, headers={"Range": ignored})
+        answer = rendered.fetch(url, headers={"Range": ignored})
         assert answer.status_code == 200 and answer.content == whole

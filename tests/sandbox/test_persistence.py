@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import httpx
 
 from reconciler.sandbox.server import EmbeddedSandbox, SandboxConfig
 
@@ -20,7 +19,7 @@ def test_restart_keeps_everything(tmp_path, api_factory, receiver) -> None:
         hook = api.post("/v1/webhooks/", json={"url": receiver.url, "events": [{"name": "renders.completed"}]})
         assert hook.status_code == 200
         org, client = first.organization_uuid, first.client_uuid
-        downloaded = httpx.get(url).content
+        downloaded = api.fetch(url).content
     with EmbeddedSandbox(data, SandboxConfig(**FAST)) as second:
         again = api_factory(second)
         again.token = token  # the old token still works
@@ -28,7 +27,7 @@ def test_restart_keeps_everything(tmp_path, api_factory, receiver) -> None:
         assert again.attachments(SHOE) == before
         # a URL signed before the restart still downloads (the URL secret persists), on the new port
         moved = url.replace(url.split("/sandbox-storage/")[0], second.url)
-        assert httpx.get(moved).content == downloaded
+        assert again.fetch(moved).content == downloaded
         webhooks = again.get(f"/v1/webhooks/organization/{org}").json()["response"]["grid"]
         assert [w["uuid"] for w in webhooks] == [hook.json()["response"]["uuid"]]
         assert webhooks[0]["secret"] == hook.json()["response"]["secret"]
