@@ -182,9 +182,10 @@ class VntanaClient:
         ``TriggerResult.errors`` ({uuid: code}); the rest are in ``accepted``.
 
         Retries: each trigger costs money and replaces the product's renders, so by default it
-        is re-sent only when the platform certainly did not process it: a 429, or a failure
-        before the request left (connect error / timeout). After a 5xx, a read timeout or a
-        dropped connection the request may have been accepted, so ``TransientApiError`` goes
+        is re-sent only when the platform certainly did not process it: a 429 or a 503 (refused
+        before any work, RFC 9110), or a failure before the request left (connect error /
+        timeout). After a 500/502/504, a read timeout or a dropped connection the request may
+        have been accepted, so ``TransientApiError`` goes
         to the caller, which can look at the product's attachments before deciding.
         ``idempotent_retry=True`` retries those too, for callers that accept a possible
         double render.

@@ -138,7 +138,7 @@ def certainly_not_processed(exc: BaseException) -> bool:
 
     That holds for a 429 or 503 (the platform refused it before doing anything) and for failures
     before any byte was sent (connect errors, connect/pool timeouts). It does not hold for
-    5xx, read timeouts or dropped connections: the request may have been processed.
+    other 5xx, read timeouts or dropped connections: the request may have been processed.
     """
     # 503 Service Unavailable says the server could not take the request on (RFC 9110
     # 15.6.4); gateways answer it before the application sees anything.

@@ -52,8 +52,8 @@ class Idempotency(enum.Enum):
     transient failure."""
     UNSAFE = "unsafe"
     """Requests with a paid or visible side effect (triggering renders, creating a webhook).
-    Retried only when the server certainly did not process the first one (429, connect
-    failure); after a 5xx or a read timeout the error goes to the caller to decide."""
+    Retried only when the server certainly did not process the first one (429, 503, connect
+    failure); after another 5xx or a read timeout the error goes to the caller to decide."""
 
 
 @dataclass(frozen=True)

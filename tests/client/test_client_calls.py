@@ -237,3 +237,21 @@ def test_requests_per_second_cap_spaces_the_calls(make_client) -> None:
     for _ in range(6):
         client.get_product(TRAIL_RUNNER)
     assert time.monotonic() - started >= 0.2  # 6 starts, 50 ms apart after the login's
+
+
+def test_trigger_is_resent_after_a_503(sandbox: EmbeddedSandbox, make_client,
+                                       caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="reconciler.client")
+    client = make_client()
+    client.login()
+    sandbox.set_faults(FaultConfig(rate_503=1.0, retry_after_seconds=0))
+    flip = _FlipFaultsWhen(sandbox, "retry in")  # the platform recovers during the backoff
+    logger = logging.getLogger("reconciler.client")
+    logger.addHandler(flip)
+    try:
+        result = client.trigger_renders([TRAIL_RUNNER], SPEC)
+    finally:
+        logger.removeHandler(flip)
+    assert result.accepted == (TRAIL_RUNNER,)
+    stats = client.stats.snapshot()
+    assert stats.statuses[503] == 1 and stats.requests["POST /v1/products/renders"] == 2
