@@ -134,7 +134,7 @@ class _Scene:
         self.ss = 2 if width * height <= 2_600_000 else 1
         w, h = width * self.ss, height * self.ss
         distance = 1.08 / math.sin(_HALF_FOV)
-        self.cam_y = mesh.height / 2 + distance * math.sin(_ELEVATION)
+        self.cam_y = max(v[1] for v in mesh.vertices) / 2 + distance * math.sin(_ELEVATION)
         self.cam_z = distance * math.cos(_ELEVATION)
         # Frame the product by where it actually goes while turning (every 15 degrees), not by
         # its bounding sphere, which leaves long low things like shoes tiny. One framing for

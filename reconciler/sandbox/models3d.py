@@ -1,4 +1,4 @@
-"""Procedural low-poly 3D models of sandbox products, and their export as binary glTF.
+"""Procedural low-poly 3D models of sandbox products: the geometry behind their files.
 
 The sandbox has no real 3D assets, yet it must hand out an "uploaded model" and renders
 that visibly belong to one product. So each shape is assembled from a few closed solids
@@ -41,10 +41,6 @@ class Mesh:
     materials: tuple[RGB, ...]  # sRGB
     face_bias: tuple[float, ...]  # how much nearer to sort a face: decals must beat the surface under them
 
-    @property
-    def height(self) -> float:
-        return max(v[1] for v in self.vertices)
-
 
 def _sub(a: Vec, b: Vec) -> Vec:
     return (a[0] - b[0], a[1] - b[1], a[2] - b[2])
@@ -79,7 +75,8 @@ def _signed_volume(verts: list[Vec], faces: list[tuple[int, ...]]) -> float:
         a = verts[f[0]]
         for i in range(1, len(f) - 1):
             b, c = verts[f[i]], verts[f[i + 1]]
-            vol += a[0] * (b[1] * c[2] - b[2] * c[1]) + a[1] * (b[2] * c[0] - b[0] * c[2]) + a[2] * (b[0] * c[1] - b[1] * c[0])
+            vol += (a[0] * (b[1] * c[2] - b[2] * c[1]) + a[1] * (b[2] * c[0] - b[0] * c[2])
+                    + a[2] * (b[0] * c[1] - b[1] * c[0]))
     return vol / 6.0
 
 
@@ -226,15 +223,18 @@ def _chair(b: _Builder, rng: random.Random) -> None:
                 b.box(x - lt, x + lt, 0.0, sh - st, z - lt, z + lt, frame)
     b.box(-sw / 2, sw / 2, sh - st, sh, -sd / 2, sd / 2, seat)
     bt, z0 = rng.uniform(0.03, 0.06), -sd / 2
-    b.loft([_rect_y(-sw / 2, sw / 2, z0, z0 + bt, sh), _rect_y(-sw / 2 * 0.95, sw / 2 * 0.95, z0 - tilt, z0 + bt - tilt, sh + bh)],
+    b.loft([_rect_y(-sw / 2, sw / 2, z0, z0 + bt, sh),
+            _rect_y(-sw / 2 * 0.95, sw / 2 * 0.95, z0 - tilt, z0 + bt - tilt, sh + bh)],
            seat if rng.random() < 0.6 else frame)
 
 
 def _sofa(b: _Builder, rng: random.Random) -> None:
     w, d, leg = rng.uniform(1.6, 2.3), rng.uniform(0.8, 0.95), rng.uniform(0.05, 0.12)
-    seat_y, back_h, arm_w, arm_h = leg + rng.uniform(0.2, 0.28), rng.uniform(0.35, 0.55), rng.uniform(0.1, 0.22), rng.uniform(0.15, 0.3)
+    seat_y, back_h = leg + rng.uniform(0.2, 0.28), rng.uniform(0.35, 0.55)
+    arm_w, arm_h = rng.uniform(0.1, 0.22), rng.uniform(0.15, 0.3)
     fabric = _hue(rng, s=(0.2, 0.6))
-    body, cushion, legs = b.material(fabric), b.material(_shade(fabric, 1.15)), b.material(_neutral(rng, "wood", "black", "metal"))
+    body, cushion = b.material(fabric), b.material(_shade(fabric, 1.15))
+    legs = b.material(_neutral(rng, "wood", "black", "metal"))
     for sx in (-1, 1):
         for sz in (-1, 1):
             x, z = sx * (w / 2 - 0.06), sz * (d / 2 - 0.06)
@@ -242,7 +242,8 @@ def _sofa(b: _Builder, rng: random.Random) -> None:
     b.box(-w / 2 + arm_w, w / 2 - arm_w, leg, seat_y, -d / 2, d / 2, body)
     b.box(-w / 2 + arm_w, w / 2 - arm_w, leg, seat_y + back_h, -d / 2, -d / 2 + 0.2, body)
     for sx in (-1, 1):
-        b.box(min(sx * w / 2, sx * (w / 2 - arm_w)), max(sx * w / 2, sx * (w / 2 - arm_w)), leg, seat_y + arm_h, -d / 2, d / 2, body)
+        x0, x1 = sorted((sx * w / 2, sx * (w / 2 - arm_w)))
+        b.box(x0, x1, leg, seat_y + arm_h, -d / 2, d / 2, body)
     count = rng.choice((2, 3))
     inner = w - 2 * arm_w
     for i in range(count):
@@ -252,7 +253,8 @@ def _sofa(b: _Builder, rng: random.Random) -> None:
 
 def _table(b: _Builder, rng: random.Random) -> None:
     h, t = rng.uniform(0.7, 0.78), rng.uniform(0.03, 0.06)
-    top, base = b.material(_neutral(rng, "wood", "oak", "white", "black")), b.material(_neutral(rng, "black", "metal", "wood"))
+    top = b.material(_neutral(rng, "wood", "oak", "white", "black"))
+    base = b.material(_neutral(rng, "black", "metal", "wood"))
     if rng.random() < 0.45:
         r = rng.uniform(0.45, 0.65)
         b.cylinder((0.0, h - t, 0.0), (0.0, h, 0.0), r, top, n=20)
@@ -310,15 +312,18 @@ def _glasses(b: _Builder, rng: random.Random) -> None:
         b.tube(rim, (0.0, 0.0, 1.0), 0.02, 0.02, frame, n=5, loop=True)
         b.loft([_ring((cx, yc, z), (a * 0.97, 0.0, 0.0), (0.0, hb * 0.97, 0.0), 14) for z in (-0.006, 0.006)], lens)
         x = sx * (gap / 2 + 2 * a)
-        temple = [(x, yc + hb * 0.3, 0.0), (x + sx * 0.02, yc + hb * 0.3, -arm), (x + sx * 0.02, yc + hb * 0.3 - 0.12, -arm - 0.1)]
+        y = yc + hb * 0.3
+        temple = [(x, y, 0.0), (x + sx * 0.02, y, -arm), (x + sx * 0.02, y - 0.12, -arm - 0.1)]
         b.tube(temple, (1.0, 0.0, 0.0), 0.012, 0.02, frame, n=4)
-    bridge = [(gap / 2 * math.cos(math.pi * i / 4) * 1.1, yc + hb * 0.45 + 0.03 * math.sin(math.pi * i / 4), 0.0) for i in range(5)]
+    bridge = [(gap / 2 * math.cos(math.pi * i / 4) * 1.1, yc + hb * 0.45 + 0.03 * math.sin(math.pi * i / 4), 0.0)
+              for i in range(5)]
     b.tube(bridge, (0.0, 0.0, 1.0), 0.015, 0.015, frame, n=5)
 
 
 def _watch(b: _Builder, rng: random.Random) -> None:
     rc, tc, ry, rz = rng.uniform(0.17, 0.23), rng.uniform(0.06, 0.1), rng.uniform(0.26, 0.32), rng.uniform(0.22, 0.3)
-    case, strap = b.material(_neutral(rng, "metal", "black", "tan")), b.material(_hue(rng) if rng.random() < 0.5 else _neutral(rng, "black", "wood", "metal"))
+    case = b.material(_neutral(rng, "metal", "black", "tan"))
+    strap = b.material(_hue(rng) if rng.random() < 0.5 else _neutral(rng, "black", "wood", "metal"))
     dial, hands = b.material(_hue(rng, v=(0.2, 0.95))), b.material(_neutral(rng, "white", "black"))
     loop = [(0.0, ry * math.sin(t), rz * math.cos(t)) for t in (2 * math.pi * i / 18 for i in range(18))]
     b.tube(loop, (1.0, 0.0, 0.0), 0.015, rc * 0.55, strap, n=4, loop=True)
@@ -330,7 +335,8 @@ def _watch(b: _Builder, rng: random.Random) -> None:
     for angle, length in ((rng.uniform(0, 2 * math.pi), rc * 0.5), (rng.uniform(0, 2 * math.pi), rc * 0.72)):
         u = (math.cos(angle) * length / 2, math.sin(angle) * length / 2, 0.0)
         v = (-math.sin(angle) * 0.012, math.cos(angle) * 0.012, 0.0)
-        b.loft([[(u[0] * i + v[0] * j + u[0], u[1] * i + v[1] * j + u[1], z) for i, j in ((-1, -1), (1, -1), (1, 1), (-1, 1))]
+        corners = ((-1, -1), (1, -1), (1, 1), (-1, 1))  # from the dial's centre outwards along u
+        b.loft([[(u[0] * i + v[0] * j + u[0], u[1] * i + v[1] * j + u[1], z) for i, j in corners]
                 for z in (rz + tc - 0.004, rz + tc + 0.004)], hands, end_bias=0.1)
 
 
