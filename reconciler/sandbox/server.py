@@ -13,13 +13,13 @@ runs in a worker thread, where it installs no signal handlers.
 
 from __future__ import annotations
 
-import logging
 import secrets
+import signal
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 
 import uvicorn
 
@@ -32,7 +32,6 @@ from reconciler.sandbox.webhooks import WebhookDispatcher
 
 __all__ = ["EmbeddedSandbox", "FaultConfig", "Sandbox", "SandboxConfig", "serve"]
 
-log = logging.getLogger(__name__)
 
 
 class Sandbox:
@@ -134,15 +133,23 @@ class EmbeddedSandbox(Sandbox):
             timeout_graceful_shutdown=2,
         )
         self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, name="sandbox-http", daemon=True)
+        self._thread = threading.Thread(target=self._run_http, args=(self._server,), name="sandbox-http", daemon=True)
         self._thread.start()
         deadline = time.monotonic() + timeout
         while not self._server.started:
             if not self._thread.is_alive() or time.monotonic() > deadline:
                 self.stop()
-                raise RuntimeError(f"the sandbox HTTP server did not start on {self.host}:{self._port}")
+                raise RuntimeError(f"the sandbox HTTP server did not start on {self.host}:{self._port}"
+                                   " (is the port in use?)")
             time.sleep(0.005)
         self._bound_port = int(self._server.servers[0].sockets[0].getsockname()[1])
+
+    @staticmethod
+    def _run_http(server: uvicorn.Server) -> None:
+        try:
+            server.run()
+        except SystemExit:  # uvicorn exits when it cannot bind; start() reports that
+            pass
 
     def stop(self) -> None:
         """Stop uvicorn and every background thread; safe to call twice."""
@@ -166,15 +173,25 @@ class EmbeddedSandbox(Sandbox):
 
 
 def serve(data_dir: Path | str, config: SandboxConfig | None = None, *, host: str = "127.0.0.1", port: int = 8040,
-          on_ready: Any = None) -> None:
-    """Serve in the foreground until Ctrl-C (the ``reconciler sandbox`` command)."""
-    sandbox = Sandbox(data_dir, config)
-    sandbox.start()
+          on_ready: Callable[[EmbeddedSandbox], None] | None = None) -> None:
+    """Serve in the foreground until Ctrl-C or SIGTERM (the ``reconciler sandbox`` command).
+
+    ``on_ready`` is called once the port is bound (to print the URL and credentials).
+    """
+    stop = threading.Event()
+
+    def _terminate(signum: int, frame: object) -> None:
+        stop.set()
+
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
-        server = uvicorn.Server(uvicorn.Config(sandbox.app, host=host, port=port, log_level="warning", lifespan="off",
-                                               timeout_graceful_shutdown=2))
-        if on_ready is not None:
-            on_ready(sandbox)
-        server.run()
+        with EmbeddedSandbox(data_dir, config, host=host, port=port) as sandbox:
+            if on_ready is not None:
+                on_ready(sandbox)
+            try:
+                while not stop.wait(0.5):
+                    pass
+            except KeyboardInterrupt:
+                pass
     finally:
-        sandbox.stop()
+        signal.signal(signal.SIGTERM, previous)
