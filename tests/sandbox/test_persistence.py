@@ -46,3 +46,24 @@ def test_unfinished_jobs_resume_after_a_restart(tmp_path, api_factory) -> None:
         again: Api = api_factory(second)
         again.token = token
         assert len(again.attachments(SHOE)) == 3
+
+
+def test_stopping_joins_every_thread(tmp_path, api_factory) -> None:
+    import threading
+
+    before = set(threading.enumerate())
+    with EmbeddedSandbox(tmp_path / "data", SandboxConfig(**FAST)) as sb:
+        api = api_factory(sb)
+        api.login()
+        api.rendered(SHOE)
+        assert {t.name for t in set(threading.enumerate()) - before} >= {"sandbox-http", "sandbox-jobs"}
+        api.close()
+    leftover = [t for t in set(threading.enumerate()) - before if t.is_alive()]
+    assert leftover == []
+
+
+def test_unknown_routes_and_methods_use_the_envelope(api: Api) -> None:
+    missing = api.get("/v1/nothing-here")
+    assert (missing.status_code, missing.json()) == (404, {"success": False, "errors": ["NOT_FOUND"], "response": {}})
+    wrong = api.request("PATCH", "/v1/organizations")
+    assert (wrong.status_code, wrong.json()["errors"]) == (405, ["METHOD_NOT_ALLOWED"])
