@@ -7,6 +7,7 @@ convention). Usage errors also exit 1, so 2 keeps that single meaning.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import sys
@@ -34,8 +35,22 @@ DEFAULT_STATE = Path("state/renders.state.json")
 SANDBOX_STATE = Path("state/sandbox.state.json")
 
 
+# Commands whose imports are heavy (the sandbox pulls in an ASGI server and video encoders):
+# loaded only when invoked, so `plan` starts fast.
+LAZY_COMMANDS = {"sandbox": ("reconciler.sandbox.command", "sandbox_command")}
+
+
 class ReconcilerGroup(click.Group):
     """Turns ReconcilerError into a message and exit 1; anything else is a bug to report."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *LAZY_COMMANDS])
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in LAZY_COMMANDS:
+            module, attr = LAZY_COMMANDS[name]
+            return getattr(importlib.import_module(module), attr)  # type: ignore[no-any-return]
+        return super().get_command(ctx, name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -221,18 +236,6 @@ def force_unlock(state_path: Path | None, lock_id: str) -> None:
 def _echo_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
-
-
-def _register_optional() -> None:
-    # The sandbox pulls in the ASGI server and media encoders: load its command lazily-safe.
-    try:
-        from reconciler.sandbox.command import sandbox_command
-    except ImportError:
-        return
-    cli.add_command(sandbox_command)
-
-
-_register_optional()
 
 
 def main() -> None:
