@@ -195,7 +195,8 @@ class Executor:
             return
         spec = self._spec_for(rec)
         done = rec.model_copy(update={"status": Status.RENDERED, "spec": spec, "spec_hash": rec.request.spec_hash,
-                                      "attachments": attachments, "error": None, "updated_at": utcnow()})
+                                      "attachments": attachments, "error": None, "updated_at": utcnow(),
+                                      "history": rec.superseded()})
         self._checkpoint(product, done)
         with self._mutex:
             self.report.rendered.append(product)

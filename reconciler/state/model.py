@@ -60,6 +60,20 @@ class RenderRequest(BaseModel):
     accepted_at: str | None = Field(default=None, description="platform time (Date header) of the accepted trigger")
 
 
+class PastRender(BaseModel):
+    """An earlier render of the product, replaced on the platform since; kept for ``state show``."""
+
+    model_config = _MODEL
+
+    spec_hash: str
+    request_id: str | None = None
+    recorded_at: str
+    attachments: list[Attachment] = Field(default_factory=list)
+
+
+HISTORY_LENGTH = 5
+
+
 class ProductRecord(BaseModel):
     model_config = _MODEL
 
@@ -72,6 +86,16 @@ class ProductRecord(BaseModel):
     error: str | None = None
     protect: bool = False
     updated_at: str
+    history: list[PastRender] = Field(default_factory=list)
+    """The last renders before the current one, newest first (at most HISTORY_LENGTH)."""
+
+    def superseded(self) -> list[PastRender]:
+        """History with the current render pushed on top: call when recording a new render."""
+        if not self.attachments:
+            return self.history
+        past = PastRender(spec_hash=self.spec_hash, request_id=self.request.request_id if self.request else None,
+                          recorded_at=self.updated_at, attachments=self.attachments)
+        return [past, *self.history][:HISTORY_LENGTH]
 
 
 class State(BaseModel):
