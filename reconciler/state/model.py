@@ -66,7 +66,7 @@ class PastRender(BaseModel):
     model_config = _MODEL
 
     spec_hash: str
-    request_id: str | None = None
+    spec: dict[str, Any] = Field(default_factory=dict)
     recorded_at: str
     attachments: list[Attachment] = Field(default_factory=list)
 
@@ -93,8 +93,8 @@ class ProductRecord(BaseModel):
         """History with the current render pushed on top: call when recording a new render."""
         if not self.attachments:
             return self.history
-        past = PastRender(spec_hash=self.spec_hash, request_id=self.request.request_id if self.request else None,
-                          recorded_at=self.updated_at, attachments=self.attachments)
+        past = PastRender(spec_hash=self.spec_hash, spec=self.spec, recorded_at=self.updated_at,
+                          attachments=self.attachments)
         return [past, *self.history][:HISTORY_LENGTH]
 
 
