@@ -19,15 +19,19 @@ INVALID_TURNTABLE_BACKGROUND, INVALID_TRANSPARENT_BACKGROUND, INVALID_INCLUDE_GI
 from __future__ import annotations
 
 import uuid as uuidlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
 from reconciler.sandbox import media
 from reconciler.sandbox.config import SandboxConfig
-from reconciler.sandbox.envelope import ApiError, authenticate, ctx_of, ok, read_json, visible_product
+from reconciler.sandbox.envelope import ApiError, Principal, authenticate, ctx_of, ok, read_json, visible_product
 from reconciler.sandbox.jobs import RENDER, TURNTABLE
+
+if TYPE_CHECKING:
+    from reconciler.sandbox.app import SandboxContext
 
 # VNTANA's own sample request sends "png": formats are matched case-insensitively.
 IMAGE_FORMATS = ("PNG", "JPG", "WEBP")
@@ -112,6 +116,12 @@ async def trigger_renders(request: Request) -> Response:
     ctx = ctx_of(request)
     principal = authenticate(request, ctx)
     body = await read_json(request)
+    # A trigger for a thousand products takes a good fraction of a second of database
+    # work: keep it off the event loop so polls and downloads stay responsive meanwhile.
+    return await run_in_threadpool(_trigger, ctx, principal, body)
+
+
+def _trigger(ctx: SandboxContext, principal: Principal, body: dict[str, Any]) -> Response:
     org = body.get("organizationUuid")
     if org is not None and org != principal.organization_uuid:
         raise ApiError(403, "FORBIDDEN")

@@ -180,3 +180,13 @@ def test_attachments_appear_only_when_the_job_completes(sandbox_factory, api_fac
     assert api.attachments(SHOE) == []
     assert sb.wait_idle(timeout=20)
     assert len(api.attachments(SHOE)) == 3
+
+
+def test_backgrounds_and_transparency_reach_the_files(fresh_api: Api) -> None:
+    fresh_api.rendered(SHOE, imageBackground="#F4F4F4", transparentBackground=False,
+                       turntable={"background": "#fff", "includeGif": False})
+    still = Image.open(io.BytesIO(fresh_api.download(fresh_api.attachments(SHOE, "RENDER")[0]).content))
+    assert still.convert("RGB").getpixel((0, 0)) == (244, 244, 244)  # a corner shows the background
+    fresh_api.rendered(SHOE, transparentBackground=True)
+    cutout = Image.open(io.BytesIO(fresh_api.download(fresh_api.attachments(SHOE, "RENDER")[0]).content))
+    assert cutout.mode == "RGBA" and cutout.getpixel((0, 0))[3] == 0
