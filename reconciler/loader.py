@@ -22,15 +22,18 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from reconciler.diagnostics import Diagnostic, SourceLocation
 from reconciler.errors import ManifestError
-from reconciler.spec import Desired, ProductSpec, RenderSpec, TurntableSpec, fingerprint
+from reconciler.spec import BOUNDS, IMAGE_FORMATS, Desired, ProductSpec, RenderSpec, TurntableSpec, fingerprint
 
 TOP_KEYS = ("defaults", "products")
 LABEL_KEYS = ("uuid", "name", "protect")
 SPEC_KEYS = tuple(RenderSpec.model_fields)
 PRODUCT_KEYS = LABEL_KEYS + SPEC_KEYS
 TURNTABLE_KEYS = tuple(TurntableSpec.model_fields)
+_KNOWN_KEYS = frozenset(PRODUCT_KEYS + TURNTABLE_KEYS)
 
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+# The fields of RenderSpec's cross-field rule (JPG cannot be transparent).
+_RULE_FIELDS = ("imageFormat", "transparentBackground")
 _CONFLICT = re.compile(r"^(<{7}|={7}|>{7})( |$)", re.M)
 
 Path_ = tuple[str | int, ...]
@@ -39,10 +42,12 @@ Path_ = tuple[str | int, ...]
 class _Problem:
     """A problem found on the fast path: a field path in one file, located later."""
 
-    __slots__ = ("file", "path", "message", "hint", "at_key")
+    __slots__ = ("file", "path", "message", "hint", "at_key", "related")
 
-    def __init__(self, file: str, path: Path_, message: str, hint: str | None = None, at_key: bool = False):
+    def __init__(self, file: str, path: Path_, message: str, hint: str | None = None, at_key: bool = False,
+                 related: tuple[str, Path_] | None = None):
         self.file, self.path, self.message, self.hint, self.at_key = file, path, message, hint, at_key
+        self.related = related  # another place the message is about, named in the hint as file:line:col
 
 
 def manifest_files(paths: Iterable[Path]) -> list[Path]:
@@ -117,16 +122,20 @@ def _load_file(name: str, data: Any, products: dict[str, ProductSpec],
                 problems.append(_unknown(name, here + (key,), key, PRODUCT_KEYS))
         uuid = _check_labels(name, here, entry, problems)
         spec = _resolve(name, here, defaults, overrides, resolved, problems)
-        if uuid is None or spec is None:
+        if uuid is None:
             continue
         if uuid in first_seen:
+            # Checked even when the spec is invalid, so one run reports every problem.
             other_file, other_index = first_seen[uuid]
+            other: Path_ = ("products", other_index, "uuid")
             problems.append(_Problem(name, here + ("uuid",), f"product {uuid} is declared twice",
-                                     hint=f"also at {other_file} products[{other_index}]; keep one"))
-            problems.append(_Problem(other_file, ("products", other_index, "uuid"),
-                                     f"product {uuid} is declared twice", hint=f"also in {name}"))
+                                     hint="keep one", related=(other_file, other)))
+            problems.append(_Problem(other_file, other, f"product {uuid} is declared twice",
+                                     hint="keep one", related=(name, here + ("uuid",))))
             continue
         first_seen[uuid] = (name, index)
+        if spec is None:
+            continue
         products[uuid] = ProductSpec(uuid=uuid, name=entry.get("name"), spec=spec[0], spec_hash=spec[1],
                                      source=location, protect=bool(entry.get("protect", False)))
 
@@ -159,15 +168,19 @@ def _resolve(name: str, here: Path_, defaults: dict[str, Any], overrides: dict[s
         hit = cache[key]
         if hit is None and overrides:
             # Same broken overrides as an earlier product: report this one too, at its own place.
-            _validate(name, here, defaults, overrides, problems, reported_defaults=True)
+            _validate(name, here, defaults, overrides, problems)
         return hit
-    result = _validate(name, here, defaults, overrides, problems, reported_defaults=bool(cache))
+    result = _validate(name, here, defaults, overrides, problems)
     cache[key] = result
     return result
 
 
 def _validate(name: str, here: Path_, defaults: dict[str, Any], overrides: dict[str, Any],
-              problems: list[_Problem], reported_defaults: bool) -> tuple[RenderSpec, str] | None:
+              problems: list[_Problem]) -> tuple[RenderSpec, str] | None:
+    """Validate defaults + overrides; every failure adds at least one problem.
+
+    A problem that comes from the defaults is added each time it is met and reported once,
+    since ``_locate`` drops repeats of the same (file, field, message)."""
     merged = dict(defaults)
     for k, v in overrides.items():
         base = merged.get(k)
@@ -175,21 +188,39 @@ def _validate(name: str, here: Path_, defaults: dict[str, Any], overrides: dict[
     try:
         spec = RenderSpec.model_validate(merged)
     except ValidationError as exc:
+        found: list[_Problem] = []
+        echoes: list[_Problem] = []  # "missing" only because a key is misspelt: said by its unknown-field error
         for err in exc.errors():
             loc: Path_ = tuple(err["loc"])
             if err["type"] == "missing":
                 from_product = not defaults  # missing from both: say so once, at the defaults
             elif not loc:
-                from_product = bool(overrides)  # a rule across fields: blame the product only if it overrides
+                # A rule across fields: blame the product only if it sets one of them.
+                from_product = any(k in overrides for k in _RULE_FIELDS)
             else:
                 from_product = _sets(overrides, loc)
-            if not from_product and reported_defaults:
-                continue  # a defaults problem is reported once per file, not once per product
             where = here if from_product else ("defaults",)
-            problems.append(_pydantic_problem(name, where, loc, err))
+            problem = _pydantic_problem(name, where, loc, err)
+            is_echo = err["type"] == "missing" and _misspelt(loc, defaults, overrides)
+            (echoes if is_echo else found).append(problem)
+        # Never fail without saying why: a product must not vanish silently.
+        problems.extend(found or echoes)
         return None
     canonical = spec.canonical()
     return spec, fingerprint(canonical)
+
+
+def _misspelt(loc: Path_, *sources: dict[str, Any]) -> bool:
+    """Whether a missing field is present under a near spelling (``imagewidth`` for ``imageWidth``)."""
+    wanted = str(loc[-1])
+    for source in sources:
+        node: Any = source
+        for part in loc[:-1]:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict) and any(
+                isinstance(k, str) and k not in _KNOWN_KEYS and _closest(k, (wanted,)) for k in node):
+            return True
+    return False
 
 
 def _sets(mapping: dict[str, Any], loc: Path_) -> bool:
@@ -214,21 +245,54 @@ def _pydantic_problem(name: str, where: Path_, loc: Path_, err: Any) -> _Problem
         return _Problem(name, where, err["msg"].removeprefix("Value error, "))
     message = err["msg"].removeprefix("Value error, ")
     value = err.get("input")
+    expected = _EXPECTED.get(kind)
+    if expected is not None:
+        return _Problem(name, where + loc, f"expected {expected}, got {_got(value)}")
+    bound = BOUNDS.get(field)
+    if bound is not None and kind in ("greater_than_equal", "less_than_equal"):
+        return _Problem(name, where + loc, f"expected {bound.low}..{bound.high} ({bound.why}), got {value!r}")
     if kind in ("greater_than_equal", "less_than_equal") or kind.endswith("_type") or kind == "literal_error":
         message = f"{message}, got {value!r}"
     return _Problem(name, where + loc, message)
+
+
+# pydantic's words for a wrong type, in the manifest's terms.
+_EXPECTED = {
+    "int_type": "a whole number",
+    "int_parsing": "a whole number",
+    "int_from_float": "a whole number",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+    "string_type": "text",
+    "model_type": "a mapping of fields",
+    "model_attributes_type": "a mapping of fields",
+    "dict_type": "a mapping of fields",
+    "literal_error": "one of " + ", ".join(IMAGE_FORMATS),
+}
 
 
 def _unknown(name: str, path: Path_, key: Any, valid: tuple[str, ...]) -> _Problem:
     return _Problem(name, path, f"unknown field {key!r}", hint=_suggest(str(key), valid), at_key=True)
 
 
-def _suggest(key: str, valid: tuple[str, ...]) -> str:
+def _closest(key: str, valid: tuple[str, ...]) -> str | None:
     lowered = {v.lower(): v for v in valid}
-    match = lowered.get(key.lower()) or next(iter(difflib.get_close_matches(key, valid, n=1, cutoff=0.6)), None)
+    return lowered.get(key.lower()) or next(iter(difflib.get_close_matches(key, valid, n=1, cutoff=0.6)), None)
+
+
+def _suggest(key: str, valid: tuple[str, ...]) -> str:
+    match = _closest(key, valid)
     if match:
         return f"did you mean {match!r}?"
     return "expected one of: " + ", ".join(valid)
+
+
+def _got(value: Any) -> str:
+    if isinstance(value, str):
+        return f"text {value!r}"
+    if isinstance(value, (dict, list)) or value is None:
+        return _kind(value)
+    return repr(value)
 
 
 def _kind(value: Any) -> str:
@@ -238,8 +302,11 @@ def _kind(value: Any) -> str:
 
 def _yaml_problem(name: str, text: str, exc: YAMLError) -> _Problem:
     hint = None
-    if _CONFLICT.search(text):
-        hint = "the file contains git merge-conflict markers (<<<<<<<, =======, >>>>>>>); resolve the conflict"
+    marker = _CONFLICT.search(text)
+    if marker:
+        at = text.count("\n", 0, marker.start()) + 1
+        hint = (f"the file contains git merge-conflict markers (<<<<<<<, =======, >>>>>>>) from line {at}; "
+                "resolve the conflict")
     mark = getattr(exc, "problem_mark", None) if isinstance(exc, MarkedYAMLError) else None
     problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
     p = _Problem(name, (), f"invalid YAML: {problem}", hint=hint)
@@ -262,13 +329,23 @@ def _locate(problems: list[_Problem]) -> list[Diagnostic]:
             line, col = int(p.path[1]), int(p.path[2])
             out.append(Diagnostic(SourceLocation(p.file, line + 1, col + 1), p.message, None, p.hint))
             continue
-        if p.file not in trees:
-            trees[p.file] = _round_trip(p.file)
-        line, col = _position(trees[p.file], p.path, p.at_key)
+        line, col = _position(_tree(trees, p.file), p.path, p.at_key)
         field = _field_name(p.path)
-        out.append(Diagnostic(SourceLocation(p.file, line, col), p.message, field, p.hint))
+        hint = p.hint
+        if p.related is not None:
+            other_file, other_path = p.related
+            ln, cl = _position(_tree(trees, other_file), other_path, False)
+            where = str(SourceLocation(other_file, ln, cl))
+            hint = f"also at {where}" + (f"; {hint}" if hint else "")
+        out.append(Diagnostic(SourceLocation(p.file, line, col), p.message, field, hint))
     out.sort(key=lambda d: (d.location.file, d.location.line or 0, d.location.column or 0))
     return out
+
+
+def _tree(trees: dict[str, Any], file: str) -> Any:
+    if file not in trees:
+        trees[file] = _round_trip(file)
+    return trees[file]
 
 
 def _round_trip(file: str) -> Any:

@@ -1,0 +1,251 @@
+"""Manifest loading: the broken-manifest corpus, and how problems are collected and located.
+
+Each ``tests/cases/manifests/<name>.yaml`` is a broken manifest; its sibling ``<name>.expected``
+holds every diagnostic it must produce, one per line, as ``{file}:line:col: field: message (hint)``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from reconciler.diagnostics import Diagnostic
+from reconciler.errors import ManifestError
+from reconciler.loader import load_desired
+from reconciler.spec import RenderSpec
+
+CASES = Path(__file__).parent / "cases" / "manifests"
+CORPUS = sorted(CASES.glob("*.yaml"))
+
+A = "58472097-fec0-516d-8326-f7a5eb192f2c"
+B = "5125135c-e9b4-5b10-a8ed-fe17af538c64"
+C = "5779e683-4265-5456-90c0-3c47df181940"
+
+DEFAULTS = """\
+defaults:
+  imageWidth: 1200
+  imageHeight: 1200
+  imageFormat: PNG
+  turntable:
+    includeGif: false
+    imageCount: 36
+    frameRate: 12
+    width: 720
+    height: 720
+"""
+
+
+def write(root: Path, name: str, text: str) -> Path:
+    path = root / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def products(*uuids: str, extra: str = "") -> str:
+    return "products:\n" + "".join(f"  - uuid: {u}\n{extra}" for u in uuids)
+
+
+def diagnostics(*paths: Path) -> list[Diagnostic]:
+    with pytest.raises(ManifestError) as info:
+        load_desired(list(paths))
+    return info.value.diagnostics
+
+
+def test_the_corpus_is_big_enough() -> None:
+    assert len(CORPUS) >= 12
+    assert all(p.with_suffix(".expected").exists() for p in CORPUS)
+
+
+@pytest.mark.parametrize("path", CORPUS, ids=[p.stem for p in CORPUS])
+def test_broken_manifest_reports_file_line_column_field_and_message(path: Path) -> None:
+    expected = path.with_suffix(".expected").read_text(encoding="utf-8").splitlines()
+    got = [d.format().replace(str(path), "{file}") for d in diagnostics(path)]
+    assert got == expected
+    for d in diagnostics(path):
+        assert d.location.file == str(path)
+        assert d.location.line is not None and d.location.column is not None
+
+
+def test_misspelt_key_is_located_and_suggests_the_closest_name() -> None:
+    [d] = diagnostics(CASES / "misspelt_key.yaml")
+    assert (d.location.line, d.location.column) == (2, 3)
+    assert d.field == "defaults.imagewidth"
+    assert d.message == "unknown field 'imagewidth'"
+    assert d.hint == "did you mean 'imageWidth'?"
+
+
+def test_misspelt_key_does_not_also_report_the_field_as_missing() -> None:
+    messages = [d.message for d in diagnostics(CASES / "misspelt_key.yaml")]
+    assert not any("missing" in m for m in messages)
+
+
+def test_yaml_syntax_error_names_line_and_column() -> None:
+    [d] = diagnostics(CASES / "yaml_syntax.yaml")
+    assert d.message.startswith("invalid YAML: ")
+    assert (d.location.line, d.location.column) == (13, 1)
+    assert d.field is None
+
+
+def test_merge_conflict_markers_get_a_hint_naming_their_line() -> None:
+    [d] = diagnostics(CASES / "merge_conflict.yaml")
+    assert d.hint is not None
+    assert "git merge-conflict markers" in d.hint and "from line 12" in d.hint
+
+
+def test_duplicate_uuid_across_two_files_names_both_places(tmp_path: Path) -> None:
+    write(tmp_path, "a.yaml", DEFAULTS + products(A, B))
+    write(tmp_path, "sub/b.yaml", DEFAULTS + products(C, A.upper()))
+    found = diagnostics(tmp_path)
+    a, b = str(tmp_path / "a.yaml"), str(tmp_path / "sub" / "b.yaml")
+    assert [(d.location.file, d.location.line, d.location.column, d.field) for d in found] == [
+        (a, 12, 11, "products[0].uuid"),
+        (b, 13, 11, "products[1].uuid"),
+    ]
+    assert all(d.message == f"product {A} is declared twice" for d in found)
+    assert found[0].hint == f"also at {b}:13:11; keep one"
+    assert found[1].hint == f"also at {a}:12:11; keep one"
+
+
+def test_duplicate_is_reported_even_when_the_product_is_also_invalid(tmp_path: Path) -> None:
+    write(tmp_path, "a.yaml", DEFAULTS + products(A) + f"  - uuid: {A}\n    imageWidth: 1\n")
+    messages = sorted(d.message for d in diagnostics(tmp_path))
+    assert messages == [
+        "expected 16..8192 (still width in pixels), got 1",
+        f"product {A} is declared twice",
+        f"product {A} is declared twice",
+    ]
+
+
+def test_all_problems_of_all_files_are_reported_at_once(tmp_path: Path) -> None:
+    write(tmp_path, "a.yaml", DEFAULTS + products(A) + "    imageWidth: 0\n  - uuid: nope\n")
+    write(tmp_path, "b.yaml", "defaults: [\n")
+    write(tmp_path, "c/d.yaml", DEFAULTS.replace("PNG", "TIFF") + products(B))
+    with pytest.raises(ManifestError) as info:
+        load_desired([tmp_path])
+    found = info.value.diagnostics
+    assert [(Path(d.location.file).name, d.location.line) for d in found] == [
+        ("a.yaml", 13), ("a.yaml", 14), ("b.yaml", 2), ("d.yaml", 4)]
+    assert str(info.value).startswith("4 errors in manifests:\n")
+
+
+def test_a_defaults_problem_is_reported_once_not_per_product(tmp_path: Path) -> None:
+    text = DEFAULTS.replace("imageCount: 36", "imageCount: 1") + products(A, B, C)
+    text += "  - uuid: 3d9a4df7-fa1f-5a67-b01e-b8498e69f9ed\n    imageWidth: 800\n"
+    write(tmp_path, "a.yaml", text)
+    [d] = diagnostics(tmp_path)
+    assert d.field == "defaults.turntable.imageCount"
+    assert (d.location.line, d.location.column) == (7, 17)
+
+
+def test_a_defaults_problem_is_reported_even_if_the_first_product_overrides_it(tmp_path: Path) -> None:
+    # The first product fixes the bad default for itself; the others inherit it and must not vanish.
+    text = DEFAULTS.replace("imageWidth: 1200", "imageWidth: 99999") + products(A)
+    text += "    imageWidth: 800\n" + f"  - uuid: {B}\n  - uuid: {C}\n"
+    write(tmp_path, "a.yaml", text)
+    [d] = diagnostics(tmp_path)
+    assert d.format() == (f"{tmp_path / 'a.yaml'}:2:15: defaults.imageWidth: "
+                          "expected 16..8192 (still width in pixels), got 99999")
+
+
+def test_same_broken_override_on_two_products_is_reported_at_each(tmp_path: Path) -> None:
+    write(tmp_path, "a.yaml", DEFAULTS + products(A, B, extra="    imageFormat: BMP\n"))
+    assert [(d.location.line, d.field) for d in diagnostics(tmp_path)] == [
+        (13, "products[0].imageFormat"), (15, "products[1].imageFormat")]
+
+
+def test_missing_field_without_defaults_is_reported_on_each_product(tmp_path: Path) -> None:
+    write(tmp_path, "a.yaml", products(A, B, extra="    imageWidth: 100\n"))
+    found = diagnostics(tmp_path)
+    assert sorted((d.field, d.message) for d in found) == sorted(
+        (f"products[{i}]", f"missing field {f}") for i in (0, 1) for f in ("imageHeight", "imageFormat", "turntable"))
+    assert {(d.location.line, d.location.column) for d in found} == {(2, 5), (4, 5)}
+
+
+def test_jpg_with_transparency_in_defaults_is_blamed_on_the_defaults(tmp_path: Path) -> None:
+    text = DEFAULTS.replace("PNG", "JPG") + "  transparentBackground: true\n" + products(A, B)
+    text += "    imageWidth: 800\n"
+    write(tmp_path, "a.yaml", text)
+    [d] = diagnostics(tmp_path)
+    assert d.field == "defaults"
+    assert d.message.startswith("transparentBackground needs an image format with alpha")
+
+
+def test_subfolders_are_loaded_and_other_files_ignored(tmp_path: Path) -> None:
+    write(tmp_path, "a.yaml", DEFAULTS + products(A))
+    write(tmp_path, "deep/er/b.yml", DEFAULTS + products(B))
+    write(tmp_path, "README.md", "not a manifest: [")
+    desired = load_desired([tmp_path])
+    assert sorted(desired.products) == sorted([A, B])
+    assert desired.files == (str(tmp_path / "a.yaml"), str(tmp_path / "deep/er/b.yml"))
+
+
+@pytest.mark.parametrize("text", ["", "# nothing yet\n", "defaults:\nproducts:\n", "products: []\n"])
+def test_empty_manifest_is_fine(tmp_path: Path, text: str) -> None:
+    write(tmp_path, "empty.yaml", text)
+    assert load_desired([tmp_path]).products == {}
+
+
+def test_missing_path_is_a_manifest_error(tmp_path: Path) -> None:
+    [d] = diagnostics(tmp_path / "nope")
+    assert d.format() == (f"{tmp_path / 'nope'}: no such file or directory "
+                          "(pass the manifests directory, e.g. --manifests manifests/)")
+
+
+def test_undecodable_file_is_reported_not_raised(tmp_path: Path) -> None:
+    (tmp_path / "bin.yaml").write_bytes(b"defaults: \xff\xfe\n")
+    [d] = diagnostics(tmp_path)
+    assert d.message.startswith("cannot read file: ")
+
+
+@pytest.mark.parametrize(("extra", "field", "message"), [
+    ("    name: 2024\n", "products[0].name", "expected text, got a number"),
+    ("    protect: maybe\n", "products[0].protect", "expected true or false, got 'maybe'"),
+])
+def test_label_fields_are_checked(tmp_path: Path, extra: str, field: str, message: str) -> None:
+    write(tmp_path, "a.yaml", DEFAULTS + products(A, extra=extra))
+    [d] = diagnostics(tmp_path)
+    assert (d.field, d.message) == (field, message)
+
+
+def test_resolved_spec_merges_defaults_and_overrides(tmp_path: Path) -> None:
+    write(tmp_path, "a.yaml", DEFAULTS + products(A, extra="    imageFormat: WEBP\n    turntable:\n"
+                                                         "      includeGif: true\n") + f"  - uuid: {B}\n")
+    desired = load_desired([tmp_path])
+    a, b = desired.products[A].spec, desired.products[B].spec
+    assert (a.imageFormat, a.turntable.includeGif, a.turntable.imageCount) == ("WEBP", True, 36)
+    assert (b.imageFormat, b.turntable.includeGif) == ("PNG", False)
+    assert desired.products[A].spec_hash == a.fingerprint()
+
+
+def test_inherited_and_spelt_out_values_hash_the_same(tmp_path: Path) -> None:
+    write(tmp_path, "a/inherit.yaml", DEFAULTS + products(A))
+    spelt = (f"products:\n  - uuid: {A}\n    name: label only\n    turntable:\n      height: 720\n"
+             "      width: 720\n      frameRate: 12\n      imageCount: 36\n      includeGif: false\n"
+             "      transparentBackground: false\n    imageFormat: PNG\n    imageHeight: 1200\n    imageWidth: 1200\n")
+    write(tmp_path, "b/spelt.yaml", spelt)
+    one = load_desired([tmp_path / "a"]).products[A]
+    two = load_desired([tmp_path / "b"]).products[A]
+    assert one.spec_hash == two.spec_hash
+    assert (one.name, two.name) == (None, "label only")
+
+
+def test_uuids_are_normalised_to_lower_case(tmp_path: Path) -> None:
+    write(tmp_path, "a.yaml", DEFAULTS + products(A.upper()))
+    assert list(load_desired([tmp_path]).products) == [A]
+
+
+def test_the_example_catalogue_loads() -> None:
+    root = Path(__file__).resolve().parents[1] / "manifests"
+    desired = load_desired([root])
+    assert len(desired.products) >= 30
+    assert all(isinstance(p.spec, RenderSpec) for p in desired.products.values())
+
+
+def test_no_foreign_exception_escapes_the_loader(tmp_path: Path) -> None:
+    """ruamel and pydantic errors become ManifestError (principle 6)."""
+    for i, text in enumerate(["{", "defaults: {imageWidth: !!binary x}", "\t- tab", "a: *nope"]):
+        write(tmp_path / str(i), "a.yaml", text)
+        with pytest.raises(ManifestError):
+            load_desired([tmp_path / str(i)])
