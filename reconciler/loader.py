@@ -312,6 +312,9 @@ def _yaml_problem(name: str, text: str, exc: YAMLError) -> _Problem:
     p = _Problem(name, (), f"invalid YAML: {problem}", hint=hint)
     if mark is not None:
         p.path = ("@", mark.line, mark.column)  # already a position, not a field path
+    elif isinstance(getattr(exc, "position", None), int):  # a reader error: a bad character
+        at = exc.position  # type: ignore[attr-defined]
+        p.path = ("@", text.count("\n", 0, at), at - (text.rfind("\n", 0, at) + 1))
     return p
 
 

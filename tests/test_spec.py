@@ -1,0 +1,219 @@
+"""Render specs: bounds, colours, and the stability of the spec hash (property-based)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from reconciler.loader import load_desired
+from reconciler.spec import BOUNDS, IMAGE_FORMATS, RenderSpec, canonical_json, fingerprint, manifest_json_schema
+
+UUID = "58472097-fec0-516d-8326-f7a5eb192f2c"
+
+
+def _int(path: str) -> st.SearchStrategy[int]:
+    b = BOUNDS[path]
+    return st.integers(b.low, b.high)
+
+
+hex_colour = st.from_regex(r"[0-9A-Fa-f]{6}", fullmatch=True)
+colours = st.one_of(st.none(), hex_colour, hex_colour.map(lambda c: "#" + c))
+
+turntables = st.fixed_dictionaries(
+    {"includeGif": st.booleans(), "imageCount": _int("turntable.imageCount"),
+     "frameRate": _int("turntable.frameRate"), "width": _int("turntable.width"),
+     "height": _int("turntable.height")},
+    optional={"background": colours, "transparentBackground": st.booleans()},
+)
+
+
+@st.composite
+def specs(draw: st.DrawFn) -> dict[str, Any]:
+    """Valid manifest-style specs, with optional fields sometimes left out."""
+    fmt = draw(st.sampled_from(IMAGE_FORMATS))
+    spec: dict[str, Any] = {
+        "imageWidth": draw(_int("imageWidth")),
+        "imageHeight": draw(_int("imageHeight")),
+        "imageFormat": fmt,
+        "turntable": draw(turntables),
+    }
+    if draw(st.booleans()):
+        spec["imageBackground"] = draw(colours)
+    if draw(st.booleans()):
+        spec["transparentBackground"] = False if fmt == "JPG" else draw(st.booleans())
+    return spec
+
+
+def spelt_out(spec: dict[str, Any]) -> dict[str, Any]:
+    """The same spec with every default written explicitly."""
+    out = {"imageBackground": None, "transparentBackground": False, **spec}
+    out["turntable"] = {"background": None, "transparentBackground": False, **spec["turntable"]}
+    return out
+
+
+def shuffled(data: Any, rnd: random.Random) -> Any:
+    if isinstance(data, dict):
+        items = list(data.items())
+        rnd.shuffle(items)
+        return {k: shuffled(v, rnd) for k, v in items}
+    return data
+
+
+def hash_of(spec: dict[str, Any]) -> str:
+    return RenderSpec.model_validate(spec).fingerprint()
+
+
+@given(specs())
+def test_inherited_and_spelt_out_values_give_the_same_hash(spec: dict[str, Any]) -> None:
+    assert hash_of(spec) == hash_of(spelt_out(spec))
+
+
+@given(specs(), st.randoms(use_true_random=False))
+def test_key_order_does_not_change_the_hash(spec: dict[str, Any], rnd: random.Random) -> None:
+    assert hash_of(spec) == hash_of(shuffled(spec, rnd))
+
+
+@given(hex_colour)
+def test_colour_spelling_is_canonical(colour: str) -> None:
+    spellings = [colour.lower(), colour.upper(), "#" + colour.lower(), "#" + colour.upper()]
+    base = {"imageWidth": 100, "imageHeight": 100, "imageFormat": "PNG",
+            "turntable": {"includeGif": False, "imageCount": 8, "frameRate": 8, "width": 64, "height": 64}}
+    hashes = {hash_of({**base, "imageBackground": c, "turntable": {**base["turntable"], "background": c}})
+              for c in spellings}
+    assert len(hashes) == 1
+    assert RenderSpec.model_validate({**base, "imageBackground": colour}).imageBackground == "#" + colour.upper()
+
+
+def _changed(spec: dict[str, Any], field: str, data: st.DataObject) -> dict[str, Any]:
+    """``spec`` with ``field`` (dotted) set to a different valid value."""
+    new = json.loads(json.dumps(spelt_out(spec)))
+    parent, key = (new["turntable"], field.split(".")[1]) if field.startswith("turntable.") else (new, field)
+    old = parent[key]
+    if isinstance(old, str) and key.endswith("ackground"):
+        old = "#" + old.lstrip("#").upper()  # compare colours in their canonical spelling
+    if field in BOUNDS:
+        value = data.draw(_int(field).filter(lambda v: v != old))
+    elif key in ("includeGif", "transparentBackground"):
+        value = not old
+    elif key == "imageFormat":
+        value = data.draw(st.sampled_from([f for f in IMAGE_FORMATS if f != old]))
+    else:  # a colour
+        value = data.draw(st.one_of(st.none(), hex_colour.map(lambda c: "#" + c.upper()))
+                          .filter(lambda c: c != old))
+    parent[key] = value
+    if new["imageFormat"] == "JPG":
+        new["transparentBackground"] = False  # keep it valid: JPG has no alpha
+    return new
+
+
+RENDER_FIELDS = ["imageWidth", "imageHeight", "imageFormat", "imageBackground", "transparentBackground"] + [
+    f"turntable.{k}" for k in ("includeGif", "imageCount", "frameRate", "width", "height", "background",
+                               "transparentBackground")]
+
+
+def test_render_fields_cover_every_model_field() -> None:
+    top = set(RenderSpec.model_fields) - {"turntable"}
+    nested = {f"turntable.{k}" for k in RenderSpec.model_fields["turntable"].annotation.model_fields}  # type: ignore[union-attr]
+    assert set(RENDER_FIELDS) == top | nested
+
+
+@pytest.mark.parametrize("field", RENDER_FIELDS)
+@given(spec=specs(), data=st.data())
+@settings(max_examples=25)
+def test_any_change_of_a_render_field_changes_the_hash(field: str, spec: dict[str, Any], data: st.DataObject) -> None:
+    spec = spelt_out(spec)
+    if field == "transparentBackground" and spec["imageFormat"] == "JPG":
+        spec["imageFormat"] = "PNG"
+    assert hash_of(spec) != hash_of(_changed(spec, field, data))
+
+
+@given(st.lists(st.text(st.characters(blacklist_categories=("Cc", "Cs")), max_size=40), min_size=2, max_size=2))
+@settings(max_examples=20, deadline=None)
+def test_name_never_changes_the_hash(names: list[str]) -> None:
+    hashes = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, label in enumerate(names):
+            path = Path(tmp) / f"{i}.yaml"
+            path.write_text(
+                "defaults:\n  imageWidth: 1200\n  imageHeight: 1200\n  imageFormat: PNG\n"
+                "  turntable: {includeGif: false, imageCount: 36, frameRate: 12, width: 720, height: 720}\n"
+                f"products:\n  - uuid: {UUID}\n    name: {json.dumps(label, ensure_ascii=False)}\n", encoding="utf-8")
+            product = load_desired([path]).products[UUID]
+            assert product.name == label
+            hashes.append(product.spec_hash)
+    assert hashes[0] == hashes[1]
+
+
+def test_hash_is_sha256_of_the_canonical_json() -> None:
+    spec = RenderSpec.model_validate({"imageWidth": 100, "imageHeight": 50, "imageFormat": "WEBP", "turntable": {
+        "includeGif": True, "imageCount": 24, "frameRate": 12, "width": 64, "height": 64}})
+    canonical = spec.canonical()
+    # Pinned: a change to the canonical form would re-render every product of every user.
+    assert canonical_json(canonical) == (
+        '{"imageBackground":null,"imageFormat":"WEBP","imageHeight":50,"imageWidth":100,'
+        '"transparentBackground":false,"turntable":{"background":null,"frameRate":12,"height":64,'
+        '"imageCount":24,"includeGif":true,"transparentBackground":false,"width":64}}')
+    assert spec.fingerprint() == fingerprint(canonical)
+    assert spec.fingerprint() == hashlib.sha256(canonical_json(canonical).encode()).hexdigest()
+
+
+@pytest.mark.parametrize("path", sorted(BOUNDS))
+def test_each_bound_is_inclusive_and_enforced(path: str) -> None:
+    bound = BOUNDS[path]
+    base: dict[str, Any] = {"imageWidth": 100, "imageHeight": 100, "imageFormat": "PNG",
+                            "turntable": {"includeGif": False, "imageCount": 8, "frameRate": 8, "width": 64,
+                                          "height": 64}}
+
+    def with_value(v: int) -> dict[str, Any]:
+        spec = json.loads(json.dumps(base))
+        if path.startswith("turntable."):
+            spec["turntable"][path.split(".")[1]] = v
+        else:
+            spec[path] = v
+        return spec
+
+    RenderSpec.model_validate(with_value(bound.low))
+    RenderSpec.model_validate(with_value(bound.high))
+    for bad in (bound.low - 1, bound.high + 1):
+        with pytest.raises(ValidationError):
+            RenderSpec.model_validate(with_value(bad))
+
+
+@pytest.mark.parametrize("colour", ["#FFF", "white", "#GGGGGG", "#FFFFFFF", " #FFFFFF", ""])
+def test_bad_colours_are_refused(colour: str) -> None:
+    with pytest.raises(ValidationError, match="expected a colour as #RRGGBB"):
+        RenderSpec.model_validate({"imageWidth": 100, "imageHeight": 100, "imageFormat": "PNG",
+                                   "imageBackground": colour, "turntable": {
+                                       "includeGif": False, "imageCount": 8, "frameRate": 8, "width": 64,
+                                       "height": 64}})
+
+
+def test_spec_is_strict_about_types() -> None:
+    with pytest.raises(ValidationError):
+        RenderSpec.model_validate({"imageWidth": "100", "imageHeight": 100, "imageFormat": "PNG", "turntable": {
+            "includeGif": "yes", "imageCount": 8, "frameRate": 8, "width": 64, "height": 64}})
+
+
+def test_frames_and_seconds() -> None:
+    spec = RenderSpec.model_validate({"imageWidth": 100, "imageHeight": 100, "imageFormat": "PNG", "turntable": {
+        "includeGif": False, "imageCount": 36, "frameRate": 12, "width": 64, "height": 64}})
+    assert spec.frames == 37
+    assert spec.turntable.seconds == 3.0
+
+
+def test_schema_documents_every_bound() -> None:
+    schema = manifest_json_schema()
+    props = schema["properties"]["defaults"]["properties"]
+    turntable = schema["$defs"]["TurntableOverrides"]["properties"]
+    for path, bound in BOUNDS.items():
+        node = turntable[path.split(".")[1]] if path.startswith("turntable.") else props[path]
+        assert (node["minimum"], node["maximum"]) == (bound.low, bound.high)
