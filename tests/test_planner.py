@@ -1,0 +1,310 @@
+"""The planner, table-driven: the world as data (manifests + recorded state) → the expected actions.
+
+Every case is pure data: ``desired`` maps a product to its overrides of ``BASE``; ``state`` maps
+a product to a recorded render (its spec's overrides, status, the files it has on the platform,
+and the spec of a pending request). Nothing here touches disk, network or clock.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from reconciler.diagnostics import SourceLocation
+from reconciler.plan import Action, ActionKind, FieldChange, Plan, Reason
+from reconciler.planner import PlanOptionsError, build_plan
+from reconciler.spec import Desired, ProductSpec, RenderSpec
+from reconciler.state import Attachment, ProductRecord, RenderRequest, State, Status
+
+BASE: dict[str, Any] = {
+    "imageWidth": 1200, "imageHeight": 1200, "imageFormat": "PNG",
+    "turntable": {"includeGif": True, "imageCount": 36, "frameRate": 12, "width": 720, "height": 720},
+}
+P1 = "11111111-1111-4111-8111-111111111111"
+P2 = "22222222-2222-4222-8222-222222222222"
+P3 = "33333333-3333-4333-8333-333333333333"
+P4 = "44444444-4444-4444-8444-444444444444"
+
+
+def merged(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    out = copy.deepcopy(BASE)
+    for k, v in (overrides or {}).items():
+        if k == "turntable":
+            out["turntable"].update(v)
+        else:
+            out[k] = v
+    return out
+
+
+def spec(overrides: dict[str, Any] | None = None) -> RenderSpec:
+    return RenderSpec.model_validate(merged(overrides))
+
+
+def want(uuid: str, overrides: dict[str, Any] | None = None, name: str | None = None) -> ProductSpec:
+    s = spec(overrides)
+    return ProductSpec(uuid=uuid, name=name, spec=s, spec_hash=s.fingerprint(), source=SourceLocation("m.yaml"))
+
+
+def desired(products: dict[str, dict[str, Any]], names: dict[str, str] | None = None) -> Desired:
+    return Desired({u: want(u, o, (names or {}).get(u)) for u, o in products.items()}, files=("m.yaml",))
+
+
+def record(overrides: dict[str, Any] | None = None, status: str = "rendered", files: tuple[str, ...] | None = None,
+           pending: dict[str, Any] | None = None, error: str | None = None, name: str | None = None) -> ProductRecord:
+    """A recorded render. ``files`` defaults to what the spec produces; ``pending`` is the spec of a
+    request not yet finished (requested / in flight / failed attempt) when it differs from ``overrides``."""
+    s = spec(overrides)
+    if files is None:
+        files = ("still", "turntable", "gif") if s.turntable.includeGif else ("still", "turntable")
+    request_hash = spec(pending).fingerprint() if pending is not None else s.fingerprint()
+    return ProductRecord(
+        name=name, spec=s.canonical(), spec_hash=s.fingerprint(), status=Status(status),
+        request=RenderRequest(request_id="req-1", spec_hash=request_hash, requested_at="2026-01-01T00:00:00Z"),
+        attachments=[Attachment(kind=k, uuid=f"att-{k}", name=f"{k}.bin", sha256="0" * 64, size=1,  # type: ignore[arg-type]
+                                content_type="application/octet-stream") for k in files],
+        error=error, updated_at="2026-01-01T00:00:00Z")
+
+
+def state(records: dict[str, ProductRecord], serial: int = 7) -> State:
+    return State(lineage="lineage-1", serial=serial, products=records)
+
+
+@dataclass
+class Case:
+    id: str
+    desired: dict[str, dict[str, Any]]
+    state: dict[str, ProductRecord]
+    expect: dict[str, tuple[ActionKind, Reason]]
+    replace: tuple[str, ...] = ()
+    effect: dict[str, str] = field(default_factory=dict)
+    changes: dict[str, list[tuple[str, Any, Any]]] = field(default_factory=dict)
+    detail: dict[str, str | None] = field(default_factory=dict)
+
+
+R, RR, RT, RS, O, N = (ActionKind.RENDER, ActionKind.RERENDER, ActionKind.RETRY, ActionKind.RESUME,
+                       ActionKind.ORPHAN, ActionKind.NOOP)
+WEBP_NO_GIF = {"imageFormat": "WEBP", "turntable": {"includeGif": False}}
+
+CASES = [
+    Case("should_render_when_not_in_state", {P1: {}}, {}, {P1: (R, Reason.NEW)}, effect={P1: ""}),
+    Case("should_do_nothing_when_state_matches", {P1: {}}, {P1: record()}, {P1: (N, Reason.UNCHANGED)}),
+    Case("should_do_nothing_when_spelt_out_default_equals_inherited",
+         {P1: {"transparentBackground": False, "turntable": {"background": None}}}, {P1: record()},
+         {P1: (N, Reason.UNCHANGED)}),
+    Case("should_rerender_and_warn_when_gif_removed", {P1: WEBP_NO_GIF}, {P1: record()},
+         {P1: (RR, Reason.SPEC_CHANGED)},
+         effect={P1: "replaces still PNG→WEBP and the MP4 turntable; deletes the GIF"},
+         changes={P1: [("imageFormat", "PNG", "WEBP"), ("turntable.includeGif", True, False)]}),
+    Case("should_rerender_and_say_the_new_size_when_still_resized", {P1: {"imageWidth": 1600}}, {P1: record()},
+         {P1: (RR, Reason.SPEC_CHANGED)},
+         effect={P1: "replaces still PNG 1200x1200→1600x1200, the MP4 turntable and the GIF"},
+         changes={P1: [("imageWidth", 1200, 1600)]}),
+    Case("should_rerender_and_replace_every_file_when_only_turntable_changed", {P1: {"turntable": {"frameRate": 24}}},
+         {P1: record()}, {P1: (RR, Reason.SPEC_CHANGED)},
+         effect={P1: "replaces the PNG still, the MP4 turntable and the GIF"},
+         changes={P1: [("turntable.frameRate", 12, 24)]}),
+    Case("should_not_mention_a_gif_that_never_existed", {P1: {"imageHeight": 900}},
+         {P1: record({"turntable": {"includeGif": False}}, files=("still", "turntable"))}, {P1: (RR, Reason.SPEC_CHANGED)},
+         effect={P1: "replaces still PNG 1200x1200→1200x900 and the MP4 turntable"},
+         changes={P1: [("imageHeight", 1200, 900), ("turntable.includeGif", False, True)]}),
+    Case("should_trust_the_recorded_files_over_the_old_spec_for_deletions", {P1: WEBP_NO_GIF},
+         {P1: record(files=("still", "turntable"))}, {P1: (RR, Reason.SPEC_CHANGED)},
+         effect={P1: "replaces still PNG→WEBP and the MP4 turntable"}),
+    Case("should_list_colour_changes_field_by_field",
+         {P1: {"imageBackground": "ffffff", "turntable": {"background": "#000000", "transparentBackground": True}}},
+         {P1: record()}, {P1: (RR, Reason.SPEC_CHANGED)},
+         changes={P1: [("imageBackground", None, "#FFFFFF"), ("turntable.background", None, "#000000"),
+                       ("turntable.transparentBackground", False, True)]}),
+    Case("should_retry_when_last_render_failed", {P1: {}}, {P1: record(status="failed", error="timed out")},
+         {P1: (RT, Reason.FAILED_BEFORE)}, detail={P1: "timed out"}),
+    Case("should_retry_a_failed_rerender_at_the_spec_it_attempted", {P1: WEBP_NO_GIF},
+         {P1: record(status="failed", pending=WEBP_NO_GIF, error="boom")}, {P1: (RT, Reason.FAILED_BEFORE)},
+         effect={P1: "replaces still PNG→WEBP and the MP4 turntable; deletes the GIF"}),
+    Case("should_rerender_when_failed_attempt_is_no_longer_wanted", {P1: {"imageWidth": 800}},
+         {P1: record(status="failed", pending=WEBP_NO_GIF)}, {P1: (RR, Reason.SPEC_CHANGED)},
+         changes={P1: [("imageWidth", 1200, 800)]}),
+    Case("should_resume_and_not_pay_again_when_requested", {P1: {}}, {P1: record(status="requested", files=())},
+         {P1: (RS, Reason.IN_FLIGHT)}, effect={P1: ""},
+         detail={P1: "triggered earlier; results will be waited for, not paid again"}),
+    Case("should_resume_when_in_flight", {P1: {}}, {P1: record(status="in_flight", files=())},
+         {P1: (RS, Reason.IN_FLIGHT)}),
+    Case("should_resume_an_in_flight_rerender_at_its_new_spec", {P1: WEBP_NO_GIF},
+         {P1: record(status="in_flight", pending=WEBP_NO_GIF)}, {P1: (RS, Reason.IN_FLIGHT)}),
+    Case("should_rerender_when_spec_changed_while_in_flight", {P1: {"imageWidth": 2000}},
+         {P1: record(status="in_flight", pending=WEBP_NO_GIF)}, {P1: (RR, Reason.SPEC_CHANGED)},
+         detail={P1: "supersedes the render still in flight"}),
+    Case("should_rerender_when_spec_changed_while_requested", {P1: {"imageWidth": 2000}},
+         {P1: record(status="requested", files=())}, {P1: (RR, Reason.SPEC_CHANGED)},
+         detail={P1: "supersedes the render still in flight"}),
+    Case("should_report_orphan_and_delete_nothing", {}, {P1: record(name="Old chair")},
+         {P1: (O, Reason.NOT_IN_MANIFESTS)}, effect={P1: ""},
+         detail={P1: "not in the manifests; its renders are kept"}),
+    Case("should_force_rerender_of_an_unchanged_product_when_replaced", {P1: {}, P2: {}}, {P1: record(), P2: record()},
+         {P1: (RR, Reason.FORCED), P2: (N, Reason.UNCHANGED)}, replace=(P1,),
+         effect={P1: "replaces the PNG still, the MP4 turntable and the GIF"}, changes={P1: []}),
+    Case("should_accept_replace_in_any_case", {P1: {}}, {P1: record()}, {P1: (RR, Reason.FORCED)},
+         replace=(P1.upper(),)),
+    Case("should_force_rerender_instead_of_retry_when_replaced", {P1: {}}, {P1: record(status="failed")},
+         {P1: (RR, Reason.FORCED)}, replace=(P1,)),
+    Case("should_force_rerender_instead_of_resume_when_replaced", {P1: {}}, {P1: record(status="in_flight")},
+         {P1: (RR, Reason.FORCED)}, replace=(P1,)),
+    Case("should_render_a_new_product_even_when_replaced", {P1: {}}, {}, {P1: (R, Reason.NEW)}, replace=(P1,)),
+    Case("should_prefer_spec_change_over_forced_when_both", {P1: {"imageWidth": 640}}, {P1: record()},
+         {P1: (RR, Reason.SPEC_CHANGED)}, replace=(P1,)),
+    Case("should_plan_every_kind_at_once",
+         {P1: {}, P2: {"imageWidth": 640}, P3: {}, P4: {}},
+         {P2: record(), P3: record(status="failed"), P4: record(status="requested"),
+          "55555555-5555-4555-8555-555555555555": record()},
+         {P1: (R, Reason.NEW), P2: (RR, Reason.SPEC_CHANGED), P3: (RT, Reason.FAILED_BEFORE),
+          P4: (RS, Reason.IN_FLIGHT), "55555555-5555-4555-8555-555555555555": (O, Reason.NOT_IN_MANIFESTS)}),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_plan(case: Case) -> None:
+    plan = build_plan(desired(case.desired), state(case.state), location="s.json", replace=case.replace)
+    got = {a.product: (a.kind, a.reason) for a in plan.actions}
+    assert got == case.expect
+    by_product = {a.product: a for a in plan.actions}
+    for uuid, effect in case.effect.items():
+        assert by_product[uuid].effect() == effect
+    for uuid, changes in case.changes.items():
+        assert [(c.field, c.old, c.new) for c in by_product[uuid].changes] == changes
+    for uuid, detail in case.detail.items():
+        assert by_product[uuid].detail == detail
+
+
+# Named after the issue's own example: the warning must be exact, it is what a reviewer reads.
+def test_plan_should_rerender_and_warn_when_gif_removed() -> None:
+    plan = build_plan(desired({P1: WEBP_NO_GIF}), state({P1: record()}))
+    [action] = plan.actions
+    assert action.replaces == ["still PNG→WEBP", "the MP4 turntable"]
+    assert action.deletes == ["the GIF"]
+    assert action.effect() == "replaces still PNG→WEBP and the MP4 turntable; deletes the GIF"
+    assert action.previous_hash == spec().fingerprint()
+    assert action.spec_hash == spec(WEBP_NO_GIF).fingerprint()
+    assert action.spec == spec(WEBP_NO_GIF).canonical()
+
+
+def test_plan_should_refuse_replace_of_a_product_not_in_the_manifests() -> None:
+    with pytest.raises(PlanOptionsError) as info:
+        build_plan(desired({P1: {}}), state({P2: record()}), replace=(P2, P3))
+    assert str(info.value) == f"--replace names products that are not in the manifests: {P2}, {P3}"
+
+
+def test_plan_should_refuse_a_batch_size_below_one() -> None:
+    with pytest.raises(PlanOptionsError, match="at least 1"):
+        build_plan(desired({P1: {}}), state({}), max_batch_size=0)
+
+
+def _uuid(i: int) -> str:
+    return f"{i:08x}-0000-4000-8000-000000000000"
+
+
+def test_plan_should_batch_by_identical_spec_and_split_at_max_batch_size() -> None:
+    small = {"imageWidth": 640, "imageHeight": 480}
+    world = {_uuid(i): (small if i % 2 else {}) for i in range(14)}  # 7 at BASE, 7 at `small`
+    plan = build_plan(desired(world), state({}), max_batch_size=3)
+    assert [len(b.products) for b in plan.batches] == [3, 3, 1, 3, 3, 1]
+    assert [b.index for b in plan.batches] == list(range(6))
+    for b in plan.batches:
+        assert {world[p] == small for p in b.products} in ({True}, {False})  # one spec per batch
+        assert b.products == sorted(b.products)
+        assert b.spec == spec(world[b.products[0]]).canonical()
+        assert b.spec_hash == spec(world[b.products[0]]).fingerprint()
+    assert [b.spec_hash for b in plan.batches] == sorted(b.spec_hash for b in plan.batches)
+    for a in plan.actions:
+        assert a.product in plan.batches[a.batch].products  # type: ignore[index]
+
+
+def test_plan_should_batch_only_what_it_pays_for() -> None:
+    plan = build_plan(desired({P1: {}, P2: {}, P3: {}, P4: {}}),
+                      state({P2: record(), P3: record(status="in_flight"), P4: record(status="failed")}))
+    assert [b.products for b in plan.batches] == [[P1, P4]]
+    assert {a.product: a.batch for a in plan.actions} == {P1: 0, P2: None, P3: None, P4: 0}
+
+
+def test_plan_should_count_the_cost_of_what_it_triggers() -> None:
+    world = {
+        P1: {},                                                                   # 36 frames @ 12, GIF
+        P2: {},
+        P3: {"turntable": {"imageCount": 24, "frameRate": 8, "includeGif": False}},  # 24 frames @ 8
+        P4: {},                                                                   # unchanged: free
+    }
+    plan = build_plan(desired(world), state({P4: record()}), max_batch_size=1)
+    k = plan.cost
+    assert (k.requests, k.products, k.stills, k.turntable_frames, k.frames) == (3, 3, 3, 96, 99)
+    assert k.video_seconds == 3.0 + 3.0 + 3.0
+    assert k.gifs == 2
+    assert plan.to_json()["cost"] == {"requests": 3, "products": 3, "stills": 3, "turntable_frames": 96,
+                                      "video_seconds": 9.0, "gifs": 2, "frames": 99}
+
+
+def test_plan_should_cost_nothing_when_nothing_changes() -> None:
+    plan = build_plan(desired({P1: {}}), state({P1: record(), P2: record()}))
+    assert plan.cost.requests == plan.cost.frames == 0
+    assert not plan.has_changes  # an orphan alone is not a change: nothing would be done
+    counts = plan.counts()
+    assert {k: counts[k] for k in ("render", "rerender", "retry", "resume", "orphan", "noop")} == {
+        "render": 0, "rerender": 0, "retry": 0, "resume": 0, "orphan": 1, "noop": 1}
+
+
+def test_plan_should_be_ordered_by_uuid_whatever_the_input_order() -> None:
+    uuids = [_uuid(i) for i in (5, 3, 9, 1, 7)]
+    forward = build_plan(desired({u: {} for u in uuids}), state({_uuid(4): record(), _uuid(2): record()}))
+    backward = build_plan(desired({u: {} for u in reversed(uuids)}), state({_uuid(2): record(), _uuid(4): record()}))
+    assert [a.product for a in forward.actions] == sorted(uuids + [_uuid(2), _uuid(4)])
+    assert json.dumps(forward.to_json()) == json.dumps(backward.to_json())
+
+
+def test_plan_should_carry_the_state_token_it_was_made_from() -> None:
+    plan = build_plan(desired({P1: {}}), state({}, serial=41), location="state/x.json")
+    assert (plan.state.lineage, plan.state.serial, plan.state.location) == ("lineage-1", 41, "state/x.json")
+
+
+def test_plan_should_not_change_its_inputs() -> None:
+    world, recorded = desired({P1: WEBP_NO_GIF, P2: {}}), state({P1: record(), P3: record()})
+    before = recorded.model_dump_json()
+    build_plan(world, recorded, replace=(P2,))
+    assert recorded.model_dump_json() == before
+    assert sorted(world.products) == [P1, P2]
+
+
+def test_plan_json_round_trip_is_lossless() -> None:
+    plan = build_plan(desired({P1: WEBP_NO_GIF, P2: {}, P3: {}}, names={P1: "Chair | 1"}),
+                      state({P1: record(), P3: record(status="failed", error="x"), P4: record()}), location="s.json")
+    data = plan.to_json()
+    again = Plan.from_json(json.loads(json.dumps(data)), "plan.json")
+    assert again.to_json() == data
+    assert again.actions[0].kind is ActionKind.RERENDER
+    assert again.actions[0].changes[0] == FieldChange("imageFormat", "PNG", "WEBP")
+
+
+def test_plan_json_documents_each_action() -> None:
+    plan = build_plan(desired({P1: WEBP_NO_GIF}), state({P1: record()}))
+    [action] = plan.to_json()["actions"]
+    assert action["kind"] == "rerender" and action["reason"] == "spec_changed"
+    assert action["effect"] == "replaces still PNG→WEBP and the MP4 turntable; deletes the GIF"
+    assert action["changes"][1] == {"field": "turntable.includeGif", "old": True, "new": False}
+    assert action["batch"] == 0 and action["source"] == "m.yaml"
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    ({"kind": "something-else"}, "plan.json is not a saved reconciler plan"),
+    ({"kind": "reconciler-plan", "format_version": 99}, "plan.json has plan format_version 99"),
+    ({"kind": "reconciler-plan", "format_version": 1, "state": {}}, "plan.json is damaged"),
+])
+def test_plan_from_json_refuses_what_it_cannot_read(data: dict[str, Any], message: str) -> None:
+    from reconciler.errors import PlanFileError
+
+    with pytest.raises(PlanFileError, match=message):
+        Plan.from_json(data, "plan.json")
+
+
+def test_action_effect_joins_in_plain_english() -> None:
+    a = Action(ActionKind.RERENDER, Reason.FORCED, P1, replaces=["a"], deletes=["b", "c", "d"])
+    assert a.effect() == "replaces a; deletes b, c and d"
