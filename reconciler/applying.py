@@ -1,7 +1,9 @@
-"""``reconciler apply`` end to end: connect, lock, plan (or load a saved plan), confirm, execute.
+"""``plan`` and ``apply`` end to end: connect, lock, plan (or load a saved plan), confirm, execute.
 
 This is the edge where the pure parts meet I/O: the sandbox (when asked), the client,
 the state store, the webhook receiver and the terminal. The engine itself is executor.py.
+Heavy imports (ASGI server, progress display, the client) happen only on the paths that
+need them, so an offline ``plan`` starts fast.
 """
 
 from __future__ import annotations
@@ -17,28 +19,37 @@ from typing import Any
 
 import click
 
-from reconciler.errors import ApplyFailedError, ConfigError, ReconcilerError
-from reconciler.events import HookList, Hooks
-from reconciler.executor import ApplyOptions, Executor, check_plan_current
+from reconciler.errors import ApplyFailedError, ConfigError, LargeChangeError, ReconcilerError
+from reconciler.events import Hooks
 from reconciler.loader import load_desired
+from reconciler.observed import Observed
 from reconciler.plan import Plan
 from reconciler.planfile import load_plan
-from reconciler.planner import build_plan
-from reconciler.progress import JsonLines, LiveProgress, LogLines
+from reconciler.planner import DEFAULT_MAX_BATCH_SIZE, Limits, build_plan
 from reconciler.settings import ClientSettings, find_config_file, resolve_settings
-from reconciler.state import FileStateStore
+from reconciler.state import FileStateStore, State
 from reconciler.views import render_json, render_text
-from reconciler.webhooks import EVENTS, EventBoard, WebhookReceiver, parse_listen
 
 
 @dataclass
 class ApplyRequest:
-    planfile: Path | None
+    """Every option of plan / apply / refresh, typed (the CLI only parses)."""
+
     manifests: list[Path]
     state_path: Path
+    planfile: Path | None = None
     lock_timeout: float = 0.0
     replace: tuple[str, ...] = ()
-    max_batch_size: int = 50
+    targets: tuple[str, ...] = ()
+    excludes: tuple[str, ...] = ()
+    prune: str | None = None
+    allow_large: bool = False
+    max_rerender_share: float | None = None
+    max_deletes: int = 10
+    max_batch_size: int = DEFAULT_MAX_BATCH_SIZE
+    refresh: bool = False
+    verify: bool = False
+    refresh_only: bool = False
     auto_approve: bool = False
     sandbox_dir: Path | None = None
     flags: dict[str, Any] = field(default_factory=dict)
@@ -54,34 +65,82 @@ class ApplyRequest:
     verbose: bool = False
 
 
+def run_plan(req: ApplyRequest) -> Plan:
+    """``reconciler plan``: offline unless ``refresh``; never writes the state."""
+    store = FileStateStore(req.state_path)
+    state = store.read()
+    if not req.refresh:
+        return _plan(req, store, state, None)
+    with ExitStack() as stack:
+        client = _client(req, stack)
+        return _plan(req, store, state, _observe(req, client, state))
+
+
 def run_apply(req: ApplyRequest) -> None:
     """Apply; raise ApplyFailedError if any product failed (exit 1)."""
+    from reconciler.executor import check_plan_current
+
     store = FileStateStore(req.state_path)
     with ExitStack() as stack:
-        if req.verbose:
-            _verbose_logging()
-        settings = stack.enter_context(_settings(req))
+        client = _client(req, stack)
         with store.lock("apply", timeout=req.lock_timeout):
             state = store.fold()
             if req.planfile is not None:
                 plan = load_plan(req.planfile)
                 check_plan_current(plan, state)
+                if plan.limits_tripped and not (plan.allow_large or req.allow_large):
+                    raise LargeChangeError(plan.limits_tripped)
             else:
-                desired = load_desired(req.manifests)
-                plan = build_plan(desired, state, location=store.location, replace=req.replace,
-                                  max_batch_size=req.max_batch_size)
+                observed = _observe(req, client, state) if req.refresh or req.refresh_only else None
+                if req.refresh_only:
+                    _accept(req, client, store, state, observed)
+                    return
+                plan = _plan(req, store, state, observed)
             _show(plan, req)
+            if plan.refused:
+                raise LargeChangeError(plan.limits_tripped)
             if not plan.has_changes:
                 if req.fmt == "text":
                     click.echo("Nothing to apply.")
                 return
             if req.planfile is None:
                 _confirm(req)
-            _execute(plan, store, state, settings, req, stack)
+            _execute(plan, store, state, client, req, stack)
+
+
+def _plan(req: ApplyRequest, store: FileStateStore, state: State, observed: Observed | None) -> Plan:
+    desired = load_desired(req.manifests)
+    return build_plan(desired, state, location=store.location, replace=req.replace,
+                      max_batch_size=req.max_batch_size, observed=observed, targets=req.targets,
+                      excludes=req.excludes, prune=req.prune, allow_large=req.allow_large, limits=_limits(req))
+
+
+def _limits(req: ApplyRequest) -> Limits:
+    if req.max_rerender_share is None:
+        return Limits(max_deletes=req.max_deletes)
+    # An explicit share is taken at its word: no floor for small catalogues.
+    return Limits(rerender_share=req.max_rerender_share, rerender_floor=0, max_deletes=req.max_deletes)
+
+
+def _observe(req: ApplyRequest, client: Any, state: State) -> Observed:
+    from reconciler.refresh import observe
+
+    return observe(client, state, verify=req.verify, parallelism=req.parallelism)
+
+
+def _client(req: ApplyRequest, stack: ExitStack) -> Any:
+    """A connected VntanaClient (and the embedded sandbox behind it, if asked), closed with ``stack``."""
+    from reconciler.client import VntanaClient
+
+    if req.verbose:
+        _verbose_logging()
+    settings = stack.enter_context(client_settings(req))
+    return stack.enter_context(VntanaClient(settings))
 
 
 @contextmanager
-def _settings(req: ApplyRequest) -> Iterator[ClientSettings]:
+def client_settings(req: ApplyRequest) -> Iterator[ClientSettings]:
+    """Settings from flags/env/config, or from an embedded sandbox started for the duration."""
     if req.sandbox_dir is None:
         yield resolve_settings(req.flags, os.environ, req.config_path or find_config_file(Path.cwd()))
         return
@@ -110,24 +169,12 @@ def _confirm(req: ApplyRequest) -> None:
         raise ReconcilerError("apply cancelled; nothing was triggered")
 
 
-def _execute(plan: Plan, store: FileStateStore, state: Any, settings: ClientSettings, req: ApplyRequest,
+def _execute(plan: Plan, store: FileStateStore, state: State, client: Any, req: ApplyRequest,
              stack: ExitStack) -> None:
-    from reconciler.client import VntanaClient
+    from reconciler.executor import ApplyOptions, Executor
 
     hooks = _hooks(req)
-    client = stack.enter_context(VntanaClient(settings))
-    board = None
-    if req.webhook_listen:
-        board = EventBoard()
-        secret_box: dict[str, str] = {}
-        host, port = parse_listen(req.webhook_listen)
-        receiver = stack.enter_context(WebhookReceiver(host, port, lambda: secret_box.get("s"), board))
-        hook = client.create_webhook(url=req.webhook_url or receiver.url, events=list(EVENTS),
-                                     name="reconciler apply")
-        stack.callback(_delete_webhook, client, hook.uuid)
-        if hook.secret is None:
-            raise ConfigError("the platform returned no webhook secret; cannot verify deliveries")
-        secret_box["s"] = hook.secret.get_secret_value()
+    board = _webhooks(req, client, stack) if req.webhook_listen else None
     default_interval = 15.0 if board else (0.2 if req.sandbox_dir else 2.0)
     options = ApplyOptions(parallelism=req.parallelism, product_timeout=req.product_timeout,
                            poll_interval=req.poll_interval or default_interval, download_dir=req.download_dir,
@@ -140,6 +187,35 @@ def _execute(plan: Plan, store: FileStateStore, state: Any, settings: ClientSett
                                "as retries")
 
 
+def _accept(req: ApplyRequest, client: Any, store: FileStateStore, state: State, observed: Observed | None) -> None:
+    """``--refresh-only``: record what the platform holds for drifted products; render nothing."""
+    from reconciler.executor import ApplyOptions, Executor
+
+    assert observed is not None
+    executor = Executor(client, store, state, _hooks(req), ApplyOptions(parallelism=req.parallelism,
+                                                                         download_dir=req.download_dir))
+    accepted = executor.accept(observed)
+    if req.fmt == "text":
+        click.echo(f"Refresh: {len(observed.products)} product(s) checked, {len(accepted)} updated from the "
+                   "platform." + "".join(f"\n  {u}: {why}" for u, why in sorted(accepted.items())))
+
+
+def _webhooks(req: ApplyRequest, client: Any, stack: ExitStack) -> Any:
+    from reconciler.webhooks import EVENTS, EventBoard, WebhookReceiver, parse_listen
+
+    assert req.webhook_listen is not None
+    board = EventBoard()
+    secret_box: dict[str, str] = {}
+    host, port = parse_listen(req.webhook_listen)
+    receiver = stack.enter_context(WebhookReceiver(host, port, lambda: secret_box.get("s"), board))
+    hook = client.create_webhook(url=req.webhook_url or receiver.url, events=list(EVENTS), name="reconciler apply")
+    stack.callback(_delete_webhook, client, hook.uuid)
+    if hook.secret is None:
+        raise ConfigError("the platform returned no webhook secret; cannot verify deliveries")
+    secret_box["s"] = hook.secret.get_secret_value()
+    return board
+
+
 def _delete_webhook(client: Any, uuid: str) -> None:
     try:
         client.delete_webhook(uuid)
@@ -148,10 +224,12 @@ def _delete_webhook(client: Any, uuid: str) -> None:
 
 
 def _hooks(req: ApplyRequest) -> Hooks:
+    from reconciler.progress import JsonLines, LiveProgress, LogLines
+
     if req.fmt == "json":
         return JsonLines()
     if sys.stderr.isatty() and "CI" not in os.environ:
-        return HookList(LiveProgress())
+        return LiveProgress()
     return LogLines()
 
 

@@ -20,11 +20,13 @@ import click
 
 from reconciler import __version__
 from reconciler.diagnostics import Diagnostic
-from reconciler.errors import ManifestError, ReconcilerError
+from reconciler.errors import LargeChangeError, ManifestError, ReconcilerError
 from reconciler.loader import load_desired
 from reconciler.plan import Plan
 from reconciler.planfile import save_plan
-from reconciler.planner import DEFAULT_MAX_BATCH_SIZE, PlanOptionsError, build_plan
+from reconciler.applying import ApplyRequest, run_apply, run_plan
+from reconciler.plan import CATEGORIES
+from reconciler.planner import DEFAULT_MAX_BATCH_SIZE, PlanOptionsError
 from reconciler.spec import manifest_json_schema
 from reconciler.state import FileStateStore
 from reconciler.views import render_json, render_markdown, render_text
@@ -37,7 +39,9 @@ SANDBOX_STATE = Path("state/sandbox.state.json")
 
 # Commands whose imports are heavy (the sandbox pulls in an ASGI server and video encoders):
 # loaded only when invoked, so `plan` starts fast.
-LAZY_COMMANDS = {"sandbox": ("reconciler.sandbox.command", "sandbox_command")}
+LAZY_COMMANDS = {"sandbox": ("reconciler.sandbox.command", "sandbox_command"),
+                 "state": ("reconciler.state_commands", "state_group"),
+                 "import": ("reconciler.importer", "import_command")}
 
 
 class ReconcilerGroup(click.Group):
@@ -132,95 +136,153 @@ def schema() -> None:
     _echo_json(manifest_json_schema())
 
 
+def selection_options(f: F) -> F:
+    """What to plan: forcing, targeting, pruning, batching and the large-change breaker."""
+    for decorator in reversed([
+        click.option("--replace", multiple=True, metavar="UUID",
+                     help="Re-render this product even if unchanged (repeatable)."),
+        click.option("--target", "targets", multiple=True, metavar="UUID|GLOB",
+                     help="Only these products (uuid, or glob on name; repeatable). Others wait."),
+        click.option("--exclude", "excludes", multiple=True, metavar="UUID|GLOB",
+                     help="Leave these products out (uuid, or glob on name; repeatable)."),
+        click.option("--prune", type=click.Choice(["forget", "delete"]), is_flag=False, flag_value="forget",
+                     default=None, help="Orphans: --prune drops them from the state; --prune=delete also "
+                                        "deletes their renders on the platform."),
+        click.option("--allow-large", is_flag=True, help="Accept a plan that trips the large-change breaker."),
+        click.option("--max-rerender-share", type=click.FloatRange(0, 1), default=None,
+                     help="Breaker: most of the catalogue one plan may re-render (default 0.25, and never "
+                          "fewer than 10 products unless this is given)."),
+        click.option("--max-deletes", type=click.IntRange(min=0), default=10, show_default=True,
+                     help="Breaker: most products whose renders one plan may delete."),
+        click.option("--max-batch-size", type=click.IntRange(min=1), default=DEFAULT_MAX_BATCH_SIZE,
+                     show_default=True, help="Most products in one render request."),
+        click.option("--refresh", is_flag=True, help="Ask the platform what each product holds now and plan "
+                                                     "drift as re-renders (network)."),
+        click.option("--verify", is_flag=True, help="With --refresh: download and re-hash every recorded file."),
+    ]):
+        f = decorator(f)
+    return f
+
+
+def api_options(f: F) -> F:
+    """How to reach the platform: the embedded sandbox, or the real API."""
+    for decorator in reversed([
+        click.option("--sandbox", is_flag=True,
+                     help=f"Use the embedded VNTANA sandbox (state defaults to {SANDBOX_STATE})."),
+        click.option("--sandbox-dir", type=click.Path(path_type=Path), default=Path(".reconciler/sandbox"),
+                     show_default=True, help="Where the embedded sandbox keeps its products, jobs and files."),
+        click.option("--api-url", help="VNTANA API base URL (env VNTANA_API_URL)."),
+        click.option("--organization", "organization_uuid", help="Organization uuid (env VNTANA_ORGANIZATION_UUID)."),
+        click.option("--workspace", "client_uuid", help="Workspace (\"client\") uuid (env VNTANA_CLIENT_UUID)."),
+        click.option("--config", "config_path", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+                     help="Config file (default: ./reconciler.yaml if present)."),
+        click.option("--verbose", "-v", is_flag=True, help="Log every API request (tokens and signatures redacted)."),
+    ]):
+        f = decorator(f)
+    return f
+
+
+def _request(kw: dict[str, Any], **extra: Any) -> ApplyRequest:
+    """The options every planning command shares, as one typed request."""
+    sandbox = kw.pop("sandbox")
+    state_path = kw.pop("state_path", None) or (SANDBOX_STATE if sandbox else DEFAULT_STATE)
+    flags = {k: kw.pop(k) for k in ("api_url", "organization_uuid", "client_uuid")}
+    manifests = _paths(kw.pop("manifests"))
+    sandbox_dir = kw.pop("sandbox_dir")
+    no_color = kw.pop("no_color", False)
+    return ApplyRequest(manifests=manifests, state_path=state_path, flags=flags,
+                        sandbox_dir=sandbox_dir if sandbox else None, colour=use_colour(no_color), **kw, **extra)
+
+
 @cli.command()
 @manifests_option
 @state_option
+@selection_options
+@api_options
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), help="Save the plan for 'reconciler apply FILE'.")
-@click.option("--replace", multiple=True, metavar="UUID", help="Re-render this product even if unchanged (repeatable).")
-@click.option("--max-batch-size", type=click.IntRange(min=1), default=DEFAULT_MAX_BATCH_SIZE, show_default=True,
-              help="Most products in one render request.")
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 0 when no changes, 2 when changes, 1 on error.")
+@click.option("--exit-code-on", "exit_code_on", default=",".join(CATEGORIES), show_default=True,
+              metavar="CATEGORIES", help="Which change categories make --detailed-exitcode return 2 "
+                                         f"(comma-separated: {', '.join(CATEGORIES)}).")
 @click.option("--show-unchanged", is_flag=True, help="List unchanged products too.")
 @click.option("--no-color", is_flag=True, help="Plain text even on a terminal (NO_COLOR is honoured too).")
-@click.option("--sandbox", is_flag=True, help=f"Plan against the sandbox's state ({SANDBOX_STATE}).")
-def plan(manifests: tuple[Path, ...], state_path: Path | None, fmt: str, out: Path | None, replace: tuple[str, ...],
-         max_batch_size: int, detailed_exitcode: bool, show_unchanged: bool, no_color: bool, sandbox: bool) -> None:
+def plan(**kw: Any) -> None:
     """Show which products would be rendered or re-rendered, what that replaces, and its cost."""
-    state_path = state_path or (SANDBOX_STATE if sandbox else DEFAULT_STATE)
-    result = make_plan(manifests, state_path, replace, max_batch_size)
-    if out is not None:
-        save_plan(result, out)
-    if fmt == "json":
+    out, detailed, show_unchanged = kw.pop("out"), kw.pop("detailed_exitcode"), kw.pop("show_unchanged")
+    categories = _categories(kw.pop("exit_code_on"))
+    req = _request(kw)
+    if req.verify and not req.refresh:
+        raise ReconcilerError("--verify needs --refresh (it re-downloads what the platform holds)")
+    result = run_plan(req)
+    if req.fmt == "json":
         click.echo(render_json(result), nl=False)
-    elif fmt == "markdown":
+    elif req.fmt == "markdown":
         click.echo(render_markdown(result), nl=False)
     else:
-        click.echo(render_text(result, colour=use_colour(no_color), show_noop=show_unchanged), nl=False)
-        if out is not None:
+        click.echo(render_text(result, colour=req.colour, show_noop=show_unchanged), nl=False)
+    if result.refused:
+        raise LargeChangeError(result.limits_tripped)
+    if out is not None:
+        save_plan(result, out)
+        if req.fmt == "text":
             click.echo(f"Saved the plan to {out}; run 'reconciler apply {out}' to execute exactly this plan.")
-    if detailed_exitcode and result.has_changes:
+    if detailed and result.has_changes_in(categories):
         sys.exit(2)
 
 
-def make_plan(manifests: tuple[Path, ...], state_path: Path, replace: tuple[str, ...] = (),
-              max_batch_size: int = DEFAULT_MAX_BATCH_SIZE) -> Plan:
-    desired = load_desired(_paths(manifests))
-    store = FileStateStore(state_path)
-    return build_plan(desired, store.read(), location=store.location, replace=replace,
-                      max_batch_size=max_batch_size)
+def _categories(text: str) -> set[str]:
+    chosen = {c.strip() for c in text.split(",") if c.strip()}
+    unknown = sorted(chosen - set(CATEGORIES))
+    if unknown:
+        raise ReconcilerError(f"--exit-code-on: unknown categor{'ies' if len(unknown) > 1 else 'y'} "
+                              f"{', '.join(unknown)}", hint="choose from " + ", ".join(CATEGORIES))
+    return chosen
 
 
 @cli.command()
 @click.argument("planfile", required=False, type=click.Path(path_type=Path))
 @manifests_option
-@click.option("--state", "state_path", type=click.Path(path_type=Path), envvar="RECONCILER_STATE",
-              help=f"State file. Default: {DEFAULT_STATE} ({SANDBOX_STATE} with --sandbox).")
+@state_option
 @lock_timeout_option
-@click.option("--replace", multiple=True, metavar="UUID", help="Re-render this product even if unchanged (repeatable).")
-@click.option("--max-batch-size", type=click.IntRange(min=1), default=DEFAULT_MAX_BATCH_SIZE, show_default=True)
+@selection_options
+@api_options
 @click.option("--auto-approve", is_flag=True, help="Apply without asking (required without a terminal).")
-@click.option("--sandbox", is_flag=True, help="Start the embedded VNTANA sandbox and apply against it.")
-@click.option("--sandbox-dir", type=click.Path(path_type=Path), default=Path(".reconciler/sandbox"), show_default=True,
-              help="Where the embedded sandbox keeps its products, jobs and files.")
-@click.option("--api-url", help="VNTANA API base URL (env VNTANA_API_URL).")
-@click.option("--organization", "organization_uuid", help="Organization uuid (env VNTANA_ORGANIZATION_UUID).")
-@click.option("--workspace", "client_uuid", help="Workspace (\"client\") uuid (env VNTANA_CLIENT_UUID).")
-@click.option("--config", "config_path", type=click.Path(path_type=Path, exists=True, dir_okay=False),
-              help="Config file (default: ./reconciler.yaml if present).")
+@click.option("--refresh-only", is_flag=True,
+              help="Accept what the platform holds into the state (download and hash); render nothing.")
 @click.option("--parallelism", type=click.IntRange(1, 64), default=4, show_default=True,
               help="Products polled and downloaded at once.")
 @click.option("--timeout", "product_timeout", type=click.FloatRange(min=1), default=900.0, show_default=True,
               help="Seconds to wait for one product's results before marking it failed.")
 @click.option("--poll-interval", type=click.FloatRange(min=0.01), default=None,
               help="Seconds between attachment polls (default 2; 0.2 with --sandbox; 15 with webhooks).")
-@click.option("--webhook-listen", metavar="HOST:PORT", help="Receive signed webhook events here (polling stays the fallback).")
+@click.option("--webhook-listen", metavar="HOST:PORT",
+              help="Receive signed webhook events here (polling stays the fallback).")
 @click.option("--webhook-url", help="Public URL the platform should call, if not http://HOST:PORT/webhook.")
 @click.option("--download-dir", type=click.Path(path_type=Path, file_okay=False), help="Keep the files, by product.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="json: the plan, then one JSON event per line.")
 @click.option("--no-color", is_flag=True)
-@click.option("--verbose", "-v", is_flag=True, help="Log every API request (tokens and signatures redacted).")
-def apply(planfile: Path | None, manifests: tuple[Path, ...], state_path: Path | None, lock_timeout: float,
-          replace: tuple[str, ...], max_batch_size: int, auto_approve: bool, sandbox: bool, sandbox_dir: Path,
-          api_url: str | None, organization_uuid: str | None, client_uuid: str | None, config_path: Path | None,
-          parallelism: int, product_timeout: float, poll_interval: float | None, webhook_listen: str | None,
-          webhook_url: str | None, download_dir: Path | None, fmt: str, no_color: bool, verbose: bool) -> None:
+def apply(**kw: Any) -> None:
     """Trigger what the plan says, wait, download, hash and record. Resumes where a run died."""
-    from reconciler.applying import ApplyRequest, run_apply
+    if kw["planfile"] is not None and (kw["replace"] or kw["targets"] or kw["excludes"] or kw["prune"]):
+        raise ReconcilerError("a saved plan is applied exactly: --replace, --target, --exclude and --prune "
+                              "belong to 'reconciler plan'")
+    run_apply(_request(kw))
 
-    if planfile is not None and replace:
-        raise ReconcilerError("--replace cannot change a saved plan", hint="pass --replace to 'reconciler plan'")
-    request = ApplyRequest(
-        planfile=planfile, manifests=_paths(manifests),
-        state_path=state_path or (SANDBOX_STATE if sandbox else DEFAULT_STATE), lock_timeout=lock_timeout,
-        replace=replace, max_batch_size=max_batch_size, auto_approve=auto_approve, sandbox_dir=sandbox_dir if sandbox else None,
-        flags={"api_url": api_url, "organization_uuid": organization_uuid, "client_uuid": client_uuid},
-        config_path=config_path, parallelism=parallelism, product_timeout=product_timeout,
-        poll_interval=poll_interval, webhook_listen=webhook_listen, webhook_url=webhook_url,
-        download_dir=download_dir, fmt=fmt, colour=use_colour(no_color), verbose=verbose,
-    )
-    run_apply(request)
+
+@cli.command()
+@manifests_option
+@state_option
+@lock_timeout_option
+@api_options
+@click.option("--verify", is_flag=True, help="Download and re-hash every recorded file.")
+@click.option("--parallelism", type=click.IntRange(1, 64), default=4, show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--no-color", is_flag=True)
+def refresh(**kw: Any) -> None:
+    """Accept what the platform holds into the state (same as 'apply --refresh-only --auto-approve')."""
+    run_apply(_request(kw, refresh=True, refresh_only=True, auto_approve=True))
 
 
 @cli.command("force-unlock")

@@ -19,6 +19,7 @@ meets them and chained with ``raise ... from exc``.
     │   ├── TransientApiError   429, 5xx, connection trouble: retry later (retry_after)
     │   └── PermanentApiError   400/403/404/422: retrying will not help
     │       └── AuthenticationError  401 even after one fresh login
+    ├── LargeChangeError        the plan trips the large-change breaker (see --allow-large)
     ├── DownloadError           a result could not be fetched or failed its size check
     └── ApplyFailedError        the run finished but some products failed
 """
@@ -152,6 +153,15 @@ class PermanentApiError(ApiError):
 
 class AuthenticationError(PermanentApiError):
     """Still 401 after one fresh login, or the login itself was refused."""
+
+
+class LargeChangeError(ReconcilerError):
+    """The plan exceeds a large-change limit and --allow-large was not given."""
+
+    def __init__(self, tripped: list[str]) -> None:
+        super().__init__("refusing a large change: " + "; ".join(tripped),
+                         hint="check the plan; if it is what you want, run again with --allow-large")
+        self.tripped = tripped
 
 
 class DownloadError(ReconcilerError):

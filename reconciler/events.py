@@ -62,6 +62,13 @@ class Failed(Event):
 
 
 @dataclass(frozen=True)
+class Pruned(Event):
+    product: str
+    name: str | None
+    deleted: bool
+
+
+@dataclass(frozen=True)
 class RunFinished(Event):
     rendered: int
     failed: int

@@ -27,8 +27,10 @@ from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
 from reconciler.errors import ApiError, DownloadError, PermanentApiError, ReconcilerError, StalePlanError
-from reconciler.events import Downloaded, Failed, Hooks, Recorded, RunFinished, RunStarted, Triggered, Waiting
+from reconciler.events import Downloaded, Failed, Hooks, Pruned, Recorded, RunFinished, RunStarted, Triggered, Waiting
+from reconciler.observed import Observed, ObservedAttachment
 from reconciler.plan import Action, ActionKind, Batch, Plan
+from reconciler.planner import drift_of
 from reconciler.webhooks import EventBoard
 from reconciler.state import Attachment, FileStateStore, ProductRecord, RenderRequest, State, Status, utcnow
 
@@ -127,6 +129,8 @@ class Executor:
         self.report.skipped = sum(1 for a in plan.actions if a.kind in (ActionKind.NOOP, ActionKind.ORPHAN))
         self.hooks.on_event(RunStarted(triggers=sum(len(b.products) for b in plan.batches), resumes=len(resumes),
                                        batches=len(plan.batches)))
+        self._prune([a for a in plan.actions if a.kind in (ActionKind.FORGET, ActionKind.DELETE)])
+        self._sync_labels(plan)
         with ThreadPoolExecutor(max_workers=self.options.parallelism, thread_name_prefix="apply") as pool:
             futures = [pool.submit(self._wait_and_record, a.product, resumed=True) for a in resumes]
             for batch in plan.batches:
@@ -138,6 +142,63 @@ class Executor:
         self.report.seconds = time.monotonic() - started
         return self.report
 
+    def _prune(self, actions: list[Action]) -> None:
+        """Orphans: delete their renders on the platform first (``delete``), then forget them."""
+        for a in actions:
+            rec = self._record(a.product)
+            if rec is None:
+                continue
+            if a.kind is ActionKind.DELETE:
+                try:
+                    for att in rec.attachments:
+                        self.client.delete_attachment(a.product, att.uuid)
+                except PermanentApiError as exc:
+                    if exc.status != 404:  # already gone is what we wanted
+                        self._fail(a.product, f"could not delete its renders: {exc.message}")
+                        continue
+                except ApiError as exc:
+                    self._fail(a.product, f"could not delete its renders: {exc.message}")
+                    continue
+            with self._mutex:
+                self.store.checkpoint(self.state, a.product, None)
+            self.hooks.on_event(Pruned(a.product, rec.name, deleted=a.kind is ActionKind.DELETE))
+
+    def _sync_labels(self, plan: Plan) -> None:
+        """Names and ``protect`` live in the manifests; keep the state's copy current (no render)."""
+        for a in plan.actions:
+            rec = self._record(a.product)
+            if rec is None or a.protect is None or a.kind in (ActionKind.ORPHAN, ActionKind.FORGET, ActionKind.DELETE):
+                continue
+            if rec.protect != a.protect or (a.name is not None and rec.name != a.name):
+                self._checkpoint(a.product, rec.model_copy(update={"protect": a.protect, "name": a.name or rec.name}))
+
+    def accept(self, observed: Observed) -> dict[str, str]:
+        """``--refresh-only``: make the state say what the platform holds, downloading what is new."""
+        accepted: dict[str, str] = {}
+        for product, seen in sorted(observed.products.items()):
+            rec = self._record(product)
+            if rec is None or rec.status is not Status.RENDERED:
+                continue
+            drift = drift_of(rec, seen, observed.verified)
+            if drift is None:
+                continue
+            recorded = {a.uuid: a for a in rec.attachments}
+            newest: dict[str, Any] = {}
+            for att in seen.attachments:
+                kind = _kind_of(_AsWire(att))
+                if att.uuid not in recorded and (kind not in newest or (att.created or "") > (newest[kind].created or "")):
+                    newest[kind] = att
+            kept = [recorded[a.uuid] for a in seen.attachments if a.uuid in recorded]
+            kept = [k.model_copy(update={"sha256": next((a.sha256 for a in seen.attachments
+                                                          if a.uuid == k.uuid and a.sha256), k.sha256)}) for k in kept]
+            fresh_kinds = set(newest)
+            kept = [k for k in kept if k.kind not in fresh_kinds]
+            fresh = [self._download(product, att.entity_type, _AsWire(att)) for att in newest.values()]
+            self._checkpoint(product, rec.model_copy(update={"attachments": kept + fresh, "updated_at": utcnow()}))
+            accepted[product] = f"{drift[0].value}: {drift[1]}"
+        self.store.write(self.state, bump=False)
+        return accepted
+
     def _trigger(self, batch: Batch, actions: dict[str, Action]) -> list[str]:
         request_id = str(uuidlib.uuid4())
         now = utcnow()
@@ -148,6 +209,7 @@ class Executor:
                                              status=Status.REQUESTED, updated_at=now)
             self._checkpoint(product, base.model_copy(update={
                 "name": action.name, "status": Status.REQUESTED, "error": None, "updated_at": now,
+                "protect": bool(action.protect),
                 "request": RenderRequest(request_id=request_id, spec_hash=batch.spec_hash, requested_at=now)}))
             if self.options.board:
                 self.options.board.clear(product)
@@ -282,6 +344,14 @@ class Executor:
                            requests=int(client_stats.get("requests", 0)), retries=int(client_stats.get("retries", 0)),
                            throttled_seconds=round(float(client_stats.get("throttled_seconds", 0.0)), 3),
                            failures=dict(r.failed))
+
+
+class _AsWire:
+    """An observed attachment in the shape the client's download and ``_kind_of`` expect."""
+
+    def __init__(self, att: ObservedAttachment) -> None:
+        self.uuid, self.name, self.entity_type = att.uuid, att.name, att.entity_type
+        self.created = datetime.fromisoformat(att.created) if att.created else None
 
 
 def _kind_of(att: Any, content_type: str | None = None) -> str:

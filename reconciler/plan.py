@@ -27,6 +27,12 @@ class ActionKind(str, Enum):
     """Triggered but not recorded as finished: wait for it, never pay again."""
     ORPHAN = "orphan"
     """Recorded but no longer in the manifests: reported, nothing is deleted."""
+    FORGET = "forget"
+    """An orphan pruned with ``--prune``: dropped from the state, its renders stay."""
+    DELETE = "delete"
+    """An orphan pruned with ``--prune=delete``: its renders are deleted on the platform too."""
+    BLOCKED = "blocked"
+    """Would re-render or prune, but the product is protected: nothing happens."""
     NOOP = "noop"
     """State matches the manifests."""
 
@@ -41,8 +47,27 @@ class Reason(str, Enum):
     FAILED_BEFORE = "failed_before"
     IN_FLIGHT = "in_flight"
     FORCED = "forced"
+    REMOTE_MISSING = "remote_missing"
+    """A recorded attachment is gone from the platform."""
+    REMOTE_REPLACED = "remote_replaced"
+    """Someone re-rendered outside the reconciler: the platform holds new attachments."""
+    CONTENT_CHANGED = "content_changed"
+    """The bytes on the platform no longer match the recorded sha256 (``--verify``)."""
     NOT_IN_MANIFESTS = "not_in_manifests"
     UNCHANGED = "unchanged"
+
+    @property
+    def category(self) -> str:
+        """The group ``--exit-code-on`` and CI gates use."""
+        return _CATEGORY[self]
+
+
+_CATEGORY = {
+    Reason.NEW: "new", Reason.SPEC_CHANGED: "spec", Reason.FAILED_BEFORE: "failed", Reason.IN_FLIGHT: "in_flight",
+    Reason.FORCED: "forced", Reason.REMOTE_MISSING: "drift", Reason.REMOTE_REPLACED: "drift",
+    Reason.CONTENT_CHANGED: "drift", Reason.NOT_IN_MANIFESTS: "orphan", Reason.UNCHANGED: "none",
+}
+CATEGORIES = ("new", "spec", "failed", "in_flight", "forced", "drift", "orphan")
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +92,8 @@ class Action:
     detail: str | None = None
     source: str | None = None
     batch: int | None = None
+    protect: bool | None = None
+    """The manifests' ``protect`` for the product (None for orphans)."""
 
     def effect(self) -> str:
         """In product terms: what the trigger replaces and deletes on the platform."""
@@ -118,6 +145,19 @@ class Plan:
     batches: list[Batch]
     cost: Cost
     max_batch_size: int
+    targets: list[str] = field(default_factory=list)
+    excludes: list[str] = field(default_factory=list)
+    waiting: int = 0
+    """Changes left out by --target/--exclude: they wait for a later run."""
+    limits_tripped: list[str] = field(default_factory=list)
+    """Large-change limits this plan exceeds; apply refuses it unless allow_large."""
+    allow_large: bool = False
+    prune: str | None = None
+    refreshed: bool = False
+
+    @property
+    def refused(self) -> bool:
+        return bool(self.limits_tripped) and not self.allow_large
 
     def counts(self) -> dict[str, int]:
         out = {k.value: 0 for k in ActionKind}
@@ -127,7 +167,11 @@ class Plan:
 
     @property
     def has_changes(self) -> bool:
-        return any(a.kind not in (ActionKind.NOOP, ActionKind.ORPHAN) for a in self.actions)
+        return any(a.kind not in _INERT for a in self.actions)
+
+    def has_changes_in(self, categories: set[str]) -> bool:
+        """Changes whose reason falls in ``categories`` (see ``Reason.category``)."""
+        return any(a.kind not in _INERT and a.reason.category in categories for a in self.actions)
 
     def changed(self) -> list[Action]:
         return [a for a in self.actions if a.kind is not ActionKind.NOOP]
@@ -139,9 +183,16 @@ class Plan:
             "format_version": PLAN_FORMAT_VERSION,
             "kind": "reconciler-plan",
             "state": asdict(self.state),
-            "summary": {**self.counts(), "changes": self.has_changes},
+            "summary": {**self.counts(), "changes": self.has_changes, "waiting": self.waiting},
             "cost": cost,
             "max_batch_size": self.max_batch_size,
+            "targets": self.targets,
+            "excludes": self.excludes,
+            "waiting": self.waiting,
+            "limits_tripped": self.limits_tripped,
+            "allow_large": self.allow_large,
+            "prune": self.prune,
+            "refreshed": self.refreshed,
             "batches": [asdict(b) for b in self.batches],
             "actions": [_action_json(a) for a in self.actions],
         }
@@ -162,15 +213,26 @@ class Plan:
                 batches=[Batch(**b) for b in data["batches"]],
                 cost=Cost(**cost),
                 max_batch_size=int(data["max_batch_size"]),
+                targets=list(data.get("targets", [])),
+                excludes=list(data.get("excludes", [])),
+                waiting=int(data.get("waiting", 0)),
+                limits_tripped=list(data.get("limits_tripped", [])),
+                allow_large=bool(data.get("allow_large", False)),
+                prune=data.get("prune"),
+                refreshed=bool(data.get("refreshed", False)),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise PlanFileError(f"{origin} is damaged: {exc}") from exc
+
+
+_INERT = (ActionKind.NOOP, ActionKind.ORPHAN, ActionKind.BLOCKED)
 
 
 def _action_json(a: Action) -> dict[str, Any]:
     out = asdict(a)
     out["kind"] = a.kind.value
     out["reason"] = a.reason.value
+    out["category"] = a.reason.category
     out["effect"] = a.effect()
     return out
 
@@ -178,6 +240,7 @@ def _action_json(a: Action) -> dict[str, Any]:
 def _action_from_json(d: dict[str, Any]) -> Action:
     d = dict(d)
     d.pop("effect", None)
+    d.pop("category", None)
     d["kind"] = ActionKind(d["kind"])
     d["reason"] = Reason(d["reason"])
     d["changes"] = [FieldChange(**c) for c in d.get("changes", [])]

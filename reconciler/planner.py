@@ -1,23 +1,32 @@
-"""The planner: desired manifests + recorded state in, a ``Plan`` out. Pure: no I/O, clock or env.
+"""The planner: desired manifests + recorded state (+ what the platform holds) in, a ``Plan`` out.
 
-Decisions, per product:
+Pure: no I/O, clock or environment. Decisions, per product:
   in manifests, not in state                         → render   (new)
-  recorded failed                                    → retry    (failed_before)
+  recorded failed at the wanted spec                 → retry    (failed_before)
   requested / in flight with the desired spec        → resume   (in_flight): wait, never pay twice
   spec hash differs from the recorded/in-flight one  → rerender (spec_changed)
+  platform lost / replaced / altered its files       → rerender (remote_missing / remote_replaced /
+                                                       content_changed), from state or ``observed``
   named in ``replace``                               → rerender (forced)
-  recorded, not in manifests                         → orphan   (nothing is deleted)
+  recorded, not in manifests                         → orphan, or forget/delete with ``prune``
+  protected, and any of the above would replace or
+  delete its renders                                 → blocked
   otherwise                                          → noop
-Triggers are grouped by identical spec into batches of at most ``max_batch_size``.
+Triggers are grouped by identical spec into batches of at most ``max_batch_size``. Targeting
+(``targets``/``excludes``: uuids or globs on names) leaves other products' changes waiting.
+The large-change breaker lists the limits a plan exceeds; apply refuses it unless allowed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from typing import Any
 
 from deepdiff import DeepDiff
 
+from reconciler.observed import Observed, ObservedProduct
 from reconciler.plan import Action, ActionKind, Batch, Cost, FieldChange, Plan, Reason, StateToken
 from reconciler.spec import Desired, ProductSpec
 from reconciler.state.model import ProductRecord, State, Status
@@ -29,37 +38,106 @@ class PlanOptionsError(ValueError):
     pass
 
 
+@dataclass(frozen=True)
+class Limits:
+    """The large-change breaker. Re-renders trip it above ``rerender_share`` of the catalogue
+    (but never below ``rerender_floor`` products, so small catalogues are not nagged);
+    deletions trip it above ``max_deletes`` products."""
+
+    rerender_share: float = 0.25
+    rerender_floor: int = 10
+    max_deletes: int = 10
+
+
 def build_plan(desired: Desired, state: State, *, location: str = "", replace: Iterable[str] = (),
-               max_batch_size: int = DEFAULT_MAX_BATCH_SIZE) -> Plan:
-    """Compute the plan. ``replace`` lists product uuids to re-render regardless of their state."""
+               max_batch_size: int = DEFAULT_MAX_BATCH_SIZE, observed: Observed | None = None,
+               targets: Iterable[str] = (), excludes: Iterable[str] = (), prune: str | None = None,
+               limits: Limits | None = None, allow_large: bool = False) -> Plan:
+    """Compute the plan. ``replace`` lists product uuids to re-render regardless of their state;
+    ``prune`` is None, "forget" or "delete" (what to do with orphans)."""
     if max_batch_size < 1:
         raise PlanOptionsError("max batch size must be at least 1")
+    if prune not in (None, "forget", "delete"):
+        raise PlanOptionsError(f"--prune takes 'forget' or 'delete', not {prune!r}")
     forced = {u.lower() for u in replace}
     unknown = sorted(forced - desired.products.keys())
     if unknown:
         raise PlanOptionsError("--replace names products that are not in the manifests: " + ", ".join(unknown))
+    targets, excludes = list(targets), list(excludes)
     diffs: dict[tuple[str, str], list[FieldChange]] = {}
     actions: list[Action] = []
+    waiting = 0
     records = state.products
     for uuid in sorted(desired.products.keys() | records.keys()):
         want = desired.products.get(uuid)
         have = records.get(uuid)
+        seen = observed.products.get(uuid) if observed else None
         if want is None:
             assert have is not None
-            actions.append(Action(ActionKind.ORPHAN, Reason.NOT_IN_MANIFESTS, uuid, name=have.name,
-                                  previous_hash=have.spec_hash, detail="not in the manifests; its renders are kept"))
+            action = _orphan(uuid, have, prune)
         else:
-            actions.append(_decide(want, have, uuid in forced, diffs))
+            action = _decide(want, have, uuid in forced, diffs, seen, bool(observed and observed.verified))
+        if not _selected(uuid, action.name, targets, excludes):
+            waiting += action.kind is not ActionKind.NOOP
+            continue
+        actions.append(_guard(action, want, have))
     batches = _batch(actions, desired, max_batch_size)
-    return Plan(state=StateToken(state.lineage, state.serial, location), actions=actions, batches=batches,
-                cost=_cost(batches), max_batch_size=max_batch_size)
+    plan = Plan(state=StateToken(state.lineage, state.serial, location), actions=actions, batches=batches,
+                cost=_cost(batches), max_batch_size=max_batch_size, targets=targets, excludes=excludes,
+                waiting=waiting, allow_large=allow_large, prune=prune, refreshed=observed is not None)
+    plan.limits_tripped = _tripped(plan, len(desired.products), limits or Limits())
+    return plan
+
+
+def _selected(uuid: str, name: str | None, targets: list[str], excludes: list[str]) -> bool:
+    def hit(patterns: list[str]) -> bool:
+        return any(fnmatchcase(uuid, p.lower()) or (name is not None and fnmatchcase(name, p)) for p in patterns)
+
+    return (not targets or hit(targets)) and not hit(excludes)
+
+
+def _orphan(uuid: str, have: ProductRecord, prune: str | None) -> Action:
+    kind = {None: ActionKind.ORPHAN, "forget": ActionKind.FORGET, "delete": ActionKind.DELETE}[prune]
+    detail = {ActionKind.ORPHAN: "not in the manifests; its renders are kept",
+              ActionKind.FORGET: "not in the manifests; dropped from the state, its renders stay on the platform",
+              ActionKind.DELETE: "not in the manifests; its renders are deleted on the platform"}[kind]
+    action = Action(kind, Reason.NOT_IN_MANIFESTS, uuid, name=have.name, previous_hash=have.spec_hash, detail=detail)
+    if kind is ActionKind.DELETE:
+        action.deletes = [_describe(a.kind, have.spec) for a in have.attachments] or ["nothing recorded"]
+    return action
+
+
+def _guard(action: Action, want: ProductSpec | None, have: ProductRecord | None) -> Action:
+    """Protected products are never re-rendered over existing renders, nor pruned."""
+    protected = want.protect if want is not None else bool(have and have.protect)
+    replaces_something = have is not None and (bool(have.attachments) or action.kind is ActionKind.RERENDER)
+    if protected and (action.kind in (ActionKind.FORGET, ActionKind.DELETE) or
+                      (action.kind.triggers and replaces_something)):
+        would = action.kind.value
+        action.kind = ActionKind.BLOCKED
+        action.detail = f"protected: would {would} ({action.reason.value}); remove 'protect: true' to allow it"
+        action.batch = None
+    return action
+
+
+def _tripped(plan: Plan, catalogue: int, limits: Limits) -> list[str]:
+    rerenders = sum(1 for a in plan.actions if a.kind in (ActionKind.RERENDER, ActionKind.RETRY))
+    allowed = max(limits.rerender_floor, int(limits.rerender_share * catalogue))
+    out = []
+    if rerenders > allowed:
+        out.append(f"re-renders {rerenders} of {catalogue} products, more than the limit of {allowed} "
+                   f"({limits.rerender_share:.0%} of the catalogue, at least {limits.rerender_floor})")
+    deleting = sum(1 for a in plan.actions if a.deletes and a.kind is not ActionKind.BLOCKED)
+    if deleting > limits.max_deletes:
+        out.append(f"deletes renders of {deleting} products, more than the limit of {limits.max_deletes}")
+    return out
 
 
 def _decide(want: ProductSpec, have: ProductRecord | None, forced: bool,
-            diffs: dict[tuple[str, str], list[FieldChange]]) -> Action:
+            diffs: dict[tuple[str, str], list[FieldChange]], seen: ObservedProduct | None, verified: bool) -> Action:
     def act(kind: ActionKind, reason: Reason, detail: str | None = None) -> Action:
         action = Action(kind, reason, want.uuid, name=want.name, spec=want.spec.canonical(),
-                        spec_hash=want.spec_hash, detail=detail, source=str(want.source))
+                        spec_hash=want.spec_hash, detail=detail, source=str(want.source), protect=want.protect)
         if have is not None and kind.triggers:
             action.previous_hash = have.spec_hash
             if have.spec_hash != want.spec_hash:
@@ -84,12 +162,46 @@ def _decide(want: ProductSpec, have: ProductRecord | None, forced: bool,
         return act(ActionKind.RETRY, Reason.FAILED_BEFORE, have.error)
     if have.spec_hash != want.spec_hash:
         return act(ActionKind.RERENDER, Reason.SPEC_CHANGED)
+    if have.status is Status.RENDERED:
+        drift = drift_of(have, seen, verified)
+        if drift is not None:
+            return act(ActionKind.RERENDER, drift[0], drift[1])
     if forced:
         return act(ActionKind.RERENDER, Reason.FORCED, "forced with --replace")
     if have.status is Status.FAILED:
         return act(ActionKind.RETRY, Reason.FAILED_BEFORE, have.error)
     return Action(ActionKind.NOOP, Reason.UNCHANGED, want.uuid, name=want.name, spec_hash=want.spec_hash,
-                  previous_hash=have.spec_hash, source=str(want.source))
+                  previous_hash=have.spec_hash, source=str(want.source), protect=want.protect)
+
+
+def drift_of(have: ProductRecord, seen: ObservedProduct | None, verified: bool) -> tuple[Reason, str] | None:
+    """Why a rendered product's files on the platform differ from the record, if they do."""
+    kinds = {a.kind for a in have.attachments}
+    need = {"still", "turntable"} | ({"gif"} if have.spec.get("turntable", {}).get("includeGif") else set())
+    if not need <= kinds:
+        return Reason.REMOTE_MISSING, "the state records no " + " or ".join(sorted(need - kinds))
+    if seen is None:
+        return None
+    recorded = {a.uuid: a for a in have.attachments}
+    present = seen.uuids()
+    new = sorted(present - recorded.keys())
+    if new:
+        return Reason.REMOTE_REPLACED, f"re-rendered outside the reconciler: {len(new)} new attachment(s) on the platform"
+    missing = [recorded[u] for u in sorted(recorded.keys() - present)]
+    if missing:
+        return Reason.REMOTE_MISSING, "gone from the platform: " + ", ".join(f"{a.kind} {a.name}" for a in missing)
+    if verified:
+        changed = [a for a in seen.attachments if a.sha256 is not None and a.sha256 != recorded[a.uuid].sha256]
+        if changed:
+            return Reason.CONTENT_CHANGED, "bytes no longer match the recorded sha256: " + ", ".join(
+                a.name or a.uuid for a in changed)
+    return None
+
+
+def _describe(kind: str, spec: dict[str, Any]) -> str:
+    if kind == "still":
+        return f"the {spec.get('imageFormat', '')} still".replace("the  ", "the ")
+    return "the MP4 turntable" if kind == "turntable" else "the GIF"
 
 
 def field_changes(old: dict[str, Any], new: dict[str, Any]) -> list[FieldChange]:

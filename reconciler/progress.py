@@ -15,7 +15,7 @@ from typing import IO
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn
 
-from reconciler.events import Downloaded, Event, Failed, Recorded, RunFinished, RunStarted, Triggered, Waiting
+from reconciler.events import Downloaded, Event, Failed, Pruned, Recorded, RunFinished, RunStarted, Triggered, Waiting
 
 
 def summary_text(e: RunFinished) -> str:
@@ -58,6 +58,9 @@ class LogLines:
             self._say(f"{event.product}: recorded {event.attachments} file(s) ({event.name or ''})".rstrip())
         elif isinstance(event, Failed):
             self._say(f"{event.product}: FAILED: {event.reason}")
+        elif isinstance(event, Pruned):
+            what = "deleted its renders and forgot it" if event.deleted else "forgot it (renders kept)"
+            self._say(f"{event.product}: pruned: {what}")
         elif isinstance(event, RunFinished):
             self._say(summary_text(event))
             if event.failures:

@@ -16,6 +16,9 @@ _SYMBOL = {
     ActionKind.RETRY: "↻",
     ActionKind.RESUME: "…",
     ActionKind.ORPHAN: "!",
+    ActionKind.FORGET: "-",
+    ActionKind.DELETE: "-",
+    ActionKind.BLOCKED: "#",
     ActionKind.NOOP: " ",
 }
 _COLOUR = {
@@ -24,6 +27,9 @@ _COLOUR = {
     ActionKind.RETRY: "33",
     ActionKind.RESUME: "36",
     ActionKind.ORPHAN: "35",
+    ActionKind.FORGET: "35",
+    ActionKind.DELETE: "31",
+    ActionKind.BLOCKED: "35",
     ActionKind.NOOP: "0",
 }
 _REASON_TITLE = {
@@ -32,17 +38,31 @@ _REASON_TITLE = {
     Reason.FORCED: "Forced re-render (--replace)",
     Reason.FAILED_BEFORE: "Failed before, retried",
     Reason.IN_FLIGHT: "In flight, will be waited for",
-    Reason.NOT_IN_MANIFESTS: "Orphans (kept, nothing deleted)",
+    Reason.REMOTE_MISSING: "Drift: renders missing on the platform",
+    Reason.REMOTE_REPLACED: "Drift: re-rendered outside the reconciler",
+    Reason.CONTENT_CHANGED: "Drift: content changed",
+    Reason.NOT_IN_MANIFESTS: "Orphans",
 }
 
 
 def summary_line(plan: Plan) -> str:
     c = plan.counts()
+    extra = "".join(f", {c[k]} {label}" for k, label in (("orphan", "orphaned"), ("blocked", "blocked by protect"))
+                    if c[k])
+    waiting = f" {plan.waiting} other change(s) wait (not targeted)." if plan.waiting else ""
     if not plan.has_changes:
-        tail = f"; {c['orphan']} orphaned" if c["orphan"] else ""
-        return f"No changes. {c['noop']} products up to date{tail}."
+        return f"No changes. {c['noop']} products up to date{extra}.{waiting}"
+    pruned = "".join(f", {c[k]} to {k}" for k in ("forget", "delete") if c[k])
     return (f"Plan: {c['render']} to render, {c['rerender']} to re-render, {c['retry']} to retry, "
-            f"{c['resume']} to resume; {c['noop']} unchanged, {c['orphan']} orphaned.")
+            f"{c['resume']} to resume{pruned}; {c['noop']} unchanged{extra}.{waiting}")
+
+
+def limits_text(plan: Plan) -> str:
+    """Why the breaker refuses this plan, or an empty string."""
+    if not plan.limits_tripped:
+        return ""
+    verdict = "allowed by --allow-large" if plan.allow_large else "refused without --allow-large"
+    return "Large change (" + verdict + "): " + "; ".join(plan.limits_tripped)
 
 
 def cost_line(plan: Plan) -> str:
@@ -104,6 +124,8 @@ def render_text(plan: Plan, *, colour: bool = False, show_noop: bool = False) ->
         lines.append("")
     lines.append(cost_line(plan))
     lines.append(bold(summary_line(plan)))
+    if plan.limits_tripped:
+        lines.append(paint("31", limits_text(plan)))
     return "\n".join(lines) + "\n"
 
 
@@ -118,14 +140,17 @@ def render_markdown(plan: Plan, *, budget: int = MARKDOWN_BUDGET) -> str:
     head = [
         "### reconciler plan",
         "",
-        "| render | re-render | retry | resume | unchanged | orphaned | API requests | frames | video |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-        f"| {c['render']} | {c['rerender']} | {c['retry']} | {c['resume']} | {c['noop']} | {c['orphan']} "
+        "| render | re-render | retry | resume | unchanged | orphaned | blocked | API requests | frames | video |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        f"| {c['render']} | {c['rerender']} | {c['retry']} | {c['resume']} | {c['noop']} "
+        f"| {c['orphan'] + c['forget'] + c['delete']} | {c['blocked']} "
         f"| {k.requests} | {k.frames} | {k.video_seconds:g} s |",
         "",
         f"**{summary_line(plan)}**",
         "",
     ]
+    if plan.limits_tripped:
+        head.append(f"> [!CAUTION]\n> {limits_text(plan)}\n")
     deleting = [a for a in plan.actions if a.deletes]
     if deleting:
         head.append(f"> [!WARNING]\n> {len(deleting)} re-render(s) delete existing files (e.g. a GIF turned off).\n")
