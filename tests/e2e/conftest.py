@@ -143,3 +143,28 @@ def wait_for(predicate: Any, timeout: float = 30.0, interval: float = 0.05) -> N
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         time.sleep(interval)
+
+
+def tiny_spec(**overrides: Any) -> dict[str, Any]:
+    """The canonical spec ``manifest()`` gives every product (GIF on), with ``overrides`` merged in;
+    ``turntable`` overrides merge into the turntable."""
+    from reconciler.spec import RenderSpec
+
+    turntable = {"includeGif": True, "imageCount": 4, "frameRate": 4, "width": 32, "height": 32,
+                 **overrides.pop("turntable", {})}
+    data = {"imageWidth": 32, "imageHeight": 24, "imageFormat": "PNG", "turntable": turntable, **overrides}
+    return RenderSpec.model_validate(data).canonical()
+
+
+def render_behind_our_back(sandbox: EmbeddedSandbox, products: list[str], spec: dict[str, Any]) -> None:
+    """Render products straight through the platform's API, as a person or an older script would,
+    and wait until the files are there. The reconciler's state knows nothing of it."""
+    from reconciler.client import VntanaClient
+    from reconciler.settings import ClientSettings
+
+    settings = ClientSettings(api_url=sandbox.url, token=sandbox.access_token,
+                              organization_uuid=sandbox.organization_uuid)
+    with VntanaClient(settings) as client:
+        result = client.trigger_renders(products, spec)
+    assert sorted(result.accepted) == sorted(products), result.errors
+    assert sandbox.wait_idle(30)
