@@ -1,0 +1,108 @@
+"""Plan views: text for a terminal, markdown for a pull request, JSON for machines."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from reconciler.plan import Plan
+from reconciler.planner import build_plan
+from reconciler.views import MARKDOWN_BUDGET, render_json, render_markdown, render_text
+from tests.test_planner import P1, P2, P3, P4, WEBP_NO_GIF, desired, record, state
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+GITHUB_COMMENT_LIMIT = 65_536
+
+
+def mixed_plan() -> Plan:
+    return build_plan(desired({P1: WEBP_NO_GIF, P2: {}, P3: {}, P4: {}}, names={P1: "Chair | oak", P2: "New"}),
+                      state({P1: record(), P3: record(status="failed", error="render timed out"), P4: record(),
+                             "55555555-5555-4555-8555-555555555555": record(name="Gone")}), location="s.json")
+
+
+def big_plan(n: int = 5000) -> Plan:
+    return build_plan(desired({f"{i:08x}-0000-4000-8000-000000000000": {} for i in range(n)},
+                              names={f"{i:08x}-0000-4000-8000-000000000000": f"Product {i}" for i in range(n)}),
+                      state({}))
+
+
+def test_text_lists_each_change_with_its_reason_and_effect() -> None:
+    text = render_text(mixed_plan())
+    assert "State: s.json (serial 7)" in text
+    assert f"~ rerender {P1}  Chair | oak" in text
+    assert "spec changed: imageFormat PNG → WEBP, turntable.includeGif true → false" in text
+    assert "replaces still PNG→WEBP and the MP4 turntable; deletes the GIF" in text
+    assert f"+ render   {P2}  New" in text
+    assert "failed before: render timed out" in text
+    assert "not in the manifests; its renders are kept" in text
+    assert P4 not in text  # unchanged products are hidden by default
+    assert "Plan: 1 to render, 1 to re-render, 1 to retry, 0 to resume; 1 unchanged, 1 orphaned." in text
+    assert "Cost: 2 API requests for 3 products: 111 frames (3 stills + 108 turntable frames), 9 s of video, 2 GIFs." \
+        in text
+
+
+def test_text_shows_unchanged_products_when_asked() -> None:
+    assert P4 in render_text(mixed_plan(), show_noop=True)
+
+
+def test_text_is_plain_without_colour_and_coloured_with_it() -> None:
+    plan = mixed_plan()
+    plain = render_text(plan, colour=False)
+    coloured = render_text(plan, colour=True)
+    assert not ANSI.search(plain)
+    assert ANSI.search(coloured)
+    assert ANSI.sub("", coloured) == plain
+    assert "\x1b[31m" in coloured  # the deletion is red
+
+
+def test_text_says_no_changes_when_there_are_none() -> None:
+    plan = build_plan(desired({P1: {}}), state({P1: record()}))
+    text = render_text(plan)
+    assert text.endswith("Cost: nothing to trigger.\nNo changes. 1 products up to date.\n")
+
+
+def test_markdown_starts_with_the_summary_table_and_groups_changes_by_reason() -> None:
+    md = render_markdown(mixed_plan())
+    lines = md.splitlines()
+    assert lines[0] == "### reconciler plan"
+    assert lines[2].startswith("| render | re-render | retry | resume | unchanged | orphaned |")
+    sections = re.findall(r"<details><summary>(.+?)</summary>", md)
+    assert sections == ["Spec changed (1)", "New products (1)", "Failed before, retried (1)", "Orphans (1)"]
+    assert md.index("| render |") < md.index("<details>")
+    assert "Chair \\| oak" in md  # a pipe in a name does not break the table
+    assert "**deletes** the GIF" in md
+    assert "> [!WARNING]" in md
+    assert "more not shown" not in md
+
+
+def test_markdown_cuts_a_big_plan_under_githubs_comment_limit_and_says_how_many_are_left() -> None:
+    plan = big_plan()
+    md = render_markdown(plan)
+    assert len(md) < GITHUB_COMMENT_LIMIT
+    assert len(md) <= MARKDOWN_BUDGET
+    rows = len(re.findall(r"^\| `[0-9a-f-]{36}` \|", md, re.M))
+    assert 100 < rows < 5000
+    assert md.rstrip().endswith(f"_{5000 - rows} more not shown._")
+    assert md.count("<details>") == md.count("</details>")  # still well-formed after the cut
+
+
+def test_markdown_budget_is_respected_for_any_budget() -> None:
+    plan = big_plan(300)
+    for budget in (2_000, 5_000, 20_000):
+        md = render_markdown(plan, budget=budget)
+        assert len(md) <= budget
+        rows = len(re.findall(r"^\| `", md, re.M))
+        assert md.rstrip().endswith(f"_{300 - rows} more not shown._")
+
+
+def test_json_is_the_versioned_plan_document() -> None:
+    plan = mixed_plan()
+    data = json.loads(render_json(plan))
+    assert data == json.loads(json.dumps(plan.to_json()))
+    assert data["format_version"] == 1 and data["kind"] == "reconciler-plan"
+    assert data["state"] == {"lineage": "lineage-1", "serial": 7, "location": "s.json"}
+    summary = data["summary"]
+    assert (summary["render"], summary["rerender"], summary["retry"], summary["orphan"], summary["noop"],
+            summary["changes"]) == (1, 1, 1, 1, 1, True)
+    assert [a["product"] for a in data["actions"]] == sorted(a["product"] for a in data["actions"])
+    assert {a["kind"] for a in data["actions"]} == {"render", "rerender", "retry", "orphan", "noop"}
