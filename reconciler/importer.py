@@ -22,6 +22,7 @@ and checkpoints each product, in uuid order, as soon as its result is in.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
@@ -256,8 +257,6 @@ _SYMBOL = {Outcome.IN_SYNC: "=", Outcome.MISMATCH: "~", Outcome.INCOMPLETE: "!",
 def _report(results: list[ProductImport], store: FileStateStore, state: State, fmt: str) -> None:
     counts = {o.value: sum(1 for r in results if r.outcome is o) for o in Outcome}
     if fmt == "json":
-        import json
-
         click.echo(json.dumps({"state": {"location": store.location, "lineage": state.lineage,
                                          "serial": state.serial},
                                "products": [r.to_json() for r in results], "summary": counts}, indent=2))
