@@ -8,6 +8,7 @@ need them, so an offline ``plan`` starts fast.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
@@ -189,13 +190,13 @@ def _execute(plan: Plan, store: FileStateStore, state: State, client: Any, req: 
 
 def _accept(req: ApplyRequest, client: Any, store: FileStateStore, state: State, observed: Observed | None) -> None:
     """``--refresh-only``: record what the platform holds for drifted products; render nothing."""
-    from reconciler.executor import ApplyOptions, Executor
+    from reconciler.refresh import accept
 
     assert observed is not None
-    executor = Executor(client, store, state, _hooks(req), ApplyOptions(parallelism=req.parallelism,
-                                                                         download_dir=req.download_dir))
-    accepted = executor.accept(observed)
-    if req.fmt == "text":
+    accepted = accept(client, store, state, observed, req.download_dir)
+    if req.fmt == "json":
+        click.echo(json.dumps({"checked": len(observed.products), "updated": accepted}, indent=2))
+    else:
         click.echo(f"Refresh: {len(observed.products)} product(s) checked, {len(accepted)} updated from the "
                    "platform." + "".join(f"\n  {u}: {why}" for u, why in sorted(accepted.items())))
 

@@ -28,9 +28,7 @@ from typing import Any, BinaryIO, Protocol
 
 from reconciler.errors import ApiError, DownloadError, PermanentApiError, ReconcilerError, StalePlanError
 from reconciler.events import Downloaded, Failed, Hooks, Pruned, Recorded, RunFinished, RunStarted, Triggered, Waiting
-from reconciler.observed import Observed, ObservedAttachment
 from reconciler.plan import Action, ActionKind, Batch, Plan
-from reconciler.planner import drift_of
 from reconciler.webhooks import EventBoard
 from reconciler.state import Attachment, FileStateStore, ProductRecord, RenderRequest, State, Status, utcnow
 
@@ -171,33 +169,6 @@ class Executor:
                 continue
             if rec.protect != a.protect or (a.name is not None and rec.name != a.name):
                 self._checkpoint(a.product, rec.model_copy(update={"protect": a.protect, "name": a.name or rec.name}))
-
-    def accept(self, observed: Observed) -> dict[str, str]:
-        """``--refresh-only``: make the state say what the platform holds, downloading what is new."""
-        accepted: dict[str, str] = {}
-        for product, seen in sorted(observed.products.items()):
-            rec = self._record(product)
-            if rec is None or rec.status is not Status.RENDERED:
-                continue
-            drift = drift_of(rec, seen, observed.verified)
-            if drift is None:
-                continue
-            recorded = {a.uuid: a for a in rec.attachments}
-            newest: dict[str, Any] = {}
-            for att in seen.attachments:
-                kind = _kind_of(_AsWire(att))
-                if att.uuid not in recorded and (kind not in newest or (att.created or "") > (newest[kind].created or "")):
-                    newest[kind] = att
-            kept = [recorded[a.uuid] for a in seen.attachments if a.uuid in recorded]
-            kept = [k.model_copy(update={"sha256": next((a.sha256 for a in seen.attachments
-                                                          if a.uuid == k.uuid and a.sha256), k.sha256)}) for k in kept]
-            fresh_kinds = set(newest)
-            kept = [k for k in kept if k.kind not in fresh_kinds]
-            fresh = [self._download(product, att.entity_type, _AsWire(att)) for att in newest.values()]
-            self._checkpoint(product, rec.model_copy(update={"attachments": kept + fresh, "updated_at": utcnow()}))
-            accepted[product] = f"{drift[0].value}: {drift[1]}"
-        self.store.write(self.state, bump=False)
-        return accepted
 
     def _trigger(self, batch: Batch, actions: dict[str, Action]) -> list[str]:
         request_id = str(uuidlib.uuid4())
@@ -344,14 +315,6 @@ class Executor:
                            requests=int(client_stats.get("requests", 0)), retries=int(client_stats.get("retries", 0)),
                            throttled_seconds=round(float(client_stats.get("throttled_seconds", 0.0)), 3),
                            failures=dict(r.failed))
-
-
-class _AsWire:
-    """An observed attachment in the shape the client's download and ``_kind_of`` expect."""
-
-    def __init__(self, att: ObservedAttachment) -> None:
-        self.uuid, self.name, self.entity_type = att.uuid, att.name, att.entity_type
-        self.created = datetime.fromisoformat(att.created) if att.created else None
 
 
 def _kind_of(att: Any, content_type: str | None = None) -> str:

@@ -1,8 +1,11 @@
-"""Ask the platform what each recorded product holds now (and, with verify, hash it again).
+"""Ask the platform what each recorded product holds now; with ``--refresh-only``, accept it.
 
-The result is an ``Observed`` snapshot for the pure planner. Searches (two per product) and
-verification downloads run in a bounded thread pool over one client, so the client's
-limiter paces them together.
+``observe`` returns an ``Observed`` snapshot for the pure planner. Searches (two per
+product) and verification downloads run in a bounded thread pool over one client, so the
+client's limiter paces them together. ``accept`` makes the state say what the platform
+holds for drifted products, without rendering: files re-rendered behind our back are
+adopted as ``import`` adopts them (downloaded, hashed, spec read from the files, unknown
+fields kept from the record); lost files leave the record, so the next plan re-renders.
 """
 
 from __future__ import annotations
@@ -11,8 +14,17 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from pathlib import Path
+
+from reconciler.diagnostics import SourceLocation
+from reconciler.importer import examine
 from reconciler.observed import Observed, ObservedAttachment, ObservedProduct
-from reconciler.state.model import State, Status
+from reconciler.plan import Reason
+from reconciler.planner import drift_of
+from reconciler.spec import ProductSpec, RenderSpec
+from reconciler.state.filestore import FileStateStore
+from reconciler.state.model import ProductRecord, State, Status
+from reconciler.state.store import utcnow
 
 ENTITY_TYPES = ("RENDER", "TURNTABLE")
 
@@ -37,3 +49,42 @@ def observe(client: Any, state: State, products: Iterable[str] | None = None, *,
 
     with ThreadPoolExecutor(max_workers=parallelism, thread_name_prefix="refresh") as pool:
         return Observed(products=dict(pool.map(one, wanted)), verified=verify)
+
+
+def accept(client: Any, store: FileStateStore, state: State, observed: Observed,
+           download_dir: Path | None = None) -> dict[str, str]:
+    """Record what the platform holds for each drifted product; returns {uuid: what changed}."""
+    accepted: dict[str, str] = {}
+    for uuid, seen in sorted(observed.products.items()):
+        rec = state.products.get(uuid)
+        if rec is None or rec.status is not Status.RENDERED:
+            continue
+        drift = drift_of(rec, seen, observed.verified)
+        if drift is None:
+            continue
+        if drift[0] is Reason.REMOTE_REPLACED:
+            updated = _adopt(client, uuid, rec, download_dir)
+        else:
+            updated = _prune_record(rec, seen)
+        store.checkpoint(state, uuid, updated)
+        accepted[uuid] = f"{drift[0].value}: {drift[1]}"
+    store.write(state, bump=False)
+    return accepted
+
+
+def _adopt(client: Any, uuid: str, rec: ProductRecord, download_dir: Path | None) -> ProductRecord:
+    spec = RenderSpec.model_validate(rec.spec)
+    known = ProductSpec(uuid=uuid, name=rec.name, spec=spec, spec_hash=rec.spec_hash,
+                        source=SourceLocation(f"state record of {uuid}"), protect=rec.protect)
+    found = examine(client, known, download_dir)
+    if found.record is None:  # failed or incomplete: keep only what is really there
+        return rec.model_copy(update={"attachments": found.attachments, "updated_at": utcnow()})
+    return found.record.model_copy(update={"history": rec.superseded()})
+
+
+def _prune_record(rec: ProductRecord, seen: ObservedProduct) -> ProductRecord:
+    """Drop files gone from the platform; take re-downloaded hashes (``--verify``)."""
+    now = {a.uuid: a for a in seen.attachments}
+    kept = [a.model_copy(update={"sha256": now[a.uuid].sha256 or a.sha256}) for a in rec.attachments if a.uuid in now]
+    return rec.model_copy(update={"attachments": kept, "updated_at": utcnow()})
+

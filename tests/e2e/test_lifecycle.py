@@ -10,8 +10,9 @@ from tests.e2e.conftest import PRODUCTS, Project, manifest
 
 TRAIL, COURT, CHAIR = PRODUCTS["trail"], PRODUCTS["court"], PRODUCTS["chair"]
 SOME = [TRAIL, COURT, CHAIR]
-SPEC = {"imageWidth": 32, "imageHeight": 24, "imageFormat": "PNG",
-        "turntable": {"includeGif": True, "imageCount": 4, "frameRate": 4, "width": 32, "height": 32}}
+# What someone else renders behind the reconciler's back: another format, six frames, no GIF.
+OTHER_SPEC = {"imageWidth": 32, "imageHeight": 24, "imageFormat": "WEBP",
+              "turntable": {"includeGif": False, "imageCount": 6, "frameRate": 4, "width": 32, "height": 32}}
 
 
 def _client(project: Project) -> VntanaClient:
@@ -33,7 +34,7 @@ def test_every_cause_of_drift_is_detected_with_its_reason_and_refresh_only_conve
     with _client(project) as client:
         gif = next(a for a in records[TRAIL]["attachments"] if a["kind"] == "gif")
         client.delete_attachment(TRAIL, gif["uuid"])  # remote_missing
-        client.trigger_renders([COURT], SPEC)  # remote_replaced: re-rendered behind our back
+        client.trigger_renders([COURT], OTHER_SPEC)  # remote_replaced: re-rendered behind our back
     project.sandbox.wait_idle(timeout=30)
     # content_changed: the recorded hash no longer matches the bytes on the platform.
     state = project.state()
@@ -63,7 +64,11 @@ def test_every_cause_of_drift_is_detected_with_its_reason_and_refresh_only_conve
     assert still["uuid"] in {a["uuid"] for a in after[CHAIR]["attachments"]}
     assert next(a for a in after[CHAIR]["attachments"] if a["kind"] == "still")["sha256"] != "0" * 64
     final = _actions(project, "--refresh", "--verify")
-    assert final[COURT]["kind"] == "noop" and final[CHAIR]["kind"] == "noop"
+    assert final[CHAIR]["kind"] == "noop"
+    # The adopted files were read: the state knows COURT now holds a WEBP, 6 frames, no GIF.
+    assert (final[COURT]["kind"], final[COURT]["reason"]) == ("rerender", "spec_changed")
+    assert {(c["field"], c["old"], c["new"]) for c in final[COURT]["changes"]} == {
+        ("imageFormat", "WEBP", "PNG"), ("turntable.imageCount", 6, 4), ("turntable.includeGif", False, True)}
     # The GIF is really gone on the platform, and the state now says so: a re-render, by plan alone.
     assert (final[TRAIL]["kind"], final[TRAIL]["reason"]) == ("rerender", "remote_missing")
     assert project.triggers(TRAIL) == 1
