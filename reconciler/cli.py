@@ -255,7 +255,7 @@ def _categories(text: str) -> set[str]:
 @click.option("--timeout", "product_timeout", type=click.FloatRange(min=1), default=900.0, show_default=True,
               help="Seconds to wait for one product's results before marking it failed.")
 @click.option("--poll-interval", type=click.FloatRange(min=0.01), default=None,
-              help="Seconds between attachment polls (default 2; 0.2 with --sandbox; 15 with webhooks).")
+              help="Seconds between attachment polls (default 2; 0.5 with --sandbox; 15 with webhooks).")
 @click.option("--webhook-listen", metavar="HOST:PORT",
               help="Receive signed webhook events here (polling stays the fallback).")
 @click.option("--webhook-url", help="Public URL the platform should call, if not http://HOST:PORT/webhook.")

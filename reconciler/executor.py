@@ -248,10 +248,12 @@ class Executor:
         want_gif = bool(self._spec_for(rec).get("turntable", {}).get("includeGif"))
         deadline = time.monotonic() + self.options.product_timeout
         while True:
-            stills = self._new(product, "RENDER", old, since)
+            # The turntable job is the slow one: look for the still only once it is done,
+            # which halves the searches while a product renders.
             turns = self._new(product, "TURNTABLE", old, since)
             mp4 = [a for a in turns if _kind_of(a) == "turntable"]
             gif = [a for a in turns if _kind_of(a) == "gif"]
+            stills = self._new(product, "RENDER", old, since) if mp4 and (gif or not want_gif) else []
             if stills and mp4 and (gif or not want_gif):
                 found = [("RENDER", stills[-1]), ("TURNTABLE", mp4[-1])]
                 if want_gif:

@@ -133,3 +133,20 @@ def test_the_token_never_reaches_state_plans_or_verbose_logs(project: Project) -
                  (project.root / "p.plan").read_text()):
         assert token not in text
     assert "POST /v1/products/renders" in result.stderr  # verbose really logged the calls
+
+
+def test_json_format_prints_the_plan_then_one_event_per_line(project: Project) -> None:
+    project.write_manifest(manifest([PRODUCTS["trail"], UNKNOWN_PRODUCT]))
+    result = project.apply("--format", "json")
+    assert result.returncode == 1
+    decoder = json.JSONDecoder()
+    plan, end = decoder.raw_decode(result.stdout)
+    assert plan["kind"] == "reconciler-plan" and plan["summary"]["render"] == 2
+    events = [json.loads(line) for line in result.stdout[end:].splitlines() if line.strip()]
+    names = [e["event"] for e in events]
+    assert names[0] == "RunStarted" and names[-1] == "RunFinished"
+    assert {"Triggered", "Downloaded", "Recorded", "Failed"} <= set(names)
+    finished = events[-1]
+    assert finished["rendered"] == 1 and finished["failed"] == 1
+    assert finished["failures"] == {UNKNOWN_PRODUCT: "PRODUCT_NOT_FOUND"}
+    assert finished["bytes_downloaded"] == sum(a["size"] for a in project.state()["products"][PRODUCTS["trail"]]["attachments"])
