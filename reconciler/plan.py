@@ -7,10 +7,11 @@ saved with ``--out`` is that JSON, and ``apply PLANFILE`` reads it back with ``P
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from enum import Enum
 from typing import Any
 
+from reconciler._gc import gc_paused
 from reconciler.errors import PlanFileError
 
 PLAN_FORMAT_VERSION = 1
@@ -176,6 +177,7 @@ class Plan:
     def changed(self) -> list[Action]:
         return [a for a in self.actions if a.kind is not ActionKind.NOOP]
 
+    @gc_paused()  # 10^5 actions become 10^6 objects: see reconciler/_gc.py
     def to_json(self) -> dict[str, Any]:
         cost = asdict(self.cost)
         cost["frames"] = self.cost.frames
@@ -193,7 +195,8 @@ class Plan:
             "allow_large": self.allow_large,
             "prune": self.prune,
             "refreshed": self.refreshed,
-            "batches": [asdict(b) for b in self.batches],
+            "batches": [{"index": b.index, "spec_hash": b.spec_hash, "spec": _plain(b.spec),
+                         "products": list(b.products)} for b in self.batches],
             "actions": [_action_json(a) for a in self.actions],
         }
 
@@ -225,11 +228,25 @@ class Plan:
             raise PlanFileError(f"{origin} is damaged: {exc}") from exc
 
 
+_ACTION_FIELDS = tuple(f.name for f in fields(Action))
+_ATOMS = frozenset({str, int, float, bool, type(None), ActionKind, Reason})
 _INERT = (ActionKind.NOOP, ActionKind.ORPHAN, ActionKind.BLOCKED)
 
 
+def _plain(value: Any) -> Any:
+    """A copy of nested dicts and lists (``asdict``'s deep copy, without its per-value cost)."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
 def _action_json(a: Action) -> dict[str, Any]:
-    out = asdict(a)
+    # What asdict(a) gives, field for field, ~10x faster: a plan may hold 10^5 actions.
+    out = {name: value if type(value) in _ATOMS else _plain(value)
+           for name in _ACTION_FIELDS for value in (getattr(a, name),)}
+    out["changes"] = [{"field": c.field, "old": _plain(c.old), "new": _plain(c.new)} for c in a.changes]
     out["kind"] = a.kind.value
     out["reason"] = a.reason.value
     out["category"] = a.reason.category

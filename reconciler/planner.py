@@ -26,6 +26,7 @@ from typing import Any
 
 from deepdiff import DeepDiff
 
+from reconciler._gc import gc_paused
 from reconciler.observed import Observed, ObservedProduct
 from reconciler.plan import Action, ActionKind, Batch, Cost, FieldChange, Plan, Reason, StateToken
 from reconciler.spec import Desired, ProductSpec
@@ -49,6 +50,7 @@ class Limits:
     max_deletes: int = 10
 
 
+@gc_paused()  # ~10^5 actions at once: see reconciler/_gc.py
 def build_plan(desired: Desired, state: State, *, location: str = "", replace: Iterable[str] = (),
                max_batch_size: int = DEFAULT_MAX_BATCH_SIZE, observed: Observed | None = None,
                targets: Iterable[str] = (), excludes: Iterable[str] = (), prune: str | None = None,

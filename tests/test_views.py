@@ -106,3 +106,25 @@ def test_json_is_the_versioned_plan_document() -> None:
             summary["changes"]) == (1, 1, 1, 1, 1, True)
     assert [a["product"] for a in data["actions"]] == sorted(a["product"] for a in data["actions"])
     assert {a["kind"] for a in data["actions"]} == {"render", "rerender", "retry", "orphan", "noop"}
+
+
+def test_json_prints_one_action_and_one_batch_per_line() -> None:
+    plan = mixed_plan()
+    lines = render_json(plan).splitlines()
+    assert sum(1 for line in lines if line.lstrip().startswith('{"kind":')) == len(plan.actions)
+    assert sum(1 for line in lines if line.lstrip().startswith('{"index":')) == len(plan.batches)
+    assert lines[0] == "{" and lines[1] == '  "format_version": 1,'
+
+
+def test_plan_json_carries_every_action_field() -> None:
+    """to_json builds action dicts by hand for speed: they must be what asdict gives."""
+    from dataclasses import asdict
+
+    plan = mixed_plan()
+    for action, data in zip(plan.actions, plan.to_json()["actions"], strict=True):
+        expected = {**asdict(action), "kind": action.kind.value, "reason": action.reason.value,
+                    "category": action.reason.category, "effect": action.effect()}
+        assert data == expected
+        assert list(data) == list(expected)
+        if action.spec is not None:
+            assert data["spec"] is not action.spec  # a copy: editing the document leaves the plan alone

@@ -27,6 +27,7 @@ from typing import Any
 import filelock
 from pydantic import ValidationError
 
+from reconciler._gc import gc_paused
 from reconciler.errors import LockNotFoundError, StateCorruptError, StateError, StateLockedError, StateVersionError
 from reconciler.state.model import FORMAT_VERSION, RECORD_ADAPTER, ProductRecord, State
 from reconciler.state.store import LockInfo
@@ -46,9 +47,10 @@ class FileStateStore:
 
     # -- reading -------------------------------------------------------------------------
     def read(self) -> State:
-        state = self._read_file()
-        for entry in self._journal_entries(state.lineage):
-            self._apply(state, entry)
+        with gc_paused():
+            state = self._read_file()
+            for entry in self._journal_entries(state.lineage):
+                self._apply(state, entry)
         return state
 
     def journal_length(self) -> int:
@@ -69,6 +71,23 @@ class FileStateStore:
             return State(lineage=self._journal_lineage() or "")
         except OSError as exc:
             raise StateCorruptError(self.location, f"cannot read it ({exc.strerror})") from exc
+        data = self._parse(raw)
+        del raw  # 100+ MB for a large catalogue: not kept while the records are built
+        try:
+            return _validate_consuming(data)
+        except ValidationError:
+            pass
+        # Invalid somewhere: validate the whole file again in one go, for the error of record.
+        try:
+            return State.model_validate(self._parse(self.path.read_bytes()))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise StateCorruptError(self.location, f"{where}: {first['msg']} ({exc.error_count()} problem(s))") from exc
+        except OSError as exc:
+            raise StateCorruptError(self.location, f"cannot read it ({exc.strerror})") from exc
+
+    def _parse(self, raw: bytes) -> dict[str, Any]:
         try:
             data = json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -78,12 +97,7 @@ class FileStateStore:
         version = data.get("format_version")
         if isinstance(version, int) and version > FORMAT_VERSION:
             raise StateVersionError(self.location, version, FORMAT_VERSION)
-        try:
-            return State.model_validate(data)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            raise StateCorruptError(self.location, f"{where}: {first['msg']} ({exc.error_count()} problem(s))") from exc
+        return data
 
     def _journal_lineage(self) -> str | None:
         try:
@@ -148,7 +162,8 @@ class FileStateStore:
         _ensure_lineage(state)
         if bump:
             state.serial += 1
-        data = state.to_json().encode()
+        with gc_paused():
+            data = state.to_json().encode()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if self.path.exists():
             shutil.copy2(self.path, self.backup_path)
@@ -222,6 +237,19 @@ class FileStateStore:
     def _require_lock(self) -> None:
         if self._held is None:
             raise StateError(f"internal error: write to {self.location} without holding its lock")
+
+
+def _validate_consuming(data: dict[str, Any]) -> State:
+    """``State.model_validate(data)``, record by record, dropping each parsed record as soon as
+    it is validated: the peak holds the parsed JSON or the models, not both."""
+    products = data.get("products")
+    if not isinstance(products, dict):
+        return State.model_validate(data)
+    state = State.model_validate({**data, "products": {}})
+    records = state.products
+    for uuid in list(products):
+        records[uuid] = RECORD_ADAPTER.validate_python(products.pop(uuid))
+    return state
 
 
 def _ensure_lineage(state: State) -> None:
