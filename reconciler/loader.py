@@ -20,6 +20,8 @@ from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
+from reconciler import yamlfast
+from reconciler._gc import gc_paused
 from reconciler.diagnostics import Diagnostic, SourceLocation
 from reconciler.errors import ManifestError
 from reconciler.spec import BOUNDS, IMAGE_FORMATS, Desired, ProductSpec, RenderSpec, TurntableSpec, fingerprint
@@ -71,19 +73,23 @@ def load_desired(paths: Iterable[Path]) -> Desired:
     first_seen: dict[str, tuple[str, int]] = {}
     problems: list[_Problem] = []
     fast = YAML(typ="safe", pure=False)
-    for path in files:
-        name = str(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            problems.append(_Problem(name, (), f"cannot read file: {exc}"))
-            continue
-        try:
-            data = fast.load(text)
-        except YAMLError as exc:
-            problems.append(_yaml_problem(name, text, exc))
-            continue
-        _load_file(name, data, products, first_seen, problems)
+    with gc_paused():
+        for path in files:
+            name = str(path)
+            try:
+                text = path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                problems.append(_Problem(name, (), f"cannot read file: {exc}"))
+                continue
+            try:
+                try:
+                    data = yamlfast.load(text)
+                except yamlfast.Unsupported:
+                    data = fast.load(text)
+            except YAMLError as exc:
+                problems.append(_yaml_problem(name, text, exc))
+                continue
+            _load_file(name, data, products, first_seen, problems)
     if problems:
         raise ManifestError(_locate(problems))
     return Desired(products=products, files=tuple(str(f) for f in files))

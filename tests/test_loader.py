@@ -6,10 +6,16 @@ holds every diagnostic it must produce, one per line, as ``{file}:line:col: fiel
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from ruamel.yaml import YAML
 
+from reconciler import yamlfast
 from reconciler.diagnostics import Diagnostic
 from reconciler.errors import ManifestError
 from reconciler.loader import load_desired
@@ -249,3 +255,67 @@ def test_no_foreign_exception_escapes_the_loader(tmp_path: Path) -> None:
         write(tmp_path / str(i), "a.yaml", text)
         with pytest.raises(ManifestError):
             load_desired([tmp_path / str(i)])
+
+
+# -- the fast YAML reader must agree with ruamel's loader, or step aside ----------------------
+
+TRICKY = [
+    "", "# only a comment\n", "~\n", "a: 1\n", "a: '1'\n", "a: 012\n", "a: 0o17\n", "a: 0x1F\n", "a: 1_000\n",
+    "a: -0\n", "a: +5\n", "a: 1.5\n", "a: .inf\n", "a: 1e3\n", "a: 2026-01-01\n", "a: yes\n", "a: True\n",
+    "a: NULL\n", "a:\n", "a: !!str 5\n", "a: !custom x\n", "x: &a {b: 1}\ny: *a\n", "x: &a 1\ny: *a\n",
+    "base: &b {w: 1}\nitem:\n  <<: *b\n  h: 2\n", "a: 1\na: 2\n", "%YAML 1.1\n---\na: yes\n", "--- 1\n--- 2\n",
+    "[1, 2, {a: b}]\n", "? [1, 2]\n: x\n", "1: one\n2: two\n", "a: =\n", "a: \"\\u00e9t\\u00e9\"\nb: été\n",
+    "a: |\n  two\n  lines\n", "a: [1, 2\n", "a: b: c\n", "\t- tab\n", "x: &a [*a]\n",
+]
+
+
+def _outcome(read: Any, text: str) -> tuple[str, str]:
+    try:
+        return "ok", repr(read(text))
+    except yamlfast.Unsupported:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the error itself is what is compared
+        return type(exc).__name__, str(exc)
+
+
+def _agrees(text: str) -> None:
+    full = YAML(typ="safe", pure=False)
+    expected = _outcome(full.load, text)
+    try:
+        got = _outcome(yamlfast.load, text)
+    except yamlfast.Unsupported:
+        return  # ruamel reads it instead
+    assert got == expected
+
+
+@pytest.mark.parametrize("text", TRICKY)
+def test_fast_yaml_reader_agrees_with_ruamel_or_steps_aside(text: str) -> None:
+    _agrees(text)
+
+
+def test_fast_yaml_reader_reads_plain_manifests_itself() -> None:
+    text = (CASES / "bad_colour.yaml").read_text()
+    assert yamlfast.load(text) == YAML(typ="safe", pure=False).load(text)
+    for unusual in ("a: 1.5\n", "x: &a {b: 1}\ny: *a\n", "a: 1\na: 2\n", "a: 2026-01-01\n", "%YAML 1.1\n---\na: 1\n"):
+        with pytest.raises(yamlfast.Unsupported):
+            yamlfast.load(unusual)
+
+
+scalars = st.one_of(st.none(), st.booleans(), st.integers(-10**12, 10**12), st.floats(allow_nan=False),
+                    st.text(max_size=12), st.sampled_from(["yes", "no", "0x10", "012", "1_0", "~", "null", "<<",
+                                                           "2026-01-01", ".inf", "=", "-", "True", "1e3"]))
+documents = st.recursive(scalars, lambda inner: st.one_of(
+    st.lists(inner, max_size=4), st.dictionaries(st.one_of(st.text(max_size=8), st.integers()), inner, max_size=4)),
+    max_leaves=12)
+
+
+@given(documents, st.sampled_from([None, True, False]))
+@settings(max_examples=150, deadline=None)
+def test_fast_yaml_reader_agrees_on_generated_documents(data: Any, flow: bool | None) -> None:
+    dumper = YAML(typ="safe", pure=True)
+    dumper.default_flow_style = flow
+    buffer = io.StringIO()
+    dumper.dump(data, buffer)
+    _agrees(buffer.getvalue())
+    # The same text with scalars unquoted, as people write them.
+    _agrees(buffer.getvalue().replace("'", ""))
