@@ -217,3 +217,11 @@ def test_schema_documents_every_bound() -> None:
     for path, bound in BOUNDS.items():
         node = turntable[path.split(".")[1]] if path.startswith("turntable.") else props[path]
         assert (node["minimum"], node["maximum"]) == (bound.low, bound.high)
+
+
+def test_docs_list_every_bound() -> None:
+    """docs/manifests.md is where users read the bounds: it must match BOUNDS."""
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "manifests.md").read_text(encoding="utf-8")
+    for path, bound in BOUNDS.items():
+        row = next(line for line in docs.splitlines() if line.startswith(f"| `{path}` |"))
+        assert f"{bound.low}..{bound.high}" in row, path

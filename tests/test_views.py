@@ -128,3 +128,8 @@ def test_plan_json_carries_every_action_field() -> None:
         assert list(data) == list(expected)
         if action.spec is not None:
             assert data["spec"] is not action.spec  # a copy: editing the document leaves the plan alone
+
+
+def test_json_of_an_empty_plan_is_valid() -> None:
+    data = json.loads(render_json(build_plan(desired({}), state({}))))
+    assert (data["actions"], data["batches"]) == ([], [])
