@@ -188,7 +188,7 @@ def render_markdown(plan: Plan, *, budget: int = MARKDOWN_BUDGET) -> str:
     deleting = [a for a in plan.actions if a.deletes]
     if deleting:
         head.append(f"> [!WARNING]\n> {len(deleting)} re-render(s) delete existing files (e.g. a GIF turned off).\n")
-    out = "\n".join(head)
+    out = "\n".join(head) + "\n"  # a blank line before the first <details>, whatever came last
     groups: dict[Reason, list[Action]] = {}
     for a in plan.changed():
         groups.setdefault(a.reason, []).append(a)

@@ -73,6 +73,12 @@ def test_markdown_starts_with_the_summary_table_and_groups_changes_by_reason() -
     assert "**deletes** the GIF" in md
     assert "> [!WARNING]" in md
     assert "more not shown" not in md
+    assert "\n\n<details>" in md  # an HTML block after a blank line, so no renderer glues it to the quote
+
+
+def test_markdown_without_warnings_still_separates_the_sections() -> None:
+    md = render_markdown(big_plan(3))
+    assert "**\n\n<details>" in md
 
 
 def test_markdown_cuts_a_big_plan_under_githubs_comment_limit_and_says_how_many_are_left() -> None:
