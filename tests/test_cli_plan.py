@@ -368,6 +368,14 @@ def test_console_script_reports_a_user_error_without_a_traceback(project: Projec
     assert "bad.yaml:2:11: products: expected a list of products, got a number" in proc.stderr
 
 
+def test_console_script_usage_errors_exit_1_not_2(project: Project) -> None:
+    """2 means "changes present" with --detailed-exitcode: a usage error must not look like it."""
+    proc = subprocess.run([_console_script(), "plan", "--detailed-exitcode", "--max-batch-size", "0"],
+                          cwd=project.root, capture_output=True, text=True, env=_env(), timeout=60)
+    assert proc.returncode == 1
+    assert "Invalid value for '--max-batch-size'" in proc.stderr
+
+
 def _on_a_terminal(args: list[str], cwd: Path, env: dict[str, str], *, stderr_too: bool = False) -> str:
     """Run the console script with its stdout (and stderr) on a pseudo-terminal; return what it printed."""
     leader, follower = pty.openpty()
