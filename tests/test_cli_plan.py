@@ -262,6 +262,22 @@ def held_lock(project: Project) -> Iterator[str]:
         proc.stdout.close()
 
 
+def test_a_writing_command_on_a_corrupt_state_leaves_it_byte_for_byte(project: Project) -> None:
+    project.state.parent.mkdir()
+    project.state.write_bytes(b'{"format_version": 1, "serial": 3, "lineage": "x", "products": {"a": 1}}')
+    result = project.run("state", "rm", "--state", str(project.state), A)
+    assert_user_error(result, f"Error: state file {project.state} is unreadable: products.a: ")
+    assert project.state.read_bytes() == b'{"format_version": 1, "serial": 3, "lineage": "x", "products": {"a": 1}}'
+    left = sorted(p.name for p in project.state.parent.iterdir())
+    assert left in (["renders.state.json"], ["renders.state.json", "renders.state.json.lock"])  # no backup, temp, journal
+
+
+def test_a_writing_command_on_a_locked_state_names_the_holder(project: Project, held_lock: str) -> None:
+    result = project.run("state", "rm", "--state", str(project.state), A)
+    assert_user_error(result, f"Error: state {project.state} is locked by another process (id={held_lock}, "
+                              "operation=apply, ", f"reconciler force-unlock --state {project.state} {held_lock}")
+
+
 def test_force_unlock_with_a_wrong_id_is_a_user_error(project: Project, held_lock: str) -> None:
     result = project.run("force-unlock", "--state", str(project.state), "wrong-id")
     assert_user_error(result, f"no lock with id wrong-id on {project.state}: the current holder is {held_lock}")

@@ -337,7 +337,7 @@ def test_a_second_writer_fails_fast_naming_the_holder(store: FileStateStore,
     assert err.holder["host"] == socket.gethostname()
     assert str(err).startswith(f"state {store.path} is locked by another process (id={lock_id}, operation=apply, ")
     assert f"pid={proc.pid}, host={socket.gethostname()}" in str(err)
-    assert err.hint is not None and f"reconciler force-unlock {lock_id}" in err.hint
+    assert err.hint is not None and f"reconciler force-unlock --state {store.path} {lock_id}" in err.hint
 
 
 def test_a_writer_with_a_lock_timeout_waits_for_the_holder(store: FileStateStore,
