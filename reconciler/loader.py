@@ -1,8 +1,9 @@
 """Manifests on disk → ``Desired``: every product's resolved, validated render spec.
 
-Two parses, by design. The fast path reads every file with ruamel's C-based safe loader and
-validates each distinct (defaults, overrides) combination once, so a 100,000-product
-catalogue costs little more than its YAML parse. Only when something is wrong does a file
+Two parses, by design. The fast path reads every file with ruamel's C parser (through
+``yamlfast``, or ruamel's safe loader for anything unusual) and validates each distinct
+(defaults, overrides) combination once, so a 100,000-product catalogue costs little more
+than its YAML parse. Only when something is wrong does a file
 get a second, round-trip parse, whose node positions turn each problem's field path into
 ``file:line:col``. All problems of all files are reported together.
 """
@@ -16,7 +17,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
