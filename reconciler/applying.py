@@ -79,7 +79,7 @@ def run_plan(req: ApplyRequest) -> Plan:
 
 def run_apply(req: ApplyRequest) -> None:
     """Apply; raise ApplyFailedError if any product failed (exit 1)."""
-    from reconciler.executor import check_plan_current
+    from reconciler.executor import check_plan_current, sync_labels
 
     store = FileStateStore(req.state_path)
     with ExitStack() as stack:
@@ -101,6 +101,8 @@ def run_apply(req: ApplyRequest) -> None:
             if plan.refused:
                 raise LargeChangeError(plan.limits_tripped)
             if not plan.has_changes:
+                if sync_labels(store, state, plan):
+                    store.write(state, bump=False)
                 if req.fmt == "text":
                     click.echo("Nothing to apply.")
                 return
@@ -193,12 +195,15 @@ def _accept(req: ApplyRequest, client: Any, store: FileStateStore, state: State,
     from reconciler.refresh import accept
 
     assert observed is not None
-    accepted = accept(client, store, state, observed, req.download_dir)
+    accepted, failed = accept(client, store, state, observed, req.download_dir)
     if req.fmt == "json":
-        click.echo(json.dumps({"checked": len(observed.products), "updated": accepted}, indent=2))
+        click.echo(json.dumps({"checked": len(observed.products), "updated": accepted, "failed": failed}, indent=2))
     else:
         click.echo(f"Refresh: {len(observed.products)} product(s) checked, {len(accepted)} updated from the "
                    "platform." + "".join(f"\n  {u}: {why}" for u, why in sorted(accepted.items())))
+    if failed:
+        raise ApplyFailedError(f"{len(failed)} product(s) could not be refreshed and were left as recorded: "
+                               + "; ".join(f"{u}: {why}" for u, why in sorted(failed.items())))
 
 
 def _webhooks(req: ApplyRequest, client: Any, stack: ExitStack) -> Any:

@@ -76,7 +76,8 @@ class ReconcilerGroup(click.Group):
 
 
 def _fail(exc: ReconcilerError) -> NoReturn:
-    click.secho(f"Error: {exc.message}", fg="red", err=True)
+    message = f"Error: {exc.message}"
+    click.echo(message if "NO_COLOR" in os.environ else click.style(message, fg="red"), err=True)
     if exc.hint:
         click.echo(f"Hint: {exc.hint}", err=True)
     sys.exit(exc.exit_code)
@@ -185,6 +186,12 @@ def api_options(f: F) -> F:
 def _request(kw: dict[str, Any], **extra: Any) -> ApplyRequest:
     """The options every planning command shares, as one typed request."""
     sandbox = kw.pop("sandbox")
+    if sandbox:
+        clash = [f"--{n}" for n, k in (("api-url", "api_url"), ("organization", "organization_uuid"),
+                                        ("workspace", "client_uuid"), ("config", "config_path")) if kw.get(k)]
+        if clash:
+            raise ReconcilerError(f"--sandbox chooses the platform itself; it cannot be combined with "
+                                  f"{', '.join(clash)}")
     state_path = kw.pop("state_path", None) or (SANDBOX_STATE if sandbox else DEFAULT_STATE)
     flags = {k: kw.pop(k) for k in ("api_url", "organization_uuid", "client_uuid")}
     manifests = _paths(kw.pop("manifests"))
@@ -265,10 +272,21 @@ def _categories(text: str) -> set[str]:
 @click.option("--no-color", is_flag=True)
 def apply(**kw: Any) -> None:
     """Trigger what the plan says, wait, download, hash and record. Resumes where a run died."""
-    if kw["planfile"] is not None and (kw["replace"] or kw["targets"] or kw["excludes"] or kw["prune"]):
-        raise ReconcilerError("a saved plan is applied exactly: --replace, --target, --exclude and --prune "
-                              "belong to 'reconciler plan'")
+    if kw["planfile"] is not None:
+        ctx = click.get_current_context()
+        given = [f"--{name.replace('_', '-')}" for name in _PLAN_SHAPING
+                 if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT]
+        if given:
+            raise ReconcilerError(f"a saved plan is applied exactly: {', '.join(given)} shape(s) a plan",
+                                  hint="pass them to 'reconciler plan --out FILE' instead")
+    if kw["verify"] and not (kw["refresh"] or kw["refresh_only"]):
+        raise ReconcilerError("--verify needs --refresh or --refresh-only (it re-downloads what the platform holds)")
     run_apply(_request(kw))
+
+
+# Options that decide what a plan contains: meaningless (so refused) with a saved plan.
+_PLAN_SHAPING = ("replace", "targets", "excludes", "prune", "max_batch_size", "refresh", "verify", "refresh_only",
+                 "max_rerender_share", "max_deletes", "manifests")
 
 
 @cli.command()
@@ -287,10 +305,11 @@ def refresh(**kw: Any) -> None:
 
 @cli.command("force-unlock")
 @state_option
+@click.option("--sandbox", is_flag=True, help=f"The sandbox's state ({SANDBOX_STATE}).")
 @click.argument("lock_id")
-def force_unlock(state_path: Path | None, lock_id: str) -> None:
+def force_unlock(state_path: Path | None, sandbox: bool, lock_id: str) -> None:
     """Release a lock left behind by a process that is gone. Give the id the lock error printed."""
-    info = FileStateStore(state_path or DEFAULT_STATE).force_unlock(lock_id)
+    info = FileStateStore(state_path or (SANDBOX_STATE if sandbox else DEFAULT_STATE)).force_unlock(lock_id)
     click.echo(f"Released lock {info.id} ({info.operation} by {info.who} on {info.host}, pid {info.pid}, "
                f"since {info.since}).")
 

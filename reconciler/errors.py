@@ -63,10 +63,10 @@ class StateError(ReconcilerError):
 
 
 class StateCorruptError(StateError):
-    def __init__(self, path: str, problem: str) -> None:
+    def __init__(self, path: str, problem: str, *, hint: str | None = None) -> None:
         super().__init__(
             f"state file {path} is unreadable: {problem}",
-            hint=(
+            hint=hint or (
                 "the file was left untouched; restore it from git or from the backup "
                 f"{path}.backup, then run the command again"
             ),
@@ -93,7 +93,7 @@ class StateLockedError(StateError):
             msg = f"state {path} is locked by another process ({desc})"
             hint = (
                 "wait for it to finish, retry with --lock-timeout SECONDS, or if that process is gone "
-                f"run: reconciler force-unlock {holder.get('id', 'ID')}"
+                f"run: reconciler force-unlock --state {path} {holder.get('id', 'ID')}"
             )
         else:
             msg = f"state {path} is locked by another process (holder unknown)"

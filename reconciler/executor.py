@@ -81,6 +81,22 @@ def check_plan_current(plan: Plan, state: State) -> None:
         raise StalePlanError(moved)
 
 
+def sync_labels(store: FileStateStore, state: State, plan: Plan) -> int:
+    """Names and ``protect`` live in the manifests; copy them into the state (no render needed).
+
+    Runs on every apply, changes or not: ``protect`` must be on record before the product
+    leaves the manifests, or pruning could not see it. Returns how many records changed."""
+    changed = 0
+    for a in plan.actions:
+        rec = state.products.get(a.product)
+        if rec is None or a.protect is None:
+            continue
+        if rec.protect != a.protect or (a.name is not None and rec.name != a.name):
+            store.checkpoint(state, a.product, rec.model_copy(update={"protect": a.protect, "name": a.name or rec.name}))
+            changed += 1
+    return changed
+
+
 def failpoint(name: str) -> None:
     """Crash-test hook: die as abruptly as a power cut at the named point (tests only)."""
     if os.environ.get("RECONCILER_FAILPOINT") == name:
@@ -117,6 +133,12 @@ class Executor:
             self.report.failed[product] = reason
         self.hooks.on_event(Failed(product, rec.name if rec else None, reason))
 
+    def _unfinished(self, product: str, name: str | None, reason: str) -> None:
+        """Not recorded this run, but not failed either: the state keeps it in flight."""
+        with self._mutex:
+            self.report.failed[product] = reason
+        self.hooks.on_event(Failed(product, name, reason))
+
     # -- the run -------------------------------------------------------------------------
     def run(self, plan: Plan) -> ApplyReport:
         started = time.monotonic()
@@ -128,7 +150,8 @@ class Executor:
         self.hooks.on_event(RunStarted(triggers=sum(len(b.products) for b in plan.batches), resumes=len(resumes),
                                        batches=len(plan.batches)))
         self._prune([a for a in plan.actions if a.kind in (ActionKind.FORGET, ActionKind.DELETE)])
-        self._sync_labels(plan)
+        with self._mutex:
+            sync_labels(self.store, self.state, plan)
         with ThreadPoolExecutor(max_workers=self.options.parallelism, thread_name_prefix="apply") as pool:
             futures = [pool.submit(self._wait_and_record, a.product, resumed=True) for a in resumes]
             for batch in plan.batches:
@@ -147,28 +170,31 @@ class Executor:
             if rec is None:
                 continue
             if a.kind is ActionKind.DELETE:
-                try:
-                    for att in rec.attachments:
-                        self.client.delete_attachment(a.product, att.uuid)
-                except PermanentApiError as exc:
-                    if exc.status != 404:  # already gone is what we wanted
-                        self._fail(a.product, f"could not delete its renders: {exc.message}")
-                        continue
-                except ApiError as exc:
-                    self._fail(a.product, f"could not delete its renders: {exc.message}")
+                problem = self._delete_renders(a.product)
+                if problem:
+                    self._fail(a.product, f"could not delete its renders ({problem}); kept in the state")
                     continue
             with self._mutex:
                 self.store.checkpoint(self.state, a.product, None)
             self.hooks.on_event(Pruned(a.product, rec.name, deleted=a.kind is ActionKind.DELETE))
 
-    def _sync_labels(self, plan: Plan) -> None:
-        """Names and ``protect`` live in the manifests; keep the state's copy current (no render)."""
-        for a in plan.actions:
-            rec = self._record(a.product)
-            if rec is None or a.protect is None or a.kind in (ActionKind.ORPHAN, ActionKind.FORGET, ActionKind.DELETE):
-                continue
-            if rec.protect != a.protect or (a.name is not None and rec.name != a.name):
-                self._checkpoint(a.product, rec.model_copy(update={"protect": a.protect, "name": a.name or rec.name}))
+    def _delete_renders(self, product: str) -> str | None:
+        """Delete every RENDER and TURNTABLE attachment the platform lists; why not, or None."""
+        try:
+            for entity_type in ("RENDER", "TURNTABLE"):
+                for att in self.client.search_attachments(product, entity_type):
+                    try:
+                        self.client.delete_attachment(product, att.uuid)
+                    except PermanentApiError as exc:
+                        if exc.status != 404:  # already gone is what we wanted
+                            raise
+        except PermanentApiError as exc:
+            if exc.status == 404 and "PRODUCT_NOT_FOUND" in exc.codes:
+                return None  # the product itself is gone: nothing left to delete
+            return exc.message
+        except ApiError as exc:
+            return exc.message
+        return None
 
     def _trigger(self, batch: Batch, actions: dict[str, Action]) -> list[str]:
         request_id = str(uuidlib.uuid4())
@@ -224,7 +250,12 @@ class Executor:
                 return
             attachments = self._download_all(product, found)
         except ReconcilerError as exc:
-            self._fail(product, exc.message)
+            if rec.status is Status.IN_FLIGHT:
+                # The platform took the trigger: the render is paid for and may be done. Keep it
+                # in flight so the next apply fetches it instead of paying again.
+                self._unfinished(product, rec.name, f"{exc.message}; still in flight, the next apply resumes it")
+            else:
+                self._fail(product, exc.message)
             return
         spec = self._spec_for(rec)
         done = rec.model_copy(update={"status": Status.RENDERED, "spec": spec, "spec_hash": rec.request.spec_hash,

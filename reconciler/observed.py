@@ -22,6 +22,8 @@ class ObservedAttachment:
 @dataclass(frozen=True, slots=True)
 class ObservedProduct:
     attachments: tuple[ObservedAttachment, ...] = ()
+    product_missing: bool = False
+    """The platform no longer knows the product at all (PRODUCT_NOT_FOUND)."""
 
     def uuids(self) -> set[str]:
         return {a.uuid for a in self.attachments}

@@ -147,7 +147,7 @@ def _decide(want: ProductSpec, have: ProductRecord | None, forced: bool,
                 if key not in diffs:
                     diffs[key] = field_changes(have.spec, action.spec or {})
                 action.changes = diffs[key]
-            action.replaces, action.deletes = replacement(have, want)
+            action.replaces, action.deletes = replacement(have, want, seen)
         return action
 
     if have is None:
@@ -184,6 +184,8 @@ def drift_of(have: ProductRecord, seen: ObservedProduct | None, verified: bool) 
         return Reason.REMOTE_MISSING, "the state records no " + " or ".join(sorted(need - kinds))
     if seen is None:
         return None
+    if seen.product_missing:
+        return Reason.REMOTE_MISSING, "the platform no longer knows this product (PRODUCT_NOT_FOUND)"
     recorded = {a.uuid: a for a in have.attachments}
     present = seen.uuids()
     new = sorted(present - recorded.keys())
@@ -224,26 +226,37 @@ def _dotted(path: str) -> str:
     return path.removeprefix("root").replace("']['", ".").strip("[]'")
 
 
-def replacement(have: ProductRecord, want: ProductSpec) -> tuple[list[str], list[str]]:
-    """What a new trigger replaces and deletes, since it supersedes every earlier render."""
-    old_still = f"{have.spec.get('imageFormat', '?')} {have.spec.get('imageWidth', '?')}x{have.spec.get('imageHeight', '?')}"
-    new = want.spec
-    new_still = f"{new.imageFormat} {new.imageWidth}x{new.imageHeight}"
-    kinds = {a.kind for a in have.attachments} if have.attachments else None
-    had_gif = "gif" in kinds if kinds is not None else bool(have.spec.get("turntable", {}).get("includeGif"))
-    replaces = []
-    old_fmt, new_fmt = old_still.split()[0], new_still.split()[0]
-    if old_still == new_still:
-        replaces.append(f"the {new_fmt} still")
-    elif old_fmt != new_fmt:
-        replaces.append(f"still {old_fmt}→{new_fmt}")
+def replacement(have: ProductRecord, want: ProductSpec,
+                seen: ObservedProduct | None = None) -> tuple[list[str], list[str]]:
+    """What a new trigger replaces and deletes, since it supersedes every earlier render.
+
+    Judged from what the platform holds when a refresh saw it, else from the record; with
+    neither (nothing recorded, nothing observed) nothing is claimed."""
+    if seen is not None:
+        kinds = {"still" if a.entity_type == "RENDER" else
+                 "gif" if (a.name or "").lower().endswith(".gif") else "turntable" for a in seen.attachments}
     else:
-        replaces.append(f"still {old_still}→{new_still.split()[1]}")
-    replaces.append("the MP4 turntable")
+        kinds = {a.kind for a in have.attachments}
+    if not kinds:
+        return [], []
+    new = want.spec
+    replaces = []
+    if "still" in kinds:
+        old_fmt = have.spec.get("imageFormat", "?")
+        old_size = f"{have.spec.get('imageWidth', '?')}x{have.spec.get('imageHeight', '?')}"
+        new_size = f"{new.imageWidth}x{new.imageHeight}"
+        if old_fmt != new.imageFormat:
+            replaces.append(f"still {old_fmt}→{new.imageFormat}")
+        elif old_size != new_size:
+            replaces.append(f"still {old_fmt} {old_size}→{new_size}")
+        else:
+            replaces.append(f"the {new.imageFormat} still")
+    if "turntable" in kinds:
+        replaces.append("the MP4 turntable")
     deletes = []
-    if had_gif and new.turntable.includeGif:
+    if "gif" in kinds and new.turntable.includeGif:
         replaces.append("the GIF")
-    elif had_gif:
+    elif "gif" in kinds:
         deletes.append("the GIF")
     return replaces, deletes
 

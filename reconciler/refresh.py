@@ -17,6 +17,7 @@ from typing import Any
 from pathlib import Path
 
 from reconciler.diagnostics import SourceLocation
+from reconciler.errors import ApiError, PermanentApiError
 from reconciler.importer import examine
 from reconciler.observed import Observed, ObservedAttachment, ObservedProduct
 from reconciler.plan import Reason
@@ -39,7 +40,13 @@ def observe(client: Any, state: State, products: Iterable[str] | None = None, *,
     def one(uuid: str) -> tuple[str, ObservedProduct]:
         found = []
         for entity_type in ENTITY_TYPES:
-            for att in client.search_attachments(uuid, entity_type):
+            try:
+                listed = client.search_attachments(uuid, entity_type)
+            except PermanentApiError as exc:
+                if exc.status == 404 and "PRODUCT_NOT_FOUND" in exc.codes:
+                    return uuid, ObservedProduct(product_missing=True)  # every recorded file is gone
+                raise ApiError(f"refreshing product {uuid}: {exc.message}", status=exc.status, codes=exc.codes) from exc
+            for att in listed:
                 sha = None
                 if verify and att.uuid in recorded.get(uuid, set()):
                     sha = client.download(att, entity_type, None).sha256
@@ -52,9 +59,13 @@ def observe(client: Any, state: State, products: Iterable[str] | None = None, *,
 
 
 def accept(client: Any, store: FileStateStore, state: State, observed: Observed,
-           download_dir: Path | None = None) -> dict[str, str]:
-    """Record what the platform holds for each drifted product; returns {uuid: what changed}."""
+           download_dir: Path | None = None) -> tuple[dict[str, str], dict[str, str]]:
+    """Record what the platform holds for each drifted product.
+
+    Returns ({uuid: what changed}, {uuid: why it could not be accepted}); a product that
+    could not be read is left exactly as recorded."""
     accepted: dict[str, str] = {}
+    failed: dict[str, str] = {}
     for uuid, seen in sorted(observed.products.items()):
         rec = state.products.get(uuid)
         if rec is None or rec.status is not Status.RENDERED:
@@ -63,23 +74,30 @@ def accept(client: Any, store: FileStateStore, state: State, observed: Observed,
         if drift is None:
             continue
         if drift[0] is Reason.REMOTE_REPLACED:
-            updated = _adopt(client, uuid, rec, download_dir)
+            updated, problem = _adopt(client, uuid, rec, download_dir)
+            if problem:
+                failed[uuid] = problem
+                continue
         else:
             updated = _prune_record(rec, seen)
         store.checkpoint(state, uuid, updated)
         accepted[uuid] = f"{drift[0].value}: {drift[1]}"
     store.write(state, bump=False)
-    return accepted
+    return accepted, failed
 
 
-def _adopt(client: Any, uuid: str, rec: ProductRecord, download_dir: Path | None) -> ProductRecord:
+def _adopt(client: Any, uuid: str, rec: ProductRecord,
+           download_dir: Path | None) -> tuple[ProductRecord, str | None]:
     spec = RenderSpec.model_validate(rec.spec)
     known = ProductSpec(uuid=uuid, name=rec.name, spec=spec, spec_hash=rec.spec_hash,
                         source=SourceLocation(f"state record of {uuid}"), protect=rec.protect)
     found = examine(client, known, download_dir)
-    if found.record is None:  # failed or incomplete: keep only what is really there
-        return rec.model_copy(update={"attachments": found.attachments, "updated_at": utcnow()})
-    return found.record.model_copy(update={"history": rec.superseded()})
+    if found.error:
+        return rec, found.error
+    if found.record is None:  # incomplete on the platform: record what is really there
+        return rec.model_copy(update={"attachments": found.attachments, "updated_at": utcnow(),
+                                      "history": rec.superseded()}), None
+    return found.record.model_copy(update={"history": rec.superseded()}), None
 
 
 def _prune_record(rec: ProductRecord, seen: ObservedProduct) -> ProductRecord:

@@ -15,6 +15,7 @@ Invariants:
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -36,8 +37,7 @@ ENV_VARS = {
     "organization_uuid": "VNTANA_ORGANIZATION_UUID",
     "client_uuid": "VNTANA_CLIENT_UUID",
 }
-# Keys the config file may set. Other top-level keys belong to other parts of the tool and
-# are ignored here.
+# Keys the config file may set; any other key is an error (a typo must not pass silently).
 FILE_KEYS = (
     "api_url", "organization_uuid", "client_uuid", "timeout", "max_attempts", "max_elapsed",
     "max_concurrency", "requests_per_second",
@@ -176,6 +176,11 @@ def _read_config(path: Path) -> tuple[dict[str, Any], dict[str, int], str | None
         elif name in FILE_KEYS:
             values[name] = _plain(value)
             lines[name] = line_of(key)
+        else:
+            close = difflib.get_close_matches(name, (*FILE_KEYS, "token_env"), n=1, cutoff=0.6)
+            raise ConfigError(f"{path}:{line_of(key)}: unknown setting '{name}'",
+                              hint=f"did you mean '{close[0]}'?" if close else
+                              "known settings: " + ", ".join((*FILE_KEYS, "token_env")))
     return values, lines, token_env
 
 

@@ -427,7 +427,6 @@ def test_console_script_colours_a_terminal_unless_no_color(project: Project) -> 
     assert not ANSI.search(flag)
 
 
-@pytest.mark.xfail(strict=True, reason="cli._fail uses click.secho(fg='red') whatever NO_COLOR says; reported to the lead")
 def test_error_messages_respect_no_color_on_a_terminal(project: Project) -> None:
     project.write("defaults: [\n", "bad.yaml")
     out = _on_a_terminal([_console_script(), "plan"], project.root, _env(NO_COLOR="1"), stderr_too=True)

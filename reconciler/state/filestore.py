@@ -64,10 +64,9 @@ class FileStateStore:
         try:
             raw = self.path.read_bytes()
         except FileNotFoundError:
-            # A first run that died before its first full write left only a journal: its
-            # lineage is the state's.
-            # No state yet: an empty lineage, fixed at the first write, so a plan made now
-            # still matches when it is applied.
+            # No state yet: a first run that died before its first full write left only a
+            # journal, whose lineage is the state's; otherwise an empty lineage, fixed at the
+            # first write, so a plan made now still matches when it is applied.
             return State(lineage=self._journal_lineage() or "")
         except OSError as exc:
             raise StateCorruptError(self.location, f"cannot read it ({exc.strerror})") from exc
@@ -119,22 +118,33 @@ class FileStateStore:
             try:
                 entry = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise StateCorruptError(str(self.journal_path), f"line {number} is not valid JSON") from exc
+                raise self._journal_damaged(number, "not valid JSON") from exc
+            if not (isinstance(entry, dict) and isinstance(entry.get("serial"), int)
+                    and isinstance(entry.get("product"), str) and isinstance(entry.get("record"), (dict, type(None)))):
+                raise self._journal_damaged(number, "not a checkpoint (needs serial, product and record)")
             if entry.get("lineage") != lineage:
-                raise StateCorruptError(str(self.journal_path),
-                                        f"line {number} belongs to another state (lineage {entry.get('lineage')})")
+                raise self._journal_damaged(number, f"belongs to another state (lineage {entry.get('lineage')})")
+            entry["line"] = number
             yield entry
 
+    def _journal_damaged(self, number: int, problem: str) -> StateCorruptError:
+        return StateCorruptError(
+            str(self.journal_path), f"line {number} is {problem}" if not problem.startswith("belongs")
+            else f"line {number} {problem}",
+            hint=(f"the journal holds the checkpoints of an interrupted apply; the state file {self.location} "
+                  "was not changed. Move the journal aside to start from the last complete state (renders "
+                  "it recorded as in flight will then be planned again)"))
+
     def _apply(self, state: State, entry: dict[str, Any]) -> None:
-        record = entry.get("record")
+        record = entry["record"]
         if record is None:
             state.products.pop(entry["product"], None)
         else:
             try:
                 state.products[entry["product"]] = RECORD_ADAPTER.validate_python(record)
             except ValidationError as exc:
-                raise StateCorruptError(str(self.journal_path), f"invalid record for {entry['product']}") from exc
-        state.serial = int(entry["serial"])
+                raise self._journal_damaged(entry["line"], f"an invalid record for {entry['product']}") from exc
+        state.serial = entry["serial"]
 
     # -- writing -------------------------------------------------------------------------
     def checkpoint(self, state: State, product: str, record: ProductRecord | None) -> None:

@@ -92,9 +92,12 @@ def test_missing_explicit_config_file(tmp_path: Path) -> None:
         resolve_settings({}, ENV, tmp_path / "nope.yaml")
 
 
-def test_other_sections_of_the_file_are_ignored(tmp_path: Path) -> None:
-    cfg = write(tmp_path, "state: state/main.json\nclient_uuid: ws\n")
-    assert resolve_settings({}, ENV, cfg).client_uuid == "ws"
+def test_an_unknown_or_misspelt_setting_is_an_error_naming_file_line_and_the_closest_key(tmp_path: Path) -> None:
+    cfg = write(tmp_path, "client_uuid: ws\norganisation_uuid: org\n")
+    with pytest.raises(ConfigError) as caught:
+        resolve_settings({}, ENV, cfg)
+    assert str(caught.value) == f"{cfg}:2: unknown setting 'organisation_uuid'"
+    assert caught.value.hint == "did you mean 'organization_uuid'?"
 
 
 def test_default_config_file_lookup(tmp_path: Path) -> None:

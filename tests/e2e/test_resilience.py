@@ -124,7 +124,7 @@ def test_a_second_apply_fails_fast_naming_the_lock_holder(project: Project) -> N
         assert "is locked by another process" in second.stderr
         assert f"pid={holder['pid']}" in second.stderr
         assert "operation=apply" in second.stderr
-        assert f"reconciler force-unlock {holder['id']}" in second.stderr
+        assert f"reconciler force-unlock --state state/renders.state.json {holder['id']}" in second.stderr
         assert "Traceback" not in second.stderr
     finally:
         out, err = first.communicate(timeout=120)

@@ -209,7 +209,7 @@ def test_writing_commands_fail_naming_the_holder_while_another_process_holds_the
             assert (f"Error: state state/renders.state.json is locked by another process (id={lock_id}, "
                     f"operation=apply, who=") in result.stderr
             assert f"pid={holder.pid}" in result.stderr
-            assert f"reconciler force-unlock {lock_id}" in result.stderr
+            assert f"reconciler force-unlock --state state/renders.state.json {lock_id}" in result.stderr
         # readers are not blocked
         assert work.cli("state", "list").exit_code == 0
         assert work.cli("state", "rm", TRAIL, "--dry-run").exit_code == 0

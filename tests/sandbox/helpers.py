@@ -12,7 +12,7 @@ import httpx
 
 from reconciler.sandbox.server import EmbeddedSandbox
 
-SCHEMA_FILE = Path(__file__).resolve().parents[3] / "shared" / "reference" / "vntana-admin-api-subset.yaml"
+SCHEMA_FILE = Path(__file__).resolve().parents[1] / "contract" / "vntana-admin-api-subset.yaml"
 FAST: dict[str, Any] = {
     "job_pending_seconds": 0.02,
     "job_processing_seconds": 0.03,
