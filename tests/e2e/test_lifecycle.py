@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from reconciler.client import VntanaClient
+from reconciler.sandbox.faults import FaultConfig
 from reconciler.settings import ClientSettings
 from tests.e2e.conftest import PRODUCTS, Project, manifest
 
@@ -156,3 +157,42 @@ def test_targeting_leaves_other_changes_waiting_and_is_recorded_in_saved_plans(p
     by_name = _actions(project, "--exclude", CHAIR[:8] + "*")
     assert set(by_name) == {COURT, TRAIL}
     assert by_name[TRAIL]["kind"] == "noop"
+
+
+def test_protect_is_recorded_by_an_apply_with_nothing_to_render(project: Project) -> None:
+    project.write_manifest(manifest(SOME))
+    assert project.apply().returncode == 0
+    project.write_manifest(manifest(SOME, overrides={COURT: "protect: true"}))
+    quiet = project.apply()
+    assert quiet.returncode == 0 and "Nothing to apply" in quiet.stdout
+    assert project.state()["products"][COURT]["protect"] is True
+    project.write_manifest(manifest([TRAIL, CHAIR]))
+    assert _actions(project, "--prune=delete")[COURT]["kind"] == "blocked"
+
+
+def test_prune_delete_removes_every_render_even_when_some_are_already_gone(project: Project) -> None:
+    project.write_manifest(manifest(SOME))
+    assert project.apply().returncode == 0
+    still = next(a for a in project.state()["products"][CHAIR]["attachments"] if a["kind"] == "still")
+    with _client(project) as client:
+        client.delete_attachment(CHAIR, still["uuid"])
+    project.write_manifest(manifest([TRAIL, COURT]))
+    result = project.apply("--prune=delete")
+    assert result.returncode == 0, result.stderr
+    with _client(project) as client:
+        assert client.search_attachments(CHAIR, "TURNTABLE") == []
+    assert CHAIR not in project.state()["products"]
+
+
+def test_refresh_leaves_a_record_untouched_when_the_new_files_cannot_be_downloaded(project: Project) -> None:
+    project.write_manifest(manifest(SOME))
+    assert project.apply().returncode == 0
+    with _client(project) as client:
+        client.trigger_renders([COURT], OTHER_SPEC)
+    project.sandbox.wait_idle(timeout=30)
+    before = project.state()["products"][COURT]
+    project.sandbox.set_faults(FaultConfig(signed_url_ttl_override=0.0))
+    result = project.cli("refresh")
+    assert result.returncode == 1
+    assert COURT in result.stderr and "left as recorded" in result.stderr
+    assert project.state()["products"][COURT]["attachments"] == before["attachments"]

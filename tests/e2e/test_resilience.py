@@ -130,3 +130,19 @@ def test_a_second_apply_fails_fast_naming_the_lock_holder(project: Project) -> N
         out, err = first.communicate(timeout=120)
     assert first.returncode == 0, err
     assert all(project.triggers(u) == 1 for u in SOME)
+
+
+def test_a_render_that_cannot_be_downloaded_stays_in_flight_and_is_fetched_not_paid_again(project: Project) -> None:
+    project.write_manifest(manifest(SOME))
+    project.sandbox.set_faults(FaultConfig(signed_url_ttl_override=0.0))  # every signed URL is already late
+    broken = project.apply()
+    assert broken.returncode == 1
+    assert "still in flight, the next apply resumes it" in broken.stderr
+    assert {r["status"] for r in project.state()["products"].values()} == {"in_flight"}
+    assert {a["kind"] for a in json.loads(project.cli("plan", "--format", "json").stdout)["actions"]} == {"resume"}
+
+    project.sandbox.set_faults(FaultConfig())
+    fixed = project.apply()
+    assert fixed.returncode == 0, fixed.stderr
+    _assert_all_rendered(project, SOME)
+    assert all(project.triggers(u) == 1 for u in SOME)
