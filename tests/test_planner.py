@@ -119,6 +119,8 @@ CASES = [
          {P1: record()}, {P1: (RR, Reason.SPEC_CHANGED)},
          changes={P1: [("imageBackground", None, "#FFFFFF"), ("turntable.background", None, "#000000"),
                        ("turntable.transparentBackground", False, True)]}),
+    Case("should_claim_no_replacement_when_nothing_was_ever_rendered", {P1: WEBP_NO_GIF},
+         {P1: record(status="failed", files=())}, {P1: (RR, Reason.SPEC_CHANGED)}, effect={P1: ""}),
     Case("should_retry_when_last_render_failed", {P1: {}}, {P1: record(status="failed", error="timed out")},
          {P1: (RT, Reason.FAILED_BEFORE)}, detail={P1: "timed out"}),
     Case("should_retry_a_failed_rerender_at_the_spec_it_attempted", {P1: WEBP_NO_GIF},
