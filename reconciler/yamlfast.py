@@ -32,10 +32,6 @@ except ImportError:  # pragma: no cover - ruamel.yaml.clib missing (e.g. PyPy): 
 _YAML = "tag:yaml.org,2002:"
 _TAGS = {name: Tag(suffix=_YAML + name) for name in ("str", "int", "bool", "null", "seq", "map")}
 _STR, _INT, _BOOL, _NULL, _SEQ, _MAP = (_TAGS[n] for n in ("str", "int", "bool", "null", "seq", "map"))
-# YAML 1.2's implicit resolvers, in ruamel's order, keyed by first character. Tags we build
-# are shared Tag objects, so the constructor recognises them by identity.
-# (ruamel adds the resolvers registered for any first character, key None, after those.)
-_ANY = Resolver.yaml_implicit_resolvers.get(None, [])
 
 
 def _compiled(rx: Any) -> re.Pattern[str]:
@@ -44,11 +40,23 @@ def _compiled(rx: Any) -> re.Pattern[str]:
     return lazy() if lazy is not None else rx  # type: ignore[no-any-return]
 
 
-_RESOLVERS: dict[str, list[tuple[Tag, re.Pattern[str]]]] = {
-    key: [(_TAGS.get(tag.removeprefix(_YAML)) or Tag(suffix=tag), _compiled(rx)) for tag, rx in [*entries, *_ANY]]
-    for key, entries in Resolver.yaml_implicit_resolvers.items() if key is not None
-}
-_PLAIN_STR = [(Tag(suffix=t), _compiled(rx)) for t, rx in _ANY]
+def _resolver_tables() -> tuple[dict[str, list[tuple[Tag, re.Pattern[str]]]], list[tuple[Tag, re.Pattern[str]]]]:
+    """YAML 1.2's implicit resolvers, in ruamel's order, keyed by first character (ruamel adds
+    those registered for any character, key None, after them). Our own tags are shared Tag
+    objects, so the constructor recognises them by identity."""
+    table = Resolver.yaml_implicit_resolvers
+    anywhere = table.get(None, [])
+    by_first = {key: [(_TAGS.get(tag.removeprefix(_YAML)) or Tag(suffix=tag), _compiled(rx))
+                      for tag, rx in [*entries, *anywhere]]
+                for key, entries in table.items() if key is not None}
+    return by_first, [(Tag(suffix=tag), _compiled(rx)) for tag, rx in anywhere]
+
+
+try:
+    _RESOLVERS, _PLAIN_STR = _resolver_tables()
+except (AttributeError, TypeError, ValueError):  # pragma: no cover - ruamel's internals moved
+    _RESOLVERS, _PLAIN_STR, CParser = {}, [], None  # every file goes to ruamel's own loader
+
 _DECIMAL = re.compile(r"-?(?:0|[1-9][0-9]*)")
 _BOOLS = {"true": True, "false": False}
 _DIRECTIVE = re.compile(r"^%YAML", re.M)
