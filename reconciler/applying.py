@@ -27,6 +27,7 @@ from reconciler.observed import Observed
 from reconciler.plan import Plan
 from reconciler.planfile import load_plan
 from reconciler.planner import DEFAULT_MAX_BATCH_SIZE, Limits, build_plan
+from reconciler.spec import Desired
 from reconciler.settings import ClientSettings, find_config_file, resolve_settings
 from reconciler.state import FileStateStore, State
 from reconciler.views import render_json, render_text
@@ -68,13 +69,14 @@ class ApplyRequest:
 
 def run_plan(req: ApplyRequest) -> Plan:
     """``reconciler plan``: offline unless ``refresh``; never writes the state."""
+    desired = load_desired(req.manifests)  # manifests first: their errors are the likelier ones
     store = FileStateStore(req.state_path)
     state = store.read()
     if not req.refresh:
-        return _plan(req, store, state, None)
+        return _plan(req, store, state, None, desired)
     with ExitStack() as stack:
         client = _client(req, stack)
-        return _plan(req, store, state, _observe(req, client, state))
+        return _plan(req, store, state, _observe(req, client, state), desired)
 
 
 def run_apply(req: ApplyRequest) -> None:
@@ -111,8 +113,9 @@ def run_apply(req: ApplyRequest) -> None:
             _execute(plan, store, state, client, req, stack)
 
 
-def _plan(req: ApplyRequest, store: FileStateStore, state: State, observed: Observed | None) -> Plan:
-    desired = load_desired(req.manifests)
+def _plan(req: ApplyRequest, store: FileStateStore, state: State, observed: Observed | None,
+          desired: Desired | None = None) -> Plan:
+    desired = desired or load_desired(req.manifests)
     return build_plan(desired, state, location=store.location, replace=req.replace,
                       max_batch_size=req.max_batch_size, observed=observed, targets=req.targets,
                       excludes=req.excludes, prune=req.prune, allow_large=req.allow_large, limits=_limits(req))

@@ -8,14 +8,15 @@ from pathlib import Path
 
 from reconciler.errors import PlanFileError
 from reconciler.plan import Plan
+from reconciler.views import render_json
 
 
 def save_plan(plan: Plan, out: Path) -> None:
-    data = plan.to_json()
+    """Write the plan document (the same JSON as ``plan --format json``), atomically."""
     tmp = out.with_name(out.name + ".tmp")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+        tmp.write_text(render_json(plan), encoding="utf-8")
         os.replace(tmp, out)
     except OSError as exc:
         raise PlanFileError(f"cannot write plan file {out}: {exc.strerror}") from exc

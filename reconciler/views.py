@@ -187,7 +187,8 @@ def render_markdown(plan: Plan, *, budget: int = MARKDOWN_BUDGET) -> str:
         head.append(f"> [!CAUTION]\n> {limits_text(plan)}\n")
     deleting = [a for a in plan.actions if a.deletes]
     if deleting:
-        head.append(f"> [!WARNING]\n> {len(deleting)} re-render(s) delete existing files (e.g. a GIF turned off).\n")
+        head.append(f"> [!WARNING]\n> {len(deleting)} product(s) lose existing files (a GIF turned off, "
+                    "or renders deleted by --prune=delete).\n")
     out = "\n".join(head) + "\n"  # a blank line before the first <details>, whatever came last
     groups: dict[Reason, list[Action]] = {}
     for a in plan.changed():

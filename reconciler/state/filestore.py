@@ -68,6 +68,9 @@ class FileStateStore:
             # journal, whose lineage is the state's; otherwise an empty lineage, fixed at the
             # first write, so a plan made now still matches when it is applied.
             return State(lineage=self._journal_lineage() or "")
+        except IsADirectoryError as exc:
+            raise StateError(f"state path {self.location} is a directory",
+                             hint="pass the state file itself, e.g. --state state/renders.state.json") from exc
         except OSError as exc:
             raise StateCorruptError(self.location, f"cannot read it ({exc.strerror})") from exc
         data = self._parse(raw)

@@ -172,8 +172,9 @@ def test_corrupt_state_is_an_error_and_is_never_overwritten(store: FileStateStor
 
 def test_a_directory_in_place_of_the_state_is_reported(store: FileStateStore) -> None:
     store.path.mkdir(parents=True)
-    with pytest.raises(StateCorruptError, match="cannot read it"):
+    with pytest.raises(StateError, match="is a directory") as caught:
         store.read()
+    assert caught.value.hint == "pass the state file itself, e.g. --state state/renders.state.json"
 
 
 def test_state_from_a_newer_reconciler_is_refused(store: FileStateStore) -> None:
