@@ -19,16 +19,22 @@ from pathlib import Path
 from typing import Any
 
 import click
+from pydantic import SecretStr
 
-from reconciler.errors import ApplyFailedError, ConfigError, LargeChangeError, ReconcilerError
+from reconciler.errors import (
+    ApplyFailedError,
+    ConfigError,
+    LargeChangeError,
+    ReconcilerError,
+)
 from reconciler.events import Hooks
 from reconciler.loader import load_desired
 from reconciler.observed import Observed
 from reconciler.plan import Plan
 from reconciler.planfile import load_plan
 from reconciler.planner import DEFAULT_MAX_BATCH_SIZE, Limits, build_plan
-from reconciler.spec import Desired
 from reconciler.settings import ClientSettings, find_config_file, resolve_settings
+from reconciler.spec import Desired
 from reconciler.state import FileStateStore, State
 from reconciler.views import render_json, render_text
 
@@ -155,7 +161,7 @@ def client_settings(req: ApplyRequest) -> Iterator[ClientSettings]:
     with EmbeddedSandbox(data_dir=req.sandbox_dir, config=SandboxConfig()) as sb:
         if req.fmt == "text":
             click.echo(f"Embedded VNTANA sandbox at {sb.url} (data in {req.sandbox_dir}).", err=True)
-        yield ClientSettings(api_url=sb.url, token=sb.access_token, organization_uuid=sb.organization_uuid)
+        yield ClientSettings(api_url=sb.url, token=SecretStr(sb.access_token), organization_uuid=sb.organization_uuid)
 
 
 def _show(plan: Plan, req: ApplyRequest) -> None:

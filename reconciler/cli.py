@@ -19,13 +19,11 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from reconciler import __version__
-from reconciler.diagnostics import Diagnostic
+from reconciler.applying import ApplyRequest, run_apply, run_plan
 from reconciler.errors import LargeChangeError, ManifestError, ReconcilerError
 from reconciler.loader import load_desired
-from reconciler.plan import Plan
-from reconciler.planfile import save_plan
-from reconciler.applying import ApplyRequest, run_apply, run_plan
 from reconciler.plan import CATEGORIES
+from reconciler.planfile import save_plan
 from reconciler.planner import DEFAULT_MAX_BATCH_SIZE, PlanOptionsError
 from reconciler.spec import manifest_json_schema
 from reconciler.state import FileStateStore

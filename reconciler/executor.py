@@ -26,11 +26,36 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
-from reconciler.errors import ApiError, DownloadError, PermanentApiError, ReconcilerError, StalePlanError
-from reconciler.events import Downloaded, Failed, Hooks, Pruned, Recorded, RunFinished, RunStarted, Triggered, Waiting
+from reconciler.errors import (
+    ApiError,
+    DownloadError,
+    PermanentApiError,
+    ReconcilerError,
+    StalePlanError,
+)
+from reconciler.events import (
+    Downloaded,
+    Failed,
+    Hooks,
+    Pruned,
+    Recorded,
+    RunFinished,
+    RunStarted,
+    Triggered,
+    Waiting,
+)
 from reconciler.plan import Action, ActionKind, Batch, Plan
+from reconciler.state import (
+    Attachment,
+    FileStateStore,
+    ProductRecord,
+    RenderRequest,
+    State,
+    Status,
+    utcnow,
+)
+from reconciler.state.model import AttachmentKind
 from reconciler.webhooks import EventBoard
-from reconciler.state import Attachment, FileStateStore, ProductRecord, RenderRequest, State, Status, utcnow
 
 # Attachment ``created`` times are whole seconds on the platform; allow for that rounding
 # and a little clock skew between the API front end and the render workers.
@@ -41,6 +66,7 @@ class Client(Protocol):
     def trigger_renders(self, product_uuids: list[str], spec: dict[str, Any]) -> Any: ...
     def search_attachments(self, product_uuid: str, entity_type: str) -> list[Any]: ...
     def download(self, attachment: Any, store_type: str, sink: BinaryIO | None = None) -> Any: ...
+    def delete_attachment(self, product_uuid: str, uuid: str) -> None: ...
 
 
 @dataclass
@@ -350,7 +376,7 @@ class Executor:
                            failures=dict(r.failed))
 
 
-def _kind_of(att: Any, content_type: str | None = None) -> str:
+def _kind_of(att: Any, content_type: str | None = None) -> AttachmentKind:
     if (att.entity_type or "").upper() == "RENDER":
         return "still"
     name = (att.name or "").lower()

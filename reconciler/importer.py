@@ -36,12 +36,32 @@ from typing import Any
 import click
 
 from reconciler.applying import ApplyRequest, client_settings
-from reconciler.cli import DEFAULT_STATE, SANDBOX_STATE, lock_timeout_option, manifests_option
+from reconciler.cli import (
+    DEFAULT_STATE,
+    SANDBOX_STATE,
+    lock_timeout_option,
+    manifests_option,
+)
 from reconciler.errors import DownloadError, ReconcilerError
-from reconciler.inspect import CONTENT_TYPES, UNKNOWABLE, InferredSpec, InspectError, Mismatch, infer_spec, sniff_file
+from reconciler.inspect import (
+    CONTENT_TYPES,
+    UNKNOWABLE,
+    InferredSpec,
+    InspectError,
+    Mismatch,
+    infer_spec,
+    sniff_file,
+)
 from reconciler.loader import load_desired
 from reconciler.spec import ProductSpec, fingerprint
-from reconciler.state import Attachment, FileStateStore, ProductRecord, State, Status, utcnow
+from reconciler.state import (
+    Attachment,
+    FileStateStore,
+    ProductRecord,
+    State,
+    Status,
+    utcnow,
+)
 
 
 class Outcome(str, Enum):

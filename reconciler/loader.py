@@ -25,7 +25,15 @@ from reconciler import yamlfast
 from reconciler._gc import gc_paused
 from reconciler.diagnostics import Diagnostic, SourceLocation
 from reconciler.errors import ManifestError
-from reconciler.spec import BOUNDS, IMAGE_FORMATS, Desired, ProductSpec, RenderSpec, TurntableSpec, fingerprint
+from reconciler.spec import (
+    BOUNDS,
+    IMAGE_FORMATS,
+    Desired,
+    ProductSpec,
+    RenderSpec,
+    TurntableSpec,
+    fingerprint,
+)
 
 TOP_KEYS = ("defaults", "products")
 LABEL_KEYS = ("uuid", "name", "protect")

@@ -28,7 +28,16 @@ from deepdiff import DeepDiff
 
 from reconciler._gc import gc_paused
 from reconciler.observed import Observed, ObservedProduct
-from reconciler.plan import Action, ActionKind, Batch, Cost, FieldChange, Plan, Reason, StateToken
+from reconciler.plan import (
+    Action,
+    ActionKind,
+    Batch,
+    Cost,
+    FieldChange,
+    Plan,
+    Reason,
+    StateToken,
+)
 from reconciler.spec import Desired, ProductSpec
 from reconciler.state.model import ProductRecord, State, Status
 

@@ -16,7 +16,17 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn
 
-from reconciler.events import Downloaded, Event, Failed, Pruned, Recorded, RunFinished, RunStarted, Triggered, Waiting
+from reconciler.events import (
+    Downloaded,
+    Event,
+    Failed,
+    Pruned,
+    Recorded,
+    RunFinished,
+    RunStarted,
+    Triggered,
+    Waiting,
+)
 
 
 def summary_text(e: RunFinished) -> str:

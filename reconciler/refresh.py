@@ -12,9 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
-
 from pathlib import Path
+from typing import Any
 
 from reconciler.diagnostics import SourceLocation
 from reconciler.errors import ApiError, PermanentApiError

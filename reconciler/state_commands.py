@@ -18,7 +18,12 @@ from typing import Any, TypeVar
 
 import click
 
-from reconciler.cli import DEFAULT_STATE, SANDBOX_STATE, lock_timeout_option, manifests_option
+from reconciler.cli import (
+    DEFAULT_STATE,
+    SANDBOX_STATE,
+    lock_timeout_option,
+    manifests_option,
+)
 from reconciler.errors import ReconcilerError, StateError
 from reconciler.loader import load_desired
 from reconciler.plan import ActionKind

@@ -6,7 +6,14 @@ from __future__ import annotations
 import hashlib
 import json
 
-from tests.e2e.conftest import PRODUCTS, UNKNOWN_PRODUCT, Project, manifest, render_behind_our_back, tiny_spec
+from tests.e2e.conftest import (
+    PRODUCTS,
+    UNKNOWN_PRODUCT,
+    Project,
+    manifest,
+    render_behind_our_back,
+    tiny_spec,
+)
 
 TRAIL, COURT, CHAIR, LOAFER, TOTE = (PRODUCTS[k] for k in ("trail", "court", "chair", "loafer", "tote"))
 UNKNOWABLE = "imageBackground, transparentBackground, turntable.background, turntable.transparentBackground"

@@ -21,7 +21,14 @@ from click.testing import CliRunner, Result
 
 from reconciler.cli import cli
 from reconciler.sandbox.server import EmbeddedSandbox
-from tests.e2e.conftest import PRODUCTS, ROOT, UNKNOWN_PRODUCT, Project, fast_config, manifest
+from tests.e2e.conftest import (
+    PRODUCTS,
+    ROOT,
+    UNKNOWN_PRODUCT,
+    Project,
+    fast_config,
+    manifest,
+)
 
 TRAIL, COURT, CHAIR, TOTE = (PRODUCTS[k] for k in ("trail", "court", "chair", "tote"))
 NEW_UUID = "0b1e7a55-1d2c-4e3f-8a9b-0c1d2e3f4a5b"
