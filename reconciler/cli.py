@@ -66,6 +66,11 @@ class ReconcilerGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
             sys.exit(130)
+        except BrokenPipeError:
+            # The reader went away (`reconciler state list | head`): stop quietly, and keep
+            # Python from failing again while it flushes stdout at exit.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(141)
         except Exception:  # noqa: BLE001 - the one place that turns bugs into a report
             click.echo(traceback.format_exc(), err=True)
             click.echo("Internal error: this is a bug in reconciler; please report it with the trace above.",
