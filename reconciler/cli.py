@@ -277,8 +277,8 @@ def apply(**kw: Any) -> None:
     """Trigger what the plan says, wait, download, hash and record. Resumes where a run died."""
     if kw["planfile"] is not None:
         ctx = click.get_current_context()
-        given = [f"--{name.replace('_', '-')}" for name in _PLAN_SHAPING
-                 if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT]
+        given = [p.opts[0] for p in ctx.command.params if p.name in _PLAN_SHAPING
+                 and ctx.get_parameter_source(p.name) is not click.core.ParameterSource.DEFAULT]
         if given:
             raise ReconcilerError(f"a saved plan is applied exactly: {', '.join(given)} shape(s) a plan",
                                   hint="pass them to 'reconciler plan --out FILE' instead")

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.diagnostics import SourceLocation
-from reconciler.errors import ApiError, PermanentApiError
+from reconciler.errors import ApiError, AuthenticationError, PermanentApiError
 from reconciler.importer import examine
 from reconciler.observed import Observed, ObservedAttachment, ObservedProduct
 from reconciler.plan import Reason
@@ -41,10 +41,13 @@ def observe(client: Any, state: State, products: Iterable[str] | None = None, *,
         for entity_type in ENTITY_TYPES:
             try:
                 listed = client.search_attachments(uuid, entity_type)
+            except AuthenticationError:
+                raise  # about the credentials, not this product
             except PermanentApiError as exc:
                 if exc.status == 404 and "PRODUCT_NOT_FOUND" in exc.codes:
                     return uuid, ObservedProduct(product_missing=True)  # every recorded file is gone
-                raise ApiError(f"refreshing product {uuid}: {exc.message}", status=exc.status, codes=exc.codes) from exc
+                raise ApiError(f"refreshing product {uuid}: {exc.message}", status=exc.status, codes=exc.codes,
+                               hint=exc.hint) from exc
             for att in listed:
                 sha = None
                 if verify and att.uuid in recorded.get(uuid, set()):
