@@ -11,6 +11,14 @@ Decisions and invariants:
   chunks as the socket delivers them (``iter_raw``). Re-chunking to 1 MiB looked attractive
   but httpx's chunker copies every byte again: on loopback it halved throughput. Only a body
   the server encoded despite ``identity`` is decoded, in 1 MiB chunks.
+* Measured and left out (bench/apply_scale.py, 256 MiB over loopback, 2 cores): hashing in a
+  second thread fed by a bounded queue. Per 64 KiB chunk it was slower; in 1 MiB batches it
+  sped one lone download from a fast server by ~20% but slowed two parallel downloads by ~20%
+  and the sandbox's by ~5% (the other core is busy serving, and the executor downloads in
+  parallel). Socket reads of 1 MiB instead of httpcore's 64 KiB gave ~+50% from a fast server,
+  but that size is no public httpx/httpcore setting, and over TLS a read yields one 16 KiB
+  record anyway. Against the sandbox the server is the limit (it spends ~1.2 s of CPU per
+  256 MiB), not this loop.
 * An expired URL (400/401/403 from the storage) is signed again and the fetch repeated, at most
   ``max_resigns`` times. Throttling, 5xx and dropped connections are retried with the client's
   backoff policy. After a dropped connection the download resumes with ``Range`` when the
