@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 from reconciler.errors import (
     ApiError,
@@ -55,7 +55,9 @@ from reconciler.state import (
     utcnow,
 )
 from reconciler.state.model import AttachmentKind
-from reconciler.webhooks import EventBoard
+
+if TYPE_CHECKING:  # the receiver pulls in an ASGI server; only its type is needed here
+    from reconciler.webhooks import EventBoard
 
 # Attachment ``created`` times are whole seconds on the platform; allow for that rounding
 # and a little clock skew between the API front end and the render workers.
