@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 from reconciler.errors import (
     ApiError,
-    DownloadError,
     PermanentApiError,
     ReconcilerError,
     StalePlanError,
@@ -44,6 +43,7 @@ from reconciler.events import (
     Triggered,
     Waiting,
 )
+from reconciler.fetch import fetch, safe_name
 from reconciler.plan import Action, ActionKind, Batch, Plan
 from reconciler.state import (
     Attachment,
@@ -54,7 +54,7 @@ from reconciler.state import (
     Status,
     utcnow,
 )
-from reconciler.state.model import AttachmentKind
+from reconciler.state.model import AttachmentKind, attachment_kind
 
 if TYPE_CHECKING:  # the receiver pulls in an ASGI server; only its type is needed here
     from reconciler.webhooks import EventBoard
@@ -344,25 +344,10 @@ class Executor:
         return out
 
     def _download(self, product: str, store_type: str, att: Any) -> Attachment:
-        name = att.name or att.uuid
-        target = None
-        if self.options.download_dir is not None:
-            target = self.options.download_dir / product / Path(name).name
-            target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(target.name + ".part") if target else None
-        try:
-            if tmp is not None:
-                with tmp.open("wb") as sink:
-                    result = self.client.download(att, store_type, sink)
-                os.replace(tmp, target)  # type: ignore[arg-type]
-            else:
-                result = self.client.download(att, store_type, None)
-        except OSError as exc:
-            raise DownloadError(f"cannot write {target}: {exc.strerror}") from exc
-        finally:
-            if tmp is not None:
-                tmp.unlink(missing_ok=True)
+        folder = self.options.download_dir / product if self.options.download_dir is not None else None
+        _, result = fetch(self.client, att, store_type, folder)
         kind = _kind_of(att, result.content_type)
+        name = safe_name(att)
         with self._mutex:
             self.report.bytes_downloaded += result.size
         self.hooks.on_event(Downloaded(product, kind, name, result.size, result.sha256))
@@ -379,12 +364,7 @@ class Executor:
 
 
 def _kind_of(att: Any, content_type: str | None = None) -> AttachmentKind:
-    if (att.entity_type or "").upper() == "RENDER":
-        return "still"
-    name = (att.name or "").lower()
-    if name.endswith(".gif") or (content_type or "").startswith("image/gif"):
-        return "gif"
-    return "turntable"
+    return attachment_kind(att.entity_type, att.name, content_type)
 
 
 def _parse_time(text: str) -> datetime:

@@ -23,7 +23,6 @@ and checkpoints each product, in uuid order, as soon as its result is in.
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
@@ -42,7 +41,8 @@ from reconciler.cli import (
     lock_timeout_option,
     manifests_option,
 )
-from reconciler.errors import DownloadError, ReconcilerError
+from reconciler.errors import ReconcilerError
+from reconciler.fetch import fetch
 from reconciler.inspect import (
     CONTENT_TYPES,
     UNKNOWABLE,
@@ -62,6 +62,7 @@ from reconciler.state import (
     Status,
     utcnow,
 )
+from reconciler.state.model import attachment_kind
 
 
 class Outcome(str, Enum):
@@ -226,26 +227,16 @@ def _examine(client: Any, want: ProductSpec, download_dir: Path | None) -> Produ
 
 def _download(client: Any, store_type: str, att: Any, kind: str, folder: Path) -> tuple[Path, Attachment]:
     """Stream one attachment into ``folder`` (hashed while streaming); the file and its record."""
-    name = Path(att.name or att.uuid).name  # a platform-chosen name must not escape the folder
-    target = folder / name
-    part = target.with_name(target.name + ".part")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with part.open("wb") as sink:
-            got = client.download(att, store_type, sink)
-        os.replace(part, target)
-    except OSError as exc:
-        raise DownloadError(f"cannot write {target}: {exc.strerror}") from exc
-    finally:
-        part.unlink(missing_ok=True)
+    target, got = fetch(client, att, store_type, folder)
+    assert target is not None
     content_type = got.content_type or CONTENT_TYPES.get(sniff_file(target) or "",
                                                           "application/octet-stream")
-    return target, Attachment(kind=kind, uuid=att.uuid, name=name, sha256=got.sha256, size=got.size,  # type: ignore[arg-type]
+    return target, Attachment(kind=kind, uuid=att.uuid, name=target.name, sha256=got.sha256, size=got.size,  # type: ignore[arg-type]
                               content_type=content_type)
 
 
 def _is_gif(att: Any) -> bool:
-    return (att.name or "").lower().endswith(".gif")
+    return attachment_kind(att.entity_type or "TURNTABLE", att.name) == "gif"
 
 
 def _newest(attachments: list[Any]) -> Any | None:

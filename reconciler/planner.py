@@ -39,7 +39,7 @@ from reconciler.plan import (
     StateToken,
 )
 from reconciler.spec import Desired, ProductSpec
-from reconciler.state.model import ProductRecord, State, Status
+from reconciler.state.model import ProductRecord, State, Status, attachment_kind
 
 DEFAULT_MAX_BATCH_SIZE = 50
 
@@ -242,8 +242,7 @@ def replacement(have: ProductRecord, want: ProductSpec,
     Judged from what the platform holds when a refresh saw it, else from the record; with
     neither (nothing recorded, nothing observed) nothing is claimed."""
     if seen is not None:
-        kinds = {"still" if a.entity_type == "RENDER" else
-                 "gif" if (a.name or "").lower().endswith(".gif") else "turntable" for a in seen.attachments}
+        kinds = {attachment_kind(a.entity_type, a.name) for a in seen.attachments}
     else:
         kinds = {a.kind for a in have.attachments}
     if not kinds:

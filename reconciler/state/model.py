@@ -36,6 +36,15 @@ class Status(str, Enum):
 AttachmentKind = Literal["still", "turntable", "gif"]
 
 
+def attachment_kind(entity_type: str | None, name: str | None, content_type: str | None = None) -> AttachmentKind:
+    """RENDER attachments are the still; TURNTABLE ones the MP4, or the GIF by name or type."""
+    if (entity_type or "").upper() == "RENDER":
+        return "still"
+    if (name or "").lower().endswith(".gif") or (content_type or "").startswith("image/gif"):
+        return "gif"
+    return "turntable"
+
+
 class Attachment(BaseModel):
     """One result file on the platform, as we downloaded and hashed it."""
 
