@@ -18,8 +18,6 @@ Invariants:
 
 from __future__ import annotations
 
-import heapq
-import itertools
 import logging
 import threading
 import time
@@ -29,6 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from reconciler.sandbox import media
+from reconciler.sandbox.duequeue import DueQueue
 from reconciler.sandbox.faults import FaultInjector
 from reconciler.sandbox.store import Store, slug
 
@@ -56,10 +55,8 @@ class JobEngine:
         self.pending_seconds = pending_seconds
         self.processing_seconds = processing_seconds
         self._cond = threading.Condition()
-        self._heap: list[tuple[float, int, Callable[..., None], tuple[Any, ...]]] = []
-        self._counter = itertools.count()
+        self._due: DueQueue[tuple[Callable[..., None], tuple[Any, ...]]] = DueQueue(self._cond)
         self._active: set[str] = set()
-        self._stopping = False
         self._pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="sandbox-render")
         self._thread = threading.Thread(target=self._loop, name="sandbox-jobs", daemon=True)
 
@@ -74,9 +71,7 @@ class JobEngine:
 
     def stop(self) -> None:
         """Stop scheduling, let running media work finish, join every thread."""
-        with self._cond:
-            self._stopping = True
-            self._cond.notify_all()
+        self._due.close()
         if self._thread.is_alive():
             self._thread.join()
         self._pool.shutdown(wait=True, cancel_futures=True)
@@ -109,24 +104,12 @@ class JobEngine:
             self._active.discard(job_uuid)
             self._cond.notify_all()
 
-    def _schedule(self, due: float, fn: Callable[..., None], *args: Any) -> None:
-        with self._cond:
-            if self._stopping:
-                return
-            heapq.heappush(self._heap, (due, next(self._counter), fn, args))
-            self._cond.notify_all()
+    def _schedule(self, due: float, fn: Callable[..., None], *args: Any) -> bool:
+        return self._due.put(due, (fn, args))
 
     def _loop(self) -> None:
-        while True:
-            with self._cond:
-                while not self._stopping:
-                    now = time.monotonic()
-                    if self._heap and self._heap[0][0] <= now:
-                        break
-                    self._cond.wait(None if not self._heap else self._heap[0][0] - now)
-                if self._stopping:
-                    return
-                _, _, fn, args = heapq.heappop(self._heap)
+        while (step := self._due.take()) is not None:
+            fn, args = step
             try:
                 fn(*args)
             except Exception:  # a bug in one step must not kill the scheduler
@@ -156,10 +139,8 @@ class JobEngine:
         except Exception as exc:  # the media layer failing is a failed job, not a crash
             log.warning("sandbox %s job %s failed: %s", job["kind"], job["uuid"], exc)
             error = f"RENDER_ERROR: {type(exc).__name__}"
-        self._schedule(started + self.processing_seconds, self._finish, job["uuid"], job, outputs, error)
-        with self._cond:
-            stopping = self._stopping
-        if stopping:
+        if not self._schedule(started + self.processing_seconds, self._finish, job["uuid"], job, outputs, error):
+            # Stopping: the job stays unfinished in the store and resumes on the next start.
             self.store.remove_blobs([o["blob_id"] for o in outputs])
             self._done(job["uuid"])
 

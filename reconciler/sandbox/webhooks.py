@@ -18,9 +18,7 @@ Invariants:
 from __future__ import annotations
 
 import hashlib
-import heapq
 import hmac
-import itertools
 import json
 import logging
 import threading
@@ -33,6 +31,7 @@ from typing import Any
 import httpx
 
 from reconciler.sandbox.catalog import webhook_product
+from reconciler.sandbox.duequeue import DueQueue
 from reconciler.sandbox.faults import FaultInjector
 from reconciler.sandbox.store import Store
 
@@ -88,10 +87,8 @@ class WebhookDispatcher:
         self.max_attempts = max(1, max_attempts)
         self.backoff_seconds = backoff_seconds
         self._cond = threading.Condition()
-        self._heap: list[tuple[float, int, _Delivery]] = []
-        self._counter = itertools.count()
+        self._due: DueQueue[_Delivery] = DueQueue(self._cond)
         self._in_flight = 0
-        self._stopping = False
         self._client = httpx.Client(timeout=timeout_seconds, follow_redirects=False)
         self._threads = [
             threading.Thread(target=self._loop, name=f"sandbox-webhooks-{i}", daemon=True) for i in range(max(1, senders))
@@ -105,10 +102,7 @@ class WebhookDispatcher:
 
     def stop(self) -> None:
         """Stop sending (queued retries are forgotten) and join the sender threads."""
-        with self._cond:
-            self._stopping = True
-            self._heap.clear()
-            self._cond.notify_all()
+        self._due.close(forget=True)
         for thread in self._threads:
             if thread.is_alive():
                 thread.join()
@@ -117,7 +111,7 @@ class WebhookDispatcher:
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Block until nothing is queued or being sent; False on timeout."""
         with self._cond:
-            return self._cond.wait_for(lambda: not self._heap and self._in_flight == 0, timeout)
+            return self._cond.wait_for(lambda: not len(self._due) and self._in_flight == 0, timeout)
 
     def publish(self, event: str, job: dict[str, Any]) -> None:
         """Queue ``event`` about ``job``'s product for every subscribed, enabled webhook."""
@@ -152,24 +146,15 @@ class WebhookDispatcher:
 
     def _push(self, due: float, delivery: _Delivery) -> None:
         with self._cond:
-            if self._stopping:
-                return
-            if delivery.attempt == 0:
+            if self._due.put(due, delivery) and delivery.attempt == 0:
                 self.stats["queued"] += 1
-            heapq.heappush(self._heap, (due, next(self._counter), delivery))
-            self._cond.notify_all()
 
     def _loop(self) -> None:
         while True:
-            with self._cond:
-                while not self._stopping:
-                    now = time.monotonic()
-                    if self._heap and self._heap[0][0] <= now:
-                        break
-                    self._cond.wait(None if not self._heap else self._heap[0][0] - now)
-                if self._stopping:
+            with self._cond:  # take and count in one critical section, so wait_idle never sees a gap
+                delivery = self._due.take()
+                if delivery is None:
                     return
-                _, _, delivery = heapq.heappop(self._heap)
                 self._in_flight += 1
             try:
                 self._send(delivery)
