@@ -28,7 +28,7 @@ from reconciler.errors import ReconcilerError, StateError
 from reconciler.loader import load_desired
 from reconciler.plan import ActionKind
 from reconciler.planner import build_plan
-from reconciler.state import FileStateStore, ProductRecord, State, Status
+from reconciler.state import FileStateStore, ProductRecord, State, Status, open_store
 
 F = TypeVar("F", bound=Callable[..., Any])
 HASH_PREFIX = 12  # enough to tell specs apart at a glance; `state show` prints the whole hash
@@ -46,8 +46,9 @@ class NotInStateError(StateError):
 
 def state_options(f: F) -> F:
     f = click.option("--sandbox", is_flag=True, help=f"Use the sandbox's state ({SANDBOX_STATE}).")(f)
-    return click.option("--state", "state_path", type=click.Path(path_type=Path), envvar="RECONCILER_STATE",
-                        help=f"State file. Default: {DEFAULT_STATE} ({SANDBOX_STATE} with --sandbox).")(f)
+    return click.option("--state", "state_path", type=str, metavar="FILE|URL", envvar="RECONCILER_STATE",
+                        help=f"State file, or a postgresql:// URL. Default: {DEFAULT_STATE} ({SANDBOX_STATE} "
+                             "with --sandbox).")(f)
 
 
 def format_option(f: F) -> F:
@@ -56,7 +57,7 @@ def format_option(f: F) -> F:
 
 
 def _store(state_path: Path | None, sandbox: bool) -> FileStateStore:
-    return FileStateStore(state_path or (SANDBOX_STATE if sandbox else DEFAULT_STATE))
+    return open_store(state_path or (SANDBOX_STATE if sandbox else DEFAULT_STATE))  # type: ignore[return-value]
 
 
 def _require(store: FileStateStore, state: State, uuids: list[str]) -> None:
