@@ -144,7 +144,7 @@ WITH ws AS (
 )"""
 
 _CHECKPOINT_UPSERT = _CHECKPOINT_HEAD + f""", c AS (
-    INSERT INTO {SCHEMA}.changes (version_id, uuid, record) SELECT id, %(uuid)s, %(record)s::jsonb FROM v
+    INSERT INTO {SCHEMA}.changes (version_id, uuid, record) SELECT id, %(uuid)s, %(record)s::json FROM v
     RETURNING record
 )
 INSERT INTO {SCHEMA}.products AS p (workspace_id, uuid, serial, digest, record)
@@ -407,7 +407,7 @@ class PgStateStore:
             for uuid in removed:
                 copy.write_row((version, uuid, None))
         if changed:
-            conn.execute("CREATE TEMP TABLE reconciler_incoming (uuid text, digest text, record jsonb) ON COMMIT DROP")
+            conn.execute("CREATE TEMP TABLE reconciler_incoming (uuid text, digest text, record json) ON COMMIT DROP")
             with conn.cursor().copy("COPY reconciler_incoming (uuid, digest, record) FROM STDIN") as copy:
                 for item in changed:
                     copy.write_row(item)

@@ -5,6 +5,10 @@
 -- (who, what operation, which lock, which saved plan) and one `changes` row per product the
 -- serial changed (the record as written, NULL when it was forgotten), so any serial can be
 -- rebuilt and audited.
+--
+-- Records are `json`, not `jsonb`: json keeps the text byte for byte as written (jsonb would
+-- reorder the keys of a spec, so `state pull` would no longer print what the file store
+-- writes), and it costs no conversion on the way in or out. `->>` still works for audits.
 
 CREATE TABLE reconciler.workspaces (
     id             serial PRIMARY KEY,
@@ -21,7 +25,7 @@ CREATE TABLE reconciler.products (
     uuid         text NOT NULL,
     serial       bigint NOT NULL,   -- the serial that last changed this row
     digest       text NOT NULL,     -- sha256 of the record's JSON as written: a full write skips equal rows
-    record       jsonb NOT NULL,    -- a ProductRecord, exactly as the JSON file would hold it
+    record       json NOT NULL,     -- a ProductRecord, exactly as the JSON file would hold it
     status       text GENERATED ALWAYS AS (record ->> 'status') STORED,
     PRIMARY KEY (workspace_id, uuid)
 );
@@ -45,7 +49,7 @@ CREATE INDEX versions_by_serial ON reconciler.versions (workspace_id, lineage, s
 CREATE TABLE reconciler.changes (
     version_id bigint NOT NULL REFERENCES reconciler.versions (id) ON DELETE CASCADE,
     uuid       text NOT NULL,
-    record     jsonb,                    -- NULL: the product was forgotten at this serial
+    record     json,                     -- NULL: the product was forgotten at this serial
     status     text GENERATED ALWAYS AS (record ->> 'status') STORED,
     PRIMARY KEY (version_id, uuid)
 );
