@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from importlib import resources
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from reconciler.errors import StateError, StateVersionError
 
@@ -58,7 +58,7 @@ class StateSchemaError(StateVersionError):
             hint="upgrade reconciler; the database was not modified")
 
 
-def installed_version(conn: psycopg.Connection[tuple[object, ...]]) -> int | None:
+def installed_version(conn: psycopg.Connection[tuple[Any, ...]]) -> int | None:
     """The schema version in this database, or None if the schema was never created."""
     row = conn.execute(f"SELECT to_regclass('{SCHEMA}.schema_migrations') IS NOT NULL").fetchone()
     if not row or not row[0]:
@@ -67,7 +67,7 @@ def installed_version(conn: psycopg.Connection[tuple[object, ...]]) -> int | Non
     return int(row[0]) if row else 0
 
 
-def check(conn: psycopg.Connection[tuple[object, ...]], location: str, *, create: bool) -> int | None:
+def check(conn: psycopg.Connection[tuple[Any, ...]], location: str, *, create: bool) -> int | None:
     """Make the schema current (creating it only if ``create``); the version it is at after."""
     version = installed_version(conn)
     if version is not None and version > SCHEMA_VERSION:

@@ -385,8 +385,8 @@ class PgStateStore:
         state.serial = new_serial
 
     def _replace(self, conn: Connection, ws: int, writer: _Writer, state: State, serial: int) -> None:
-        stored = dict(conn.execute(f"SELECT uuid, digest FROM {SCHEMA}.products WHERE workspace_id = %s",
-                                   (ws,)).fetchall())
+        rows = conn.execute(f"SELECT uuid, digest FROM {SCHEMA}.products WHERE workspace_id = %s", (ws,)).fetchall()
+        stored: dict[str, str] = dict(rows)
         changed: list[tuple[str, str, str]] = []
         with gc_paused():
             for uuid, record in state.products.items():
@@ -406,7 +406,12 @@ class PgStateStore:
                 copy.write_row((version, uuid, text))
             for uuid in removed:
                 copy.write_row((version, uuid, None))
-        if changed:
+        if changed and not stored:  # a first write or a migrate into an empty workspace: straight in
+            with conn.cursor().copy(f"COPY {SCHEMA}.products (workspace_id, uuid, serial, digest, record) "
+                                    "FROM STDIN") as copy:
+                for uuid, digest, text in changed:
+                    copy.write_row((ws, uuid, serial, digest, text))
+        elif changed:
             conn.execute("CREATE TEMP TABLE reconciler_incoming (uuid text, digest text, record json) ON COMMIT DROP")
             with conn.cursor().copy("COPY reconciler_incoming (uuid, digest, record) FROM STDIN") as copy:
                 for item in changed:
