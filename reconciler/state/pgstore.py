@@ -298,12 +298,11 @@ class PgStateStore:
     def read_serial(self, serial: int) -> State:
         """The state as it was at ``serial`` (of the current lineage), rebuilt from the history."""
         with self._session("cannot read the history of") as conn:
-            if pgschema.check(conn, self.location, create=False) is None:
-                raise StateError(f"no state at {self.location} yet")
-            row = conn.execute(
+            found = pgschema.check(conn, self.location, create=False) is not None
+            row = found and conn.execute(
                 f"SELECT max(v.id) FROM {SCHEMA}.versions v JOIN {SCHEMA}.workspaces w ON w.id = v.workspace_id "
                 "WHERE w.name = %s AND v.lineage = w.lineage AND v.serial = %s", (self.workspace, serial)).fetchone()
-            if row is None or row[0] is None:
+            if not row or row[0] is None:
                 raise StateError(f"serial {serial} is not in the history of {self.location}",
                                  hint="'reconciler state history' lists the serials it holds")
             return self._read(conn, at_version=int(row[0]))

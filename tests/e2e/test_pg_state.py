@@ -163,3 +163,28 @@ def test_a_wrong_password_is_a_clear_error_without_the_password(project: Project
     assert result.stderr.startswith(f"Error: cannot read the state from {redacted(wrong)}: ")
     assert "password authentication failed" in result.stderr
     assert "not-the-Pa55word" not in result.stdout + result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_new_state_commands_refuse_what_they_cannot_do(project: Project, pg_url: str, seen: Seen) -> None:
+    project.write_manifest(manifest({"trail": TRAIL}))
+    cases = [
+        (("state", "history"), "Error: state/renders.state.json is a JSON file: it keeps no history of its own"),
+        (("state", "pull", "--serial", "1"), "Error: state/renders.state.json is a JSON file"),
+        (("state", "pull", "--state", pg_url, "--serial", "7"),
+         f"Error: serial 7 is not in the history of {redacted(pg_url)}"),
+        (("state", "migrate", pg_url, "state/copy.json"), f"Error: {redacted(pg_url)} holds no state yet; "
+                                                          "nothing to copy"),
+        (("state", "migrate", pg_url, pg_url), f"Error: FROM and TO are the same state ({redacted(pg_url)})"),
+        (("plan", "--state", "s3://bucket/renders.json"), "Error: state location s3://…: no state backend for 's3'"),
+    ]
+    for args, expected in cases:
+        result = seen(project.cli(*args))
+        assert result.returncode == 1, (args, result.stdout)
+        assert result.stderr.startswith(expected), (args, result.stderr)
+        assert "Traceback" not in result.stderr
+    assert seen(project.apply("--state", pg_url)).returncode == 0
+    unknown = seen(project.cli("state", "pull", "--state", pg_url, "--serial", "999"))
+    assert unknown.returncode == 1
+    assert unknown.stderr.startswith(f"Error: serial 999 is not in the history of {redacted(pg_url)}")
+    assert not (project.root / "state" / "copy.json").exists()
+    seen.check()
