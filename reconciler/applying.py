@@ -35,7 +35,7 @@ from reconciler.planfile import load_plan
 from reconciler.planner import DEFAULT_MAX_BATCH_SIZE, Limits, build_plan
 from reconciler.settings import ClientSettings, find_config_file, resolve_settings
 from reconciler.spec import Desired
-from reconciler.state import FileStateStore, State
+from reconciler.state import FileStateStore, State, open_store
 from reconciler.views import render_json, render_text
 
 
@@ -76,7 +76,7 @@ class ApplyRequest:
 def run_plan(req: ApplyRequest) -> Plan:
     """``reconciler plan``: offline unless ``refresh``; never writes the state."""
     desired = load_desired(req.manifests)  # manifests first: their errors are the likelier ones
-    store = FileStateStore(req.state_path)
+    store = open_store(req.state_path)
     state = store.read()
     if not req.refresh:
         return _plan(req, store, state, None, desired)
@@ -89,7 +89,7 @@ def run_apply(req: ApplyRequest) -> None:
     """Apply; raise ApplyFailedError if any product failed (exit 1)."""
     from reconciler.executor import check_plan_current, sync_labels
 
-    store = FileStateStore(req.state_path)
+    store = open_store(req.state_path, plan_file=req.planfile)
     with ExitStack() as stack:
         client = _client(req, stack)
         with store.lock("apply", timeout=req.lock_timeout):
