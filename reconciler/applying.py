@@ -91,8 +91,8 @@ def run_apply(req: ApplyRequest) -> None:
     from reconciler.gallery.downloads import resolve_download_dir
 
     sandbox = req.sandbox_dir is not None  # the sandbox keeps its files by default (issue 14)
-    req = replace(req, download_dir=resolve_download_dir(
-        req.download_dir, sandbox=sandbox, config_path=None if sandbox else req.config_path or find_config_file(Path.cwd())))
+    config = None if sandbox else req.config_path or find_config_file(Path.cwd())
+    req = replace(req, download_dir=resolve_download_dir(req.download_dir, sandbox=sandbox, config_path=config))
     store = FileStateStore(req.state_path)
     with ExitStack() as stack:
         client = _client(req, stack)

@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from tests.e2e.conftest import PRODUCTS, Project, manifest
-from tests.gallery.htmltools import cards, find
+from tests.gallery.htmltools import Element, cards, find
 
 TRAIL, COURT, CHAIR = PRODUCTS["trail"], PRODUCTS["court"], PRODUCTS["chair"]
 
@@ -19,7 +22,7 @@ def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _cards(root: Path) -> dict[str, object]:
+def _cards(root: Path) -> dict[str, Element]:
     found = {}
     for page in sorted(root.glob("page-*.html")):
         for card in cards(page.read_text()):
@@ -158,14 +161,11 @@ def test_downloads_setting_in_reconciler_yaml_is_where_apply_keeps_files(project
 
 
 def test_first_apply_with_the_sandbox_keeps_the_files_and_ends_with_open_gallery(tmp_path: Path) -> None:
-    import subprocess
-    import sys
-
     (tmp_path / "manifests").mkdir()
     (tmp_path / "manifests" / "m.yaml").write_text(manifest({"Trail <Runner>": TRAIL, "Court": COURT}))
-    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith(("VNTANA_", "RECONCILER_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VNTANA_", "RECONCILER_"))}
     result = subprocess.run([sys.executable, "-m", "reconciler", "apply", "--sandbox", "--auto-approve",
-                             "--poll-interval", "0.05"], cwd=tmp_path, env={**env, "NO_COLOR": "1"},
+                             "--poll-interval", "0.05"], check=False, cwd=tmp_path, env={**env, "NO_COLOR": "1"},
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stderr.rstrip().endswith("Renders kept in downloads/sandbox/ (one folder per product uuid).\n"
@@ -176,7 +176,7 @@ def test_first_apply_with_the_sandbox_keeps_the_files_and_ends_with_open_gallery
             assert _sha(tmp_path / "downloads" / "sandbox" / uuid / att["name"]) == att["sha256"]
     site = _cards(tmp_path / "gallery")
     assert find(site[TRAIL], "h2")[0].text == "Trail <Runner>"
-    rebuilt = subprocess.run([sys.executable, "-m", "reconciler", "gallery", "--sandbox"], cwd=tmp_path,
+    rebuilt = subprocess.run([sys.executable, "-m", "reconciler", "gallery", "--sandbox"], check=False, cwd=tmp_path,
                              env={**env, "NO_COLOR": "1"}, capture_output=True, text=True, timeout=120)
     assert rebuilt.returncode == 0, rebuilt.stderr
     assert "Gallery of 2 products on 1 page" in rebuilt.stdout and "Local files" not in rebuilt.stdout

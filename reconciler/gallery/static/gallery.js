@@ -77,11 +77,19 @@
     shown.textContent = n + " of " + rows.length + " products match" + (n > MAX_RESULTS ? " (first " + MAX_RESULTS + " listed)" : "");
   }
 
+  var applied = null;
   function apply() {
     var f = current();
-    if (results) searchAll(f); else filterCards(f);
     var h = toHash(f);
-    try { history.replaceState(null, "", h ? "#" + h : location.pathname + location.search); } catch (e) { /* file:// in some browsers */ }
+    // "change" follows "input" when the search box loses focus: rebuilding the results then
+    // would remove the very link being clicked.
+    if (h === applied) return;
+    applied = h;
+    if (results) searchAll(f); else filterCards(f);
+    var anchor = location.hash.indexOf("#p-") === 0;
+    if (h || !anchor) {  // keep an anchor to a card until a filter replaces it
+      try { history.replaceState(null, "", h ? "#" + h : location.pathname + location.search); } catch (e) { /* some browsers refuse it on file:// */ }
+    }
     document.querySelectorAll("a.pager-link").forEach(function (a) {
       a.href = a.getAttribute("href").split("#")[0] + (h ? "#" + h : "");
     });
