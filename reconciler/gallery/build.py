@@ -4,8 +4,9 @@ Reads the state, the record of the last apply or a saved plan, and the downloads
 hashes the files the cards name; makes thumbnails (Pillow) and poster frames (PyAV) once per
 content; links or copies the media into the site; writes the pages. Derived files are
 content-addressed (``thumbs/ab/<sha256>.webp``), so a rebuild only makes what is new, and a
-small cache (``.gallery-cache.json``) keeps the hashes of unchanged files (size, mtime, ctime
-and inode must all match) and what each preview came out as.
+small cache (``.gallery-cache.json``) keeps the hashes of unchanged files (size, mtime and inode
+must all match, as DVC does; not ctime, which the site's own hard links change) and what each
+preview came out as.
 
 The output folder is the gallery's own: a folder that is not empty and holds no
 ``.reconciler-gallery`` marker is refused rather than written into, and files of earlier
@@ -18,6 +19,7 @@ import json
 import os
 import shutil
 import stat
+import threading
 import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import av
+from av.video.reformatter import VideoReformatter
 from PIL import Image
 
 from reconciler.gallery import model
@@ -41,6 +44,10 @@ CACHE = ".gallery-cache.json"
 # sharp on most screens and a few KiB each.
 THUMB_EDGE = 320
 _DERIVED = ("media", "thumbs", "posters")
+# Hashing and previews are part C (released GIL), part Python: more threads than cores only contend.
+DEFAULT_PARALLELISM = min(4, os.cpu_count() or 1)
+_LOCAL = threading.local()
+_MADE: set[str] = set()  # folders made (or found) during this build; cleared when a build starts
 
 
 @dataclass
@@ -54,7 +61,7 @@ class GalleryRequest:
     changed: bool = False
     title: str = "Renders"
     page_size: int = model.PAGE_SIZE
-    parallelism: int = 4
+    parallelism: int = DEFAULT_PARALLELISM
 
 
 @dataclass
@@ -96,6 +103,7 @@ def build_gallery(req: GalleryRequest, *, built_at: str | None = None) -> Galler
                          changed_only=req.changed, plan_name=f"plan {req.since_plan}")
 
     out = _prepare(req.out)
+    _MADE.clear()
     cache = _load_cache(out)
     wanted = model.wanted_paths(state.products, chosen.products if chosen.products is not None else state.products)
     listing, reused_hashes = _hash(downloads, wanted, cache, req.parallelism) if kept else ({}, 0)
@@ -111,9 +119,11 @@ def build_gallery(req: GalleryRequest, *, built_at: str | None = None) -> Galler
     assets = static_assets()
     for path, data in [*assets.items(), *((p, t.encode()) for p, t in texts.items())]:
         _write(out / path, data)
-    _remove_stale(out, keep={*texts, *assets, *media, *(p.path for p in previews.values() if p and p.path)})
+    try:
+        site_bytes = _remove_stale(out, keep={*texts, *assets, *media, *(p.path for p in previews.values() if p and p.path)})
+    except OSError as exc:
+        raise GalleryError(f"cannot tidy the gallery in {out}: {exc.strerror}") from exc
     _save_cache(out, cache)
-    site_bytes = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     return GalleryReport(out=out, products=len(cards), pages=len(site.pages), files_missing=site.counts.missing,
                          files_altered=site.counts.altered, undecodable=sum(1 for p in previews.values() if p is None),
                          previews_made=made, previews_reused=reused, files_hashed=len(listing) - reused_hashes,
@@ -147,16 +157,28 @@ def _write(path: Path, data: bytes) -> None:
         raise GalleryError(f"cannot write {path}: {exc.strerror}") from exc
 
 
-def _remove_stale(out: Path, keep: set[str]) -> None:
-    """Pages and derived files of earlier builds that this build does not use."""
-    candidates = [*out.glob("page-*.html"), *(p for d in _DERIVED for p in (out / d).rglob("*") if p.is_file())]
-    for path in candidates:
-        if path.relative_to(out).as_posix() not in keep:
-            path.unlink(missing_ok=True)
-    for d in _DERIVED:
-        for folder in sorted((out / d).rglob("*"), key=lambda p: len(p.parts), reverse=True):
-            if folder.is_dir() and not any(folder.iterdir()):
-                folder.rmdir()
+def _remove_stale(out: Path, keep: set[str]) -> int:
+    """Remove pages and derived files of earlier builds that this build does not use; the bytes
+    of what remains (os.walk: pathlib's rglob costs seconds at 10,000 products)."""
+    total = 0
+    for entry in os.scandir(out):
+        if entry.is_file(follow_symlinks=False):
+            if entry.name.startswith("page-") and entry.name.endswith(".html") and entry.name not in keep:
+                os.unlink(entry.path)
+            elif not entry.name.startswith("."):
+                total += entry.stat().st_size
+    for top in ("assets", *_DERIVED):
+        for folder, dirs, files in os.walk(out / top, topdown=False):
+            rel = Path(folder).relative_to(out).as_posix()
+            for name in files:
+                path = os.path.join(folder, name)
+                if top != "assets" and f"{rel}/{name}" not in keep:
+                    os.unlink(path)
+                else:
+                    total += os.stat(path).st_size
+            if top != "assets" and folder != str(out / top) and not os.listdir(folder):
+                os.rmdir(folder)
+    return total
 
 
 # -- hashing ---------------------------------------------------------------------------------
@@ -175,10 +197,10 @@ def _hash(root: Path, paths: Iterable[str], cache: dict[str, Any], parallelism: 
             continue  # unreadable: shown as missing
         if not stat.S_ISREG(st.st_mode):
             continue
-        stamp = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+        stamp = [st.st_size, st.st_mtime_ns, st.st_ino]
         entry = known.get(rel)
-        if entry and entry[:4] == stamp:
-            listing[rel] = FileFacts(st.st_size, entry[4])
+        if entry and entry[:3] == stamp:
+            listing[rel] = FileFacts(st.st_size, entry[3])
             fresh[rel] = entry
         else:
             todo.append((rel, stamp))
@@ -256,13 +278,21 @@ def _make(role: str, source: Path, out: Path, target: str | None) -> Preview | N
     path = out / target
     tmp = path.with_name(path.name + ".tmp")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _folder(path.parent)
         image.save(tmp, "WEBP", quality=80, method=4)
         os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise GalleryError(f"cannot write {path}: {exc.strerror}") from exc
     return Preview(image.width, image.height, target)
+
+
+def _folder(path: Path) -> None:
+    """mkdir -p, once per folder and build: thousands of files share a few hundred folders."""
+    key = str(path)
+    if key not in _MADE:
+        path.mkdir(parents=True, exist_ok=True)
+        _MADE.add(key)
 
 
 def _small(im: Image.Image) -> Image.Image:
@@ -276,9 +306,23 @@ def _first_frame(source: Path) -> Image.Image | None:
     with av.open(str(source)) as container:
         if not container.streams.video:
             return None
-        for frame in container.decode(container.streams.video[0]):
-            return _small(frame.to_image())  # type: ignore[no-untyped-call]
+        stream = container.streams.video[0]
+        stream.thread_type = "NONE"  # one frame: starting decoder threads costs more than it saves
+        for frame in container.decode(stream):
+            # scaled and converted by swscale in one step, with a reformatter kept per thread
+            # (a fresh one per frame, as VideoFrame.to_image makes, costs more than the decode)
+            scale = min(1.0, THUMB_EDGE / max(frame.width, frame.height, 1))
+            width, height = max(1, round(frame.width * scale)), max(1, round(frame.height * scale))
+            rgb = _reformatter().reformat(frame, format="rgb24", width=width, height=height)
+            return rgb.to_image()  # type: ignore[no-untyped-call,no-any-return]
     return None
+
+
+def _reformatter() -> VideoReformatter:
+    made = getattr(_LOCAL, "reformatter", None)
+    if made is None:
+        made = _LOCAL.reformatter = VideoReformatter()
+    return made
 
 
 # -- media -----------------------------------------------------------------------------------
@@ -290,18 +334,20 @@ def _link_media(out: Path, root: Path, media: dict[str, str]) -> int:
         src = root / source
         try:
             size = src.stat().st_size
-            if target.is_file() and target.stat().st_size == size:
-                total += size
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_name(target.name + ".tmp")
-            tmp.unlink(missing_ok=True)
-            try:
-                os.link(src, tmp)
-            except OSError:
-                shutil.copyfile(src, tmp)
-            os.replace(tmp, target)
             total += size
+            try:
+                if target.stat().st_size == size:
+                    continue  # named by its content: already there
+                target.unlink()
+            except FileNotFoundError:
+                pass
+            _folder(target.parent)
+            try:
+                os.link(src, target)  # atomic: the name appears complete or not at all
+            except OSError:
+                tmp = target.with_name(target.name + ".tmp")
+                shutil.copyfile(src, tmp)
+                os.replace(tmp, target)
         except FileNotFoundError:
             continue  # went away since it was hashed: its card links a file the site lacks
         except OSError as exc:

@@ -9,7 +9,7 @@ import click
 
 from reconciler.cli import DEFAULT_STATE, SANDBOX_STATE
 from reconciler.errors import ReconcilerError
-from reconciler.gallery.build import GalleryReport, GalleryRequest, build_gallery
+from reconciler.gallery.build import DEFAULT_PARALLELISM, GalleryReport, GalleryRequest, build_gallery
 from reconciler.gallery.downloads import SANDBOX_DOWNLOADS, resolve_download_dir
 from reconciler.gallery.model import PAGE_SIZE
 from reconciler.gallery.pages import size
@@ -35,8 +35,8 @@ DEFAULT_OUT = Path("gallery")
 @click.option("--title", default="Renders", show_default=True, help="Heading of every page.")
 @click.option("--page-size", type=click.IntRange(1, 5000), default=PAGE_SIZE, show_default=True,
               help="Cards on one page.")
-@click.option("--parallelism", type=click.IntRange(1, 64), default=4, show_default=True,
-              help="Files hashed and previews made at once.")
+@click.option("--parallelism", type=click.IntRange(1, 64), default=DEFAULT_PARALLELISM, show_default=True,
+              help="Files hashed and previews made at once (the cores, up to 4).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def gallery_command(out: Path, state_path: Path | None, download_dir: Path | None, sandbox: bool,
                     config_path: Path | None, since_plan: Path | None, changed: bool, title: str, page_size: int,
