@@ -88,7 +88,7 @@ def run_plan(req: ApplyRequest) -> Plan:
 def run_apply(req: ApplyRequest) -> None:
     """Apply; raise ApplyFailedError if any product failed (exit 1)."""
     from reconciler.executor import check_plan_current, sync_labels
-    from reconciler.gallery.downloads import resolve_download_dir
+    from reconciler.gallery.command import resolve_download_dir
 
     sandbox = req.sandbox_dir is not None  # the sandbox keeps its files by default (issue 14)
     config = None if sandbox else req.config_path or find_config_file(Path.cwd())

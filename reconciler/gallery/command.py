@@ -1,4 +1,5 @@
-"""``reconciler gallery``: parse the options, build the site, say where it is."""
+"""``reconciler gallery``: parse the options, build the site, say where it is; and the two things
+apply asks of the gallery: where downloads go, and what to do once a run that kept files ends."""
 
 from __future__ import annotations
 
@@ -10,12 +11,23 @@ import click
 from reconciler.cli import DEFAULT_STATE, SANDBOX_STATE
 from reconciler.errors import ReconcilerError
 from reconciler.gallery.build import DEFAULT_PARALLELISM, GalleryReport, GalleryRequest, build_gallery
-from reconciler.gallery.downloads import SANDBOX_DOWNLOADS, resolve_download_dir
 from reconciler.gallery.model import PAGE_SIZE
 from reconciler.gallery.pages import size
-from reconciler.settings import find_config_file
+from reconciler.settings import configured_downloads, find_config_file
 
 DEFAULT_OUT = Path("gallery")
+# `apply --sandbox` keeps its files by default, apart from real renders of the same uuids
+# (the sandbox's seed uses the example catalogue's products).
+SANDBOX_DOWNLOADS = Path("downloads/sandbox")
+
+
+def resolve_download_dir(flag: Path | None, *, sandbox: bool, config_path: Path | None) -> Path | None:
+    """``--download-dir``, else the sandbox's default, else ``downloads:`` in the config file."""
+    if flag is not None:
+        return flag
+    if sandbox:
+        return SANDBOX_DOWNLOADS
+    return configured_downloads(config_path)
 
 
 @click.command("gallery")

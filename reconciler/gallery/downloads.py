@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.errors import ConfigError
-from reconciler.settings import configured_downloads
 from reconciler.state.model import HISTORY_LENGTH
 
 PREVIOUS = ".previous"
@@ -32,19 +31,7 @@ LAST_APPLY = ".last-apply.json"
 # A render is at most three files (still, MP4, GIF): the current one and the HISTORY_LENGTH
 # earlier renders the state records fit in this many.
 KEEP_FILES = 3 * (HISTORY_LENGTH + 1)
-# `apply --sandbox` keeps its files by default, apart from real renders of the same uuids
-# (the sandbox's seed uses the example catalogue's products).
-SANDBOX_DOWNLOADS = Path("downloads/sandbox")
 _READ = 1 << 20
-
-
-def resolve_download_dir(flag: Path | None, *, sandbox: bool, config_path: Path | None) -> Path | None:
-    """``--download-dir``, else the sandbox's default, else ``downloads:`` in the config file."""
-    if flag is not None:
-        return flag
-    if sandbox:
-        return SANDBOX_DOWNLOADS
-    return configured_downloads(config_path)
 
 
 def product_folder(root: Path, product: str) -> Path | None:

@@ -10,15 +10,14 @@ from pathlib import Path
 import pytest
 
 from reconciler.errors import ConfigError
+from reconciler.gallery.command import SANDBOX_DOWNLOADS, resolve_download_dir
 from reconciler.gallery.downloads import (
     KEEP_FILES,
     LAST_APPLY,
-    SANDBOX_DOWNLOADS,
     LastApply,
     bound_folder,
     keep_download,
     read_last_apply,
-    resolve_download_dir,
     write_last_apply,
 )
 from reconciler.settings import configured_downloads, resolve_settings
