@@ -202,7 +202,24 @@ def test_missing_path_is_a_manifest_error(tmp_path: Path) -> None:
 def test_undecodable_file_is_reported_not_raised(tmp_path: Path) -> None:
     (tmp_path / "bin.yaml").write_bytes(b"defaults: \xff\xfe\n")
     [d] = diagnostics(tmp_path)
-    assert d.message.startswith("cannot read file: ")
+    assert d.format() == (f"{tmp_path / 'bin.yaml'}:1:11: not UTF-8 text: byte 0xFF cannot start or continue a "
+                          "character (save it as UTF-8; it looks like Latin-1 or Windows-1252 text)")
+
+
+def test_a_latin1_byte_is_reported_at_its_line_and_column_in_characters(tmp_path: Path) -> None:
+    text = DEFAULTS + products(A) + "    name: Caf\u00e9 \u00e0 la cr\u00e8me\n"
+    data = text.encode("utf-8").replace("crème".encode(), "cr\xe8me".encode("latin-1"))
+    (tmp_path / "a.yaml").write_bytes(data)
+    [d] = diagnostics(tmp_path)
+    # "    name: Café à la cr" is 22 characters (24 bytes): the bad byte is character 23.
+    assert (d.location.line, d.location.column) == (13, 23)
+    assert d.message == "not UTF-8 text: byte 0xE8 cannot start or continue a character"
+
+
+def test_a_utf16_file_is_named_as_such(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_bytes((DEFAULTS + products(A)).encode("utf-16"))
+    [d] = diagnostics(tmp_path)
+    assert (d.location.line, d.location.column, d.hint) == (1, 1, "it is UTF-16 text: save it as UTF-8")
 
 
 @pytest.mark.parametrize(("extra", "field", "message"), [
@@ -279,8 +296,7 @@ def _outcome(read: Any, text: str) -> tuple[str, str]:
 
 
 def _agrees(text: str) -> None:
-    full = YAML(typ="safe", pure=False)
-    expected = _outcome(full.load, text)
+    expected = _outcome(yamlfast.load_full, text)
     try:
         got = _outcome(yamlfast.load, text)
     except yamlfast.Unsupported:
@@ -293,9 +309,19 @@ def test_fast_yaml_reader_agrees_with_ruamel_or_steps_aside(text: str) -> None:
     _agrees(text)
 
 
+@pytest.mark.parametrize("spelling", ["012", "0o17", "0x1F", "1_000", "+5", "0b11", "1_2_3"])
+def test_whole_numbers_are_decimal_and_other_spellings_are_text(spelling: str) -> None:
+    # ruamel reads all of these as integers; the manifest's types are strict, so both of our
+    # readers keep what was written, and a number field then refuses it by name.
+    assert yamlfast.load_full(f"a: {spelling}\n") == {"a": spelling}
+    assert yamlfast.read(f"a: {spelling}\n") == {"a": spelling}
+    assert yamlfast.read(f"a: {spelling}\nb: 1.5\n") == {"a": spelling, "b": 1.5}  # a float: via ruamel
+
+
 def test_fast_yaml_reader_reads_plain_manifests_itself() -> None:
     text = (CASES / "bad_colour.yaml").read_text()
     assert yamlfast.load(text) == YAML(typ="safe", pure=False).load(text)
+    assert yamlfast.load("a: 0x1F\nb: 1_000\n") == {"a": "0x1F", "b": "1_000"}
     for unusual in ("a: 1.5\n", "x: &a {b: 1}\ny: *a\n", "a: 1\na: 2\n", "a: 2026-01-01\n", "%YAML 1.1\n---\na: 1\n"):
         with pytest.raises(yamlfast.Unsupported):
             yamlfast.load(unusual)
