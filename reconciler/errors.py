@@ -68,14 +68,12 @@ class StateError(ReconcilerError):
 
 
 class StateCorruptError(StateError):
+    """The state (or its journal) cannot be used; it is never overwritten. The store that meets
+    it gives the hint, naming only the ways back that exist (a backup that reads, a version
+    in git)."""
+
     def __init__(self, path: str, problem: str, *, hint: str | None = None) -> None:
-        super().__init__(
-            f"state file {path} is unreadable: {problem}",
-            hint=hint or (
-                "the file was left untouched; restore it from git or from the backup "
-                f"{path}.backup, then run the command again"
-            ),
-        )
+        super().__init__(f"state file {path} is unreadable: {problem}", hint=hint or "the file was left untouched")
         self.path = path
 
 
