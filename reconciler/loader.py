@@ -4,8 +4,8 @@ Two parses, by design. The fast path reads every file with ruamel's C parser (th
 ``yamlfast``, or ruamel's safe loader for anything unusual) and validates each distinct
 (defaults, overrides) combination once, so a 100,000-product catalogue costs little more
 than its YAML parse. Only when something is wrong does a file
-get a second, round-trip parse, whose node positions turn each problem's field path into
-``file:line:col``. All problems of all files are reported together.
+get a second parse, into nodes by the same C composer, whose positions turn each problem's
+field path into ``file:line:col``. All problems of all files are reported together.
 
 Hostile input is bounded at the edges, so no manifest can hang the loader, crash it or
 exhaust memory: only regular files are read (a FIFO or a device named ``*.yaml`` is an
@@ -27,6 +27,7 @@ from typing import Any
 
 from pydantic import ValidationError
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
 from reconciler import yamlfast
 from reconciler._gc import gc_paused
@@ -137,7 +138,7 @@ def load_desired(paths: Iterable[Path]) -> Desired:
     products: dict[str, ProductSpec] = {}
     first_seen: dict[str, tuple[str, int]] = {}
     problems = _Problems()
-    texts: dict[str, str] = {}  # for the round-trip parse that locates problems
+    texts: dict[str, str] = {}  # for the second parse, which locates problems
     with gc_paused():
         for path in files:
             name = str(path)
@@ -517,7 +518,7 @@ def _yaml_problem(name: str, text: str, exc: YAMLError | yamlfast.Refused) -> _P
 
 
 def _locate(problems: list[_Problem], texts: dict[str, str]) -> list[Diagnostic]:
-    """Turn field paths into line:column with one round-trip parse per affected file."""
+    """Turn field paths into line:column with one parse into nodes per affected file."""
     trees: dict[str, Any] = {}
     out: list[Diagnostic] = []
     for p in problems:
@@ -544,34 +545,35 @@ def _tree(trees: dict[str, Any], texts: dict[str, str], file: str) -> Any:
     if file not in trees:
         # The text read the first time, never the file again: it may have changed, or be a FIFO.
         text = texts.get(file)
-        trees[file] = None if text is None else yamlfast.round_trip(text)
+        trees[file] = None if text is None else yamlfast.compose(text)
     return trees[file]
 
 
 def _position(tree: Any, path: Path_, at_key: bool) -> tuple[int | None, int | None]:
-    """1-based line and column of ``path`` in a round-trip tree: the deepest node that exists."""
-    node, line, col = tree, None, None
-    if tree is not None and hasattr(tree, "lc"):
-        line, col = tree.lc.line + 1, tree.lc.col + 1
+    """1-based line and column of ``path`` in a node tree: the deepest node that exists."""
+    if tree is None:
+        return None, None
+    node, mark = tree, tree.start_mark
     for i, part in enumerate(path):
         last = i == len(path) - 1
-        try:
-            if isinstance(part, int) and isinstance(node, list) and part < len(node):
-                ln, cl = node.lc.item(part)
-            elif isinstance(node, dict) and part in node:
-                use_value = last and not at_key and not _is_container(node[part])
-                ln, cl = node.lc.value(part) if use_value else node.lc.key(part)
-            else:
+        if isinstance(node, SequenceNode):
+            if not (isinstance(part, int) and 0 <= part < len(node.value)):
                 break
-        except (AttributeError, KeyError, IndexError, TypeError):
+            node = node.value[part]
+            mark = node.start_mark
+        elif isinstance(node, MappingNode):
+            found = [(k, v) for k, v in node.value if isinstance(k, ScalarNode) and _same_key(yamlfast.key_of(k), part)]
+            if not found:
+                break
+            key, node = found[-1]
+            mark = node.start_mark if last and not at_key and isinstance(node, ScalarNode) else key.start_mark
+        else:
             break
-        line, col = ln + 1, cl + 1
-        node = node[part]
-    return line, col
+    return mark.line + 1, mark.column + 1
 
 
-def _is_container(value: Any) -> bool:
-    return isinstance(value, (dict, list))
+def _same_key(key: Any, part: Any) -> bool:
+    return type(key) is type(part) and key == part  # 1 and True are different keys here
 
 
 def _field_name(path: Path_) -> str | None:
