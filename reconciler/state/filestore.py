@@ -323,6 +323,8 @@ def _parse(raw: bytes, location: str) -> dict[str, Any]:
         line, column = raw.count(b"\n", 0, at) + 1, at - raw.rfind(b"\n", 0, at)
         raise _Damaged(f"not valid JSON at line {line}, column {column}: byte 0x{raw[at]:02X} is not "
                        "UTF-8") from exc
+    except ValueError as exc:  # a number of more than 4,300 digits (Python's limit for int())
+        raise _Damaged(f"not a state: {str(exc).split(';')[0]}") from exc
     except RecursionError:
         # json's C parser stops near 1,000 levels; a state is 6 deep.
         raise _Damaged("not a state: JSON nested about 1,000 levels deep (a state is 6 levels deep)") from None
@@ -342,7 +344,7 @@ def _validation_problem(exc: ValidationError) -> str:
     more = f" ({count} problems)" if count > 1 else ""
     if loc[-1:] == ["[key]"] and loc[:1] == ["products"]:
         key = str(loc[-2])
-        key = key if len(key) <= 60 else key[:60] + "…"
+        key = key if key.isprintable() and len(key) <= 60 else _short(key)
         return f"products.{key}: the key is not a product uuid (8-4-4-4-12 hex digits, lower case){more}"
     where = ".".join(str(p) for p in loc)
     got = first.get("input")
