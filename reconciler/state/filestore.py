@@ -129,7 +129,9 @@ class FileStateStore:
         for number, line in enumerate(complete, start=1):
             try:
                 entry = json.loads(line)
-            except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            except json.JSONDecodeError as exc:
+                raise self._journal_damaged(number, f"is not valid JSON (column {exc.colno}: {exc.msg})") from exc
+            except (ValueError, RecursionError) as exc:  # not UTF-8, a 5,000-digit number, nested 1,000 deep
                 raise self._journal_damaged(number, "is not valid JSON") from exc
             if not (isinstance(entry, dict) and type(entry.get("serial")) is int
                     and isinstance(entry.get("product"), str) and isinstance(entry.get("record"), (dict, type(None)))):

@@ -29,7 +29,7 @@ def _store_with_one_checkpoint(tmp_path: Path) -> FileStateStore:
     ("[1]", "line 2 is not a checkpoint (needs serial, product and record)"),
     ('{"lineage": "x", "serial": 4}', "line 2 is not a checkpoint (needs serial, product and record)"),
     ('{"lineage": "x", "serial": 4, "product": "%s", "record": null}' % P2, "line 2 belongs to another state (lineage 'x')"),
-    ("not json", "line 2 is not valid JSON"),
+    ("not json", "line 2 is not valid JSON (column 1: Expecting value)"),
 ])
 def test_damaged_journal_lines_are_named_with_a_journal_hint(tmp_path: Path, line: str, problem: str) -> None:
     store = _store_with_one_checkpoint(tmp_path)
