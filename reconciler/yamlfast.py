@@ -13,12 +13,14 @@ so every way a manifest is read shares one guard. It refuses, with the line and 
   composed node costs some 250 bytes, so this caps memory at about 1 GB per file.
 
 The exact check is one pass over the C parser's events, about half the cost of a parse.
-Plain manifests never pay it: cheap text bounds prove them safe first. Nesting needs an
-opening ``[`` or ``{`` per flow level, and at least one more column of indentation or
-``- ``/``? ``/``: `` per two block levels (libyaml starts no block collection after an
-anchor, a tag or ``---`` on the same line), so with F flow openers in the file and no line
-starting with n such characters the depth is at most 2n + 1 + F. A document without
-``*`` has no aliases, and one of n characters has fewer than 3n events.
+Plain manifests never pay it: cheap text bounds prove them safe first. In flow style a
+``{`` opens one level and a ``[`` at most two (the sequence, and a single-pair mapping in it:
+``[k: [...]]``); in block style each two levels need at least one more column of
+indentation or ``- ``/``? ``/``: `` (libyaml starts no block collection after an anchor, a
+tag or ``---`` on the same line). So with S ``[`` and M ``{`` in the file, and no line
+starting with n such characters, the depth is at most 2n + 1 + 2S + M. A document without
+``*`` has no aliases, and one of n characters has fewer than 3n events. A property test
+holds these bounds against the exact scan.
 
 **Fast path.** ``YAML(typ="safe", pure=False).load`` spends most of its time in Python, not
 in C: for every scalar its versioned resolver looks up the YAML version of the document
@@ -117,7 +119,8 @@ def _maybe_unbounded(text: str) -> bool:
         return True
     if any(b in text for b in _ODD_BREAKS):  # line breaks the prefix bound below does not see
         return True
-    room = (MAX_DEPTH - 1 - text.count("[") - text.count("{")) // 2
+    # A "[" opens up to two levels: the sequence, and a single-pair mapping in it ("[k: [...]]").
+    room = (MAX_DEPTH - 1 - 2 * text.count("[") - text.count("{")) // 2
     if room < 1:
         return True
     first, later = _prefixes(room)
