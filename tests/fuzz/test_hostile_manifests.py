@@ -141,8 +141,8 @@ spec_like = st.dictionaries(st.sampled_from(FIELDS[:12]), values, max_size=7)
 product_like = st.fixed_dictionaries({}, optional={"uuid": st.one_of(st.sampled_from([A, B]), values), "name": values,
                                                    "protect": values, "turntable": spec_like,
                                                    "imageWidth": values, "imageFormat": values})
-manifests = st.fixed_dictionaries({}, optional={"defaults": st.one_of(spec_like, values),
-                                                "products": st.one_of(st.lists(product_like, max_size=5), values)})
+manifests = st.fixed_dictionaries({"products": st.one_of(st.lists(product_like, min_size=1, max_size=5), values)},
+                                  optional={"defaults": st.one_of(spec_like, values)})
 
 
 def dumped(data: Any, flow: bool | None) -> str:
