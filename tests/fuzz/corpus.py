@@ -334,18 +334,16 @@ class Batch:
         return announced[-1][5:] if announced else "(none)"
 
 
-def run_batch(kind: str, root: Path, command: list[str] | None = None) -> Batch:
-    """Run the driver (or ``command``) on the case folders under ``root`` in one child with the limits."""
-    argv = command or [sys.executable, str(DRIVER), kind, str(root)]
-    proc = subprocess.run(argv, capture_output=True, text=True, preexec_fn=limited, timeout=CPU_SECONDS * 2,
-                          check=False)
+def run_batch(kind: str, root: Path) -> Batch:
+    """Run the driver on the case folders under ``root`` in one child with the limits."""
+    proc = subprocess.run([sys.executable, str(DRIVER), kind, str(root)], capture_output=True, text=True,
+                          preexec_fn=limited, timeout=CPU_SECONDS * 2, check=False)
     results: dict[str, dict[str, Any]] = {}
     peak = 0.0
-    if command is None:
-        for line in proc.stdout.splitlines():
-            item = json.loads(line)
-            if item.get("done"):
-                peak = item["peak_kib"] / 1024
-            else:
-                results[item["case"]] = item
-    return Batch(results, proc.returncode, proc.stderr if command is None else proc.stdout + proc.stderr, peak)
+    for line in proc.stdout.splitlines():
+        item = json.loads(line)
+        if item.get("done"):
+            peak = item["peak_kib"] / 1024
+        else:
+            results[item["case"]] = item
+    return Batch(results, proc.returncode, proc.stderr, peak)
