@@ -125,7 +125,7 @@ def validate(manifests: tuple[Path, ...], fmt: str) -> None:
         desired = load_desired(_paths(manifests))
     except ManifestError as exc:
         if fmt == "json":
-            _echo_json({"valid": False, "diagnostics": [d.to_json() for d in exc.diagnostics]})
+            _echo_json({"valid": False, "diagnostics": [d.to_json() for d in exc.diagnostics], "more": exc.more})
             sys.exit(1)
         raise
     if fmt == "json":
