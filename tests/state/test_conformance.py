@@ -246,7 +246,7 @@ from reconciler.state import ProductRecord, Status, open_store
 location, first, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 store = open_store(location)
 for i in range(first, first + count):
-    record = ProductRecord(spec={"i": i}, spec_hash=f"{i:064x}", status=Status.RENDERED,
+    record = ProductRecord(spec={"imageWidth": 100 + i}, spec_hash=f"{i:064x}", status=Status.RENDERED,
                            updated_at="2026-01-01T00:00:00Z")
     with store.lock("worker", timeout=120):
         state = store.read()
@@ -264,7 +264,7 @@ def test_concurrent_checkpoints_from_several_processes_lose_nothing(backend: Bac
     state = backend.open().read()
     assert sorted(state.products) == [uuid_of(i) for i in range(processes * per_process)]
     assert state.serial == 1 + processes * per_process  # one serial per checkpoint, none lost or shared
-    assert all(state.products[uuid_of(i)].spec == {"i": i} for i in range(processes * per_process))
+    assert all(state.products[uuid_of(i)].spec == {"imageWidth": 100 + i} for i in range(processes * per_process))
 
 
 HOLDER = """

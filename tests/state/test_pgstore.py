@@ -214,7 +214,7 @@ store = open_store(location)
 with store.join(lock_id) as me:
     state = store.read()
     for i in range(first, first + count):
-        record = ProductRecord(spec={"i": i}, spec_hash=f"{i:064x}", status=Status.RENDERED,
+        record = ProductRecord(spec={"imageWidth": 100 + i}, spec_hash=f"{i:064x}", status=Status.RENDERED,
                                updated_at="2026-01-01T00:00:00Z")
         store.checkpoint(state, f"{i:08x}-0000-4000-8000-000000000000", record)
 print(me.pid)
