@@ -39,7 +39,8 @@ SANDBOX_STATE = Path("state/sandbox.state.json")
 # loaded only when invoked, so `plan` starts fast.
 LAZY_COMMANDS = {"sandbox": ("reconciler.sandbox.command", "sandbox_command"),
                  "state": ("reconciler.state_commands", "state_group"),
-                 "import": ("reconciler.importer", "import_command")}
+                 "import": ("reconciler.importer", "import_command"),
+                 "github": ("reconciler.github.command", "github_group")}
 
 
 class ReconcilerGroup(click.Group):
