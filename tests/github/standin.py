@@ -59,6 +59,8 @@ class GitHubState:
     issues: dict[int, Issue] = field(default_factory=dict)
     labels: dict[str, dict[str, str]] = field(default_factory=dict)
     minimized: set[str] = field(default_factory=set)
+    unresolvable: set[str] = field(default_factory=set)
+    """Node ids GraphQL cannot resolve (a comment deleted meanwhile)."""
     check_runs: dict[int, dict[str, Any]] = field(default_factory=dict)
     requests: list[Recorded] = field(default_factory=list)
     faults: list[tuple[str, int, dict[str, str]]] = field(default_factory=list)
@@ -272,7 +274,8 @@ def create_app(state: GitHubState) -> Starlette:
             return JSONResponse({"errors": [{"message": f"Variable $classifier of type ReportedContentClassifiers! "
                                                         f"was provided invalid value {variables.get('classifier')}"}]})
         node = variables.get("id")
-        if not any(c["node_id"] == node for i in state.issues.values() for c in i.comments):
+        if node in state.unresolvable or not any(c["node_id"] == node for i in state.issues.values()
+                                                  for c in i.comments):
             return JSONResponse({"data": {"minimizeComment": None},
                                  "errors": [{"type": "NOT_FOUND", "message": f"Could not resolve to a node with "
                                                                              f"the global id of '{node}'"}]})
