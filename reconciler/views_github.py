@@ -437,8 +437,11 @@ def _take(run: ApplyRun, item: dict[str, Any]) -> None:
         run.pruned[product] = item
 
 
-def apply_report_markdown(run: ApplyRun, *, exit_code: int | None = None, footer: str = "") -> str:
-    """The report of an apply: verdict, what it cost, failures first, then what was rendered (full length)."""
+def apply_report_markdown(run: ApplyRun, *, exit_code: int | None = None, footer: str = "",
+                          error: str | None = None) -> str:
+    """The report of an apply: verdict, what it cost, failures first, then what was rendered (full length).
+
+    ``error``: the run's own error message, quoted under the verdict."""
     names = (run.plan or {}).get("names", {})
     fin = run.finished
     failed, rendered = len(run.failed), len(run.recorded)
@@ -454,6 +457,8 @@ def apply_report_markdown(run: ApplyRun, *, exit_code: int | None = None, footer
     else:
         verdict = f"All {rendered} product(s) rendered and recorded."
     lines = ["### reconciler apply", "", verdict, ""]
+    if error:
+        lines += ["```text", error.replace("`", "'"), "```", ""]
     cost = (run.plan or {}).get("cost") or {}
     if fin is not None or cost:
         lines += ["| rendered | failed | pruned | render requests | frames | video | API calls | retries "

@@ -160,9 +160,13 @@ def plan_comment(planfile: Path, pr_number: int | None, key: str, comment_author
 @click.argument("events", type=click.Path(path_type=Path, dir_okay=False))
 @common_options
 @click.option("--exit-code", "exit_code", type=int, help="The apply command's exit code, for the report.")
+@click.option("--comment/--no-comment", default=True, show_default=True,
+              help="--no-comment: the job summary only (no token needed).")
+@click.option("--log", "log", type=click.Path(path_type=Path, dir_okay=False),
+              help="The apply's stderr, saved to a file: its Error: and Hint: lines go into the report.")
 @_annotated
 def apply_comment(events: Path, pr_number: int | None, key: str, comment_author: str | None, step_summary: bool,
-                  exit_code: int | None) -> None:
+                  exit_code: int | None, comment: bool, log: Path | None) -> None:
     """Report what an apply rendered, failed and cost, from its 'apply --format json' output file."""
     ctx = GitHubContext.from_env(os.environ)
     try:
@@ -172,9 +176,11 @@ def apply_comment(events: Path, pr_number: int | None, key: str, comment_author:
     except OSError as exc:
         raise ReconcilerError(f"cannot read the apply output {events}: {exc.strerror}") from exc
     run = parse_apply_stream(text)
-    report = apply_report_markdown(run, exit_code=exit_code, footer=_footer(ctx, key))
+    report = apply_report_markdown(run, exit_code=exit_code, footer=_footer(ctx, key), error=_error_lines(log))
     if step_summary:
         _summary(ctx, report)
+    if not comment:
+        return
     repo = ctx.require_repository()
     with GitHubApi(ctx.api_url, ctx.graphql_url, ctx.require_token()) as api:
         number = pr_number or ctx.pull_request_number() or _merged_pull(api, ctx, repo)
@@ -273,6 +279,18 @@ def _merged_pull(api: GitHubApi, ctx: GitHubContext, repo: str) -> int | None:
             return int(pull["number"])
     merged = [p for p in pulls if p.get("merged_at")]
     return int((merged or pulls)[0]["number"]) if (merged or pulls) else None
+
+
+def _error_lines(log: Path | None) -> str | None:
+    """The CLI's own ``Error:``/``Hint:`` lines from a saved stderr (they never hold secrets)."""
+    if log is None:
+        return None
+    try:
+        lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return None
+    picked = [line for line in lines if line.startswith(("Error: ", "Hint: "))][-4:]
+    return "\n".join(picked)[:4000] or None
 
 
 def _footer(ctx: GitHubContext, key: str) -> str:
