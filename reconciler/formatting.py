@@ -242,7 +242,7 @@ def _reindent_comments(text: str, owners: list[tuple[str, int]]) -> str:
     comments, kinds = _comment_lines(lines)
     if len(comments) != len(owners):
         owners = comment_owners(text)  # ruamel merged or split a comment: judge by the new text
-    for i, (owner, col) in zip(comments, owners):
+    for i, (owner, col) in zip(comments, owners, strict=True):
         prev, nxt = _neighbours(kinds, i)
         if owner == "next" and nxt is not None:
             target = _indent(lines[nxt])

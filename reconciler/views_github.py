@@ -332,7 +332,7 @@ def annotation_lines(diagnostics: Sequence[Diagnostic], paths: Sequence[str], *,
     ``paths`` are the diagnostics' files as the repository names them."""
     lines = []
     shown = diagnostics if len(diagnostics) <= cap else diagnostics[: cap - 1]
-    for d, path in zip(shown, paths):
+    for d, path in zip(shown, paths[: len(shown)], strict=True):
         lines.append(workflow_command("error", diagnostic_message(d), file=path, line=d.location.line,
                                       col=d.location.column, title="reconciler validate"))
     if len(diagnostics) > cap:
@@ -345,7 +345,7 @@ def annotation_lines(diagnostics: Sequence[Diagnostic], paths: Sequence[str], *,
 def check_run_annotations(diagnostics: Sequence[Diagnostic], paths: Sequence[str]) -> list[dict[str, Any]]:
     """Annotations for the Checks API, every one of them (send them in batches of CHECK_RUN_BATCH)."""
     out = []
-    for d, path in zip(diagnostics, paths):
+    for d, path in zip(diagnostics, paths, strict=True):
         line = d.location.line or 1
         item: dict[str, Any] = {"path": path, "start_line": line, "end_line": line, "annotation_level": "failure",
                                 "title": d.field or "manifest", "message": diagnostic_message(d)}
@@ -360,7 +360,7 @@ def diagnostics_markdown(diagnostics: Sequence[Diagnostic], paths: Sequence[str]
     head = [f"### reconciler validate: {len(diagnostics)} error{'s' if len(diagnostics) != 1 else ''}", "",
             "| where | field | problem |", "|---|---|---|"]
     rows = []
-    for d, path in zip(diagnostics, paths):
+    for d, path in zip(diagnostics, paths, strict=True):
         where = ":".join(str(x) for x in (path, d.location.line, d.location.column) if x is not None)
         problem = d.message + (f" ({d.hint})" if d.hint else "")
         rows.append(f"| `{where}` | {_cell(d.field or '')} | {_cell(problem)} |")

@@ -159,9 +159,12 @@ products:
       imageCount: 24
     # closing note about this product
 """),
-    "flow style and quoting": ("""\
-{defaults: {imageWidth: 64, imageHeight: 64, imageFormat: 'PNG', imageBackground: 'f4f4f4', turntable: {includeGif: false, imageCount: 4, frameRate: 4, width: 32, height: 32}}, products: [{name: "x: y", uuid: 58472097-fec0-516d-8326-f7a5eb192f2c}, {uuid: '393f8b64-b960-5375-b254-484ff9c12e30', name: "yes", imageBackground: "#FFFFFF"}]}
-""", """\
+    "flow style and quoting": (
+        "{defaults: {imageWidth: 64, imageHeight: 64, imageFormat: 'PNG', imageBackground: 'f4f4f4'"
+        ', turntable: {includeGif: false, imageCount: 4, frameRate: 4, width: 32, height: 32}}, pro'
+        'ducts: [{name: "x: y", uuid: 58472097-fec0-516d-8326-f7a5eb192f2c}, {uuid: \'393f8b64-b960-'
+        '5375-b254-484ff9c12e30\', name: "yes", imageBackground: "#FFFFFF"}]}'
+        "\n", """\
 defaults:
   imageWidth: 64
   imageHeight: 64
@@ -225,7 +228,8 @@ products:
     colour: red
     zzz: 1
 """),
-    "a long name is never folded": ("products:\n  - name: '" + ("Very long name " * 12).strip() + "'\n    uuid: " + UUID_A + "\n",
+    "a long name is never folded": ("products:\n  - name: '" + ("Very long name " * 12).strip() + "'\n    uuid: "
+                                    + UUID_A + "\n",
                                     "products:\n  - uuid: " + UUID_A + "\n    name: " + ("Very long name " * 12).strip()
                                     + "\n"),
     "empty file": ("", None),
@@ -408,7 +412,7 @@ def _manifests(draw: st.DrawFn) -> str:
 
     lines = comment(0) + ["defaults:"] + block({**_SPEC, "turntable": ""}, step)
     lines += ["products:"]
-    for i, uuid in enumerate([UUID_A, UUID_B][: draw(st.integers(1, 2))]):
+    for uuid in [UUID_A, UUID_B][: draw(st.integers(1, 2))]:
         fields = {"uuid": uuid if draw(st.booleans()) else f'"{uuid}"',
                   "name": _quote(draw(_NAMES), draw(st.integers(0, 2)))}
         if draw(st.booleans()):

@@ -12,7 +12,6 @@ person quoting the marker is left alone.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path

@@ -19,12 +19,17 @@ import logging
 import time
 from collections.abc import Iterator
 from types import TracebackType
-from urllib.parse import quote
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from pydantic import SecretStr
-from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+)
 
 from reconciler import __version__
 from reconciler.errors import ReconcilerError
@@ -106,7 +111,7 @@ class GitHubApi:
 
     def _once(self, method: str, url: str, *, json: Any, params: dict[str, Any] | None,
               ok: tuple[int, ...], safe: bool) -> httpx.Response:
-        path = httpx.URL(url).path if url.startswith(("http://", "https://")) else "/" + url.lstrip("/")
+        path = _path(url)
         headers = {"Authorization": f"Bearer {self._token.get_secret_value()}"}
         self.requests += 1
         try:
@@ -164,13 +169,13 @@ class GitHubApi:
         if data.get("errors"):
             messages = "; ".join(str(e.get("message", e)) for e in data["errors"] if isinstance(e, dict))
             raise GitHubError(f"minimizeComment failed: {messages or data['errors']}", method="POST",
-                              path=httpx.URL(self.graphql_url).path)
+                              path=_path(self.graphql_url))
 
     def issue_labels(self, repo: str, number: int) -> list[str]:
         return [str(label["name"]) for label in self.paginate(f"repos/{repo}/issues/{number}/labels")]
 
     def add_labels(self, repo: str, number: int, names: list[str]) -> None:
-        self._json("POST", f"repos/{repo}/issues/{number}/labels", {"labels": names})
+        self.request("POST", f"repos/{repo}/issues/{number}/labels", json={"labels": names}, ok=(200,))
 
     def remove_label(self, repo: str, number: int, name: str) -> None:
         # 404: someone removed it meanwhile, which is what we wanted.
@@ -194,20 +199,29 @@ class GitHubApi:
     def update_check_run(self, repo: str, run_id: int, payload: dict[str, Any]) -> dict[str, Any]:
         return self._json("PATCH", f"repos/{repo}/check-runs/{run_id}", payload)
 
-    def _json(self, method: str, url: str, body: Any, *, ok: tuple[int, ...] = (200,), safe: bool | None = None) -> Any:
+    def _json(self, method: str, url: str, body: Any, *, ok: tuple[int, ...] = (200,),
+              safe: bool | None = None) -> dict[str, Any]:
+        """The JSON object GitHub answered with."""
         response = self.request(method, url, json=body, ok=ok, safe=safe)
         try:
-            return response.json()
+            data = response.json()
         except ValueError as exc:
-            raise GitHubError("answered with something that is not JSON", method=method,
-                              path=httpx.URL(url).path) from exc
+            raise GitHubError("answered with something that is not JSON", method=method, path=_path(url)) from exc
+        if not isinstance(data, dict):
+            raise GitHubError("answered with JSON that is not an object", method=method, path=_path(url))
+        return data
+
+
+def _path(url: str) -> str:
+    """A request's path for messages: never the host's query string, never a token."""
+    return httpx.URL(url).path if url.startswith(("http://", "https://")) else "/" + url.lstrip("/")
 
 
 def _wait(state: RetryCallState) -> float:
     exc = state.outcome.exception() if state.outcome else None
     if isinstance(exc, _Retry) and exc.wait >= 0:
-        return exc.wait
-    return min(0.5 * 2 ** (state.attempt_number - 1), 8.0)
+        return float(exc.wait)
+    return min(0.5 * 2.0 ** (state.attempt_number - 1), 8.0)
 
 
 def _throttle_wait(response: httpx.Response) -> float | None:
@@ -239,6 +253,7 @@ def _error(response: httpx.Response, method: str, path: str) -> GitHubError:
     details = [str(e.get("message") or e.get("code")) for e in (data.get("errors") or [])
                if isinstance(data, dict) and isinstance(e, dict)] if isinstance(data, dict) else []
     text = f"{status} {message}" + (f" ({'; '.join(details)})" if details else "")
+    hint: str | None
     if status in (401, 403):
         hint = ("the token is missing or expired: pass GITHUB_TOKEN to the step" if status == 401 else
                 "the token may not do this: give the job 'permissions: pull-requests: write, issues: write' "

@@ -185,3 +185,21 @@ def test_apply_applies_the_saved_plan_and_reports_on_the_pull_request(action: Ac
     (report,) = action.step.gh.state.comments(PR)
     assert "saved plan is stale" in report["body"] and "exit code 1" in report["body"]
     assert os.path.getsize(state) > 0
+
+
+def test_a_plan_the_breaker_refuses_is_still_shown_on_the_pull_request(action: ActionStep,
+                                                                      platform: EmbeddedSandbox) -> None:
+    assert action.run(command="plan", comment="never").returncode == 0
+    creds = dict(vntana_api_token=platform.access_token, vntana_organization=platform.organization_uuid,
+                 vntana_api_url=platform.url, extra_args="--poll-interval 0.05 --timeout 30")
+    assert action.run(command="apply", comment="never", **creds).returncode == 0
+    (action.step.root / "manifests" / "catalogue.yaml").write_text(
+        manifest({k: PRODUCTS[k] for k in ("trail", "court")}, gif=False))
+    done = action.run(command="plan", extra_args="--max-rerender-share 0.1")
+    assert done.returncode == 1
+    assert "Error: refusing a large change: re-renders 2 of 2 products" in done.stderr
+    (comment,) = action.step.gh.state.comments(PR)
+    assert "> [!CAUTION]\n> Large change (refused without --allow-large): re-renders 2 of 2" in comment["body"]
+    assert "2 product(s) lose existing files" in comment["body"]
+    assert sorted(action.step.gh.state.issue(PR).labels) == ["renders:delete", "renders:spec"]
+    assert not (action.step.root / "reconciler-plan.json").exists()  # nothing saved to apply

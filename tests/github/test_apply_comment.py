@@ -53,7 +53,7 @@ def test_the_merged_pull_request_gets_what_was_rendered_failed_and_cost(step: St
     assert body.startswith(MARK + "\n### reconciler apply\n")
     assert "> 1 product(s) failed and 4 rendered. The next plan retries the failures." in body
     assert "| 4 | 1 | 0 | 1 | 25 | 5 s |" in body  # rendered, failed, pruned, requests, frames, video
-    assert f"<details open><summary>Failed (1)</summary>" in body
+    assert "<details open><summary>Failed (1)</summary>" in body
     assert f"| `{PRODUCTS['tote']}` | tote | no results within 3 s |" in body
     for name in ("trail", "court", "loafer", "chair"):
         assert f"| `{PRODUCTS[name]}` | {name} | 3 |" in body

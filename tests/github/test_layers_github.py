@@ -13,4 +13,5 @@ def test_views_github_imports_no_io_library() -> None:
 
 def test_the_github_package_does_not_use_the_vntana_client_or_sandbox() -> None:
     for path in sorted(Path(PACKAGE / "github").glob("*.py")):
-        assert _offending(_imports(path), ("reconciler.client", "reconciler.sandbox", "reconciler.executor")) == [], path
+        banned = ("reconciler.client", "reconciler.sandbox", "reconciler.executor")
+        assert _offending(_imports(path), banned) == [], path

@@ -64,7 +64,8 @@ def test_a_continued_part_reopens_the_section_and_its_table_header() -> None:
     parts = split_markdown(_doc([[f"row-{i:03d}" + "x" * 60 for i in range(40)]]), 1024)
     assert len(parts) > 1
     second = parts[1].text
-    assert second.startswith("<details><summary>Section 0 (40) (continued)</summary>\n\n| product | name |\n|---|---|\n| `")
+    assert second.startswith("<details><summary>Section 0 (40) (continued)</summary>\n\n"
+                             "| product | name |\n|---|---|\n| `")
     assert parts[0].text.endswith("\n\n</details>\n")
 
 
