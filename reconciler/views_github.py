@@ -108,7 +108,7 @@ class _Splitter:
                 self.stack.pop()
             if kind == "table":
                 self.table = unit
-            elif kind not in ("row",):
+            elif kind != "row":
                 self.table = None
         if self.buf or not self.parts:
             self._flush(final=True)
