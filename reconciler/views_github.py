@@ -193,8 +193,10 @@ def markdown_head(text: str) -> str:
     return text if at is None else text[: at.start()]
 
 
-def cut_markdown(text: str, budget: int, *, what: str = "product") -> str:
-    """``text`` if it fits in ``budget`` bytes, else its first balanced part and a note of what is left out."""
+def cut_markdown(text: str, budget: int, *, what: str = "product", rest: str = "The saved plan has them all.") -> str:
+    """``text`` if it fits in ``budget`` bytes, else its first balanced part and a note of what is left out.
+
+    ``rest`` says where the rest can be read."""
     if utf8_len(text) <= budget:
         return text
     note_room = 400
@@ -202,7 +204,7 @@ def cut_markdown(text: str, budget: int, *, what: str = "product") -> str:
     total = sum(p.rows for p in parts)
     shown = parts[0].rows
     return parts[0].text.rstrip("\n") + (f"\n\n_{total - shown} more {what}(s) not shown: this view is capped "
-                                         f"at {budget:,} bytes. The saved plan has them all._\n")
+                                         f"at {budget:,} bytes. {rest}_\n")
 
 
 # --------------------------------------------------------------------------- plan comments

@@ -178,7 +178,7 @@ def apply_comment(events: Path, pr_number: int | None, key: str, comment_author:
     run = parse_apply_stream(text)
     report = apply_report_markdown(run, exit_code=exit_code, footer=_footer(ctx, key), error=_error_lines(log))
     if step_summary:
-        _summary(ctx, report)
+        _summary(ctx, report, rest="The apply's event stream (--format json) has them all.")
     if not comment:
         return
     repo = ctx.require_repository()
@@ -188,7 +188,8 @@ def apply_comment(events: Path, pr_number: int | None, key: str, comment_author:
             _notice(f"commit {ctx.sha or '?'} belongs to no pull request: the apply report is in the job summary only")
             return
         mark = marker(APPLY_MARKER, key)
-        body = f"{mark}\n" + cut_markdown(report, COMMENT_BUDGET - len(mark) - 1, what="product")
+        body = f"{mark}\n" + cut_markdown(report, COMMENT_BUDGET - len(mark) - 1, what="product",
+                                          rest="The job summary has them all.")
         result = sync_comments(api, repo, number, [body], kind=APPLY_MARKER, key=key,
                                author=author_filter(comment_author))
         _report("Apply comment", number, result, 1)
@@ -215,7 +216,8 @@ def annotate(manifests: tuple[Path, ...], check_run: str | None, step_summary: b
         for line in annotation_lines(diags, paths):
             click.echo(line)
         if step_summary:
-            _summary(ctx, diagnostics_markdown(diags, paths), what="error")
+            _summary(ctx, diagnostics_markdown(diags, paths), what="error",
+                     rest="'reconciler validate' lists them all.")
         if check_run:
             _check_run(ctx, check_run, f"{len(diags)} error(s) in manifests", diagnostics_markdown(diags, paths),
                        check_run_annotations(diags, paths))
@@ -239,10 +241,11 @@ def step_summary_command(planfile: Path) -> None:
     _summary(ctx, render_markdown(load_plan(planfile), budget=1 << 62))
 
 
-def _summary(ctx: GitHubContext, markdown: str, *, what: str = "product") -> None:
+def _summary(ctx: GitHubContext, markdown: str, *, what: str = "product",
+             rest: str = "The saved plan has them all.") -> None:
     if ctx.step_summary is None:
         return
-    written = append_step_summary(ctx.step_summary, markdown, what=what)
+    written = append_step_summary(ctx.step_summary, markdown, what=what, rest=rest)
     click.echo(f"Job summary: {written:,} bytes written to {ctx.step_summary}.")
 
 

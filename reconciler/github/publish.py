@@ -134,7 +134,8 @@ def publish_check_run(api: GitHubApi, repo: str, *, name: str, head_sha: str, ti
     return run
 
 
-def append_step_summary(path: Path, markdown: str, *, what: str = "product") -> int:
+def append_step_summary(path: Path, markdown: str, *, what: str = "product",
+                        rest: str = "The saved plan has them all.") -> int:
     """Append ``markdown`` to the step summary, cut so the file stays under 1 MiB; bytes written.
 
     Another command of the same step may have written to the file already: only what is
@@ -146,7 +147,7 @@ def append_step_summary(path: Path, markdown: str, *, what: str = "product") -> 
             raise ReconcilerError(f"the step summary {path} is already {used:,} bytes; GitHub refuses "
                                   "summaries over 1 MiB, so nothing more was written",
                                   hint="write the plan summary from a step of its own")
-        text = cut_markdown(markdown, room, what=what)
+        text = cut_markdown(markdown, room, what=what, rest=rest)
         with path.open("a", encoding="utf-8") as f:
             f.write(text if text.endswith("\n") else text + "\n")
         return utf8_len(text)

@@ -106,3 +106,24 @@ def test_a_commit_without_a_pull_request_reports_in_the_summary_only(step: Step)
     assert "### reconciler apply" in step.summary.read_text()
     assert [r.method for r in step.gh.state.requests] == ["GET"]
     assert HEAD != "e" * 40
+
+
+def test_a_report_too_long_for_a_comment_is_cut_and_the_summary_has_it_all(step: Step) -> None:
+    import json
+
+    events = [{"event": "Recorded", "product": f"{i:08d}-0000-4000-8000-000000000000", "name": f"Product {i}",
+               "attachments": 3} for i in range(3000)]
+    events.append({"event": "RunFinished", "rendered": 3000, "failed": 0, "skipped": 0, "bytes_downloaded": 1 << 30,
+                   "seconds": 600.0, "requests": 9000, "retries": 4, "throttled_seconds": 0.0, "failures": {}})
+    stream = step.root / "apply.ndjson"
+    stream.write_text("\n".join(json.dumps(e) for e in events) + "\n")
+    done = step.cli("github", "apply-comment", str(stream), "--exit-code", "0")
+    assert done.returncode == 0, done.stderr
+    body = step.gh.state.comments(PR)[0]["body"]
+    assert len(body.encode()) <= 64_000 and body.count("<details>") == body.count("</details>")
+    assert "All 3000 product(s) rendered and recorded." in body
+    shown = body.count("| `")
+    assert f"_{3000 - shown} more product(s) not shown: this view is capped at" in body
+    assert "The job summary has them all._" in body
+    summary = step.summary.read_text()
+    assert summary.count("| `") == 3000 and "| 1024.0 MiB | 600 s |" in summary
