@@ -108,9 +108,13 @@ def format_text(text: str, name: str = "<text>") -> str:
     data = _load_rt(body, name)
     if not _is_manifest(data):
         return text  # not a manifest: not ours to rearrange
+    unordered = _out_of_order(data)  # before emitting: the tree is the same, and a parse is dear
     emitted = _emit(data, explicit_start=bool(_DOC_START.match(body.lstrip("\n"))))
-    out = _reorder(_reindent_comments(emitted, comment_owners(body)))
-    _same_meaning(body, out, name)
+    out = _reindent_comments(emitted, comment_owners(body))
+    if unordered:
+        out = _reorder(out)
+    if out != body:
+        _same_meaning(body, out, name)
     if crlf:
         out = out.replace("\n", "\r\n")
     return ("\ufeff" if bom else "") + out
@@ -306,26 +310,36 @@ class _Move:
         return block
 
 
+def _out_of_order(data: Any) -> bool:
+    """Whether any mapping fmt orders has its keys out of order."""
+    for mapping, order, _ in _known_mappings(data, 0, []):
+        keys = [k for k in mapping if k in mapping._ok]
+        rank = {k: (order.index(k) if k in order else len(order) + i) for i, k in enumerate(keys)}
+        if keys != sorted(keys, key=rank.__getitem__):
+            return True
+    return False
+
+
 def _known_mappings(data: Any, total: int, lines: list[str]) -> Iterator[tuple[CommentedMap, tuple[str, ...], int]]:
     if not isinstance(data, CommentedMap):
         return
     yield data, TOP_KEYS, total
     defaults = data.get("defaults")
     if isinstance(defaults, CommentedMap):
-        yield defaults, SPEC_KEYS, _end_of(defaults, lines)
+        yield defaults, SPEC_KEYS, _end_of(defaults, lines) if lines else 0
         yield from _turntable(defaults, lines)
     products = data.get("products")
     if isinstance(products, CommentedSeq):
         for product in products:
             if isinstance(product, CommentedMap):
-                yield product, PRODUCT_ORDER, _end_of(product, lines)
+                yield product, PRODUCT_ORDER, _end_of(product, lines) if lines else 0
                 yield from _turntable(product, lines)
 
 
 def _turntable(parent: CommentedMap, lines: list[str]) -> Iterator[tuple[CommentedMap, tuple[str, ...], int]]:
     tt = parent.get("turntable")
     if isinstance(tt, CommentedMap):
-        yield tt, TURNTABLE_KEYS, _end_of(tt, lines)
+        yield tt, TURNTABLE_KEYS, _end_of(tt, lines) if lines else 0
 
 
 def _end_of(mapping: CommentedMap, lines: list[str]) -> int:
@@ -392,7 +406,7 @@ def _same_meaning(before: str, after: str, name: str) -> None:
 
 
 def _plain(text: str) -> str:
-    data = YAML(typ="safe", pure=True).load(text)
+    data = YAML(typ="safe", pure=False).load(text)  # ruamel's C parser where it is installed
     return json.dumps(data, sort_keys=True, default=repr, ensure_ascii=False)
 
 
