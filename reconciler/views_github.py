@@ -328,18 +328,20 @@ def diagnostic_message(d: Diagnostic) -> str:
 
 
 def annotation_lines(diagnostics: Sequence[Diagnostic], paths: Sequence[str], *,
-                     cap: int = ANNOTATIONS_PER_STEP) -> list[str]:
+                     cap: int = ANNOTATIONS_PER_STEP, more: int = 0) -> list[str]:
     """``::error file=…,line=…`` lines, at most ``cap``: past it, the last one says how many more there are.
 
-    ``paths`` are the diagnostics' files as the repository names them."""
+    ``paths`` are the diagnostics' files as the repository names them; ``more`` counts problems
+    the loader found but did not keep."""
     lines = []
-    shown = diagnostics if len(diagnostics) <= cap else diagnostics[: cap - 1]
+    total = len(diagnostics) + more
+    shown = diagnostics if total <= cap else diagnostics[: cap - 1]
     for d, path in zip(shown, paths[: len(shown)], strict=True):
         lines.append(workflow_command("error", diagnostic_message(d), file=path, line=d.location.line,
                                       col=d.location.column, title="reconciler validate"))
-    if len(diagnostics) > cap:
+    if total > cap:
         lines.append(workflow_command(
-            "error", f"{len(diagnostics) - len(shown)} more manifest error(s) not annotated (GitHub shows {cap} "
+            "error", f"{total - len(shown)} more manifest error(s) not annotated (GitHub shows {cap} "
                      "per step): all of them are in the job summary and the log below", title="reconciler validate"))
     return lines
 
@@ -357,16 +359,18 @@ def check_run_annotations(diagnostics: Sequence[Diagnostic], paths: Sequence[str
     return out
 
 
-def diagnostics_markdown(diagnostics: Sequence[Diagnostic], paths: Sequence[str]) -> str:
-    """Every manifest error as a table, for the job summary."""
-    head = [f"### reconciler validate: {len(diagnostics)} error{'s' if len(diagnostics) != 1 else ''}", "",
+def diagnostics_markdown(diagnostics: Sequence[Diagnostic], paths: Sequence[str], *, more: int = 0) -> str:
+    """Every manifest error the loader kept as a table, for the job summary, and how many it did not."""
+    total = len(diagnostics) + more
+    head = [f"### reconciler validate: {total} error{'s' if total != 1 else ''}", "",
             "| where | field | problem |", "|---|---|---|"]
     rows = []
     for d, path in zip(diagnostics, paths, strict=True):
         where = ":".join(str(x) for x in (path, d.location.line, d.location.column) if x is not None)
         problem = d.message + (f" ({d.hint})" if d.hint else "")
         rows.append(f"| `{where}` | {_cell(d.field or '')} | {_cell(problem)} |")
-    return "\n".join(head + rows) + "\n"
+    tail = [f"\n_and {more} more, not listed: fix these first._"] if more else []
+    return "\n".join(head + rows + tail) + "\n"
 
 
 def _cell(text: str) -> str:

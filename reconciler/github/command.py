@@ -211,15 +211,15 @@ def annotate(manifests: tuple[Path, ...], check_run: str | None, step_summary: b
     try:
         desired = load_desired(_paths(manifests))
     except ManifestError as exc:
-        diags = exc.diagnostics
+        diags, more = exc.diagnostics, int(getattr(exc, "more", 0))
         paths = [ctx.repo_path(d.location.file) for d in diags]
-        for line in annotation_lines(diags, paths):
+        for line in annotation_lines(diags, paths, more=more):
             click.echo(line)
+        table = diagnostics_markdown(diags, paths, more=more)
         if step_summary:
-            _summary(ctx, diagnostics_markdown(diags, paths), what="error",
-                     rest="'reconciler validate' lists them all.")
+            _summary(ctx, table, what="error", rest="'reconciler validate' lists them all.")
         if check_run:
-            _check_run(ctx, check_run, f"{len(diags)} error(s) in manifests", diagnostics_markdown(diags, paths),
+            _check_run(ctx, check_run, f"{len(diags) + more} error(s) in manifests", table,
                        check_run_annotations(diags, paths))
         raise
     message = f"OK: {len(desired.products)} products in {len(desired.files)} file(s)."

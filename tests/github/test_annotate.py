@@ -49,7 +49,8 @@ def test_a_check_run_carries_every_error_fifty_per_request(step: Step) -> None:
     assert done.returncode == 1
     posts, patches = step.gh.state.calls("POST"), step.gh.state.calls("PATCH")
     assert [r.raw_path for r in posts] == ["/repos/octo/catalogue/check-runs"]
-    assert [len(r.body["output"]["annotations"]) for r in posts + patches] == [50, 50, 20]
+    # The loader keeps the first 100 problems and counts the rest; the run says so.
+    assert [len(r.body["output"]["annotations"]) for r in posts + patches] == [50, 50]
     first = posts[0].body
     assert first["name"] == "manifests" and first["head_sha"] == HEAD and first["conclusion"] == "failure"
     assert first["output"]["title"] == "120 error(s) in manifests"
@@ -58,8 +59,10 @@ def test_a_check_run_carries_every_error_fifty_per_request(step: Step) -> None:
         "annotation_level": "failure", "title": "products[0].imageWidth",
         "message": "products[0].imageWidth: expected 16..8192 (still width in pixels), got 99999"}
     (run,) = step.gh.state.check_runs.values()
-    assert len(run["output"]["annotations"]) == 120
-    assert "Check run 'manifests': 120 annotation(s)" in done.stdout
+    assert len(run["output"]["annotations"]) == 100
+    assert "_and 20 more, not listed: fix these first._" in first["output"]["summary"]
+    assert "Check run 'manifests': 100 annotation(s)" in done.stdout
+    assert "::error title=reconciler validate::111 more manifest error(s) not annotated" in done.stdout
 
 
 def test_valid_manifests_pass_and_say_so(step: Step) -> None:
