@@ -40,7 +40,9 @@ SANDBOX_STATE = Path("state/sandbox.state.json")
 LAZY_COMMANDS = {"sandbox": ("reconciler.sandbox.command", "sandbox_command"),
                  "state": ("reconciler.state_commands", "state_group"),
                  "import": ("reconciler.importer", "import_command"),
-                 "gallery": ("reconciler.gallery.command", "gallery_command")}
+                 "gallery": ("reconciler.gallery.command", "gallery_command"),
+                 "github": ("reconciler.github.command", "github_group"),
+                 "fmt": ("reconciler.formatting", "fmt_command")}
 
 
 class ReconcilerGroup(click.Group):
