@@ -201,6 +201,8 @@ def _execute(plan: Plan, store: FileStateStore, state: State, client: Any, req: 
     executor = Executor(client, store, state, hooks, options)
     report = executor.run(plan)
     hooks.on_event(executor.finish(client.stats.snapshot().as_dict()))
+    if board is not None and req.fmt == "text":
+        click.echo(f"Webhook deliveries: {board.accepted} accepted, {board.refused} refused.", err=True)
     if report.failed:
         raise ApplyFailedError(f"{len(report.failed)} product(s) failed; run 'reconciler plan' to see them "
                                "as retries")
