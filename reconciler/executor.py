@@ -368,7 +368,9 @@ class Executor:
             old = {a.uuid for a in rec.attachments} | self._before.get(product, set())
         want_gif = bool(self._spec_for(rec).get("turntable", {}).get("includeGif"))
         deadline = time.monotonic() + self.options.product_timeout
+        board = self.options.board
         while True:
+            mark = board.seen(product) if board else 0  # an event during the search wakes the wait
             new = self._new(product, old, since)
             stills = [a for a in new if _kind_of(a) == "still"]
             mp4 = [a for a in new if _kind_of(a) == "turntable"]
@@ -378,14 +380,13 @@ class Executor:
                 if want_gif:
                     found.append(("TURNTABLE", gif[-1]))
                 return found
-            board = self.options.board
             failure = board.failure(product) if board else None
             if failure:
                 return failure
             if time.monotonic() >= deadline:
                 return f"no results within {self.options.product_timeout:g} s"
             if board:
-                board.wait(product, self.options.poll_interval)
+                board.wait(product, self.options.poll_interval, since=mark)
             else:
                 time.sleep(self.options.poll_interval)
 
