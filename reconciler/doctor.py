@@ -140,9 +140,10 @@ def _login(client: Any, settings: ClientSettings) -> Check:
     who = f"organization {org}" + (f" ({entry['name']})" if entry.get("name") else "")
     found = f"{who} as {info.role or 'an unknown role'}; {len(workspaces)} workspace(s) visible"
     if workspaces:
-        found += ": " + ", ".join(w.slug or w.uuid for w in workspaces[:5]) + (" ..." if len(workspaces) > 5 else "")
+        found += ": " + ", ".join((w.slug or w.uuid) + (f" ({w.role})" if w.role and w.role != info.role else "")
+                                  for w in workspaces[:5]) + (" ..." if len(workspaces) > 5 else "")
     detail = {"organization_uuid": org, "role": info.role, "workspace_step": info.workspace_step,
-              "workspaces": [{"uuid": w.uuid, "slug": w.slug, "name": w.name} for w in workspaces]}
+              "workspaces": [{"uuid": w.uuid, "slug": w.slug, "name": w.name, "role": w.role} for w in workspaces]}
     if not settings.client_uuid:
         return Check("login", Status.OK, found, "uses the organization token (no workspace configured)", detail)
     if settings.client_uuid not in {w.uuid for w in workspaces}:
