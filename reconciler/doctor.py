@@ -356,6 +356,10 @@ def run_doctor(req: DoctorRequest) -> DoctorReport:
         raise ReconcilerError("--save with --sandbox would write the embedded sandbox's settings",
                               hint="run doctor without --sandbox (with your credentials) to save settings")
     product = req.product.lower() if req.product else _first_product(req.manifests)
+    if req.verbose:
+        from reconciler.applying import _verbose_logging
+
+        _verbose_logging()
     with ExitStack() as stack:
         settings = stack.enter_context(client_settings(ApplyRequest(
             manifests=req.manifests, state_path=Path("."), sandbox_dir=req.sandbox_dir, flags=req.flags,
