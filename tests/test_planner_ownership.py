@@ -124,3 +124,19 @@ def test_files_of_our_own_unfinished_trigger_are_ours() -> None:
     rendered = record()
     assert rendered.status is Status.RENDERED
     assert foreign_renders([early, late], rendered) == [early, late]  # every file of ours is recorded
+
+
+def test_the_text_and_markdown_plans_name_what_is_left_alone() -> None:
+    from reconciler.views import render_markdown, render_text
+
+    plan = build_plan(desired({P1: {}, P2: WEBP_NO_GIF}), state({P1: record(), P2: record()}),
+                      observed=Observed(products={P1: seen(*ours(*ALL), HAND), P2: seen(*ours(*ALL), HAND)}))
+    text = render_text(plan)
+    assert f"    noop     {P1}\n      foreign files: its renders are intact" in text
+    assert "      leaves alone hand-made.png (RENDER)" in text
+    assert f"# blocked  {P2}" in text
+    assert text.rstrip().endswith("No changes. 1 products up to date, 1 blocked, 1 holding files the reconciler "
+                                  "did not make (left alone).")
+    markdown = render_markdown(plan)
+    assert "Files the reconciler did not make (left alone) (1)" in markdown
+    assert "leaves alone hand-made.png (RENDER)" in markdown
