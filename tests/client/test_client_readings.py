@@ -449,3 +449,22 @@ def test_a_probe_reads_a_few_bytes_with_range_on_each_route() -> None:
     signed = client.probe_download(STILL, "signed-url")
     assert signed.ok and signed.head == DATA[:16] and "ignores Range" in signed.detail
     assert client.stats.snapshot().bytes_downloaded == 0
+
+
+@pytest.mark.parametrize("dead_status", [403, 401])
+def test_a_token_revoked_during_a_comments_download_gets_one_fresh_login(dead_status: int) -> None:
+    platform = Platform({}, dead_status=dead_status)
+
+    def comments(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=DATA, headers={"Content-Type": "image/png"})
+
+    platform.routes.update(_routes(comments, None))
+    platform.routes[("GET", "/v1/comments/images/b0.png")] = comments
+    client = client_for(platform, client_uuid=WS)
+    client.login()
+    platform.dead.add("org-1")  # another login with the same key revoked it
+    result = client.download(STILL, "RENDER")
+    assert (result.route, result.sha256) == ("comments", hashlib.sha256(DATA).hexdigest())
+    assert platform.logins == 2 and client.stats.snapshot().relogins == 1
+    fetches = platform.calls("/v1/comments/images/b0.png")
+    assert [r.headers["x-auth-token"] for r in fetches] == ["Bearer org-1", "Bearer org-2"]
