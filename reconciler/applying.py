@@ -14,7 +14,7 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,7 @@ from reconciler.planfile import load_plan
 from reconciler.planner import DEFAULT_MAX_BATCH_SIZE, Limits, build_plan
 from reconciler.settings import ClientSettings, find_config_file, resolve_settings
 from reconciler.spec import Desired
-from reconciler.state import FileStateStore, State
+from reconciler.state import FileStateStore, State, open_store
 from reconciler.views import render_json, render_text
 
 
@@ -76,7 +76,7 @@ class ApplyRequest:
 def run_plan(req: ApplyRequest) -> Plan:
     """``reconciler plan``: offline unless ``refresh``; never writes the state."""
     desired = load_desired(req.manifests)  # manifests first: their errors are the likelier ones
-    store = FileStateStore(req.state_path)
+    store = open_store(req.state_path)
     state = store.read()
     if not req.refresh:
         return _plan(req, store, state, None, desired)
@@ -88,8 +88,12 @@ def run_plan(req: ApplyRequest) -> Plan:
 def run_apply(req: ApplyRequest) -> None:
     """Apply; raise ApplyFailedError if any product failed (exit 1)."""
     from reconciler.executor import check_plan_current, sync_labels
+    from reconciler.gallery.command import resolve_download_dir
 
-    store = FileStateStore(req.state_path)
+    sandbox = req.sandbox_dir is not None  # the sandbox keeps its files by default (issue 14)
+    config = None if sandbox else req.config_path or find_config_file(Path.cwd())
+    req = replace(req, download_dir=resolve_download_dir(req.download_dir, sandbox=sandbox, config_path=config))
+    store = open_store(req.state_path, plan_file=req.planfile)
     with ExitStack() as stack:
         client = _client(req, stack)
         with store.lock("apply", timeout=req.lock_timeout):
@@ -114,6 +118,7 @@ def run_apply(req: ApplyRequest) -> None:
                     store.write(state, bump=False)
                 if req.fmt == "text":
                     click.echo("Nothing to apply.")
+                _kept(req, state, [], [])
                 return
             if req.planfile is None:
                 _confirm(req)
@@ -201,11 +206,23 @@ def _execute(plan: Plan, store: FileStateStore, state: State, client: Any, req: 
     executor = Executor(client, store, state, hooks, options)
     report = executor.run(plan)
     hooks.on_event(executor.finish(client.stats.snapshot().as_dict()))
+    _kept(req, state, report.rendered, list(report.failed))
     if board is not None and req.fmt == "text":
         click.echo(f"Webhook deliveries: {board.accepted} accepted, {board.refused} refused.", err=True)
     if report.failed:
         raise ApplyFailedError(f"{len(report.failed)} product(s) failed; run 'reconciler plan' to see them "
                                "as retries")
+
+
+def _kept(req: ApplyRequest, state: State, rendered: list[str], failed: list[str]) -> None:
+    """With a downloads folder: note what this run touched there (and, for the sandbox, build the gallery)."""
+    if req.download_dir is None or req.refresh_only:
+        return
+    from reconciler.gallery.command import after_apply
+
+    for line in after_apply(req.download_dir, lineage=state.lineage, rendered=rendered, failed=failed,
+                            state_path=req.state_path, sandbox=req.sandbox_dir is not None):
+        click.echo(line, err=True)
 
 
 def _accept(req: ApplyRequest, client: Any, store: FileStateStore, state: State, observed: Observed | None) -> None:

@@ -26,7 +26,7 @@ from reconciler.plan import CATEGORIES
 from reconciler.planfile import save_plan
 from reconciler.planner import DEFAULT_MAX_BATCH_SIZE, PlanOptionsError
 from reconciler.spec import manifest_json_schema
-from reconciler.state import FileStateStore
+from reconciler.state import open_store
 from reconciler.views import render_json, render_markdown, render_text
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -40,7 +40,8 @@ SANDBOX_STATE = Path("state/sandbox.state.json")
 LAZY_COMMANDS = {"sandbox": ("reconciler.sandbox.command", "sandbox_command"),
                  "state": ("reconciler.state_commands", "state_group"),
                  "import": ("reconciler.importer", "import_command"),
-                 "doctor": ("reconciler.doctor", "doctor_command")}
+                 "doctor": ("reconciler.doctor", "doctor_command"),
+                 "gallery": ("reconciler.gallery.command", "gallery_command")}
 
 
 class ReconcilerGroup(click.Group):
@@ -93,8 +94,8 @@ def manifests_option(f: F) -> F:
 
 
 def state_option(f: F) -> F:
-    return click.option("--state", "state_path", type=click.Path(path_type=Path), envvar="RECONCILER_STATE",
-                        help=f"State file. Default: {DEFAULT_STATE}.")(f)
+    return click.option("--state", "state_path", type=str, metavar="FILE|URL", envvar="RECONCILER_STATE",
+                        help=f"State file, or a postgresql:// URL. Default: {DEFAULT_STATE}.")(f)
 
 
 def lock_timeout_option(f: F) -> F:
@@ -125,7 +126,7 @@ def validate(manifests: tuple[Path, ...], fmt: str) -> None:
         desired = load_desired(_paths(manifests))
     except ManifestError as exc:
         if fmt == "json":
-            _echo_json({"valid": False, "diagnostics": [d.to_json() for d in exc.diagnostics]})
+            _echo_json({"valid": False, "diagnostics": [d.to_json() for d in exc.diagnostics], "more": exc.more})
             sys.exit(1)
         raise
     if fmt == "json":
@@ -316,7 +317,7 @@ def refresh(**kw: Any) -> None:
 @click.argument("lock_id")
 def force_unlock(state_path: Path | None, sandbox: bool, lock_id: str) -> None:
     """Release a lock left behind by a process that is gone. Give the id the lock error printed."""
-    info = FileStateStore(state_path or (SANDBOX_STATE if sandbox else DEFAULT_STATE)).force_unlock(lock_id)
+    info = open_store(state_path or (SANDBOX_STATE if sandbox else DEFAULT_STATE)).force_unlock(lock_id)
     click.echo(f"Released lock {info.id} ({info.operation} by {info.who} on {info.host}, pid {info.pid}, "
                f"since {info.since}).")
 

@@ -44,13 +44,18 @@ class ReconcilerError(Exception):
 
 
 class ManifestError(ReconcilerError):
-    """Manifests failed to load or validate; ``diagnostics`` lists every problem."""
+    """Manifests failed to load or validate; ``diagnostics`` lists the problems found first
+    (the loader keeps a bounded number) and ``more`` counts the others."""
 
-    def __init__(self, diagnostics: list[Any]) -> None:
+    def __init__(self, diagnostics: list[Any], *, more: int = 0) -> None:
         self.diagnostics = list(diagnostics)
-        count = len(self.diagnostics)
-        head = f"{count} error{'s' if count != 1 else ''} in manifests"
+        self.more = more
+        count = len(self.diagnostics) + more
+        head = f"{count:,} error{'s' if count != 1 else ''} in manifests"
         body = "\n".join(d.format() for d in self.diagnostics)
+        if more:
+            body += (f"\n... and {more:,} more (the first {len(self.diagnostics)} are shown: fix them and "
+                     "run again to see the rest)")
         super().__init__(f"{head}:\n{body}" if body else head)
 
 
@@ -63,14 +68,12 @@ class StateError(ReconcilerError):
 
 
 class StateCorruptError(StateError):
+    """The state (or its journal) cannot be used; it is never overwritten. The store that meets
+    it gives the hint, naming only the ways back that exist (a backup that reads, a version
+    in git)."""
+
     def __init__(self, path: str, problem: str, *, hint: str | None = None) -> None:
-        super().__init__(
-            f"state file {path} is unreadable: {problem}",
-            hint=hint or (
-                "the file was left untouched; restore it from git or from the backup "
-                f"{path}.backup, then run the command again"
-            ),
-        )
+        super().__init__(f"state file {path} is unreadable: {problem}", hint=hint or "the file was left untouched")
         self.path = path
 
 

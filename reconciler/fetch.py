@@ -2,16 +2,17 @@
 and refresh share.
 
 The bytes go to ``<folder>/<name>.part`` and are renamed into place only once complete and
-hashed, so a kept file is never half written; without a folder they are only hashed.
+hashed, so a kept file is never half written; without a folder they are only hashed. A file
+it replaces is kept under ``.previous`` (gallery/downloads.py), so before/after stays possible.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 from reconciler.errors import DownloadError
+from reconciler.gallery.downloads import keep_download
 
 
 def safe_name(att: Any) -> str:
@@ -30,7 +31,7 @@ def fetch(client: Any, att: Any, store_type: str, folder: Path | None) -> tuple[
         folder.mkdir(parents=True, exist_ok=True)
         with part.open("wb") as sink:
             result = client.download(att, store_type, sink)
-        os.replace(part, target)
+        keep_download(part, target, result.sha256)  # keeps the file it replaces, bounded
     except OSError as exc:
         raise DownloadError(f"cannot write {target}: {exc.strerror}") from exc
     finally:

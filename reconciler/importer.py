@@ -60,6 +60,7 @@ from reconciler.state import (
     ProductRecord,
     State,
     Status,
+    open_store,
     utcnow,
 )
 from reconciler.state.model import attachment_kind
@@ -134,7 +135,7 @@ def run_import(req: ImportRequest) -> list[ProductImport]:
         raise ReconcilerError("not in the manifests: " + ", ".join(unknown),
                               hint="import compares the platform's renders with the manifests' spec: "
                                    "declare the products first, then import them")
-    store = FileStateStore(req.state_path)
+    store = open_store(req.state_path)
     results: list[ProductImport] = []
     with ExitStack() as stack, store.lock("import", timeout=req.lock_timeout):
         state = store.fold()
@@ -333,8 +334,8 @@ def _v(value: Any) -> str:
 @click.argument("products", nargs=-1, metavar="[UUID]...")
 @click.option("--all", "all_products", is_flag=True, help="Every product in the manifests.")
 @manifests_option
-@click.option("--state", "state_path", type=click.Path(path_type=Path), envvar="RECONCILER_STATE",
-              help=f"State file. Default: {DEFAULT_STATE} ({SANDBOX_STATE} with --sandbox).")
+@click.option("--state", "state_path", type=str, metavar="FILE|URL", envvar="RECONCILER_STATE",
+              help=f"State file, or a postgresql:// URL. Default: {DEFAULT_STATE} ({SANDBOX_STATE} with --sandbox).")
 @lock_timeout_option
 @click.option("--force", is_flag=True, help="Import products already in the state again.")
 @click.option("--parallelism", type=click.IntRange(1, 64), default=4, show_default=True,

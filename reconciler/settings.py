@@ -51,6 +51,8 @@ FILE_KEYS = (
     "api_url", "organization_uuid", "client_uuid", "timeout", "max_attempts", "max_elapsed",
     "max_concurrency", "requests_per_second", "download_route", "origin", "webhook_paths",
 )
+# Keys of the config file that are not client settings: read by ``configured_downloads``.
+PROJECT_KEYS = ("downloads",)
 _TOKEN_LIKE_KEYS = {"token", "api_token", "access_token", "personal_access_token", "vntana_api_token"}
 
 
@@ -128,6 +130,8 @@ def resolve_settings(
     if config_path is not None:
         file_values, lines, token_env = _read_config(config_path)
         for key, value in file_values.items():
+            if key in PROJECT_KEYS:
+                continue
             values[key] = value
             origin[key] = f"{config_path}:{lines[key]}"
 
@@ -201,15 +205,29 @@ def _read_config(path: Path) -> tuple[dict[str, Any], dict[str, int], str | None
             if not isinstance(value, str) or not value.strip():
                 raise ConfigError(f"{path}:{line_of(key)}: token_env must be the name of an environment variable")
             token_env = value.strip()
-        elif name in FILE_KEYS:
+        elif name in FILE_KEYS or name in PROJECT_KEYS:
             values[name] = _plain(value)
             lines[name] = line_of(key)
         else:
-            close = difflib.get_close_matches(name, (*FILE_KEYS, "token_env"), n=1, cutoff=0.6)
+            known = (*FILE_KEYS, *PROJECT_KEYS, "token_env")
+            close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
             raise ConfigError(f"{path}:{line_of(key)}: unknown setting '{name}'",
-                              hint=f"did you mean '{close[0]}'?" if close else
-                              "known settings: " + ", ".join((*FILE_KEYS, "token_env")))
+                              hint=f"did you mean '{close[0]}'?" if close else "known settings: " + ", ".join(known))
     return values, lines, token_env
+
+
+def configured_downloads(config_path: Path | None) -> Path | None:
+    """``downloads: DIR`` of the config file (where apply keeps files; relative to the file's
+    folder), or None when unset. ConfigError naming file:line for a value that is not a path."""
+    if config_path is None:
+        return None
+    values, lines, _ = _read_config(config_path)
+    value = values.get("downloads")
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{config_path}:{lines['downloads']}: downloads must be a folder path, e.g. 'downloads'")
+    return config_path.parent / value.strip()
 
 
 def _plain(value: Any) -> Any:

@@ -27,10 +27,16 @@ class Bound:
     low: int
     high: int
     why: str
+    of: tuple[str, ...] = ()
+    """For a bound on a product of fields rather than on one field: those fields."""
 
 
-# The platform documents no limits; these keep a typo (an extra zero) from becoming an
-# expensive render. Raise them here, and only here, if your renders need more.
+# VNTANA documents no limits. These keep a typo (an extra zero) from becoming an expensive
+# render, and stay within what the platform refuses at trigger time (the sandbox's
+# SandboxConfig limits: sides of 8192 and 4096, 3600 frames, 120 fps, and
+# TURNTABLE_TOO_LARGE beyond 2,000,000,000 turntable pixels), so whatever `plan` accepts
+# the platform renders; tests/test_spec.py checks the two agree. Raise them here, and only
+# here, if your renders need more.
 BOUNDS: dict[str, Bound] = {
     "imageWidth": Bound(16, 8192, "still width in pixels"),
     "imageHeight": Bound(16, 8192, "still height in pixels"),
@@ -38,6 +44,8 @@ BOUNDS: dict[str, Bound] = {
     "turntable.height": Bound(16, 4096, "turntable frame height in pixels"),
     "turntable.imageCount": Bound(2, 720, "frames in one 360° turn"),
     "turntable.frameRate": Bound(1, 60, "frames per second of the MP4/GIF"),
+    "turntable.pixels": Bound(1, 2_000_000_000, "pixels of all turntable frames together",
+                              of=("turntable.imageCount", "turntable.width", "turntable.height")),
 }
 
 IMAGE_FORMATS = ("PNG", "JPG", "WEBP")
@@ -75,6 +83,19 @@ class TurntableSpec(BaseModel):
     height: int = _bounded("turntable.height")
     background: Colour = Field(default=None, description="background colour #RRGGBB")
     transparentBackground: bool = False
+
+    @model_validator(mode="after")
+    def _not_too_large(self) -> TurntableSpec:
+        pixels = self.imageCount * self.width * self.height
+        cap = BOUNDS["turntable.pixels"].high
+        if pixels > cap:
+            fit = max(cap // (self.width * self.height), 1)
+            raise ValueError(
+                f"a turntable of {self.imageCount} frames at {self.width}x{self.height} is {pixels:,} pixels, "
+                f"more than the platform renders ({cap:,}, frames x width x height); use at most "
+                f"{fit} frames at this size, or smaller frames"
+            )
+        return self
 
     @property
     def seconds(self) -> float:

@@ -28,7 +28,9 @@ from reconciler.errors import ReconcilerError, StateError
 from reconciler.loader import load_desired
 from reconciler.plan import ActionKind
 from reconciler.planner import build_plan
-from reconciler.state import FileStateStore, ProductRecord, State, Status
+from reconciler.state import FileStateStore, ProductRecord, State, Status, open_store
+from reconciler.state.history import StateHistory, Version
+from reconciler.state.transfer import copy_state
 
 F = TypeVar("F", bound=Callable[..., Any])
 HASH_PREFIX = 12  # enough to tell specs apart at a glance; `state show` prints the whole hash
@@ -46,8 +48,9 @@ class NotInStateError(StateError):
 
 def state_options(f: F) -> F:
     f = click.option("--sandbox", is_flag=True, help=f"Use the sandbox's state ({SANDBOX_STATE}).")(f)
-    return click.option("--state", "state_path", type=click.Path(path_type=Path), envvar="RECONCILER_STATE",
-                        help=f"State file. Default: {DEFAULT_STATE} ({SANDBOX_STATE} with --sandbox).")(f)
+    return click.option("--state", "state_path", type=str, metavar="FILE|URL", envvar="RECONCILER_STATE",
+                        help=f"State file, or a postgresql:// URL. Default: {DEFAULT_STATE} ({SANDBOX_STATE} "
+                             "with --sandbox).")(f)
 
 
 def format_option(f: F) -> F:
@@ -56,7 +59,7 @@ def format_option(f: F) -> F:
 
 
 def _store(state_path: Path | None, sandbox: bool) -> FileStateStore:
-    return FileStateStore(state_path or (SANDBOX_STATE if sandbox else DEFAULT_STATE))
+    return open_store(state_path or (SANDBOX_STATE if sandbox else DEFAULT_STATE))  # type: ignore[return-value]
 
 
 def _require(store: FileStateStore, state: State, uuids: list[str]) -> None:
@@ -150,8 +153,10 @@ def show_command(state_path: Path | None, sandbox: bool, uuid: str, fmt: str) ->
     _require(store, state, [uuid])
     rec = state.products[uuid]
     if fmt == "json":
-        click.echo(json.dumps({"state": _token(store, state), "product": uuid, **rec.model_dump(mode="json")},
-                              indent=2, ensure_ascii=False))
+        changes = {"changes": [v.to_json() for v in store.history(uuid, limit=5)]} \
+            if isinstance(store, StateHistory) else {}
+        click.echo(json.dumps({"state": _token(store, state), "product": uuid, **rec.model_dump(mode="json"),
+                               **changes}, indent=2, ensure_ascii=False))
         return
     lines = [f"{uuid}  {rec.name or ''}".rstrip(),
              f"  status:    {rec.status.value} (updated {rec.updated_at})"]
@@ -174,6 +179,9 @@ def show_command(state_path: Path | None, sandbox: bool, uuid: str, fmt: str) ->
     for past in rec.history:
         lines.append(f"    {past.recorded_at}  spec {past.spec_hash[:HASH_PREFIX]}  {_summary(past.spec)}")
         lines += [f"      {a.kind:<9} {a.name}  sha256:{a.sha256}  {a.size} bytes" for a in past.attachments]
+    if isinstance(store, StateHistory):  # who wrote it, for a backend that keeps every serial
+        lines.append("  changes (newest first; 'reconciler state history UUID' for more):")
+        lines += [f"    {line}" for line in _version_lines(store.history(uuid, limit=5))]
     click.echo("\n".join(lines))
 
 
@@ -272,3 +280,79 @@ def mv_command(state_path: Path | None, sandbox: bool, lock_timeout: float, old:
 def _describe(uuid: str, rec: ProductRecord) -> str:
     files = len(rec.attachments)
     return f"{uuid} {rec.name or ''} ({rec.status.value}, {files} file{'s' if files != 1 else ''})".replace("  ", " ")
+
+
+# -- migrate, pull and history ---------------------------------------------------------------
+
+@state_group.command("migrate")
+@click.argument("source", metavar="FROM")
+@click.argument("target", metavar="TO")
+@lock_timeout_option
+@click.option("--force", is_flag=True, help="Replace a state TO already holds.")
+def migrate_command(source: str, target: str, lock_timeout: float, force: bool) -> None:
+    """Copy the state FROM one store TO another (a file or a postgresql:// URL), keeping lineage and serial.
+
+    Both are locked while copying; FROM is left as it was. Saved plans made against FROM
+    apply to TO. Afterwards point every runner at TO: two copies that both take writes drift apart."""
+    copied = copy_state(open_store(source), open_store(target), force=force, lock_timeout=lock_timeout)
+    state, src, dst = copied.state, open_store(source).location, open_store(target).location
+    if copied.unchanged:
+        click.echo(f"{dst} already holds lineage {state.lineage} at serial {state.serial}; nothing copied.")
+        return
+    click.echo(f"Copied {len(state.products)} product(s) from {src} to {dst} (lineage {state.lineage}, serial "
+               f"{state.serial}).")
+    if copied.replaced is not None:
+        old = copied.replaced
+        click.echo(f"  replaced: lineage {old.lineage or 'not set'}, serial {old.serial}, {len(old.products)} "
+                   "product(s)")
+    click.echo(f"Use --state {dst} from now on (or set RECONCILER_STATE); {src} was not changed.")
+
+
+@state_group.command("pull")
+@state_options
+@click.option("--serial", type=click.IntRange(min=0), help="The state as it was at this serial (PostgreSQL "
+                                                            "keeps every serial).")
+def pull_command(state_path: str | None, sandbox: bool, serial: int | None) -> None:
+    """Print the state as the JSON file store writes it: 'reconciler state pull > copy.state.json'."""
+    store = _store(state_path, sandbox)
+    state = store.read() if serial is None else _history_of(store).read_serial(serial)
+    click.echo(state.to_json(), nl=False)
+
+
+@state_group.command("history")
+@state_options
+@click.argument("uuid", required=False)
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True, help="Newest serials to show.")
+@format_option
+def history_command(state_path: str | None, sandbox: bool, uuid: str | None, limit: int, fmt: str) -> None:
+    """Who changed the state (or one product), when, in which operation and from which saved plan."""
+    store = _store(state_path, sandbox)
+    versions = _history_of(store).history(uuid.strip().lower() if uuid else None, limit=limit)
+    if fmt == "json":
+        click.echo(json.dumps({"location": store.location, "versions": [v.to_json() for v in versions]}, indent=2,
+                              ensure_ascii=False))
+        return
+    if not versions:
+        click.echo(f"No history{f' for {uuid}' if uuid else ''} in {store.location}.")
+        return
+    click.echo("\n".join(_version_lines(versions)))
+
+
+def _history_of(store: Any) -> StateHistory:
+    if not isinstance(store, StateHistory):
+        raise StateError(f"{store.location} is a JSON file: it keeps no history of its own",
+                         hint="commit it and read 'git log -p' of it; a postgresql:// state keeps every serial")
+    return store
+
+
+def _version_lines(versions: list[Version]) -> list[str]:
+    lines = []
+    for v in versions:
+        by = f"{v.who}@{v.host}" + (f" (db {v.db_user})" if v.db_user and v.db_user != v.who else "")
+        changed = ", ".join(f"{u} {s}" for u, s in v.changes.items())
+        more = v.products - len(v.changes)
+        what = (changed + (f" and {more} more" if more > 0 else "")) if v.products else "no product changed"
+        lines.append(f"serial {v.serial:<6} {v.at}  {v.operation} by {by}: {what}")
+        if v.plan:
+            lines.append(f"             plan {v.plan}")
+    return lines

@@ -1,8 +1,59 @@
-"""Suite-wide settings."""
+"""Suite-wide settings, and the real PostgreSQL server the state-backend tests use."""
 
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
 from hypothesis import HealthCheck, settings
+
+from tests.pgserver import INSTALL_HINT, URL_ENV, PgServer, find_bindir
 
 # The suite shares two cores with sandboxes, renders and subprocesses: a property test that is
 # slow because the machine is busy is not a failing property. Examples stay bounded per test.
 settings.register_profile("reconciler", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("reconciler")
+
+
+# -- a real PostgreSQL server for the state-backend tests (tests/pgserver.py) -------------------
+PG_TEST_DATABASE = "reconciler_tests"
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """The server ``RECONCILER_TEST_PG_URL`` names, or one started for this session (initdb + pg_ctl).
+
+    Without PostgreSQL the tests that need it are skipped, except under CI, where they fail."""
+    if os.environ.get(URL_ENV):
+        yield PgServer.from_url(os.environ[URL_ENV])
+        return
+    if find_bindir() is None:
+        message = (f"PostgreSQL is not installed (no initdb/pg_ctl on PATH or in /usr/lib/postgresql/*/bin): "
+                   f"install it with '{INSTALL_HINT}', or point the tests at a server with "
+                   f"{URL_ENV}=postgresql://USER:PASSWORD@HOST:PORT/postgres")
+        if os.environ.get("CI"):
+            pytest.fail(f"{message}. CI runs every PostgreSQL test: .ci/run installs and starts the server")
+        pytest.skip(message)
+    try:
+        server = PgServer.start()
+    except Exception as exc:  # noqa: BLE001 - whatever stops the server is the finding
+        output = getattr(exc, "output", b"") or b""
+        pytest.fail(f"could not start PostgreSQL: {exc}\n{output.decode(errors='replace')}")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_database(pg_server: PgServer) -> str:
+    """A URL (password included) of one database shared by the session's PostgreSQL tests."""
+    return pg_server.create_database(PG_TEST_DATABASE)
+
+
+@pytest.fixture
+def pg_url(pg_database: str) -> str:
+    """A state URL of a workspace no other test uses (``…/reconciler_tests#t…``)."""
+    return f"{pg_database}#t{uuid.uuid4().hex[:16]}"

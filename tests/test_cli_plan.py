@@ -228,8 +228,10 @@ def test_corrupt_state_is_a_user_error_and_is_left_alone(project: Project) -> No
     project.state.parent.mkdir()
     project.state.write_bytes(b'{"format_version": 1, "serial": ')
     result = project.plan()
-    assert_user_error(result, f"Error: state file {project.state} is unreadable: not valid JSON",
-                      f"Hint: the file was left untouched; restore it from git or from the backup {project.state}.backup")
+    # No backup exists and state/ is not in git: the hint offers only what is true.
+    assert_user_error(result, f"Error: state file {project.state} is unreadable: not valid JSON at line 1, column 33",
+                      f"Hint: the file was left untouched. To recover, move it aside (mv {project.state} "
+                      f"{project.state}.damaged)")
     assert project.state.read_bytes() == b'{"format_version": 1, "serial": '
 
 

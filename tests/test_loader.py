@@ -7,6 +7,7 @@ holds every diagnostic it must produce, one per line, as ``{file}:line:col: fiel
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
-from reconciler import yamlfast
+from reconciler import loader, yamlfast
 from reconciler.diagnostics import Diagnostic
 from reconciler.errors import ManifestError
 from reconciler.loader import load_desired
@@ -202,7 +203,24 @@ def test_missing_path_is_a_manifest_error(tmp_path: Path) -> None:
 def test_undecodable_file_is_reported_not_raised(tmp_path: Path) -> None:
     (tmp_path / "bin.yaml").write_bytes(b"defaults: \xff\xfe\n")
     [d] = diagnostics(tmp_path)
-    assert d.message.startswith("cannot read file: ")
+    assert d.format() == (f"{tmp_path / 'bin.yaml'}:1:11: not UTF-8 text: byte 0xFF cannot start or continue a "
+                          "character (save it as UTF-8; it looks like Latin-1 or Windows-1252 text)")
+
+
+def test_a_latin1_byte_is_reported_at_its_line_and_column_in_characters(tmp_path: Path) -> None:
+    text = DEFAULTS + products(A) + "    name: Caf\u00e9 \u00e0 la cr\u00e8me\n"
+    data = text.encode("utf-8").replace("crème".encode(), "cr\xe8me".encode("latin-1"))
+    (tmp_path / "a.yaml").write_bytes(data)
+    [d] = diagnostics(tmp_path)
+    # "    name: Café à la cr" is 22 characters (24 bytes): the bad byte is character 23.
+    assert (d.location.line, d.location.column) == (13, 23)
+    assert d.message == "not UTF-8 text: byte 0xE8 cannot start or continue a character"
+
+
+def test_a_utf16_file_is_named_as_such(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_bytes((DEFAULTS + products(A)).encode("utf-16"))
+    [d] = diagnostics(tmp_path)
+    assert (d.location.line, d.location.column, d.hint) == (1, 1, "it is UTF-16 text: save it as UTF-8")
 
 
 @pytest.mark.parametrize(("extra", "field", "message"), [
@@ -279,8 +297,7 @@ def _outcome(read: Any, text: str) -> tuple[str, str]:
 
 
 def _agrees(text: str) -> None:
-    full = YAML(typ="safe", pure=False)
-    expected = _outcome(full.load, text)
+    expected = _outcome(yamlfast.load_full, text)
     try:
         got = _outcome(yamlfast.load, text)
     except yamlfast.Unsupported:
@@ -293,9 +310,19 @@ def test_fast_yaml_reader_agrees_with_ruamel_or_steps_aside(text: str) -> None:
     _agrees(text)
 
 
+@pytest.mark.parametrize("spelling", ["012", "0o17", "0x1F", "1_000", "+5", "0b11", "1_2_3"])
+def test_whole_numbers_are_decimal_and_other_spellings_are_text(spelling: str) -> None:
+    # ruamel reads all of these as integers; the manifest's types are strict, so both of our
+    # readers keep what was written, and a number field then refuses it by name.
+    assert yamlfast.load_full(f"a: {spelling}\n") == {"a": spelling}
+    assert yamlfast.read(f"a: {spelling}\n") == {"a": spelling}
+    assert yamlfast.read(f"a: {spelling}\nb: 1.5\n") == {"a": spelling, "b": 1.5}  # a float: via ruamel
+
+
 def test_fast_yaml_reader_reads_plain_manifests_itself() -> None:
     text = (CASES / "bad_colour.yaml").read_text()
     assert yamlfast.load(text) == YAML(typ="safe", pure=False).load(text)
+    assert yamlfast.load("a: 0x1F\nb: 1_000\n") == {"a": "0x1F", "b": "1_000"}
     for unusual in ("a: 1.5\n", "x: &a {b: 1}\ny: *a\n", "a: 1\na: 2\n", "a: 2026-01-01\n", "%YAML 1.1\n---\na: 1\n"):
         with pytest.raises(yamlfast.Unsupported):
             yamlfast.load(unusual)
@@ -319,3 +346,80 @@ def test_fast_yaml_reader_agrees_on_generated_documents(data: Any, flow: bool | 
     _agrees(buffer.getvalue())
     # The same text with scalars unquoted, as people write them.
     _agrees(buffer.getvalue().replace("'", ""))
+
+
+# -- the guard in front of every parse ------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", ["fifo", "devzero"])
+def test_a_fifo_or_dev_zero_given_by_name_is_refused_without_reading(tmp_path: Path, kind: str) -> None:
+    path = tmp_path / "a.yaml"
+    if kind == "fifo":
+        os.mkfifo(path)
+    else:
+        path.symlink_to("/dev/zero")
+    [d] = diagnostics(path)  # neither waits for a writer nor reads forever
+    assert d.location.file == str(path)
+    assert d.message.startswith("cannot read file: it is a ")
+
+
+def test_a_file_over_the_size_cap_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    path = write(tmp_path, "a.yaml", DEFAULTS + products(A))
+    with path.open("ab") as fh:
+        fh.truncate(loader.MAX_FILE_BYTES + 1)
+    [d] = diagnostics(path)
+    assert d.message == "file is 16.0 MiB, more than the 16 MiB a manifest file may be"
+
+
+def test_past_the_error_cap_problems_are_counted_not_kept(tmp_path: Path) -> None:
+    write(tmp_path, "a.yaml", DEFAULTS + "products:\n" + "".join(f"  - uuid: bad{i}\n" for i in range(250)))
+    with pytest.raises(ManifestError) as info:
+        load_desired([tmp_path])
+    assert (len(info.value.diagnostics), info.value.more) == (100, 150)
+    assert str(info.value).startswith("250 errors in manifests:\n")
+    assert str(info.value).endswith("\n... and 150 more (the first 100 are shown: fix them and run again to see "
+                                    "the rest)")
+
+
+@pytest.mark.parametrize(("text", "problem"), [
+    ("a: " + "[" * 65 + "]" * 65 + "\n", "nested deeper than 64 levels (a manifest needs 4)"),
+    ("x: &a [1, *a]\n", "alias *a refers to a collection that contains it"),
+    ("a: " + "9" * 4301 + "\n", "a number of 4,301 digits is too long to read (at most 4,300)"),
+])
+def test_the_guard_refuses_where_it_stands(text: str, problem: str) -> None:
+    with pytest.raises(yamlfast.Refused) as info:
+        yamlfast.read(text)
+    assert info.value.problem == problem
+    assert info.value.line == 0
+
+
+def test_64_levels_are_fine() -> None:
+    assert yamlfast.read("[" * 64 + "]" * 64 + "\n") is not None
+
+
+@st.composite
+def nested(draw: st.DrawFn) -> str:
+    """Documents nested around the limit, as a YAML writer lays them out: block, flow or mixed,
+    any indentation, compact sequences, CRLF line ends."""
+    data: Any = "x"
+    for _ in range(draw(st.integers(1, 80))):
+        data = [data] if draw(st.booleans()) else {draw(st.sampled_from(["k", "a b", "-x"])): data}
+    dumper = YAML(typ="safe", pure=True)
+    dumper.default_flow_style = draw(st.sampled_from([False, None, True]))
+    mapping = draw(st.integers(1, 4))
+    sequence = draw(st.integers(2, 5))
+    dumper.indent(mapping=mapping, sequence=sequence, offset=draw(st.integers(0, sequence - 2)))
+    dumper.width = 4096
+    buffer = io.StringIO()
+    dumper.dump(data, buffer)
+    text = buffer.getvalue()
+    return text.replace("\n", "\r\n") if draw(st.booleans()) else text
+
+
+@given(nested())
+@settings(max_examples=500, deadline=None)
+def test_the_cheap_bound_never_passes_a_document_that_nests_too_deep(text: str) -> None:
+    """If the text scan says a document is safe, the exact scan of its events must agree.
+
+    (This found that "[k: [...]]" nests two levels per "[": a pair inside a flow sequence.)"""
+    if not yamlfast._maybe_unbounded(text):
+        yamlfast._scan(text)  # Refused here would mean the C composer could be handed a deep document

@@ -28,12 +28,23 @@ def _int(path: str) -> st.SearchStrategy[int]:
 hex_colour = st.from_regex(r"[0-9A-Fa-f]{6}", fullmatch=True)
 colours = st.one_of(st.none(), hex_colour, hex_colour.map(lambda c: "#" + c))
 
-turntables = st.fixed_dictionaries(
-    {"includeGif": st.booleans(), "imageCount": _int("turntable.imageCount"),
-     "frameRate": _int("turntable.frameRate"), "width": _int("turntable.width"),
-     "height": _int("turntable.height")},
-    optional={"background": colours, "transparentBackground": st.booleans()},
-)
+FIELD_BOUNDS = {path: b for path, b in BOUNDS.items() if not b.of}
+PIXELS = BOUNDS["turntable.pixels"].high
+
+
+@st.composite
+def turntables(draw: st.DrawFn) -> dict[str, Any]:
+    """Valid turntables: the frame count drawn within what the frame size leaves of the pixel cap."""
+    width, height = draw(_int("turntable.width")), draw(_int("turntable.height"))
+    frames = BOUNDS["turntable.imageCount"]
+    tt: dict[str, Any] = {"includeGif": draw(st.booleans()), "frameRate": draw(_int("turntable.frameRate")),
+                          "width": width, "height": height,
+                          "imageCount": draw(st.integers(frames.low, min(frames.high, PIXELS // (width * height))))}
+    if draw(st.booleans()):
+        tt["background"] = draw(colours)
+    if draw(st.booleans()):
+        tt["transparentBackground"] = draw(st.booleans())
+    return tt
 
 
 @st.composite
@@ -44,7 +55,7 @@ def specs(draw: st.DrawFn) -> dict[str, Any]:
         "imageWidth": draw(_int("imageWidth")),
         "imageHeight": draw(_int("imageHeight")),
         "imageFormat": fmt,
-        "turntable": draw(turntables),
+        "turntable": draw(turntables()),
     }
     if draw(st.booleans()):
         spec["imageBackground"] = draw(colours)
@@ -104,7 +115,12 @@ def _changed(spec: dict[str, Any], field: str, data: st.DataObject) -> dict[str,
     if isinstance(old, str) and key.endswith("ackground"):
         old = "#" + old.lstrip("#").upper()  # compare colours in their canonical spelling
     if field in BOUNDS:
-        value = data.draw(_int(field).filter(lambda v: v != old))
+        bound = BOUNDS[field]
+        high = bound.high
+        if field in BOUNDS["turntable.pixels"].of:  # stay within the pixel cap; the other two stay as they are
+            others = new["turntable"]["imageCount"] * new["turntable"]["width"] * new["turntable"]["height"] // old
+            high = min(high, PIXELS // others)
+        value = data.draw(st.integers(bound.low, high).filter(lambda v: v != old))
     elif key in ("includeGif", "transparentBackground"):
         value = not old
     elif key == "imageFormat":
@@ -169,7 +185,7 @@ def test_hash_is_sha256_of_the_canonical_json() -> None:
     assert spec.fingerprint() == hashlib.sha256(canonical_json(canonical).encode()).hexdigest()
 
 
-@pytest.mark.parametrize("path", sorted(BOUNDS))
+@pytest.mark.parametrize("path", sorted(FIELD_BOUNDS))
 def test_each_bound_is_inclusive_and_enforced(path: str) -> None:
     bound = BOUNDS[path]
     base: dict[str, Any] = {"imageWidth": 100, "imageHeight": 100, "imageFormat": "PNG",
@@ -217,7 +233,7 @@ def test_schema_documents_every_bound() -> None:
     schema = manifest_json_schema()
     props = schema["properties"]["defaults"]["properties"]
     turntable = schema["$defs"]["TurntableOverrides"]["properties"]
-    for path, bound in BOUNDS.items():
+    for path, bound in FIELD_BOUNDS.items():
         node = turntable[path.split(".")[1]] if path.startswith("turntable.") else props[path]
         assert (node["minimum"], node["maximum"]) == (bound.low, bound.high)
 
@@ -228,3 +244,67 @@ def test_docs_list_every_bound() -> None:
     for path, bound in BOUNDS.items():
         row = next(line for line in docs.splitlines() if line.startswith(f"| `{path}` |"))
         assert f"{bound.low}..{bound.high}" in row, path
+
+
+# -- what plan accepts, the platform renders ---------------------------------------------------
+
+def _base(**turntable: int) -> dict[str, Any]:
+    return {"imageWidth": 100, "imageHeight": 100, "imageFormat": "PNG",
+            "turntable": {"includeGif": False, "imageCount": 8, "frameRate": 8, "width": 64, "height": 64,
+                          **turntable}}
+
+
+def test_the_pixel_cap_is_inclusive_and_enforced() -> None:
+    # 119 frames of 4096x4096 are 1,996,488,704 pixels; 120 are 2,013,265,920.
+    RenderSpec.model_validate(_base(imageCount=119, width=4096, height=4096))
+    with pytest.raises(ValidationError) as info:
+        RenderSpec.model_validate(_base(imageCount=720, width=4096, height=4096))
+    [err] = info.value.errors()
+    assert err["loc"] == ("turntable",)
+    assert err["msg"] == ("Value error, a turntable of 720 frames at 4096x4096 is 12,079,595,520 pixels, more than "
+                          "the platform renders (2,000,000,000, frames x width x height); use at most 119 frames "
+                          "at this size, or smaller frames")
+
+
+def _sandbox_refuses(spec: dict[str, Any]) -> list[str]:
+    """The error codes the sandbox's trigger answers for this render body (none: accepted)."""
+    from reconciler.sandbox.config import SandboxConfig
+    from reconciler.sandbox.envelope import ApiError
+    from reconciler.sandbox.routes_renders import parse_specs
+
+    try:
+        parse_specs(spec, SandboxConfig())
+    except ApiError as exc:
+        return exc.codes
+    return []
+
+
+def test_spec_bounds_lie_within_the_sandboxs_limits() -> None:
+    """Each bound in BOUNDS against the limit the sandbox's trigger enforces for it; the
+    pixel cap, the one that binds, is the same number, so plan refuses exactly what the
+    platform would. (spec.py must not import the sandbox: the numbers are compared here.)"""
+    from reconciler.sandbox.config import SandboxConfig
+
+    cfg = SandboxConfig()
+    limits = {"imageWidth": cfg.max_image_side, "imageHeight": cfg.max_image_side,
+              "turntable.width": cfg.max_video_side, "turntable.height": cfg.max_video_side,
+              "turntable.imageCount": cfg.max_image_count, "turntable.frameRate": cfg.max_frame_rate,
+              "turntable.pixels": cfg.max_turntable_pixels}
+    assert set(limits) == set(BOUNDS)
+    for path, bound in BOUNDS.items():
+        assert 1 <= bound.low <= bound.high <= limits[path], path
+    assert BOUNDS["turntable.pixels"].high == cfg.max_turntable_pixels
+
+
+@given(specs())
+@settings(max_examples=200, deadline=None)
+def test_every_spec_plan_accepts_the_sandbox_accepts(spec: dict[str, Any]) -> None:
+    assert _sandbox_refuses(RenderSpec.model_validate(spec).canonical()) == []
+
+
+def test_one_frame_over_the_pixel_cap_is_refused_by_both() -> None:
+    assert _sandbox_refuses(RenderSpec.model_validate(_base(imageCount=119, width=4096, height=4096)).canonical()) == []
+    over = _base(imageCount=120, width=4096, height=4096)
+    assert _sandbox_refuses(over) == ["TURNTABLE_TOO_LARGE"]
+    with pytest.raises(ValidationError, match="more than the platform renders"):
+        RenderSpec.model_validate(over)

@@ -8,18 +8,28 @@ Files beside the state (for ``state/renders.state.json``):
 
 A write is temp file → fsync → rename → fsync(dir): readers see the old or the new state,
 never half of one. A state that cannot be parsed is reported and left untouched. A torn
-last journal line (killed mid-append) was never acknowledged and is ignored; damage
-anywhere else is corruption.
+last journal line (killed mid-append) was never acknowledged and is ignored; so are lines
+whose serial the state already has (a write that died between its rename and removing the
+journal); damage anywhere else is corruption.
+
+Damage is reported with the file (and the line and column where JSON gives one), and a
+hint that offers only what exists: the backup if it is there and reads as a state, the
+version git has if the file is tracked and that version differs and reads as a state, and
+always moving the file aside.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import shlex
 import shutil
+import stat
+import subprocess
 import tempfile
 import uuid as uuidlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -29,7 +39,7 @@ from pydantic import ValidationError
 
 from reconciler._gc import gc_paused
 from reconciler.errors import LockNotFoundError, StateCorruptError, StateError, StateLockedError, StateVersionError
-from reconciler.state.model import FORMAT_VERSION, RECORD_ADAPTER, ProductRecord, State
+from reconciler.state.model import FORMAT_VERSION, RECORD_ADAPTER, RECORDS_ADAPTER, ProductRecord, State, is_product_uuid
 from reconciler.state.store import LockInfo
 
 
@@ -49,7 +59,7 @@ class FileStateStore:
     def read(self) -> State:
         with gc_paused():
             state = self._read_file()
-            for entry in self._journal_entries(state.lineage):
+            for entry in self._journal_entries(state.lineage, state.serial):
                 self._apply(state, entry)
         return state
 
@@ -62,7 +72,7 @@ class FileStateStore:
 
     def _read_file(self) -> State:
         try:
-            raw = self.path.read_bytes()
+            return _load(lambda: _read_regular(self.path), self.location)
         except FileNotFoundError:
             # No state yet: a first run that died before its first full write left only a
             # journal, whose lineage is the state's; otherwise an empty lineage, fixed at the
@@ -72,48 +82,47 @@ class FileStateStore:
             raise StateError(f"state path {self.location} is a directory",
                              hint="pass the state file itself, e.g. --state state/renders.state.json") from exc
         except OSError as exc:
-            raise StateCorruptError(self.location, f"cannot read it ({exc.strerror})") from exc
-        data = self._parse(raw)
-        del raw  # 100+ MB for a large catalogue: not kept while the records are built
-        try:
-            return _validate_consuming(data)
-        except ValidationError:
-            pass
-        # Invalid somewhere: validate the whole file again in one go, for the error of record.
-        try:
-            return State.model_validate(self._parse(self.path.read_bytes()))
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            raise StateCorruptError(self.location, f"{where}: {first['msg']} ({exc.error_count()} problem(s))") from exc
-        except OSError as exc:
-            raise StateCorruptError(self.location, f"cannot read it ({exc.strerror})") from exc
+            raise self._corrupt(f"cannot read it ({exc.strerror})") from exc
+        except _Damaged as exc:
+            raise self._corrupt(exc.problem) from exc.__cause__
 
-    def _parse(self, raw: bytes) -> dict[str, Any]:
-        try:
-            data = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise StateCorruptError(self.location, f"not valid JSON ({exc})") from exc
-        if not isinstance(data, dict):
-            raise StateCorruptError(self.location, "expected a JSON object at the top level")
-        version = data.get("format_version")
-        if isinstance(version, int) and version > FORMAT_VERSION:
-            raise StateVersionError(self.location, version, FORMAT_VERSION)
-        return data
+    def _corrupt(self, problem: str) -> StateCorruptError:
+        return StateCorruptError(self.location, problem, hint=self._recovery())
+
+    def _recovery(self) -> str:
+        """What the user can do, naming only what exists; each step, followed, gives a readable state."""
+        steps = []
+        backup = _readable(lambda: _read_regular(self.backup_path), str(self.backup_path))
+        if backup is not None:
+            steps.append(f"restore the previous state (serial {backup.serial}, before the last write) from its "
+                         f"backup: cp {_q(self.backup_path)} {_q(self.path)}")
+        committed = _git_version(self.path)
+        if committed is not None:
+            steps.append(f"restore the version in git (serial {committed.serial}): "
+                         f"git -C {_q(self.path.parent)} checkout -- {_q(self.path.name)}")
+        aside = [self.path] + ([self.journal_path] if self.journal_path.exists() else [])
+        moves = " && ".join(f"mv {_q(p)} {_q(str(p) + '.damaged')}" for p in aside)
+        steps.append(f"move it aside ({moves}): the next run starts from an empty state, and "
+                     "'reconciler import --all' records the renders the platform already holds without paying "
+                     "for them again")
+        return "the file was left untouched. To recover, " + "; or ".join(steps)
 
     def _journal_lineage(self) -> str | None:
         try:
             with self.journal_path.open("rb") as fh:
-                first = fh.readline()
+                first = fh.readline(1 << 20)
             return str(json.loads(first)["lineage"]) if first.endswith(b"\n") else None
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError, RecursionError):
             return None
 
-    def _journal_entries(self, lineage: str) -> Iterator[dict[str, Any]]:
+    def _journal_entries(self, lineage: str, serial: int) -> Iterator[dict[str, Any]]:
+        """The checkpoints after ``serial``, each checked; lines the state already has are skipped."""
         try:
-            lines = self.journal_path.read_bytes().split(b"\n")
+            lines = _read_regular(self.journal_path).split(b"\n")
         except FileNotFoundError:
             return
+        except _Damaged as exc:
+            raise self._journal_damaged(0, exc.problem) from None
         except OSError as exc:
             raise StateCorruptError(str(self.journal_path), f"cannot read it ({exc.strerror})") from exc
         complete = lines[:-1]  # a journal line is acknowledged only once its newline is on disk
@@ -121,22 +130,33 @@ class FileStateStore:
             try:
                 entry = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise self._journal_damaged(number, "not valid JSON") from exc
-            if not (isinstance(entry, dict) and isinstance(entry.get("serial"), int)
+                raise self._journal_damaged(number, f"is not valid JSON (column {exc.colno}: {exc.msg})") from exc
+            except (ValueError, RecursionError) as exc:  # not UTF-8, a 5,000-digit number, nested 1,000 deep
+                raise self._journal_damaged(number, "is not valid JSON") from exc
+            if not (isinstance(entry, dict) and type(entry.get("serial")) is int
                     and isinstance(entry.get("product"), str) and isinstance(entry.get("record"), (dict, type(None)))):
-                raise self._journal_damaged(number, "not a checkpoint (needs serial, product and record)")
+                raise self._journal_damaged(number, "is not a checkpoint (needs serial, product and record)")
             if entry.get("lineage") != lineage:
-                raise self._journal_damaged(number, f"belongs to another state (lineage {entry.get('lineage')})")
+                raise self._journal_damaged(number, f"belongs to another state (lineage {_short(entry.get('lineage'))})")
+            if entry["serial"] <= serial:
+                continue  # folded into the state by a write that died before removing the journal
+            if entry["serial"] != serial + 1:
+                raise self._journal_damaged(number, f"has serial {entry['serial']} where {serial + 1} is next: "
+                                                    "a checkpoint is missing")
+            if not is_product_uuid(entry["product"]):
+                raise self._journal_damaged(number, f"is not a checkpoint: {_short(entry['product'])} is not a "
+                                                    "product uuid")
+            serial = entry["serial"]
             entry["line"] = number
             yield entry
 
     def _journal_damaged(self, number: int, problem: str) -> StateCorruptError:
+        aside = f"mv {_q(self.journal_path)} {_q(str(self.journal_path) + '.damaged')}"
         return StateCorruptError(
-            str(self.journal_path), f"line {number} is {problem}" if not problem.startswith("belongs")
-            else f"line {number} {problem}",
+            str(self.journal_path), f"line {number} {problem}" if number else problem,
             hint=(f"the journal holds the checkpoints of an interrupted apply; the state file {self.location} "
-                  "was not changed. Move the journal aside to start from the last complete state (renders "
-                  "it recorded as in flight will then be planned again)"))
+                  f"was not changed. Move the journal aside ({aside}) to start from the last complete state "
+                  "(renders it recorded as in flight will then be planned again)"))
 
     def _apply(self, state: State, entry: dict[str, Any]) -> None:
         record = entry["record"]
@@ -146,12 +166,14 @@ class FileStateStore:
             try:
                 state.products[entry["product"]] = RECORD_ADAPTER.validate_python(record)
             except ValidationError as exc:
-                raise self._journal_damaged(entry["line"], f"an invalid record for {entry['product']}") from exc
+                raise self._journal_damaged(entry["line"], f"is an invalid record for {entry['product']}: "
+                                                           f"{_validation_problem(exc)}") from exc
         state.serial = entry["serial"]
 
     # -- writing -------------------------------------------------------------------------
     def checkpoint(self, state: State, product: str, record: ProductRecord | None) -> None:
         self._require_lock()
+        _require_uuids([product], self.location)
         _ensure_lineage(state)
         state.serial += 1
         if record is None:
@@ -172,6 +194,7 @@ class FileStateStore:
     def write(self, state: State, *, bump: bool = True) -> None:
         """Atomic replace. ``bump=False`` only to fold a journal: content unchanged, serial kept."""
         self._require_lock()
+        _require_uuids(state.products, self.location)
         _ensure_lineage(state)
         if bump:
             state.serial += 1
@@ -252,17 +275,140 @@ class FileStateStore:
             raise StateError(f"internal error: write to {self.location} without holding its lock")
 
 
+class _Damaged(Exception):
+    """Why some bytes are not a state; the store adds the file's name and the recovery hint."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(problem)
+        self.problem = problem
+
+
+def _read_regular(path: Path) -> bytes:
+    """The bytes of a regular file. Opened without blocking and checked before reading: a FIFO
+    would wait for a writer forever, a symlink to /dev/zero would never end."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+        if not stat.S_ISREG(info.st_mode):
+            raise _Damaged("it is not a regular file (a FIFO, a device or a socket)")
+        with os.fdopen(os.dup(fd), "rb") as fh:
+            return fh.read()
+    finally:
+        os.close(fd)
+
+
+def _load(read: Callable[[], bytes], location: str) -> State:
+    """Parse and validate a state; ``read`` is called again only to report an invalid one, so
+    the bytes of a large state are not held while its records are built."""
+    data = _parse(read(), location)
+    try:
+        return _validate_consuming(data)
+    except ValidationError:
+        pass
+    del data
+    # Invalid somewhere: validate the whole file again in one go, for the error of record.
+    try:
+        return State.model_validate(_parse(read(), location))
+    except ValidationError as exc:
+        raise _Damaged(_validation_problem(exc)) from exc
+
+
+def _parse(raw: bytes, location: str) -> dict[str, Any]:
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise _Damaged(f"not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from exc
+    except UnicodeDecodeError as exc:
+        at = exc.start
+        line, column = raw.count(b"\n", 0, at) + 1, at - raw.rfind(b"\n", 0, at)
+        raise _Damaged(f"not valid JSON at line {line}, column {column}: byte 0x{raw[at]:02X} is not "
+                       "UTF-8") from exc
+    except ValueError as exc:  # a number of more than 4,300 digits (Python's limit for int())
+        raise _Damaged(f"not a state: {str(exc).split(';')[0]}") from exc
+    except RecursionError:
+        # json's C parser stops near 1,000 levels; a state is 6 deep.
+        raise _Damaged("not a state: JSON nested about 1,000 levels deep (a state is 6 levels deep)") from None
+    if not isinstance(data, dict):
+        raise _Damaged("expected a JSON object at the top level")
+    version = data.get("format_version")
+    if type(version) is int and version > FORMAT_VERSION:
+        raise StateVersionError(location, version, FORMAT_VERSION)
+    return data
+
+
+def _validation_problem(exc: ValidationError) -> str:
+    """The first problem of a validation error, by its place in the file, and how many there are."""
+    first = exc.errors()[0]
+    loc = list(first["loc"])
+    count = exc.error_count()
+    more = f" ({count} problems)" if count > 1 else ""
+    if loc[-1:] == ["[key]"] and loc[:1] == ["products"]:
+        key = str(loc[-2])
+        key = key if key.isprintable() and len(key) <= 60 else _short(key)
+        return f"products.{key}: the key is not a product uuid (8-4-4-4-12 hex digits, lower case){more}"
+    where = ".".join(str(p) for p in loc)
+    got = first.get("input")
+    shown = f", got {_short(got)}" if first["type"] not in ("missing", "extra_forbidden") and not isinstance(
+        got, (dict, list)) else ""
+    return f"{where}: {first['msg']}{shown}{more}"
+
+
+def _readable(read: Callable[[], bytes], location: str) -> State | None:
+    try:
+        return _load(read, location)
+    except (OSError, _Damaged, StateVersionError, ValueError):
+        return None
+
+
+def _git_version(path: Path) -> State | None:
+    """The state git would restore with ``git checkout -- path`` (the index's version), if the
+    file is tracked, that version differs from the file, and it reads as a state."""
+    try:
+        shown = subprocess.run(["git", "show", f":./{path.name}"], cwd=path.parent, capture_output=True,
+                               timeout=30, check=False)
+        current = path.read_bytes() if path.is_file() else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if shown.returncode != 0 or shown.stdout == current:
+        return None
+    return _readable(lambda: shown.stdout, str(path))
+
+
+def _q(path: Path | str) -> str:
+    return shlex.quote(str(path))
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:60] + "…"
+
+
 def _validate_consuming(data: dict[str, Any]) -> State:
-    """``State.model_validate(data)``, record by record, dropping each parsed record as soon as
-    it is validated: the peak holds the parsed JSON or the models, not both."""
+    """``State.model_validate(data)``, a chunk of records at a time, dropping each chunk of parsed
+    records as soon as it is validated: the peak holds the parsed JSON or the models, not both
+    (one call per chunk, not per record, keeps pydantic's per-call cost small)."""
     products = data.get("products")
     if not isinstance(products, dict):
         return State.model_validate(data)
     state = State.model_validate({**data, "products": {}})
     records = state.products
-    for uuid in list(products):
-        records[uuid] = RECORD_ADAPTER.validate_python(products.pop(uuid))
+    keys = list(products)
+    for start in range(0, len(keys), _CHUNK):
+        chunk = {key: products.pop(key) for key in keys[start:start + _CHUNK]}
+        records.update(RECORDS_ADAPTER.validate_python(chunk))
     return state
+
+
+_CHUNK = 1000
+
+
+def _require_uuids(keys: Iterable[str], location: str) -> None:
+    """Never write what could not be read back: every product key a canonical uuid."""
+    bad = next((k for k in keys if not is_product_uuid(k)), None)
+    if bad is not None:
+        raise StateError(f"internal error: refusing to record {_short(bad)} in {location}: not a product uuid")
 
 
 def _ensure_lineage(state: State) -> None:

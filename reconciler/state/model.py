@@ -5,19 +5,75 @@ Invariants: ``lineage`` is fixed when a state is created and identifies it acros
 saved plan can tell whether the state moved under it. Products are kept in uuid order so
 the JSON diffs small in git. Only the platform's own identifiers and our hashes are kept:
 never tokens, signed URLs or secrets.
+
+A state file may be damaged or edited by hand, so what it holds is typed all the way down:
+product keys are canonical uuids, ``format_version`` and ``serial`` are whole numbers (a
+``"1"`` is refused, not read as 1), and a recorded spec has the render spec's shape, two
+levels deep. Nothing the planner or the writer walks can be nested deeper or be of a type
+they do not expect.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from enum import Enum
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, with_config
+from typing_extensions import TypedDict
 
 FORMAT_VERSION = 1
 
 _MODEL = ConfigDict(extra="forbid")
+
+_UUID = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+ProductUuid = Annotated[str, StringConstraints(pattern=f"^{_UUID}$")]
+"""A product's key: its VNTANA uuid, in lower case (as the loader normalises manifests)."""
+
+_IS_UUID = re.compile(_UUID)
+
+
+def is_product_uuid(text: object) -> bool:
+    """Whether ``text`` is a canonical product key."""
+    return isinstance(text, str) and _IS_UUID.fullmatch(text) is not None
+
+
+Count = Annotated[int, Field(ge=0, strict=True)]
+"""A whole number from JSON: ``true``, ``1.0`` and ``"1"`` are refused, not converted."""
+
+# The shape of a resolved render spec (spec.RenderSpec.canonical()), without its bounds:
+# bounds change with releases, and a record made under older ones must stay readable. A
+# TypedDict validates in pydantic's core, about as fast as ``dict[str, Any]``; a test
+# checks its keys against RenderSpec's fields.
+_SPEC_SHAPE = ConfigDict(strict=True, extra="forbid")
+
+
+@with_config(_SPEC_SHAPE)
+class _RecordedTurntable(TypedDict, total=False):
+    includeGif: bool
+    imageCount: int
+    frameRate: int
+    width: int
+    height: int
+    background: str | None
+    transparentBackground: bool
+
+
+@with_config(_SPEC_SHAPE)
+class _RecordedSpec(TypedDict, total=False):
+    imageWidth: int
+    imageHeight: int
+    imageFormat: str
+    imageBackground: str | None
+    transparentBackground: bool
+    turntable: _RecordedTurntable
+
+
+if TYPE_CHECKING:  # callers pass RenderSpec.canonical(): a plain dict
+    RecordedSpec = dict[str, Any]
+else:
+    RecordedSpec = _RecordedSpec
 
 
 class Status(str, Enum):
@@ -54,7 +110,7 @@ class Attachment(BaseModel):
     uuid: str
     name: str
     sha256: str
-    size: int
+    size: Count
     content_type: str
 
 
@@ -75,7 +131,7 @@ class PastRender(BaseModel):
     model_config = _MODEL
 
     spec_hash: str
-    spec: dict[str, Any] = Field(default_factory=dict)
+    spec: RecordedSpec = Field(default_factory=dict)
     recorded_at: str
     attachments: list[Attachment] = Field(default_factory=list)
 
@@ -87,7 +143,7 @@ class ProductRecord(BaseModel):
     model_config = _MODEL
 
     name: str | None = None
-    spec: dict[str, Any]
+    spec: RecordedSpec
     spec_hash: str
     status: Status
     request: RenderRequest | None = None
@@ -110,10 +166,10 @@ class ProductRecord(BaseModel):
 class State(BaseModel):
     model_config = _MODEL
 
-    format_version: int = FORMAT_VERSION
-    serial: int = 0
+    format_version: Annotated[int, Field(ge=1, strict=True)] = FORMAT_VERSION
+    serial: Count = 0
     lineage: str
-    products: dict[str, ProductRecord] = Field(default_factory=dict)
+    products: dict[ProductUuid, ProductRecord] = Field(default_factory=dict)
 
     def to_json(self) -> str:
         data = self.model_dump(mode="json")
@@ -122,3 +178,4 @@ class State(BaseModel):
 
 
 RECORD_ADAPTER: TypeAdapter[ProductRecord] = TypeAdapter(ProductRecord)
+RECORDS_ADAPTER: TypeAdapter[dict[str, ProductRecord]] = TypeAdapter(dict[ProductUuid, ProductRecord])

@@ -152,7 +152,8 @@ def test_a_reader_sees_the_old_or_the_new_state_never_half(store: FileStateStore
     (b"\xff\xfe garbage", "not valid JSON"),
     (b"[1, 2, 3]", "expected a JSON object at the top level"),
     (b'{"format_version": 1, "serial": "three", "lineage": "x"}', "serial: "),
-    (b'{"format_version": 1, "serial": 1, "lineage": "x", "products": {"a": {"spec": {}}}}', "products.a."),
+    (b'{"format_version": 1, "serial": 1, "lineage": "x", "products": {"a": {"spec": {}}}}',
+     "products.a: the key is not a product uuid"),
     (b'{"format_version": 1, "serial": 1, "lineage": "x", "surprise": true}', "surprise: "),
 ])
 def test_corrupt_state_is_an_error_and_is_never_overwritten(store: FileStateStore, content: bytes,
@@ -163,7 +164,9 @@ def test_corrupt_state_is_an_error_and_is_never_overwritten(store: FileStateStor
         store.read()
     assert str(info.value).startswith(f"state file {store.path} is unreadable: ")
     assert problem in str(info.value)
-    assert info.value.hint is not None and f"{store.path}.backup" in info.value.hint
+    # No backup exists and the file is not in git: the hint offers neither.
+    assert info.value.hint is not None and ".backup" not in info.value.hint and "git" not in info.value.hint
+    assert f"mv {store.path} {store.path}.damaged" in info.value.hint
     with pytest.raises(StateCorruptError), store.lock("apply"):
         store.fold()  # what a writing command does first
     assert store.path.read_bytes() == content
