@@ -82,7 +82,7 @@ def run_plan(req: ApplyRequest) -> Plan:
         return _plan(req, store, state, None, desired)
     with ExitStack() as stack:
         client = _client(req, stack)
-        return _plan(req, store, state, _observe(req, client, state), desired)
+        return _plan(req, store, state, _observe(req, client, state, desired), desired)
 
 
 def run_apply(req: ApplyRequest) -> None:
@@ -104,11 +104,12 @@ def run_apply(req: ApplyRequest) -> None:
                 if plan.limits_tripped and not (plan.allow_large or req.allow_large):
                     raise LargeChangeError(plan.limits_tripped)
             else:
-                observed = _observe(req, client, state) if req.refresh or req.refresh_only else None
+                desired = load_desired(req.manifests)
+                observed = _observe(req, client, state, desired) if req.refresh or req.refresh_only else None
                 if req.refresh_only:
                     _accept(req, client, store, state, observed)
                     return
-                plan = _plan(req, store, state, observed)
+                plan = _plan(req, store, state, observed, desired)
             _show(plan, req)
             if plan.refused:
                 raise LargeChangeError(plan.limits_tripped)
@@ -139,10 +140,14 @@ def _limits(req: ApplyRequest) -> Limits:
     return Limits(rerender_share=req.max_rerender_share, rerender_floor=0, max_deletes=req.max_deletes)
 
 
-def _observe(req: ApplyRequest, client: Any, state: State) -> Observed:
+def _observe(req: ApplyRequest, client: Any, state: State, desired: Desired | None = None) -> Observed:
+    """What the platform holds for every rendered product in the state and, with ``desired``,
+    for the products about to be rendered for the first time (renders made elsewhere?)."""
     from reconciler.refresh import observe
 
-    return observe(client, state, verify=req.verify, parallelism=req.parallelism)
+    new = [u for u in desired.products if u not in state.products] if desired is not None and not req.refresh_only \
+        else []
+    return observe(client, state, verify=req.verify, parallelism=req.parallelism, also=new)
 
 
 def _client(req: ApplyRequest, stack: ExitStack) -> Any:
@@ -166,7 +171,9 @@ def client_settings(req: ApplyRequest) -> Iterator[ClientSettings]:
     with EmbeddedSandbox(data_dir=req.sandbox_dir, config=SandboxConfig()) as sb:
         if req.fmt == "text":
             click.echo(f"Embedded VNTANA sandbox at {sb.url} (data in {req.sandbox_dir}).", err=True)
-        yield ClientSettings(api_url=sb.url, token=SecretStr(sb.access_token), organization_uuid=sb.organization_uuid)
+        extra = {k: v for k, v in req.flags.items() if k == "download_route" and v is not None}
+        yield ClientSettings(api_url=sb.url, token=SecretStr(sb.access_token), organization_uuid=sb.organization_uuid,
+                             **extra)
 
 
 def _show(plan: Plan, req: ApplyRequest) -> None:
@@ -200,6 +207,8 @@ def _execute(plan: Plan, store: FileStateStore, state: State, client: Any, req: 
     report = executor.run(plan)
     hooks.on_event(executor.finish(client.stats.snapshot().as_dict()))
     _kept(req, state, report.rendered, list(report.failed))
+    if board is not None and req.fmt == "text":
+        click.echo(f"Webhook deliveries: {board.accepted} accepted, {board.refused} refused.", err=True)
     if report.failed:
         raise ApplyFailedError(f"{len(report.failed)} product(s) failed; run 'reconciler plan' to see them "
                                "as retries")

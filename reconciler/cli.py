@@ -40,6 +40,7 @@ SANDBOX_STATE = Path("state/sandbox.state.json")
 LAZY_COMMANDS = {"sandbox": ("reconciler.sandbox.command", "sandbox_command"),
                  "state": ("reconciler.state_commands", "state_group"),
                  "import": ("reconciler.importer", "import_command"),
+                 "doctor": ("reconciler.doctor", "doctor_command"),
                  "gallery": ("reconciler.gallery.command", "gallery_command"),
                  "github": ("reconciler.github.command", "github_group"),
                  "fmt": ("reconciler.formatting", "fmt_command")}
@@ -183,6 +184,9 @@ def api_options(f: F) -> F:
         click.option("--workspace", "client_uuid", help="Workspace (\"client\") uuid (env VNTANA_CLIENT_UUID)."),
         click.option("--config", "config_path", type=click.Path(path_type=Path, exists=True, dir_okay=False),
                      help="Config file (default: ./reconciler.yaml if present)."),
+        click.option("--download-route", type=click.Choice(["auto", "comments", "signed-url"]), default=None,
+                     help="How renders are downloaded (env VNTANA_DOWNLOAD_ROUTE; default auto: the first route "
+                          "that works; 'reconciler doctor' finds it)."),
         click.option("--verbose", "-v", is_flag=True, help="Log every API request (tokens and signatures redacted)."),
     ]):
         f = decorator(f)
@@ -199,7 +203,7 @@ def _request(kw: dict[str, Any], **extra: Any) -> ApplyRequest:
             raise ReconcilerError(f"--sandbox chooses the platform itself; it cannot be combined with "
                                   f"{', '.join(clash)}")
     state_path = kw.pop("state_path", None) or (SANDBOX_STATE if sandbox else DEFAULT_STATE)
-    flags = {k: kw.pop(k) for k in ("api_url", "organization_uuid", "client_uuid")}
+    flags = {k: kw.pop(k) for k in ("api_url", "organization_uuid", "client_uuid", "download_route")}
     manifests = _paths(kw.pop("manifests"))
     sandbox_dir = kw.pop("sandbox_dir")
     no_color = kw.pop("no_color", False)

@@ -66,6 +66,10 @@ class Pruned(Event):
     product: str
     name: str | None
     deleted: bool
+    deleted_files: list[str] = field(default_factory=list)
+    """With ``--prune=delete``: the files deleted (the reconciler's own renders only)."""
+    left_alone: list[str] = field(default_factory=list)
+    """With ``--prune=delete``: every other file on the product, which was not touched."""
 
 
 @dataclass(frozen=True)

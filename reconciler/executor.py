@@ -9,6 +9,15 @@ next plan resumes (waits for) rather than triggers, so no spec is paid for twice
 whose trigger may never have been sent (killed between 1 and the request) is waited for and,
 if nothing arrives within the timeout, marked failed for an explicit retry.
 
+Never touch what the reconciler did not make (reconciler.observed decides what it made):
+  * ``--prune=delete`` deletes only the files whose uuid the state records for the product and
+    whose entityType, as the platform returns it, is RENDER or TURNTABLE; the run lists every
+    other file on the product as left alone;
+  * just before a batch is triggered, each product's files are listed once more: a product
+    holding render files the reconciler did not make is not triggered (a trigger may replace
+    them) unless the plan names it in ``--replace``. That guards saved and offline plans, and
+    the listing tells the wait which files were there before the trigger.
+
 The caller holds the state lock for the whole run. Worker threads share one client (and so
 one rate limiter) and serialise their checkpoints through ``self._mutex``.
 """
@@ -22,7 +31,7 @@ import time
 import uuid as uuidlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
@@ -44,6 +53,7 @@ from reconciler.events import (
     Waiting,
 )
 from reconciler.fetch import fetch, safe_name
+from reconciler.observed import CREATED_SLACK, describe, foreign_renders, is_render, recorded_uuids
 from reconciler.plan import Action, ActionKind, Batch, Plan
 from reconciler.state import (
     Attachment,
@@ -59,14 +69,9 @@ from reconciler.state.model import AttachmentKind, attachment_kind
 if TYPE_CHECKING:  # the receiver pulls in an ASGI server; only its type is needed here
     from reconciler.webhooks import EventBoard
 
-# Attachment ``created`` times are whole seconds on the platform; allow for that rounding
-# and a little clock skew between the API front end and the render workers.
-CREATED_SLACK = timedelta(seconds=2)
-
-
 class Client(Protocol):
     def trigger_renders(self, product_uuids: list[str], spec: dict[str, Any]) -> Any: ...
-    def search_attachments(self, product_uuid: str, entity_type: str) -> list[Any]: ...
+    def list_attachments(self, product_uuid: str, entity_type: str | None = None) -> list[Any]: ...
     def download(self, attachment: Any, store_type: str, sink: BinaryIO | None = None) -> Any: ...
     def delete_attachment(self, product_uuid: str, uuid: str) -> None: ...
 
@@ -142,6 +147,7 @@ class Executor:
         self.report = ApplyReport()
         self._mutex = threading.Lock()
         self._specs: dict[str, dict[str, Any]] = {}  # spec hash → spec being rendered
+        self._before: dict[str, set[str]] = {}  # product → uuids of its files just before our trigger
 
     # -- checkpoints ---------------------------------------------------------------------
     def _checkpoint(self, product: str, record: ProductRecord) -> None:
@@ -197,25 +203,36 @@ class Executor:
             rec = self._record(a.product)
             if rec is None:
                 continue
+            deleted: list[str] = []
+            kept: list[str] = []
             if a.kind is ActionKind.DELETE:
-                problem = self._delete_renders(a.product)
+                problem = self._delete_renders(a.product, rec, deleted, kept)
                 if problem:
                     self._fail(a.product, f"could not delete its renders ({problem}); kept in the state")
                     continue
             with self._mutex:
                 self.store.checkpoint(self.state, a.product, None)
-            self.hooks.on_event(Pruned(a.product, rec.name, deleted=a.kind is ActionKind.DELETE))
+            self.hooks.on_event(Pruned(a.product, rec.name, deleted=a.kind is ActionKind.DELETE,
+                                       deleted_files=deleted, left_alone=kept))
 
-    def _delete_renders(self, product: str) -> str | None:
-        """Delete every RENDER and TURNTABLE attachment the platform lists; why not, or None."""
+    def _delete_renders(self, product: str, rec: ProductRecord, deleted: list[str], kept: list[str]) -> str | None:
+        """Delete the product's files that the reconciler made; why not, or None.
+
+        Deleted: the files whose uuid the state records and whose entityType, as listed now, is
+        RENDER or TURNTABLE. Everything else is appended to ``kept``: the server may ignore the
+        entityType filter, and a PDF or a QR code on the product is not ours to delete."""
+        ours = recorded_uuids(rec)
         try:
-            for entity_type in ("RENDER", "TURNTABLE"):
-                for att in self.client.search_attachments(product, entity_type):
-                    try:
-                        self.client.delete_attachment(product, att.uuid)
-                    except PermanentApiError as exc:
-                        if exc.status != 404:  # already gone is what we wanted
-                            raise
+            for att in self.client.list_attachments(product):
+                if att.uuid not in ours or not is_render(att.entity_type):
+                    kept.append(describe(att))
+                    continue
+                try:
+                    self.client.delete_attachment(product, att.uuid)
+                except PermanentApiError as exc:
+                    if exc.status != 404:  # already gone is what we wanted
+                        raise
+                deleted.append(describe(att))
         except PermanentApiError as exc:
             if exc.status == 404 and "PRODUCT_NOT_FOUND" in exc.codes:
                 return None  # the product itself is gone: nothing left to delete
@@ -224,10 +241,50 @@ class Executor:
             return exc.message
         return None
 
+    def _preflight(self, batch: Batch, actions: dict[str, Action]) -> list[str]:
+        """The products of ``batch`` that may be triggered now; the others are reported, untouched.
+
+        Lists each product's files (in parallel): render files the reconciler did not make
+        stop the trigger unless the plan says ``--replace``; the listing is kept so that the
+        wait does not take a file that was there before the trigger for a result."""
+
+        def check(product: str) -> str | None:
+            try:
+                listed = self.client.list_attachments(product)
+            except PermanentApiError as exc:
+                if exc.status == 404 and "PRODUCT_NOT_FOUND" in exc.codes:
+                    return None  # nothing there to protect; the trigger reports the product
+                return f"not triggered: could not list its files first ({exc.message})"
+            except ApiError as exc:
+                return f"not triggered: could not list its files first ({exc.message})"
+            with self._mutex:
+                self._before[product] = {a.uuid for a in listed}
+            foreign = foreign_renders(listed, self._record(product))
+            if not foreign or actions[product].force:
+                return None
+            names = ", ".join(describe(f) for f in foreign)
+            return (f"not triggered: its Renders tab holds {len(foreign)} file(s) the reconciler did not make "
+                    f"({names}), which a trigger may replace; 'reconciler plan --refresh' shows them, and "
+                    f"--replace {product} renders over them")
+
+        with ThreadPoolExecutor(max_workers=min(self.options.parallelism, len(batch.products)),
+                                thread_name_prefix="preflight") as pool:
+            verdicts = list(pool.map(check, batch.products))
+        ready = []
+        for product, refusal in zip(batch.products, verdicts):
+            if refusal is None:
+                ready.append(product)
+            else:
+                self._unfinished(product, actions[product].name, refusal)
+        return ready
+
     def _trigger(self, batch: Batch, actions: dict[str, Action]) -> list[str]:
+        products = self._preflight(batch, actions)
+        if not products:
+            return []
         request_id = str(uuidlib.uuid4())
         now = utcnow()
-        for product in batch.products:
+        for product in products:
             action = actions[product]
             previous = self._record(product)
             base = previous or ProductRecord(name=action.name, spec=batch.spec, spec_hash=batch.spec_hash,
@@ -240,16 +297,16 @@ class Executor:
                 self.options.board.clear(product)
         failpoint("after-write-ahead")
         try:
-            result = self.client.trigger_renders(list(batch.products), dict(batch.spec))
+            result = self.client.trigger_renders(list(products), dict(batch.spec))
         except PermanentApiError as exc:
-            for product in batch.products:
+            for product in products:
                 self._fail(product, "trigger refused: " + (", ".join(exc.codes) or exc.message))
             return []
         except ApiError:
             # The platform may or may not have accepted it: wait for results rather than pay twice.
-            return list(batch.products)
+            return list(products)
         accepted_at = result.triggered_at.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
-        for product in batch.products:
+        for product in products:
             if product in result.errors:
                 self._fail(product, result.errors[product])
                 continue
@@ -259,7 +316,7 @@ class Executor:
                 "status": Status.IN_FLIGHT, "updated_at": utcnow(),
                 "request": rec.request.model_copy(update={"accepted_at": accepted_at})}))
         failpoint("after-trigger")
-        accepted = [p for p in batch.products if p not in result.errors]
+        accepted = [p for p in products if p not in result.errors]
         self.hooks.on_event(Triggered(batch.index, request_id, accepted, dict(result.errors)))
         return accepted
 
@@ -300,38 +357,43 @@ class Executor:
 
     # -- waiting -------------------------------------------------------------------------
     def _wait_for_results(self, product: str, rec: ProductRecord) -> list[tuple[str, Any]] | str:
-        """Poll until the new still, MP4 (and GIF if asked) are all there; else why not."""
+        """Poll until the new still, MP4 (and GIF if asked) are all there; else why not.
+
+        One unfiltered search per poll serves both RENDER and TURNTABLE; entries are told
+        apart by the entityType each carries. New means: not recorded, not present before the
+        trigger (when this run sent it), and created at or after the trigger."""
         assert rec.request is not None
         since = _parse_time(rec.request.accepted_at or rec.request.requested_at) - CREATED_SLACK
-        old = {a.uuid for a in rec.attachments}
+        with self._mutex:
+            old = {a.uuid for a in rec.attachments} | self._before.get(product, set())
         want_gif = bool(self._spec_for(rec).get("turntable", {}).get("includeGif"))
         deadline = time.monotonic() + self.options.product_timeout
+        board = self.options.board
         while True:
-            # The turntable job is the slow one: look for the still only once it is done,
-            # which halves the searches while a product renders.
-            turns = self._new(product, "TURNTABLE", old, since)
-            mp4 = [a for a in turns if _kind_of(a) == "turntable"]
-            gif = [a for a in turns if _kind_of(a) == "gif"]
-            stills = self._new(product, "RENDER", old, since) if mp4 and (gif or not want_gif) else []
+            mark = board.seen(product) if board else 0  # an event during the search wakes the wait
+            new = self._new(product, old, since)
+            stills = [a for a in new if _kind_of(a) == "still"]
+            mp4 = [a for a in new if _kind_of(a) == "turntable"]
+            gif = [a for a in new if _kind_of(a) == "gif"]
             if stills and mp4 and (gif or not want_gif):
                 found = [("RENDER", stills[-1]), ("TURNTABLE", mp4[-1])]
                 if want_gif:
                     found.append(("TURNTABLE", gif[-1]))
                 return found
-            board = self.options.board
             failure = board.failure(product) if board else None
             if failure:
                 return failure
             if time.monotonic() >= deadline:
                 return f"no results within {self.options.product_timeout:g} s"
             if board:
-                board.wait(product, self.options.poll_interval)
+                board.wait(product, self.options.poll_interval, since=mark)
             else:
                 time.sleep(self.options.poll_interval)
 
-    def _new(self, product: str, entity_type: str, old: set[str], since: datetime) -> list[Any]:
-        found = [a for a in self.client.search_attachments(product, entity_type)
-                 if a.uuid not in old and (a.created is None or _aware(a.created) >= since)]
+    def _new(self, product: str, old: set[str], since: datetime) -> list[Any]:
+        found = [a for a in self.client.list_attachments(product)
+                 if is_render(a.entity_type) and a.uuid not in old
+                 and (a.created is None or _aware(a.created) >= since)]
         return sorted(found, key=lambda a: (_aware(a.created) if a.created else since, a.uuid))
 
     # -- downloading ---------------------------------------------------------------------

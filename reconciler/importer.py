@@ -191,9 +191,13 @@ def examine(client: Any, want: ProductSpec, download_dir: Path | None = None) ->
 
 def _examine(client: Any, want: ProductSpec, download_dir: Path | None) -> ProductImport:
     result = ProductImport(want.uuid, want.name, Outcome.NO_RENDERS)
-    turntables = client.search_attachments(want.uuid, "TURNTABLE")
+    # One search serves stills and turntables: entries are told apart by the entityType they
+    # carry (the server may ignore the filter), and anything else on the product is ignored.
+    listed = client.list_attachments(want.uuid)
+    stills = [a for a in listed if (a.entity_type or "").upper() == "RENDER"]
+    turntables = [a for a in listed if (a.entity_type or "").upper() == "TURNTABLE"]
     found = {
-        "still": ("RENDER", _newest(client.search_attachments(want.uuid, "RENDER"))),
+        "still": ("RENDER", _newest(stills)),
         "turntable": ("TURNTABLE", _newest([a for a in turntables if not _is_gif(a)])),
         "gif": ("TURNTABLE", _newest([a for a in turntables if _is_gif(a)])),
     }
@@ -345,12 +349,14 @@ def _v(value: Any) -> str:
 @click.option("--workspace", "client_uuid", help="Workspace (\"client\") uuid (env VNTANA_CLIENT_UUID).")
 @click.option("--config", "config_path", type=click.Path(path_type=Path, exists=True, dir_okay=False),
               help="Config file (default: ./reconciler.yaml if present).")
+@click.option("--download-route", type=click.Choice(["auto", "comments", "signed-url"]), default=None,
+              help="How renders are downloaded (env VNTANA_DOWNLOAD_ROUTE; default auto).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def import_command(products: tuple[str, ...], all_products: bool, manifests: tuple[Path, ...],
                    state_path: Path | None, lock_timeout: float, force: bool, parallelism: int,
                    download_dir: Path | None, sandbox: bool, sandbox_dir: Path, api_url: str | None,
                    organization_uuid: str | None, client_uuid: str | None, config_path: Path | None,
-                   fmt: str) -> None:
+                   download_route: str | None, fmt: str) -> None:
     """Adopt renders already on the platform: infer their spec from the files, record them, trigger nothing."""
     if all_products == bool(products):
         raise ReconcilerError("name the products to import, or pass --all (not both)",
@@ -359,6 +365,7 @@ def import_command(products: tuple[str, ...], all_products: bool, manifests: tup
         products=products, all_products=all_products, manifests=list(manifests) or [Path("manifests")],
         state_path=state_path or (SANDBOX_STATE if sandbox else DEFAULT_STATE), lock_timeout=lock_timeout,
         force=force, parallelism=parallelism, download_dir=download_dir, sandbox_dir=sandbox_dir if sandbox else None,
-        flags={"api_url": api_url, "organization_uuid": organization_uuid, "client_uuid": client_uuid},
+        flags={"api_url": api_url, "organization_uuid": organization_uuid, "client_uuid": client_uuid,
+               "download_route": download_route},
         config_path=config_path, fmt=fmt,
     ))

@@ -34,7 +34,8 @@ class ActionKind(str, Enum):
     DELETE = "delete"
     """An orphan pruned with ``--prune=delete``: its renders are deleted on the platform too."""
     BLOCKED = "blocked"
-    """Would re-render or prune, but the product is protected: nothing happens."""
+    """Would re-render or prune, but the product is protected, or holds render files the
+    reconciler did not make that a trigger may replace: nothing happens."""
     NOOP = "noop"
     """State matches the manifests."""
 
@@ -55,6 +56,9 @@ class Reason(str, Enum):
     """Someone re-rendered outside the reconciler: the platform holds new attachments."""
     CONTENT_CHANGED = "content_changed"
     """The bytes on the platform no longer match the recorded sha256 (``--verify``)."""
+    FOREIGN_FILES = "foreign_files"
+    """The product's Renders tab holds files the reconciler did not make (a hand upload, a
+    render from VNTANA's web app) beside its own, which are intact: left alone."""
     NOT_IN_MANIFESTS = "not_in_manifests"
     UNCHANGED = "unchanged"
 
@@ -67,7 +71,7 @@ class Reason(str, Enum):
 _CATEGORY = {
     Reason.NEW: "new", Reason.SPEC_CHANGED: "spec", Reason.FAILED_BEFORE: "failed", Reason.IN_FLIGHT: "in_flight",
     Reason.FORCED: "forced", Reason.REMOTE_MISSING: "drift", Reason.REMOTE_REPLACED: "drift",
-    Reason.CONTENT_CHANGED: "drift", Reason.NOT_IN_MANIFESTS: "orphan", Reason.UNCHANGED: "none",
+    Reason.CONTENT_CHANGED: "drift", Reason.FOREIGN_FILES: "drift", Reason.NOT_IN_MANIFESTS: "orphan", Reason.UNCHANGED: "none",
 }
 CATEGORIES = ("new", "spec", "failed", "in_flight", "forced", "drift", "orphan")
 
@@ -96,14 +100,20 @@ class Action:
     batch: int | None = None
     protect: bool | None = None
     """The manifests' ``protect`` for the product (None for orphans)."""
+    keeps: list[str] = field(default_factory=list)
+    """Files on the product the reconciler did not make, which this action leaves alone."""
+    force: bool = False
+    """Named in ``--replace``: trigger even over render files the reconciler did not make."""
 
     def effect(self) -> str:
-        """In product terms: what the trigger replaces and deletes on the platform."""
+        """In product terms: what the action replaces, deletes and leaves alone on the platform."""
         parts = []
         if self.replaces:
             parts.append("replaces " + _and(self.replaces))
         if self.deletes:
             parts.append("deletes " + _and(self.deletes))
+        if self.keeps:
+            parts.append("leaves alone " + _and(self.keeps))
         return "; ".join(parts)
 
 

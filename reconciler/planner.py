@@ -11,7 +11,14 @@ Pure: no I/O, clock or environment. Decisions, per product:
   recorded, not in manifests                         → orphan, or forget/delete with ``prune``
   protected, and any of the above would replace or
   delete its renders                                 → blocked
+  ``observed`` shows render files the reconciler did
+  not make, and a trigger (which may replace them)
+  is due but the product is not named in ``replace`` → blocked
+  ``observed`` shows such files, nothing else to do  → noop (foreign_files): left alone
   otherwise                                          → noop
+What the reconciler made is decided by ``reconciler.observed`` (the uuids the state records).
+``--prune=delete`` deletes only those files; every other file on the product is listed as
+left alone.
 Triggers are grouped by identical spec into batches of at most ``max_batch_size``. Targeting
 (``targets``/``excludes``: uuids or globs on names) leaves other products' changes waiting.
 The large-change breaker lists the limits a plan exceeds; apply refuses it unless allowed.
@@ -27,7 +34,14 @@ from typing import Any
 from deepdiff import DeepDiff
 
 from reconciler._gc import gc_paused
-from reconciler.observed import Observed, ObservedProduct
+from reconciler.observed import (
+    Observed,
+    ObservedProduct,
+    describe,
+    foreign_renders,
+    is_render,
+    recorded_uuids,
+)
 from reconciler.plan import (
     Action,
     ActionKind,
@@ -85,9 +99,10 @@ def build_plan(desired: Desired, state: State, *, location: str = "", replace: I
         seen = observed.products.get(uuid) if observed else None
         if want is None:
             assert have is not None
-            action = _orphan(uuid, have, prune)
+            action = _orphan(uuid, have, prune, seen)
         else:
             action = _decide(want, have, uuid in forced, diffs, seen, bool(observed and observed.verified))
+            action = _foreign(action, have, seen, uuid in forced)
         if not _selected(uuid, action.name, targets, excludes):
             waiting += action.kind is not ActionKind.NOOP
             continue
@@ -107,14 +122,65 @@ def _selected(uuid: str, name: str | None, targets: list[str], excludes: list[st
     return (not targets or hit(targets)) and not hit(excludes)
 
 
-def _orphan(uuid: str, have: ProductRecord, prune: str | None) -> Action:
+def _orphan(uuid: str, have: ProductRecord, prune: str | None, seen: ObservedProduct | None) -> Action:
     kind = {None: ActionKind.ORPHAN, "forget": ActionKind.FORGET, "delete": ActionKind.DELETE}[prune]
     detail = {ActionKind.ORPHAN: "not in the manifests; its renders are kept",
               ActionKind.FORGET: "not in the manifests; dropped from the state, its renders stay on the platform",
-              ActionKind.DELETE: "not in the manifests; its renders are deleted on the platform"}[kind]
+              ActionKind.DELETE: "not in the manifests; the renders the reconciler made are deleted on the "
+                                 "platform"}[kind]
     action = Action(kind, Reason.NOT_IN_MANIFESTS, uuid, name=have.name, previous_hash=have.spec_hash, detail=detail)
     if kind is ActionKind.DELETE:
-        action.deletes = [_describe(a.kind, have.spec) for a in have.attachments] or ["nothing recorded"]
+        ours = recorded_uuids(have)
+        if seen is None:
+            action.deletes = [_describe(a.kind, have.spec) for a in have.attachments] or ["nothing recorded"]
+            action.keeps = ["every other file on the product (uploads, QR codes, renders the reconciler did not make)"]
+        else:
+            kinds = {a.uuid: a.kind for a in have.attachments}
+            mine = [a for a in seen.attachments if a.uuid in ours and is_render(a.entity_type)]
+            action.deletes = [_describe(kinds.get(a.uuid) or attachment_kind(a.entity_type, a.name), have.spec)
+                              for a in mine] or ["nothing (none of its recorded renders is left)"]
+            taken = {a.uuid for a in mine}
+            action.keeps = [describe(a) for a in seen.attachments if a.uuid not in taken]
+    return action
+
+
+def _foreign(action: Action, have: ProductRecord | None, seen: ObservedProduct | None, forced: bool) -> Action:
+    """Render files the reconciler did not make: never replaced without ``--replace``, always named.
+
+    A trigger replaces every earlier render of a product (renders.md); whether it also removes
+    a file uploaded by hand to the Renders tab is undocumented. Either way the file is not the
+    reconciler's to remove, so a due trigger waits for the user to say so."""
+    if seen is None or seen.product_missing:
+        return action
+    foreign = foreign_renders(seen.attachments, have)
+    if not foreign:
+        return action
+    names = [describe(f) for f in foreign]
+    count = f"{len(foreign)} file{'s' if len(foreign) != 1 else ''}"
+    if action.kind.triggers and forced:
+        action.force = True
+        action.replaces = [*action.replaces, f"{count} the reconciler did not make ({', '.join(names)}), if the "
+                                             "trigger removes them (it does for renders; for hand uploads the "
+                                             "platform does not say)"]
+    elif action.kind.triggers:
+        would = f"{action.kind.value} ({action.reason.value})"
+        if have is None:
+            adopt = f"'reconciler import {action.product}' adopts renders made elsewhere"
+        elif action.reason is Reason.REMOTE_REPLACED:
+            adopt = "'reconciler refresh' adopts the platform's files into the state"
+        else:
+            adopt = "remove them on the platform"
+        action.kind = ActionKind.BLOCKED
+        action.batch = None
+        action.keeps = names
+        action.detail = (f"would {would}, but its Renders tab holds {count} the reconciler did not make, which a "
+                         f"trigger may replace: {', '.join(names)}; {adopt}, or render over them with "
+                         f"--replace {action.product}")
+    elif action.kind is ActionKind.NOOP:
+        action.reason = Reason.FOREIGN_FILES
+        action.keeps = names
+        action.detail = (f"its renders are intact; {count} on its Renders tab the reconciler did not make: "
+                         f"{', '.join(names)}; left alone, not adopted")
     return action
 
 
@@ -148,7 +214,8 @@ def _decide(want: ProductSpec, have: ProductRecord | None, forced: bool,
             diffs: dict[tuple[str, str], list[FieldChange]], seen: ObservedProduct | None, verified: bool) -> Action:
     def act(kind: ActionKind, reason: Reason, detail: str | None = None) -> Action:
         action = Action(kind, reason, want.uuid, name=want.name, spec=want.spec.canonical(),
-                        spec_hash=want.spec_hash, detail=detail, source=str(want.source), protect=want.protect)
+                        spec_hash=want.spec_hash, detail=detail, source=str(want.source), protect=want.protect,
+                        force=forced and kind.triggers)
         if have is not None and kind.triggers:
             action.previous_hash = have.spec_hash
             if have.spec_hash != want.spec_hash:
@@ -186,7 +253,11 @@ def _decide(want: ProductSpec, have: ProductRecord | None, forced: bool,
 
 
 def drift_of(have: ProductRecord, seen: ObservedProduct | None, verified: bool) -> tuple[Reason, str] | None:
-    """Why a rendered product's files on the platform differ from the record, if they do."""
+    """Why a rendered product's own files on the platform differ from the record, if they do.
+
+    Files the reconciler did not make are drift only when its own are gone as well (someone
+    re-rendered it: ``remote_replaced``); beside intact renders they change nothing (see
+    ``_foreign``)."""
     kinds = {a.kind for a in have.attachments}
     need = {"still", "turntable"} | ({"gif"} if have.spec.get("turntable", {}).get("includeGif") else set())
     if not need <= kinds:
@@ -197,14 +268,16 @@ def drift_of(have: ProductRecord, seen: ObservedProduct | None, verified: bool) 
         return Reason.REMOTE_MISSING, "the platform no longer knows this product (PRODUCT_NOT_FOUND)"
     recorded = {a.uuid: a for a in have.attachments}
     present = seen.uuids()
-    new = sorted(present - recorded.keys())
-    if new:
-        return Reason.REMOTE_REPLACED, f"re-rendered outside the reconciler: {len(new)} new attachment(s) on the platform"
     missing = [recorded[u] for u in sorted(recorded.keys() - present)]
+    gone = ", ".join(f"{a.kind} {a.name}" for a in missing)
+    if missing and (foreign := foreign_renders(seen.attachments, have)):
+        return Reason.REMOTE_REPLACED, (f"re-rendered outside the reconciler: {gone} gone, {len(foreign)} file(s) "
+                                        "it did not make in their place")
     if missing:
-        return Reason.REMOTE_MISSING, "gone from the platform: " + ", ".join(f"{a.kind} {a.name}" for a in missing)
+        return Reason.REMOTE_MISSING, "gone from the platform: " + gone
     if verified:
-        changed = [a for a in seen.attachments if a.sha256 is not None and a.sha256 != recorded[a.uuid].sha256]
+        changed = [a for a in seen.attachments if a.sha256 is not None and a.uuid in recorded
+                   and a.sha256 != recorded[a.uuid].sha256]
         if changed:
             return Reason.CONTENT_CHANGED, "bytes no longer match the recorded sha256: " + ", ".join(
                 a.name or a.uuid for a in changed)
@@ -239,10 +312,14 @@ def replacement(have: ProductRecord, want: ProductSpec,
                 seen: ObservedProduct | None = None) -> tuple[list[str], list[str]]:
     """What a new trigger replaces and deletes, since it supersedes every earlier render.
 
-    Judged from what the platform holds when a refresh saw it, else from the record; with
-    neither (nothing recorded, nothing observed) nothing is claimed."""
+    Judged from the reconciler's own files the platform holds when a refresh saw it (files it
+    did not make are listed by ``_foreign``), else from the record; with neither (nothing
+    recorded, nothing observed) nothing is claimed."""
     if seen is not None:
-        kinds = {attachment_kind(a.entity_type, a.name) for a in seen.attachments}
+        recorded = {a.uuid: a.kind for a in have.attachments}
+        ours = recorded_uuids(have)
+        kinds = {recorded.get(a.uuid) or attachment_kind(a.entity_type, a.name) for a in seen.attachments
+                 if a.uuid in ours and is_render(a.entity_type)}
     else:
         kinds = {a.kind for a in have.attachments}
     if not kinds:

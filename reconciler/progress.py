@@ -71,7 +71,7 @@ class LogLines:
             self._say(f"{event.product}: FAILED: {event.reason}")
         elif isinstance(event, Pruned):
             what = "deleted its renders and forgot it" if event.deleted else "forgot it (renders kept)"
-            self._say(f"{event.product}: pruned: {what}")
+            self._say(f"{event.product}: pruned: {what}{pruned_files(event)}")
         elif isinstance(event, RunFinished):
             self._say(summary_text(event))
             if event.failures:
@@ -143,7 +143,8 @@ class LiveProgress:
             self._rendering.discard(event.product)
             self.progress.advance(self._task)
         elif isinstance(event, Pruned):
-            self.console.print(f"pruned {event.product} {event.name or ''}", highlight=False, markup=False)
+            self.console.print(f"pruned {event.product} {event.name or ''}{pruned_files(event)}", highlight=False,
+                               markup=False)
         elif isinstance(event, RunFinished):
             if self._task is not None:
                 self.progress.update(self._task, description=self.description())
@@ -151,3 +152,12 @@ class LiveProgress:
             self.console.print(summary_text(event), highlight=False, markup=False)
             if event.failures:
                 self.console.print(failures_text(event), highlight=False, markup=False)
+
+
+def pruned_files(event: Pruned) -> str:
+    """What ``--prune=delete`` deleted and left alone, for a log line."""
+    if not event.deleted:
+        return ""
+    deleted = ", ".join(event.deleted_files) or "nothing"
+    kept = ", ".join(event.left_alone) or "nothing else on the product"
+    return f"; deleted {deleted}; left alone {kept}"

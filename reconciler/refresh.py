@@ -1,11 +1,16 @@
 """Ask the platform what each recorded product holds now; with ``--refresh-only``, accept it.
 
-``observe`` returns an ``Observed`` snapshot for the pure planner. Searches (two per
-product) and verification downloads run in a bounded thread pool over one client, so the
-client's limiter paces them together. ``accept`` makes the state say what the platform
-holds for drifted products, without rendering: files re-rendered behind our back are
-adopted as ``import`` adopts them (downloaded, hashed, spec read from the files, unknown
-fields kept from the record); lost files leave the record, so the next plan re-renders.
+``observe`` returns an ``Observed`` snapshot for the pure planner: every attachment of each
+product, with the entityType the platform gave it (one unfiltered search per product serves
+RENDER and TURNTABLE, and shows what else is there). Searches and verification downloads run
+in a bounded thread pool over one client, so the client's limiter paces them together.
+
+``accept`` makes the state say what the platform holds for drifted products, without
+rendering: a product re-rendered behind our back (its recorded files gone, others in their
+place) is adopted as ``import`` adopts it (downloaded, hashed, spec read from the files,
+unknown fields kept from the record) and said so; lost files leave the record, so the next
+plan re-renders. Files the reconciler did not make beside its own intact renders are not
+drift: they are neither adopted nor recorded.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from typing import Any
 from reconciler.diagnostics import SourceLocation
 from reconciler.errors import ApiError, AuthenticationError, PermanentApiError
 from reconciler.importer import examine
-from reconciler.observed import Observed, ObservedAttachment, ObservedProduct
+from reconciler.observed import Observed, ObservedAttachment, ObservedProduct, is_render
 from reconciler.plan import Reason
 from reconciler.planner import drift_of
 from reconciler.spec import ProductSpec, RenderSpec
@@ -26,34 +31,33 @@ from reconciler.state.filestore import FileStateStore
 from reconciler.state.model import ProductRecord, State, Status
 from reconciler.state.store import utcnow
 
-ENTITY_TYPES = ("RENDER", "TURNTABLE")
-
-
 def observe(client: Any, state: State, products: Iterable[str] | None = None, *, verify: bool = False,
-            parallelism: int = 4) -> Observed:
-    """Snapshot the platform for ``products`` (default: every rendered product in the state)."""
-    wanted = sorted(products if products is not None else
-                    (u for u, r in state.products.items() if r.status is Status.RENDERED))
+            parallelism: int = 4, also: Iterable[str] = ()) -> Observed:
+    """Snapshot the platform for ``products`` (default: every rendered product in the state),
+    plus ``also`` (products about to be rendered for the first time: do they hold renders
+    made elsewhere?)."""
+    base = products if products is not None else (u for u, r in state.products.items() if r.status is Status.RENDERED)
+    wanted = sorted(set(base) | set(also))
     recorded = {u: {a.uuid for a in state.products[u].attachments} for u in wanted if u in state.products}
 
     def one(uuid: str) -> tuple[str, ObservedProduct]:
+        try:
+            listed = client.list_attachments(uuid)
+        except AuthenticationError:
+            raise  # about the credentials, not this product
+        except PermanentApiError as exc:
+            if exc.status == 404 and "PRODUCT_NOT_FOUND" in exc.codes:
+                return uuid, ObservedProduct(product_missing=True)  # every recorded file is gone
+            raise ApiError(f"refreshing product {uuid}: {exc.message}", status=exc.status, codes=exc.codes,
+                           hint=exc.hint) from exc
         found = []
-        for entity_type in ENTITY_TYPES:
-            try:
-                listed = client.search_attachments(uuid, entity_type)
-            except AuthenticationError:
-                raise  # about the credentials, not this product
-            except PermanentApiError as exc:
-                if exc.status == 404 and "PRODUCT_NOT_FOUND" in exc.codes:
-                    return uuid, ObservedProduct(product_missing=True)  # every recorded file is gone
-                raise ApiError(f"refreshing product {uuid}: {exc.message}", status=exc.status, codes=exc.codes,
-                               hint=exc.hint) from exc
-            for att in listed:
-                sha = None
-                if verify and att.uuid in recorded.get(uuid, set()):
-                    sha = client.download(att, entity_type, None).sha256
-                created = att.created.isoformat() if att.created else None
-                found.append(ObservedAttachment(att.uuid, entity_type, att.name, created, sha))
+        for att in listed:
+            entity_type = (att.entity_type or "").upper()
+            sha = None
+            if verify and att.uuid in recorded.get(uuid, set()) and is_render(entity_type):
+                sha = client.download(att, entity_type, None).sha256
+            created = att.created.isoformat() if att.created else None
+            found.append(ObservedAttachment(att.uuid, entity_type, att.name, created, sha))
         return uuid, ObservedProduct(tuple(found))
 
     with ThreadPoolExecutor(max_workers=parallelism, thread_name_prefix="refresh") as pool:

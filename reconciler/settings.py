@@ -18,7 +18,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from ruamel.yaml import YAML
@@ -27,8 +27,14 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from reconciler.errors import ConfigError
 
 DEFAULT_API_URL = "https://api-platform.vntana.com"
+# The web app's own origin: download-model.md sends an ``Origin`` with the sign-url call, and
+# ``MISSING_ORIGIN`` is a documented refusal (Y:18171). Any origin the platform accepts will do.
+DEFAULT_ORIGIN = "https://platform.vntana.com"
 DEFAULT_CONFIG_NAME = "reconciler.yaml"
 TOKEN_ENV = "VNTANA_API_TOKEN"
+
+DownloadRoute = Literal["auto", "comments", "signed-url"]
+WebhookPaths = Literal["auto", "guide", "yaml"]
 
 # setting -> environment variable
 ENV_VARS = {
@@ -36,11 +42,14 @@ ENV_VARS = {
     "token": TOKEN_ENV,
     "organization_uuid": "VNTANA_ORGANIZATION_UUID",
     "client_uuid": "VNTANA_CLIENT_UUID",
+    "download_route": "VNTANA_DOWNLOAD_ROUTE",
+    "origin": "VNTANA_ORIGIN",
+    "webhook_paths": "VNTANA_WEBHOOK_PATHS",
 }
 # Keys the config file may set; any other key is an error (a typo must not pass silently).
 FILE_KEYS = (
     "api_url", "organization_uuid", "client_uuid", "timeout", "max_attempts", "max_elapsed",
-    "max_concurrency", "requests_per_second",
+    "max_concurrency", "requests_per_second", "download_route", "origin", "webhook_paths",
 )
 # Keys of the config file that are not client settings: read by ``configured_downloads``.
 PROJECT_KEYS = ("downloads",)
@@ -65,12 +74,31 @@ class ClientSettings(BaseModel):
     max_concurrency: int = Field(default=8, ge=1)
     """API requests in flight at once, over all threads (downloads not counted)."""
     requests_per_second: float | None = Field(default=None, gt=0)
+    download_route: DownloadRoute = "auto"
+    """How renders are downloaded. VNTANA documents two routes: ``comments`` is
+    ``GET /v1/comments/images/{blobId}?clientUuid=`` (upload-attachments.md, VNTANA's own
+    client); ``signed-url`` is ``POST /v1/storage/download/clients/sign-url`` then a GET of the
+    signed location (download-model.md). ``auto`` tries them in that order and keeps, for the
+    run, the first that works (``reconciler doctor --save`` records the one found)."""
+    origin: str = DEFAULT_ORIGIN
+    """The ``Origin`` header sent with sign-url calls."""
+    webhook_paths: WebhookPaths = "auto"
+    """Spelling of the webhook routes: ``guide`` (webhooks.md: ``POST /v1/webhooks``,
+    ``/organizations/{org}``), ``yaml`` (the OpenAPI: ``POST /v1/webhooks/``,
+    ``/organization/{org}``), or ``auto``: the guide's first, the other on a 404."""
 
     @field_validator("api_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @field_validator("origin")
+    @classmethod
+    def _origin(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")) or "/" in value.split("://", 1)[1].rstrip("/"):
+            raise ValueError("must be an origin such as https://platform.vntana.com (scheme and host only)")
         return value.rstrip("/")
 
     @field_validator("token")
@@ -208,3 +236,48 @@ def _plain(value: Any) -> Any:
         if isinstance(value, kind):
             return kind(value)
     return value
+
+
+SAVED_KEYS = ("organization_uuid", "client_uuid", "download_route", "webhook_paths", "origin")
+"""What ``reconciler doctor --save`` may write (never the token)."""
+
+
+def save_settings(path: Path, values: Mapping[str, Any]) -> list[str]:
+    """Write ``values`` into the config file at ``path``, keeping its comments and other keys.
+
+    Only keys of ``SAVED_KEYS`` are accepted (a token can never be written). Creates the file
+    if needed; returns the keys whose value changed. Raises ConfigError naming the file.
+    """
+    bad = sorted(set(values) - set(SAVED_KEYS))
+    if bad:
+        raise ConfigError(f"refusing to save {', '.join(bad)} to {path}")
+    yaml = YAML(typ="rt")
+    yaml.preserve_quotes = True
+    data: Any = None
+    if path.exists():
+        _read_config(path)  # the same checks as when it is used: a broken file is not rewritten
+        try:
+            data = yaml.load(path.read_text(encoding="utf-8"))
+        except (OSError, YAMLError) as exc:  # pragma: no cover - _read_config reported it already
+            raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+    if data is None:
+        from ruamel.yaml.comments import CommentedMap
+
+        data = CommentedMap()
+    changed = []
+    for key, value in values.items():
+        if value is None or data.get(key) == value:
+            continue
+        data[key] = value
+        changed.append(key)
+    if not changed:
+        return []
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with tmp.open("w", encoding="utf-8") as out:
+            yaml.dump(data, out)
+        tmp.replace(path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise ConfigError(f"cannot write config file {path}: {exc.strerror or exc}") from exc
+    return changed

@@ -44,14 +44,18 @@ _REASON_TITLE = {
     Reason.REMOTE_MISSING: "Drift: renders missing on the platform",
     Reason.REMOTE_REPLACED: "Drift: re-rendered outside the reconciler",
     Reason.CONTENT_CHANGED: "Drift: content changed",
+    Reason.FOREIGN_FILES: "Files the reconciler did not make (left alone)",
     Reason.NOT_IN_MANIFESTS: "Orphans",
 }
 
 
 def summary_line(plan: Plan) -> str:
     c = plan.counts()
-    extra = "".join(f", {c[k]} {label}" for k, label in (("orphan", "orphaned"), ("blocked", "blocked by protect"))
+    extra = "".join(f", {c[k]} {label}" for k, label in (("orphan", "orphaned"), ("blocked", "blocked"))
                     if c[k])
+    foreign = sum(1 for a in plan.actions if a.reason is Reason.FOREIGN_FILES)
+    if foreign:
+        extra += f", {foreign} holding files the reconciler did not make (left alone)"
     waiting = f" {plan.waiting} other change(s) wait (not targeted)." if plan.waiting else ""
     if not plan.has_changes:
         return f"No changes. {c['noop']} products up to date{extra}.{waiting}"
@@ -101,7 +105,7 @@ def render_text(plan: Plan, *, colour: bool = False, show_noop: bool = False) ->
 
     lines = [f"State: {plan.state.location or '(new)'} (serial {plan.state.serial})", ""]
     for a in plan.actions:
-        if a.kind is ActionKind.NOOP and not show_noop:
+        if a.kind is ActionKind.NOOP and not show_noop and a.reason is Reason.UNCHANGED:
             continue
         label = f"{_SYMBOL[a.kind]} {a.kind.value:<8}"
         lines.append(f"  {paint(_COLOUR[a.kind], label)} {a.product}  {a.name or ''}".rstrip())
@@ -191,8 +195,9 @@ def render_markdown(plan: Plan, *, budget: int = MARKDOWN_BUDGET) -> str:
                     "or renders deleted by --prune=delete).\n")
     out = "\n".join(head) + "\n"  # a blank line before the first <details>, whatever came last
     groups: dict[Reason, list[Action]] = {}
-    for a in plan.changed():
-        groups.setdefault(a.reason, []).append(a)
+    for a in plan.actions:
+        if a.kind is not ActionKind.NOOP or a.reason is Reason.FOREIGN_FILES:
+            groups.setdefault(a.reason, []).append(a)
     shown = 0
     total = sum(len(v) for v in groups.values())
     for reason, actions in groups.items():

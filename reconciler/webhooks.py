@@ -81,10 +81,18 @@ class EventBoard:
         with self._cond:
             self._failed.pop(product, None)
 
-    def wait(self, product: str, timeout: float) -> None:
-        """Sleep up to ``timeout``, waking early if an event for ``product`` arrives."""
+    def seen(self, product: str) -> int:
+        """How many events for ``product`` have arrived so far (a mark for ``wait``)."""
         with self._cond:
-            start = self._seen.get(product, 0)
+            return self._seen.get(product, 0)
+
+    def wait(self, product: str, timeout: float, since: int | None = None) -> None:
+        """Sleep up to ``timeout``, waking early if an event for ``product`` arrives.
+
+        ``since`` is a mark taken with ``seen`` before the caller last looked: an event that
+        came in between counts, and the wait returns at once."""
+        with self._cond:
+            start = self._seen.get(product, 0) if since is None else since
             self._cond.wait_for(lambda: self._seen.get(product, 0) != start, timeout=timeout)
 
 

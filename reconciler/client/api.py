@@ -4,6 +4,17 @@ Why a class over an injected ``httpx.Client``: tests and the embedded sandbox sw
 transport, never our code (httpx's own design). One instance is shared by all worker threads:
 one connection pool, one login, one limiter, one set of counters.
 
+Where VNTANA's own documents disagree (vntana-docs-facts.md), the client works with every
+reading rather than betting on one:
+* attachment search pages from 0, product search from 1 (each as its guide says);
+* ``entityType`` is sent to the attachment search but never trusted: results are filtered
+  here by the ``entityType`` each entry carries (``list_attachments`` without a type serves
+  RENDER and TURNTABLE in one search);
+* renders download by ``comments/images/{blobId}`` or by a signed URL sent with ``Origin``
+  (``download_route``; ``auto`` keeps the first that works for the run);
+* webhook routes in the guide's or the YAML's spelling (the other on a 404); events sent as
+  the catalogue's objects; workspaces by slug, by uuid if the slug is refused.
+
 Invariants:
 * Every method returns pydantic models from ``wire.py`` or raises from the project's error
   tree (``ApiError`` subclasses, ``DownloadError``, ``ConfigError``); no httpx exception leaves.
@@ -17,8 +28,11 @@ retried.
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from types import TracebackType
@@ -28,15 +42,16 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from reconciler.errors import PermanentApiError
+from reconciler.errors import ApiError, ConfigError, DownloadError, PermanentApiError
 from reconciler.settings import ClientSettings
 
 from . import download as _download
-from .errors import error_for_response, json_or_none, unexpected_payload
+from .download import CommentsSource, RouteUnavailable, SignedUrlSource
+from .errors import describe_status, error_for_response, json_or_none, unexpected_payload
 from .limiter import ClientStats, Limiter
 from .redact import install_log_filters
 from .retry import Idempotency, RetryPolicy
-from .session import Session
+from .session import LoginInfo, Session
 from .wire import (
     Attachment,
     DownloadResult,
@@ -47,8 +62,42 @@ from .wire import (
     SignedUrl,
     TriggerResult,
     Webhook,
+    WebhookEvent,
+    WebhookEventCategory,
     Workspace,
+    per_product_errors,
 )
+
+log = logging.getLogger("reconciler.client")
+
+RENDER_TYPES = ("RENDER", "TURNTABLE")
+"""The attachment ``entityType`` values of render results: the still, and the MP4 or GIF."""
+
+ROUTES = ("comments", "signed-url")
+"""Download routes in the order ``auto`` tries them: the comments route is what the renders
+guide and VNTANA's own client use, and costs one request instead of two."""
+
+# Webhook routes as the guide spells them and as the OpenAPI does (vntana-docs-facts.md §7).
+WEBHOOK_PATHS = {
+    "guide": {"create": "/v1/webhooks", "list": "/v1/webhooks/organizations/{org}", "events": "/v1/webhooks/events"},
+    "yaml": {"create": "/v1/webhooks/", "list": "/v1/webhooks/organization/{org}", "events": "/v1/webhooks/events/"},
+}
+
+
+_REDIRECTS = (301, 302, 307, 308)
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """What ``probe_download`` found for one route: whether it serves the file, and how."""
+
+    route: str
+    ok: bool
+    detail: str
+    status: int | None = None
+    head: bytes = b""
+    content_type: str | None = None
+
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -95,6 +144,12 @@ class VntanaClient:
         )
         self._session = Session(settings, self._http, limiter=limiter, stats=self.stats, policy=policy, sleep=sleep)
         self.settings = settings
+        self._lock = threading.Lock()
+        self._route: str | None = None if settings.download_route == "auto" else settings.download_route
+        self._webhook_spelling: str | None = None if settings.webhook_paths == "auto" else settings.webhook_paths
+        self._product_workspaces: dict[str, str | None] = {}
+        self._workspace_slugs: dict[str, str | None] | None = None
+        self._events: list[tuple[str | None, WebhookEvent]] | None = None
 
     # -- lifecycle and introspection --------------------------------------------------------
 
@@ -127,6 +182,30 @@ class VntanaClient:
     def login(self) -> None:
         """Log in now rather than on the first call (to fail early on a bad token)."""
         self._session.current_token()
+
+    @property
+    def login_info(self) -> LoginInfo:
+        """The role, organizations and workspace step of the current login (logs in if needed)."""
+        self.login()
+        return self._session.login_info
+
+    @property
+    def download_route(self) -> str | None:
+        """The route downloads use: configured, or the one ``auto`` found (None: none yet)."""
+        return self._route
+
+    @property
+    def webhook_spelling(self) -> str | None:
+        """``guide`` or ``yaml``: the webhook routes configured or found to work (None: not yet)."""
+        return self._webhook_spelling
+
+    def server_clock(self) -> tuple[datetime | None, datetime]:
+        """(the API's ``Date``, the local time it was received at): for clock-skew checks."""
+        path = "/v1/organizations"
+        sent = time.time()
+        response = self._session.request("GET", path, endpoint=f"GET {path}")
+        local = datetime.fromtimestamp((sent + time.time()) / 2, UTC)
+        return _server_date(response), local
 
     # -- organizations, workspaces, products ------------------------------------------------
 
@@ -167,7 +246,12 @@ class VntanaClient:
             body["searchTerm"] = search_term
         if product_uuids:
             body["productsUuids"] = list(product_uuids)
-        return self._search_all(path, endpoint, body, Product, page_size)
+        # Y:4765 makes a clientUuid query parameter required on the multi-workspace route
+        # (VNTANA's client sends one); product search pages from 1 (searching-products.md).
+        params = {"clientUuid": workspaces[0]} if workspaces and not self.settings.client_uuid else None
+        found = self._search_all(path, endpoint, body, Product, page_size, first_page=1, params=params)
+        # Drafts never appear in the platform's results (product-creation.md): nor here.
+        return [p for p in found if (p.status or "").upper() != "DRAFT"]
 
     # -- renders ----------------------------------------------------------------------------
 
@@ -222,26 +306,59 @@ class VntanaClient:
 
     # -- attachments and downloads ----------------------------------------------------------
 
-    def search_attachments(self, product_uuid: str, entity_type: str, page_size: int = 100) -> list[Attachment]:
-        """Every attachment of ``entity_type`` (RENDER, TURNTABLE, ...) of a product (all pages)."""
-        body = {"productUuid": product_uuid, "entityType": entity_type}
+    def list_attachments(self, product_uuid: str, entity_type: str | None = None, *,
+                         page_size: int = 100) -> list[Attachment]:
+        """Every attachment of a product (all pages), or only those of ``entity_type``.
+
+        The type is sent as a filter but not trusted (VNTANA's own client says the server
+        ignores it, upload-attachments.md filters in the client): entries are kept by the
+        ``entityType`` they carry. Without a type, one search serves RENDER and TURNTABLE
+        (and shows everything else on the product, for what is left alone).
+        """
+        body: dict[str, Any] = {"productUuid": product_uuid, "sortDirection": "ASC"}
+        wanted = entity_type.upper() if entity_type else None
+        if wanted:
+            body["entityType"] = wanted
         path = "/v1/attachments/search"
-        return self._search_all(path, f"POST {path}", body, Attachment, page_size)
+        # Attachment search pages from 0 (upload-attachments.md; VNTANA's client sends page 0).
+        found = self._search_all(path, f"POST {path}", body, Attachment, page_size, first_page=0)
+        if wanted is None:
+            return found
+        return [a for a in found if (a.entity_type or "").upper() == wanted]
+
+    def search_attachments(self, product_uuid: str, entity_type: str, page_size: int = 100) -> list[Attachment]:
+        """The attachments of ``entity_type`` (RENDER, TURNTABLE, ...) of a product, filtered here."""
+        return self.list_attachments(product_uuid, entity_type, page_size=page_size)
+
+    def attachment_page(self, product_uuid: str, page: int, size: int,
+                        entity_type: str | None = None) -> Grid[Attachment]:
+        """One raw page of the attachment search, unfiltered here (for ``reconciler doctor``)."""
+        body: dict[str, Any] = {"productUuid": product_uuid, "sortDirection": "ASC", "page": page, "size": size}
+        if entity_type:
+            body["entityType"] = entity_type
+        path = "/v1/attachments/search"
+        response = self._session.request("POST", path, endpoint=f"POST {path}", json=body)
+        data = self._session.body(response, method="POST", path=path) or {}
+        return self._parse(Grid[Attachment], data, "POST", path)
 
     def sign_download_url(self, attachment_uuid: str, store_type: str, format: str | None = None) -> str:
-        """A short-lived URL for the attachment's bytes (``store_type``: RENDER or TURNTABLE)."""
+        """A short-lived URL for the attachment's bytes (``store_type``: RENDER or TURNTABLE).
+
+        Sent with an ``Origin`` header (the ``origin`` setting): download-model.md sends one, and
+        ``MISSING_ORIGIN`` is among this operation's documented refusals (Y:18171)."""
         path = "/v1/storage/download/clients/sign-url"
         body: dict[str, Any] = {"entityUuid": attachment_uuid, "storeType": store_type}
         if format:
             body["format"] = format
-        response = self._session.request("POST", path, endpoint=f"POST {path}", json=body)
+        response = self._session.request("POST", path, endpoint=f"POST {path}", json=body,
+                                         headers={"Origin": self.settings.origin})
         data = self._session.body(response, method="POST", path=path)
         return self._parse(SignedUrl, data, "POST", path).location
 
     def download(
         self,
         attachment: Attachment,
-        store_type: str,
+        store_type: str | None = None,
         sink: BinaryIO | None = None,
         *,
         format: str | None = None,
@@ -249,15 +366,57 @@ class VntanaClient:
     ) -> DownloadResult:
         """Stream an attachment into ``sink`` (or just hash it) and return sha256, size, type.
 
-        An expired signed URL is signed again (``max_resigns`` times); dropped connections
-        resume or restart. Raises DownloadError when the bytes cannot be fetched intact.
+        The route is the ``download_route`` setting; with ``auto``, the route found to work
+        earlier in this run, else each route in ``ROUTES`` order until one serves the file
+        (then it is kept). Renewed access (a re-signed URL, a fresh login) and dropped
+        connections are handled inside a route. ``store_type`` defaults to the attachment's
+        entityType. Raises DownloadError when no route delivers the bytes intact.
         """
-        name = f"{store_type.lower()} {attachment.name or attachment.uuid}"
-        return _download.download(
-            self._session,
-            lambda: self.sign_download_url(attachment.uuid, store_type, format),
-            name=name, sink=sink, max_resigns=max_resigns,
+        kind = (store_type or attachment.entity_type or "RENDER").upper()
+        name = f"{kind.lower()} {attachment.name or attachment.uuid}"
+        passed_over: list[str] = []
+        for route in self._route_order():
+            try:
+                source = self._source(route, attachment, kind, format, name, max_resigns)
+                result = _download.download(self._session, source, name=name, sink=sink)
+            except RouteUnavailable as exc:
+                log.info("%s: the %s route does not serve it (%s)", name, route, exc.reason)
+                passed_over.append(f"{route}: {exc.reason}")
+                continue
+            with self._lock:
+                if self._route is None:
+                    self._route = route
+                    log.info("downloads use the %s route for this run", route)
+            return result
+        raise DownloadError(
+            f"{name}: no download route serves it ({'; '.join(passed_over)})",
+            hint="run 'reconciler doctor' to see which routes work, then set download_route",
         )
+
+    def probe_download(self, attachment: Attachment, route: str, store_type: str | None = None) -> ProbeResult:
+        """Whether ``route`` serves this attachment, reading its first 16 bytes only (``Range``)."""
+        kind = (store_type or attachment.entity_type or "RENDER").upper()
+        name = f"{kind.lower()} {attachment.name or attachment.uuid}"
+        try:
+            source = self._source(route, attachment, kind, None, name, 1)
+            status, head, content_type = _download.probe(self._session, source)
+        except RouteUnavailable as exc:
+            return ProbeResult(route, False, exc.reason)
+        except (ApiError, DownloadError) as exc:
+            return ProbeResult(route, False, exc.message)
+        ranged = "honours Range" if status == 206 else "ignores Range (sent the whole file; 16 bytes read)"
+        return ProbeResult(route, True, f"HTTP {status}, {content_type or 'no content type'}, {ranged}",
+                           status=status, head=head, content_type=content_type)
+
+    def product_workspace(self, product_uuid: str) -> str | None:
+        """The workspace ("client") uuid a product lives in (``GET /v1/products/{uuid}``, cached)."""
+        with self._lock:
+            if product_uuid in self._product_workspaces:
+                return self._product_workspaces[product_uuid]
+        found = self.get_product(product_uuid).client_uuid
+        with self._lock:
+            self._product_workspaces[product_uuid] = found
+        return found
 
     def delete_attachment(self, product_uuid: str, uuid: str) -> None:
         """Remove one attachment of a product."""
@@ -265,7 +424,41 @@ class VntanaClient:
         response = self._session.request("DELETE", path, endpoint="DELETE /v1/attachments/{productUuid}/{uuid}")
         self._session.body(response, method="DELETE", path=path)
 
+    def _route_order(self) -> list[str]:
+        if self.settings.download_route != "auto":
+            return [self.settings.download_route]
+        with self._lock:
+            chosen = self._route
+        return [chosen, *(r for r in ROUTES if r != chosen)] if chosen else list(ROUTES)
+
+    def _source(self, route: str, attachment: Attachment, kind: str, format: str | None, name: str,
+                max_resigns: int) -> SignedUrlSource | CommentsSource:
+        if route == "signed-url":
+            return SignedUrlSource(lambda: self.sign_download_url(attachment.uuid, kind, format), self._session,
+                                   name, max_resigns)
+        if not attachment.blob_id:
+            raise RouteUnavailable(route, "the attachment has no blobId")
+        workspace = self.settings.client_uuid
+        if not workspace and attachment.product_uuid:
+            try:
+                workspace = self.product_workspace(attachment.product_uuid)
+            except ApiError as exc:
+                raise RouteUnavailable(route, f"cannot tell the product's workspace ({exc.message})") from exc
+        if not workspace:
+            raise RouteUnavailable(route, "the product's workspace (clientUuid) is unknown")
+        return CommentsSource(self._session, attachment.blob_id, workspace, name, max_resigns)
+
     # -- webhooks ---------------------------------------------------------------------------
+
+    def webhook_events(self, *, spelling: str | None = None) -> list[WebhookEvent]:
+        """The platform's event catalogue (``GET /v1/webhooks/events``), flattened; cached.
+
+        With ``spelling``, read afresh on that route spelling only (for doctor)."""
+        if spelling is not None:
+            response, path = self._webhook_request("events", "GET", spelling=spelling)
+            data = self._session.body(response, method="GET", path=path) or {}
+            return [e for c in self._parse(Grid[WebhookEventCategory], data, "GET", path).grid for e in c.events]
+        return [event for _, event in self._catalogue()]
 
     def create_webhook(
         self,
@@ -279,29 +472,51 @@ class VntanaClient:
     ) -> Webhook:
         """Register a webhook for ``events`` (e.g. "renders.completed"); the answer has its secret.
 
-        Not retried after an ambiguous failure (it would register the webhook twice).
+        Events go as the catalogue's objects ``{name, description, uuid, category}``
+        (webhooks.md copies them from ``GET /v1/webhooks/events``). ``clients`` default to the
+        configured workspace, by slug as in the guide's example, by uuid if the slug is
+        refused; none means the whole organization. Not retried after an ambiguous failure (it
+        would register the webhook twice).
         """
-        body: dict[str, Any] = {
-            "url": url,
-            "events": [{"name": e} for e in events],
-            "organizationUuid": self.organization_uuid,
-            "disable": disable,
-            "name": name or "reconciler",
-        }
+        wanted = list(dict.fromkeys(events))
+        catalogue = {event.name: (category, event) for category, event in self._catalogue()}
+        missing = [e for e in wanted if catalogue and e not in catalogue]
+        if missing:
+            raise ConfigError(
+                f"the platform's webhook event catalogue has no {', '.join(missing)}",
+                hint="it offers: " + ", ".join(sorted(catalogue)),
+            )
+        objects = []
+        for event_name in wanted:
+            if event_name not in catalogue:  # no catalogue could be read: the name alone
+                objects.append({"name": event_name})
+                continue
+            category, event = catalogue[event_name]
+            entry = {"name": event.name, "description": event.description, "uuid": event.uuid, "category": category}
+            objects.append({k: v for k, v in entry.items() if v is not None})
+        body: dict[str, Any] = {"url": url, "events": objects, "organizationUuid": self.organization_uuid,
+                                "disable": disable, "name": name or "reconciler"}
         if description is not None:
             body["description"] = description
-        if clients is not None or self.settings.client_uuid:
-            body["clients"] = list(clients) if clients is not None else [self.settings.client_uuid]
-        path = "/v1/webhooks/"
-        response = self._session.request(
-            "POST", path, endpoint=f"POST {path}", json=body, idempotency=Idempotency.UNSAFE
-        )
-        return self._parse(Webhook, self._session.body(response, method="POST", path=path), "POST", path)
+        for attempt, workspaces in enumerate(choices := self._webhook_clients(clients)):
+            if workspaces is not None:
+                body["clients"] = workspaces
+            try:
+                response, path = self._webhook_request("create", "POST", json=body, idempotency=Idempotency.UNSAFE)
+            except PermanentApiError as exc:
+                if attempt + 1 < len(choices) and exc.status in (400, 404, 409, 422):
+                    log.info("webhook workspaces by slug refused (%s); sending uuids",
+                             describe_status(exc.status, exc.codes))
+                    continue
+                raise
+            return self._parse(Webhook, self._session.body(response, method="POST", path=path), "POST", path)
+        raise AssertionError("unreachable: the last choice re-raises")  # pragma: no cover
 
-    def list_webhooks(self) -> list[Webhook]:
-        """The organization's webhooks."""
-        path = f"/v1/webhooks/organization/{_seg(self.organization_uuid)}"
-        return self._get_grid(path, "GET /v1/webhooks/organization/{organizationUuid}", Webhook)
+    def list_webhooks(self, *, spelling: str | None = None) -> list[Webhook]:
+        """The organization's webhooks (``spelling``: only that route spelling, for doctor)."""
+        response, path = self._webhook_request("list", "GET", spelling=spelling)
+        grid = self._parse(Grid[Webhook], self._session.body(response, method="GET", path=path) or {}, "GET", path)
+        return list(grid.grid)
 
     def delete_webhook(self, uuid: str) -> None:
         path = f"/v1/webhooks/{_seg(uuid)}"
@@ -313,6 +528,82 @@ class VntanaClient:
         path = f"/v1/webhooks/{_seg(uuid)}/secret"
         response = self._session.request("PATCH", path, endpoint="PATCH /v1/webhooks/{uuid}/secret")
         return self._parse(Webhook, self._session.body(response, method="PATCH", path=path), "PATCH", path)
+
+    def _webhook_clients(self, clients: Sequence[str] | None) -> list[list[str] | None]:
+        """The ``clients`` values to try in turn."""
+        if clients is not None:
+            return [list(clients)]
+        workspace = self.settings.client_uuid
+        if not workspace:
+            return [None]
+        slug = self._workspace_slug(workspace)
+        return [[slug], [workspace]] if slug and slug != workspace else [[workspace]]
+
+    def _workspace_slug(self, workspace: str) -> str | None:
+        with self._lock:
+            known = self._workspace_slugs
+        if known is None:
+            try:
+                known = {w.uuid: w.slug for w in self.workspaces()}
+            except ApiError as exc:
+                log.info("cannot list the workspaces for their slugs (%s); using uuids", exc.message)
+                known = {}
+            with self._lock:
+                self._workspace_slugs = known
+        return known.get(workspace)
+
+    def _catalogue(self) -> list[tuple[str | None, WebhookEvent]]:
+        with self._lock:
+            if self._events is not None:
+                return self._events
+        try:
+            response, path = self._webhook_request("events", "GET")
+            data = self._session.body(response, method="GET", path=path) or {}
+            grid = self._parse(Grid[WebhookEventCategory], data, "GET", path)
+            events = [(c.category, e) for c in grid.grid for e in c.events]
+        except PermanentApiError as exc:
+            if exc.status != 404:
+                raise
+            log.warning("the webhook event catalogue is not available (%s); sending event names only",
+                        describe_status(exc.status, exc.codes))
+            events = []
+        with self._lock:
+            self._events = events
+        return events
+
+    def _webhook_request(self, operation: str, method: str, *, spelling: str | None = None,
+                         **kw: Any) -> tuple[httpx.Response, str]:
+        """``operation`` on the route spelling that works: the remembered one, else each in turn.
+
+        A 404 whose only code is NOT_FOUND (or none) means "no such route" and tries the other
+        spelling, as does a redirect (a framework redirecting the slash; redirects are not
+        followed with the token); any other answer is the operation's own."""
+        with self._lock:
+            first = self._webhook_spelling or "guide"
+        probing = spelling is not None
+        if spelling is not None:
+            order = [spelling]
+        elif self.settings.webhook_paths != "auto":
+            order = [self.settings.webhook_paths]
+        else:
+            order = [first, *(s for s in ("guide", "yaml") if s != first)]
+        for index, name in enumerate(order):
+            template = WEBHOOK_PATHS[name][operation]
+            path = template.replace("{org}", _seg(self.organization_uuid))
+            endpoint = f"{method} {template.replace('{org}', '{organizationUuid}')}"
+            try:
+                response = self._session.request(method, path, endpoint=endpoint, **kw)
+            except PermanentApiError as exc:
+                no_route = (exc.status == 404 and set(exc.codes) <= {"NOT_FOUND"}) or exc.status in _REDIRECTS
+                if index + 1 < len(order) and no_route:
+                    continue
+                raise
+            if not probing:
+                with self._lock:
+                    if self._webhook_spelling is None:
+                        self._webhook_spelling = name
+            return response, path
+        raise AssertionError("unreachable: the last spelling re-raises")  # pragma: no cover
 
     # -- helpers ----------------------------------------------------------------------------
 
@@ -329,22 +620,39 @@ class VntanaClient:
         grid = self._parse(Grid[item], self._session.body(response, method="GET", path=path) or {}, "GET", path)  # type: ignore[valid-type]
         return list(grid.grid)
 
-    def _search_all(self, path: str, endpoint: str, body: Mapping[str, Any], item: type[M], page_size: int) -> list[M]:
-        """Follow the pages (1-based) of a POST search until ``totalCount`` items are collected."""
+    def _search_all(self, path: str, endpoint: str, body: Mapping[str, Any], item: type[M], page_size: int, *,
+                    first_page: int, params: Mapping[str, Any] | None = None) -> list[M]:
+        """Follow the pages of a POST search, from ``first_page``, until ``totalCount`` items are in.
+
+        Each endpoint says where its pages start (attachments 0, products 1). Items are kept
+        once by uuid; a page that brings nothing new before ``totalCount`` is reached means the
+        server is not paging as asked, which is an error rather than a silent short list.
+        """
         if page_size < 1:
             raise ValueError("page_size must be positive")
         items: list[M] = []
-        page = 1
+        seen: set[str] = set()
+        page = first_page
         while True:
-            response = self._session.request("POST", path, endpoint=endpoint, json={**body, "page": page, "size": page_size})
+            response = self._session.request("POST", path, endpoint=endpoint, params=params,
+                                             json={**body, "page": page, "size": page_size})
             data = self._session.body(response, method="POST", path=path) or {}
             grid = self._parse(Grid[item], data, "POST", path)  # type: ignore[valid-type]
-            items.extend(grid.grid)
+            fresh = [i for i in grid.grid if getattr(i, "uuid", id(i)) not in seen]
+            seen.update(getattr(i, "uuid", id(i)) for i in fresh)
+            items.extend(fresh)
             if not grid.grid or len(items) >= grid.total_count:
                 return items
-            if page * page_size > grid.total_count + page_size:  # a server that never ends
+            if not fresh:
                 raise PermanentApiError(
-                    f"paging did not end after {page} pages of {page_size} (totalCount {grid.total_count})",
+                    f"page {page} repeated earlier results ({len(items)} of totalCount {grid.total_count} "
+                    f"collected): the server is not paging as expected",
+                    method="POST", path=path, hint="run 'reconciler doctor' to check the page base",
+                )
+            if (page - first_page) * page_size > grid.total_count + page_size:  # a server that never ends
+                raise PermanentApiError(
+                    f"paging did not end after {page - first_page + 1} pages of {page_size} "
+                    f"(totalCount {grid.total_count})",
                     method="POST", path=path,
                 )
             page += 1
@@ -353,7 +661,7 @@ class VntanaClient:
 def _per_product_errors(response: httpx.Response) -> bool:
     data = json_or_none(response)
     detail = data.get("response") if isinstance(data, dict) else None
-    return isinstance(detail, dict) and isinstance(detail.get("errors"), dict) and bool(detail["errors"])
+    return isinstance(detail, dict) and bool(per_product_errors(detail.get("errors")))
 
 
 def _server_date(response: httpx.Response) -> datetime | None:

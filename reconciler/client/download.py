@@ -1,16 +1,27 @@
-"""Stream one attachment from its signed URL, hashing while streaming.
+"""Stream one attachment from one of VNTANA's two download routes, hashing while streaming.
 
 Why here and not in the executor: the download is where expiry, throttling, dropped
 connections and size checks meet, and all of those are about the wire.
 
+The two routes (VNTANA's documents name both; which one serves renders is not settled):
+* ``SignedUrlSource``: ``POST /v1/storage/download/clients/sign-url`` with the attachment's
+  ``uuid`` as ``entityUuid`` and an ``Origin`` header (download-model.md; ``MISSING_ORIGIN`` is
+  a documented refusal), then a GET of the signed location. That GET is bare: no
+  ``X-AUTH-TOKEN`` (it would leak the token to the storage host), and
+  ``Content-Type: application/octet-stream`` (the operation says it is mandatory).
+* ``CommentsSource``: ``GET /v1/comments/images/{blobId}?clientUuid=`` with the token, which
+  answers the bytes themselves (upload-attachments.md; VNTANA's own client downloads renders
+  this way).
+A source that cannot serve a file at all (the route is missing, refuses the store type, answers
+JSON instead of bytes) raises ``RouteUnavailable`` before a byte is written, so the caller can
+try the other route; anything later is a ``DownloadError``.
+
 Decisions and invariants:
-* The signed URL is fetched bare: no ``X-AUTH-TOKEN`` (it would leak the token to the storage
-  host), ``Content-Type: application/octet-stream`` (the sign-url operation says it is
-  mandatory) and ``Accept-Encoding: identity`` so that the bytes hashed are the stored bytes.
-* The sha256 is computed over exactly the bytes written to the sink, in one pass, over the
-  chunks as the socket delivers them (``iter_raw``). Re-chunking to 1 MiB looked attractive
-  but httpx's chunker copies every byte again: on loopback it halved throughput. Only a body
-  the server encoded despite ``identity`` is decoded, in 1 MiB chunks.
+* ``Accept-Encoding: identity`` so that the bytes hashed are the stored bytes. The sha256 is
+  computed over exactly the bytes written to the sink, in one pass, over the chunks as the
+  socket delivers them (``iter_raw``). Re-chunking to 1 MiB looked attractive but httpx's
+  chunker copies every byte again: on loopback it halved throughput. Only a body the server
+  encoded despite ``identity`` is decoded, in 1 MiB chunks.
 * Measured and left out (bench/apply_scale.py, 256 MiB over loopback, 2 cores): hashing in a
   second thread fed by a bounded queue. Per 64 KiB chunk it was slower; in 1 MiB batches it
   sped one lone download from a fast server by ~20% but slowed two parallel downloads by ~20%
@@ -19,11 +30,13 @@ Decisions and invariants:
   but that size is no public httpx/httpcore setting, and over TLS a read yields one 16 KiB
   record anyway. Against the sandbox the server is the limit (it spends ~1.2 s of CPU per
   256 MiB), not this loop.
-* An expired URL (400/401/403 from the storage) is signed again and the fetch repeated, at most
-  ``max_resigns`` times. Throttling, 5xx and dropped connections are retried with the client's
-  backoff policy. After a dropped connection the download resumes with ``Range`` when the
-  server advertised ``Accept-Ranges: bytes``; otherwise it restarts, rewinding the sink (a
-  sink that cannot seek cannot be restarted: DownloadError).
+* A refused fetch is renewed and repeated at most ``max_resigns`` times: an expired signed URL
+  (400/401/403 from the storage) is signed again; a dead token on the comments route gets the
+  session's one fresh login. Throttling (429 or ``API_RATE_LIMIT_EXCEEDED``), 5xx and dropped
+  connections are retried with the client's backoff policy. After a dropped connection the
+  download resumes with ``Range`` when the server advertised ``Accept-Ranges: bytes``;
+  otherwise it restarts, rewinding the sink (a sink that cannot seek cannot be restarted:
+  DownloadError).
 * The bytes received must equal ``Content-Length`` (and the ``Content-Range`` total), else
   DownloadError. Signed-URL queries never reach a log line or a message (``scrub_url``).
 """
@@ -36,37 +49,179 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from typing import BinaryIO
+from dataclasses import dataclass
+from typing import BinaryIO, Protocol
+from urllib.parse import quote
 
 import httpx
+from pydantic import SecretStr
 
-from reconciler.errors import ApiError, DownloadError, TransientApiError
+from reconciler.errors import ApiError, DownloadError, PermanentApiError, TransientApiError
 
-from .errors import TRANSPORT_ERRORS, describe_status, error_for_response, error_for_transport
+from .errors import (
+    TRANSPORT_ERRORS,
+    TokenRejected,
+    describe_status,
+    envelope_codes,
+    error_for_response,
+    error_for_transport,
+    is_throttle,
+    json_or_none,
+    parse_retry_after,
+    token_rejection,
+)
 from .redact import scrub_url
 from .retry import AlreadyRetried, Idempotency, run_with_retries
-from .session import Session
+from .session import DEFAULT_429_PAUSE, Session
 from .wire import DownloadResult
 
 log = logging.getLogger("reconciler.client")
 
 CHUNK_SIZE = 1 << 20  # 1 MiB, for decoded (Content-Encoding) bodies only
 ENDPOINT = "GET (signed download URL)"
+COMMENTS_ENDPOINT = "GET /v1/comments/images/{blobId}"
 _EXPIRED = (400, 401, 403)  # GCS says 400 ExpiredToken, S3 says 403 AccessDenied
+PROBE_BYTES = 16
+"""What ``probe`` reads of a file: enough for its magic number, no more."""
+
+
+class RouteUnavailable(Exception):
+    """This route does not serve this file; nothing was written. ``reason`` says what it answered."""
+
+    def __init__(self, route: str, reason: str) -> None:
+        super().__init__(f"{route}: {reason}")
+        self.route = route
+        self.reason = reason
+
+
+class Source(Protocol):
+    """Where one file's bytes come from, and how to renew access to them."""
+
+    route: str
+    endpoint: str
+
+    def start(self) -> None:
+        """Prepare the first fetch (sign the URL); RouteUnavailable if the route refuses the file."""
+
+    def url(self) -> str: ...
+
+    def headers(self) -> dict[str, str]: ...
+
+    def refused(self, status: int, codes: list[str], *, received: int) -> None:
+        """A 4xx answer before any byte of it was read: renew access (return, and the fetch is
+        repeated) or raise RouteUnavailable (when ``received`` is 0) / DownloadError."""
+
+
+class SignedUrlSource:
+    """``POST /v1/storage/download/clients/sign-url``, then a bare GET of the location."""
+
+    route = "signed-url"
+    endpoint = ENDPOINT
+
+    def __init__(self, sign: Callable[[], str], session: Session, name: str, max_resigns: int) -> None:
+        self._sign = sign
+        self._session = session
+        self._name = name
+        self._max = max_resigns
+        self._url = ""
+        self.renewed = 0
+
+    def start(self) -> None:
+        try:
+            self._url = self._sign()
+        except PermanentApiError as exc:  # NOT_SUPPORTED_STORE_TYPE, INVALID_STORE_TYPE, MISSING_ORIGIN...
+            raise RouteUnavailable(self.route, f"sign-url refused ({describe_status(exc.status, exc.codes)})") from exc
+
+    def url(self) -> str:
+        return self._url
+
+    def headers(self) -> dict[str, str]:
+        return {"Content-Type": "application/octet-stream", "Accept-Encoding": "identity"}
+
+    def refused(self, status: int, codes: list[str], *, received: int) -> None:
+        if status not in _EXPIRED:
+            raise DownloadError(f"{self._name}: {describe_status(status, [])} from {scrub_url(self._url)}")
+        if self.renewed >= self._max:
+            raise DownloadError(
+                f"{self._name}: the signed URL was refused {self.renewed + 1} times "
+                f"({describe_status(status, [])}), even freshly signed"
+            )
+        self.renewed += 1
+        self._session.stats.add("resigned_urls")
+        log.info("%s: signed URL refused (HTTP %d, expired?); signing again", self._name, status)
+        try:
+            self._url = self._sign()
+        except ApiError as sign_error:  # signing has had its own retries
+            raise AlreadyRetried(sign_error) from None
+
+
+class CommentsSource:
+    """``GET /v1/comments/images/{blobId}?clientUuid=`` with the session's token."""
+
+    route = "comments"
+    endpoint = COMMENTS_ENDPOINT
+
+    def __init__(self, session: Session, blob_id: str, client_uuid: str, name: str, max_resigns: int) -> None:
+        self._session = session
+        self._name = name
+        self._max = max_resigns
+        # A blob id is "<uuid>.<ext>" (upload-attachments.md): one path segment, encoded.
+        self._url = (f"{session.settings.api_url}/v1/comments/images/{quote(blob_id, safe='')}"
+                     f"?clientUuid={quote(client_uuid, safe='')}")
+        self._token: SecretStr | None = None
+        self._generation = 0
+        self.renewed = 0
+
+    def start(self) -> None:
+        try:
+            self._token, self._generation = self._session.current_token()
+        except ApiError as exc:
+            raise AlreadyRetried(exc) from None
+
+    def url(self) -> str:
+        return self._url
+
+    def headers(self) -> dict[str, str]:
+        assert self._token is not None
+        return {"Accept": "*/*", "Accept-Encoding": "identity",
+                "X-AUTH-TOKEN": f"Bearer {self._token.get_secret_value()}"}
+
+    def refused(self, status: int, codes: list[str], *, received: int) -> None:
+        what = describe_status(status, codes)
+        certain = token_rejection(status, codes)
+        if certain is not None and self.renewed < self._max:
+            self.renewed += 1
+            rejection = TokenRejected(what, certain=certain, status=status, codes=codes, method="GET",
+                                      path=COMMENTS_ENDPOINT)
+            assert self._token is not None
+            try:
+                self._token = self._session.replace_token(rejection, self._token, self._generation,
+                                                          method="GET", path=COMMENTS_ENDPOINT)
+            except PermanentApiError as exc:  # the token is fine: this route refuses us
+                if received:
+                    raise DownloadError(f"{self._name}: {exc.message}") from exc
+                raise RouteUnavailable(self.route, what) from exc
+            self._generation = self._session.current_token()[1]
+            return
+        if received:
+            raise DownloadError(f"{self._name}: {what} from the comments route after {received} bytes")
+        raise RouteUnavailable(self.route, what)
+
+
+class _Renew(Exception):
+    """Access was renewed: fetch again at once."""
 
 
 class _Progress:
-    """What survives between attempts: the hash so far, the bytes written, the current URL."""
+    """What survives between attempts: the hash so far, the bytes written."""
 
-    def __init__(self, url: str, sink: BinaryIO | None) -> None:
-        self.url = url
+    def __init__(self, sink: BinaryIO | None) -> None:
         self.sink = sink
         self.hasher = hashlib.sha256()
         self.received = 0
         self.total: int | None = None
         self.content_type: str | None = None
         self.ranges_ok = False
-        self.resigned = 0
         self.start_pos = sink.tell() if sink is not None and _seekable(sink) else None
 
     def restart(self, name: str) -> None:
@@ -86,83 +241,69 @@ def _seekable(sink: BinaryIO) -> bool:
         return False
 
 
-def download(
-    session: Session,
-    sign: Callable[[], str],
-    *,
-    name: str,
-    sink: BinaryIO | None,
-    max_resigns: int = 3,
-) -> DownloadResult:
-    """Fetch ``sign()``'s URL into ``sink`` (or only hash it); ``name`` labels errors and logs."""
-    progress = _Progress(sign(), sink)
+def download(session: Session, source: SignedUrlSource | CommentsSource, *, name: str,
+             sink: BinaryIO | None) -> DownloadResult:
+    """Fetch ``source``'s file into ``sink`` (or only hash it); ``name`` labels errors and logs.
+
+    Raises RouteUnavailable (nothing written) when the route does not serve the file, else
+    DownloadError when the bytes cannot be fetched intact."""
+    progress = _Progress(sink)
 
     def attempt() -> DownloadResult:
         try:
-            return _fetch(session, progress, name)
-        except _Expired as exc:
-            if progress.resigned >= max_resigns:
-                raise DownloadError(
-                    f"{name}: the signed URL was refused {progress.resigned + 1} times "
-                    f"({describe_status(exc.status, [])}), even freshly signed"
-                ) from None
-            progress.resigned += 1
-            session.stats.add("resigned_urls")
-            log.info("%s: signed URL refused (HTTP %d, expired?); signing again", name, exc.status)
-            try:
-                progress.url = sign()
-            except ApiError as sign_error:  # signing has had its own retries
-                raise AlreadyRetried(sign_error) from None
-            # Retry at once: a fresh URL is not a reason to back off.
-            raise TransientApiError("signed URL expired", retry_after=0.0) from None
+            return _fetch(session, source, progress, name)
+        except _Renew:
+            # Retry at once: fresh access is not a reason to back off.
+            raise TransientApiError("access renewed", retry_after=0.0) from None
 
     # A long transfer must not eat the retry time budget, which is meant for waiting: downloads
     # are bounded by the attempt count (and each wait by the backoff cap / Retry-After).
     policy = dataclasses.replace(session.policy, max_elapsed=math.inf)
     try:
-        return run_with_retries(
+        source.start()
+        result = run_with_retries(
             attempt, policy=policy, idempotency=Idempotency.SAFE, what=f"download {name}",
-            stats=session.stats, sleep=session.sleep,
+            stats=session.stats, limiter=session.limiter, sleep=session.sleep,
         )
+    except AlreadyRetried as wrapped:
+        raise DownloadError(f"{name}: download failed: {getattr(wrapped.error, 'message', wrapped.error)}") \
+            from wrapped.error
     except ApiError as exc:
         raise DownloadError(f"{name}: download failed: {exc.message}") from exc
+    return result.model_copy(update={"resigned": source.renewed, "route": source.route})
 
 
-class _Expired(Exception):
-    def __init__(self, status: int) -> None:
-        super().__init__(status)
-        self.status = status
-
-
-def _fetch(session: Session, p: _Progress, name: str) -> DownloadResult:
-    """One GET of the signed URL, continuing ``p``; raises TransientApiError to be retried."""
-    headers = {"Content-Type": "application/octet-stream", "Accept-Encoding": "identity"}
+def _fetch(session: Session, source: SignedUrlSource | CommentsSource, p: _Progress, name: str) -> DownloadResult:
+    """One GET, continuing ``p``; raises TransientApiError to be retried, _Renew to repeat at once."""
+    headers = source.headers()
     resuming = p.received > 0 and p.ranges_ok
     if resuming:
         headers["Range"] = f"bytes={p.received}-"
     elif p.received:
         p.restart(name)
-    shown = scrub_url(p.url)
-    session.stats.count_request(ENDPOINT)
+    url = source.url()
+    shown = scrub_url(url)
+    if source.route == "comments":
+        session.limiter.wait_gate()  # an API call: it waits for throttling like the others
+    session.stats.count_request(source.endpoint)
     started = time.monotonic()
     try:
-        with session.http.stream("GET", p.url, headers=headers, follow_redirects=True) as response:
+        with session.http.stream("GET", url, headers=headers, follow_redirects=True) as response:
             session.stats.count_status(response.status_code)
             log.debug("GET %s -> %d (%s)", shown, response.status_code, "resume" if resuming else "start")
-            if response.status_code in _EXPIRED:
-                raise _Expired(response.status_code)
-            if response.status_code == 429 or response.status_code >= 500:
-                response.read()
-                raise error_for_response(response, method="GET", path=shown)
-            if response.status_code == 416 and resuming and p.received == p.total:
+            status = response.status_code
+            if status == 416 and resuming and p.received == p.total:
                 # Everything had arrived before the connection dropped: nothing left to fetch.
-                return DownloadResult(sha256=p.hasher.hexdigest(), size=p.received,
-                                      content_type=p.content_type, resigned=p.resigned)
-            if response.status_code not in (200, 206):
-                raise DownloadError(f"{name}: {describe_status(response.status_code, [])} from {shown}")
-            if response.status_code == 200 and p.received:
+                return DownloadResult(sha256=p.hasher.hexdigest(), size=p.received, content_type=p.content_type)
+            if status not in (200, 206):
+                _refused(session, source, response, p, shown, name)
+            if status == 200 and source.route == "comments" and _is_json(response):
+                # The YAML describes this route's 200 as a JSON comment list (Y:8791): such an
+                # answer is not the file, whatever it says.
+                raise RouteUnavailable(source.route, "answers JSON, not the file")
+            if status == 200 and p.received:
                 p.restart(name)  # the server ignored our Range: start over
-            elif response.status_code == 206 and not _range_starts_at(response, p.received):
+            elif status == 206 and not _range_starts_at(response, p.received):
                 p.restart(name)
                 raise TransientApiError("unexpected Content-Range; restarting", retry_after=0.0)
             _note_headers(p, response)
@@ -198,9 +339,67 @@ def _fetch(session: Session, p: _Progress, name: str) -> DownloadResult:
     if p.total is not None and p.received != p.total:
         raise DownloadError(f"{name}: received {p.received} bytes of {p.total} ({shown})")
     log.debug("GET %s: %d bytes in %.3fs", shown, p.received, time.monotonic() - started)
-    return DownloadResult(
-        sha256=p.hasher.hexdigest(), size=p.received, content_type=p.content_type, resigned=p.resigned
-    )
+    return DownloadResult(sha256=p.hasher.hexdigest(), size=p.received, content_type=p.content_type)
+
+
+def _refused(session: Session, source: SignedUrlSource | CommentsSource, response: httpx.Response,
+             p: _Progress, shown: str, name: str) -> None:
+    """A non-2xx answer: raise what it calls for (retry, renew, route unavailable, failure)."""
+    response.read()  # an error body is small; its codes decide
+    status = response.status_code
+    codes = envelope_codes(json_or_none(response)) if source.route == "comments" else []
+    if is_throttle(status, codes) or status >= 500 or status == 408:
+        error = error_for_response(response, method="GET", path=shown)
+        if is_throttle(status, codes):
+            retry_after = parse_retry_after(response.headers.get("retry-after"))
+            session.limiter.block_for(DEFAULT_429_PAUSE if retry_after is None else retry_after)
+        raise error
+    source.refused(status, codes, received=p.received)
+    raise _Renew
+
+
+def probe(session: Session, source: SignedUrlSource | CommentsSource) -> tuple[int, bytes, str | None]:
+    """Fetch the first ``PROBE_BYTES`` of a file with ``Range`` (the rest is never read).
+
+    Returns (status, first bytes, content type); RouteUnavailable when the route does not serve
+    the file; ApiError/DownloadError for other failures. For ``reconciler doctor``."""
+    try:
+        source.start()
+    except AlreadyRetried as wrapped:
+        raise wrapped.error from wrapped.error.__cause__
+    for _ in range(2):  # one renewal (re-sign, fresh login) at most
+        headers = {**source.headers(), "Range": f"bytes=0-{PROBE_BYTES - 1}"}
+        session.stats.count_request(source.endpoint)
+        try:
+            with session.http.stream("GET", source.url(), headers=headers, follow_redirects=True) as response:
+                session.stats.count_status(response.status_code)
+                if response.status_code in (200, 206):
+                    if source.route == "comments" and _is_json(response):
+                        raise RouteUnavailable(source.route, "answers JSON, not the file")
+                    head = b""
+                    chunks = response.iter_bytes() if response.is_stream_consumed else response.iter_raw()
+                    for chunk in chunks:
+                        head += chunk
+                        if len(head) >= PROBE_BYTES:
+                            break
+                    return response.status_code, head[:PROBE_BYTES], response.headers.get("content-type")
+                response.read()
+                codes = envelope_codes(json_or_none(response)) if source.route == "comments" else []
+                if is_throttle(response.status_code, codes) or response.status_code >= 500:
+                    raise error_for_response(response, method="GET", path=scrub_url(source.url()))
+                try:
+                    source.refused(response.status_code, codes, received=0)
+                except DownloadError as exc:
+                    raise RouteUnavailable(source.route, exc.message.split(": ", 1)[-1]) from exc
+        except TRANSPORT_ERRORS as exc:
+            raise error_for_transport(exc, method="GET", path=scrub_url(source.url())) from exc
+        except AlreadyRetried as wrapped:
+            raise wrapped.error from wrapped.error.__cause__
+    raise RouteUnavailable(source.route, "refused again after renewing access")
+
+
+def _is_json(response: httpx.Response) -> bool:
+    return response.headers.get("content-type", "").split(";")[0].strip().lower() == "application/json"
 
 
 def _note_headers(p: _Progress, response: httpx.Response) -> None:
@@ -226,3 +425,11 @@ def _range_starts_at(response: httpx.Response, offset: int) -> bool:
 def _int_header(response: httpx.Response, name: str) -> int | None:
     value = response.headers.get(name)
     return int(value) if value is not None and value.strip().isdigit() else None
+
+
+@dataclass(frozen=True)
+class RouteChoice:
+    """Which route ``download_route: auto`` settled on, and why the others were passed over."""
+
+    route: str | None
+    passed_over: dict[str, str] = dataclasses.field(default_factory=dict)

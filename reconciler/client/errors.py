@@ -4,9 +4,11 @@ This is the one boundary where foreign exceptions stop (STYLE principle 6): noth
 ``httpx`` leaves ``reconciler.client``; callers see only
 
     ApiError
-    ├── TransientApiError   429, 408, 5xx, connection trouble (``retry_after`` when known)
+    ├── TransientApiError   throttling (429, or API_RATE_LIMIT_EXCEEDED under any status),
+    │                       408, 5xx, connection trouble (``retry_after`` when known)
     └── PermanentApiError   other 4xx, unusable answers
-        └── AuthenticationError   401, or a login the platform refused
+        └── AuthenticationError   a login the platform refused, or still refused after one
+            └── TokenRejected     401, or a 403 that may mean an invalid/expired/revoked token
 
 and ``DownloadError`` for the bytes of a signed URL. Each error is raised ``from`` the httpx
 exception when there is one.
@@ -34,23 +36,63 @@ from reconciler.errors import (
 )
 
 from .redact import scrub_text
+from .wire import error_codes
 
 # Failures in the connect phase: the request's bytes never reached the server.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
+THROTTLED = "API_RATE_LIMIT_EXCEEDED"
+"""VNTANA's throttling code. It appears only in 400/403/409 schemas (Y:17637-17718, Y:26592)
+and no page documents a 429, so it means "slow down" whatever the status."""
+
+# Codes that can only be about the token itself: a fresh login is the cure. BAD_CREDENTIALS is
+# what api-authentication.md says "may also appear" for a dead token; the others are the token
+# codes of the logout/expire schemas (ExpireTokenAuthenticationResultResponse) and the usual
+# spellings of "expired" and "revoked".
+TOKEN_CODES = frozenset({
+    "BAD_CREDENTIALS", "UNAUTHORIZED", "MISSING_TOKEN", "TOKEN_NOT_FOUND", "INVALID_TOKEN",
+    "TOKEN_EXPIRED", "EXPIRED_TOKEN", "TOKEN_REVOKED", "REVOKED_TOKEN", "INVALID_AUTH_TOKEN",
+})
+# A 403 FORBIDDEN (or a bare 403) is what api-authentication.md and refresh-token-usage.md give
+# for a revoked or expired token, but also for a missing role or scope: the session finds out
+# which by asking whether the token still works (see Session).
+AMBIGUOUS_403_CODES = frozenset({"FORBIDDEN"})
+
+
+class TokenRejected(AuthenticationError):
+    """A call was refused in a way that may mean the token is dead (401, or a 403 as above).
+
+    ``certain`` is True for a 401 or a token code; False for a bare 403 FORBIDDEN, which
+    may also mean "this user may not do that". Handled inside the client (one fresh login at
+    most); it leaves the client only when a fresh token is refused as well.
+    """
+
+    def __init__(self, message: str, *, certain: bool, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.certain = certain
+
 
 def envelope_codes(body: Any) -> list[str]:
-    """The UPPER_SNAKE codes of an envelope's ``errors`` (a list, an object, or absent)."""
+    """The UPPER_SNAKE codes of an envelope's ``errors`` (strings or objects, a list, an object, or absent)."""
     if not isinstance(body, dict):
         return []
-    errors = body.get("errors")
-    if isinstance(errors, list):
-        return [str(e) for e in errors if isinstance(e, (str, int))]
-    if isinstance(errors, dict):
-        return [str(v) for v in errors.values() if isinstance(v, str)]
-    if isinstance(errors, str):
-        return [errors]
-    return []
+    return error_codes(body.get("errors"))
+
+
+def is_throttle(status: int | None, codes: list[str]) -> bool:
+    """Whether an answer says "too many requests": a 429, or VNTANA's code under any status."""
+    return status == 429 or THROTTLED in codes
+
+
+def token_rejection(status: int, codes: list[str]) -> bool | None:
+    """For a refused call: True if the token is surely dead, False if it may be, None if not."""
+    if is_throttle(status, codes):
+        return None
+    if status == 401 or any(c in TOKEN_CODES for c in codes):
+        return True if status in (401, 403) else None
+    if status == 403 and all(c in AMBIGUOUS_403_CODES for c in codes):
+        return False
+    return None
 
 
 def json_or_none(response: httpx.Response) -> Any:
@@ -97,9 +139,13 @@ def error_for_response(response: httpx.Response, *, method: str, path: str) -> A
     codes = envelope_codes(json_or_none(response))
     message = describe_status(status, codes)
     where: dict[str, Any] = {"status": status, "codes": codes, "method": method, "path": path}
-    if status == 401:
-        return AuthenticationError(message, **where)
-    if status == 429 or status == 408 or status >= 500:
+    if is_throttle(status, codes):
+        retry_after = parse_retry_after(response.headers.get("retry-after"))
+        return TransientApiError(message, retry_after=retry_after, **where)
+    certain = token_rejection(status, codes)
+    if certain is not None:
+        return TokenRejected(message, certain=certain, **where)
+    if status == 408 or status >= 500:
         retry_after = parse_retry_after(response.headers.get("retry-after"))
         return TransientApiError(message, retry_after=retry_after, **where)
     return PermanentApiError(message, **where)
@@ -136,13 +182,14 @@ def unexpected_payload(problem: str, *, method: str, path: str, status: int | No
 def certainly_not_processed(exc: BaseException) -> bool:
     """True when the server surely did not act on the request, so a re-send cannot double it.
 
-    That holds for a 429 or 503 (the platform refused it before doing anything) and for failures
-    before any byte was sent (connect errors, connect/pool timeouts). It does not hold for
-    other 5xx, read timeouts or dropped connections: the request may have been processed.
+    That holds for throttling (a 429 or API_RATE_LIMIT_EXCEEDED: refused before doing anything),
+    a 503, and failures before any byte was sent (connect errors, connect/pool timeouts). It
+    does not hold for other 5xx, read timeouts or dropped connections: the request may have
+    been processed.
     """
     # 503 Service Unavailable says the server could not take the request on (RFC 9110
     # 15.6.4); gateways answer it before the application sees anything.
-    if isinstance(exc, TransientApiError) and exc.status in (429, 503):
+    if isinstance(exc, TransientApiError) and (exc.status == 503 or is_throttle(exc.status, exc.codes)):
         return True
     return isinstance(exc, TransientApiError) and isinstance(exc.__cause__, _NOT_SENT)
 

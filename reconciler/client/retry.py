@@ -2,9 +2,10 @@
 
 Built on tenacity rather than a hand-rolled loop. Decisions:
 
-* Retried: ``TransientApiError`` only (429, 408, 5xx, connection trouble). 400/403/404/422
-  are ``PermanentApiError`` and never retried; a 401 is handled by a fresh login in ``api.py``,
-  not here.
+* Retried: ``TransientApiError`` only (throttling: 429 or API_RATE_LIMIT_EXCEEDED under any
+  status; 408, 5xx, connection trouble). Other 400/403/404/422 are ``PermanentApiError`` and
+  never retried; a dead token (401, or a 403 that means one) is handled by one fresh login
+  in ``session.py``, not here.
 * Wait: exponential backoff with full jitter (``backoff_initial * 2**(n-1)``, capped at
   ``backoff_max``, uniformly randomised) so that parallel workers spread out. A ``Retry-After``
   from the server replaces the backoff (plus at most 10 % jitter); and nobody sleeps less than
@@ -36,7 +37,7 @@ from tenacity import (
 
 from reconciler.errors import ApiError, TransientApiError
 
-from .errors import certainly_not_processed
+from .errors import certainly_not_processed, is_throttle
 from .limiter import ClientStats, Limiter
 
 T = TypeVar("T")
@@ -124,7 +125,7 @@ def run_with_retries(
         exc = state.outcome.exception() if state.outcome else None
         pause = state.next_action.sleep if state.next_action else 0.0
         stats.add("retries")
-        if isinstance(exc, ApiError) and exc.status == 429:
+        if isinstance(exc, ApiError) and is_throttle(exc.status, exc.codes):
             stats.add("throttled_seconds", pause)
         reason = str(exc) if isinstance(exc, ApiError) else f"{what}: {type(exc).__name__}"
         log.info(

@@ -1,16 +1,25 @@
 """One authenticated request: login, limiter, retries, logging and error mapping in one place.
 
 ``Session.request`` is the only way ``api.py`` talks to the API, so every call gets the same
-treatment. Login is the platform's two steps (personal access token → organization token →
-workspace token when a workspace is configured), done lazily on the first call.
+treatment. Login is the platform's steps, done lazily on the first call:
+personal access token → ``GET /v1/organizations`` (the organizations, and the user's role in
+each) → organization token → workspace token, only when a workspace is configured and the
+role is not organization-wide (Owners and Admins get ``BAD_CREDENTIALS`` asking for one,
+refresh-token-usage.md; they use the organization token for everything). If the workspace step
+is refused with ``BAD_CREDENTIALS`` anyway, the organization token is kept.
 
 Invariants:
 * One login at a time, under ``_auth_lock``; callers that arrive meanwhile wait and reuse its
-  token. ``/v1/auth/refresh-token`` revokes the previous token, so two parallel logins would
-  knock each other out.
-* A 401 triggers at most one fresh login per request, and only if nobody else has logged in
-  since the token that failed was handed out (the ``generation`` check); a second 401 is an
-  ``AuthenticationError``.
+  token. ``/v1/auth/refresh-token`` revokes the previous token of the same scope, so two
+  parallel logins would knock each other out.
+* A dead token is replaced by at most one fresh login per request, and only if nobody else has
+  logged in since the token that failed was handed out (the ``generation`` check). "Dead"
+  means a 401, a 403 with a token code, or a 403 FORBIDDEN after which the token fails a
+  cheap check (``GET /v1/organizations``): VNTANA's guides answer a revoked or expired token
+  with 403 FORBIDDEN as often as with 401, and FORBIDDEN also means "not allowed", which no
+  fresh login cures. A refusal that survives the fresh login is an ``AuthenticationError``.
+* Throttling (429, or ``API_RATE_LIMIT_EXCEEDED`` under any status) closes the shared gate
+  for every thread.
 * No thread holds a limiter slot while it waits for the login lock, so the login's own
   requests can always get a slot (no deadlock with ``max_concurrency`` workers).
 * Tokens exist only as ``SecretStr`` and in the one header dict built per request.
@@ -33,10 +42,12 @@ from reconciler.settings import ClientSettings
 
 from .errors import (
     TRANSPORT_ERRORS,
+    TokenRejected,
     describe_status,
     envelope_codes,
     error_for_response,
     error_for_transport,
+    is_throttle,
     json_or_none,
     unexpected_payload,
 )
@@ -45,9 +56,30 @@ from .retry import AlreadyRetried, Idempotency, RetryPolicy, run_with_retries
 
 log = logging.getLogger("reconciler.client")
 
-# Pause for everyone after a 429 that gives no Retry-After: long enough to let a per-second
-# quota refill, short enough not to matter when the 429 was a one-off.
+# Pause for everyone after throttling that gives no Retry-After (VNTANA's code never comes with
+# one): long enough to let a per-second quota refill, short enough not to matter when it was a
+# one-off.
 DEFAULT_429_PAUSE = 1.0
+
+ORGANIZATION_ROLES = frozenset({"ORGANIZATION_OWNER", "ORGANIZATION_ADMIN", "OWNER", "ADMIN"})
+"""Roles that work with the organization token alone and are refused a workspace token."""
+
+REVOKED_HINT = (
+    "another login with the same personal access token for the same organization or workspace "
+    "revokes the previous token (a user has one key, and a new key invalidates the old one): run "
+    "one process per key at a time, or share one login between workers as VNTANA advises"
+)
+
+
+class LoginInfo:
+    """What the last login found out, for ``reconciler doctor`` and messages (no secrets)."""
+
+    def __init__(self) -> None:
+        self.organizations: list[dict[str, Any]] = []
+        self.role: str | None = None
+        self.workspace_step: str = "not configured"
+        """``not configured``, ``used``, ``skipped`` (organization-wide role) or
+        ``refused`` (BAD_CREDENTIALS: the organization token is used)."""
 
 
 class Session:
@@ -75,6 +107,7 @@ class Session:
         self._generation = 0
         self._login_failure: Exception | None = None
         self.organization_uuid: str | None = settings.organization_uuid
+        self.login_info = LoginInfo()
 
     # -- public ----------------------------------------------------------------------------
 
@@ -86,6 +119,7 @@ class Session:
         endpoint: str,
         json: Any = None,
         params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
         idempotency: Idempotency = Idempotency.SAFE,
         pass_statuses: Collection[int] = (),
     ) -> httpx.Response:
@@ -96,6 +130,10 @@ class Session:
         """
         attempts = itertools.count(1)
 
+        def send(token: SecretStr, n: int) -> httpx.Response:
+            return self._send(method, path, endpoint, token=token, json=json, params=params, headers=headers,
+                              attempt=n, pass_statuses=pass_statuses)
+
         def attempt() -> httpx.Response:
             n = next(attempts)
             try:
@@ -103,25 +141,16 @@ class Session:
             except ApiError as exc:  # the login has had its own retries
                 raise AlreadyRetried(exc) from None
             try:
-                return self._send(method, path, endpoint, token=token, json=json, params=params, attempt=n,
-                                  pass_statuses=pass_statuses)
-            except AuthenticationError:
+                return send(token, n)
+            except TokenRejected as exc:
                 try:
-                    token, _ = self._relogin(generation)
-                except ApiError as exc:
-                    raise AlreadyRetried(exc) from None
+                    token = self.replace_token(exc, token, generation, method=method, path=path)
+                except ApiError as error:
+                    raise AlreadyRetried(error) from None
             try:
-                return self._send(method, path, endpoint, token=token, json=json, params=params, attempt=n,
-                                  pass_statuses=pass_statuses)
-            except AuthenticationError as exc:
-                raise AuthenticationError(
-                    "still unauthorized (HTTP 401) after a fresh login",
-                    status=401, method=method, path=path,
-                    hint=(
-                        "the token may have been revoked: another process logging in with the same "
-                        "personal access token revokes this one; use one key per process"
-                    ),
-                ) from exc
+                return send(token, n)
+            except TokenRejected as exc:
+                raise self.refused_again(exc, method=method, path=path) from exc
 
         return run_with_retries(
             attempt, policy=self.policy, idempotency=idempotency, what=f"{method} {path}",
@@ -135,6 +164,48 @@ class Session:
                 self._login_locked()
             assert self._token is not None
             return self._token, self._generation
+
+    def replace_token(self, exc: TokenRejected, token: SecretStr, generation: int, *, method: str,
+                      path: str) -> SecretStr:
+        """The token to try again with after ``exc``; raises when the token was not the problem.
+
+        A 401 or a token code: log in again (once; whoever comes first). A bare 403 FORBIDDEN:
+        first check whether ``token`` still works; if it does, the refusal means "not allowed"
+        and is raised as a PermanentApiError, with no login.
+        """
+        if not exc.certain and generation == self._generation and self._token_works(token):
+            raise PermanentApiError(
+                exc.message.removeprefix(f"{method} {path}: "), status=exc.status, codes=exc.codes,
+                method=method, path=path,
+                hint=(f"the token is valid, so this is a refusal: the user's role ({self.login_info.role or 'unknown'}) "
+                      "or scope may not do this"),
+            ) from exc
+        fresh, _ = self._relogin(generation, exc.status)
+        return fresh
+
+    def refused_again(self, exc: TokenRejected, *, method: str, path: str) -> ApiError:
+        """The error for a refusal that a fresh token did not cure."""
+        if exc.certain:
+            return AuthenticationError(
+                f"still refused ({describe_status(exc.status, exc.codes)}) after a fresh login",
+                status=exc.status, codes=exc.codes, method=method, path=path, hint=REVOKED_HINT,
+            )
+        return PermanentApiError(
+            exc.message.removeprefix(f"{method} {path}: ") + " (also with a fresh token)",
+            status=exc.status, codes=exc.codes, method=method, path=path,
+            hint=f"the user's role ({self.login_info.role or 'unknown'}) or scope may not do this",
+        )
+
+    def _token_works(self, token: SecretStr) -> bool:
+        """Whether ``token`` is still accepted: ``GET /v1/organizations`` takes any valid token."""
+        path = "/v1/organizations"
+        try:
+            self._send("GET", path, f"GET {path}", token=token)
+        except TokenRejected:
+            return False
+        except ApiError:  # cannot tell (throttled, down): a fresh login is the safer guess
+            return False
+        return True
 
     def body(self, response: httpx.Response, *, method: str, path: str, allow_failure: bool = False) -> Any:
         """The ``response`` member of a JSON envelope; ``success: false`` is an error unless allowed."""
@@ -184,7 +255,7 @@ class Session:
         error = None
         if not (response.is_success or response.status_code in pass_statuses):
             error = error_for_response(response, method=method, path=path)
-            if response.status_code == 429:  # close the gate first, before anyone else sends
+            if is_throttle(error.status, error.codes):  # close the gate first, before anyone else sends
                 retry_after = getattr(error, "retry_after", None)
                 self.limiter.block_for(DEFAULT_429_PAUSE if retry_after is None else retry_after)
         self.stats.count_status(response.status_code)
@@ -194,7 +265,7 @@ class Session:
         return response
 
     def _unauthenticated(self, method: str, path: str, endpoint: str, **kw: Any) -> httpx.Response:
-        """A login-phase request: retried like any safe call, with no 401 handling."""
+        """A login-phase request: retried like any safe call, with no token handling."""
         return run_with_retries(
             lambda: self._send(method, path, endpoint, **kw), policy=self.policy,
             idempotency=Idempotency.SAFE, what=f"{method} {path}", stats=self.stats,
@@ -203,11 +274,11 @@ class Session:
 
     # -- login -----------------------------------------------------------------------------
 
-    def _relogin(self, seen_generation: int) -> tuple[SecretStr, int]:
+    def _relogin(self, seen_generation: int, status: int | None = 401) -> tuple[SecretStr, int]:
         with self._auth_lock:
             if self._generation == seen_generation:
                 self.stats.add("relogins")
-                log.info("the API answered 401; logging in again")
+                log.info("the API refused the token (HTTP %s): logging in again", status)
                 self._token = None
                 self._login_locked()
             assert self._token is not None
@@ -232,21 +303,43 @@ class Session:
             refused="the API refused the personal access token",
             hint="check VNTANA_API_TOKEN (personal access tokens are created in the VNTANA platform)",
         )
-        org = s.organization_uuid or self._only_organization(step1)
+        info = LoginInfo()
+        info.organizations = self._organizations(step1, required=s.organization_uuid is None)
+        org = s.organization_uuid or self._only_organization(info.organizations)
+        info.role = next((str(o.get("role")) for o in info.organizations
+                          if o.get("uuid") == org and o.get("role")), None)
         token = self._login_call(
             "/v1/auth/refresh-token", token=step1, headers={"organizationUuid": org},
             refused=f"cannot log in to organization {org}",
             hint="check VNTANA_ORGANIZATION_UUID / organization_uuid",
         )
         if s.client_uuid:
+            token = self._workspace_step(token, org, s.client_uuid, info)
+        self.organization_uuid = org
+        self.login_info = info
+        log.debug("logged in to organization %s as %s; workspace step: %s", org, info.role or "?", info.workspace_step)
+        return token
+
+    def _workspace_step(self, org_token: SecretStr, org: str, workspace: str, info: LoginInfo) -> SecretStr:
+        if (info.role or "").upper() in ORGANIZATION_ROLES:
+            info.workspace_step = "skipped"  # refresh-token-usage.md: Owners and Admins stop at the organization
+            return org_token
+        try:
             token = self._login_call(
-                "/v1/auth/refresh-token", token=token,
-                headers={"organizationUuid": org, "clientUuid": s.client_uuid},
-                refused=f"cannot log in to workspace {s.client_uuid} of organization {org}",
+                "/v1/auth/refresh-token", token=org_token,
+                headers={"organizationUuid": org, "clientUuid": workspace},
+                refused=f"cannot log in to workspace {workspace} of organization {org}",
                 hint="check VNTANA_CLIENT_UUID / client_uuid",
             )
-        self.organization_uuid = org
-        log.debug("logged in to organization %s%s", org, f", workspace {s.client_uuid}" if s.client_uuid else "")
+        except AuthenticationError as exc:
+            if "BAD_CREDENTIALS" not in exc.codes:
+                raise
+            # The answer an Owner or Admin gets (refresh-token-usage.md) when the role was not
+            # in the organization list: the organization token serves every workspace.
+            log.info("workspace token refused with BAD_CREDENTIALS; using the organization token")
+            info.workspace_step = "refused"
+            return org_token
+        info.workspace_step = "used"
         return token
 
     def _login_call(
@@ -272,12 +365,25 @@ class Session:
             )
         return SecretStr(value)
 
-    def _only_organization(self, token: SecretStr) -> str:
-        """With no organization configured: the user's only organization, else a ConfigError."""
+    def _organizations(self, token: SecretStr, *, required: bool) -> list[dict[str, Any]]:
+        """``GET /v1/organizations`` with the login token: the user's organizations and roles.
+
+        When an organization is configured, a failure here only loses the role (the workspace
+        step is then tried, with its BAD_CREDENTIALS fallback)."""
         path = "/v1/organizations"
-        response = self._unauthenticated("GET", path, f"GET {path}", token=token)
-        grid = self.body(response, method="GET", path=path) or {}
-        orgs = [o for o in (grid.get("grid") or []) if isinstance(o, dict) and o.get("uuid")]
+        try:
+            response = self._unauthenticated("GET", path, f"GET {path}", token=token)
+            grid = self.body(response, method="GET", path=path) or {}
+        except ApiError:
+            if required:
+                raise
+            log.info("could not list the organizations; the role is unknown")
+            return []
+        return [o for o in (grid.get("grid") or []) if isinstance(o, dict) and o.get("uuid")]
+
+    @staticmethod
+    def _only_organization(orgs: list[dict[str, Any]]) -> str:
+        """With no organization configured: the user's only organization, else a ConfigError."""
         if len(orgs) == 1:
             return str(orgs[0]["uuid"])
         if not orgs:

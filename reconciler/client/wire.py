@@ -12,13 +12,82 @@ Source of truth for shapes: /work/shared/reference/vntana-admin-api-subset.yaml.
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, Generic, TypeVar
+from datetime import UTC, datetime
+from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic.alias_generators import to_camel
 
 T = TypeVar("T")
+
+
+def _utc(moment: datetime) -> datetime:
+    # The platform sends ``created``/``updated`` without a zone ("2023-08-28T19:03:53.198",
+    # upload-attachments.md); its clock is UTC. Read that way, a zone-less time compares
+    # correctly with the ``Date`` header of the trigger; a time with a zone keeps its own.
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_utc)]
+"""A platform timestamp, always timezone-aware (zone-less means UTC)."""
+
+
+def error_code(entry: Any) -> str | None:
+    """The code of one error entry: ``"PRODUCT_NOT_FOUND"`` or ``{"code": "PRODUCT_NOT_FOUND", ...}``.
+
+    VNTANA's pages disagree on the shape (error-codes.md: strings; common-workflows.md: objects),
+    so both are read; an object without a recognisable code field gives None.
+    """
+    if isinstance(entry, str):
+        return entry.strip() or None
+    if isinstance(entry, int) and not isinstance(entry, bool):
+        return str(entry)
+    if isinstance(entry, dict):
+        for key in ("code", "errorCode", "error", "name", "type"):
+            value = entry.get(key)
+            if isinstance(value, str) and value.strip():
+                return value.strip()
+    return None
+
+
+def error_codes(errors: Any) -> list[str]:
+    """Every code in an envelope's ``errors``: a list, an object of entries, one entry, or absent."""
+    if isinstance(errors, list):
+        entries: list[Any] = errors
+    elif isinstance(errors, dict):
+        entries = [errors] if error_code(errors) and "message" in errors else list(errors.values())
+    elif errors is None:
+        entries = []
+    else:
+        entries = [errors]
+    codes = []
+    for entry in entries:
+        if isinstance(entry, list):
+            codes += error_codes(entry)
+        elif (code := error_code(entry)) is not None:
+            codes.append(code)
+    return codes
+
+
+def per_product_errors(errors: Any) -> dict[str, str]:
+    """``response.errors`` of the render trigger as {product uuid: code}.
+
+    The YAML says a map of uuid to code; entries may be objects (as elsewhere), a list of
+    codes for one product, or a list of objects that name their product.
+    """
+    out: dict[str, str] = {}
+    if isinstance(errors, dict):
+        for uuid, entry in errors.items():
+            codes = error_codes(entry if isinstance(entry, list) else [entry])
+            out[str(uuid)] = ", ".join(codes) or "UNKNOWN_ERROR"
+    elif isinstance(errors, list):
+        for entry in errors:
+            if not isinstance(entry, dict):
+                continue
+            uuid = entry.get("productUuid") or entry.get("uuid") or entry.get("entityUuid")
+            if isinstance(uuid, str) and uuid:
+                out[uuid] = error_code(entry) or "UNKNOWN_ERROR"
+    return out
 
 
 class WireModel(BaseModel):
@@ -78,8 +147,8 @@ class Product(WireModel):
     status: str | None = None
     conversion_status: str | None = None
     asset_type: str | None = None
-    created: datetime | None = None
-    updated: datetime | None = None
+    created: UtcDatetime | None = None
+    updated: UtcDatetime | None = None
 
 
 class Attachment(WireModel):
@@ -96,18 +165,23 @@ class Attachment(WireModel):
     product_uuid: str | None = None
     type: str | None = None
     malware_processing_status: str | None = None
-    created: datetime | None = None
-    updated: datetime | None = None
+    created: UtcDatetime | None = None
+    updated: UtcDatetime | None = None
 
 
 class WebhookEvent(WireModel):
+    """One event of the catalogue (``EventObjectModel``); webhook creation sends it back whole."""
+
     name: str
     description: str | None = None
     uuid: str | None = None
 
 
 class WebhookEventCategory(WireModel):
+    """A category of the catalogue (``EventResponseModel``): ``renders``, ``turntable``, ..."""
+
     category: str | None = None
+    uuid: str | None = None
     events: list[WebhookEvent] = Field(default_factory=list)
 
 
@@ -123,8 +197,8 @@ class Webhook(WireModel):
     organization_uuid: str | None = None
     clients: list[str] = Field(default_factory=list)
     events: Grid[WebhookEventCategory] | None = None
-    created: datetime | None = None
-    updated: datetime | None = None
+    created: UtcDatetime | None = None
+    updated: UtcDatetime | None = None
 
     @field_validator("events", mode="before")
     @classmethod
@@ -152,12 +226,15 @@ class RenderResponse(WireModel):
     uuids: list[str] = Field(default_factory=list)
     errors: dict[str, str] = Field(default_factory=dict)
 
-    @field_validator("uuids", "errors", mode="before")
+    @field_validator("uuids", mode="before")
     @classmethod
-    def _none_is_empty(cls, value: Any, info: Any) -> Any:
-        if value is None:
-            return [] if info.field_name == "uuids" else {}
-        return value
+    def _none_is_empty(cls, value: Any) -> Any:
+        return [] if value is None else value
+
+    @field_validator("errors", mode="before")
+    @classmethod
+    def _codes(cls, value: Any) -> Any:
+        return per_product_errors(value)
 
 
 class SignedUrl(WireModel):
@@ -192,4 +269,6 @@ class DownloadResult(WireModel):
     size: int
     content_type: str | None = None
     resigned: int = 0
-    """How many times the signed URL had expired and was signed again."""
+    """How many times access was renewed (a signed URL signed again, a fresh login)."""
+    route: str | None = None
+    """The download route that served the bytes: ``comments`` or ``signed-url``."""

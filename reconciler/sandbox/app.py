@@ -1,12 +1,14 @@
 """The sandbox's ASGI application: routes that mirror the VNTANA Admin API.
 
-Paths, methods, header names, JSON field names, the envelope, error codes and statuses
-follow ``../shared/reference/vntana-api.md`` and, where they disagree, VNTANA's OpenAPI
-schemas (``vntana-admin-api-subset.yaml``). This module holds the shared context, the auth,
-organization and product routes; renders, storage and webhooks live beside it.
+Paths, methods, header names, JSON field names, the envelope, error codes and statuses follow
+VNTANA's own documents (``../shared/reference/vntana-docs-facts.md``: the help-center guides,
+the OpenAPI document ``vntana-admin-api-subset.yaml`` and VNTANA's published client). Where
+those contradict each other the behaviour is a reading (``readings.py``), switchable at run
+time. This module holds the shared context, the auth and organization routes; products,
+renders, files, uploads and webhooks live beside it.
 
-The sandbox never imports ``reconciler.client``: it is a second, independent reading of the
-API reference, so a misreading shared by client and emulator cannot hide behind shared code.
+The sandbox never imports ``reconciler.client``: it is a second, independent reading of
+VNTANA's documents, so a misreading shared by client and emulator cannot hide behind shared code.
 """
 
 from __future__ import annotations
@@ -22,15 +24,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from reconciler.sandbox import routes_files, routes_renders, routes_webhooks
-from reconciler.sandbox.catalog import product_search_view, product_view
+from reconciler.sandbox import routes_files, routes_products, routes_renders, routes_uploads, routes_webhooks
 from reconciler.sandbox.config import SandboxConfig
-from reconciler.sandbox.envelope import (
-    ApiError, Principal, authenticate, ctx_of, error_response, ok, paging, read_json, visible_product,
-)
+from reconciler.sandbox.envelope import ApiError, Principal, authenticate, ctx_of, error_response, ok, read_json
 from reconciler.sandbox.faults import FaultInjector, FaultMiddleware
 from reconciler.sandbox.jobs import JobEngine
-from reconciler.sandbox.store import Store, iso
+from reconciler.sandbox.readings import Readings
+from reconciler.sandbox.store import Store
+from reconciler.sandbox.users import Directory, User
 from reconciler.sandbox.webhooks import WebhookDispatcher
 
 
@@ -43,8 +44,14 @@ class SandboxContext:
     jobs: JobEngine
     webhooks: WebhookDispatcher
     faults: FaultInjector
-    user: dict[str, Any]
-    url_secret: bytes  # signs download URLs; persisted so URLs survive a restart
+    users: Directory
+    url_secret: bytes  # signs download and upload URLs; persisted so URLs survive a restart
+    readings: Readings  # replaced whole (``Sandbox.set_readings``); every request reads it once or more
+
+    @property
+    def user(self) -> dict[str, Any]:
+        """The default user's credentials (the Owner)."""
+        return {"email": self.users.default.email, "password": self.users.default.password}
 
     def auto_create(self, principal: Principal, product_uuid: str) -> dict[str, Any] | None:
         """Create an unknown product on the fly in the caller's (first) workspace."""
@@ -58,14 +65,15 @@ class SandboxContext:
 
 
 # -- authentication ----------------------------------------------------------------
-def _login_answer(ctx: SandboxContext, kind: str, org: str | None, client: str | None) -> JSONResponse:
+def _login_answer(ctx: SandboxContext, user: User, kind: str, org: str | None, client: str | None) -> JSONResponse:
     token = secrets.token_urlsafe(32)
     now = time.time()
-    expires = ctx.store.add_token(token, kind, org, client, ctx.config.token_ttl_seconds)
-    session = {"created": iso(now), "status": "ACTIVE", "expiration": iso(expires), "lastAccess": iso(now)}
+    expires = ctx.store.add_token(token, kind, org, client, ctx.config.token_ttl_seconds, user.email)
+    r = ctx.readings
+    session = {"created": r.time(now), "status": "ACTIVE", "expiration": r.time(expires), "lastAccess": r.time(now)}
     # LoginUserResultResponseOk types ``errors`` as an object, unlike every other answer:
     # the YAML wins over the prose, so login answers carry ``"errors": {}``.
-    return ok({"email": ctx.user["email"], "session": session}, headers={"X-AUTH-TOKEN": token}, errors={})
+    return ok({"email": user.email, "session": session}, headers={"X-AUTH-TOKEN": token}, errors={})
 
 
 async def login_token(request: Request) -> Response:
@@ -74,9 +82,10 @@ async def login_token(request: Request) -> Response:
     given = body.get("personal-access-token")
     if not isinstance(given, str) or not given:
         raise ApiError(400, "BAD_REQUEST")
-    if not hmac.compare_digest(given.encode(), ctx.config.resolved_access_token.encode()):
-        raise ApiError(403, "FORBIDDEN")
-    return _login_answer(ctx, "login", None, None)
+    user = ctx.users.by_token(given)
+    if user is None:
+        raise ApiError(403, "BAD_CREDENTIALS")
+    return _login_answer(ctx, user, "login", None, None)
 
 
 async def login(request: Request) -> Response:
@@ -85,28 +94,33 @@ async def login(request: Request) -> Response:
     email, password = body.get("email"), body.get("password")
     if not isinstance(email, str) or not isinstance(password, str) or not email or not password:
         raise ApiError(400, "BAD_REQUEST")
-    good = email.lower() == ctx.user["email"].lower()
-    good = hmac.compare_digest(password.encode(), ctx.user["password"].encode()) and good
-    if not good:
-        raise ApiError(403, "FORBIDDEN")
-    return _login_answer(ctx, "login", None, None)
+    user = ctx.users.by_email(email)
+    good = user is not None and user.password != "" and hmac.compare_digest(password.encode(), user.password.encode())
+    if not good or user is None:
+        raise ApiError(403, "BAD_CREDENTIALS")
+    return _login_answer(ctx, user, "login", None, None)
 
 
 async def refresh_token(request: Request) -> Response:
+    """Step 2 (organization token) and step 3 (workspace token, workspace-level users only)."""
     ctx = ctx_of(request)
-    authenticate(request, ctx, org_scoped=False)
+    principal = authenticate(request, ctx, org_scoped=False)
+    user = principal.user
     org_uuid = request.headers.get("organizationuuid")
     if not org_uuid:
         raise ApiError(403, "MISSING_ORGANIZATION_UUID")
-    org = ctx.store.organization(org_uuid)
-    if org is None or org["role"] is None:  # unknown, or the demo user is not a member
+    if ctx.store.organization(org_uuid) is None or org_uuid not in user.org_roles:
+        raise ApiError(403, "FORBIDDEN")
+    if principal.organization_uuid not in (None, org_uuid):
         raise ApiError(403, "FORBIDDEN")
     client_uuid = request.headers.get("clientuuid") or None
     if client_uuid is not None:
+        if user.org_level(org_uuid):  # refresh-token-usage.md: Owners and Admins get BAD_CREDENTIALS
+            raise ApiError(403, "BAD_CREDENTIALS", message="Owners and Admins use the organization token")
         client = ctx.store.client(client_uuid)
-        if client is None or client["organization_uuid"] != org_uuid:
+        if client is None or client["organization_uuid"] != org_uuid or client_uuid not in user.client_roles:
             raise ApiError(403, "INVALID_CLIENT_UUID")
-    return _login_answer(ctx, "refresh", org_uuid, client_uuid)
+    return _login_answer(ctx, user, "refresh", org_uuid, client_uuid)
 
 
 async def logout(request: Request) -> Response:
@@ -119,10 +133,14 @@ async def logout(request: Request) -> Response:
 # -- organizations and workspaces ----------------------------------------------------
 async def organizations(request: Request) -> Response:
     ctx = ctx_of(request)
-    authenticate(request, ctx, org_scoped=False)
+    principal = authenticate(request, ctx, org_scoped=False)
+    roles = principal.user.org_roles
+    r = ctx.readings
     grid = [
-        {"uuid": o["uuid"], "slug": o["slug"], "name": o["name"], "role": o["role"], "created": iso(o["created"]), "shareLinks": []}
-        for o in ctx.store.organizations()
+        # organizations-clients.md's example: ``created`` with microseconds and no zone.
+        {"uuid": o["uuid"], "slug": o["slug"], "name": o["name"], "role": roles[o["uuid"]],
+         "created": r.time(o["created"], precision="microseconds"), "shareLinks": []}
+        for o in ctx.store.organizations(member_only=False) if o["uuid"] in roles
     ]
     return ok({"totalCount": len(grid), "grid": grid})
 
@@ -131,57 +149,18 @@ async def client_organizations(request: Request) -> Response:
     ctx = ctx_of(request)
     principal = authenticate(request, ctx)
     assert principal.organization_uuid is not None
-    org = ctx.store.organization(principal.organization_uuid)
-    role = org["role"] if org else None
+    user = principal.user
+    org_level = principal.org_level
+    r = ctx.readings
     grid = [
-        {"uuid": c["uuid"], "slug": c["slug"], "name": c["name"], "role": role, "created": iso(c["created"])}
+        {"uuid": c["uuid"], "slug": c["slug"], "name": c["name"],
+         "role": user.org_roles.get(principal.organization_uuid) if org_level else user.client_roles[c["uuid"]],
+         "created": r.time(c["created"], precision="microseconds")}
         for c in ctx.store.clients(principal.organization_uuid)
-        if principal.client_uuid in (None, c["uuid"])
+        # Owners and Admins see every workspace; workspace-level users only their own.
+        if (org_level or c["uuid"] in user.client_roles) and principal.client_uuid in (None, c["uuid"])
     ]
     return ok({"totalCount": len(grid), "grid": grid})
-
-
-# -- products --------------------------------------------------------------------------
-async def get_product(request: Request) -> Response:
-    ctx = ctx_of(request)
-    principal = authenticate(request, ctx)
-    product = visible_product(ctx, principal, request.path_params["uuid"])
-    return ok(product_view(ctx.store, product))
-
-
-async def search_products(request: Request) -> Response:
-    """Both search routes: ``/clients/search`` (``clientUuid`` query) and ``/clients/{uuid}/search``."""
-    ctx = ctx_of(request)
-    principal = authenticate(request, ctx)
-    body = await read_json(request, required=False)
-    query = request.query_params
-    org_uuid = principal.organization_uuid
-    assert org_uuid is not None
-    if body.get("organizationUuid") not in (None, org_uuid):
-        raise ApiError(403, "FORBIDDEN")
-    offset, limit = paging(body.get("page", query.get("page")), body.get("size", query.get("size")), default_size=20, max_size=100)
-    wanted: list[str] = []
-    if "clientUuid" in request.path_params:
-        wanted = [request.path_params["clientUuid"]]
-    else:
-        if query.get("clientUuid"):
-            wanted.append(query["clientUuid"])
-        extra = body.get("clientUuids") or []
-        if not isinstance(extra, list):
-            raise ApiError(422, "MISSING_CLIENT_UUID")
-        wanted.extend(str(c) for c in extra)
-    allowed = principal.clients(ctx)
-    if any(c not in allowed for c in wanted):
-        raise ApiError(403, "FORBIDDEN")
-    clients = wanted or allowed
-    term = body.get("searchTerm") or body.get("name") or query.get("searchTerm")
-    uuids = body.get("productsUuids") or None
-    rows, total = ctx.store.search_products(
-        org_uuid, clients, term=str(term) if term else None, uuids=uuids, offset=offset, limit=limit
-    )
-    statuses = body.get("status") or []
-    grid = [product_search_view(ctx.store, r) for r in rows if not statuses or r["status"] in statuses]
-    return ok({"totalCount": total, "grid": grid})
 
 
 # -- health -----------------------------------------------------------------------------
@@ -191,12 +170,13 @@ async def health(request: Request) -> Response:
 
 async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
-    return error_response(exc)
+    return error_response(exc, ctx_of(request).readings)
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:
     status = getattr(exc, "status_code", 404)
-    return error_response(ApiError(status, "NOT_FOUND" if status == 404 else "METHOD_NOT_ALLOWED"))
+    code = "NOT_FOUND" if status == 404 else "METHOD_NOT_ALLOWED"
+    return error_response(ApiError(status, code), ctx_of(request).readings)
 
 
 def create_app(ctx: SandboxContext) -> FaultMiddleware:
@@ -210,12 +190,14 @@ def create_app(ctx: SandboxContext) -> FaultMiddleware:
         Route("/v1/organizations", organizations, methods=["GET"]),
         Route("/v1/clients/client-organizations", client_organizations, methods=["GET"]),
         Route("/v1/products/renders", routes_renders.trigger_renders, methods=["POST"]),
-        Route("/v1/products/clients/search", search_products, methods=["POST"]),
-        Route("/v1/products/clients/{clientUuid}/search", search_products, methods=["POST"]),
-        Route("/v1/products/{uuid}", get_product, methods=["GET"]),
+        *routes_products.ROUTES,
         *routes_files.ROUTES,
+        *routes_uploads.ROUTES,
         *routes_webhooks.ROUTES,
     ]
     app = Starlette(routes=routes, exception_handlers={ApiError: _api_error, 404: _not_found, 405: _not_found})
+    # ``/v1/webhooks`` and ``/v1/webhooks/`` are different routes (the reading ``webhook_paths``):
+    # never redirect one to the other.
+    app.router.redirect_slashes = False
     app.state.ctx = ctx
-    return FaultMiddleware(app, ctx.faults)
+    return FaultMiddleware(app, ctx.faults, lambda: ctx.readings)

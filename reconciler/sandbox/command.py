@@ -1,9 +1,11 @@
 """``reconciler sandbox``: serve the local VNTANA platform until Ctrl-C.
 
 Settings come from flags, then ``--config FILE`` (YAML or JSON, the fields of
-``SandboxConfig`` with a nested ``faults`` mapping), then the defaults. The command prints
-the URL, the demo credentials and the default organization and workspace, then serves.
-A token given with ``--access-token`` is never echoed back.
+``SandboxConfig`` with nested ``faults`` and ``readings`` mappings), then the defaults.
+``--reading NAME=VALUE`` (repeatable) picks a reading of a documented contradiction. The
+command prints the URL, the demo credentials, the other seed users, the default organization
+and workspace and the readings away from their defaults, then serves. A token given with
+``--access-token`` is never echoed back.
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ from typing import Any
 
 import click
 
+from reconciler.errors import ReconcilerError
 from reconciler.sandbox.config import DEFAULT_ACCESS_TOKEN, SandboxConfig, load_mapping
 from reconciler.sandbox.faults import FaultConfig
+from reconciler.sandbox.readings import CHOICES, Readings
 from reconciler.sandbox.server import EmbeddedSandbox, serve
 
 # flag name -> FaultConfig field; every fault is off unless a flag or the config file sets it
@@ -30,6 +34,8 @@ def build_config(options: dict[str, Any]) -> SandboxConfig:
     """Merge flags over the config file over the defaults; ValueError on bad values."""
     file_data: dict[str, Any] = load_mapping(options["config"]) if options.get("config") else {}
     faults = dict(file_data.pop("faults", None) or {})
+    readings = Readings.from_mapping(file_data.pop("readings", None) or {})
+    readings = Readings.parse(options.get("reading") or (), base=readings)
     for flag, field in _FAULT_FLAGS.items():
         if options.get(flag) is not None:
             faults[field] = options[flag]
@@ -41,7 +47,8 @@ def build_config(options: dict[str, Any]) -> SandboxConfig:
         "job_processing_seconds": options.get("job_processing_seconds"), "workers": options.get("workers"),
         "auto_create_products": True if options.get("auto_create_products") else None,
     }
-    return SandboxConfig.from_mapping({**file_data, "faults": FaultConfig.from_mapping(faults)}, **direct)
+    return SandboxConfig.from_mapping({**file_data, "faults": FaultConfig.from_mapping(faults), "readings": readings},
+                                      **direct)
 
 
 def _announce(sandbox: EmbeddedSandbox, custom_token: bool) -> None:
@@ -54,6 +61,12 @@ def _announce(sandbox: EmbeddedSandbox, custom_token: bool) -> None:
         f"  organization uuid:     {sandbox.organization_uuid}",
         f"  workspace (client):    {sandbox.client_uuid}",
     ]
+    others = sandbox.users.users[1:]
+    if others:
+        lines.append("  other users (role, personal access token):")
+        lines.extend(f"    {u.email:<32} {u.role:<37} {u.access_token}" for u in others)
+    label = sandbox.readings.label
+    lines.append(f"  readings:              {'the defaults' if label == 'default' else label}")
     faults, defaults = sandbox.faults.config, FaultConfig()
     active = [f"{k}={v}" for k, v in vars(faults).items() if v != getattr(defaults, k)]
     if active:
@@ -87,6 +100,9 @@ def _announce(sandbox: EmbeddedSandbox, custom_token: bool) -> None:
 @click.option("--webhook-drop-rate", type=_RATE, help="Share of webhook deliveries never sent.")
 @click.option("--webhook-duplicate-rate", type=_RATE, help="Share of webhook deliveries sent twice.")
 @click.option("--fault-seed", type=int, help="Seed of the fault RNG, for reproducible runs.")
+@click.option("--reading", multiple=True, metavar="NAME=VALUE",
+              help=f"Pick a reading of a documented contradiction (repeatable): {', '.join(CHOICES)}. "
+                   "See docs/sandbox.md.")
 def sandbox_command(**options: Any) -> None:
     """Serve a local stand-in for the VNTANA Admin API until Ctrl-C."""
     try:
@@ -99,4 +115,8 @@ def sandbox_command(**options: Any) -> None:
               on_ready=lambda sb: _announce(sb, custom))
     except RuntimeError as exc:  # the port is taken or the host cannot be bound
         raise click.ClickException(str(exc)) from exc
+    except ReconcilerError as exc:  # an unusable data directory
+        raise click.ClickException(f"{exc.message}\nhint: {exc.hint}" if exc.hint else exc.message) from exc
+    except ValueError as exc:  # a seed that does not make sense
+        raise click.ClickException(f"sandbox seed: {exc}") from exc
     click.echo("Sandbox stopped.")

@@ -1,8 +1,9 @@
-"""Configuration of a sandbox: timing, limits, the demo credentials, the seed and the faults.
+"""Configuration of a sandbox: timing, limits, the demo credentials, the seed, faults and readings.
 
 ``SandboxConfig`` is a plain dataclass with a sane default for every field, so
 ``SandboxConfig()`` is a working sandbox. ``from_mapping`` reads the same fields from a
-config file (YAML or JSON) and refuses unknown keys, so a typo never passes silently.
+config file (YAML or JSON; ``faults:`` and ``readings:`` are nested mappings) and refuses
+unknown keys, so a typo never passes silently.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.sandbox.faults import FaultConfig
+from reconciler.sandbox.readings import Readings
 
 # The documented demo personal access token (docs/sandbox.md). Not a secret: the sandbox
 # holds only demo data and listens on loopback by default.
@@ -35,10 +37,14 @@ class SandboxConfig:
     token_ttl_seconds: float = 30 * 24 * 3600  # refresh tokens live 30 days on the platform
     signed_url_ttl_seconds: float = 300
     faults: FaultConfig = dataclasses.field(default_factory=FaultConfig)
+    readings: Readings = dataclasses.field(default_factory=Readings)  # documented contradictions
     auto_create_products: bool = False  # unknown product uuids are created in the first workspace
     webhook_max_attempts: int = 5  # sends per delivery, the first one included
     webhook_backoff_seconds: float = 1.0  # first retry delay; doubles with every attempt
     webhook_timeout_seconds: float = 5.0
+    webhook_disable_after: int = 3  # deliveries given up in a row before a webhook is disabled (0 = never)
+    upload_url_ttl_seconds: float = 24 * 3600  # signed upload URLs (a resumable upload may take long)
+    max_upload_bytes: int = 3 * 1024**3  # upload-attachments.md: "up to 3 GB"
     max_image_side: int = 8192  # sanity limits, so a typo cannot hang the sandbox
     max_video_side: int = 4096  # turntable frames (the media layer's own limit)
     max_image_count: int = 3600
@@ -59,6 +65,8 @@ class SandboxConfig:
         values = dict(data)
         if isinstance(values.get("faults"), Mapping):
             values["faults"] = FaultConfig.from_mapping(values["faults"])
+        if isinstance(values.get("readings"), Mapping):
+            values["readings"] = Readings.from_mapping(values["readings"])
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 

@@ -1,14 +1,16 @@
 """The API's answer envelope, request parsing and token authentication, shared by all routes.
 
-Every JSON answer is ``{"success": bool, "errors": [...codes...], "response": {...}}``.
-Error answers carry ``"response": {}`` (an empty object validates against every response
-schema of the YAML, where ``null`` would not). Routes raise ``ApiError``; the app turns it
-into the envelope.
+Every JSON answer is ``{"success": bool, "errors": [...], "response": ...}``. An error answer
+carries ``"response": null`` (quick-reference/error-codes.md), except where the answer has a
+body worth reading (the render trigger's per-product ``response.errors``). Its ``errors``
+entries are codes (``"PRODUCT_NOT_FOUND"``) or, under the reading ``error_entries: objects``,
+``{"code", "message"}`` objects. Routes raise ``ApiError``; the app turns it into the envelope.
 
 Tokens: ``X-AUTH-TOKEN: Bearer <token>`` on every authenticated call; the token itself is
 sent back bare in the ``X-AUTH-TOKEN`` response header of the login calls. A missing,
-malformed, unknown, revoked or expired token is a 401. A login (step 1) token is not scoped
-to an organization: calls that need one answer 403 ``MISSING_ORGANIZATION_UUID``.
+malformed, unknown, revoked or expired token is 403 ``FORBIDDEN`` or 401 ``UNAUTHORIZED``
+(the reading ``revoked_token_status``). A login (step 1) token is not scoped to an
+organization: calls that need one answer 403 ``MISSING_ORGANIZATION_UUID``.
 """
 
 from __future__ import annotations
@@ -21,20 +23,46 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from reconciler.sandbox.readings import Readings
+from reconciler.sandbox.users import WRITER_ROLES, User
+
 if TYPE_CHECKING:
     from reconciler.sandbox.app import SandboxContext
 
+# Messages for the ``objects`` reading; any other code gets one made from its name.
+_MESSAGES = {
+    "FORBIDDEN": "Access to this resource is forbidden",
+    "UNAUTHORIZED": "Full authentication is required to access this resource",
+    "BAD_CREDENTIALS": "Bad credentials",
+    "NOT_FOUND": "No handler found for this path",
+    "PRODUCT_NOT_FOUND": "Product not found",
+    "API_RATE_LIMIT_EXCEEDED": "API rate limit exceeded, try again later",
+    "MISSING_ORIGIN": "The Origin header is required",
+}
+
+
+def message_for(code: str) -> str:
+    return _MESSAGES.get(code) or code.replace("_", " ").capitalize()
+
+
+def error_entry(code: str, readings: Readings, message: str | None = None) -> Any:
+    """One entry of an ``errors`` list (or map) under the current reading."""
+    if readings.error_entries == "objects":
+        return {"code": code, "message": message or message_for(code)}
+    return code
+
 
 class ApiError(Exception):
-    """An error answer: HTTP status, error codes and an optional ``response`` object."""
+    """An error answer: HTTP status, error codes and an optional ``response`` body."""
 
-    def __init__(self, status: int, *codes: str, response: dict[str, Any] | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+    def __init__(self, status: int, *codes: str, response: Any = None,
+                 headers: dict[str, str] | None = None, message: str | None = None) -> None:
         super().__init__(f"{status} {','.join(codes)}")
         self.status = status
         self.codes = list(codes)
-        self.response = response if response is not None else {}
+        self.response = response
         self.headers = headers or {}
+        self.message = message  # detail for the ``objects`` reading (never a secret)
 
 
 def ok(response: Any, *, headers: dict[str, str] | None = None, errors: Any = None, status: int = 200) -> JSONResponse:
@@ -43,9 +71,13 @@ def ok(response: Any, *, headers: dict[str, str] | None = None, errors: Any = No
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-def error_response(exc: ApiError) -> JSONResponse:
-    body = {"success": False, "errors": exc.codes, "response": exc.response}
-    return JSONResponse(body, status_code=exc.status, headers=exc.headers)
+def error_body(codes: list[str], readings: Readings, response: Any = None, message: str | None = None) -> dict[str, Any]:
+    return {"success": False, "errors": [error_entry(c, readings, message) for c in codes], "response": response}
+
+
+def error_response(exc: ApiError, readings: Readings) -> JSONResponse:
+    return JSONResponse(error_body(exc.codes, readings, exc.response, exc.message), status_code=exc.status,
+                        headers=exc.headers)
 
 
 async def read_json(request: Request, *, required: bool = True) -> dict[str, Any]:
@@ -64,9 +96,9 @@ async def read_json(request: Request, *, required: bool = True) -> dict[str, Any
     return data
 
 
-def paging(page: Any, size: Any, *, default_size: int | None, max_size: int, status: int = 422,
+def paging(page: Any, size: Any, *, base: int, default_size: int | None, max_size: int, status: int = 422,
            invalid_status: int | None = None) -> tuple[int, int]:
-    """Validate 1-based ``page`` and ``size``; returns (offset, limit).
+    """Validate ``page`` (first page ``base``: 0 or 1) and ``size``; returns (offset, limit).
 
     ``default_size=None`` makes both fields required (``MISSING_PAGE`` / ``MISSING_SIZE``,
     answered with ``status``); a bad value is ``INVALID_PAGE`` / ``INVALID_SIZE`` with
@@ -76,17 +108,17 @@ def paging(page: Any, size: Any, *, default_size: int | None, max_size: int, sta
     if page is None:
         if default_size is None:
             raise ApiError(status, "MISSING_PAGE")
-        page = 1
+        page = base
     if size is None:
         if default_size is None:
             raise ApiError(status, "MISSING_SIZE")
         size = default_size
     page_i, size_i = _as_int(page), _as_int(size)
-    if page_i is None or page_i < 1:
+    if page_i is None or page_i < base:
         raise ApiError(bad, "INVALID_PAGE")
     if size_i is None or not 1 <= size_i <= max_size:
         raise ApiError(bad, "INVALID_SIZE")
-    return (page_i - 1) * size_i, size_i
+    return (page_i - base) * size_i, size_i
 
 
 def _as_int(value: Any) -> int | None:
@@ -107,38 +139,71 @@ def ctx_of(request: Request) -> SandboxContext:
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: the token's kind and scope (organization, optional workspace)."""
+    """Who is calling: the user, the token's kind and scope (organization, optional workspace)."""
 
     token: str
-    kind: str  # "login" (step 1, no organization) or "refresh" (organization-scoped)
+    kind: str  # "login" (step 1, no organization) or "refresh" (organization- or workspace-scoped)
     organization_uuid: str | None
     client_uuid: str | None
+    user: User
+
+    @property
+    def org_level(self) -> bool:
+        """An Owner or Admin: the organization token reaches every workspace."""
+        return self.user.org_level(self.organization_uuid)
+
+    @property
+    def role(self) -> str | None:
+        """The role that governs this token: the organization role, or the workspace's."""
+        if self.org_level or self.client_uuid is None:
+            return self.user.org_roles.get(self.organization_uuid or "")
+        return self.user.client_roles.get(self.client_uuid)
 
     def clients(self, ctx: SandboxContext) -> list[str]:
-        """The workspaces this token may see: its own, or all of its organization."""
+        """The workspaces this token may reach.
+
+        A workspace token reaches its workspace; an Owner's or Admin's organization token
+        reaches them all; a workspace-level user's organization token reaches none (it must
+        ask for a workspace token first, refresh-token-usage.md).
+        """
         if self.client_uuid:
             return [self.client_uuid]
-        assert self.organization_uuid is not None
-        return [c["uuid"] for c in ctx.store.clients(self.organization_uuid)]
+        if self.org_level and self.organization_uuid is not None:
+            return [c["uuid"] for c in ctx.store.clients(self.organization_uuid)]
+        return []
+
+    def require_writer(self) -> None:
+        """Only the roles that may trigger renders (Y:4355) may change products and files."""
+        if self.role not in WRITER_ROLES:
+            raise ApiError(403, "FORBIDDEN", message=f"role {self.role} may not do this")
+
+
+def bad_token(ctx: SandboxContext, detail: str) -> ApiError:
+    """The answer to a missing, malformed, unknown, revoked or expired token, per the reading."""
+    status = ctx.readings.revoked_token_status
+    return ApiError(status, "FORBIDDEN" if status == 403 else "UNAUTHORIZED", message=detail)
 
 
 def authenticate(request: Request, ctx: SandboxContext, *, org_scoped: bool = True) -> Principal:
     """The caller's principal from ``X-AUTH-TOKEN: Bearer <token>``, or an ApiError."""
     header = request.headers.get("x-auth-token")
     if not header:
-        raise ApiError(401, "MISSING_TOKEN")
+        raise bad_token(ctx, "missing token")
     scheme, _, token = header.partition(" ")
     token = token.strip()
     if scheme != "Bearer" or not token:
-        raise ApiError(401, "INVALID_TOKEN")
+        raise bad_token(ctx, "expected 'Bearer <token>'")
     row = ctx.store.token(token)
     if row is None:
-        raise ApiError(401, "TOKEN_NOT_FOUND")
+        raise bad_token(ctx, "unknown token")
     if row["revoked"]:
-        raise ApiError(401, "TOKEN_REVOKED")
+        raise bad_token(ctx, "token revoked")
     if row["expires"] <= time.time():
-        raise ApiError(401, "TOKEN_EXPIRED")
-    principal = Principal(token, row["kind"], row["organization_uuid"], row["client_uuid"])
+        raise bad_token(ctx, "token expired")
+    user = ctx.users.by_email(row["user_email"]) or (ctx.users.default if row["user_email"] is None else None)
+    if user is None:
+        raise bad_token(ctx, "unknown user")
+    principal = Principal(token, row["kind"], row["organization_uuid"], row["client_uuid"], user)
     if org_scoped and principal.organization_uuid is None:
         raise ApiError(403, "MISSING_ORGANIZATION_UUID")
     return principal
@@ -149,13 +214,13 @@ def visible_product(ctx: SandboxContext, principal: Principal, product_uuid: Any
 
     Another organization's product (or an unknown one) is ``PRODUCT_NOT_FOUND`` (404 by
     default): the platform does not reveal what exists elsewhere. A product of the own
-    organization outside a workspace-scoped token's workspace is 403 ``FORBIDDEN``.
+    organization in a workspace the token does not reach is 403 ``FORBIDDEN``.
     """
     row = ctx.store.product(product_uuid) if isinstance(product_uuid, str) and product_uuid else None
     if row is None and ctx.config.auto_create_products and isinstance(product_uuid, str) and product_uuid:
         row = ctx.auto_create(principal, product_uuid)
     if row is None or row["organization_uuid"] != principal.organization_uuid:
         raise ApiError(status, "PRODUCT_NOT_FOUND")
-    if principal.client_uuid and row["client_uuid"] != principal.client_uuid:
+    if row["client_uuid"] not in principal.clients(ctx):
         raise ApiError(403, "FORBIDDEN")
     return row

@@ -1,13 +1,16 @@
 """Fault injection for the sandbox: the failures a real platform produces now and then.
 
-Tests of the reconciler's reliability need 429s, 5xx, slow answers, failed jobs, signed URLs
+Tests of the reconciler's reliability need throttling, 5xx, slow answers, failed jobs, signed URLs
 that expire early and lost or doubled webhook deliveries, on demand and reproducibly. Every
 switch is off by default. ``FaultConfig`` is an immutable value; ``FaultInjector`` holds the
 current one plus a seeded RNG, and can be swapped at runtime (``EmbeddedSandbox.set_faults``).
 
 Invariants:
-- API faults (429/500/503, latency) apply to ``/v1/...`` routes only: health checks and the
-  signed download URLs (storage, not the API) are never faulted.
+- API faults (throttling, 500/503, latency) apply to ``/v1/...`` routes only: health checks and
+  the signed download URLs (storage, not the API) are never faulted.
+- Throttling (``rate_429``) answers with the status of the reading ``throttle_status``: 429
+  with ``Retry-After``, or 403/400/409 with the code ``API_RATE_LIMIT_EXCEEDED`` and no
+  ``Retry-After`` (the only places VNTANA's YAML names that code, Y:17637-17718, Y:26592).
 - A request answered with an injected fault has no side effect: it is refused before the
   route runs, as a gateway in front of the platform would.
 - With ``seed`` set, the sequence of decisions is deterministic for a given sequence of
@@ -21,10 +24,13 @@ import dataclasses
 import json
 import random
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from reconciler.sandbox.envelope import error_body
+from reconciler.sandbox.readings import Readings
 
 _RATE_FIELDS = ("rate_429", "rate_500", "rate_503", "job_failure_rate", "webhook_drop_rate", "webhook_duplicate_rate")
 
@@ -33,8 +39,8 @@ _RATE_FIELDS = ("rate_429", "rate_500", "rate_503", "job_failure_rate", "webhook
 class FaultConfig:
     """What to break, and how often. Rates are shares in [0, 1]; all off by default."""
 
-    rate_429: float = 0.0  # share of API requests answered 429 with Retry-After
-    retry_after_seconds: int = 1  # the Retry-After value sent with an injected 429
+    rate_429: float = 0.0  # share of API requests throttled (429 with Retry-After, or per throttle_status)
+    retry_after_seconds: int = 1  # the Retry-After value sent with an injected 429 or 503
     rate_500: float = 0.0  # share of API requests answered 500
     rate_503: float = 0.0  # share of API requests answered 503 (with Retry-After)
     latency_seconds: float = 0.0  # extra delay before every API request is handled
@@ -113,16 +119,13 @@ class FaultInjector:
         return product_uuid in config.fail_products or self.roll(config.job_failure_rate)
 
 
-def _json_body(status: int, code: str) -> bytes:
-    return json.dumps({"success": False, "errors": [code], "response": {}}).encode()
-
-
 class FaultMiddleware:
     """ASGI middleware that answers a share of ``/v1/`` requests with injected failures."""
 
-    def __init__(self, app: ASGIApp, injector: FaultInjector) -> None:
+    def __init__(self, app: ASGIApp, injector: FaultInjector, readings: Callable[[], Readings] = Readings) -> None:
         self.app = app
         self.injector = injector
+        self.readings = readings
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not str(scope.get("path", "")).startswith("/v1/"):
@@ -132,8 +135,10 @@ class FaultMiddleware:
         if config.latency_seconds > 0:
             await asyncio.sleep(config.latency_seconds)
         injected: tuple[int, str, bool] | None = None
+        readings = self.readings()
         if self.injector.roll(config.rate_429):
-            injected = (429, "API_RATE_LIMIT_EXCEEDED", True)
+            status = readings.throttle_status
+            injected = (status, "API_RATE_LIMIT_EXCEEDED", status == 429)
         elif self.injector.roll(config.rate_500):
             injected = (500, "INTERNAL_SERVER_ERROR", False)
         elif self.injector.roll(config.rate_503):
@@ -142,7 +147,7 @@ class FaultMiddleware:
             await self.app(scope, receive, send)
             return
         status, code, retry_after = injected
-        body = _json_body(status, code)
+        body = json.dumps(error_body([code], readings)).encode()
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
         if retry_after:
             headers.append((b"retry-after", str(int(config.retry_after_seconds)).encode()))

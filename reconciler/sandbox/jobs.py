@@ -7,8 +7,9 @@ a thousand queued jobs cost no threads; only the media work runs in a bounded th
 (``workers``), so the HTTP server stays responsive while frames are encoded.
 
 Invariants:
-- A job's files appear atomically on completion: all attachments of the product of the
-  job's kind are replaced in one transaction (``Store.commit_job``). The still and the
+- A job's files appear atomically on completion: the product's earlier render results of the
+  job's kind are replaced in one transaction (``Store.commit_job``); files a user uploaded by
+  hand to the Renders tab go too only under ``manual_renders_replaced``. The still and the
   turntable of one trigger are separate jobs and may land at slightly different times.
 - A newer trigger for the same product supersedes an older unfinished job: the older one
   ends SUPERSEDED, emits no further events and its results never appear.
@@ -29,6 +30,7 @@ from typing import Any
 from reconciler.sandbox import media
 from reconciler.sandbox.duequeue import DueQueue
 from reconciler.sandbox.faults import FaultInjector
+from reconciler.sandbox.readings import Readings
 from reconciler.sandbox.store import Store, slug
 
 log = logging.getLogger(__name__)
@@ -48,8 +50,10 @@ class JobEngine:
     def __init__(
         self, store: Store, faults: FaultInjector, on_event: EventSink, *,
         workers: int = 2, pending_seconds: float = 0.2, processing_seconds: float = 0.5,
+        readings: Callable[[], Readings] = Readings,
     ) -> None:
         self.store = store
+        self.readings = readings  # read when a job completes: ``manual_renders_replaced``
         self.faults = faults
         self.on_event = on_event
         self.pending_seconds = pending_seconds
@@ -153,7 +157,8 @@ class JobEngine:
                 if self.store.transition_job(job_uuid, "PROCESSING", "FAILED", error):
                     self._emit("failed", job)
                 return
-            replaced = self.store.commit_job(job, outputs)
+            replace_uploads = self.readings().manual_renders_replaced
+            replaced = self.store.commit_job(job, outputs, replace_uploads=replace_uploads)
             if replaced is None:  # superseded meanwhile: the newer trigger wins
                 self.store.remove_blobs([o["blob_id"] for o in outputs])
                 return
@@ -191,7 +196,7 @@ class JobEngine:
     def _output(self, product: dict[str, Any], role: str, fmt: str, data: bytes) -> dict[str, Any]:
         attachment_uuid = str(uuidlib.uuid4())
         ext = EXTENSIONS[fmt]
-        blob_id = f"{product['uuid']}/{attachment_uuid}.{ext}"
+        blob_id = f"{attachment_uuid}.{ext}"  # flat, as on the platform
         self.store.write_blob(blob_id, data)
         return {
             "uuid": attachment_uuid, "blob_id": blob_id, "name": f"{slug(product['name'])}-{role}.{ext}",

@@ -4,7 +4,8 @@ The request is checked as a whole first (400 with every problem's code at once);
 product on its own: unknown or foreign products land in ``response.errors`` (uuid -> code)
 while the others proceed and are listed in ``response.uuids``. When no product at all is
 accepted the answer is 404 (the Renders page: "404 Not Found | Product UUID doesn't exist"),
-with the same ``response`` body.
+with the same ``response`` body. Only the roles Y:4355 names may trigger (403 ``FORBIDDEN``
+otherwise); a product without an asset is ``INVALID_PRODUCT``.
 
 Codes beyond the operation's documented enum (the YAML lists PRODUCT_NOT_FOUND,
 MISSING_PRODUCT_UUID, MISSING_ORGANIZATION_UUID, INVALID_PRODUCT, PRODUCT_CHANGE_IS_UNAVAILABLE,
@@ -27,7 +28,10 @@ from starlette.responses import Response
 
 from reconciler.sandbox import media
 from reconciler.sandbox.config import SandboxConfig
-from reconciler.sandbox.envelope import ApiError, Principal, authenticate, ctx_of, ok, read_json, visible_product
+from reconciler.sandbox.catalog import has_asset
+from reconciler.sandbox.envelope import (
+    ApiError, Principal, authenticate, ctx_of, error_entry, ok, read_json, visible_product,
+)
 from reconciler.sandbox.jobs import RENDER, TURNTABLE
 
 if TYPE_CHECKING:
@@ -115,6 +119,7 @@ async def trigger_renders(request: Request) -> Response:
     """Queue one render job and one turntable job per accepted product."""
     ctx = ctx_of(request)
     principal = authenticate(request, ctx)
+    principal.require_writer()  # Y:4355: Owners, Admins, workspace Admins and Content Managers
     body = await read_json(request)
     # A trigger for a thousand products takes a good fraction of a second of database
     # work: keep it off the event loop so polls and downloads stay responsive meanwhile.
@@ -158,9 +163,14 @@ def _trigger(ctx: SandboxContext, principal: Principal, body: dict[str, Any]) ->
         if client is not None and product["client_uuid"] != client:
             rejected[raw] = "PRODUCT_NOT_FOUND"
             continue
+        if not has_asset(product):  # nothing to render until a model is uploaded
+            rejected[raw] = "INVALID_PRODUCT"
+            continue
         accepted.append(raw)
 
-    response = {"uuids": accepted, "errors": rejected or None}
+    readings = ctx.readings
+    errors = {uuid: error_entry(code, readings) for uuid, code in rejected.items()}
+    response = {"uuids": accepted, "errors": errors or None}
     if not accepted:
         raise ApiError(404, *dict.fromkeys(rejected.values()), response=response)
     jobs = ctx.store.create_jobs(str(uuidlib.uuid4()), accepted, {RENDER: still, TURNTABLE: turntable})

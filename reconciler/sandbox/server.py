@@ -5,6 +5,8 @@
     with EmbeddedSandbox(data_dir=tmp_path, config=SandboxConfig(...)) as sb:
         sb.url, sb.access_token, sb.organization_uuid, sb.client_uuid
         sb.set_faults(FaultConfig(rate_429=0.5)); sb.wait_idle(timeout=10)
+        sb.set_readings(Readings(entity_type_filter="honoured"))
+        sb.access_token_for("CLIENT_ORGANIZATION_CONTENT_MANAGER")
 
 Port 0 (the default) lets the OS pick a free port; ``url`` is known once ``start`` returns. Stopping is clean: uvicorn exits, the job
 scheduler, render workers and webhook senders are joined, the database is closed. Uvicorn
@@ -27,11 +29,12 @@ from reconciler.sandbox.app import SandboxContext, create_app
 from reconciler.sandbox.config import DEFAULT_EMAIL, DEFAULT_PASSWORD, SandboxConfig, load_seed
 from reconciler.sandbox.faults import FaultConfig, FaultInjector
 from reconciler.sandbox.jobs import JobEngine
+from reconciler.sandbox.readings import MATRIX, Readings
 from reconciler.sandbox.store import Store
+from reconciler.sandbox.users import Directory
 from reconciler.sandbox.webhooks import WebhookDispatcher
 
-__all__ = ["EmbeddedSandbox", "FaultConfig", "Sandbox", "SandboxConfig", "serve"]
-
+__all__ = ["MATRIX", "EmbeddedSandbox", "FaultConfig", "Readings", "Sandbox", "SandboxConfig", "serve"]
 
 
 class Sandbox:
@@ -43,29 +46,40 @@ class Sandbox:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         seed = load_seed(self.config.seed)
         self.store = Store(self.data_dir)
-        self.store.apply_seed(seed)
-        user = dict(seed.get("user") or {})
-        user.setdefault("email", DEFAULT_EMAIL)
-        user.setdefault("password", DEFAULT_PASSWORD)
+        try:
+            self.store.apply_seed(seed)
+            workspaces = {c["uuid"]: c["organization_uuid"] for c in self.store.all_clients()}
+            self.users = Directory.from_seed(seed, self.config.resolved_access_token, DEFAULT_EMAIL, DEFAULT_PASSWORD,
+                                             workspaces)
+            self.store.adopt_tokens(self.users.default.email)
+            url_secret = bytes.fromhex(self.store.meta("url_secret", lambda: secrets.token_hex(32)))
+        except BaseException:
+            self.store.close()
+            raise
         self.faults = FaultInjector(self.config.faults)
+        context: list[SandboxContext] = []  # the job engine and senders read the readings at run time
         self.webhooks = WebhookDispatcher(
             self.store, self.faults, max_attempts=self.config.webhook_max_attempts,
             backoff_seconds=self.config.webhook_backoff_seconds, timeout_seconds=self.config.webhook_timeout_seconds,
+            disable_after=self.config.webhook_disable_after, readings=lambda: context[0].readings,
         )
         self.jobs = JobEngine(
             self.store, self.faults, self.webhooks.publish, workers=self.config.workers,
             pending_seconds=self.config.job_pending_seconds, processing_seconds=self.config.job_processing_seconds,
+            readings=lambda: context[0].readings,
         )
-        url_secret = bytes.fromhex(self.store.meta("url_secret", lambda: secrets.token_hex(32)))
-        self.context = SandboxContext(self.config, self.store, self.jobs, self.webhooks, self.faults, user, url_secret)
+        self.context = SandboxContext(self.config, self.store, self.jobs, self.webhooks, self.faults, self.users,
+                                      url_secret, self.config.readings)
+        context.append(self.context)
         self.app = create_app(self.context)
-        orgs = self.store.organizations()
+        orgs = [o for o in self.store.organizations(member_only=False) if o["uuid"] in self.users.default.org_roles]
         if not orgs:
+            self.store.close()
             raise ValueError("the seed has no organization the demo user belongs to")
         self.organization_uuid: str = orgs[0]["uuid"]
         clients = self.store.clients(self.organization_uuid)
         self.client_uuid: str | None = clients[0]["uuid"] if clients else None
-        self.user = user
+        self.user = self.context.user
 
     @property
     def access_token(self) -> str:
@@ -83,6 +97,25 @@ class Sandbox:
     def set_faults(self, faults: FaultConfig) -> None:
         """Change fault injection at runtime."""
         self.faults.set(faults)
+
+    @property
+    def readings(self) -> Readings:
+        """The readings in force."""
+        return self.context.readings
+
+    def set_readings(self, readings: Readings) -> None:
+        """Switch readings at run time (tests); the next request sees the new ones."""
+        if not isinstance(readings, Readings):
+            raise TypeError("set_readings takes a Readings")
+        self.context.readings = readings
+
+    def access_token_for(self, role: str) -> str:
+        """The personal access token of the seed user with ``role`` (KeyError naming the roles there are)."""
+        return self.users.for_role(role).access_token
+
+    def user_for(self, role: str) -> dict[str, object]:
+        """Email, password, token, role, organizations and workspaces of the seed user with ``role``."""
+        return self.users.for_role(role).public()
 
     def wait_idle(self, timeout: float | None = 30.0) -> bool:
         """Block until no job is pending or processing and no webhook delivery is queued.

@@ -11,6 +11,12 @@ Invariants:
   retries are signed with the new secret.
 - A receiver "fails" on a connection error, a timeout or a non-2xx answer; the delivery is
   retried after ``backoff * 2**attempt`` seconds, at most ``max_attempts`` sends in all.
+- A webhook whose deliveries keep failing is disabled (webhooks.md: "a few retries, an e-mail
+  to the creator, and eventually the webhook is disabled"): after ``disable_after`` deliveries
+  in a row were given up. A delivered one resets the count. The e-mail is a log line.
+- Bodies are UTF-8 JSON without escapes. Under the reading ``webhook_body: compact`` they have
+  no spaces (as Jackson writes them), so re-serialising the parsed body the way webhooks.md's
+  Node example does gives the same bytes; under ``spaced`` only the raw bytes verify.
 - Deliveries live in memory: a restart forgets queued retries (jobs and webhooks persist).
 - Fault injection may drop a delivery (never sent) or duplicate it (sent twice).
 """
@@ -24,6 +30,7 @@ import logging
 import threading
 import time
 import uuid as uuidlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -33,6 +40,7 @@ import httpx
 from reconciler.sandbox.catalog import webhook_product
 from reconciler.sandbox.duequeue import DueQueue
 from reconciler.sandbox.faults import FaultInjector
+from reconciler.sandbox.readings import Readings
 from reconciler.sandbox.store import Store
 
 log = logging.getLogger(__name__)
@@ -81,9 +89,12 @@ class WebhookDispatcher:
     def __init__(
         self, store: Store, faults: FaultInjector, *,
         max_attempts: int = 5, backoff_seconds: float = 1.0, timeout_seconds: float = 5.0, senders: int = 2,
+        disable_after: int = 3, readings: Callable[[], Readings] = Readings,
     ) -> None:
         self.store = store
         self.faults = faults
+        self.disable_after = disable_after
+        self.readings = readings
         self.max_attempts = max(1, max_attempts)
         self.backoff_seconds = backoff_seconds
         self._cond = threading.Condition()
@@ -94,7 +105,8 @@ class WebhookDispatcher:
             threading.Thread(target=self._loop, name=f"sandbox-webhooks-{i}", daemon=True) for i in range(max(1, senders))
         ]
         # Counters for tests and the operator: what happened to deliveries so far.
-        self.stats = {"queued": 0, "sent": 0, "delivered": 0, "failed_attempts": 0, "given_up": 0, "dropped": 0, "duplicated": 0}
+        self.stats = {"queued": 0, "sent": 0, "delivered": 0, "failed_attempts": 0, "given_up": 0, "dropped": 0, "duplicated": 0,
+                      "disabled": 0}
 
     def start(self) -> None:
         for thread in self._threads:
@@ -128,7 +140,8 @@ class WebhookDispatcher:
             "product": webhook_product(self.store, product),
             "client": {"uuid": client},
         }
-        body = json.dumps(payload, separators=(",", ":")).encode()
+        spaced = self.readings().webhook_body == "spaced"
+        body = json.dumps(payload, separators=(", ", ": ") if spaced else (",", ":"), ensure_ascii=False).encode()
         faults = self.faults.config
         for hook in hooks:
             if self.faults.roll(faults.webhook_drop_rate):
@@ -181,12 +194,17 @@ class WebhookDispatcher:
             ok = False
         if ok:
             self._count("delivered")
+            self.store.record_delivery(hook["uuid"], True, self.disable_after)
             return
         self._count("failed_attempts")
         delivery.attempt += 1
         if delivery.attempt >= self.max_attempts:
             self._count("given_up")
             log.warning("webhook %s: giving up on %s after %d attempts", delivery.webhook_uuid, delivery.event, delivery.attempt)
+            if self.store.record_delivery(hook["uuid"], False, self.disable_after):
+                self._count("disabled")
+                log.warning("webhook %s: disabled after %d failed deliveries in a row (the platform would e-mail %s)",
+                            hook["uuid"], self.disable_after, hook.get("userEmail") or "its creator")
             return
         self._push(time.monotonic() + self.backoff_seconds * 2 ** (delivery.attempt - 1), delivery)
 
@@ -196,5 +214,6 @@ def _subscribed(hook: dict[str, Any], event: str, client: str) -> bool:
         return False
     if event not in hook.get("eventNames", []):
         return False
-    clients = hook.get("clients") or []
+    # The workspaces ``clients`` named, resolved to uuids (a version-1 webhook holds uuids in ``clients``).
+    clients = hook.get("clientUuids", hook.get("clients")) or []
     return not clients or client in clients

@@ -1,7 +1,7 @@
 """One embedded sandbox for the client tests, on 127.0.0.1, with fast render jobs.
 
-Faults are reset after every test. Each test makes its own client: a login revokes the
-previous token of the same scope, so clients of earlier tests are never reused.
+Faults and readings are reset after every test. Each test makes its own client: a login
+revokes the previous token of the same scope, so clients of earlier tests are never reused.
 """
 
 from __future__ import annotations
@@ -35,9 +35,22 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedSandbo
 def _reset_faults(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
     if "sandbox" in request.fixturenames:
-        from reconciler.sandbox.server import FaultConfig
+        from reconciler.sandbox.server import FaultConfig, Readings
 
-        request.getfixturevalue("sandbox").set_faults(FaultConfig())
+        sandbox = request.getfixturevalue("sandbox")
+        sandbox.set_faults(FaultConfig())
+        sandbox.set_readings(Readings())
+
+
+@pytest.fixture
+def reading(sandbox: EmbeddedSandbox) -> Callable[..., None]:
+    """Switch the sandbox to a reading of VNTANA's documents for this test: ``reading(download="comments")``."""
+    from reconciler.sandbox.server import Readings
+
+    def use(**values: object) -> None:
+        sandbox.set_readings(Readings(**values))  # type: ignore[arg-type]
+
+    return use
 
 
 MakeClient = Callable[..., VntanaClient]
@@ -48,8 +61,9 @@ def make_client(sandbox: EmbeddedSandbox) -> Iterator[MakeClient]:
     """Build clients of the sandbox; ``settings`` overrides go in as keywords."""
     made: list[VntanaClient] = []
 
-    def make(*, retry_policy: RetryPolicy = FAST_RETRIES, **overrides: object) -> VntanaClient:
-        values: dict[str, object] = {"api_url": sandbox.url, "token": sandbox.access_token}
+    def make(*, retry_policy: RetryPolicy = FAST_RETRIES, role: str | None = None, **overrides: object) -> VntanaClient:
+        token = sandbox.access_token_for(role) if role else sandbox.access_token
+        values: dict[str, object] = {"api_url": sandbox.url, "token": token}
         values.update(overrides)
         client = VntanaClient(ClientSettings(**values), retry_policy=retry_policy)  # type: ignore[arg-type]
         made.append(client)

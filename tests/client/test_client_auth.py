@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from reconciler.client import RetryPolicy, VntanaClient
-from reconciler.errors import AuthenticationError, ReconcilerError, TransientApiError
+from reconciler.errors import AuthenticationError, PermanentApiError, ReconcilerError, TransientApiError
 from reconciler.sandbox.server import EmbeddedSandbox
 from reconciler.settings import ClientSettings
 
@@ -26,33 +26,73 @@ def test_login_discovers_the_only_organization(sandbox: EmbeddedSandbox, make_cl
     assert requests["POST /v1/auth/refresh-token"] == 1
 
 
-def test_workspace_step_scopes_the_token_to_the_workspace(sandbox: EmbeddedSandbox, make_client) -> None:
+def test_an_owner_with_a_workspace_configured_uses_the_organization_token(sandbox: EmbeddedSandbox,
+                                                                          make_client) -> None:
+    # refresh-token-usage.md: Owners and Admins asking for a workspace token get BAD_CREDENTIALS.
     client = make_client(organization_uuid=sandbox.organization_uuid, client_uuid=sandbox.client_uuid)
-    assert [w.uuid for w in client.workspaces()] == [sandbox.client_uuid]
-    requests = client.stats.snapshot().requests
-    assert requests["POST /v1/auth/refresh-token"] == 2  # organization, then workspace
-    assert "GET /v1/organizations" not in requests  # configured, not discovered
     products = client.search_products(page_size=7)
     assert products and all(p.client_uuid == sandbox.client_uuid for p in products)
-    assert requests["POST /v1/auth/login/token"] == 1
+    requests = client.stats.snapshot().requests
+    assert requests["POST /v1/auth/refresh-token"] == 1  # organization only
+    assert requests["GET /v1/organizations"] == 1  # the role is read at login
+    assert client.login_info.role == "ORGANIZATION_OWNER" and client.login_info.workspace_step == "skipped"
+    assert 401 not in client.stats.snapshot().statuses and 403 not in client.stats.snapshot().statuses
 
 
-def test_a_revoked_token_is_replaced_by_one_fresh_login(sandbox: EmbeddedSandbox, make_client) -> None:
+def test_an_organization_admin_skips_the_workspace_step_too(sandbox: EmbeddedSandbox, make_client) -> None:
+    client = make_client(role="ORGANIZATION_ADMIN", client_uuid=sandbox.client_uuid)
+    assert client.get_product(TRAIL_RUNNER).uuid == TRAIL_RUNNER
+    assert client.login_info.workspace_step == "skipped"
+    assert client.stats.snapshot().requests["POST /v1/auth/refresh-token"] == 1
+
+
+@pytest.mark.parametrize("role", ["CLIENT_ORGANIZATION_CONTENT_MANAGER", "CLIENT_ORGANIZATION_ADMIN"])
+def test_a_workspace_level_user_logs_in_to_the_workspace(sandbox: EmbeddedSandbox, make_client, role: str) -> None:
+    client = make_client(role=role, client_uuid=sandbox.client_uuid)
+    assert [w.uuid for w in client.workspaces()] == [sandbox.client_uuid]  # workspace users see their own
+    assert client.login_info.workspace_step == "used"
+    assert client.stats.snapshot().requests["POST /v1/auth/refresh-token"] == 2  # organization, then workspace
+    products = client.search_products(page_size=7)
+    assert products and all(p.client_uuid == sandbox.client_uuid for p in products)
+    result = client.trigger_renders([TRAIL_RUNNER], {
+        "imageWidth": 16, "imageHeight": 16, "imageFormat": "PNG",
+        "turntable": {"includeGif": False, "imageCount": 2, "frameRate": 2, "width": 16, "height": 16}})
+    assert result.accepted == (TRAIL_RUNNER,)
+    assert sandbox.wait_idle(timeout=20)
+
+
+@pytest.mark.parametrize("status", [403, 401])
+def test_a_revoked_token_is_replaced_by_one_fresh_login(sandbox: EmbeddedSandbox, make_client, reading,
+                                                        status: int) -> None:
+    reading(revoked_token_status=status)
     first, second = make_client(), make_client()
     first.login()
     second.login()  # same key, same scope: the platform revokes the first client's token
     assert first.get_product(TRAIL_RUNNER).uuid == TRAIL_RUNNER
     stats = first.stats.snapshot()
-    assert stats.relogins == 1 and stats.statuses[401] == 1
+    assert stats.relogins == 1 and stats.statuses[status] >= 1
     assert stats.requests["POST /v1/auth/login/token"] == 2
+
+
+def test_a_workspace_user_refused_an_organization_route_gets_no_fresh_login(sandbox: EmbeddedSandbox,
+                                                                            make_client) -> None:
+    client = make_client(role="CLIENT_ORGANIZATION_CONTENT_MANAGER", client_uuid=sandbox.client_uuid)
+    client.login()
+    with pytest.raises(PermanentApiError) as info:  # searching several workspaces is for Owners and Admins
+        client._session.request("POST", "/v1/products/clients/search", endpoint="POST /v1/products/clients/search",
+                                params={"clientUuid": sandbox.client_uuid},
+                                json={"page": 1, "size": 5, "organizationUuid": sandbox.organization_uuid,
+                                      "clientUuids": [sandbox.client_uuid]})
+    assert info.value.status == 403 and not isinstance(info.value, AuthenticationError)
+    assert client.stats.snapshot().relogins == 0
+    assert client.stats.snapshot().requests["POST /v1/auth/login/token"] == 1
 
 
 def test_wrong_token_is_an_authentication_error(make_client) -> None:
     client = make_client(token="not-the-key")
     with pytest.raises(AuthenticationError) as info:
         client.get_product(TRAIL_RUNNER)
-    assert str(info.value) == ("POST /v1/auth/login/token: the API refused the personal access token "
-                               "(HTTP 403 Forbidden: FORBIDDEN)")
+    assert str(info.value).startswith("POST /v1/auth/login/token: the API refused the personal access token (HTTP 40")
     assert "VNTANA_API_TOKEN" in (info.value.hint or "")
     assert client.stats.snapshot().requests == {"POST /v1/auth/login/token": 1}  # not retried
     with pytest.raises(AuthenticationError):  # a refused key is not sent again by every worker
@@ -60,8 +100,8 @@ def test_wrong_token_is_an_authentication_error(make_client) -> None:
     assert client.stats.snapshot().requests == {"POST /v1/auth/login/token": 1}
 
 
-def test_unknown_workspace_is_an_authentication_error(sandbox: EmbeddedSandbox, make_client) -> None:
-    client = make_client(client_uuid="11111111-2222-4333-8444-555555555555")
+def test_a_workspace_the_user_is_not_in_is_an_authentication_error(sandbox: EmbeddedSandbox, make_client) -> None:
+    client = make_client(role="CLIENT_ORGANIZATION_CONTENT_MANAGER", client_uuid="11111111-2222-4333-8444-555555555555")
     with pytest.raises(AuthenticationError, match="cannot log in to workspace 11111111-"):
         client.login()
 

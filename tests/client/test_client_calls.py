@@ -142,13 +142,27 @@ def rendered_product(sandbox: EmbeddedSandbox) -> str:
     return CITY_SNEAKER
 
 
-def test_attachment_search_follows_pages(rendered_product: str, make_client) -> None:
+@pytest.mark.parametrize(("filter_reading", "pages"), [("ignored", 3), ("honoured", 2)])
+def test_attachment_search_follows_pages_from_zero_and_filters_here(rendered_product: str, make_client, reading,
+                                                                    filter_reading: str, pages: int) -> None:
+    reading(entity_type_filter=filter_reading)
     client = make_client()
     turntables = client.search_attachments(rendered_product, "TURNTABLE", page_size=1)
     assert len(turntables) == 2 and len({a.uuid for a in turntables}) == 2
-    assert client.stats.snapshot().requests["POST /v1/attachments/search"] == 2
+    assert client.stats.snapshot().requests["POST /v1/attachments/search"] == pages
     assert {a.entity_type for a in turntables} == {"TURNTABLE"}
     assert all(a.product_uuid == rendered_product and a.created is not None for a in turntables)
+    everything = client.list_attachments(rendered_product)
+    assert sorted(a.entity_type for a in everything) == ["RENDER", "TURNTABLE", "TURNTABLE"]
+
+
+@pytest.mark.parametrize("stamps", ["zoneless", "utc"])
+def test_created_times_are_utc_with_or_without_a_zone(rendered_product: str, make_client, reading,
+                                                      stamps: str) -> None:
+    reading(timestamps=stamps)
+    for att in make_client().list_attachments(rendered_product):
+        assert att.created is not None and att.created.utcoffset() == timedelta(0)
+        assert att.created <= datetime.now(UTC)
 
 
 def test_download_hashes_exactly_the_bytes_received(rendered_product: str, make_client) -> None:
@@ -178,7 +192,7 @@ class _FlipFaultsWhen(logging.Handler):
 def test_expired_signed_url_is_signed_again(rendered_product: str, sandbox: EmbeddedSandbox, make_client,
                                            caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="reconciler.client")
-    client = make_client()
+    client = make_client(download_route="signed-url")
     still = client.search_attachments(rendered_product, "RENDER")[0]
     sandbox.set_faults(FaultConfig(signed_url_ttl_override=0))  # every URL is born expired
     flip = _FlipFaultsWhen(sandbox, "signing again")
@@ -195,7 +209,7 @@ def test_expired_signed_url_is_signed_again(rendered_product: str, sandbox: Embe
 
 def test_url_that_keeps_expiring_is_a_download_error(rendered_product: str, sandbox: EmbeddedSandbox,
                                                     make_client) -> None:
-    client = make_client()
+    client = make_client(download_route="signed-url")
     still = client.search_attachments(rendered_product, "RENDER")[0]
     sandbox.set_faults(FaultConfig(signed_url_ttl_override=0))
     with pytest.raises(DownloadError) as info:
@@ -216,18 +230,26 @@ def test_delete_attachment(sandbox: EmbeddedSandbox, make_client) -> None:
     assert info.value.codes == ["ATTACHMENT_NOT_FOUND"]
 
 
-def test_webhook_lifecycle(make_client) -> None:
-    client = make_client()
+@pytest.mark.parametrize(("paths", "clients"), [("guide", "slugs"), ("yaml", "uuids"), ("guide", "uuids"),
+                                                ("yaml", "slugs")])
+def test_webhook_lifecycle_under_each_spelling_and_workspace_reference(sandbox: EmbeddedSandbox, make_client,
+                                                                       reading, paths: str, clients: str) -> None:
+    reading(webhook_paths=paths, webhook_clients=clients)
+    client = make_client(client_uuid=sandbox.client_uuid)
     hook = client.create_webhook("http://127.0.0.1:9/hooks/vntana", ["renders.completed", "turntable.failed"])
     assert hook.secret is not None and hook.secret.get_secret_value()
     assert hook.secret.get_secret_value() not in repr(hook)
     assert sorted(hook.event_names) == ["renders.completed", "turntable.failed"]
     assert hook.uuid in {h.uuid for h in client.list_webhooks()}
+    assert client.webhook_spelling == paths
     rotated = client.rotate_webhook_secret(hook.uuid)
     assert rotated.secret is not None and rotated.secret.get_secret_value() != hook.secret.get_secret_value()
     client.delete_webhook(hook.uuid)
     assert hook.uuid not in {h.uuid for h in client.list_webhooks()}
-    assert client.stats.snapshot().requests["POST /v1/webhooks/"] == 1
+    requests = client.stats.snapshot().requests
+    create = "POST /v1/webhooks" if paths == "guide" else "POST /v1/webhooks/"
+    # One create per workspace reference tried: the slug first, the uuid if the slug is refused.
+    assert requests[create] == (1 if clients == "slugs" else 2)
 
 
 def test_requests_per_second_cap_spaces_the_calls(make_client) -> None:

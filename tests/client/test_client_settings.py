@@ -109,3 +109,48 @@ def test_default_config_file_lookup(tmp_path: Path) -> None:
 def test_token_is_masked_in_repr() -> None:
     s = ClientSettings(token=TOKEN)
     assert TOKEN not in repr(s) and TOKEN not in str(s)
+
+
+def test_download_route_and_origin_come_from_flag_environment_or_file(tmp_path: Path) -> None:
+    cfg = write(tmp_path, "download_route: comments\norigin: https://studio.example/\nwebhook_paths: yaml\n")
+    s = resolve_settings({}, ENV, cfg)
+    assert (s.download_route, s.origin, s.webhook_paths) == ("comments", "https://studio.example", "yaml")
+    s = resolve_settings({}, {**ENV, "VNTANA_DOWNLOAD_ROUTE": "signed-url"}, cfg)
+    assert s.download_route == "signed-url"
+    assert resolve_settings({"download_route": "auto"}, {**ENV, "VNTANA_DOWNLOAD_ROUTE": "signed-url"}, cfg
+                            ).download_route == "auto"
+    defaults = resolve_settings({}, ENV, None)
+    assert (defaults.download_route, defaults.origin, defaults.webhook_paths) == (
+        "auto", "https://platform.vntana.com", "auto")
+
+
+def test_an_unknown_download_route_names_its_source_and_line(tmp_path: Path) -> None:
+    cfg = write(tmp_path, "api_url: http://x.example\ndownload_route: ftp\n")
+    with pytest.raises(ConfigError) as info:
+        resolve_settings({}, ENV, cfg)
+    assert str(info.value) == (f"invalid client settings:\n{cfg}:2: download_route: Input should be 'auto', "
+                               "'comments' or 'signed-url'")
+    with pytest.raises(ConfigError, match="origin: Value error, must be an origin"):
+        resolve_settings({}, {**ENV, "VNTANA_ORIGIN": "https://platform.vntana.com/app"}, None)
+
+
+def test_save_settings_keeps_comments_and_other_keys_and_never_writes_a_token(tmp_path: Path) -> None:
+    from reconciler.settings import save_settings
+
+    cfg = write(tmp_path, "# team settings\napi_url: http://x.example  # staging\ndownload_route: auto\n")
+    changed = save_settings(cfg, {"download_route": "comments", "webhook_paths": "guide", "organization_uuid": "o"})
+    assert changed == ["download_route", "webhook_paths", "organization_uuid"]
+    text = cfg.read_text()
+    assert text.startswith("# team settings\napi_url: http://x.example  # staging\ndownload_route: comments\n")
+    assert resolve_settings({}, ENV, cfg).download_route == "comments"
+    assert save_settings(cfg, {"download_route": "comments"}) == []  # nothing to change: file untouched
+    with pytest.raises(ConfigError, match="refusing to save token"):
+        save_settings(cfg, {"token": "pat"})
+    fresh = tmp_path / "new" / "reconciler.yaml"
+    fresh.parent.mkdir()
+    assert save_settings(fresh, {"download_route": "signed-url"}) == ["download_route"]
+    assert fresh.read_text() == "download_route: signed-url\n"
+    broken = write(tmp_path, "download_route: [\n")
+    with pytest.raises(ConfigError, match="invalid YAML"):
+        save_settings(broken, {"download_route": "comments"})
+    assert broken.read_text() == "download_route: [\n"

@@ -35,10 +35,12 @@ def envelope(response: object = None, *, success: bool = True, errors: object = 
 
 
 class FakeApi:
-    """Logins always succeed; every other path goes to ``route``. Records every request."""
+    """Logins always succeed (the user is ``role`` in org-1); every other path goes to ``route``.
+    Records every request."""
 
-    def __init__(self, route: Handler) -> None:
+    def __init__(self, route: Handler, role: str | None = "ORGANIZATION_OWNER") -> None:
         self.route = route
+        self.role = role
         self.requests: list[httpx.Request] = []
         self.logins = 0
 
@@ -49,22 +51,28 @@ class FakeApi:
             return httpx.Response(200, headers={"X-AUTH-TOKEN": f"step1-{self.logins}"}, json=envelope())
         if request.url.path == "/v1/auth/refresh-token":
             return httpx.Response(200, headers={"X-AUTH-TOKEN": f"org-{self.logins}"}, json=envelope())
+        if request.url.path == "/v1/organizations" and request.headers.get("x-auth-token", "").startswith("Bearer step1"):
+            entry = {"uuid": "org-1", "name": "Org", "slug": "org", **({"role": self.role} if self.role else {})}
+            return httpx.Response(200, json=envelope({"totalCount": 1, "grid": [entry]}))
         return self.route(request)
 
     def calls(self, path: str) -> list[httpx.Request]:
         return [r for r in self.requests if r.url.path == path]
 
 
-def make_client(route: Handler, sleeps: list[float] | None = None) -> tuple[VntanaClient, FakeApi]:
-    api = FakeApi(route)
+def make_client(route: Handler, sleeps: list[float] | None = None, *, role: str | None = "ORGANIZATION_OWNER",
+                **settings: object) -> tuple[VntanaClient, FakeApi]:
+    api = FakeApi(route, role)
 
     def sleep(seconds: float) -> None:
         if sleeps is not None:
             sleeps.append(seconds)
         time.sleep(seconds)
 
-    settings = ClientSettings(api_url="http://api.test", token="pat", organization_uuid="org-1")
-    return VntanaClient(settings, transport=httpx.MockTransport(api), retry_policy=FAST, sleep=sleep), api
+    values: dict[str, object] = {"api_url": "http://api.test", "token": "pat", "organization_uuid": "org-1", **settings}
+    client = VntanaClient(ClientSettings(**values), transport=httpx.MockTransport(api),  # type: ignore[arg-type]
+                          retry_policy=FAST, sleep=sleep)
+    return client, api
 
 
 def test_retry_after_parsing() -> None:
@@ -113,7 +121,9 @@ def test_second_401_after_a_fresh_login_is_an_authentication_error() -> None:
     client, api = make_client(lambda r: httpx.Response(401, json=envelope(success=False, errors=["TOKEN_REVOKED"])))
     with pytest.raises(AuthenticationError) as info:
         client.get_product("p1")
-    assert str(info.value) == "GET /v1/products/p1: still unauthorized (HTTP 401) after a fresh login"
+    assert str(info.value) == ("GET /v1/products/p1: still refused (HTTP 401 Unauthorized: TOKEN_REVOKED) "
+                               "after a fresh login")
+    assert "one process per key" in (info.value.hint or "") and "key per process" not in (info.value.hint or "")
     assert api.logins == 2 and len(api.calls("/v1/products/p1")) == 2
     assert client.stats.snapshot().relogins == 1
 

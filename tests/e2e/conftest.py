@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from reconciler.sandbox.faults import FaultConfig
-from reconciler.sandbox.server import EmbeddedSandbox, SandboxConfig
+from reconciler.sandbox.server import EmbeddedSandbox, Readings, SandboxConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -60,10 +60,13 @@ def manifest(products: dict[str, str] | list[str], *, gif: bool = True, override
 
 @dataclass
 class Project:
-    """A user's working directory with manifests/ and state/, and the CLI to run in it."""
+    """A user's working directory with manifests/ and state/, and the CLI to run in it.
+
+    ``settings`` are extra environment variables for every command (a workspace, a role's key)."""
 
     root: Path
     sandbox: EmbeddedSandbox
+    settings: dict[str, str] | None = None
 
     @property
     def state_path(self) -> Path:
@@ -82,6 +85,7 @@ class Project:
             "VNTANA_ORGANIZATION_UUID": self.sandbox.organization_uuid,
             "NO_COLOR": "1",
         })
+        env.update(self.settings or {})
         env.update(extra or {})
         return env
 
@@ -119,9 +123,9 @@ class Project:
         return int(count)
 
 
-def fast_config(**faults: Any) -> SandboxConfig:
+def fast_config(readings: Readings | None = None, **faults: Any) -> SandboxConfig:
     return SandboxConfig(job_pending_seconds=0.02, job_processing_seconds=0.05, workers=2,
-                         faults=FaultConfig(**faults), webhook_backoff_seconds=0.05)
+                         faults=FaultConfig(**faults), webhook_backoff_seconds=0.05, readings=readings or Readings())
 
 
 @pytest.fixture
@@ -156,15 +160,19 @@ def tiny_spec(**overrides: Any) -> dict[str, Any]:
     return RenderSpec.model_validate(data).canonical()
 
 
-def render_behind_our_back(sandbox: EmbeddedSandbox, products: list[str], spec: dict[str, Any]) -> None:
-    """Render products straight through the platform's API, as a person or an older script would,
-    and wait until the files are there. The reconciler's state knows nothing of it."""
+def platform_client(sandbox: EmbeddedSandbox) -> Any:
+    """A client of the sandbox for a test's own look at the platform (the Owner's key)."""
     from reconciler.client import VntanaClient
     from reconciler.settings import ClientSettings
 
-    settings = ClientSettings(api_url=sandbox.url, token=sandbox.access_token,
-                              organization_uuid=sandbox.organization_uuid)
-    with VntanaClient(settings) as client:
+    return VntanaClient(ClientSettings(api_url=sandbox.url, token=sandbox.access_token,
+                                       organization_uuid=sandbox.organization_uuid))
+
+
+def render_behind_our_back(sandbox: EmbeddedSandbox, products: list[str], spec: dict[str, Any]) -> None:
+    """Render products straight through the platform's API, as a person or an older script would,
+    and wait until the files are there. The reconciler's state knows nothing of it."""
+    with platform_client(sandbox) as client:
         result = client.trigger_renders(products, spec)
     assert sorted(result.accepted) == sorted(products), result.errors
     assert sandbox.wait_idle(30)

@@ -48,7 +48,11 @@ def test_every_cause_of_drift_is_detected_with_its_reason_and_refresh_only_conve
     refreshed = _actions(project, "--refresh")
     assert (refreshed[TRAIL]["kind"], refreshed[TRAIL]["reason"]) == ("rerender", "remote_missing")
     assert "gif" in refreshed[TRAIL]["detail"]
-    assert (refreshed[COURT]["kind"], refreshed[COURT]["reason"]) == ("rerender", "remote_replaced")
+    # Re-rendered elsewhere: its files are not the reconciler's to replace without being asked.
+    assert (refreshed[COURT]["kind"], refreshed[COURT]["reason"]) == ("blocked", "remote_replaced")
+    assert "'reconciler refresh' adopts the platform's files" in refreshed[COURT]["detail"]
+    assert f"--replace {COURT}" in refreshed[COURT]["detail"] and refreshed[COURT]["keeps"]
+    assert _actions(project, "--refresh", "--replace", COURT)[COURT]["kind"] == "rerender"
     assert refreshed[CHAIR]["kind"] == "noop"
     verified = _actions(project, "--refresh", "--verify")
     assert (verified[CHAIR]["reason"], verified[CHAIR]["category"]) == ("content_changed", "drift")
@@ -192,7 +196,7 @@ def test_refresh_leaves_a_record_untouched_when_the_new_files_cannot_be_download
     project.sandbox.wait_idle(timeout=30)
     before = project.state()["products"][COURT]
     project.sandbox.set_faults(FaultConfig(signed_url_ttl_override=0.0))
-    result = project.cli("refresh")
+    result = project.cli("refresh", env={"VNTANA_DOWNLOAD_ROUTE": "signed-url"})  # the storage is broken
     assert result.returncode == 1
     assert COURT in result.stderr and "left as recorded" in result.stderr
     assert project.state()["products"][COURT]["attachments"] == before["attachments"]

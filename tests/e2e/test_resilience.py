@@ -65,7 +65,7 @@ def test_apply_converges_through_throttling_unavailability_and_early_url_expiry(
     project.sandbox.set_faults(FaultConfig(rate_429=0.25, retry_after_seconds=0, rate_503=0.15,
                                            signed_url_ttl_override=0.05, latency_seconds=0.01, seed=7))
     project.write_manifest(manifest(SOME))
-    result = project.apply("--download-dir", "files")
+    result = project.apply("--download-dir", "files", env={"VNTANA_DOWNLOAD_ROUTE": "signed-url"})
     assert result.returncode == 0, result.stderr
     _assert_all_rendered(project, SOME)
     assert all(project.triggers(u) == 1 for u in SOME)
@@ -134,7 +134,7 @@ def test_a_second_apply_fails_fast_naming_the_lock_holder(project: Project) -> N
 def test_a_render_that_cannot_be_downloaded_stays_in_flight_and_is_fetched_not_paid_again(project: Project) -> None:
     project.write_manifest(manifest(SOME))
     project.sandbox.set_faults(FaultConfig(signed_url_ttl_override=0.0))  # every signed URL is already late
-    broken = project.apply()
+    broken = project.apply(env={"VNTANA_DOWNLOAD_ROUTE": "signed-url"})
     assert broken.returncode == 1
     assert "still in flight, the next apply resumes it" in broken.stderr
     assert {r["status"] for r in project.state()["products"].values()} == {"in_flight"}

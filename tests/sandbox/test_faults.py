@@ -8,6 +8,7 @@ import time
 import pytest
 
 from reconciler.sandbox.faults import FaultConfig
+from reconciler.sandbox.readings import Readings
 
 from .helpers import CHAIR, SHOE, Api, Receiver
 
@@ -44,13 +45,27 @@ def test_api_error_faults(fresh_api: Api, switch, status, code, retry_after) -> 
     sb.set_faults(FaultConfig(**switch))
     for answer in (fresh_api.get(f"/v1/products/{SHOE}"), fresh_api.render(CHAIR)):
         assert answer.status_code == status
-        assert answer.json() == {"success": False, "errors": [code], "response": {}}
+        assert answer.json() == {"success": False, "errors": [code], "response": None}
         assert answer.headers.get("retry-after") == retry_after
     assert fresh_api.http.get("/health").status_code == 200  # health checks are never faulted
     assert fresh_api.fetch(url).status_code == 200  # nor is the storage behind signed URLs
     sb.set_faults(FaultConfig())
     assert fresh_api.attachments(CHAIR) == []  # the refused trigger had no side effect
     assert fresh_api.get(f"/v1/products/{SHOE}").status_code == 200
+
+
+@pytest.mark.parametrize("status", [429, 403, 400, 409])
+def test_throttling_per_reading(sandbox_factory, api_factory, status: int) -> None:
+    # Undocumented; API_RATE_LIMIT_EXCEEDED appears only under 403, 400 and 409 (Y:17637-17718, Y:26592).
+    sb = sandbox_factory(readings=Readings(throttle_status=status),
+                         faults=FaultConfig(rate_429=1.0, retry_after_seconds=3))
+    api = api_factory(sb)
+    answer = api.post("/v1/auth/login/token", token="", json={"personal-access-token": sb.access_token})
+    assert (answer.status_code, answer.json()["errors"]) == (status, ["API_RATE_LIMIT_EXCEEDED"])
+    assert answer.headers.get("retry-after") == ("3" if status == 429 else None)
+    sb.set_readings(Readings(throttle_status=status, error_entries="objects"))
+    entry = api.get("/v1/organizations", token="").json()["errors"]
+    assert entry == [{"code": "API_RATE_LIMIT_EXCEEDED", "message": entry[0]["message"]}] and entry[0]["message"]
 
 
 def test_rates_are_shares_and_deterministic_with_a_seed(fresh_api: Api) -> None:
@@ -104,7 +119,7 @@ def test_signed_urls_expire_early(fresh_api: Api) -> None:
 
 
 def test_dropped_webhook_deliveries(fresh_api: Api, receiver: Receiver) -> None:
-    fresh_api.post("/v1/webhooks/", json={"url": receiver.url, "events": [{"name": "renders.completed"}]})
+    assert fresh_api.create_webhook(receiver.url, ["renders.completed"]).status_code == 200
     fresh_api.sandbox.set_faults(FaultConfig(webhook_drop_rate=1.0))
     fresh_api.rendered(SHOE)
     assert receiver.deliveries == []
@@ -113,7 +128,7 @@ def test_dropped_webhook_deliveries(fresh_api: Api, receiver: Receiver) -> None:
 
 
 def test_duplicated_webhook_deliveries(fresh_api: Api, receiver: Receiver) -> None:
-    fresh_api.post("/v1/webhooks/", json={"url": receiver.url, "events": [{"name": "renders.completed"}]})
+    assert fresh_api.create_webhook(receiver.url, ["renders.completed"]).status_code == 200
     fresh_api.sandbox.set_faults(FaultConfig(webhook_duplicate_rate=1.0))
     fresh_api.rendered(SHOE)
     assert len(receiver.deliveries) == 2
