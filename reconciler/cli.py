@@ -19,7 +19,15 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from reconciler import __version__
-from reconciler.applying import ApplyRequest, run_apply, run_plan
+from reconciler.applying import (
+    DEFAULT_SANDBOX_DIR,
+    DEFAULT_STATE,
+    SANDBOX_STATE,
+    ApplyRequest,
+    command,
+    run_apply,
+    run_plan,
+)
 from reconciler.errors import LargeChangeError, ManifestError, ReconcilerError
 from reconciler.loader import load_desired
 from reconciler.plan import CATEGORIES
@@ -30,9 +38,8 @@ from reconciler.state import open_store
 from reconciler.views import render_json, render_markdown, render_text
 
 F = TypeVar("F", bound=Callable[..., Any])
-DEFAULT_STATE = Path("state/renders.state.json")
-# The sandbox's renders do not exist on the real platform: keep their state apart.
-SANDBOX_STATE = Path("state/sandbox.state.json")
+# DEFAULT_STATE, SANDBOX_STATE (the sandbox's renders do not exist on the real platform: their
+# state is kept apart) and DEFAULT_SANDBOX_DIR live in applying, which builds hints from them.
 
 
 # Commands whose imports are heavy (the sandbox pulls in an ASGI server and video encoders):
@@ -41,6 +48,7 @@ LAZY_COMMANDS = {"sandbox": ("reconciler.sandbox.command", "sandbox_command"),
                  "state": ("reconciler.state_commands", "state_group"),
                  "import": ("reconciler.importer", "import_command"),
                  "doctor": ("reconciler.doctor", "doctor_command"),
+                 "webhooks": ("reconciler.webhook_commands", "webhooks_group"),
                  "gallery": ("reconciler.gallery.command", "gallery_command"),
                  "github": ("reconciler.github.command", "github_group"),
                  "fmt": ("reconciler.formatting", "fmt_command")}
@@ -177,7 +185,7 @@ def api_options(f: F) -> F:
     for decorator in reversed([
         click.option("--sandbox", is_flag=True,
                      help=f"Use the embedded VNTANA sandbox (state defaults to {SANDBOX_STATE})."),
-        click.option("--sandbox-dir", type=click.Path(path_type=Path), default=Path(".reconciler/sandbox"),
+        click.option("--sandbox-dir", type=click.Path(path_type=Path), default=DEFAULT_SANDBOX_DIR,
                      show_default=True, help="Where the embedded sandbox keeps its products, jobs and files."),
         click.option("--api-url", help="VNTANA API base URL (env VNTANA_API_URL)."),
         click.option("--organization", "organization_uuid", help="Organization uuid (env VNTANA_ORGANIZATION_UUID)."),
@@ -243,7 +251,7 @@ def plan(**kw: Any) -> None:
     if out is not None:
         save_plan(result, out)
         if req.fmt == "text":
-            click.echo(f"Saved the plan to {out}; run 'reconciler apply {out}' to execute exactly this plan.")
+            click.echo(f"Saved the plan to {out}; run '{command(req, 'apply')} {out}' to execute exactly this plan.")
     if detailed and result.has_changes_in(categories):
         sys.exit(2)
 
