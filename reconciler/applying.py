@@ -114,7 +114,7 @@ def run_apply(req: ApplyRequest) -> None:
             state = store.fold()
             if req.planfile is not None:
                 plan = load_plan(req.planfile)
-                check_plan_current(plan, state)
+                check_plan_current(plan, state, again=(command(req, "plan"), command(req, "apply")))
                 if plan.limits_tripped and not (plan.allow_large or req.allow_large):
                     raise LargeChangeError(plan.limits_tripped)
             else:
@@ -278,6 +278,18 @@ def command(req: ApplyRequest, verb: str) -> str:
     return " ".join(parts)
 
 
+def state_flag(location: str) -> str:
+    """What a hint's command needs to reach the state at ``location``: nothing for the default
+    state, `` --sandbox`` for the sandbox's, else `` --state ...`` (never with a secret)."""
+    if _same_location(location, str(DEFAULT_STATE)):
+        return ""
+    if _same_location(location, str(SANDBOX_STATE)):
+        return " --sandbox"
+    if "://" in location and os.environ.get("RECONCILER_STATE") and "***" in location:
+        return ' --state "$RECONCILER_STATE"'
+    return " --state " + _state_argument(location)
+
+
 def _state_argument(location: str) -> str:
     """``--state``'s value for a hint, never with a secret in it: a URL with a password is named by
     the variable that holds it when it came from one, else shown with ``***`` for the password."""
@@ -296,9 +308,14 @@ def _kept(req: ApplyRequest, state: State, rendered: list[str], failed: list[str
         return
     from reconciler.gallery.command import after_apply
 
+    # --state arrives as text: a file path, or a URL the gallery cannot read (and whose password
+    # must not be printed in its "See them" line).
+    url = "://" in str(req.state_path)
     for line in after_apply(req.download_dir, lineage=state.lineage, rendered=rendered, failed=failed,
-                            state_path=req.state_path, sandbox=req.sandbox_dir is not None):
-        click.echo(line, err=True)
+                            state_path=DEFAULT_STATE if url else Path(req.state_path),
+                            sandbox=req.sandbox_dir is not None and not url):
+        if not (url and line.startswith("See them")):
+            click.echo(line, err=True)
 
 
 def _accept(req: ApplyRequest, client: Any, store: FileStateStore, state: State, observed: Observed | None) -> None:

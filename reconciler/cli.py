@@ -290,16 +290,19 @@ def _categories(text: str) -> set[str]:
 @click.option("--no-color", is_flag=True)
 def apply(**kw: Any) -> None:
     """Trigger what the plan says, wait, download, hash and record. Resumes where a run died."""
-    if kw["planfile"] is not None:
+    verify, refreshing = kw["verify"], kw["refresh"] or kw["refresh_only"]
+    req = _request(kw)
+    if req.planfile is not None:
         ctx = click.get_current_context()
         given = [p.opts[0] for p in ctx.command.params if p.name in _PLAN_SHAPING
                  and ctx.get_parameter_source(p.name) is not click.core.ParameterSource.DEFAULT]
         if given:
             raise ReconcilerError(f"a saved plan is applied exactly: {', '.join(given)} shape(s) a plan",
-                                  hint="pass them to 'reconciler plan --out FILE' instead")
-    if kw["verify"] and not (kw["refresh"] or kw["refresh_only"]):
+                                  hint=f"pass them to '{command(req, 'plan')} --out FILE' instead, then "
+                                       f"'{command(req, 'apply')} FILE'")
+    if verify and not refreshing:
         raise ReconcilerError("--verify needs --refresh or --refresh-only (it re-downloads what the platform holds)")
-    run_apply(_request(kw))
+    run_apply(req)
 
 
 # Options that decide what a plan contains: meaningless (so refused) with a saved plan.

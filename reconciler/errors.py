@@ -114,10 +114,10 @@ class PlanFileError(ReconcilerError):
 
 
 class StalePlanError(PlanFileError):
-    def __init__(self, moved: list[str]) -> None:
+    def __init__(self, moved: list[str], *, plan: str = "reconciler plan", apply: str = "reconciler apply") -> None:
         super().__init__(
             "saved plan is stale: " + "; ".join(moved),
-            hint="run 'reconciler plan --out FILE' again and apply the new plan",
+            hint=f"make the plan again ('{plan} --out FILE'), review it, then '{apply} FILE'",
         )
         self.moved = moved
 

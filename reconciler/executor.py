@@ -127,8 +127,9 @@ class ApplyReport:
         return not self.failed
 
 
-def check_plan_current(plan: Plan, state: State) -> None:
-    """Refuse a saved plan whose state moved since it was made, naming what moved."""
+def check_plan_current(plan: Plan, state: State, *, again: tuple[str, str] = ("reconciler plan", "reconciler apply")) -> None:
+    """Refuse a saved plan whose state moved since it was made, naming what moved; ``again``: the
+    plan and apply commands of this run, for the hint."""
     moved = []
     if not plan.state.lineage and state.lineage:
         moved.append(f"the state was created (lineage {state.lineage}) after the plan was made")
@@ -139,7 +140,7 @@ def check_plan_current(plan: Plan, state: State) -> None:
         moved.append(f"the state's serial moved from {plan.state.serial} to {state.serial} "
                      f"({state.serial - plan.state.serial} write(s) since the plan was made)")
     if moved:
-        raise StalePlanError(moved)
+        raise StalePlanError(moved, plan=again[0], apply=again[1])
 
 
 def sync_labels(store: FileStateStore, state: State, plan: Plan) -> int:
@@ -507,12 +508,13 @@ class Executor:
             return False
         except ReconcilerError as exc:
             rec = self._record(product)
+            why = exc.message + (f" ({exc.hint})" if exc.hint else "")
             if rec is not None and rec.status is Status.IN_FLIGHT:
                 # The platform took the trigger: the render is paid for and may be done. Keep it
                 # in flight so the next apply fetches it instead of paying again.
-                self._unfinished(product, rec.name, f"{exc.message}; still in flight, the next apply resumes it")
+                self._unfinished(product, rec.name, f"{why}; still in flight, the next apply resumes it")
             else:
-                self._fail(product, exc.message)
+                self._fail(product, why)
             return True
 
     def _give_up(self, pending: PendingRender, why: str) -> None:
