@@ -247,7 +247,9 @@ def _execute(plan: Plan, store: FileStateStore, state: State, client: Any, req: 
 
     hooks = _hooks(req)
     board = _webhooks(req, client, stack) if req.webhook_listen else None
-    default_interval = 15.0 if board else (0.5 if req.sandbox_dir else 2.0)
+    # With webhooks a delivery wakes its product's poll at once; polling is the fallback for
+    # dropped deliveries, so it may be slower (the poll budget is --parallelism per interval).
+    default_interval = 5.0 if board else (0.5 if req.sandbox_dir else 2.0)
     options = ApplyOptions(parallelism=req.parallelism, product_timeout=req.product_timeout,
                            poll_interval=req.poll_interval or default_interval, download_dir=req.download_dir,
                            board=board)

@@ -278,9 +278,11 @@ def _categories(text: str) -> set[str]:
 @click.option("--parallelism", type=click.IntRange(1, 64), default=4, show_default=True,
               help="Products polled and downloaded at once.")
 @click.option("--timeout", "product_timeout", type=click.FloatRange(min=1), default=900.0, show_default=True,
-              help="Seconds to wait for one product's results before marking it failed.")
+              help="Most seconds to wait for one product's results before marking it failed; a render the "
+                   "platform failed is given up sooner, from what the run saw (docs/apply.md, Waiting).")
 @click.option("--poll-interval", type=click.FloatRange(min=0.01), default=None,
-              help="Seconds between attachment polls (default 2; 0.5 with --sandbox; 15 with webhooks).")
+              help="Seconds between attachment polls (default 2; 0.5 with --sandbox; 5 with webhooks). "
+                   "At most --parallelism polls start per interval, shared by every product waited for.")
 @click.option("--webhook-listen", metavar="HOST:PORT",
               help="Receive signed webhook events here (polling stays the fallback).")
 @click.option("--webhook-url", help="Public URL the platform should call, if not http://HOST:PORT/webhook.")

@@ -152,7 +152,7 @@ class Expectations:
         for job in (j for j in JOBS if j not in pending.seen):
             expected = self.expected(job, pending.spec)
             if expected is None or quiet is None or last is None:
-                return hard, why  # nothing to compare this job with yet: only the timeout bounds it
+                continue  # nothing to compare this job with yet: only the timeout bounds it
             soft = max(pending.started + expected, last + quiet)
             if soft < best:
                 best = soft

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -369,3 +370,52 @@ def test_doctor_save_with_the_sandbox_run_it_with_credentials(offline: Offline) 
     result = offline.cli("doctor", "--sandbox", "--save")
     assert hint(result) == "run doctor without --sandbox (with your credentials) to save settings"
     # Followed in test_hints.py, against a running sandbox with its credentials.
+
+
+def test_a_damaged_record_of_the_last_apply_delete_it(offline: Offline) -> None:
+    offline.write(manifest([TRAIL]))
+    ok(offline.cli("apply", "--sandbox", "--auto-approve", "--poll-interval", "0.05"))
+    record = offline.root / "downloads" / "sandbox" / ".last-apply.json"
+    record.write_text("{not json")
+    result = offline.cli("gallery", "--sandbox")
+    assert hint(result) == "delete it; the next apply writes it again"
+    record.unlink()
+    ok(offline.cli("gallery", "--sandbox"))
+    ok(offline.cli("apply", "--sandbox", "--auto-approve"))
+    assert record.exists()
+    ok(offline.cli("gallery", "--sandbox", "--changed"))
+
+
+def test_gallery_changed_without_a_record_keep_the_files_or_use_a_plan(offline: Offline) -> None:
+    offline.write(manifest([TRAIL]))
+    ok(offline.cli("apply", "--sandbox", "--auto-approve", "--poll-interval", "0.05"))
+    empty = offline.root / "elsewhere"
+    empty.mkdir()
+    result = offline.cli("gallery", "--sandbox", "--download-dir", "elsewhere", "--changed")
+    assert hint(result) == ("apply writes it when it keeps files (--download-dir, or downloads: in reconciler.yaml); "
+                            "or use --since-plan PLANFILE")
+    ok(offline.cli("plan", "--sandbox", "--out", "p.plan"))
+    ok(offline.cli("gallery", "--sandbox", "--download-dir", "elsewhere", "--since-plan", "p.plan"))
+
+
+def test_gallery_changed_with_another_projects_record_point_both_at_one_project(offline: Offline) -> None:
+    offline.write(manifest([TRAIL]))
+    ok(offline.cli("apply", "--sandbox", "--auto-approve", "--poll-interval", "0.05"))
+    ok(offline.cli("apply", "--sandbox", "--sandbox-dir", "other-platform", "--state", "state/other.state.json",
+                   "--download-dir", "other-downloads", "--auto-approve", "--poll-interval", "0.05"))
+    result = offline.cli("gallery", "--sandbox", "--download-dir", "other-downloads", "--changed")
+    assert hint(result) == "point --state and --download-dir at the same project"
+    ok(offline.cli("gallery", "--state", "state/other.state.json", "--download-dir", "other-downloads", "--changed"))
+
+
+def test_a_sandbox_data_dir_that_is_not_one_point_elsewhere_or_delete_it(offline: Offline) -> None:
+    offline.write(manifest([TRAIL]))
+    junk = offline.root / "junk"
+    junk.mkdir()
+    (junk / "sandbox.sqlite3").write_text("not a database")
+    result = offline.cli("apply", "--sandbox", "--sandbox-dir", "junk", "--auto-approve")
+    assert hint(result) == "point --data-dir (or --sandbox-dir) at another directory, or delete junk to start over"
+    ok(offline.cli("apply", "--sandbox", "--sandbox-dir", "fresh", "--auto-approve", "--poll-interval", "0.05"))
+    shutil.rmtree(junk)
+    ok(offline.cli("apply", "--sandbox", "--sandbox-dir", "junk", "--auto-approve", "--poll-interval", "0.05",
+                   "--state", "state/junk.state.json"))
