@@ -243,7 +243,7 @@ def test_plan_should_count_the_cost_of_what_it_triggers() -> None:
     assert k.video_seconds == 3.0 + 3.0 + 3.0
     assert k.gifs == 2
     assert plan.to_json()["cost"] == {"requests": 3, "products": 3, "stills": 3, "turntable_frames": 96,
-                                      "video_seconds": 9.0, "gifs": 2, "frames": 99}
+                                      "video_seconds": 9.0, "gifs": 2, "frames": 99, "presets": []}
 
 
 def test_plan_should_cost_nothing_when_nothing_changes() -> None:
