@@ -30,7 +30,7 @@ import json
 import os
 import re
 import stat
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +84,7 @@ MAX_PRESET_CHAIN = 16
 three or four (house style, brand, channel); a longer chain is a mistake or an attack."""
 
 _NAMES_SHOWN = 12  # preset names listed in an "unknown preset" hint
+_NEAR_NAMES = 100  # preset names of about the same length compared for "did you mean"
 
 _SHORT = 60  # characters of a value or key quoted in a message
 
@@ -93,13 +94,14 @@ Path_ = tuple[Any, ...]
 class _Problem:
     """A problem found on the fast path: a field path in one file, located later."""
 
-    __slots__ = ("file", "path", "message", "hint", "at_key", "related", "choices")
+    __slots__ = ("file", "path", "message", "hint", "at_key", "related", "choices", "later")
 
     def __init__(self, file: str, path: Path_, message: str, hint: str | None = None, at_key: bool = False,
                  related: tuple[str, Path_] | None = None, choices: tuple[str, ...] = ()):
         self.file, self.path, self.message, self.hint, self.at_key = file, path, message, hint, at_key
         self.related = related  # another place the message is about, named in the hint as file:line:col
         self.choices = choices  # valid keys for an unknown one: the "did you mean" hint, made when shown
+        self.later: Callable[[], str] | None = None  # any other hint that is dear to make: made when shown
 
 
 class _Problems:
@@ -328,6 +330,8 @@ class _Catalogue:
         self.presets: dict[str, _Preset] = {}
         self.waiting: list[_Waiting] = []
         self._chains: dict[str, tuple[_Layer, ...] | None] = {}
+        self._names: list[str] | None = None  # for hints, once every file is read
+        self._lengths: dict[int, list[str]] | None = None
 
     def add_presets(self, file: str, block: Any) -> None:
         """Register the ``presets:`` of one file; each name may be defined once in the catalogue."""
@@ -409,7 +413,7 @@ class _Catalogue:
         for at in range(len(path) - 1, -1, -1):
             preset = path[at]
             if base is not None and len(base) >= MAX_PRESET_CHAIN:
-                below = " → ".join(repr(p.name) for p in path[at + 1:at + 4])
+                below = " → ".join(repr(layer.path[1]) for layer in base[:-4:-1])  # what it builds on, nearest first
                 self.problems.append(_Problem(
                     preset.file, preset.layer.path + (PRESET_KEY,),
                     f"preset {preset.name!r} builds on {MAX_PRESET_CHAIN} presets or more ({below} → …): a chain "
@@ -422,17 +426,38 @@ class _Catalogue:
         return known[name]
 
     def _unknown(self, file: str, path: Path_, name: Any) -> _Problem:
-        names = sorted(self.presets)
+        problem = _Problem(file, path, f"unknown preset {_short(name)}")
+        problem.later = lambda: self._unknown_hint(name)  # a catalogue may have many names, and many such
+        return problem
+
+    def _unknown_hint(self, name: Any) -> str:
+        names = self._sorted_names()
         if not names:
-            hint = ("no preset is defined: define it under presets: in any manifest file (the presets of every file "
+            return ("no preset is defined: define it under presets: in any manifest file (the presets of every file "
                     "loaded together are shared: pass the whole manifests folder)")
-        else:
-            close = _closest(name, tuple(names)) if isinstance(name, str) else None
-            shown = ", ".join(names[:_NAMES_SHOWN])
-            if len(names) > _NAMES_SHOWN:
-                shown += f" and {len(names) - _NAMES_SHOWN:,} more"
-            hint = (f"did you mean {close!r}? " if close else "") + f"known presets: {shown}"
-        return _Problem(file, path, f"unknown preset {_short(name)}", hint=hint)
+        close = None
+        if isinstance(name, str) and len(name) <= _SHORT:
+            # Names of about the same length only, at most a few hundred: difflib is slow on many or long ones.
+            near: list[str] = []
+            for d in (0, -1, 1, -2, 2):
+                near += self._by_length().get(len(name) + d, [])[:_NEAR_NAMES - len(near)]
+            close = _closest(name, tuple(near))
+        shown = ", ".join(n if len(n) <= _SHORT else n[:_SHORT] + "…" for n in names[:_NAMES_SHOWN])
+        if len(names) > _NAMES_SHOWN:
+            shown += f" and {len(names) - _NAMES_SHOWN:,} more"
+        return (f"did you mean {close!r}? " if close else "") + f"known presets: {shown}"
+
+    def _sorted_names(self) -> list[str]:
+        if self._names is None:
+            self._names = sorted(self.presets)
+        return self._names
+
+    def _by_length(self) -> dict[int, list[str]]:
+        if self._lengths is None:
+            self._lengths = {}
+            for n in self._sorted_names():
+                self._lengths.setdefault(len(n), []).append(n)
+        return self._lengths
 
     def _named(self, file: str, path: Path_, name: str, *, repeatable: bool = False) -> tuple[_Layer, ...] | None:
         if name not in self.presets and name not in self._chains:
@@ -820,6 +845,8 @@ def _locate(problems: list[_Problem], texts: dict[str, str]) -> list[Diagnostic]
     for p in problems:
         if p.choices:
             p.hint = _suggest(str(p.path[-1]), p.choices)
+        if p.later is not None:
+            p.hint = p.later()
         if p.path[:1] == ("@",):
             line, col = int(p.path[1]), int(p.path[2])
             out.append(Diagnostic(SourceLocation(p.file, line + 1, col + 1), p.message, None, p.hint))
@@ -877,6 +904,9 @@ def _field_name(path: Path_) -> str | None:
         return None
     text = ""
     for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+        if not isinstance(part, int):
+            part = str(part)
+            part = part if len(part) <= _SHORT else part[:_SHORT] + "…"  # a key of a megabyte is not shown whole
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
     return text
 
