@@ -180,7 +180,8 @@ class Budget:
             if value is not None and (isinstance(value, bool) or not isinstance(value, kind) or value < 0):
                 raise ValueError(f"budget.{key} is {value!r}, not a number of at least 0")
             limits[key] = value
-        sources = data.get("sources") or {}
+        sources = data.get("sources")
+        sources = {} if sources is None else sources
         if not isinstance(sources, dict):
             raise TypeError("budget.sources is not an object")
         return cls(**limits, sources={str(k): str(v) for k, v in sources.items()})

@@ -161,10 +161,12 @@ def render_text(plan: Plan, *, colour: bool = False, show_noop: bool = False) ->
     presets = _named_presets(plan)
     if presets:
         width = max(len(_preset_label(r)) for r in presets)
+        pw, fw = (max(len(f"{n:,}") for n in column) for column in ([r.products for r in presets],
+                                                                     [r.frames for r in presets]))
         lines.append("Cost by preset:")
         for r in presets:
-            lines.append(f"  {_preset_label(r):<{width}}  {r.products:>7,} product{'s' if r.products != 1 else ' '}  "
-                         f"{r.frames:>9,} frames  {number(r.video_seconds)} s of video")
+            lines.append(f"  {_preset_label(r):<{width}}  {r.products:>{pw},} product{'s' if r.products != 1 else ' '}"
+                         f"  {r.frames:>{fw},} frames  {number(r.video_seconds)} s of video")
     lines.append(bold(summary_line(plan)))
     if plan.limits_tripped:
         lines.append(paint("31", limits_text(plan)))
