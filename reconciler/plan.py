@@ -174,7 +174,7 @@ class Budget:
             return cls()
         if not isinstance(data, dict):
             raise TypeError(f"budget is {type(data).__name__}, not an object")
-        limits = {}
+        limits: dict[str, Any] = {}
         for key, kind in (("max_frames", int), ("max_requests", int), ("max_video_seconds", (int, float))):
             value = data.get(key)
             if value is not None and (isinstance(value, bool) or not isinstance(value, kind) or value < 0):

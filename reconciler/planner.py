@@ -28,7 +28,7 @@ plan's cost the same way; ``recheck_budget`` does it again for a saved plan at a
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any
@@ -409,9 +409,11 @@ def cost_of(batches: list[Batch]) -> Cost:
 
 
 # What each budget limit counts, in the plan's cost: (limit, what, the cost's figure).
-_BUDGETED = (("max_frames", "frames", lambda c: c.frames),
-             ("max_requests", "render requests", lambda c: c.requests),
-             ("max_video_seconds", "s of video", lambda c: c.video_seconds))
+_BUDGETED: tuple[tuple[str, str, Callable[[Cost], float]], ...] = (
+    ("max_frames", "frames", lambda c: c.frames),
+    ("max_requests", "render requests", lambda c: c.requests),
+    ("max_video_seconds", "s of video", lambda c: c.video_seconds),
+)
 
 
 def over_budget(cost: Cost, budget: Budget) -> list[str]:

@@ -278,8 +278,8 @@ def configured_budget(config_path: Path | None) -> tuple[dict[str, Any], dict[st
         if value is None:  # written but empty: no limit
             continue
         whole = name != "max_video_seconds"
-        kinds: tuple[type, ...] = (int,) if whole else (int, float)
-        if isinstance(value, bool) or not isinstance(value, kinds) or not math.isfinite(value) or value < 0:
+        number = isinstance(value, int) or (isinstance(value, float) and not whole)
+        if isinstance(value, bool) or not number or not math.isfinite(value) or value < 0:
             what = "a whole number" if whole else "a number of seconds"
             raise ConfigError(f"{where}: budget.{name} must be {what}, at least 0, got {value!r}")
         limits[name] = value

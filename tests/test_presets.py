@@ -351,6 +351,9 @@ products:
     preset: hero   # the campaign look
 """
     assert format_text(out) == out
+    # A file of presets alone is a manifest too: formatted, not skipped.
+    assert format_text("presets:\n  x:\n    imageWidth: 1\n    preset: house\n") == \
+        "presets:\n  x:\n    preset: house\n    imageWidth: 1\n"
 
 
 def test_the_schema_knows_presets() -> None:
