@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 import io
 import json
 from collections.abc import Iterable
@@ -276,4 +275,5 @@ def render_markdown(plan: Plan, *, budget: int = MARKDOWN_BUDGET) -> str:
 def _md(text: str) -> str:
     """Text for a markdown table cell: no HTML of its own (a product name could close the
     comment's ``<details>`` or open a tag), no column break, one line."""
-    return html.escape(text, quote=False).replace("|", "\\|").replace("\n", " ")
+    # Escaping "&" and "<" is enough: without a "<" no text can start a tag or an HTML comment.
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace("|", "\\|").replace("\n", " ")

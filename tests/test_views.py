@@ -150,9 +150,9 @@ def test_markdown_escapes_html_in_names_and_file_names_so_no_row_can_close_the_s
     plan.actions[1].keeps = ["</details>.png (RENDER)"]  # a file on the platform the reconciler did not make
     md = render_markdown(plan)
     assert md.count("<details>") == md.count("</details>") == 1
-    assert "&lt;/details&gt;&lt;details open&gt;&lt;summary&gt;x" in md
-    assert "| A &amp; B &lt;b&gt; |" in md
-    assert "leaves alone &lt;/details&gt;.png (RENDER)" in md
+    assert "&lt;/details>&lt;details open>&lt;summary>x" in md
+    assert "| A &amp; B &lt;b> |" in md
+    assert "leaves alone &lt;/details>.png (RENDER)" in md
     assert "<details open>" not in md and "<b>" not in md
 
 
@@ -177,7 +177,7 @@ def test_text_shows_the_cost_by_preset_when_presets_are_used() -> None:
 
 def test_markdown_shows_the_cost_by_preset_in_its_head() -> None:
     md = render_markdown(preset_plan())
-    assert ("| preset | products | frames | video |\n|---|---:|---:|---:|\n| &lt;b&gt;odd&lt;/b&gt; | 1 | 37 | 3 s |\n"
+    assert ("| preset | products | frames | video |\n|---|---:|---:|---:|\n| &lt;b>odd&lt;/b> | 1 | 37 | 3 s |\n"
             "| hero | 2 | 74 | 6 s |\n| (no preset) | 1 | 37 | 3 s |\n") in md
     assert md.index("| preset |") < md.index("<details>")
     assert "| preset |" not in render_markdown(mixed_plan())
