@@ -62,6 +62,7 @@ PRODUCT_KEYS = LABEL_KEYS + PRESET_KEYS
 TURNTABLE_KEYS = tuple(TurntableSpec.model_fields)
 _KNOWN_KEYS = frozenset(PRODUCT_KEYS + TURNTABLE_KEYS)
 _SPEC_KEYS = frozenset(SPEC_KEYS)
+_LABEL_KEYS = frozenset(LABEL_KEYS)
 
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 # Cross-field rules, by the location pydantic reports them at: the fields each rule reads.
@@ -555,12 +556,14 @@ def _load_file(name: str, data: Any, catalogue: _Catalogue) -> None:
             continue
         overrides: dict[str, Any] = {}
         waits = waiting is not None
-        for key, value in entry.items():
-            if key in SPEC_KEYS:
+        for key, value in entry.items():  # sets, not tuples: this runs for every key of every product
+            if key in _SPEC_KEYS:
                 overrides[key] = value
+            elif key in _LABEL_KEYS:
+                pass
             elif key == PRESET_KEY:
                 waits = True
-            elif key not in LABEL_KEYS:
+            else:
                 problems.append(_unknown(name, here + (key,), key, PRODUCT_KEYS))
         uuid = _check_labels(name, here, entry, problems)
         spec = None
