@@ -299,7 +299,7 @@ class _FileDefaults:
     def __init__(self, name: str, raw: dict[str, Any], ref: Any = None) -> None:
         self.name, self.raw, self.ref = name, raw, ref
         self.fields = {k: v for k, v in raw.items() if k != PRESET_KEY} if PRESET_KEY in raw else raw
-        self.cache: dict[str, tuple[RenderSpec, str] | None] = {}  # by (preset, overrides)
+        self.cache: dict[tuple[str | None, str], tuple[RenderSpec, str] | None] = {}  # by (preset, overrides)
         self.layers: tuple[_Layer, ...] | None = None  # its preset chain, then itself; None if broken
         self.resolved = False
 
@@ -500,10 +500,12 @@ class _Catalogue:
         chain = () if ref is None else self._named(d.name, w.here + (PRESET_KEY,), ref)
         if base is None or chain is None:
             return None
-        try:
-            key: str | None = json.dumps([ref, w.overrides], sort_keys=True, default=repr)
-        except (TypeError, ValueError):  # keys json cannot sort: invalid anyway, not cached
-            key = None
+        key: tuple[str | None, str] | None = (ref, "")  # most products name a preset and override nothing
+        if w.overrides:
+            try:
+                key = (ref, json.dumps(w.overrides, sort_keys=True, default=repr))
+            except (TypeError, ValueError):  # keys json cannot sort: invalid anyway, not cached
+                key = None
         if key is not None and key in d.cache:
             hit = d.cache[key]
             if hit is None and w.overrides:  # same broken overrides as an earlier product: report this one too
