@@ -429,6 +429,7 @@ def over_budget(cost: Cost, budget: Budget) -> list[str]:
         if limit is not None and planned > limit:
             source = budget.sources.get(key) or "--" + key.replace("_", "-")
             unit = " s" if key == "max_video_seconds" else ""
+            what = what.removesuffix("s") if planned == 1 and what.endswith("s") else what
             out.append(f"{number(planned)} {what}, more than the budget of {number(limit)}{unit} ({source})")
     return out
 

@@ -126,7 +126,7 @@ def test_a_flag_overrides_the_budget_of_the_file(project: Path) -> None:
 
 
 @pytest.mark.parametrize(("flag", "value", "over"), [
-    ("--max-requests", "0", "1 render requests, more than the budget of 0 (--max-requests)"),
+    ("--max-requests", "0", "1 render request, more than the budget of 0 (--max-requests)"),
     ("--max-video-seconds", "5.5", "6 s of video, more than the budget of 5.5 s (--max-video-seconds)"),
 ])
 def test_each_budget_flag_refuses_a_plan_over_it(project: Path, flag: str, value: str, over: str) -> None:

@@ -39,7 +39,7 @@ def test_a_saved_plan_is_checked_again_when_it_is_applied(project: Project) -> N
     # The budget in force now is tighter than the recorded one: the tighter holds.
     tighter = project.apply("plan.json", "--max-requests", "0")
     assert tighter.returncode == 1
-    assert "1 render requests, more than the budget of 0 (--max-requests)" in tighter.stderr
+    assert "1 render request, more than the budget of 0 (--max-requests)" in tighter.stderr
     (project.root / "reconciler.yaml").write_text("budget:\n  max_video_seconds: 2\n")
     assert "3 s of video, more than the budget of 2 s" in project.apply("plan.json").stderr
     (project.root / "reconciler.yaml").unlink()
