@@ -26,16 +26,17 @@ from reconciler.errors import (
     ApplyFailedError,
     ConfigError,
     LargeChangeError,
+    OverBudgetError,
     PlanFileError,
     ReconcilerError,
 )
 from reconciler.events import Hooks
 from reconciler.loader import load_desired
 from reconciler.observed import Observed
-from reconciler.plan import ActionKind, Plan
+from reconciler.plan import ActionKind, Budget, Plan
 from reconciler.planfile import load_plan
-from reconciler.planner import DEFAULT_MAX_BATCH_SIZE, Limits, build_plan
-from reconciler.settings import ClientSettings, find_config_file, resolve_settings
+from reconciler.planner import DEFAULT_MAX_BATCH_SIZE, Limits, build_plan, recheck_budget
+from reconciler.settings import BUDGET_KEYS, ClientSettings, find_config_file, resolve_budget, resolve_settings
 from reconciler.spec import Desired
 from reconciler.state import FileStateStore, State, open_store
 from reconciler.views import render_json, render_text
@@ -63,6 +64,10 @@ class ApplyRequest:
     max_rerender_share: float | None = None
     max_deletes: int = 10
     max_batch_size: int = DEFAULT_MAX_BATCH_SIZE
+    max_frames: int | None = None
+    max_requests: int | None = None
+    max_video_seconds: float | None = None
+    allow_over_budget: bool = False
     refresh: bool = False
     verify: bool = False
     refresh_only: bool = False
@@ -117,6 +122,7 @@ def run_apply(req: ApplyRequest) -> None:
                 check_plan_current(plan, state, again=(command(req, "plan"), command(req, "apply")))
                 if plan.limits_tripped and not (plan.allow_large or req.allow_large):
                     raise LargeChangeError(plan.limits_tripped)
+                recheck_budget(plan, _budget(req), allow=req.allow_over_budget)
             else:
                 desired = load_desired(req.manifests)
                 observed = _observe(req, client, state, desired) if req.refresh or req.refresh_only else None
@@ -127,6 +133,8 @@ def run_apply(req: ApplyRequest) -> None:
             _show(plan, req)
             if plan.refused:
                 raise LargeChangeError(plan.limits_tripped)
+            if plan.budget_refused:
+                raise OverBudgetError(plan.over_budget)
             if not plan.has_changes:
                 if sync_labels(store, state, plan):
                     store.write(state, bump=False)
@@ -178,7 +186,14 @@ def _plan(req: ApplyRequest, store: FileStateStore, state: State, observed: Obse
     desired = desired or load_desired(req.manifests)
     return build_plan(desired, state, location=store.location, replace=req.replace,
                       max_batch_size=req.max_batch_size, observed=observed, targets=req.targets,
-                      excludes=req.excludes, prune=req.prune, allow_large=req.allow_large, limits=_limits(req))
+                      excludes=req.excludes, prune=req.prune, allow_large=req.allow_large, limits=_limits(req),
+                      budget=_budget(req), allow_over_budget=req.allow_over_budget)
+
+
+def _budget(req: ApplyRequest) -> Budget:
+    """Flags over ``budget:`` in reconciler.yaml; the sandbox's renders are free, its file is not read."""
+    config = None if req.sandbox_dir is not None else req.config_path or find_config_file(Path.cwd())
+    return resolve_budget({k: getattr(req, k) for k in BUDGET_KEYS}, config)
 
 
 def _limits(req: ApplyRequest) -> Limits:

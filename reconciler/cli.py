@@ -28,7 +28,7 @@ from reconciler.applying import (
     run_apply,
     run_plan,
 )
-from reconciler.errors import LargeChangeError, ManifestError, ReconcilerError
+from reconciler.errors import LargeChangeError, ManifestError, OverBudgetError, ReconcilerError
 from reconciler.loader import load_desired
 from reconciler.plan import CATEGORIES
 from reconciler.planfile import save_plan
@@ -172,6 +172,14 @@ def selection_options(f: F) -> F:
                      help="Breaker: most products whose renders one plan may delete."),
         click.option("--max-batch-size", type=click.IntRange(min=1), default=DEFAULT_MAX_BATCH_SIZE,
                      show_default=True, help="Most products in one render request."),
+        click.option("--max-frames", type=click.IntRange(min=0), default=None,
+                     help="Budget: most frames (stills + turntable frames) one plan may trigger "
+                          "(over budget: refused; overrides budget: in reconciler.yaml)."),
+        click.option("--max-requests", type=click.IntRange(min=0), default=None,
+                     help="Budget: most render requests (batches) one plan may send."),
+        click.option("--max-video-seconds", type=click.FloatRange(min=0), default=None,
+                     help="Budget: most seconds of turntable video one plan may trigger."),
+        click.option("--allow-over-budget", is_flag=True, help="Accept a plan over the budget."),
         click.option("--refresh", is_flag=True, help="Ask the platform what each product holds now and plan "
                                                      "drift as re-renders (network)."),
         click.option("--verify", is_flag=True, help="With --refresh: download and re-hash every recorded file."),
@@ -248,6 +256,8 @@ def plan(**kw: Any) -> None:
         click.echo(render_text(result, colour=req.colour, show_noop=show_unchanged), nl=False)
     if result.refused:
         raise LargeChangeError(result.limits_tripped)
+    if result.budget_refused:
+        raise OverBudgetError(result.over_budget)
     if out is not None:
         save_plan(result, out)
         if req.fmt == "text":

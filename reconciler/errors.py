@@ -21,6 +21,7 @@ meets them and chained with ``raise ... from exc``.
     │       └── AuthenticationError  401 even after one fresh login
     ├── CredentialsError        the token or its role cannot do what the plan needs: the run stops
     ├── LargeChangeError        the plan trips the large-change breaker (see --allow-large)
+    ├── OverBudgetError         the plan exceeds the budget (see --allow-over-budget)
     ├── DownloadError           a result could not be fetched or failed its size check
     └── ApplyFailedError        the run finished but some products failed
 """
@@ -172,6 +173,17 @@ class LargeChangeError(ReconcilerError):
         super().__init__("refusing a large change: " + "; ".join(tripped),
                          hint="check the plan; if it is what you want, run again with --allow-large")
         self.tripped = tripped
+
+
+class OverBudgetError(ReconcilerError):
+    """The plan triggers more than the budget allows and --allow-over-budget was not given."""
+
+    def __init__(self, over: list[str]) -> None:
+        super().__init__("refusing a plan over budget: " + "; ".join(over),
+                         hint="check the plan; narrow it (--target), raise the budget (budget: in reconciler.yaml, "
+                              "or --max-frames, --max-requests, --max-video-seconds), or, if it is what you want, "
+                              "run again with --allow-over-budget")
+        self.over = over
 
 
 class DownloadError(ReconcilerError):

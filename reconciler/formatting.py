@@ -1,8 +1,9 @@
 """``reconciler fmt``: one layout for every manifest, comments kept, meaning never changed.
 
 The layout: two-space indentation with sequence dashes indented under their key, block
-style throughout, keys in the API's order (``defaults``, ``products``; on a product ``uuid``,
-``name``, ``protect``, then the render fields as ``reconciler/spec.py`` declares them; the
+style throughout, keys in the API's order (``presets``, ``defaults``, ``products``; on a product
+``uuid``, ``name``, ``protect``, ``preset``, then the render fields as ``reconciler/spec.py``
+declares them; in a preset and in the defaults ``preset`` first, then the render fields; the
 turntable's fields likewise; unknown keys after, as they were), strings plain where YAML
 allows and double-quoted where it does not (or where YAML 1.1 tools would read a boolean),
 the file's line endings and BOM as they were, and no line wrapping.
@@ -42,9 +43,9 @@ from ruamel.yaml.representer import RoundTripRepresenter
 
 from reconciler.diagnostics import Diagnostic, SourceLocation
 from reconciler.errors import ManifestError, ReconcilerError
-from reconciler.loader import LABEL_KEYS, SPEC_KEYS, TOP_KEYS, TURNTABLE_KEYS, manifest_files
+from reconciler.loader import PRESET_KEYS, PRODUCT_KEYS, TOP_KEYS, TURNTABLE_KEYS, manifest_files
 
-PRODUCT_ORDER = LABEL_KEYS + SPEC_KEYS
+PRODUCT_ORDER = PRODUCT_KEYS
 # Plain in YAML 1.2 (which we read) but booleans or null to YAML 1.1 tools: quote them.
 _YAML11_SPECIAL = frozenset("y n yes no on off true false null ~".split())
 _BLOCK_SCALAR = re.compile(r"""^(\s*)(?:- )*(?:[^#'"\s][^#]*?:\s+|"[^"]*":\s+|'[^']*':\s+|)[|>][-+0-9]*\s*(?:#.*)?$""")
@@ -325,9 +326,15 @@ def _known_mappings(data: Any, total: int, lines: list[str]) -> Iterator[tuple[C
     if not isinstance(data, CommentedMap):
         return
     yield data, TOP_KEYS, total
+    presets = data.get("presets")
+    if isinstance(presets, CommentedMap):
+        for preset in presets.values():
+            if isinstance(preset, CommentedMap):
+                yield preset, PRESET_KEYS, _end_of(preset, lines) if lines else 0
+                yield from _turntable(preset, lines)
     defaults = data.get("defaults")
     if isinstance(defaults, CommentedMap):
-        yield defaults, SPEC_KEYS, _end_of(defaults, lines) if lines else 0
+        yield defaults, PRESET_KEYS, _end_of(defaults, lines) if lines else 0
         yield from _turntable(defaults, lines)
     products = data.get("products")
     if isinstance(products, CommentedSeq):

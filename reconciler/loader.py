@@ -12,6 +12,15 @@ exhaust memory: only regular files are read (a FIFO or a device named ``*.yaml``
 error, never opened for a blocking read), at most ``MAX_FILE_BYTES`` of each; every parse
 goes through ``yamlfast``'s guard (depth, aliases, size); at most ``MAX_DIAGNOSTICS``
 problems are kept and located, the rest counted.
+
+Presets (``presets:`` in any file, ``preset: NAME`` on a product, in ``defaults`` or in another
+preset) are shared by every file loaded together. A product that touches a preset waits until
+every file has been read, so a preset may be defined in a file that sorts after its users;
+the products of a catalogue without presets never wait, and pay nothing for them. Preset chains
+are followed iteratively and at most ``MAX_PRESET_CHAIN`` deep, so a chain of any length or a
+cycle is a located error, never a RecursionError. A product's resolved spec is, lowest first:
+the defaults' preset chain, the defaults, the product's preset chain, the product's own fields
+(docs/manifests.md, "Presets").
 """
 
 from __future__ import annotations
@@ -21,7 +30,7 @@ import json
 import os
 import re
 import stat
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -43,12 +52,17 @@ from reconciler.spec import (
     fingerprint,
 )
 
-TOP_KEYS = ("defaults", "products")
+TOP_KEYS = ("presets", "defaults", "products")
 LABEL_KEYS = ("uuid", "name", "protect")
+PRESET_KEY = "preset"
 SPEC_KEYS = tuple(RenderSpec.model_fields)
-PRODUCT_KEYS = LABEL_KEYS + SPEC_KEYS
+PRESET_KEYS = (PRESET_KEY,) + SPEC_KEYS
+"""The keys of ``defaults`` and of a preset: the preset they build on, and the render fields."""
+PRODUCT_KEYS = LABEL_KEYS + PRESET_KEYS
 TURNTABLE_KEYS = tuple(TurntableSpec.model_fields)
 _KNOWN_KEYS = frozenset(PRODUCT_KEYS + TURNTABLE_KEYS)
+_SPEC_KEYS = frozenset(SPEC_KEYS)
+_LABEL_KEYS = frozenset(LABEL_KEYS)
 
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 # Cross-field rules, by the location pydantic reports them at: the fields each rule reads.
@@ -66,6 +80,13 @@ number of files may be used, so a larger catalogue is split, never refused."""
 MAX_DIAGNOSTICS = 100
 """Problems kept, located and shown; the rest are counted ("and 9,900 more")."""
 
+MAX_PRESET_CHAIN = 16
+"""Presets in one chain (``preset:`` inside a preset), the last one included. A team needs
+three or four (house style, brand, channel); a longer chain is a mistake or an attack."""
+
+_NAMES_SHOWN = 12  # preset names listed in an "unknown preset" hint
+_NEAR_NAMES = 100  # preset names of about the same length compared for "did you mean"
+
 _SHORT = 60  # characters of a value or key quoted in a message
 
 Path_ = tuple[Any, ...]
@@ -74,13 +95,14 @@ Path_ = tuple[Any, ...]
 class _Problem:
     """A problem found on the fast path: a field path in one file, located later."""
 
-    __slots__ = ("file", "path", "message", "hint", "at_key", "related", "choices")
+    __slots__ = ("file", "path", "message", "hint", "at_key", "related", "choices", "later")
 
     def __init__(self, file: str, path: Path_, message: str, hint: str | None = None, at_key: bool = False,
                  related: tuple[str, Path_] | None = None, choices: tuple[str, ...] = ()):
         self.file, self.path, self.message, self.hint, self.at_key = file, path, message, hint, at_key
         self.related = related  # another place the message is about, named in the hint as file:line:col
         self.choices = choices  # valid keys for an unknown one: the "did you mean" hint, made when shown
+        self.later: Callable[[], str] | None = None  # any other hint that is dear to make: made when shown
 
 
 class _Problems:
@@ -135,9 +157,8 @@ def manifest_files(paths: Iterable[Path]) -> list[Path]:
 def load_desired(paths: Iterable[Path]) -> Desired:
     """Load and validate every manifest under ``paths``; raise ManifestError listing all problems."""
     files = manifest_files(paths)
-    products: dict[str, ProductSpec] = {}
-    first_seen: dict[str, tuple[str, int]] = {}
-    problems = _Problems()
+    catalogue = _Catalogue()
+    problems = catalogue.problems
     texts: dict[str, str] = {}  # for the second parse, which locates problems
     with gc_paused():
         for path in files:
@@ -151,10 +172,13 @@ def load_desired(paths: Iterable[Path]) -> Desired:
             except (YAMLError, yamlfast.Refused) as exc:
                 problems.append(_yaml_problem(name, text, exc))
                 continue
-            _load_file(name, data, products, first_seen, problems)
+            _load_file(name, data, catalogue)
+        if catalogue.presets or catalogue.waiting:
+            catalogue.finish()
     if problems:
         raise ManifestError(_locate(problems.kept, texts), more=problems.more)
-    return Desired(products=products, files=tuple(str(f) for f in files))
+    return Desired(products=catalogue.products, files=tuple(str(f) for f in files),
+                   presets=tuple(sorted(catalogue.presets)))
 
 
 def _read(name: str, problems: _Problems) -> str | None:
@@ -243,16 +267,273 @@ def _is_cp1252(data: bytes) -> bool:
     return True
 
 
-def _load_file(name: str, data: Any, products: dict[str, ProductSpec],
-               first_seen: dict[str, tuple[str, int]], problems: _Problems) -> None:
+class _Layer:
+    """One source of a product's render fields: a preset, a file's defaults, the product itself.
+
+    ``fields`` are the render fields it sets, ``raw`` the mapping as written (to tell a missing
+    field from a misspelt one), ``path`` where it is in ``file``."""
+
+    __slots__ = ("file", "path", "fields", "raw")
+
+    def __init__(self, file: str, path: Path_, fields: dict[str, Any], raw: dict[str, Any] | None = None) -> None:
+        self.file, self.path, self.fields = file, path, fields
+        self.raw = fields if raw is None else raw
+
+
+_BROKEN: Any = object()
+"""The ``preset:`` of a preset, a product or defaults that is not a name (reported where it is)."""
+
+
+class _Preset:
+    __slots__ = ("file", "name", "ref", "layer")
+
+    def __init__(self, file: str, name: str, ref: Any, layer: _Layer) -> None:
+        self.file, self.name, self.ref, self.layer = file, name, ref, layer
+
+
+class _FileDefaults:
+    """The defaults of a file whose products wait for presets, and those products' resolved specs."""
+
+    __slots__ = ("name", "raw", "fields", "ref", "cache", "layers", "resolved")
+
+    def __init__(self, name: str, raw: dict[str, Any], ref: Any = None) -> None:
+        self.name, self.raw, self.ref = name, raw, ref
+        self.fields = {k: v for k, v in raw.items() if k != PRESET_KEY} if PRESET_KEY in raw else raw
+        self.cache: dict[tuple[str | None, str], tuple[RenderSpec, str] | None] = {}  # by (preset, overrides)
+        self.layers: tuple[_Layer, ...] | None = None  # its preset chain, then itself; None if broken
+        self.resolved = False
+
+
+class _Waiting:
+    """A product that names a preset, or whose file's defaults do: resolved once every file is read."""
+
+    __slots__ = ("defaults", "here", "overrides", "ref", "uuid", "label", "protect")
+
+    def __init__(self, defaults: _FileDefaults, here: Path_, overrides: dict[str, Any], ref: Any,
+                 label: Any, protect: bool) -> None:
+        self.defaults, self.here, self.overrides, self.ref = defaults, here, overrides, ref
+        self.uuid: str | None = None  # set once its uuid is known to be valid and the first of its kind
+        self.label, self.protect = label, protect
+
+
+def _bad_ref(file: str, path: Path_, value: Any) -> _Problem:
+    return _Problem(file, path, f"expected the name of a preset, got {_got(value)}",
+                    hint="write preset: NAME, where NAME is a key under presets: in any manifest file")
+
+
+class _Catalogue:
+    """What reading the files builds: products, presets, and the products waiting for presets."""
+
+    def __init__(self) -> None:
+        self.products: dict[str, ProductSpec] = {}
+        self.first_seen: dict[str, tuple[str, int]] = {}
+        self.problems = _Problems()
+        self.presets: dict[str, _Preset] = {}
+        self.waiting: list[_Waiting] = []
+        self._chains: dict[str, tuple[_Layer, ...] | None] = {}
+        self._names: list[str] | None = None  # for hints, once every file is read
+        self._lengths: dict[int, list[str]] | None = None
+
+    def add_presets(self, file: str, block: Any) -> None:
+        """Register the ``presets:`` of one file; each name may be defined once in the catalogue."""
+        if block is None:
+            return
+        if not isinstance(block, dict):
+            self.problems.append(_Problem(file, ("presets",), "expected a mapping of preset names to render "
+                                                              f"fields, got {_kind(block)}"))
+            return
+        for name, body in block.items():
+            here: Path_ = ("presets", name)
+            if not isinstance(name, str) or not name:
+                self.problems.append(_Problem(file, here, f"a preset name must be text, got {_short(name)}",
+                                              at_key=True))
+                continue
+            if body is None:
+                body = {}
+            if not isinstance(body, dict):
+                self.problems.append(_Problem(file, here, f"expected a mapping of render fields, got {_kind(body)}"))
+                continue
+            fields: dict[str, Any] = {}
+            for key, value in body.items():
+                if key in _SPEC_KEYS:
+                    fields[key] = value
+                elif key != PRESET_KEY:  # said once here, used or not; left out of every merge
+                    self.problems.append(_unknown(file, here + (key,), key, PRESET_KEYS))
+            ref = body.get(PRESET_KEY)
+            if PRESET_KEY in body and not isinstance(ref, str):
+                self.problems.append(_bad_ref(file, here + (PRESET_KEY,), ref))
+                ref = _BROKEN
+            other = self.presets.get(name)
+            if other is not None:
+                hint = "presets are shared by every manifest file loaded together: rename one, or keep one"
+                self.problems.append(_Problem(file, here, f"preset {name!r} is defined twice", hint=hint,
+                                              at_key=True, related=(other.file, other.layer.path)))
+                self.problems.append(_Problem(other.file, other.layer.path, f"preset {name!r} is defined twice",
+                                              hint=hint, at_key=True, related=(file, here)), repeatable=True)
+                self._chains[name] = None  # neither is used
+                continue
+            self.presets[name] = _Preset(file, name, ref, _Layer(file, here, fields, body))
+
+    def chain(self, name: str) -> tuple[_Layer, ...] | None:
+        """The layers of defined preset ``name``, the one it builds on first; None if it is
+        broken (reported where it breaks: an unknown name, a circle, a chain too long).
+        Iterative, and each preset is walked once: a chain of any length costs no stack."""
+        known = self._chains
+        if name in known:
+            return known[name]
+        path: list[_Preset] = []
+        on_path: dict[str, int] = {}
+        base: tuple[_Layer, ...] | None = ()
+        current: Any = name
+        while current is not None:
+            if current is _BROKEN:  # a preset: that is not a name (reported)
+                base = None
+                break
+            if current in known:
+                base = known[current]
+                break
+            preset = self.presets.get(current)
+            if preset is None:  # a name defined nowhere: said where it is named
+                if path:
+                    referrer = path[-1]
+                    self.problems.append(self._unknown(referrer.file, referrer.layer.path + (PRESET_KEY,), current))
+                base = None
+                break
+            if current in on_path:
+                first = path[on_path[current]]
+                circle = " → ".join([p.name for p in path[on_path[current]:]] + [current])
+                self.problems.append(_Problem(first.file, first.layer.path + (PRESET_KEY,),
+                                              f"presets build on each other in a circle: {circle}",
+                                              hint="a preset may build on another, never on itself: remove one of "
+                                                   "these preset: lines"))
+                base = None
+                break
+            on_path[current] = len(path)
+            path.append(preset)
+            current = preset.ref
+        for at in range(len(path) - 1, -1, -1):
+            preset = path[at]
+            if base is not None and len(base) >= MAX_PRESET_CHAIN:
+                below = " → ".join(repr(layer.path[1]) for layer in base[:-4:-1])  # what it builds on, nearest first
+                self.problems.append(_Problem(
+                    preset.file, preset.layer.path + (PRESET_KEY,),
+                    f"preset {preset.name!r} builds on {MAX_PRESET_CHAIN} presets or more ({below} → …): a chain "
+                    f"of presets may be at most {MAX_PRESET_CHAIN} long",
+                    hint="flatten the chain: copy the fields of some presets into the ones that build on them"))
+                base = None  # one problem per chain: the presets that build on this one fail with it
+            elif base is not None:
+                base = base + (preset.layer,)
+            known[preset.name] = base
+        return known[name]
+
+    def _unknown(self, file: str, path: Path_, name: Any) -> _Problem:
+        problem = _Problem(file, path, f"unknown preset {_short(name)}")
+        problem.later = lambda: self._unknown_hint(name)  # a catalogue may have many names, and many such
+        return problem
+
+    def _unknown_hint(self, name: Any) -> str:
+        names = self._sorted_names()
+        if not names:
+            return ("no preset is defined: define it under presets: in any manifest file (the presets of every file "
+                    "loaded together are shared: pass the whole manifests folder)")
+        close = None
+        if isinstance(name, str) and len(name) <= _SHORT:
+            # Names of about the same length only, at most a few hundred: difflib is slow on many or long ones.
+            near: list[str] = []
+            for d in (0, -1, 1, -2, 2):
+                near += self._by_length().get(len(name) + d, [])[:_NEAR_NAMES - len(near)]
+            close = _closest(name, tuple(near))
+        shown = ", ".join(n if len(n) <= _SHORT else n[:_SHORT] + "…" for n in names[:_NAMES_SHOWN])
+        if len(names) > _NAMES_SHOWN:
+            shown += f" and {len(names) - _NAMES_SHOWN:,} more"
+        return (f"did you mean {close!r}? " if close else "") + f"known presets: {shown}"
+
+    def _sorted_names(self) -> list[str]:
+        if self._names is None:
+            self._names = sorted(self.presets)
+        return self._names
+
+    def _by_length(self) -> dict[int, list[str]]:
+        if self._lengths is None:
+            self._lengths = {}
+            for n in self._sorted_names():
+                self._lengths.setdefault(len(n), []).append(n)
+        return self._lengths
+
+    def _named(self, file: str, path: Path_, name: str, *, repeatable: bool = False) -> tuple[_Layer, ...] | None:
+        if name not in self.presets and name not in self._chains:
+            self.problems.append(self._unknown(file, path, name), repeatable)
+            return None
+        return self.chain(name)
+
+    def finish(self) -> None:
+        """Check every preset, used or not, then resolve the products that waited for them."""
+        for name in self.presets:
+            self.chain(name)
+        for w in self.waiting:
+            spec = self._resolve(w)
+            if spec is None or w.uuid is None:
+                continue
+            self.products[w.uuid] = ProductSpec(uuid=w.uuid, name=w.label, spec=spec[0], spec_hash=spec[1],
+                                                source=SourceLocation(w.defaults.name), protect=w.protect,
+                                                preset=w.ref or w.defaults.ref)
+        if self.waiting:  # the files' order of products, as without presets
+            self.products = {u: self.products[u] for u in self.first_seen if u in self.products}
+
+    def _defaults_layers(self, d: _FileDefaults) -> tuple[_Layer, ...] | None:
+        if not d.resolved:
+            d.resolved = True
+            own = _Layer(d.name, ("defaults",), d.fields, d.raw)
+            if d.ref is None:
+                d.layers = (own,)
+            elif d.ref is not _BROKEN:
+                chain = self._named(d.name, ("defaults", PRESET_KEY), d.ref, repeatable=True)
+                d.layers = None if chain is None else chain + (own,)
+        return d.layers
+
+    def _resolve(self, w: _Waiting) -> tuple[RenderSpec, str] | None:
+        """As ``_resolve`` for a file without presets: validated once per distinct (preset, overrides)."""
+        d, ref = w.defaults, w.ref
+        base = self._defaults_layers(d)
+        if ref is _BROKEN:
+            return None
+        chain = () if ref is None else self._named(d.name, w.here + (PRESET_KEY,), ref)
+        if base is None or chain is None:
+            return None
+        key: tuple[str | None, str] | None = (ref, "")  # most products name a preset and override nothing
+        if w.overrides:
+            try:
+                key = (ref, json.dumps(w.overrides, sort_keys=True, default=repr))
+            except (TypeError, ValueError):  # keys json cannot sort: invalid anyway, not cached
+                key = None
+        if key is not None and key in d.cache:
+            hit = d.cache[key]
+            if hit is None and w.overrides:  # same broken overrides as an earlier product: report this one too
+                self._validate(w, base, chain)
+            return hit
+        result = self._validate(w, base, chain)
+        if key is not None:
+            d.cache[key] = result
+        return result
+
+    def _validate(self, w: _Waiting, base: tuple[_Layer, ...], chain: tuple[_Layer, ...]
+                  ) -> tuple[RenderSpec, str] | None:
+        layers = base + chain + (_Layer(w.defaults.name, w.here, w.overrides),)
+        return _validate_layers(layers, bool(w.defaults.raw), self.problems)
+
+
+def _load_file(name: str, data: Any, catalogue: _Catalogue) -> None:
+    problems, products, first_seen = catalogue.problems, catalogue.products, catalogue.first_seen
     if data is None:
         return
     if not isinstance(data, dict):
-        problems.append(_Problem(name, (), f"expected a mapping with {' and '.join(TOP_KEYS)}, got {_kind(data)}"))
+        problems.append(_Problem(name, (), f"expected a mapping with defaults and products, got {_kind(data)}"))
         return
     for key in data:
         if key not in TOP_KEYS:
             problems.append(_unknown(name, (key,), key, TOP_KEYS), repeatable=True)
+    if "presets" in data:
+        catalogue.add_presets(name, data["presets"])
     defaults = data.get("defaults") or {}
     if not isinstance(defaults, dict):
         problems.append(_Problem(name, ("defaults",), f"expected a mapping of render fields, got {_kind(defaults)}"))
@@ -261,6 +542,13 @@ def _load_file(name: str, data: Any, products: dict[str, ProductSpec],
     if not isinstance(entries, list):
         problems.append(_Problem(name, ("products",), f"expected a list of products, got {_kind(entries)}"))
         return
+    waiting: _FileDefaults | None = None  # set once a product of this file waits for presets
+    if PRESET_KEY in defaults:
+        ref = defaults[PRESET_KEY]
+        if not isinstance(ref, str):
+            problems.append(_bad_ref(name, ("defaults", PRESET_KEY), ref))
+            ref = _BROKEN
+        waiting = _FileDefaults(name, defaults, ref)
     location = SourceLocation(name)
     resolved: dict[str, tuple[RenderSpec, str] | None] = {}
     for index, entry in enumerate(entries):
@@ -269,13 +557,30 @@ def _load_file(name: str, data: Any, products: dict[str, ProductSpec],
             problems.append(_Problem(name, here, f"expected a product mapping with a uuid, got {_kind(entry)}"))
             continue
         overrides: dict[str, Any] = {}
-        for key, value in entry.items():
-            if key in SPEC_KEYS:
+        waits = waiting is not None
+        for key, value in entry.items():  # sets, not tuples: this runs for every key of every product
+            if key in _SPEC_KEYS:
                 overrides[key] = value
-            elif key not in LABEL_KEYS:
+            elif key in _LABEL_KEYS:
+                pass
+            elif key == PRESET_KEY:
+                waits = True
+            else:
                 problems.append(_unknown(name, here + (key,), key, PRODUCT_KEYS))
         uuid = _check_labels(name, here, entry, problems)
-        spec = _resolve(name, here, defaults, overrides, resolved, problems)
+        spec = None
+        if waits:
+            # Resolved once every file's presets are known; its uuid is checked now, in file order.
+            if waiting is None:
+                waiting = _FileDefaults(name, defaults)
+            ref = entry.get(PRESET_KEY)
+            if PRESET_KEY in entry and not isinstance(ref, str):
+                problems.append(_bad_ref(name, here + (PRESET_KEY,), ref))
+                ref = _BROKEN
+            catalogue.waiting.append(_Waiting(waiting, here, overrides, ref, entry.get("name"),
+                                              bool(entry.get("protect", False))))
+        else:
+            spec = _resolve(name, here, defaults, overrides, resolved, problems)
         if uuid is None:
             continue
         if uuid in first_seen:
@@ -288,10 +593,11 @@ def _load_file(name: str, data: Any, products: dict[str, ProductSpec],
                                      hint="keep one", related=(name, here + ("uuid",))), repeatable=True)
             continue
         first_seen[uuid] = (name, index)
-        if spec is None:
-            continue
-        products[uuid] = ProductSpec(uuid=uuid, name=entry.get("name"), spec=spec[0], spec_hash=spec[1],
-                                     source=location, protect=bool(entry.get("protect", False)))
+        if waits:
+            catalogue.waiting[-1].uuid = uuid
+        elif spec is not None:
+            products[uuid] = ProductSpec(uuid=uuid, name=entry.get("name"), spec=spec[0], spec_hash=spec[1],
+                                         source=location, protect=bool(entry.get("protect", False)))
 
 
 def _check_labels(name: str, here: Path_, entry: dict[str, Any], problems: _Problems) -> str | None:
@@ -336,17 +642,30 @@ def _resolve(name: str, here: Path_, defaults: dict[str, Any], overrides: dict[s
 
 def _validate(name: str, here: Path_, defaults: dict[str, Any], overrides: dict[str, Any],
               problems: _Problems) -> tuple[RenderSpec, str] | None:
-    """Validate defaults + overrides; every failure adds at least one problem.
+    """Validate defaults + overrides (no preset involved); see ``_validate_layers``."""
+    return _validate_layers((_Layer(name, ("defaults",), defaults), _Layer(name, here, overrides)),
+                            bool(defaults), problems)
 
-    A problem that comes from the defaults is added each time it is met and reported once,
-    since ``_locate`` drops repeats of the same (file, field, message)."""
-    merged = dict(defaults)
-    for k, v in overrides.items():
-        base = merged.get(k)
-        merged[k] = {**base, **v} if isinstance(base, dict) and isinstance(v, dict) else v
+
+def _validate_layers(layers: tuple[_Layer, ...], has_defaults: bool,
+                     problems: _Problems) -> tuple[RenderSpec, str] | None:
+    """Merge the layers, lowest first, and validate; every failure adds at least one problem.
+
+    A problem is blamed on the highest layer that sets the field it is about (the product, its
+    preset chain, the defaults, theirs); a field missing from all of them on the defaults if
+    the file has any, else on the product. A problem blamed anywhere but on the product is
+    added each time it is met and reported once, since ``_Problems`` drops repeats."""
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        for k, v in layer.fields.items():
+            base = merged.get(k)
+            merged[k] = {**base, **v} if isinstance(base, dict) and isinstance(v, dict) else v
     try:
         spec = RenderSpec.model_validate(merged)
     except ValidationError as exc:
+        product = layers[-1]
+        defaults = next(layer for layer in layers if layer.path == ("defaults",))
+        presets = any(layer.path[:1] == ("presets",) for layer in layers)
         found: list[tuple[_Problem, bool]] = []
         echoes: list[tuple[_Problem, bool]] = []  # "missing" only because a key is misspelt: said by its unknown-field error
         for err in exc.errors():
@@ -354,22 +673,29 @@ def _validate(name: str, here: Path_, defaults: dict[str, Any], overrides: dict[
             if err["type"] == "invalid_key":  # a key that is not text (1:, null:): pydantic's loc has str(key)
                 loc = loc[:-1] + (err["input"],)
             if err["type"] == "missing":
-                from_product = not defaults  # missing from both: say so once, at the defaults
+                blamed = defaults if has_defaults else product  # missing from all: say so once, at the defaults
             elif err["type"] == "value_error" and loc in _RULE_FIELDS:
-                # A rule across fields: blame the product only if it sets one of them.
-                from_product = any(_sets(overrides, loc + (k,)) for k in _RULE_FIELDS[loc])
+                # A rule across fields: blame the highest layer that sets one of them.
+                blamed = _setter(layers, [loc + (k,) for k in _RULE_FIELDS[loc]]) or defaults
             else:
-                from_product = _sets(overrides, loc)
-            where = here if from_product else ("defaults",)
-            problem = _pydantic_problem(name, where, loc, err)
-            is_echo = err["type"] == "missing" and _misspelt(loc, defaults, overrides)
-            (echoes if is_echo else found).append((problem, not from_product))
+                blamed = _setter(layers, [loc]) or defaults
+            problem = _pydantic_problem(blamed.file, blamed.path, loc, err, presets)
+            is_echo = err["type"] == "missing" and _misspelt(loc, *(layer.raw for layer in layers))
+            (echoes if is_echo else found).append((problem, blamed is not product))
         # Never fail without saying why: a product must not vanish silently.
         for problem, repeatable in found or echoes:
             problems.append(problem, repeatable)
         return None
     canonical = spec.canonical()
     return spec, fingerprint(canonical)
+
+
+def _setter(layers: tuple[_Layer, ...], locs: list[Path_]) -> _Layer | None:
+    """The highest layer that sets any of ``locs``."""
+    for layer in reversed(layers):
+        if any(_sets(layer.fields, loc) for loc in locs):
+            return layer
+    return None
 
 
 def _misspelt(loc: Path_, *sources: dict[str, Any]) -> bool:
@@ -394,15 +720,15 @@ def _sets(mapping: dict[str, Any], loc: Path_) -> bool:
     return True
 
 
-def _pydantic_problem(name: str, where: Path_, loc: Path_, err: Any) -> _Problem:
+def _pydantic_problem(name: str, where: Path_, loc: Path_, err: Any, presets: bool = False) -> _Problem:
     kind = err["type"]
     field = ".".join(str(p) for p in loc)
     if kind in ("extra_forbidden", "invalid_key"):
         parent = TURNTABLE_KEYS if loc[:1] == ("turntable",) else SPEC_KEYS
         return _unknown(name, where + loc, loc[-1], parent)
     if kind == "missing":
-        return _Problem(name, where + loc[:-1], f"missing field {field}",
-                        hint=f"set {field} in this file's defaults or on the product")
+        places = "this file's defaults, its preset or the product" if presets else "this file's defaults or on the product"
+        return _Problem(name, where + loc[:-1], f"missing field {field}", hint=f"set {field} in {places}")
     if not loc:  # model-level rule (e.g. JPG with transparency)
         return _Problem(name, where, err["msg"].removeprefix("Value error, "))
     message = err["msg"].removeprefix("Value error, ")
@@ -524,6 +850,8 @@ def _locate(problems: list[_Problem], texts: dict[str, str]) -> list[Diagnostic]
     for p in problems:
         if p.choices:
             p.hint = _suggest(str(p.path[-1]), p.choices)
+        if p.later is not None:
+            p.hint = p.later()
         if p.path[:1] == ("@",):
             line, col = int(p.path[1]), int(p.path[2])
             out.append(Diagnostic(SourceLocation(p.file, line + 1, col + 1), p.message, None, p.hint))
@@ -581,6 +909,9 @@ def _field_name(path: Path_) -> str | None:
         return None
     text = ""
     for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+        if not isinstance(part, int):
+            part = str(part)
+            part = part if len(part) <= _SHORT else part[:_SHORT] + "…"  # a key of a megabyte is not shown whole
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
     return text
 

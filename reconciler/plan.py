@@ -128,6 +128,16 @@ class Batch:
 
 
 @dataclass(frozen=True, slots=True)
+class PresetCost:
+    """What the products of one preset cost (``preset`` None: the products that use none)."""
+
+    preset: str | None
+    products: int = 0
+    frames: int = 0
+    video_seconds: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
 class Cost:
     requests: int = 0
     products: int = 0
@@ -135,10 +145,46 @@ class Cost:
     turntable_frames: int = 0
     video_seconds: float = 0.0
     gifs: int = 0
+    presets: tuple[PresetCost, ...] = ()
+    """Products and frames by preset, when the manifests define presets (named first, by name)."""
 
     @property
     def frames(self) -> int:
         return self.stills + self.turntable_frames
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """The most one plan may trigger (None: no limit); see docs/plan-format.md, "Budgets".
+
+    ``sources`` says where each limit was set (``--max-frames``, ``reconciler.yaml:4``)."""
+
+    max_frames: int | None = None
+    max_requests: int | None = None
+    max_video_seconds: float | None = None
+    sources: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"max_frames": self.max_frames, "max_requests": self.max_requests,
+                "max_video_seconds": self.max_video_seconds, "sources": dict(self.sources)}
+
+    @classmethod
+    def from_json(cls, data: Any) -> Budget:
+        if data is None:
+            return cls()
+        if not isinstance(data, dict):
+            raise TypeError(f"budget is {type(data).__name__}, not an object")
+        limits: dict[str, Any] = {}
+        for key, kind in (("max_frames", int), ("max_requests", int), ("max_video_seconds", (int, float))):
+            value = data.get(key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, kind) or value < 0):
+                raise ValueError(f"budget.{key} is {value!r}, not a number of at least 0")
+            limits[key] = value
+        sources = data.get("sources")
+        sources = {} if sources is None else sources
+        if not isinstance(sources, dict):
+            raise TypeError("budget.sources is not an object")
+        return cls(**limits, sources={str(k): str(v) for k, v in sources.items()})
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,10 +212,19 @@ class Plan:
     allow_large: bool = False
     prune: str | None = None
     refreshed: bool = False
+    budget: Budget = field(default_factory=Budget)
+    over_budget: list[str] = field(default_factory=list)
+    """The budget limits this plan exceeds; apply refuses it unless allow_over_budget."""
+    allow_over_budget: bool = False
 
     @property
     def refused(self) -> bool:
         return bool(self.limits_tripped) and not self.allow_large
+
+    @property
+    def budget_refused(self) -> bool:
+        """Over budget, and not allowed to be: plan exits 1 and apply triggers nothing."""
+        return bool(self.over_budget) and not self.allow_over_budget
 
     def counts(self) -> dict[str, int]:
         out = {k.value: 0 for k in ActionKind}
@@ -203,6 +258,7 @@ class Plan:
         """The document without its ``actions`` (which come last)."""
         cost = asdict(self.cost)
         cost["frames"] = self.cost.frames
+        cost["presets"] = list(cost["presets"])
         return {
             "format_version": PLAN_FORMAT_VERSION,
             "kind": "reconciler-plan",
@@ -217,6 +273,9 @@ class Plan:
             "allow_large": self.allow_large,
             "prune": self.prune,
             "refreshed": self.refreshed,
+            "budget": self.budget.to_json(),
+            "over_budget": self.over_budget,
+            "allow_over_budget": self.allow_over_budget,
             "batches": [{"index": b.index, "spec_hash": b.spec_hash, "spec": _plain(b.spec),
                          "products": list(b.products)} for b in self.batches],
         }
@@ -231,6 +290,7 @@ class Plan:
                                 f"{PLAN_FORMAT_VERSION}", hint="make the plan again with this version")
         try:
             cost = {k: v for k, v in data["cost"].items() if k != "frames"}
+            cost["presets"] = tuple(PresetCost(**p) for p in cost.get("presets", ()))
             return cls(
                 state=StateToken(**data["state"]),
                 actions=[_action_from_json(a) for a in data["actions"]],
@@ -244,6 +304,9 @@ class Plan:
                 allow_large=bool(data.get("allow_large", False)),
                 prune=data.get("prune"),
                 refreshed=bool(data.get("refreshed", False)),
+                budget=Budget.from_json(data.get("budget")),
+                over_budget=[str(o) for o in data.get("over_budget", [])],
+                allow_over_budget=bool(data.get("allow_over_budget", False)),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise PlanFileError(f"{origin} is damaged: {exc}") from exc

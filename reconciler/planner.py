@@ -22,12 +22,14 @@ left alone.
 Triggers are grouped by identical spec into batches of at most ``max_batch_size``. Targeting
 (``targets``/``excludes``: uuids or globs on names) leaves other products' changes waiting.
 The large-change breaker lists the limits a plan exceeds; apply refuses it unless allowed.
+The budget (``Budget``: frames, trigger requests, seconds of video) is checked against the
+plan's cost the same way; ``recheck_budget`` does it again for a saved plan at apply time.
 """
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any
@@ -48,9 +50,11 @@ from reconciler.plan import (
     Action,
     ActionKind,
     Batch,
+    Budget,
     Cost,
     FieldChange,
     Plan,
+    PresetCost,
     Reason,
     StateToken,
 )
@@ -79,9 +83,11 @@ class Limits:
 def build_plan(desired: Desired, state: State, *, location: str = "", replace: Iterable[str] = (),
                max_batch_size: int = DEFAULT_MAX_BATCH_SIZE, observed: Observed | None = None,
                targets: Iterable[str] = (), excludes: Iterable[str] = (), prune: str | None = None,
-               limits: Limits | None = None, allow_large: bool = False) -> Plan:
+               limits: Limits | None = None, allow_large: bool = False, budget: Budget | None = None,
+               allow_over_budget: bool = False) -> Plan:
     """Compute the plan. ``replace`` lists product uuids to re-render regardless of their state;
-    ``prune`` is None, "forget" or "delete" (what to do with orphans)."""
+    ``prune`` is None, "forget" or "delete" (what to do with orphans); ``budget`` is the most
+    the plan may trigger (``over_budget`` lists what it exceeds)."""
     if max_batch_size < 1:
         raise PlanOptionsError("max batch size must be at least 1")
     if prune not in (None, "forget", "delete"):
@@ -113,9 +119,12 @@ def build_plan(desired: Desired, state: State, *, location: str = "", replace: I
     selection.check(desired, state)
     batches = _batch(actions, desired, max_batch_size)
     plan = Plan(state=StateToken(state.lineage, state.serial, location), actions=actions, batches=batches,
-                cost=_cost(batches), max_batch_size=max_batch_size, targets=targets, excludes=excludes,
+                cost=_cost(batches, desired), max_batch_size=max_batch_size, targets=targets, excludes=excludes,
                 waiting=waiting, allow_large=allow_large, prune=prune, refreshed=observed is not None)
     plan.limits_tripped = _tripped(plan, len(desired.products), limits or Limits())
+    plan.budget = budget or Budget()
+    plan.over_budget = over_budget(plan.cost, plan.budget)
+    plan.allow_over_budget = allow_over_budget
     return plan
 
 
@@ -437,7 +446,8 @@ def _batch(actions: list[Action], desired: Desired, size: int) -> list[Batch]:
     return batches
 
 
-def _cost(batches: list[Batch]) -> Cost:
+def _cost(batches: list[Batch], desired: Desired | None = None) -> Cost:
+    """What the batches trigger; by preset too when ``desired`` defines presets."""
     products = stills = frames = gifs = 0
     seconds = 0.0
     for b in batches:
@@ -448,5 +458,81 @@ def _cost(batches: list[Batch]) -> Cost:
         frames += n * tt["imageCount"]
         seconds += n * tt["imageCount"] / tt["frameRate"]
         gifs += n if tt["includeGif"] else 0
+    presets = _by_preset(batches, desired) if desired is not None and desired.presets else ()
     return Cost(requests=len(batches), products=products, stills=stills, turntable_frames=frames,
-                video_seconds=round(seconds, 3), gifs=gifs)
+                video_seconds=round(seconds, 3), gifs=gifs, presets=presets)
+
+
+def _by_preset(batches: list[Batch], desired: Desired) -> tuple[PresetCost, ...]:
+    counts: dict[str | None, list[float]] = {}  # preset -> [products, frames, seconds]
+    for b in batches:
+        tt = b.spec["turntable"]
+        frames, seconds = 1 + tt["imageCount"], tt["imageCount"] / tt["frameRate"]
+        for uuid in b.products:
+            row = counts.setdefault(desired.products[uuid].preset, [0, 0, 0.0])
+            row[0] += 1
+            row[1] += frames
+            row[2] += seconds
+    order = sorted(counts, key=lambda p: (p is None, p or ""))
+    return tuple(PresetCost(p, int(counts[p][0]), int(counts[p][1]), round(counts[p][2], 3)) for p in order)
+
+
+def cost_of(batches: list[Batch]) -> Cost:
+    """What triggering ``batches`` costs (as a plan counts it, without the split by preset)."""
+    return _cost(batches)
+
+
+# What each budget limit counts, in the plan's cost: (limit, what, the cost's figure).
+_BUDGETED: tuple[tuple[str, str, Callable[[Cost], float]], ...] = (
+    ("max_frames", "frames", lambda c: c.frames),
+    ("max_requests", "render requests", lambda c: c.requests),
+    ("max_video_seconds", "s of video", lambda c: c.video_seconds),
+)
+
+
+def over_budget(cost: Cost, budget: Budget) -> list[str]:
+    """The limits of ``budget`` that ``cost`` exceeds, each as a sentence naming where it was set.
+
+    A figure equal to its limit is within budget. Frames are stills plus turntable frames of
+    every product triggered, requests are trigger requests (batches), seconds of video are
+    ``imageCount / frameRate`` summed (docs/plan-format.md, "Budgets")."""
+    out = []
+    for key, what, figure in _BUDGETED:
+        limit = getattr(budget, key)
+        planned = figure(cost)
+        if limit is not None and planned > limit:
+            source = budget.sources.get(key) or "--" + key.replace("_", "-")
+            unit = " s" if key == "max_video_seconds" else ""
+            what = what.removesuffix("s") if planned == 1 and what.endswith("s") else what
+            out.append(f"{number(planned)} {what}, more than the budget of {number(limit)}{unit} ({source})")
+    return out
+
+
+def number(value: float) -> str:
+    """``1,234`` for a whole number, ``2.5`` otherwise: budgets and their figures in messages."""
+    if isinstance(value, float) and not value.is_integer():
+        return f"{value:,.3f}".rstrip("0").rstrip(".")
+    return f"{int(value):,}"
+
+
+def tighter(a: Budget, b: Budget) -> Budget:
+    """Each limit the lower of the two (a limit set in either one holds)."""
+    limits: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for key, _, _ in _BUDGETED:
+        candidates = [(getattr(x, key), x.sources.get(key, "")) for x in (a, b) if getattr(x, key) is not None]
+        if candidates:
+            limits[key], source = min(candidates, key=lambda c: c[0])
+            if source:
+                sources[key] = source
+    return Budget(**limits, sources=sources)
+
+
+def recheck_budget(plan: Plan, budget: Budget, *, allow: bool = False) -> None:
+    """Check a saved plan again before it is applied: its triggers, counted afresh from its
+    batches, against the tighter of the budget it recorded and ``budget`` (the one in force
+    now). Sets ``plan.budget`` and ``plan.over_budget``; ``allow`` adds to the recorded
+    ``allow_over_budget``."""
+    plan.budget = tighter(plan.budget, budget)
+    plan.over_budget = over_budget(cost_of(plan.batches), plan.budget)
+    plan.allow_over_budget = plan.allow_over_budget or allow

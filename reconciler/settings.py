@@ -11,11 +11,15 @@ Invariants:
   environment variable that holds the token instead.
 * The token is a ``SecretStr`` from the moment it is read; ``repr(settings)`` masks it.
 * Every problem is a ``ConfigError`` that names its source (flag, variable, or file:line).
+
+The file's ``budget:`` (the most one plan may trigger) is not a client setting:
+``resolve_budget`` reads it, with the flags over it.
 """
 
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -25,6 +29,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from reconciler.errors import ConfigError
+from reconciler.plan import Budget
 
 DEFAULT_API_URL = "https://api-platform.vntana.com"
 # The web app's own origin: download-model.md sends an ``Origin`` with the sign-url call, and
@@ -52,7 +57,9 @@ FILE_KEYS = (
     "max_concurrency", "requests_per_second", "download_route", "origin", "webhook_paths",
 )
 # Keys of the config file that are not client settings: read by ``configured_downloads``.
-PROJECT_KEYS = ("downloads",)
+PROJECT_KEYS = ("downloads", "budget")
+BUDGET_KEYS = ("max_frames", "max_requests", "max_video_seconds")
+"""The limits of ``budget:`` and of the flags of the same names (``--max-frames``, ...)."""
 _TOKEN_LIKE_KEYS = {"token", "api_token", "access_token", "personal_access_token", "vntana_api_token"}
 
 
@@ -229,6 +236,56 @@ def configured_downloads(config_path: Path | None) -> Path | None:
     if not isinstance(value, str) or not value.strip():
         raise ConfigError(f"{config_path}:{lines['downloads']}: downloads must be a folder path, e.g. 'downloads'")
     return config_path.parent / value.strip()
+
+
+def resolve_budget(flags: Mapping[str, Any], config_path: Path | None) -> Budget:
+    """The budget: each limit from its flag (``flags[key]`` not None), else from ``budget:`` in
+    the config file, else none. Every limit records where it was set."""
+    limits, sources = configured_budget(config_path)
+    for key in BUDGET_KEYS:
+        value = flags.get(key)
+        if value is not None:
+            limits[key] = value
+            sources[key] = "--" + key.replace("_", "-")
+    return Budget(**limits, sources=sources)
+
+
+def configured_budget(config_path: Path | None) -> tuple[dict[str, Any], dict[str, str]]:
+    """``budget:`` of the config file: its limits, and where each is (``file:line``).
+    ConfigError naming file:line for a value that is not a limit, or an unknown key."""
+    if config_path is None:
+        return {}, {}
+    values, lines, _ = _read_config(config_path)
+    block = values.get("budget")
+    if block is None:
+        return {}, {}
+    if not isinstance(block, Mapping):
+        raise ConfigError(f"{config_path}:{lines['budget']}: budget must be a mapping of limits",
+                          hint="for example: budget: {max_frames: 100000, max_requests: 500, max_video_seconds: 3600}")
+    limits: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for key, raw in block.items():
+        try:
+            line = int(block.lc.key(key)[0]) + 1  # type: ignore[attr-defined]
+        except (AttributeError, KeyError, TypeError):
+            line = lines["budget"]
+        where = f"{config_path}:{line}"
+        name = str(key)
+        if name not in BUDGET_KEYS:
+            close = difflib.get_close_matches(name, BUDGET_KEYS, n=1, cutoff=0.6)
+            raise ConfigError(f"{where}: unknown budget limit '{name}'",
+                              hint=f"did you mean '{close[0]}'?" if close else "limits: " + ", ".join(BUDGET_KEYS))
+        value = _plain(raw)
+        if value is None:  # written but empty: no limit
+            continue
+        whole = name != "max_video_seconds"
+        number = isinstance(value, int) or (isinstance(value, float) and not whole)
+        if isinstance(value, bool) or not number or not math.isfinite(value) or value < 0:
+            what = "a whole number" if whole else "a number of seconds"
+            raise ConfigError(f"{where}: budget.{name} must be {what}, at least 0, got {value!r}")
+        limits[name] = value
+        sources[name] = f"budget.{name} in {where}"
+    return limits, sources
 
 
 def _plain(value: Any) -> Any:

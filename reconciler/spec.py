@@ -156,6 +156,9 @@ class ProductSpec:
     spec_hash: str
     source: SourceLocation
     protect: bool = False
+    preset: str | None = None
+    """The preset the product names, else the one its file's defaults name: what the plan's
+    cost is counted by. Never hashed: the spec is resolved (docs/manifests.md, "Presets")."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +167,8 @@ class Desired:
 
     products: dict[str, ProductSpec]
     files: tuple[str, ...] = ()
+    presets: tuple[str, ...] = ()
+    """The names of the presets the manifests define, sorted."""
 
 
 def manifest_json_schema() -> dict[str, Any]:
@@ -177,7 +182,9 @@ def manifest_json_schema() -> dict[str, Any]:
         return out
 
     defs["TurntableOverrides"] = partial(defs.pop("TurntableSpec"))
-    props = dict(spec["properties"])
+    preset = {"type": "string", "minLength": 1,
+              "description": "the name of a preset (under presets: in any manifest file) whose fields this builds on"}
+    props = {"preset": preset, **spec["properties"]}
     props["turntable"] = {"$ref": "#/$defs/TurntableOverrides"}
     overrides = {"type": "object", "properties": props, "additionalProperties": False}
     product = {
@@ -191,11 +198,14 @@ def manifest_json_schema() -> dict[str, Any]:
             **props,
         },
     }
+    presets = {"type": "object", "description": "named partial render specs, shared by every manifest file",
+               "propertyNames": {"minLength": 1}, "additionalProperties": {"anyOf": [{"$ref": "#/properties/defaults"}, {"type": "null"}]}}
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "reconciler manifest",
         "type": "object",
         "additionalProperties": False,
-        "properties": {"defaults": overrides, "products": {"type": "array", "items": product}},
+        "properties": {"presets": presets, "defaults": overrides,
+                       "products": {"type": "array", "items": product}},
         "$defs": defs,
     }

@@ -8,10 +8,13 @@ from collections.abc import Iterable
 from typing import Any
 
 from reconciler._gc import gc_paused
-from reconciler.plan import Action, ActionKind, Plan, Reason
+from reconciler.plan import Action, ActionKind, Plan, PresetCost, Reason
+from reconciler.planner import number
 
 # GitHub refuses comments over 65,536 characters; keep a margin for the tail line.
 MARKDOWN_BUDGET = 60_000
+PRESET_ROWS = 20
+"""Rows of the markdown cost-by-preset table; the JSON plan has every preset."""
 
 _SYMBOL = {
     ActionKind.RENDER: "+",
@@ -72,6 +75,30 @@ def limits_text(plan: Plan) -> str:
     return "Large change (" + verdict + "): " + "; ".join(plan.limits_tripped)
 
 
+def budget_text(plan: Plan) -> str:
+    """What the plan uses of its budget, or why the budget refuses it; empty without a budget."""
+    if plan.over_budget:
+        verdict = "allowed by --allow-over-budget" if plan.allow_over_budget else "refused without --allow-over-budget"
+        return "Over budget (" + verdict + "): " + "; ".join(plan.over_budget)
+    b, k = plan.budget, plan.cost
+    used = [f"{number(figure)}{unit} of {number(limit)}{unit} {what}"
+            for limit, figure, what, unit in ((b.max_frames, k.frames, "frames", ""),
+                                              (b.max_requests, k.requests, "render requests", ""),
+                                              (b.max_video_seconds, k.video_seconds, "of video", " s"))
+            if limit is not None]
+    return "Within budget: " + ", ".join(used) + "." if used else ""
+
+
+def _named_presets(plan: Plan) -> list[PresetCost]:
+    """The cost by preset, if any product triggered uses a preset."""
+    rows = list(plan.cost.presets)
+    return rows if any(r.preset is not None for r in rows) else []
+
+
+def _preset_label(row: PresetCost) -> str:
+    return "(no preset)" if row.preset is None else row.preset
+
+
 def cost_line(plan: Plan) -> str:
     k = plan.cost
     if not k.requests:
@@ -130,9 +157,21 @@ def render_text(plan: Plan, *, colour: bool = False, show_noop: bool = False) ->
             lines.append(f"  #{b.index + 1}: {len(b.products)} product(s), {spec_summary(b.spec)}")
         lines.append("")
     lines.append(cost_line(plan))
+    presets = _named_presets(plan)
+    if presets:
+        width = max(len(_preset_label(r)) for r in presets)
+        pw, fw = (max(len(f"{n:,}") for n in column) for column in ([r.products for r in presets],
+                                                                     [r.frames for r in presets]))
+        lines.append("Cost by preset:")
+        for r in presets:
+            lines.append(f"  {_preset_label(r):<{width}}  {r.products:>{pw},} product{'s' if r.products != 1 else ' '}"
+                         f"  {r.frames:>{fw},} frames  {number(r.video_seconds)} s of video")
     lines.append(bold(summary_line(plan)))
     if plan.limits_tripped:
         lines.append(paint("31", limits_text(plan)))
+    budget = budget_text(plan)
+    if budget:
+        lines.append(paint("31", budget) if plan.over_budget else budget)
     return "\n".join(lines) + "\n"
 
 
@@ -187,8 +226,21 @@ def render_markdown(plan: Plan, *, budget: int = MARKDOWN_BUDGET) -> str:
         f"**{summary_line(plan)}**",
         "",
     ]
+    presets = _named_presets(plan)
+    if presets:
+        head += ["| preset | products | frames | video |", "|---|---:|---:|---:|"]
+        head += [f"| {_md(_preset_label(r))} | {r.products} | {r.frames} | {number(r.video_seconds)} s |"
+                 for r in presets[:PRESET_ROWS]]
+        if len(presets) > PRESET_ROWS:
+            head.append(f"\n_{len(presets) - PRESET_ROWS} more presets: the JSON plan has them all._")
+        head.append("")
     if plan.limits_tripped:
         head.append(f"> [!CAUTION]\n> {limits_text(plan)}\n")
+    spent = budget_text(plan)
+    if plan.over_budget:
+        head.append(f"> [!CAUTION]\n> {_md(spent)}\n")
+    elif spent:
+        head.append(f"_{spent}_\n")
     deleting = [a for a in plan.actions if a.deletes]
     if deleting:
         head.append(f"> [!WARNING]\n> {len(deleting)} product(s) lose existing files (a GIF turned off, "
@@ -208,7 +260,7 @@ def render_markdown(plan: Plan, *, budget: int = MARKDOWN_BUDGET) -> str:
         out += section_head
         for a in actions:
             what = _changes(a) or (spec_summary(a.spec) if a.kind is ActionKind.RENDER and a.spec else a.detail) or ""
-            effect = a.effect().replace("deletes ", "**deletes** ")
+            effect = _md(a.effect()).replace("deletes ", "**deletes** ")
             row = f"| `{a.product}` | {_md(a.name or '')} | {_md(what)}{'<br>' + effect if effect else ''} |\n"
             if len(out) + len(row) + 200 > budget:
                 break
@@ -221,4 +273,7 @@ def render_markdown(plan: Plan, *, budget: int = MARKDOWN_BUDGET) -> str:
 
 
 def _md(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    """Text for a markdown table cell: no HTML of its own (a product name could close the
+    comment's ``<details>`` or open a tag), no column break, one line."""
+    # Escaping "&" and "<" is enough: without a "<" no text can start a tag or an HTML comment.
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace("|", "\\|").replace("\n", " ")

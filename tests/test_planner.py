@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 
 from reconciler.diagnostics import SourceLocation
-from reconciler.plan import Action, ActionKind, FieldChange, Plan, Reason
-from reconciler.planner import PlanOptionsError, build_plan
+from reconciler.errors import PlanFileError
+from reconciler.plan import Action, ActionKind, Budget, FieldChange, Plan, Reason
+from reconciler.planner import PlanOptionsError, build_plan, recheck_budget, tighter
 from reconciler.spec import Desired, ProductSpec, RenderSpec
 from reconciler.state import Attachment, ProductRecord, RenderRequest, State, Status
 
@@ -243,7 +244,7 @@ def test_plan_should_count_the_cost_of_what_it_triggers() -> None:
     assert k.video_seconds == 3.0 + 3.0 + 3.0
     assert k.gifs == 2
     assert plan.to_json()["cost"] == {"requests": 3, "products": 3, "stills": 3, "turntable_frames": 96,
-                                      "video_seconds": 9.0, "gifs": 2, "frames": 99}
+                                      "video_seconds": 9.0, "gifs": 2, "frames": 99, "presets": []}
 
 
 def test_plan_should_cost_nothing_when_nothing_changes() -> None:
@@ -399,3 +400,122 @@ def test_plan_should_refuse_an_exclude_that_matches_nothing() -> None:
 def test_plan_should_accept_a_target_that_matches_only_an_unchanged_or_recorded_product() -> None:
     plan = build_plan(desired({P1: {}}), state({P1: record(), P2: record(name="Old")}), targets=(P1, "Old"))
     assert {a.product: a.kind for a in plan.actions} == {P1: ActionKind.NOOP, P2: ActionKind.ORPHAN}
+
+
+# -- cost by preset, and budgets -----------------------------------------------------------------
+
+def desired_with_presets(products: dict[str, tuple[str | None, dict[str, Any]]]) -> Desired:
+    """``products`` maps a uuid to (its preset, its overrides of BASE)."""
+    out = {}
+    for uuid, (preset, overrides) in products.items():
+        s = spec(overrides)
+        out[uuid] = ProductSpec(uuid=uuid, name=None, spec=s, spec_hash=s.fingerprint(),
+                                source=SourceLocation("m.yaml"), preset=preset)
+    return Desired(out, files=("m.yaml",), presets=tuple(sorted({p for p, _ in products.values() if p})))
+
+
+def test_plan_should_count_products_frames_and_video_by_preset() -> None:
+    world = desired_with_presets({
+        P1: ("hero", {}),                                                       # 37 frames, 3 s
+        P2: ("hero", {"turntable": {"imageCount": 24, "frameRate": 8}}),        # 25 frames, 3 s
+        P3: (None, {}),
+        P4: ("basic", {}),                                                      # unchanged: not counted
+    })
+    plan = build_plan(world, state({P4: record()}))
+    assert [(c.preset, c.products, c.frames, c.video_seconds) for c in plan.cost.presets] == [
+        ("hero", 2, 62, 6.0), (None, 1, 37, 3.0)]
+    assert sum(c.frames for c in plan.cost.presets) == plan.cost.frames
+    assert plan.to_json()["cost"]["presets"] == [
+        {"preset": "hero", "products": 2, "frames": 62, "video_seconds": 6.0},
+        {"preset": None, "products": 1, "frames": 37, "video_seconds": 3.0}]
+    again = Plan.from_json(json.loads(json.dumps(plan.to_json())), "plan.json")
+    assert again.cost == plan.cost
+
+
+def test_plan_should_not_split_the_cost_when_no_preset_is_defined() -> None:
+    plan = build_plan(desired({P1: {}}), state({}))
+    assert plan.cost.presets == ()
+
+
+BUDGET_WORLD = {P1: {}, P2: {}, P3: {"imageWidth": 1000}}  # 2 requests, 3 x 37 = 111 frames, 9 s of video
+
+
+@pytest.mark.parametrize(("budget", "over"), [
+    (Budget(), []),
+    (Budget(max_frames=111, max_requests=2, max_video_seconds=9), []),  # equal is within budget
+    (Budget(max_frames=110), ["111 frames, more than the budget of 110 (--max-frames)"]),
+    (Budget(max_requests=1, sources={"max_requests": "budget.max_requests in reconciler.yaml:3"}),
+     ["2 render requests, more than the budget of 1 (budget.max_requests in reconciler.yaml:3)"]),
+    (Budget(max_video_seconds=8.5), ["9 s of video, more than the budget of 8.5 s (--max-video-seconds)"]),
+    (Budget(max_frames=0, max_requests=0, max_video_seconds=0), [
+        "111 frames, more than the budget of 0 (--max-frames)", "2 render requests, more than the budget of 0 "
+        "(--max-requests)", "9 s of video, more than the budget of 0 s (--max-video-seconds)"]),
+])
+def test_plan_should_be_over_budget_when_it_triggers_more_than_a_limit(budget: Budget, over: list[str]) -> None:
+    plan = build_plan(desired(BUDGET_WORLD), state({}), budget=budget)
+    assert plan.over_budget == over
+    assert plan.budget_refused is bool(over)
+    assert build_plan(desired(BUDGET_WORLD), state({}), budget=budget, allow_over_budget=True).budget_refused is False
+
+
+def test_plan_should_count_only_what_it_pays_for_against_the_budget() -> None:
+    # Resumes, unchanged and blocked products cost nothing; retries pay again.
+    world = desired({P1: {}, P2: {}, P3: {}, P4: {}})
+    records = {P1: record(), P2: record(status="in_flight"), P3: record(status="failed")}
+    plan = build_plan(world, state(records), budget=Budget(max_frames=74))  # P3 retried, P4 new: 2 x 37
+    assert plan.over_budget == []
+    assert build_plan(world, state(records), budget=Budget(max_frames=73)).over_budget != []
+
+
+def test_plan_should_record_its_budget_in_the_saved_plan() -> None:
+    plan = build_plan(desired(BUDGET_WORLD), state({}), allow_over_budget=True,
+                      budget=Budget(max_frames=100, sources={"max_frames": "--max-frames"}))
+    data = json.loads(json.dumps(plan.to_json()))
+    assert data["budget"] == {"max_frames": 100, "max_requests": None, "max_video_seconds": None,
+                              "sources": {"max_frames": "--max-frames"}}
+    assert data["over_budget"] == ["111 frames, more than the budget of 100 (--max-frames)"]
+    assert data["allow_over_budget"] is True
+    again = Plan.from_json(data, "plan.json")
+    assert (again.budget, again.over_budget, again.allow_over_budget) == (plan.budget, plan.over_budget, True)
+    del data["budget"], data["over_budget"], data["allow_over_budget"]  # a plan saved before budgets existed
+    older = Plan.from_json(data, "plan.json")
+    assert (older.budget, older.over_budget, older.allow_over_budget) == (Budget(), [], False)
+
+
+@pytest.mark.parametrize("budget", [{"max_frames": -1}, {"max_frames": True}, {"max_requests": 1.5},
+                                    {"max_video_seconds": "9"}, [], {"sources": []}])
+def test_a_saved_plan_with_a_damaged_budget_is_refused(budget: Any) -> None:
+    data = build_plan(desired(BUDGET_WORLD), state({})).to_json()
+    data["budget"] = budget
+    with pytest.raises(PlanFileError, match="plan.json is damaged"):
+        Plan.from_json(json.loads(json.dumps(data)), "plan.json")
+
+
+def test_a_saved_plan_is_checked_again_from_its_batches_against_the_tighter_budget() -> None:
+    plan = build_plan(desired(BUDGET_WORLD), state({}), budget=Budget(max_frames=500, max_requests=5))
+    saved = Plan.from_json(json.loads(json.dumps(plan.to_json())), "plan.json")
+    recheck_budget(saved, Budget())  # nothing in force now: the recorded budget still holds
+    assert saved.over_budget == [] and saved.budget.max_frames == 500
+    recheck_budget(saved, Budget(max_frames=100, sources={"max_frames": "--max-frames"}))
+    assert saved.over_budget == ["111 frames, more than the budget of 100 (--max-frames)"]
+    assert saved.budget.max_requests == 5 and saved.budget_refused
+
+    # A hand-edited plan that claims to be within budget and cheap is counted again from its batches.
+    tampered = plan.to_json()
+    tampered["budget"]["max_frames"] = 50
+    tampered["over_budget"] = []
+    tampered["cost"].update(frames=1, stills=1, turntable_frames=0)
+    forged = Plan.from_json(json.loads(json.dumps(tampered)), "plan.json")
+    recheck_budget(forged, Budget())
+    assert forged.over_budget == ["111 frames, more than the budget of 50 (--max-frames)"]
+    recheck_budget(forged, Budget(), allow=True)
+    assert not forged.budget_refused
+
+
+def test_the_tighter_budget_keeps_each_lower_limit_and_where_it_was_set() -> None:
+    a = Budget(max_frames=10, max_requests=5, sources={"max_frames": "a", "max_requests": "a"})
+    b = Budget(max_frames=20, max_requests=2, max_video_seconds=1.5, sources={"max_requests": "b",
+                                                                           "max_video_seconds": "b"})
+    t = tighter(a, b)
+    assert (t.max_frames, t.max_requests, t.max_video_seconds) == (10, 2, 1.5)
+    assert t.sources == {"max_frames": "a", "max_requests": "b", "max_video_seconds": "b"}

@@ -6,6 +6,7 @@ import json
 import re
 
 from reconciler.plan import Plan
+from reconciler.spec import Desired
 from reconciler.planner import build_plan
 from reconciler.views import MARKDOWN_BUDGET, render_json, render_markdown, render_text
 from tests.test_planner import P1, P2, P3, P4, WEBP_NO_GIF, desired, record, state
@@ -139,3 +140,98 @@ def test_plan_json_carries_every_action_field() -> None:
 def test_json_of_an_empty_plan_is_valid() -> None:
     data = json.loads(render_json(build_plan(desired({}), state({}))))
     assert (data["actions"], data["batches"]) == ([], [])
+
+
+# -- product names are text, never markup ---------------------------------------------------------
+
+def test_markdown_escapes_html_in_names_and_file_names_so_no_row_can_close_the_section() -> None:
+    plan = build_plan(desired({P1: {}, P2: {}}, names={P1: "</details><details open><summary>x", P2: "A & B <b>"}),
+                      state({}))
+    plan.actions[1].keeps = ["</details>.png (RENDER)"]  # a file on the platform the reconciler did not make
+    md = render_markdown(plan)
+    assert md.count("<details>") == md.count("</details>") == 1
+    assert "&lt;/details>&lt;details open>&lt;summary>x" in md
+    assert "| A &amp; B &lt;b> |" in md
+    assert "leaves alone &lt;/details>.png (RENDER)" in md
+    assert "<details open>" not in md and "<b>" not in md
+
+
+# -- cost by preset and budgets -------------------------------------------------------------------
+
+def preset_plan(**options: object) -> Plan:
+    from tests.test_planner import desired_with_presets
+
+    world = desired_with_presets({P1: ("hero", {}), P2: ("hero", {"imageWidth": 1000}), P3: (None, {}),
+                                  P4: ("<b>odd</b>", {})})
+    return build_plan(world, state({}), **options)  # type: ignore[arg-type]
+
+
+def test_text_shows_the_cost_by_preset_when_presets_are_used() -> None:
+    text = render_text(preset_plan())
+    assert ("Cost by preset:\n"
+            "  <b>odd</b>   1 product   37 frames  3 s of video\n"
+            "  hero         2 products  74 frames  6 s of video\n"
+            "  (no preset)  1 product   37 frames  3 s of video\n") in text
+    assert "Cost by preset" not in render_text(mixed_plan())
+
+
+def test_markdown_shows_the_cost_by_preset_in_its_head() -> None:
+    md = render_markdown(preset_plan())
+    assert ("| preset | products | frames | video |\n|---|---:|---:|---:|\n| &lt;b>odd&lt;/b> | 1 | 37 | 3 s |\n"
+            "| hero | 2 | 74 | 6 s |\n| (no preset) | 1 | 37 | 3 s |\n") in md
+    assert md.index("| preset |") < md.index("<details>")
+    assert "| preset |" not in render_markdown(mixed_plan())
+
+
+def test_markdown_lists_twenty_presets_and_counts_the_rest() -> None:
+    from tests.test_planner import desired_with_presets
+
+    world = desired_with_presets({f"{i:08x}-0000-4000-8000-000000000000": (f"p{i:02}", {}) for i in range(25)})
+    md = render_markdown(build_plan(world, state({})))
+    assert len(re.findall(r"^\| p\d\d \|", md, re.M)) == 20 and "_5 more presets: the JSON plan has them all._" in md
+
+
+def test_an_over_budget_plan_says_so_in_every_view() -> None:
+    from reconciler.plan import Budget
+
+    plan = preset_plan(budget=Budget(max_frames=100, max_requests=9, sources={"max_frames": "--max-frames"}))
+    assert plan.budget_refused
+    why = "Over budget (refused without --allow-over-budget): 148 frames, more than the budget of 100 (--max-frames)"
+    assert render_text(plan).endswith(why + "\n")
+    assert "\x1b[31m" + why in render_text(plan, colour=True)
+    md = render_markdown(plan)
+    assert f"> [!CAUTION]\n> {why}\n" in md and md.index("[!CAUTION]") < md.index("<details>")
+    data = json.loads(render_json(plan))
+    assert data["over_budget"] == ["148 frames, more than the budget of 100 (--max-frames)"]
+    assert data["allow_over_budget"] is False and data["budget"]["max_frames"] == 100
+
+    allowed = preset_plan(budget=Budget(max_frames=100), allow_over_budget=True)
+    assert "Over budget (allowed by --allow-over-budget)" in render_markdown(allowed)
+
+
+def test_a_plan_within_its_budget_says_how_much_it_uses() -> None:
+    from reconciler.plan import Budget
+
+    plan = preset_plan(budget=Budget(max_frames=1000, max_video_seconds=12.5))
+    assert render_text(plan).endswith("Within budget: 148 of 1,000 frames, 12 s of 12.5 s of video.\n")
+    assert "_Within budget: 148 of 1,000 frames, 12 s of 12.5 s of video._" in render_markdown(plan)
+    assert "budget" not in render_text(preset_plan()).lower()
+
+
+def test_the_pull_request_comment_shows_an_over_budget_plan_as_refused_even_in_its_summary_alone() -> None:
+    from reconciler.plan import Budget
+    from reconciler.views_github import Links, plan_comment_bodies
+
+    small = build_plan(desired({P1: {}}), state({}), budget=Budget(max_frames=1))
+    (one,) = plan_comment_bodies(small, key="k", max_parts=5, links=Links())
+    assert "> [!CAUTION]\n> Over budget (refused without --allow-over-budget): 37 frames" in one
+    big = build_plan(_big_desired(), state({}), max_batch_size=1,
+                     budget=Budget(max_requests=10))
+    bodies = plan_comment_bodies(big, key="k", max_parts=1, links=Links())  # too long: the summary alone
+    assert len(bodies) == 1 and "comments would be needed" in bodies[0]
+    assert "> [!CAUTION]\n> Over budget (refused without --allow-over-budget): 5,000 render requests" in bodies[0]
+
+
+def _big_desired(n: int = 5000) -> Desired:
+    return desired({f"{i:08x}-0000-4000-8000-000000000000": {} for i in range(n)},
+                   names={f"{i:08x}-0000-4000-8000-000000000000": f"Product {i}" for i in range(n)})

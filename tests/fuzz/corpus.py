@@ -115,7 +115,77 @@ def _many_files(folder: Path) -> None:
         (folder / f"part{i:02}.yaml").write_text(DEFAULTS + f"products:\n  - uuid: bad-{i}\n")
 
 
+SPEC = DEFAULTS.removeprefix("defaults:\n")
+
+
+def _preset_chain(n: int, spread: int = 1) -> Layout:
+    """``n`` presets, each building on the next, the last a whole spec, over ``spread`` files;
+    a product names the first."""
+    def lay(folder: Path) -> None:
+        per = -(-n // spread)
+        for f in range(spread):
+            body = "".join(f"  p{i}:\n    preset: p{i + 1}\n" for i in range(f * per, min(n - 1, (f + 1) * per)))
+            if f == spread - 1:
+                body += f"  p{n - 1}:\n" + "".join("  " + line + "\n" for line in SPEC.splitlines())
+            (folder / f"presets{f:03}.yaml").write_text("presets:\n" + body)
+        (folder / "a.yaml").write_text(f"products:\n  - uuid: {A}\n    preset: p0\n")
+    return lay
+
+
+def _presets_wide(n: int, depth: int) -> Layout:
+    """A valid catalogue: ``n`` presets in chains of ``depth``, a product on each."""
+    def lay(folder: Path) -> None:
+        text = "presets:\n  base:\n" + "".join("  " + line + "\n" for line in SPEC.splitlines())
+        for i in range(n):
+            text += f"  p{i}:\n    preset: {'base' if i % depth == 0 else f'p{i - 1}'}\n    imageWidth: {100 + i % 5000}\n"
+        (folder / "presets.yaml").write_text(text)
+        uuids = [f"{i:08x}-0000-4000-8000-{i:012x}" for i in range(n)]
+        (folder / "b.yaml").write_text("products:\n" + "".join(f"  - uuid: {u}\n    preset: p{i}\n"
+                                                               for i, u in enumerate(uuids)))
+    return lay
+
+
+def _unknown_presets(folder: Path) -> None:
+    (folder / "a.yaml").write_text("presets:\n" + "".join(f"  known{i}: {{}}\n" for i in range(1000)) +
+                                   "products:\n" + "".join(f"  - uuid: {i:08x}-0000-4000-8000-{i:012x}\n"
+                                                            f"    preset: known{i}x\n" for i in range(10_000)))
+
+
 HOSTILE_MANIFESTS: dict[str, Layout] = {
+    # Presets: chains are walked without recursion and capped; circles and unknown names are located.
+    "preset_chain_10000": _preset_chain(10_000),
+    "preset_chain_100000_in_50_files": _preset_chain(100_000, spread=50),
+    "preset_circle": _text(DEFAULTS + "presets:\n  a:\n    preset: b\n  b:\n    preset: c\n  c:\n    preset: a\n"
+                           f"products:\n  - uuid: {A}\n    preset: b\n"),
+    "preset_self": _text(f"presets:\n  me:\n    preset: me\nproducts:\n  - uuid: {A}\n    preset: me\n"),
+    "preset_circle_in_defaults": _text("presets:\n  a:\n    preset: a\ndefaults:\n  preset: a\nproducts:\n" +
+                                       "".join(f"  - uuid: {i:08x}-0000-4000-8000-{i:012x}\n" for i in range(3000))),
+    "preset_unknown": _text(DEFAULTS + f"presets:\n  hero:\n    imageWidth: 2400\nproducts:\n  - uuid: {A}\n"
+                                       "    preset: heor\n"),
+    "preset_unknown_many": _unknown_presets,
+    "preset_twice": lambda folder: [(folder / n).write_text("presets:\n  x:\n    imageWidth: 1\n")
+                                    for n in ("a.yaml", "b.yaml")] and None,
+    "preset_alias_circle": _text("presets: &p\n  a:\n    preset: *p\n"),
+    "preset_laughs": _text("presets:\n" + "\n".join(
+        a.replace("  x", "  p") for a in _laughs(10, 10, "top").splitlines()) + "\n"),
+    "preset_laughs_ref": _text("presets:\n  l0: &l0 [" + ", ".join(["lol"] * 10) + "]\n" + "".join(
+        f"  l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 10)}]\n" for i in range(1, 10)) +
+        f"products:\n  - uuid: {A}\n    preset: *l9\n"),
+    "preset_deep_flow": _text("presets:\n  x:\n    turntable: " + "[" * 5000 + "]" * 5000 + "\n"),
+    "preset_huge_name": _text("presets:\n  ? " + "p" * 1_000_000 + f"\n  : {{}}\nproducts:\n  - uuid: {A}\n"
+                              "    preset: " + "p" * 999_999 + "\n"),
+    "preset_megabyte_name_bad_field": _text("presets:\n  ? " + "p" * 1_000_000 + "\n  : {imagewidth: 1}\n"),
+    "preset_many_names": _text("presets:\n" + "".join(f"  preset-number-{i}: {{}}\n" for i in range(100_000)) +
+                               "products:\n" + "".join(f"  - uuid: {i:08x}-0000-4000-8000-{i:012x}\n    preset: "
+                                                        f"preset-numbr-{i}\n" for i in range(2000))),
+    "preset_list_key": _text("presets:\n  ? [1, 2]\n  : {}\n"),
+    "preset_ref_mapping": _text(f"presets:\n  x:\n    preset: {{a: 1}}\nproducts:\n  - uuid: {A}\n    preset: x\n"),
+    "preset_bad_value": _text(f"presets:\n  x:\n{SPEC.replace('imageCount: 36', 'imageCount: 9999')}"
+                              .replace("\n  ", "\n    ").replace("presets:\n    x:", "presets:\n  x:") +
+                              "products:\n" + "".join(f"  - uuid: {i:08x}-0000-4000-8000-{i:012x}\n    preset: x\n"
+                                                       for i in range(5000))),
+    "presets_wide_fine": _presets_wide(20_000, 10),
+
     # Aliases: expanded wherever the data is walked.
     "laughs_override": _text(_laughs(10, 10, "override")),
     "laughs_top": _text(_laughs(10, 10, "top")),

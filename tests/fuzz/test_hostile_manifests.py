@@ -58,6 +58,28 @@ EXPECTED = {
 }
 
 
+# Presets: what each case must say (each case is a catalogue of its own).
+PRESET_EXPECTED = {
+    "preset_chain_10000": "a chain of presets may be at most 16 long",
+    "preset_chain_100000_in_50_files": "a chain of presets may be at most 16 long",
+    "preset_circle": "presets build on each other in a circle: a → b → c → a",
+    "preset_self": "presets build on each other in a circle: me → me",
+    "preset_circle_in_defaults": "presets build on each other in a circle: a → a",
+    "preset_unknown": "unknown preset 'heor'",
+    "preset_unknown_many": "unknown preset 'known",
+    "preset_twice": "preset 'x' is defined twice",
+    "preset_alias_circle": "alias *p refers to a collection that contains it",
+    "preset_laughs": 'a "billion laughs"',
+    "preset_laughs_ref": 'a "billion laughs"',
+    "preset_deep_flow": "nested deeper than 64 levels",
+    "preset_ref_mapping": "expected the name of a preset, got a mapping",
+    "preset_bad_value": "expected 2..720 (frames in one 360° turn), got 9999",
+    "preset_huge_name": "unknown preset 'pppp",
+    "preset_many_names": "unknown preset 'preset-numbr-",
+    "preset_megabyte_name_bad_field": "unknown field 'imagewidth'",
+}
+
+
 def check(batch: Batch, folders: dict[str, Path]) -> dict[str, dict[str, Any]]:
     """Every case ran to a clean answer; returns each case's JSON output."""
     assert batch.returncode == 0, f"the child died ({batch.returncode}) in case {batch.last_case()}"
@@ -89,7 +111,7 @@ def test_every_hostile_manifest_gets_a_clean_json_answer(hand_written: tuple[dic
     outputs, batch = hand_written
     assert len(outputs) == len(HOSTILE_MANIFESTS) >= 70
     valid = sorted(n for n, out in outputs.items() if out["valid"])
-    assert valid == ["empty_dir_named_yaml", "valid"]
+    assert valid == ["empty_dir_named_yaml", "presets_wide_fine", "valid"]
     print(f"{len(outputs)} hostile manifests, peak RSS {batch.peak_mib:.0f} MiB", file=sys.stderr)
 
 
@@ -98,6 +120,32 @@ def test_the_issues_cases_say_what_is_wrong(hand_written: tuple[dict[str, Any], 
     outputs, _ = hand_written
     messages = [d["message"] for d in outputs[name]["diagnostics"]]
     assert any(EXPECTED[name] in m for m in messages), messages
+
+
+@pytest.mark.parametrize("name", sorted(PRESET_EXPECTED))
+def test_broken_presets_say_what_is_wrong_where(hand_written: tuple[dict[str, Any], Batch], name: str) -> None:
+    outputs, _ = hand_written
+    found = [d for d in outputs[name]["diagnostics"] if PRESET_EXPECTED[name] in d["message"]]
+    assert found, [d["message"] for d in outputs[name]["diagnostics"]]
+    assert all(d["location"]["line"] for d in found)
+
+
+def test_no_diagnostic_quotes_a_megabyte(hand_written: tuple[dict[str, Any], Batch]) -> None:
+    outputs, _ = hand_written
+    for name, out in outputs.items():
+        for d in out.get("diagnostics", []):
+            assert len(json.dumps(d)) < 2_000, (name, json.dumps(d)[:300])
+
+
+def test_a_broken_preset_chain_or_circle_is_one_error_not_one_per_preset(
+        hand_written: tuple[dict[str, Any], Batch]) -> None:
+    outputs, _ = hand_written
+    for name in ("preset_chain_10000", "preset_chain_100000_in_50_files", "preset_circle", "preset_circle_in_defaults"):
+        assert len(outputs[name]["diagnostics"]) == 1 and outputs[name]["more"] == 0, (name, outputs[name])
+    many = outputs["preset_unknown_many"]
+    assert (len(many["diagnostics"]), many["more"]) == (100, 9900)
+    assert "did you mean 'known0'?" in many["diagnostics"][0]["hint"]
+    assert len(outputs["preset_bad_value"]["diagnostics"]) == 1  # at the preset, once for its 5,000 products
 
 
 def test_ten_thousand_errors_show_the_first_hundred_and_count_the_rest(
@@ -128,7 +176,7 @@ def test_the_real_console_script_prints_json_for_every_case_at_once(tmp_path: Pa
 
 FIELDS = ["imageWidth", "imageHeight", "imageFormat", "imageBackground", "transparentBackground", "turntable",
           "includeGif", "imageCount", "frameRate", "width", "height", "background", "uuid", "name", "protect",
-          "defaults", "products", "<<"]
+          "defaults", "products", "<<", "preset", "presets"]
 keys = st.one_of(st.sampled_from(FIELDS), st.text(max_size=8), st.integers(-3, 3), st.none(), st.booleans())
 scalars = st.one_of(
     st.none(), st.booleans(), st.integers(-10**20, 10**20), st.floats(), st.text(max_size=20),
@@ -137,12 +185,17 @@ scalars = st.one_of(
     st.integers(0, 9000))
 values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=4),
                                                        st.dictionaries(keys, inner, max_size=5)), max_leaves=25)
-spec_like = st.dictionaries(st.sampled_from(FIELDS[:12]), values, max_size=7)
+PRESET_NAMES = ["a", "b", "c", "A", "a "]
+preset_ref = st.one_of(st.sampled_from(PRESET_NAMES), values)
+spec_like = st.dictionaries(st.sampled_from(FIELDS[:12] + ["preset"]), st.one_of(values, preset_ref), max_size=7)
 product_like = st.fixed_dictionaries({}, optional={"uuid": st.one_of(st.sampled_from([A, B]), values), "name": values,
                                                    "protect": values, "turntable": spec_like,
-                                                   "imageWidth": values, "imageFormat": values})
+                                                   "imageWidth": values, "imageFormat": values,
+                                                   "preset": preset_ref})
+presets_like = st.one_of(st.dictionaries(st.one_of(st.sampled_from(PRESET_NAMES), keys), st.one_of(spec_like, values),
+                                         max_size=4), values)
 manifests = st.fixed_dictionaries({"products": st.one_of(st.lists(product_like, min_size=1, max_size=5), values)},
-                                  optional={"defaults": st.one_of(spec_like, values)})
+                                  optional={"defaults": st.one_of(spec_like, values), "presets": presets_like})
 
 
 def dumped(data: Any, flow: bool | None) -> str:
