@@ -80,6 +80,29 @@ def test_a_role_that_may_not_render_use_another_users_key(project: Project) -> N
     ok(apply(project, env={**viewer, "VNTANA_API_TOKEN": manager}))
 
 
+def test_a_token_in_the_config_file_remove_it(project: Project) -> None:
+    project.write_manifest(manifest([TRAIL]))
+    config = project.root / "reconciler.yaml"
+    config.write_text(f"api_url: {project.sandbox.url}\ntoken: abc\n")
+    result = project.cli("plan", "--refresh")
+    assert hint(result) == ("remove it and set the environment variable VNTANA_API_TOKEN (or 'token_env: NAME' to "
+                            "read it from another variable)")
+    config.write_text(f"api_url: {project.sandbox.url}\n")
+    ok(project.cli("plan", "--refresh"))  # the token comes from VNTANA_API_TOKEN
+    config.write_text(f"api_url: {project.sandbox.url}\ntoken_env: MY_KEY\n")
+    ok(project.cli("plan", "--refresh", env={"VNTANA_API_TOKEN": "", "MY_KEY": project.sandbox.access_token}))
+
+
+def test_an_unknown_setting_did_you_mean(project: Project) -> None:
+    project.write_manifest(manifest([TRAIL]))
+    config = project.root / "reconciler.yaml"
+    config.write_text("download_rout: comments\n")
+    result = project.cli("plan", "--refresh")
+    assert "unknown setting 'download_rout'" in result.stderr and hint(result) == "did you mean 'download_route'?"
+    config.write_text("download_route: comments\n")
+    ok(project.cli("plan", "--refresh"))
+
+
 # -- apply ---------------------------------------------------------------------------------------
 
 def test_apply_without_a_terminal_pass_auto_approve_or_apply_a_saved_plan(project: Project) -> None:

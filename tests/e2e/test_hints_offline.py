@@ -189,27 +189,6 @@ def test_no_token_export_it_or_use_the_sandbox(offline: Offline) -> None:
     ok(offline.cli("plan", "--refresh", "--sandbox"))  # the second way; the first is followed in test_hints.py
 
 
-def test_a_token_in_the_config_file_remove_it(offline: Offline) -> None:
-    offline.write(manifest([TRAIL]))
-    (offline.root / "reconciler.yaml").write_text("api_url: https://example.invalid\ntoken: abc\n")
-    result = offline.cli("plan", "--refresh", env={"VNTANA_API_TOKEN": "t"})
-    assert hint(result).startswith("remove it and set the environment variable VNTANA_API_TOKEN")
-    (offline.root / "reconciler.yaml").write_text("api_url: https://example.invalid\n")
-    result = offline.cli("plan", "--refresh", env={"VNTANA_API_TOKEN": "t"})
-    assert "token" not in result.stderr.split("Error:")[-1].split("\n")[0] or "reconciler.yaml" not in result.stderr
-
-
-def test_an_unknown_setting_did_you_mean(offline: Offline) -> None:
-    offline.write(manifest([TRAIL]))
-    (offline.root / "reconciler.yaml").write_text("download_rout: comments\n")
-    result = offline.cli("doctor", "--product", TRAIL, env={"VNTANA_API_TOKEN": "t"})
-    assert "unknown setting 'download_rout'" in result.stderr and hint(result) == "did you mean 'download_route'?"
-    (offline.root / "reconciler.yaml").write_text("download_route: comments\n")
-    followed = offline.cli("doctor", "--product", TRAIL, env={"VNTANA_API_TOKEN": "t",
-                                                              "VNTANA_API_URL": "http://127.0.0.1:9"})
-    assert "unknown setting" not in followed.stderr  # the file reads; the (absent) platform is another matter
-
-
 # -- plan options ---------------------------------------------------------------------------------
 
 def test_an_unknown_exit_code_category_choose_from(offline: Offline) -> None:
@@ -419,3 +398,34 @@ def test_a_sandbox_data_dir_that_is_not_one_point_elsewhere_or_delete_it(offline
     shutil.rmtree(junk)
     ok(offline.cli("apply", "--sandbox", "--sandbox-dir", "junk", "--auto-approve", "--poll-interval", "0.05",
                    "--state", "state/junk.state.json"))
+
+
+# -- presets and budgets --------------------------------------------------------------------------
+
+def test_an_unknown_preset_did_you_mean(offline: Offline) -> None:
+    offline.write("presets:\n  tiny:\n" + "".join("  " + line + "\n" for line in
+                                                  TINY_DEFAULTS.format(gif="false").splitlines()[1:]), "presets.yaml")
+    offline.write(f"products:\n  - uuid: {TRAIL}\n    preset: tiyn\n")
+    result = offline.cli("validate")
+    assert result.returncode == 1 and "did you mean 'tiny'?" in result.stderr, result.stderr
+    offline.write(f"products:\n  - uuid: {TRAIL}\n    preset: tiny\n")
+    valid(offline)
+
+
+def test_a_plan_over_budget_narrow_it_raise_it_or_allow_it(offline: Offline) -> None:
+    offline.write(manifest([TRAIL, COURT]))
+    result = offline.cli("plan", "--sandbox", "--max-requests", "0", "--out", "p.plan")
+    assert result.returncode == 1
+    assert hint(result).startswith("check the plan; narrow it (--target), raise the budget")
+    ok(offline.cli("plan", "--sandbox", "--max-requests", "1", "--out", "p.plan"))  # raised
+    ok(offline.cli("plan", "--sandbox", "--max-requests", "0", "--allow-over-budget", "--out", "q.plan"))  # allowed
+    ok(offline.cli("apply", "--sandbox", "q.plan", "--poll-interval", "0.05"))
+
+
+def test_a_budget_setting_typo_did_you_mean(offline: Offline) -> None:
+    offline.write(manifest([TRAIL]))
+    (offline.root / "reconciler.yaml").write_text("budget:\n  max_frame: 100\n")
+    result = offline.cli("plan")
+    assert result.returncode == 1 and hint(result) == "did you mean 'max_frames'?", result.stderr
+    (offline.root / "reconciler.yaml").write_text("budget:\n  max_frames: 100\n")
+    ok(offline.cli("plan"))
