@@ -110,7 +110,9 @@ class Expectations:
         self.timeout = timeout
         self.slack = max(MIN_SLACK, 3 * poll_interval)
         self._lock = threading.Lock()
-        self._seen: dict[str, list[tuple[float, float]]] = {job: [] for job in JOBS}
+        # job -> {work of a spec: the longest it took}: a few entries per distinct spec, so a
+        # deadline costs the same with 40 products in flight or 100,000.
+        self._seen: dict[str, dict[float, float]] = {job: {} for job in JOBS}
         self._last: float | None = None  # time.monotonic() of the latest delivery noticed
         self._pause = 0.0  # the longest pause between two deliveries noticed
         self._fastest: float | None = None
@@ -120,7 +122,8 @@ class Expectations:
         at = time.monotonic() if at is None else at
         seconds = max(seconds, 0.0)
         with self._lock:
-            self._seen[job].append((seconds, max(work(job, spec), 1.0)))
+            done = max(work(job, spec), 1.0)
+            self._seen[job][done] = max(self._seen[job].get(done, 0.0), seconds)
             if self._last is not None:
                 self._pause = max(self._pause, at - self._last)
             self._last = at if self._last is None else max(self._last, at)
@@ -130,10 +133,10 @@ class Expectations:
         """The longest time ``job`` took in this run, scaled to ``spec``; None before any."""
         size = max(work(job, spec), 1.0)
         with self._lock:
-            observed = list(self._seen[job])
+            observed = list(self._seen[job].items())
         if not observed:
             return None
-        return max(seconds * max(1.0, size / done) for seconds, done in observed)
+        return max(seconds * max(1.0, size / done) for done, seconds in observed)
 
     def quiet(self) -> float | None:
         """How long the platform must deliver nothing before a missing result is given up."""
