@@ -429,3 +429,40 @@ def test_a_budget_setting_typo_did_you_mean(offline: Offline) -> None:
     assert result.returncode == 1 and hint(result) == "did you mean 'max_frames'?", result.stderr
     (offline.root / "reconciler.yaml").write_text("budget:\n  max_frames: 100\n")
     ok(offline.cli("plan"))
+
+
+def _preset(name: str, body: str) -> str:
+    return f"  {name}:\n" + "".join(f"    {line}\n" for line in body.splitlines())
+
+
+TINY_PRESET = "\n".join(line[2:] for line in TINY_DEFAULTS.format(gif="false").splitlines()[1:])
+
+
+def test_a_preset_that_is_not_a_name_write_preset_name(offline: Offline) -> None:
+    offline.write("presets:\n" + _preset("tiny", TINY_PRESET), "presets.yaml")
+    offline.write(f"products:\n  - uuid: {TRAIL}\n    preset: [tiny]\n")
+    result = offline.cli("validate")
+    assert "(write preset: NAME, where NAME is a key under presets: in any manifest file)" in result.stderr
+    offline.write(f"products:\n  - uuid: {TRAIL}\n    preset: tiny\n")
+    valid(offline)
+
+
+def test_a_preset_defined_twice_rename_one(offline: Offline) -> None:
+    offline.write("presets:\n" + _preset("tiny", TINY_PRESET), "a.yaml")
+    offline.write("presets:\n" + _preset("tiny", TINY_PRESET) + f"products:\n  - uuid: {TRAIL}\n    preset: tiny\n",
+                  "b.yaml")
+    result = offline.cli("validate")
+    assert "presets are shared by every manifest file loaded together: rename one, or keep one" in result.stderr
+    offline.write("presets:\n" + _preset("tiny2", TINY_PRESET) + f"products:\n  - uuid: {TRAIL}\n    preset: tiny\n",
+                  "b.yaml")
+    valid(offline)
+
+
+def test_presets_in_a_circle_remove_one_link(offline: Offline) -> None:
+    offline.write("presets:\n" + _preset("a", TINY_PRESET + "\npreset: b") + _preset("b", "imageWidth: 40\npreset: a")
+                  + f"products:\n  - uuid: {TRAIL}\n    preset: b\n")
+    result = offline.cli("validate")
+    assert "a preset may build on another, never on itself: remove one of" in result.stderr, result.stderr
+    offline.write("presets:\n" + _preset("a", TINY_PRESET) + _preset("b", "imageWidth: 40\npreset: a")
+                  + f"products:\n  - uuid: {TRAIL}\n    preset: b\n")
+    valid(offline)
