@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shlex
 import sys
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -26,18 +27,25 @@ from reconciler.errors import (
     ConfigError,
     LargeChangeError,
     OverBudgetError,
+    PlanFileError,
     ReconcilerError,
 )
 from reconciler.events import Hooks
 from reconciler.loader import load_desired
 from reconciler.observed import Observed
-from reconciler.plan import Budget, Plan
+from reconciler.plan import ActionKind, Budget, Plan
 from reconciler.planfile import load_plan
 from reconciler.planner import DEFAULT_MAX_BATCH_SIZE, Limits, build_plan, recheck_budget
 from reconciler.settings import BUDGET_KEYS, ClientSettings, find_config_file, resolve_budget, resolve_settings
 from reconciler.spec import Desired
 from reconciler.state import FileStateStore, State, open_store
 from reconciler.views import render_json, render_text
+
+
+DEFAULT_STATE = Path("state/renders.state.json")
+SANDBOX_STATE = Path("state/sandbox.state.json")
+"""The sandbox's renders do not exist on the real platform: their state is kept apart."""
+DEFAULT_SANDBOX_DIR = Path(".reconciler/sandbox")
 
 
 @dataclass
@@ -81,6 +89,7 @@ class ApplyRequest:
 def run_plan(req: ApplyRequest) -> Plan:
     """``reconciler plan``: offline unless ``refresh``; never writes the state."""
     desired = load_desired(req.manifests)  # manifests first: their errors are the likelier ones
+    _sandbox_note(req, "plan")
     store = open_store(req.state_path)
     state = store.read()
     if not req.refresh:
@@ -92,20 +101,25 @@ def run_plan(req: ApplyRequest) -> Plan:
 
 def run_apply(req: ApplyRequest) -> None:
     """Apply; raise ApplyFailedError if any product failed (exit 1)."""
+    from reconciler.credentials import check_credentials
     from reconciler.executor import check_plan_current, sync_labels
     from reconciler.gallery.command import resolve_download_dir
 
     sandbox = req.sandbox_dir is not None  # the sandbox keeps its files by default (issue 14)
     config = None if sandbox else req.config_path or find_config_file(Path.cwd())
     req = replace(req, download_dir=resolve_download_dir(req.download_dir, sandbox=sandbox, config_path=config))
+    if req.planfile is None:
+        _sandbox_note(req, "apply")
     store = open_store(req.state_path, plan_file=req.planfile)
+    if req.planfile is not None:
+        _check_plan_target(load_plan(req.planfile), req, store)  # before asking for a token
     with ExitStack() as stack:
         client = _client(req, stack)
         with store.lock("apply", timeout=req.lock_timeout):
             state = store.fold()
             if req.planfile is not None:
                 plan = load_plan(req.planfile)
-                check_plan_current(plan, state)
+                check_plan_current(plan, state, again=(command(req, "plan"), command(req, "apply")))
                 if plan.limits_tripped and not (plan.allow_large or req.allow_large):
                     raise LargeChangeError(plan.limits_tripped)
                 recheck_budget(plan, _budget(req), allow=req.allow_over_budget)
@@ -128,9 +142,43 @@ def run_apply(req: ApplyRequest) -> None:
                     click.echo("Nothing to apply.")
                 _kept(req, state, [], [])
                 return
+            # Before the first checkpoint: a token or role that cannot do this stops here (issue 13).
+            check_credentials(client, writes=bool(plan.batches) or any(a.kind is ActionKind.DELETE
+                                                                        for a in plan.actions))
             if req.planfile is None:
                 _confirm(req)
             _execute(plan, store, state, client, req, stack)
+
+
+def _check_plan_target(plan: Plan, req: ApplyRequest, store: Any) -> None:
+    """A saved plan is applied to the state it was made from: name the command that does, rather
+    than ask for a token or call the plan stale (``plan --sandbox --out F`` then ``apply F``)."""
+    made_for = plan.state.location
+    if not made_for or _same_location(made_for, store.location):
+        return
+    sandbox = _same_location(made_for, str(SANDBOX_STATE))
+    fixed = replace(req, state_path=Path(made_for) if not sandbox else SANDBOX_STATE,
+                    sandbox_dir=(req.sandbox_dir or DEFAULT_SANDBOX_DIR) if sandbox else None)
+    where = "the embedded sandbox's state" if sandbox else "the state"
+    raise PlanFileError(f"{req.planfile} was made from {where} {made_for}, not {store.location}",
+                        hint=f"run '{command(fixed, 'apply')} {req.planfile}'")
+
+
+def _same_location(a: str, b: str) -> bool:
+    if "://" in a or "://" in b:
+        return a == b
+    return Path(a).resolve() == Path(b).resolve()
+
+
+def _sandbox_note(req: ApplyRequest, verb: str) -> None:
+    """After the README's first command (``apply --sandbox``), a plain ``plan`` would read the
+    real platform's state, which does not exist yet, and offer to render everything: say so."""
+    if req.sandbox_dir is not None or req.state_path != DEFAULT_STATE or DEFAULT_STATE.exists() \
+            or not SANDBOX_STATE.exists():
+        return
+    click.echo(f"Note: {DEFAULT_STATE} (the state of the real VNTANA platform) does not exist yet, so this {verb} "
+               f"starts from nothing; the sandbox's renders are in {SANDBOX_STATE}: 'reconciler {verb} --sandbox' "
+               "works with those.", err=True)
 
 
 def _plan(req: ApplyRequest, store: FileStateStore, state: State, observed: Observed | None,
@@ -214,19 +262,61 @@ def _execute(plan: Plan, store: FileStateStore, state: State, client: Any, req: 
 
     hooks = _hooks(req)
     board = _webhooks(req, client, stack) if req.webhook_listen else None
-    default_interval = 15.0 if board else (0.5 if req.sandbox_dir else 2.0)
+    # With webhooks a delivery wakes its product's poll at once; polling is the fallback for
+    # dropped deliveries, so it may be slower (the poll budget is --parallelism per interval).
+    default_interval = 5.0 if board else (0.5 if req.sandbox_dir else 2.0)
     options = ApplyOptions(parallelism=req.parallelism, product_timeout=req.product_timeout,
                            poll_interval=req.poll_interval or default_interval, download_dir=req.download_dir,
                            board=board)
     executor = Executor(client, store, state, hooks, options)
-    report = executor.run(plan)
-    hooks.on_event(executor.finish(client.stats.snapshot().as_dict()))
+    try:
+        report = executor.run(plan)
+    finally:
+        hooks.on_event(executor.finish(client.stats.snapshot().as_dict()))
     _kept(req, state, report.rendered, list(report.failed))
     if board is not None and req.fmt == "text":
-        click.echo(f"Webhook deliveries: {board.accepted} accepted, {board.refused} refused.", err=True)
+        click.echo(f"Webhook deliveries: {board.accepted} accepted, {board.duplicates} repeated, {board.ignored} "
+                   f"about other renders, {board.refused} refused.", err=True)
     if report.failed:
-        raise ApplyFailedError(f"{len(report.failed)} product(s) failed; run 'reconciler plan' to see them "
-                               "as retries")
+        raise ApplyFailedError(f"{len(report.failed)} product(s) failed; run '{command(req, 'plan')}' to see what "
+                               "the next apply does with them (failed ones are retried, in-flight ones resumed)")
+
+
+def command(req: ApplyRequest, verb: str) -> str:
+    """``reconciler VERB`` as this run would need it typed again: the sandbox and a state that is
+    not the default one are named, so a hint works when followed."""
+    parts = ["reconciler", verb]
+    if req.sandbox_dir is not None:
+        parts.append("--sandbox")
+        if req.sandbox_dir != DEFAULT_SANDBOX_DIR:
+            parts += ["--sandbox-dir", shlex.quote(str(req.sandbox_dir))]
+    if req.state_path != (SANDBOX_STATE if req.sandbox_dir is not None else DEFAULT_STATE):
+        parts += ["--state", _state_argument(str(req.state_path))]
+    return " ".join(parts)
+
+
+def state_flag(location: str) -> str:
+    """What a hint's command needs to reach the state at ``location``: nothing for the default
+    state, `` --sandbox`` for the sandbox's, else `` --state ...`` (never with a secret)."""
+    if _same_location(location, str(DEFAULT_STATE)):
+        return ""
+    if _same_location(location, str(SANDBOX_STATE)):
+        return " --sandbox"
+    if "://" in location and os.environ.get("RECONCILER_STATE") and "***" in location:
+        return ' --state "$RECONCILER_STATE"'
+    return " --state " + _state_argument(location)
+
+
+def _state_argument(location: str) -> str:
+    """``--state``'s value for a hint, never with a secret in it: a URL with a password is named by
+    the variable that holds it when it came from one, else shown with ``***`` for the password."""
+    if "://" not in location:
+        return shlex.quote(location)
+    if os.environ.get("RECONCILER_STATE") == location:
+        return '"$RECONCILER_STATE"'
+    from reconciler.state.pgstore import parse_location
+
+    return parse_location(location).display
 
 
 def _kept(req: ApplyRequest, state: State, rendered: list[str], failed: list[str]) -> None:
@@ -235,9 +325,14 @@ def _kept(req: ApplyRequest, state: State, rendered: list[str], failed: list[str
         return
     from reconciler.gallery.command import after_apply
 
+    # --state arrives as text: a file path, or a URL the gallery cannot read (and whose password
+    # must not be printed in its "See them" line).
+    url = "://" in str(req.state_path)
     for line in after_apply(req.download_dir, lineage=state.lineage, rendered=rendered, failed=failed,
-                            state_path=req.state_path, sandbox=req.sandbox_dir is not None):
-        click.echo(line, err=True)
+                            state_path=DEFAULT_STATE if url else Path(req.state_path),
+                            sandbox=req.sandbox_dir is not None and not url):
+        if not (url and line.startswith("See them")):
+            click.echo(line, err=True)
 
 
 def _accept(req: ApplyRequest, client: Any, store: FileStateStore, state: State, observed: Observed | None) -> None:
@@ -257,6 +352,7 @@ def _accept(req: ApplyRequest, client: Any, store: FileStateStore, state: State,
 
 
 def _webhooks(req: ApplyRequest, client: Any, stack: ExitStack) -> Any:
+    from reconciler.webhook_commands import register
     from reconciler.webhooks import EVENTS, EventBoard, WebhookReceiver, parse_listen
 
     assert req.webhook_listen is not None
@@ -264,19 +360,23 @@ def _webhooks(req: ApplyRequest, client: Any, stack: ExitStack) -> Any:
     secret_box: dict[str, str] = {}
     host, port = parse_listen(req.webhook_listen)
     receiver = stack.enter_context(WebhookReceiver(host, port, lambda: secret_box.get("s"), board))
-    hook = client.create_webhook(url=req.webhook_url or receiver.url, events=list(EVENTS), name="reconciler apply")
-    stack.callback(_delete_webhook, client, hook.uuid)
+    hook, replaced = register(client, req.webhook_url or receiver.url, list(EVENTS))
+    stack.callback(_delete_webhook, client, hook.uuid, command(req, "webhooks rm"))
+    if replaced and req.fmt == "text":
+        click.echo(f"Replaced the webhook an earlier, interrupted apply left at {hook.url or receiver.url} "
+                   f"({', '.join(replaced)}).", err=True)
     if hook.secret is None:
         raise ConfigError("the platform returned no webhook secret; cannot verify deliveries")
     secret_box["s"] = hook.secret.get_secret_value()
     return board
 
 
-def _delete_webhook(client: Any, uuid: str) -> None:
+def _delete_webhook(client: Any, uuid: str, rm: str) -> None:
     try:
         client.delete_webhook(uuid)
     except ReconcilerError as exc:
-        logging.getLogger("reconciler").warning("could not remove the temporary webhook %s: %s", uuid, exc)
+        click.echo(f"Warning: could not remove the temporary webhook {uuid} ({exc.message}); '{rm} {uuid}' removes "
+                   "it, and the next apply on the same address replaces it.", err=True)
 
 
 def _hooks(req: ApplyRequest) -> Hooks:

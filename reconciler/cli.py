@@ -19,7 +19,15 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from reconciler import __version__
-from reconciler.applying import ApplyRequest, run_apply, run_plan
+from reconciler.applying import (
+    DEFAULT_SANDBOX_DIR,
+    DEFAULT_STATE,
+    SANDBOX_STATE,
+    ApplyRequest,
+    command,
+    run_apply,
+    run_plan,
+)
 from reconciler.errors import LargeChangeError, ManifestError, OverBudgetError, ReconcilerError
 from reconciler.loader import load_desired
 from reconciler.plan import CATEGORIES
@@ -30,9 +38,8 @@ from reconciler.state import open_store
 from reconciler.views import render_json, render_markdown, render_text
 
 F = TypeVar("F", bound=Callable[..., Any])
-DEFAULT_STATE = Path("state/renders.state.json")
-# The sandbox's renders do not exist on the real platform: keep their state apart.
-SANDBOX_STATE = Path("state/sandbox.state.json")
+# DEFAULT_STATE, SANDBOX_STATE (the sandbox's renders do not exist on the real platform: their
+# state is kept apart) and DEFAULT_SANDBOX_DIR live in applying, which builds hints from them.
 
 
 # Commands whose imports are heavy (the sandbox pulls in an ASGI server and video encoders):
@@ -41,6 +48,7 @@ LAZY_COMMANDS = {"sandbox": ("reconciler.sandbox.command", "sandbox_command"),
                  "state": ("reconciler.state_commands", "state_group"),
                  "import": ("reconciler.importer", "import_command"),
                  "doctor": ("reconciler.doctor", "doctor_command"),
+                 "webhooks": ("reconciler.webhook_commands", "webhooks_group"),
                  "gallery": ("reconciler.gallery.command", "gallery_command"),
                  "github": ("reconciler.github.command", "github_group"),
                  "fmt": ("reconciler.formatting", "fmt_command")}
@@ -185,7 +193,7 @@ def api_options(f: F) -> F:
     for decorator in reversed([
         click.option("--sandbox", is_flag=True,
                      help=f"Use the embedded VNTANA sandbox (state defaults to {SANDBOX_STATE})."),
-        click.option("--sandbox-dir", type=click.Path(path_type=Path), default=Path(".reconciler/sandbox"),
+        click.option("--sandbox-dir", type=click.Path(path_type=Path), default=DEFAULT_SANDBOX_DIR,
                      show_default=True, help="Where the embedded sandbox keeps its products, jobs and files."),
         click.option("--api-url", help="VNTANA API base URL (env VNTANA_API_URL)."),
         click.option("--organization", "organization_uuid", help="Organization uuid (env VNTANA_ORGANIZATION_UUID)."),
@@ -253,7 +261,7 @@ def plan(**kw: Any) -> None:
     if out is not None:
         save_plan(result, out)
         if req.fmt == "text":
-            click.echo(f"Saved the plan to {out}; run 'reconciler apply {out}' to execute exactly this plan.")
+            click.echo(f"Saved the plan to {out}; run '{command(req, 'apply')} {out}' to execute exactly this plan.")
     if detailed and result.has_changes_in(categories):
         sys.exit(2)
 
@@ -280,9 +288,11 @@ def _categories(text: str) -> set[str]:
 @click.option("--parallelism", type=click.IntRange(1, 64), default=4, show_default=True,
               help="Products polled and downloaded at once.")
 @click.option("--timeout", "product_timeout", type=click.FloatRange(min=1), default=900.0, show_default=True,
-              help="Seconds to wait for one product's results before marking it failed.")
+              help="Most seconds to wait for one product's results before marking it failed; a render the "
+                   "platform failed is given up sooner, from what the run saw (docs/apply.md, Waiting).")
 @click.option("--poll-interval", type=click.FloatRange(min=0.01), default=None,
-              help="Seconds between attachment polls (default 2; 0.5 with --sandbox; 15 with webhooks).")
+              help="Seconds between attachment polls (default 2; 0.5 with --sandbox; 5 with webhooks). "
+                   "At most --parallelism polls start per interval, shared by every product waited for.")
 @click.option("--webhook-listen", metavar="HOST:PORT",
               help="Receive signed webhook events here (polling stays the fallback).")
 @click.option("--webhook-url", help="Public URL the platform should call, if not http://HOST:PORT/webhook.")
@@ -292,16 +302,19 @@ def _categories(text: str) -> set[str]:
 @click.option("--no-color", is_flag=True)
 def apply(**kw: Any) -> None:
     """Trigger what the plan says, wait, download, hash and record. Resumes where a run died."""
-    if kw["planfile"] is not None:
+    verify, refreshing = kw["verify"], kw["refresh"] or kw["refresh_only"]
+    req = _request(kw)
+    if req.planfile is not None:
         ctx = click.get_current_context()
         given = [p.opts[0] for p in ctx.command.params if p.name in _PLAN_SHAPING
                  and ctx.get_parameter_source(p.name) is not click.core.ParameterSource.DEFAULT]
         if given:
             raise ReconcilerError(f"a saved plan is applied exactly: {', '.join(given)} shape(s) a plan",
-                                  hint="pass them to 'reconciler plan --out FILE' instead")
-    if kw["verify"] and not (kw["refresh"] or kw["refresh_only"]):
+                                  hint=f"pass them to '{command(req, 'plan')} --out FILE' instead, then "
+                                       f"'{command(req, 'apply')} FILE'")
+    if verify and not refreshing:
         raise ReconcilerError("--verify needs --refresh or --refresh-only (it re-downloads what the platform holds)")
-    run_apply(_request(kw))
+    run_apply(req)
 
 
 # Options that decide what a plan contains: meaningless (so refused) with a saved plan.

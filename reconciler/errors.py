@@ -19,6 +19,7 @@ meets them and chained with ``raise ... from exc``.
     │   ├── TransientApiError   429, 5xx, connection trouble: retry later (retry_after)
     │   └── PermanentApiError   400/403/404/422: retrying will not help
     │       └── AuthenticationError  401 even after one fresh login
+    ├── CredentialsError        the token or its role cannot do what the plan needs: the run stops
     ├── LargeChangeError        the plan trips the large-change breaker (see --allow-large)
     ├── OverBudgetError         the plan exceeds the budget (see --allow-over-budget)
     ├── DownloadError           a result could not be fetched or failed its size check
@@ -114,10 +115,10 @@ class PlanFileError(ReconcilerError):
 
 
 class StalePlanError(PlanFileError):
-    def __init__(self, moved: list[str]) -> None:
+    def __init__(self, moved: list[str], *, plan: str = "reconciler plan", apply: str = "reconciler apply") -> None:
         super().__init__(
             "saved plan is stale: " + "; ".join(moved),
-            hint="run 'reconciler plan --out FILE' again and apply the new plan",
+            hint=f"make the plan again ('{plan} --out FILE'), review it, then '{apply} FILE'",
         )
         self.moved = moved
 
@@ -157,6 +158,12 @@ class PermanentApiError(ApiError):
 
 class AuthenticationError(PermanentApiError):
     """Still 401 after one fresh login, or the login itself was refused."""
+
+
+class CredentialsError(ReconcilerError):
+    """The token is refused, or its user's role or scope may not do what the plan needs. Raised
+    before the first checkpoint when it can be seen then; mid-run it stops the run and leaves
+    every product as it was (apply says which)."""
 
 
 class LargeChangeError(ReconcilerError):

@@ -32,6 +32,25 @@ class Triggered(Event):
 
 
 @dataclass(frozen=True)
+class Unknown(Event):
+    """A render request failed in a way that leaves its outcome unknown (500/502/504, a read
+    timeout, a dropped connection): never re-sent; its products' files will tell."""
+
+    batch: int
+    request_id: str
+    products: list[str]
+    reason: str
+
+
+@dataclass(frozen=True)
+class FoundLate(Event):
+    """A retry found the results of the attempt given up earlier: recorded, not paid again."""
+
+    product: str
+    name: str | None
+
+
+@dataclass(frozen=True)
 class Waiting(Event):
     product: str
     name: str | None

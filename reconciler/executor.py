@@ -5,9 +5,24 @@ Crash safety is a property of this module, not of a hook:
   2. once the platform accepts, ``in_flight`` with the platform's time of acceptance;
   3. once every new file is downloaded and hashed, ``rendered`` with its attachments.
 Each checkpoint is one fsync'd journal line. A run killed anywhere leaves products that the
-next plan resumes (waits for) rather than triggers, so no spec is paid for twice; a product
-whose trigger may never have been sent (killed between 1 and the request) is waited for and,
-if nothing arrives within the timeout, marked failed for an explicit retry.
+next plan resumes (waits for) rather than triggers, so no spec is paid for twice.
+
+Never pay twice, when the platform fails (issue 13):
+  * a trigger whose outcome is unknown (500/502/504, read timeout, dropped connection) is never
+    re-sent: its products stay ``requested`` and are waited for like the others, which tells
+    whether it was accepted (its files appear) or most likely not (nothing within the expected
+    time, see reconciler.waiting); the latter are recorded failed, for the next plan's retry;
+  * a retry first looks at the product's files: if the results of the attempt that was given
+    up have arrived since, they are downloaded and recorded, and nothing is triggered;
+  * a credentials problem (the token refused, or a trigger refused 401/403 for its role or
+    scope) stops the run: no further trigger, the refused trigger's write-ahead records are put
+    back as they were, in-flight products stay in flight, and ``CredentialsError`` says so.
+
+Waiting holds no worker: one scheduler (the calling thread) keeps every pending product's
+next poll time and hands due polls to the pool (``--parallelism`` at once). A failed render is
+given up as soon as the platform shows it (a ``*.failed`` delivery, confirmed against the
+product's files), or, for a poller, once its files are overdue by what this run has seen
+(reconciler.waiting); ``--timeout`` is only the outer bound.
 
 Never touch what the reconciler did not make (reconciler.observed decides what it made):
   * ``--prune=delete`` deletes only the files whose uuid the state records for the product and
@@ -37,6 +52,8 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 from reconciler.errors import (
     ApiError,
+    AuthenticationError,
+    CredentialsError,
     PermanentApiError,
     ReconcilerError,
     StalePlanError,
@@ -44,16 +61,26 @@ from reconciler.errors import (
 from reconciler.events import (
     Downloaded,
     Failed,
+    FoundLate,
     Hooks,
     Pruned,
     Recorded,
     RunFinished,
     RunStarted,
     Triggered,
+    Unknown,
     Waiting,
 )
 from reconciler.fetch import fetch, safe_name
-from reconciler.observed import CREATED_SLACK, describe, foreign_renders, is_render, recorded_uuids
+from reconciler.observed import (
+    CREATED_SLACK,
+    created_at,
+    describe,
+    foreign_renders,
+    is_render,
+    recorded_uuids,
+    unfinished_since,
+)
 from reconciler.plan import Action, ActionKind, Batch, Plan
 from reconciler.state import (
     Attachment,
@@ -65,6 +92,7 @@ from reconciler.state import (
     utcnow,
 )
 from reconciler.state.model import AttachmentKind, attachment_kind
+from reconciler.waiting import Expectations, PendingRender, Scheduler, complete, job_of
 
 if TYPE_CHECKING:  # the receiver pulls in an ASGI server; only its type is needed here
     from reconciler.webhooks import EventBoard
@@ -99,8 +127,9 @@ class ApplyReport:
         return not self.failed
 
 
-def check_plan_current(plan: Plan, state: State) -> None:
-    """Refuse a saved plan whose state moved since it was made, naming what moved."""
+def check_plan_current(plan: Plan, state: State, *, again: tuple[str, str] = ("reconciler plan", "reconciler apply")) -> None:
+    """Refuse a saved plan whose state moved since it was made, naming what moved; ``again``: the
+    plan and apply commands of this run, for the hint."""
     moved = []
     if not plan.state.lineage and state.lineage:
         moved.append(f"the state was created (lineage {state.lineage}) after the plan was made")
@@ -111,7 +140,7 @@ def check_plan_current(plan: Plan, state: State) -> None:
         moved.append(f"the state's serial moved from {plan.state.serial} to {state.serial} "
                      f"({state.serial - plan.state.serial} write(s) since the plan was made)")
     if moved:
-        raise StalePlanError(moved)
+        raise StalePlanError(moved, plan=again[0], apply=again[1])
 
 
 def sync_labels(store: FileStateStore, state: State, plan: Plan) -> int:
@@ -148,9 +177,14 @@ class Executor:
         self._mutex = threading.Lock()
         self._specs: dict[str, dict[str, Any]] = {}  # spec hash → spec being rendered
         self._before: dict[str, set[str]] = {}  # product → uuids of its files just before our trigger
+        self._expect = Expectations(self.options.product_timeout, self.options.poll_interval)
+        self._scheduler = Scheduler(self._poll, self._expect, parallelism=self.options.parallelism,
+                                    interval=self.options.poll_interval)
+        self._halt: ReconcilerError | None = None  # a credentials problem: stop the run
+        self._untouched: list[str] = []  # products the halt left as they were
 
     # -- checkpoints ---------------------------------------------------------------------
-    def _checkpoint(self, product: str, record: ProductRecord) -> None:
+    def _checkpoint(self, product: str, record: ProductRecord | None) -> None:
         with self._mutex:
             self.store.checkpoint(self.state, product, record)
 
@@ -168,13 +202,24 @@ class Executor:
         self.hooks.on_event(Failed(product, rec.name if rec else None, reason))
 
     def _unfinished(self, product: str, name: str | None, reason: str) -> None:
-        """Not recorded this run, but not failed either: the state keeps it in flight."""
+        """Not recorded this run, but not failed either: the state keeps it as it was."""
         with self._mutex:
             self.report.failed[product] = reason
         self.hooks.on_event(Failed(product, name, reason))
 
+    def _stop(self, exc: ReconcilerError, *, polls: bool = True) -> None:
+        """A credentials problem: no further trigger, and with ``polls`` (the token is dead) no
+        further poll either; the run ends with ``exc``. Without ``polls`` (a trigger refused for
+        the role or scope) what is in flight is still waited for and downloaded."""
+        with self._mutex:
+            if self._halt is None:
+                self._halt = exc
+        if polls:
+            self._scheduler.stop()
+
     # -- the run -------------------------------------------------------------------------
     def run(self, plan: Plan) -> ApplyReport:
+        """Execute ``plan``; CredentialsError (after folding the journal) if the credentials fail."""
         started = time.monotonic()
         by_product = {a.product: a for a in plan.actions}
         resumes = [a for a in plan.actions if a.kind is ActionKind.RESUME]
@@ -183,19 +228,44 @@ class Executor:
         self.report.skipped = sum(1 for a in plan.actions if a.kind in (ActionKind.NOOP, ActionKind.ORPHAN))
         self.hooks.on_event(RunStarted(triggers=sum(len(b.products) for b in plan.batches), resumes=len(resumes),
                                        batches=len(plan.batches)))
-        self._prune([a for a in plan.actions if a.kind in (ActionKind.FORGET, ActionKind.DELETE)])
-        with self._mutex:
-            sync_labels(self.store, self.state, plan)
-        with ThreadPoolExecutor(max_workers=self.options.parallelism, thread_name_prefix="apply") as pool:
-            futures = [pool.submit(self._wait_and_record, a.product, resumed=True) for a in resumes]
-            for batch in plan.batches:
-                for product in self._trigger(batch, by_product):
-                    futures.append(pool.submit(self._wait_and_record, product, resumed=False))
-            for f in futures:
-                f.result()
-        self.store.write(self.state, bump=False)  # fold the journal: content already counted
-        self.report.seconds = time.monotonic() - started
+        if self.options.board is not None:
+            self.options.board.subscribe(self._scheduler.nudge)
+        try:
+            self._prune([a for a in plan.actions if a.kind in (ActionKind.FORGET, ActionKind.DELETE)])
+            with self._mutex:
+                sync_labels(self.store, self.state, plan)
+            with ThreadPoolExecutor(max_workers=self.options.parallelism, thread_name_prefix="apply") as pool:
+                for a in resumes:
+                    pending = self._resume(a.product)
+                    if pending is not None:
+                        self._scheduler.add(pending)
+                batches = iter(plan.batches)
+
+                def more() -> list[PendingRender] | None:
+                    batch = next(batches, None) if self._halt is None else None
+                    return None if batch is None else self._trigger(batch, by_product)
+
+                self._scheduler.run(pool, more)
+        finally:
+            self.store.write(self.state, bump=False)  # fold the journal: content already counted
+            self.report.seconds = time.monotonic() - started
+        if self._halt is not None:
+            raise self._halted()
         return self.report
+
+    def _halted(self) -> CredentialsError:
+        assert self._halt is not None
+        left = sorted(set(self._untouched) | set(self._scheduler.waiting()))
+        records = [self._record(p) for p in left]
+        earlier = sum(1 for r in records if r is not None and r.status in (Status.IN_FLIGHT, Status.REQUESTED))
+        detail = ""
+        if left:
+            detail = f"; {len(left)} product(s) left as they were"
+            if earlier:
+                detail += f" ({earlier} triggered earlier: the next apply waits for them and does not pay again)"
+        return CredentialsError(f"the run stopped: {self._halt.message}{detail}; {len(self.report.rendered)} "
+                                "product(s) were recorded before it stopped",
+                                hint=self._halt.hint or "check VNTANA_API_TOKEN and the user's role, then apply again")
 
     def _prune(self, actions: list[Action]) -> None:
         """Orphans: delete their renders on the platform first (``delete``), then forget them."""
@@ -220,7 +290,8 @@ class Executor:
 
         Deleted: the files whose uuid the state records and whose entityType, as listed now, is
         RENDER or TURNTABLE. Everything else is appended to ``kept``: the server may ignore the
-        entityType filter, and a PDF or a QR code on the product is not ours to delete."""
+        entityType filter, and a PDF or a QR code on the product is not ours to delete.
+        A credentials failure propagates (the run stops)."""
         ours = recorded_uuids(rec)
         try:
             for att in self.client.list_attachments(product):
@@ -233,6 +304,8 @@ class Executor:
                     if exc.status != 404:  # already gone is what we wanted
                         raise
                 deleted.append(describe(att))
+        except AuthenticationError:
+            raise
         except PermanentApiError as exc:
             if exc.status == 404 and "PRODUCT_NOT_FOUND" in exc.codes:
                 return None  # the product itself is gone: nothing left to delete
@@ -241,16 +314,23 @@ class Executor:
             return exc.message
         return None
 
-    def _preflight(self, batch: Batch, actions: dict[str, Action]) -> list[str]:
-        """The products of ``batch`` that may be triggered now; the others are reported, untouched.
+    def _preflight(self, batch: Batch, actions: dict[str, Action]) -> tuple[list[str], list[str]]:
+        """(products of ``batch`` that may be triggered now, products whose given-up attempt has
+        delivered after all); the others are reported, untouched.
 
         Lists each product's files (in parallel): render files the reconciler did not make
-        stop the trigger unless the plan says ``--replace``; the listing is kept so that the
-        wait does not take a file that was there before the trigger for a result."""
+        stop the trigger unless the plan says ``--replace``; a retry whose earlier attempt's
+        results are all there now is recorded, not paid again; the listing is kept so that
+        the wait does not take a file that was there before the trigger for a result."""
 
         def check(product: str) -> str | None:
+            if self._halt is not None:
+                return "not triggered: the run stopped"
             try:
                 listed = self.client.list_attachments(product)
+            except AuthenticationError as exc:
+                self._stop(exc)
+                return "not triggered: the run stopped"
             except PermanentApiError as exc:
                 if exc.status == 404 and "PRODUCT_NOT_FOUND" in exc.codes:
                     return None  # nothing there to protect; the trigger reports the product
@@ -259,7 +339,10 @@ class Executor:
                 return f"not triggered: could not list its files first ({exc.message})"
             with self._mutex:
                 self._before[product] = {a.uuid for a in listed}
-            foreign = foreign_renders(listed, self._record(product))
+            record = self._record(product)
+            if _late_results(listed, record, batch.spec_hash, batch.spec):
+                return LATE
+            foreign = foreign_renders(listed, record)
             if not foreign or actions[product].force:
                 return None
             names = ", ".join(describe(f) for f in foreign)
@@ -270,41 +353,76 @@ class Executor:
         with ThreadPoolExecutor(max_workers=min(self.options.parallelism, len(batch.products)),
                                 thread_name_prefix="preflight") as pool:
             verdicts = list(pool.map(check, batch.products))
-        ready = []
+        ready, late = [], []
         for product, refusal in zip(batch.products, verdicts):
             if refusal is None:
                 ready.append(product)
+            elif refusal is LATE:
+                late.append(product)
+            elif self._halt is not None:
+                with self._mutex:
+                    self._untouched.append(product)
             else:
                 self._unfinished(product, actions[product].name, refusal)
-        return ready
+        return ready, late
 
-    def _trigger(self, batch: Batch, actions: dict[str, Action]) -> list[str]:
-        products = self._preflight(batch, actions)
-        if not products:
-            return []
+    def _trigger(self, batch: Batch, actions: dict[str, Action]) -> list[PendingRender]:
+        products, late = self._preflight(batch, actions)
+        waits = []
+        for product in late:
+            rec = self._record(product)
+            assert rec is not None
+            self.hooks.on_event(FoundLate(product, rec.name))
+            with self._mutex:
+                self._before.pop(product, None)  # its results are among what was listed
+            pending = self._resume(product, found_late=True)
+            if pending is not None:
+                waits.append(pending)
+        if not products or self._halt is not None:
+            with self._mutex:
+                self._untouched.extend(products if self._halt is not None else [])
+            return waits
         request_id = str(uuidlib.uuid4())
         now = utcnow()
+        previous = {p: self._record(p) for p in products}
         for product in products:
             action = actions[product]
-            previous = self._record(product)
-            base = previous or ProductRecord(name=action.name, spec=batch.spec, spec_hash=batch.spec_hash,
-                                             status=Status.REQUESTED, updated_at=now)
+            base = previous[product] or ProductRecord(name=action.name, spec=batch.spec, spec_hash=batch.spec_hash,
+                                                      status=Status.REQUESTED, updated_at=now)
             self._checkpoint(product, base.model_copy(update={
                 "name": action.name, "status": Status.REQUESTED, "error": None, "updated_at": now,
                 "protect": bool(action.protect),
                 "request": RenderRequest(request_id=request_id, spec_hash=batch.spec_hash, requested_at=now)}))
-            if self.options.board:
-                self.options.board.clear(product)
         failpoint("after-write-ahead")
+        sent = time.monotonic()
+        sent_at = _parse_time(now)
+        if self.options.board:
+            for product in products:
+                self.options.board.expect(product, sent_at)
         try:
             result = self.client.trigger_renders(list(products), dict(batch.spec))
         except PermanentApiError as exc:
+            if isinstance(exc, AuthenticationError) or exc.status in (401, 403):
+                # Refused as a whole for the credentials (the token, its role or its scope): the
+                # platform did nothing, so the write-ahead is taken back and the run stops.
+                for product in products:
+                    self._checkpoint(product, previous[product])
+                with self._mutex:
+                    self._untouched.extend(products)
+                self._stop(CredentialsError(f"the platform refused the render request ({exc.message})",
+                                            hint=exc.hint or "check the user's role and workspace: triggering needs "
+                                                 "an Owner, Admin, Workspace Admin or Content Manager"),
+                           polls=isinstance(exc, AuthenticationError))
+                return waits
             for product in products:
                 self._fail(product, "trigger refused: " + (", ".join(exc.codes) or exc.message))
-            return []
-        except ApiError:
-            # The platform may or may not have accepted it: wait for results rather than pay twice.
-            return list(products)
+            return waits
+        except ApiError as exc:
+            # The platform may or may not have accepted it. Never re-sent (that may pay twice):
+            # the products stay ``requested`` and their files tell (reconciler.waiting).
+            why = exc.message
+            self.hooks.on_event(Unknown(batch.index, request_id, list(products), why))
+            return waits + [self._pending_for(p, sent, sent_at, unknown=why) for p in products]
         accepted_at = result.triggered_at.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
         for product in products:
             if product in result.errors:
@@ -318,77 +436,112 @@ class Executor:
         failpoint("after-trigger")
         accepted = [p for p in products if p not in result.errors]
         self.hooks.on_event(Triggered(batch.index, request_id, accepted, dict(result.errors)))
-        return accepted
+        return waits + [self._pending_for(p, sent, sent_at) for p in accepted]
 
-    def _wait_and_record(self, product: str, *, resumed: bool) -> None:
+    def _pending_for(self, product: str, sent: float, sent_at: datetime, *, unknown: str | None = None,
+                     resumed: bool = False) -> PendingRender:
+        rec = self._record(product)
+        assert rec is not None and rec.request is not None
+        since = _parse_time(rec.request.accepted_at or rec.request.requested_at) - CREATED_SLACK
+        with self._mutex:
+            old = {a.uuid for a in rec.attachments} | self._before.get(product, set())
+        self.hooks.on_event(Waiting(product, rec.name, resumed))
+        accepted = _parse_time(rec.request.accepted_at) if rec.request.accepted_at else None
+        return PendingRender(product=product, name=rec.name, started=sent, waiting_since=time.monotonic(),
+                             since=since, old=old, spec=self._spec_for(rec), resumed=resumed, unknown=unknown,
+                             accepted=accepted)
+
+    def _resume(self, product: str, *, found_late: bool = False) -> PendingRender | None:
+        """A product triggered earlier (a resume, or a given-up attempt whose files came late)."""
         rec = self._record(product)
         if rec is None or rec.request is None:
-            return
-        self.hooks.on_event(Waiting(product, rec.name, resumed))
-        try:
-            found = self._wait_for_results(product, rec)
-            if isinstance(found, str):
-                if rec.status is Status.REQUESTED:
-                    found += (" after a trigger whose outcome is unknown (the run stopped or the platform "
-                              "failed before confirming it); the next apply triggers it again")
-                self._fail(product, found)
-                return
-            attachments = self._download_all(product, found)
-        except ReconcilerError as exc:
-            if rec.status is Status.IN_FLIGHT:
-                # The platform took the trigger: the render is paid for and may be done. Keep it
-                # in flight so the next apply fetches it instead of paying again.
-                self._unfinished(product, rec.name, f"{exc.message}; still in flight, the next apply resumes it")
-            else:
-                self._fail(product, exc.message)
-            return
-        spec = self._spec_for(rec)
-        done = rec.model_copy(update={"status": Status.RENDERED, "spec": spec, "spec_hash": rec.request.spec_hash,
-                                      "attachments": attachments, "error": None, "updated_at": utcnow(),
-                                      "history": rec.superseded()})
-        self._checkpoint(product, done)
-        with self._mutex:
-            self.report.rendered.append(product)
-        self.hooks.on_event(Recorded(product, rec.name, len(attachments)))
+            return None
+        if found_late:
+            self._specs.setdefault(rec.request.spec_hash, rec.spec)
+        requested = _parse_time(rec.request.requested_at)
+        age = max(0.0, (datetime.now(timezone.utc) - requested).total_seconds())
+        unknown = ("a trigger whose outcome is unknown (the run stopped or the platform failed before confirming "
+                   "it)") if rec.status is Status.REQUESTED else None
+        pending = self._pending_for(product, time.monotonic() - age, requested, unknown=unknown, resumed=True)
+        if self.options.board:
+            self.options.board.expect(product, requested)
+        return pending
 
     def _spec_for(self, rec: ProductRecord) -> dict[str, Any]:
         assert rec.request is not None
         return self._specs.get(rec.request.spec_hash, rec.spec)
 
     # -- waiting -------------------------------------------------------------------------
-    def _wait_for_results(self, product: str, rec: ProductRecord) -> list[tuple[str, Any]] | str:
-        """Poll until the new still, MP4 (and GIF if asked) are all there; else why not.
-
-        One unfiltered search per poll serves both RENDER and TURNTABLE; entries are told
-        apart by the entityType each carries. New means: not recorded, not present before the
-        trigger (when this run sent it), and created at or after the trigger."""
-        assert rec.request is not None
-        since = _parse_time(rec.request.accepted_at or rec.request.requested_at) - CREATED_SLACK
-        with self._mutex:
-            old = {a.uuid for a in rec.attachments} | self._before.get(product, set())
-        want_gif = bool(self._spec_for(rec).get("turntable", {}).get("includeGif"))
-        deadline = time.monotonic() + self.options.product_timeout
+    def _poll(self, pending: PendingRender) -> bool:
+        """Look once at the product's files: record it, fail it, or not yet (False)."""
+        product = pending.product
+        if self._scheduler.stopped:
+            return False
+        pending.polls += 1
         board = self.options.board
-        while True:
-            mark = board.seen(product) if board else 0  # an event during the search wakes the wait
-            new = self._new(product, old, since)
-            stills = [a for a in new if _kind_of(a) == "still"]
-            mp4 = [a for a in new if _kind_of(a) == "turntable"]
-            gif = [a for a in new if _kind_of(a) == "gif"]
-            if stills and mp4 and (gif or not want_gif):
-                found = [("RENDER", stills[-1]), ("TURNTABLE", mp4[-1])]
-                if want_gif:
-                    found.append(("TURNTABLE", gif[-1]))
-                return found
-            failure = board.failure(product) if board else None
-            if failure:
-                return failure
-            if time.monotonic() >= deadline:
-                return f"no results within {self.options.product_timeout:g} s"
-            if board:
-                board.wait(product, self.options.poll_interval, since=mark)
+        try:
+            new = self._new(product, pending.old, pending.since)
+            now = time.monotonic()
+            kinds = {_kind_of(a) for a in new}
+            for job in {job_of(k) for k in kinds} - set(pending.seen):
+                pending.seen[job] = now
+                if not pending.resumed:
+                    self._expect.observe(job, _took(pending, job, new, now), pending.spec, now)
+            found = complete(new, _kind_of, pending.want_gif)
+            if found is not None:
+                self._record_results(pending, found)
+                return True
+            if board is not None:
+                for job, why in board.failures(product).items():
+                    if job in pending.seen:
+                        board.dismiss(product, job)  # its result is there: not this render's failure
+                        continue
+                    self._give_up(pending, why)
+                    return True
+            deadline, why = self._expect.deadline(pending)
+            if now >= deadline:
+                self._give_up(pending, why)
+                return True
+            return False
+        except AuthenticationError as exc:
+            self._stop(exc)
+            return False
+        except ReconcilerError as exc:
+            rec = self._record(product)
+            why = exc.message + (f" ({exc.hint})" if exc.hint else "")
+            if rec is not None and rec.status is Status.IN_FLIGHT:
+                # The platform took the trigger: the render is paid for and may be done. Keep it
+                # in flight so the next apply fetches it instead of paying again.
+                self._unfinished(product, rec.name, f"{why}; still in flight, the next apply resumes it")
             else:
-                time.sleep(self.options.poll_interval)
+                self._fail(product, why)
+            return True
+
+    def _give_up(self, pending: PendingRender, why: str) -> None:
+        if pending.unknown:
+            why += (f", after a trigger whose outcome is unknown ({pending.unknown}): most likely it was not "
+                    "accepted; the next apply looks for late results before it triggers again")
+        elif pending.resumed:
+            why += "; the next apply looks for late results before it triggers again"
+        if self.options.board:
+            self.options.board.forget(pending.product)
+        self._fail(pending.product, why)
+
+    def _record_results(self, pending: PendingRender, found: list[tuple[str, Any]]) -> None:
+        product = pending.product
+        rec = self._record(product)
+        assert rec is not None and rec.request is not None
+        attachments = self._download_all(product, found)
+        spec = self._spec_for(rec)
+        done = rec.model_copy(update={"status": Status.RENDERED, "spec": spec, "spec_hash": rec.request.spec_hash,
+                                      "attachments": attachments, "error": None, "updated_at": utcnow(),
+                                      "history": rec.superseded()})
+        self._checkpoint(product, done)
+        if self.options.board:
+            self.options.board.forget(product)
+        with self._mutex:
+            self.report.rendered.append(product)
+        self.hooks.on_event(Recorded(product, rec.name, len(attachments)))
 
     def _new(self, product: str, old: set[str], since: datetime) -> list[Any]:
         found = [a for a in self.client.list_attachments(product)
@@ -423,6 +576,35 @@ class Executor:
                            requests=int(client_stats.get("requests", 0)), retries=int(client_stats.get("retries", 0)),
                            throttled_seconds=round(float(client_stats.get("throttled_seconds", 0.0)), 3),
                            failures=dict(r.failed))
+
+
+LATE = "late results"
+"""``_preflight``'s verdict for a retry whose given-up attempt has delivered after all."""
+
+
+def _took(pending: PendingRender, job: str, new: list[Any], now: float) -> float:
+    """How long ``job`` took: on the platform's clock (its ``Date`` at the trigger to the file's
+    ``created``) when both are known, else from the trigger to now on ours."""
+    created = [c for a in new if job_of(_kind_of(a)) == job and (c := created_at(a)) is not None]
+    if pending.accepted is not None and created:
+        return (min(created) - pending.accepted).total_seconds()
+    return now - pending.started
+
+
+def _late_results(listed: list[Any], record: ProductRecord | None, spec_hash: str, spec: dict[str, Any]) -> bool:
+    """Whether a failed attempt at this very spec delivered after it was given up: its still,
+    MP4 (and GIF) are on the product, created after its trigger and not recorded. Then a retry
+    would pay for what is already there."""
+    if record is None or record.status is not Status.FAILED or record.request is None \
+            or record.request.spec_hash != spec_hash:
+        return False
+    since = unfinished_since(record)
+    if since is None:
+        return False
+    ours = recorded_uuids(record)
+    new = [a for a in listed if is_render(a.entity_type) and a.uuid not in ours
+           and (created := created_at(a)) is not None and created >= since]
+    return complete(new, _kind_of, bool(spec.get("turntable", {}).get("includeGif"))) is not None
 
 
 def _kind_of(att: Any, content_type: str | None = None) -> AttachmentKind:

@@ -28,6 +28,7 @@ import difflib
 import io
 import json
 import re
+import shlex
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -454,8 +455,9 @@ def fmt_command(paths: tuple[Path, ...], check: bool) -> None:
     if problems:
         raise ManifestError(problems)
     if check and changed:
+        again = "".join(" " + shlex.quote(str(p)) for p in paths)
         raise ReconcilerError(f"{len(changed)} manifest file(s) are not formatted",
-                              hint="run 'reconciler fmt' to rewrite them")
+                              hint=f"run 'reconciler fmt{again}' to rewrite them")
 
 
 def _write(r: Formatted) -> None:

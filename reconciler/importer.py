@@ -359,8 +359,9 @@ def import_command(products: tuple[str, ...], all_products: bool, manifests: tup
                    download_route: str | None, fmt: str) -> None:
     """Adopt renders already on the platform: infer their spec from the files, record them, trigger nothing."""
     if all_products == bool(products):
+        flag = " --sandbox" if sandbox else ""
         raise ReconcilerError("name the products to import, or pass --all (not both)",
-                              hint="reconciler import UUID... | reconciler import --all")
+                              hint=f"reconciler import{flag} UUID... | reconciler import{flag} --all")
     run_import(ImportRequest(
         products=products, all_products=all_products, manifests=list(manifests) or [Path("manifests")],
         state_path=state_path or (SANDBOX_STATE if sandbox else DEFAULT_STATE), lock_timeout=lock_timeout,

@@ -28,6 +28,7 @@ plan's cost the same way; ``recheck_budget`` does it again for a saved plan at a
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
@@ -36,6 +37,7 @@ from typing import Any
 from deepdiff import DeepDiff
 
 from reconciler._gc import gc_paused
+from reconciler.errors import ReconcilerError
 from reconciler.observed import (
     Observed,
     ObservedProduct,
@@ -95,6 +97,7 @@ def build_plan(desired: Desired, state: State, *, location: str = "", replace: I
     if unknown:
         raise PlanOptionsError("--replace names products that are not in the manifests: " + ", ".join(unknown))
     targets, excludes = list(targets), list(excludes)
+    selection = _Selection(targets, excludes)
     diffs: dict[tuple[str, str], list[FieldChange]] = {}
     actions: list[Action] = []
     waiting = 0
@@ -109,10 +112,11 @@ def build_plan(desired: Desired, state: State, *, location: str = "", replace: I
         else:
             action = _decide(want, have, uuid in forced, diffs, seen, bool(observed and observed.verified))
             action = _foreign(action, have, seen, uuid in forced)
-        if not _selected(uuid, action.name, targets, excludes):
+        if not selection.selected(uuid, action.name):
             waiting += action.kind is not ActionKind.NOOP
             continue
         actions.append(_guard(action, want, have))
+    selection.check(desired, state)
     batches = _batch(actions, desired, max_batch_size)
     plan = Plan(state=StateToken(state.lineage, state.serial, location), actions=actions, batches=batches,
                 cost=_cost(batches, desired), max_batch_size=max_batch_size, targets=targets, excludes=excludes,
@@ -124,11 +128,71 @@ def build_plan(desired: Desired, state: State, *, location: str = "", replace: I
     return plan
 
 
-def _selected(uuid: str, name: str | None, targets: list[str], excludes: list[str]) -> bool:
-    def hit(patterns: list[str]) -> bool:
-        return any(fnmatchcase(uuid, p.lower()) or (name is not None and fnmatchcase(name, p)) for p in patterns)
+class SelectionError(ReconcilerError):
+    """``--target`` / ``--exclude`` patterns that match no product: a typo must not pass as
+    "No changes" (issue 13)."""
 
-    return (not targets or hit(targets)) and not hit(excludes)
+
+class _Selection:
+    """``--target`` / ``--exclude``: uuids, or globs on the name; remembers which patterns matched."""
+
+    def __init__(self, targets: list[str], excludes: list[str]) -> None:
+        self.targets, self.excludes = targets, excludes
+        self._unmatched = {("--target", p) for p in targets} | {("--exclude", p) for p in excludes}
+
+    def _hit(self, option: str, patterns: list[str], uuid: str, name: str | None) -> bool:
+        hit = False
+        for p in patterns:
+            if fnmatchcase(uuid, p.lower()) or (name is not None and fnmatchcase(name, p)):
+                hit = True
+                self._unmatched.discard((option, p))
+                if not self._unmatched:
+                    break
+        return hit
+
+    def selected(self, uuid: str, name: str | None) -> bool:
+        chosen = not self.targets or self._hit("--target", self.targets, uuid, name)
+        excluded = bool(self.excludes) and self._hit("--exclude", self.excludes, uuid, name)
+        return chosen and not excluded
+
+    def check(self, desired: Desired, state: State) -> None:
+        """Raise SelectionError naming each pattern that matched nothing, with close names."""
+        if not self._unmatched:
+            return
+        names = {p.name for p in desired.products.values() if p.name}
+        names.update(r.name for r in state.products.values() if r.name)
+        pool = sorted(names) + sorted(desired.products.keys() | state.products.keys())
+        lines, hints = [], []
+        for option, pattern in sorted(self._unmatched, key=lambda u: (u[0] != "--target", u[1])):
+            lines.append(f"{option} {pattern!r}")
+            close = _close_names(pattern, pool)
+            if close:
+                hints.append(f"for {pattern!r} did you mean " + " or ".join(repr(c) for c in close) + "?")
+        which = "pattern matches" if len(lines) == 1 else "patterns match"
+        raise SelectionError(
+            f"the selection {', '.join(lines)}: {which} no product in the manifests or the state",
+            hint="; ".join(hints) + ("; " if hints else "") + "a pattern is a product uuid or a glob on its name "
+                 "(case-sensitive, e.g. 'Trail*'); 'reconciler validate' checks the manifests and 'reconciler state "
+                 "list' lists the recorded products")
+
+
+def _close_names(pattern: str, pool: list[str]) -> list[str]:
+    """Up to three names or uuids a mistyped pattern probably meant: a case-insensitive match
+    first, then the names whose start (or whole) is closest to the pattern's literal part."""
+    folded = [c for c in pool if fnmatchcase(c.lower(), pattern.lower())]
+    if folded:
+        return folded[:3]
+    stem = pattern.lower().strip("*?[]")
+    if not stem:
+        return []
+    scored = []
+    for c in pool:
+        low = c.lower()
+        score = max(difflib.SequenceMatcher(None, stem, low).ratio(),
+                    difflib.SequenceMatcher(None, stem, low[:len(stem)]).ratio())
+        if score >= 0.75:
+            scored.append((-score, c))
+    return [c for _, c in sorted(scored)[:3]]
 
 
 def _orphan(uuid: str, have: ProductRecord, prune: str | None, seen: ObservedProduct | None) -> Action:
@@ -207,16 +271,26 @@ def _guard(action: Action, want: ProductSpec | None, have: ProductRecord | None)
 
 
 def _tripped(plan: Plan, catalogue: int, limits: Limits) -> list[str]:
-    rerenders = sum(1 for a in plan.actions if a.kind in (ActionKind.RERENDER, ActionKind.RETRY))
+    """The limits ``plan`` exceeds. The breaker guards what users would lose: a re-render counts
+    only when it replaces or deletes renders the product has. A retry of a failed render, a
+    first render, a resume or a re-render of a product that never finished rendering loses
+    nothing, so a catalogue recovering from failures is never refused (issue 13); a retry of a
+    failed re-render was let through (or allowed) when it was first tried."""
+    rerenders = sum(1 for a in plan.actions if _replaces_renders(a))
     allowed = max(limits.rerender_floor, int(limits.rerender_share * catalogue))
     out = []
     if rerenders > allowed:
-        out.append(f"re-renders {rerenders} of {catalogue} products, more than the limit of {allowed} "
-                   f"({limits.rerender_share:.0%} of the catalogue, at least {limits.rerender_floor})")
+        out.append(f"re-renders {rerenders} of {catalogue} products, replacing their renders, more than the "
+                   f"limit of {allowed} ({limits.rerender_share:.0%} of the catalogue, at least "
+                   f"{limits.rerender_floor})")
     deleting = sum(1 for a in plan.actions if a.deletes and a.kind is not ActionKind.BLOCKED)
     if deleting > limits.max_deletes:
         out.append(f"deletes renders of {deleting} products, more than the limit of {limits.max_deletes}")
     return out
+
+
+def _replaces_renders(action: Action) -> bool:
+    return action.kind is ActionKind.RERENDER and bool(action.replaces or action.deletes)
 
 
 def _decide(want: ProductSpec, have: ProductRecord | None, forced: bool,

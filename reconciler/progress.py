@@ -20,11 +20,13 @@ from reconciler.events import (
     Downloaded,
     Event,
     Failed,
+    FoundLate,
     Pruned,
     Recorded,
     RunFinished,
     RunStarted,
     Triggered,
+    Unknown,
     Waiting,
 )
 
@@ -60,6 +62,10 @@ class LogLines:
         elif isinstance(event, Triggered):
             rejected = f", {len(event.rejected)} rejected" if event.rejected else ""
             self._say(f"batch {event.batch + 1}: {len(event.accepted)} accepted{rejected}")
+        elif isinstance(event, Unknown):
+            self._say(unknown_text(event))
+        elif isinstance(event, FoundLate):
+            self._say(f"{event.product}: {FOUND_LATE}")
         elif isinstance(event, Waiting) and event.resumed:
             self._say(f"{event.product}: resuming, waiting for the render already triggered")
         elif isinstance(event, Downloaded):
@@ -129,6 +135,11 @@ class LiveProgress:
             self._rendering.update(event.accepted)
             for product, code in event.rejected.items():
                 self.console.print(f"[red]rejected[/red] {escape(product)}: {escape(code)}", highlight=False)
+        elif isinstance(event, Unknown):
+            self._rendering.update(event.products)
+            self.console.print(unknown_text(event), highlight=False, markup=False)
+        elif isinstance(event, FoundLate):
+            self.console.print(f"{event.product} {event.name or ''}: {FOUND_LATE}", highlight=False, markup=False)
         elif isinstance(event, Waiting) and event.resumed:
             self._rendering.add(event.product)
         elif isinstance(event, Downloaded):
@@ -152,6 +163,15 @@ class LiveProgress:
             self.console.print(summary_text(event), highlight=False, markup=False)
             if event.failures:
                 self.console.print(failures_text(event), highlight=False, markup=False)
+
+
+FOUND_LATE = ("the results of its earlier attempt arrived after it was given up: downloading them, "
+              "nothing is triggered")
+
+
+def unknown_text(event: Unknown) -> str:
+    return (f"batch {event.batch + 1}: outcome unknown ({event.reason}); not sent again (it may have been "
+            f"accepted): waiting for the files of its {len(event.products)} product(s)")
 
 
 def pruned_files(event: Pruned) -> str:

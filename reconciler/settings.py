@@ -159,7 +159,8 @@ def resolve_settings(
         where = f" (or {token_env}, named by token_env in {config_path})" if token_env else ""
         raise ConfigError(
             f"no VNTANA API token: set the environment variable {TOKEN_ENV}{where}",
-            hint="create a personal access token in the VNTANA platform; never put it in a file",
+            hint=f"export {TOKEN_ENV}=<your Authentication Key> (the personal access token made in the VNTANA "
+                 "platform; never put it in a file), or add --sandbox to work against the embedded sandbox",
         )
     try:
         return ClientSettings(**values)

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 import click
 
+from reconciler.applying import state_flag
 from reconciler.cli import (
     DEFAULT_STATE,
     SANDBOX_STATE,
@@ -42,7 +43,7 @@ class NotInStateError(StateError):
 
     def __init__(self, location: str, uuids: list[str]) -> None:
         super().__init__(f"not in the state {location}: {', '.join(uuids)}",
-                         hint="'reconciler state list' shows the recorded products")
+                         hint=f"'reconciler state list{state_flag(location)}' shows the recorded products")
         self.uuids = uuids
 
 
@@ -266,7 +267,8 @@ def mv_command(state_path: Path | None, sandbox: bool, lock_timeout: float, old:
         _require(store, state, [old])
         if new in state.products:
             raise StateError(f"{new} is already in the state {store.location}; refusing to overwrite its record",
-                             hint=f"run 'reconciler state rm {new}' first if that record is obsolete")
+                             hint=f"run 'reconciler state rm{state_flag(store.location)} {new}' first if that "
+                                  "record is obsolete")
         before = state.serial
         rec = state.products.pop(old)
         state.products[new] = rec
@@ -340,8 +342,10 @@ def history_command(state_path: str | None, sandbox: bool, uuid: str | None, lim
 
 def _history_of(store: Any) -> StateHistory:
     if not isinstance(store, StateHistory):
-        raise StateError(f"{store.location} is a JSON file: it keeps no history of its own",
-                         hint="commit it and read 'git log -p' of it; a postgresql:// state keeps every serial")
+        raise StateError(f"{store.location} is a JSON file: it keeps no history of its own (only its previous "
+                         "version, as .backup)",
+                         hint=f"a postgresql:// state keeps every serial: 'reconciler state migrate {store.location} "
+                              "postgresql://HOST/DBNAME' copies it there; then pass that URL as --state")
     return store
 
 

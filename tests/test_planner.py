@@ -313,6 +313,95 @@ def test_action_effect_joins_in_plain_english() -> None:
     assert a.effect() == "replaces a; deletes b, c and d"
 
 
+# -- the large-change breaker: it guards the renders users would lose (issue 13) -------------------
+
+def _catalogue(n: int) -> list[str]:
+    return [_uuid(i) for i in range(n)]
+
+
+NEW_SPEC = {"imageWidth": 640}
+
+
+@dataclass
+class BreakerCase:
+    id: str
+    record: ProductRecord | None
+    """What the state holds for each of the 11 products that change (None: nothing)."""
+    overrides: dict[str, Any] = field(default_factory=dict)
+    """Their manifest overrides (the other 29 products are unchanged)."""
+    replace: bool = False
+    kind: ActionKind = ActionKind.RETRY
+    trips: bool = False
+
+
+BREAKER_CASES = [
+    BreakerCase("should_not_trip_on_retries_of_products_that_never_rendered",
+                record(status="failed", files=(), error="platform reported renders.failed")),
+    BreakerCase("should_not_trip_on_retries_of_failed_rerenders_already_approved",
+                record(status="failed", pending=NEW_SPEC, error="no results"), overrides=NEW_SPEC),
+    BreakerCase("should_not_trip_on_first_renders", None, kind=ActionKind.RENDER),
+    BreakerCase("should_not_trip_on_resumes", record(status="in_flight", files=()), kind=ActionKind.RESUME),
+    BreakerCase("should_not_trip_on_a_new_spec_for_products_that_never_rendered",
+                record(status="failed", files=()), overrides=NEW_SPEC, kind=ActionKind.RERENDER),
+    BreakerCase("should_not_trip_on_a_new_spec_superseding_a_trigger_that_never_finished",
+                record(status="requested", files=()), overrides=NEW_SPEC, kind=ActionKind.RERENDER),
+    BreakerCase("should_trip_on_spec_changes_that_replace_existing_renders", record(), overrides=NEW_SPEC,
+                kind=ActionKind.RERENDER, trips=True),
+    BreakerCase("should_trip_on_a_new_spec_over_the_renders_a_failed_attempt_left",
+                record(status="failed", error="x"), overrides=NEW_SPEC, kind=ActionKind.RERENDER, trips=True),
+    BreakerCase("should_trip_on_forced_rerenders_of_existing_renders", record(), replace=True,
+                kind=ActionKind.RERENDER, trips=True),
+    BreakerCase("should_trip_on_drift_rerenders_over_the_files_left", record(files=("still",)),
+                kind=ActionKind.RERENDER, trips=True),
+]
+
+
+@pytest.mark.parametrize("case", BREAKER_CASES, ids=[c.id for c in BREAKER_CASES])
+def test_breaker(case: BreakerCase) -> None:
+    from reconciler.planner import Limits
+
+    products = _catalogue(40)
+    changing = products[:11]
+    world = {u: (case.overrides if u in changing else {}) for u in products}
+    records = {u: record() for u in products[11:]}
+    if case.record is not None:
+        records.update({u: case.record for u in changing})
+    plan = build_plan(desired(world), state(records), replace=changing if case.replace else (),
+                      limits=Limits(rerender_share=0.25, rerender_floor=0))
+    assert {a.kind for a in plan.actions if a.product in changing} == {case.kind}
+    if case.trips:
+        assert plan.limits_tripped == ["re-renders 11 of 40 products, replacing their renders, more than the limit "
+                                       "of 10 (25% of the catalogue, at least 0)"]
+        assert plan.refused
+    else:
+        assert plan.limits_tripped == [] and not plan.refused
+
+
+# -- --target / --exclude ---------------------------------------------------------------------------
+
+def test_plan_should_refuse_a_target_that_matches_nothing_and_suggest_close_names() -> None:
+    from reconciler.planner import SelectionError
+
+    world = desired({P1: {}, P2: {}}, names={P1: "Court Classic", P2: "Trail Runner"})
+    with pytest.raises(SelectionError) as info:
+        build_plan(world, state({}), targets=("Cort*", "nosuch*", P1))
+    assert info.value.message == ("the selection --target 'Cort*', --target 'nosuch*': patterns match no product in "
+                                  "the manifests or the state")
+    assert info.value.hint is not None and info.value.hint.startswith("for 'Cort*' did you mean 'Court Classic'?; ")
+
+
+def test_plan_should_refuse_an_exclude_that_matches_nothing() -> None:
+    from reconciler.planner import SelectionError
+
+    with pytest.raises(SelectionError, match="--exclude 'Chiar': pattern matches no product"):
+        build_plan(desired({P1: {}}, names={P1: "Chair"}), state({}), excludes=("Chiar",))
+
+
+def test_plan_should_accept_a_target_that_matches_only_an_unchanged_or_recorded_product() -> None:
+    plan = build_plan(desired({P1: {}}), state({P1: record(), P2: record(name="Old")}), targets=(P1, "Old"))
+    assert {a.product: a.kind for a in plan.actions} == {P1: ActionKind.NOOP, P2: ActionKind.ORPHAN}
+
+
 # -- cost by preset, and budgets -----------------------------------------------------------------
 
 def desired_with_presets(products: dict[str, tuple[str | None, dict[str, Any]]]) -> Desired:

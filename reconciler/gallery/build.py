@@ -91,8 +91,11 @@ def build_gallery(req: GalleryRequest, *, built_at: str | None = None) -> Galler
     state's own errors) for what the user can fix; a broken media file only marks its card."""
     started = time.perf_counter()
     if not req.state_path.exists() and req.since_plan is None:
-        raise GalleryError(f"no state at {req.state_path}: nothing has been applied yet",
-                           hint="run 'reconciler apply' first, or pass --state FILE")
+        sandbox = req.state_path.with_name("sandbox.state.json")  # `apply --sandbox`'s, beside the default one
+        hint = (f"the sandbox's renders are recorded in {sandbox}: 'reconciler gallery --sandbox' shows them"
+                if req.state_path.name == "renders.state.json" and sandbox.exists()
+                else "run 'reconciler apply' first, or pass --state FILE")
+        raise GalleryError(f"no state at {req.state_path}: nothing has been applied yet", hint=hint)
     state = FileStateStore(req.state_path).read()
     kept = req.download_dir is not None
     downloads = req.download_dir or Path()

@@ -4,6 +4,7 @@ apply asks of the gallery: where downloads go, and what to do once a run that ke
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 
 import click
@@ -111,8 +112,8 @@ def after_apply(download_dir: Path, *, lineage: str, rendered: list[str], failed
         return [f"Warning: could not record this apply in {download_dir}: {exc.strerror}"]
     lines = [f"Renders kept in {download_dir}/ (one folder per product uuid)."]
     if not sandbox:
-        state = "" if state_path == DEFAULT_STATE else f" --state {state_path}"
-        return [*lines, (f"See them: reconciler gallery --download-dir {download_dir}{state}, then open "
+        state = "" if state_path == DEFAULT_STATE else f" --state {shlex.quote(str(state_path))}"
+        return [*lines, (f"See them: reconciler gallery --download-dir {shlex.quote(str(download_dir))}{state}, then open "
                          f"{DEFAULT_OUT / 'index.html'}")]
     try:
         report = build_gallery(GalleryRequest(state_path=state_path, out=DEFAULT_OUT, download_dir=download_dir))

@@ -285,7 +285,8 @@ class PgStateStore:
                         where = ".".join(str(p) for p in first["loc"])
                         raise StateCorruptError(
                             self.location, f"product {uuid}: {where}: {first['msg']}",
-                            hint="the database was left untouched; 'reconciler state history' shows who wrote "
+                            hint="the database was left untouched; 'reconciler state history' (with the same --state) "
+                                 "shows who wrote "
                                  "it, 'reconciler state pull --serial N' an earlier version") from exc
         return state
 
@@ -304,7 +305,7 @@ class PgStateStore:
                 "WHERE w.name = %s AND v.lineage = w.lineage AND v.serial = %s", (self.workspace, serial)).fetchone()
             if not row or row[0] is None:
                 raise StateError(f"serial {serial} is not in the history of {self.location}",
-                                 hint="'reconciler state history' lists the serials it holds")
+                                 hint="'reconciler state history' (with the same --state) lists the serials it holds")
             return self._read(conn, at_version=int(row[0]))
 
     def history(self, product: str | None = None, limit: int = 50) -> list[Version]:

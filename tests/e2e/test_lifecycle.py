@@ -132,7 +132,7 @@ def test_the_breaker_refuses_a_large_change_naming_the_limit_and_allow_large_pas
 
     refused = project.cli("plan", "--max-rerender-share", "0.5", "--out", "big.plan")
     assert refused.returncode == 1
-    assert "re-renders 3 of 5 products, more than the limit of 2" in refused.stdout
+    assert "re-renders 3 of 5 products, replacing their renders, more than the limit of 2" in refused.stdout
     assert "refusing a large change" in refused.stderr and "--allow-large" in refused.stderr
     assert not (project.root / "big.plan").exists()
     blocked = project.apply("--max-rerender-share", "0.5")
