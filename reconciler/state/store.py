@@ -41,8 +41,14 @@ class LockInfo:
             who = getpass.getuser()
         except (KeyError, OSError):  # no passwd entry in some containers
             who = str(os.getuid())
-        return cls(id=str(uuidlib.uuid4()), operation=operation, who=who, pid=os.getpid(),
-                   host=socket.gethostname(), since=utcnow())
+        return cls(
+            id=str(uuidlib.uuid4()),
+            operation=operation,
+            who=who,
+            pid=os.getpid(),
+            host=socket.gethostname(),
+            since=utcnow(),
+        )
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
