@@ -47,7 +47,6 @@ from reconciler.spec import Desired
 from reconciler.state import FileStateStore, State, open_store
 from reconciler.views import render_json, render_text
 
-
 DEFAULT_STATE = Path("state/renders.state.json")
 SANDBOX_STATE = Path("state/sandbox.state.json")
 """The sandbox's renders do not exist on the real platform: their state is kept apart."""

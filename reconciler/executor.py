@@ -46,7 +46,7 @@ import time
 import uuid as uuidlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
@@ -488,7 +488,7 @@ class Executor:
             why = exc.message
             self.hooks.on_event(Unknown(batch.index, request_id, list(products), why))
             return waits + [self._pending_for(p, sent, sent_at, unknown=why) for p in products]
-        accepted_at = result.triggered_at.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+        accepted_at = result.triggered_at.astimezone(UTC).isoformat().replace("+00:00", "Z")
         for product in products:
             if product in result.errors:
                 self._fail(product, result.errors[product])
@@ -547,7 +547,7 @@ class Executor:
         if found_late:
             self._specs.setdefault(rec.request.spec_hash, rec.spec)
         requested = _parse_time(rec.request.requested_at)
-        age = max(0.0, (datetime.now(timezone.utc) - requested).total_seconds())
+        age = max(0.0, (datetime.now(UTC) - requested).total_seconds())
         unknown = (
             (
                 "a trigger whose outcome is unknown (the run stopped or the platform failed before confirming "
@@ -748,4 +748,4 @@ def _parse_time(text: str) -> datetime:
 
 
 def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

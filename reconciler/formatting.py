@@ -47,7 +47,7 @@ from reconciler.loader import PRESET_KEYS, PRODUCT_KEYS, TOP_KEYS, TURNTABLE_KEY
 
 PRODUCT_ORDER = PRODUCT_KEYS
 # Plain in YAML 1.2 (which we read) but booleans or null to YAML 1.1 tools: quote them.
-_YAML11_SPECIAL = frozenset("y n yes no on off true false null ~".split())
+_YAML11_SPECIAL = frozenset(["y", "n", "yes", "no", "on", "off", "true", "false", "null", "~"])
 _BLOCK_SCALAR = re.compile(
     r"""^(\s*)(?:- )*(?:[^#'"\s][^#]*?:\s+|"[^"]*":\s+|'[^']*':\s+|)[|>][-+0-9]*\s*(?:#.*)?$"""
 )

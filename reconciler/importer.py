@@ -27,7 +27,7 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -281,11 +281,11 @@ def _is_gif(att: Any) -> bool:
 
 def _newest(attachments: list[Any]) -> Any | None:
     """The most recently created attachment (uuid breaks ties, so the choice is stable)."""
-    oldest = datetime.min.replace(tzinfo=timezone.utc)
+    oldest = datetime.min.replace(tzinfo=UTC)
 
     def key(a: Any) -> tuple[datetime, str]:
         created = a.created or oldest
-        return (created if created.tzinfo else created.replace(tzinfo=timezone.utc), a.uuid)
+        return (created if created.tzinfo else created.replace(tzinfo=UTC), a.uuid)
 
     return max(attachments, key=key, default=None)
 

@@ -95,7 +95,7 @@ Path_ = tuple[Any, ...]
 class _Problem:
     """A problem found on the fast path: a field path in one file, located later."""
 
-    __slots__ = ("file", "path", "message", "hint", "at_key", "related", "choices", "later")
+    __slots__ = ("at_key", "choices", "file", "hint", "later", "message", "path", "related")
 
     def __init__(
         self,
@@ -312,7 +312,7 @@ class _Layer:
     ``fields`` are the render fields it sets, ``raw`` the mapping as written (to tell a missing
     field from a misspelt one), ``path`` where it is in ``file``."""
 
-    __slots__ = ("file", "path", "fields", "raw")
+    __slots__ = ("fields", "file", "path", "raw")
 
     def __init__(
         self, file: str, path: Path_, fields: dict[str, Any], raw: dict[str, Any] | None = None
@@ -326,7 +326,7 @@ _BROKEN: Any = object()
 
 
 class _Preset:
-    __slots__ = ("file", "name", "ref", "layer")
+    __slots__ = ("file", "layer", "name", "ref")
 
     def __init__(self, file: str, name: str, ref: Any, layer: _Layer) -> None:
         self.file, self.name, self.ref, self.layer = file, name, ref, layer
@@ -335,7 +335,7 @@ class _Preset:
 class _FileDefaults:
     """The defaults of a file whose products wait for presets, and those products' resolved specs."""
 
-    __slots__ = ("name", "raw", "fields", "ref", "cache", "layers", "resolved")
+    __slots__ = ("cache", "fields", "layers", "name", "raw", "ref", "resolved")
 
     def __init__(self, name: str, raw: dict[str, Any], ref: Any = None) -> None:
         self.name, self.raw, self.ref = name, raw, ref
@@ -348,7 +348,7 @@ class _FileDefaults:
 class _Waiting:
     """A product that names a preset, or whose file's defaults do: resolved once every file is read."""
 
-    __slots__ = ("defaults", "here", "overrides", "ref", "uuid", "label", "protect")
+    __slots__ = ("defaults", "here", "label", "overrides", "protect", "ref", "uuid")
 
     def __init__(
         self,

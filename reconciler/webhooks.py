@@ -29,7 +29,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import uvicorn
@@ -71,7 +71,7 @@ def parse_timestamp(timestamp: str) -> datetime | None:
         sent = datetime.fromisoformat(timestamp.strip().replace("Z", "+00:00"))
     except ValueError:
         return None
-    return sent if sent.tzinfo else sent.replace(tzinfo=timezone.utc)
+    return sent if sent.tzinfo else sent.replace(tzinfo=UTC)
 
 
 def check_headers(

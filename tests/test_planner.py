@@ -573,7 +573,7 @@ def test_breaker(case: BreakerCase) -> None:
     world = {u: (case.overrides if u in changing else {}) for u in products}
     records = {u: record() for u in products[11:]}
     if case.record is not None:
-        records.update({u: case.record for u in changing})
+        records.update(dict.fromkeys(changing, case.record))
     plan = build_plan(
         desired(world),
         state(records),

@@ -6,8 +6,8 @@ import json
 import re
 
 from reconciler.plan import Plan
-from reconciler.spec import Desired
 from reconciler.planner import build_plan
+from reconciler.spec import Desired
 from reconciler.views import MARKDOWN_BUDGET, render_json, render_markdown, render_text
 from tests.test_planner import P1, P2, P3, P4, WEBP_NO_GIF, desired, record, state
 

@@ -6,7 +6,7 @@ Times are plain numbers on one monotonic clock; nothing here sleeps or talks to 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -33,7 +33,7 @@ def pending(
         name=None,
         started=started,
         waiting_since=started if waiting_since is None else waiting_since,
-        since=datetime(2026, 1, 1, tzinfo=timezone.utc),
+        since=datetime(2026, 1, 1, tzinfo=UTC),
         old=set(),
         spec=spec or SMALL,
         seen=seen or {},

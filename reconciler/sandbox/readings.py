@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 # switch -> its values, the default first.
@@ -167,7 +167,7 @@ class Readings:
     # -- behaviour helpers the routes share -------------------------------------
     def time(self, ts: float, *, precision: str = "milliseconds") -> str:
         """A ``created``/``updated`` value: ISO 8601 in UTC, zone-less or with ``Z``."""
-        text = datetime.fromtimestamp(ts, tz=timezone.utc).replace(tzinfo=None).isoformat(timespec=precision)
+        text = datetime.fromtimestamp(ts, tz=UTC).replace(tzinfo=None).isoformat(timespec=precision)
         return text if self.timestamps == "zoneless" else text + "Z"
 
     @property

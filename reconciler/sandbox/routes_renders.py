@@ -27,8 +27,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from reconciler.sandbox import media
-from reconciler.sandbox.config import SandboxConfig
 from reconciler.sandbox.catalog import has_asset
+from reconciler.sandbox.config import SandboxConfig
 from reconciler.sandbox.envelope import (
     ApiError,
     Principal,

@@ -78,7 +78,7 @@ def signature(secret: bytes, *fields: str) -> str:
     return hmac.new(secret, "\n".join(fields).encode(), hashlib.sha256).hexdigest()
 
 
-def parse_range(header: str | None, size: int) -> tuple[int, int] | None | str:
+def parse_range(header: str | None, size: int) -> tuple[int, int] | str | None:
     """(first, last) of a single byte range, None to send everything, "416" if unsatisfiable."""
     if not header or not header.startswith("bytes=") or "," in header:
         return None

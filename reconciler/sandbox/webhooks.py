@@ -32,7 +32,7 @@ import time
 import uuid as uuidlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -70,7 +70,7 @@ EVENTS_BY_UUID = {e["uuid"]: e for e in EVENTS_BY_NAME.values()}
 
 def timestamp_now() -> str:
     """The ``X-TIMESTAMP`` value: UTC ISO 8601 with milliseconds."""
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:

@@ -37,7 +37,7 @@ import uuid as uuidlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -141,7 +141,7 @@ def parse_location(url: str) -> PgLocation:
 def _utc(value: datetime | None) -> str:
     if value is None:
         return ""
-    return value.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return value.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 # -- the store -----------------------------------------------------------------------------------

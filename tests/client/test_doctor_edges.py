@@ -5,8 +5,8 @@ every reading the sandbox offers and the exit codes through the CLI."""
 
 from __future__ import annotations
 
-from email.utils import format_datetime
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 
 import httpx
 

@@ -142,7 +142,7 @@ def test_the_breaker_refuses_a_large_change_naming_the_limit_and_allow_large_pas
     many = list(PRODUCTS.values())
     project.write_manifest(manifest(many))
     assert project.apply().returncode == 0
-    project.write_manifest(manifest(many, overrides={u: "imageFormat: JPG" for u in many[:3]}))
+    project.write_manifest(manifest(many, overrides=dict.fromkeys(many[:3], "imageFormat: JPG")))
     assert project.cli("plan").returncode == 0, "3 of 5 stays under the default floor of 10 products"
 
     refused = project.cli("plan", "--max-rerender-share", "0.5", "--out", "big.plan")

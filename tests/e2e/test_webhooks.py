@@ -9,7 +9,7 @@ import select
 import signal
 import socket
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +68,7 @@ def delivery(secret: str, product: str, event: str, sent: datetime) -> tuple[byt
         },
         separators=(",", ":"),
     ).encode()
-    stamp = sent.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    stamp = sent.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     return body, {
         "X-TIMESTAMP": stamp,
         "X-VNTANA-SIGNATURE": sign(secret, stamp, body),
@@ -107,9 +107,7 @@ def test_a_replayed_failure_event_neither_fails_the_render_nor_makes_the_next_ap
         wait_for(lambda: project.triggers(TRAIL) == 1, timeout=30)
         # A validly signed renders.failed for TRAIL, 60 s old: inside the 5-minute window, but sent
         # before this render was triggered (a replay of an earlier delivery).
-        body, headers = delivery(
-            secret, TRAIL, "renders.failed", datetime.now(timezone.utc) - timedelta(seconds=60)
-        )
+        body, headers = delivery(secret, TRAIL, "renders.failed", datetime.now(UTC) - timedelta(seconds=60))
         first = httpx.post(url, content=body, headers=headers)
         again = httpx.post(url, content=body, headers=headers)
         assert (first.status_code, first.json()) == (
@@ -126,7 +124,7 @@ def test_a_replayed_failure_event_neither_fails_the_render_nor_makes_the_next_ap
             wait_for(
                 lambda: any(a.entity_type == "RENDER" for a in client.list_attachments(TRAIL)), timeout=30
             )
-        body, headers = delivery(secret, TRAIL, "renders.failed", datetime.now(timezone.utc))
+        body, headers = delivery(secret, TRAIL, "renders.failed", datetime.now(UTC))
         fresh = httpx.post(url, content=body, headers=headers)
         assert (fresh.status_code, fresh.json()) == (200, {"accepted": True})
         out, err = run.communicate(timeout=90)
@@ -166,9 +164,7 @@ def test_an_oversized_body_is_refused_before_it_is_read_and_costs_no_memory(slow
         unsigned = _raw_post(port, {"Content-Length": str(300 << 20)}, send=1 << 20)
         assert unsigned.startswith(b"HTTP/1.1 401"), unsigned[:200]
         # Headers that pass, 300 MB declared: refused from Content-Length, body unread.
-        _, headers = delivery(
-            hook.secret.get_secret_value(), TRAIL, "renders.completed", datetime.now(timezone.utc)
-        )
+        _, headers = delivery(hook.secret.get_secret_value(), TRAIL, "renders.completed", datetime.now(UTC))
         declared = _raw_post(port, {**headers, "Content-Length": str(300 << 20)}, send=1 << 20)
         assert declared.startswith(b"HTTP/1.1 413"), declared[:200]
         # Chunked, no length: read up to the cap, then refused.

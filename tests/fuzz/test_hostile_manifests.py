@@ -22,11 +22,11 @@ from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
 from tests.fuzz.corpus import (
-    A,
-    B,
     DEFAULTS,
     HOSTILE_MANIFESTS,
     VALID,
+    A,
+    B,
     Batch,
     _deep_flow,
     _laughs,

@@ -9,6 +9,7 @@ from pathlib import Path
 from ruamel.yaml import YAML
 
 from reconciler.sandbox import media
+
 from .helpers import SHOE, Api
 
 SEED = json.loads((Path(__file__).resolve().parents[2] / "reconciler" / "sandbox" / "seed.json").read_text())

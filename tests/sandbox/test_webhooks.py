@@ -7,7 +7,7 @@ import hmac
 import json
 import time
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -221,7 +221,7 @@ def test_deliveries_are_signed_and_carry_the_documented_payload(fresh_api: Api, 
         assert not _verify(hook["secret"] + "x", delivery)
         assert not _verify("wrong-secret", delivery)
         sent = datetime.fromisoformat(delivery["headers"]["X-TIMESTAMP"].replace("Z", "+00:00"))
-        assert sent.tzinfo is not None and abs((datetime.now(timezone.utc) - sent).total_seconds()) < 30
+        assert sent.tzinfo is not None and abs((datetime.now(UTC) - sent).total_seconds()) < 30
         payload = json.loads(delivery["body"])
         assert set(payload) == {"event", "organization", "product", "client"}
         assert payload["organization"] == {"uuid": fresh_api.sandbox.organization_uuid}

@@ -32,8 +32,8 @@ from reconciler.state import (
     RenderRequest,
     State,
     Status,
+    open_store,
 )
-from reconciler.state import open_store
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -475,6 +475,5 @@ def test_force_unlock_when_nothing_is_locked(store: FileStateStore) -> None:
 def test_lock_is_reentrant_for_nobody_else_in_the_same_process(store: FileStateStore) -> None:
     """Two stores on one file in one process exclude each other too (is_singleton=False)."""
     other = FileStateStore(store.path)
-    with store.lock("apply"):
-        with pytest.raises(StateLockedError), other.lock("apply"):
-            pass
+    with store.lock("apply"), pytest.raises(StateLockedError), other.lock("apply"):
+        pass
