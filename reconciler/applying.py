@@ -29,6 +29,7 @@ from reconciler.errors import (
     OverBudgetError,
     PlanFileError,
     ReconcilerError,
+    RunInterruptedError,
 )
 from reconciler.events import Hooks
 from reconciler.loader import load_desired
@@ -45,6 +46,7 @@ from reconciler.settings import (
 )
 from reconciler.spec import Desired
 from reconciler.state import FileStateStore, State, open_store
+from reconciler.stopping import StopSignals, stop_signals
 from reconciler.views import render_json, render_text
 
 DEFAULT_STATE = Path("state/renders.state.json")
@@ -86,6 +88,8 @@ class ApplyRequest:
     webhook_listen: str | None = None
     webhook_url: str | None = None
     download_dir: Path | None = None
+    wait: bool = True
+    """False: ``apply --no-wait``, trigger and checkpoint, then exit; ``collect`` waits later."""
     fmt: str = "text"
     colour: bool = False
     verbose: bool = False
@@ -122,6 +126,7 @@ def run_apply(req: ApplyRequest) -> None:
         _check_plan_target(load_plan(req.planfile), req, store)  # before asking for a token
     with ExitStack() as stack:
         client = _client(req, stack)
+        stops = stack.enter_context(stop_signals())
         with store.lock("apply", timeout=req.lock_timeout):
             state = store.fold()
             if req.planfile is not None:
@@ -155,7 +160,49 @@ def run_apply(req: ApplyRequest) -> None:
             )
             if req.planfile is None:
                 _confirm(req)
-            _execute(plan, store, state, client, req, stack)
+            _execute(plan, store, state, client, req, stack, stops)
+
+
+def run_collect(req: ApplyRequest) -> None:
+    """``reconciler collect``: wait for every product in flight and record it; trigger nothing.
+
+    Needs no manifests: the write-ahead record keeps the spec each trigger asked for (the
+    manifests, when there, serve records of an older reconciler that did not)."""
+    from reconciler.credentials import check_credentials
+    from reconciler.gallery.command import resolve_download_dir
+    from reconciler.inflight import collect_plan
+
+    sandbox = req.sandbox_dir is not None
+    config = None if sandbox else req.config_path or find_config_file(Path.cwd())
+    req = replace(
+        req, download_dir=resolve_download_dir(req.download_dir, sandbox=sandbox, config_path=config)
+    )
+    store = open_store(req.state_path)
+    desired = load_desired(req.manifests) if any(p.exists() for p in req.manifests) else None
+    with ExitStack() as stack:
+        client = _client(req, stack)
+        stops = stack.enter_context(stop_signals())
+        with store.lock("collect", timeout=req.lock_timeout):
+            state = store.fold()
+            plan, unknown = collect_plan(state, store.location, desired)
+            for product in unknown:
+                click.echo(
+                    f"{product}: in flight, but its trigger's spec is not on record (an older reconciler "
+                    f"wrote it) nor in the manifests: '{command(req, 'apply')}' with the manifests that "
+                    "triggered it resumes it",
+                    err=True,
+                )
+            if not plan.actions:
+                if req.fmt == "text":
+                    click.echo("Nothing in flight: nothing to collect.")
+                return
+            if req.fmt == "text":
+                click.echo(
+                    f"Collecting {len(plan.actions)} product(s) in flight: waiting for their renders and "
+                    "recording them; nothing is triggered."
+                )
+            check_credentials(client, writes=False)
+            _execute(plan, store, state, client, req, stack, stops)
 
 
 def _check_plan_target(plan: Plan, req: ApplyRequest, store: Any) -> None:
@@ -299,9 +346,23 @@ def _confirm(req: ApplyRequest) -> None:
 
 
 def _execute(
-    plan: Plan, store: FileStateStore, state: State, client: Any, req: ApplyRequest, stack: ExitStack
+    plan: Plan,
+    store: FileStateStore,
+    state: State,
+    client: Any,
+    req: ApplyRequest,
+    stack: ExitStack,
+    stops: StopSignals | None = None,
 ) -> None:
     from reconciler.executor import ApplyOptions, Executor
+
+    if stops is not None and stops.received:
+        raise RunInterruptedError(
+            f"stopped by {stops.received} before anything was triggered",
+            in_flight=[],
+            not_triggered=[],
+            hint=f"run '{command(req, 'apply')}' again",
+        )
 
     hooks = _hooks(req)
     board = _webhooks(req, client, stack) if req.webhook_listen else None
@@ -314,13 +375,28 @@ def _execute(
         poll_interval=req.poll_interval or default_interval,
         download_dir=req.download_dir,
         board=board,
+        wait=req.wait,
     )
     executor = Executor(client, store, state, hooks, options)
+    if stops is not None:
+        stops.attach(executor.interrupt)
     try:
         report = executor.run(plan)
+    except RunInterruptedError as exc:
+        exc.hint = _continue_hint(req, exc.in_flight, exc.not_triggered)
+        raise
     finally:
+        if stops is not None:
+            stops.detach()
         hooks.on_event(executor.finish(client.stats.snapshot().as_dict()))
     _kept(req, state, report.rendered, list(report.failed))
+    if report.in_flight and req.fmt == "text":
+        why = "not waited for (--no-wait)" if not req.wait else "not recorded"
+        click.echo(
+            f"{len(report.in_flight)} product(s) in flight: triggered and checkpointed, {why}. "
+            f"'{command(req, 'collect')}' waits for them and records them without paying again "
+            f"(so does the next '{command(req, 'apply')}'); '{command(req, 'status')}' lists them."
+        )
     if board is not None and req.fmt == "text":
         click.echo(
             f"Webhook deliveries: {board.accepted} accepted, {board.duplicates} repeated, {board.ignored} "
@@ -332,6 +408,22 @@ def _execute(
             f"{len(report.failed)} product(s) failed; run '{command(req, 'plan')}' to see what "
             "the next apply does with them (failed ones are retried, in-flight ones resumed)"
         )
+
+
+def _continue_hint(req: ApplyRequest, in_flight: list[str], not_triggered: list[str]) -> str:
+    """How to continue after a signal stopped the run: collect what is paid for, apply the rest."""
+    parts = []
+    if in_flight:
+        parts.append(
+            f"'{command(req, 'collect')}' waits for the {len(in_flight)} product(s) in flight and records "
+            "them without paying again"
+        )
+    if not_triggered or not in_flight:
+        parts.append(
+            f"'{command(req, 'apply')}' "
+            + ("does that too and triggers the rest" if in_flight else "continues where this run stopped")
+        )
+    return "; ".join(parts)
 
 
 def command(req: ApplyRequest, verb: str) -> str:

@@ -2,7 +2,8 @@
 
 Exit codes, decided only here: 0 success; 1 error (user mistakes included, never a
 traceback); with ``plan --detailed-exitcode``, 2 means "changes present" (Terraform's
-convention). Usage errors also exit 1, so 2 keeps that single meaning.
+convention). Usage errors also exit 1, so 2 keeps that single meaning. 3: apply or collect
+was stopped by SIGTERM/SIGINT, everything checkpointed (RunInterruptedError).
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ LAZY_COMMANDS = {
     "gallery": ("reconciler.gallery.command", "gallery_command"),
     "github": ("reconciler.github.command", "github_group"),
     "fmt": ("reconciler.formatting", "fmt_command"),
+    "collect": ("reconciler.run_commands", "collect_command"),
+    "status": ("reconciler.run_commands", "status_command"),
 }
 
 
@@ -85,7 +88,7 @@ class ReconcilerGroup(click.Group):
             # Python from failing again while it flushes stdout at exit.
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             sys.exit(141)
-        except Exception:  # noqa: BLE001 - the one place that turns bugs into a report
+        except Exception:
             click.echo(traceback.format_exc(), err=True)
             click.echo(
                 "Internal error: this is a bug in reconciler; please report it with the trace above.",
@@ -462,6 +465,13 @@ def _categories(text: str) -> set[str]:
     "--download-dir", type=click.Path(path_type=Path, file_okay=False), help="Keep the files, by product."
 )
 @click.option(
+    "--no-wait",
+    "no_wait",
+    is_flag=True,
+    help="Trigger and checkpoint, then exit 0 with what is in flight; 'reconciler collect' (or the "
+    "next apply) waits for it and records it without paying again.",
+)
+@click.option(
     "--format",
     "fmt",
     type=click.Choice(["text", "json"]),
@@ -473,7 +483,7 @@ def _categories(text: str) -> set[str]:
 def apply(**kw: Any) -> None:
     """Trigger what the plan says, wait, download, hash and record. Resumes where a run died."""
     verify, refreshing = kw["verify"], kw["refresh"] or kw["refresh_only"]
-    req = _request(kw)
+    req = _request(kw, wait=not kw.pop("no_wait"))
     if req.planfile is not None:
         ctx = click.get_current_context()
         given = [

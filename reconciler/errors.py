@@ -23,7 +23,9 @@ meets them and chained with ``raise ... from exc``.
     ├── LargeChangeError        the plan trips the large-change breaker (see --allow-large)
     ├── OverBudgetError         the plan exceeds the budget (see --allow-over-budget)
     ├── DownloadError           a result could not be fetched or failed its size check
-    └── ApplyFailedError        the run finished but some products failed
+    ├── ApplyFailedError        the run finished but some products failed
+    ├── RunInterruptedError     SIGTERM/SIGINT stopped apply or collect, checkpointed (exit 3)
+    └── WorkspaceError          a manifest's workspace: names no workspace of the organization
 """
 
 from __future__ import annotations
@@ -202,3 +204,22 @@ class DownloadError(ReconcilerError):
 
 class ApplyFailedError(ReconcilerError):
     """Apply finished, but some products failed; they are retried by the next plan."""
+
+
+class RunInterruptedError(ReconcilerError):
+    """SIGTERM or SIGINT (a CI job's time limit, a cancel, Ctrl-C) stopped apply or collect: no
+    further trigger, what was under way checkpointed, the lock released. Exit 3, so a CI step can
+    tell "stopped, continue later" from a failure (docs/apply.md, "Runs that outlive a CI job")."""
+
+    exit_code = 3
+
+    def __init__(
+        self, message: str, *, in_flight: list[str], not_triggered: list[str], hint: str | None = None
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.in_flight = in_flight
+        self.not_triggered = not_triggered
+
+
+class WorkspaceError(ReconcilerError):
+    """A manifest's ``workspace:`` names no workspace of the organization (or cannot be used)."""

@@ -186,12 +186,26 @@ def render_text(plan: Plan, *, colour: bool = False, show_noop: bool = False) ->
                 f"  {r.frames:>{fw},} frames  {number(r.video_seconds)} s of video"
             )
     lines.append(bold(summary_line(plan)))
+    pending = in_flight_text(plan)
+    if pending:
+        lines.append(pending)
     if plan.limits_tripped:
         lines.append(paint("31", limits_text(plan)))
     budget = budget_text(plan)
     if budget:
         lines.append(paint("31", budget) if plan.over_budget else budget)
     return "\n".join(lines) + "\n"
+
+
+def in_flight_text(plan: Plan) -> str:
+    """A line on the products in flight (triggered earlier, paid for), if any."""
+    resumes = sum(1 for a in plan.actions if a.kind is ActionKind.RESUME)
+    if not resumes:
+        return ""
+    return (
+        f"{resumes} product(s) in flight: triggered earlier and paid for; apply waits for them, "
+        "'reconciler collect' records them without triggering anything, 'reconciler status' shows their age."
+    )
 
 
 _ONE_LINE = json.JSONEncoder(ensure_ascii=False)
