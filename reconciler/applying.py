@@ -105,6 +105,8 @@ def run_plan(req: ApplyRequest) -> Plan:
         return _plan(req, store, state, None, desired)
     with ExitStack() as stack:
         client = _client(req, stack)
+        named = {u: p.workspace for u, p in desired.products.items()}
+        client, _ = _in_workspaces(client, state, desired.workspaces, named)
         return _plan(req, store, state, _observe(req, client, state, desired), desired)
 
 
@@ -135,13 +137,19 @@ def run_apply(req: ApplyRequest) -> None:
                 if plan.limits_tripped and not (plan.allow_large or req.allow_large):
                     raise LargeChangeError(plan.limits_tripped)
                 recheck_budget(plan, _budget(req), allow=req.allow_over_budget)
+                client, plan = _in_workspaces(
+                    client, state, plan.workspaces, {a.product: a.workspace for a in plan.actions}, plan
+                )
             else:
                 desired = load_desired(req.manifests)
+                named = {u: p.workspace for u, p in desired.products.items()}
+                client, _ = _in_workspaces(client, state, desired.workspaces, named)
                 observed = _observe(req, client, state, desired) if req.refresh or req.refresh_only else None
                 if req.refresh_only:
                     _accept(req, client, store, state, observed)
                     return
                 plan = _plan(req, store, state, observed, desired)
+                plan = _resolved(plan, client)
             _show(plan, req)
             if plan.refused:
                 raise LargeChangeError(plan.limits_tripped)
@@ -155,9 +163,9 @@ def run_apply(req: ApplyRequest) -> None:
                 _kept(req, state, [], [])
                 return
             # Before the first checkpoint: a token or role that cannot do this stops here (issue 13).
-            check_credentials(
-                client, writes=bool(plan.batches) or any(a.kind is ActionKind.DELETE for a in plan.actions)
-            )
+            writes = bool(plan.batches) or any(a.kind is ActionKind.DELETE for a in plan.actions)
+            for each in _clients_of(client, plan):
+                check_credentials(each, writes=writes)
             if req.planfile is None:
                 _confirm(req)
             _execute(plan, store, state, client, req, stack, stops)
@@ -185,6 +193,7 @@ def run_collect(req: ApplyRequest) -> None:
         with store.lock("collect", timeout=req.lock_timeout):
             state = store.fold()
             plan, unknown = collect_plan(state, store.location, desired)
+            client, _ = _in_workspaces(client, state, {}, {})
             for product in unknown:
                 click.echo(
                     f"{product}: in flight, but its trigger's spec is not on record (an older reconciler "
@@ -201,8 +210,58 @@ def run_collect(req: ApplyRequest) -> None:
                     f"Collecting {len(plan.actions)} product(s) in flight: waiting for their renders and "
                     "recording them; nothing is triggered."
                 )
-            check_credentials(client, writes=False)
+            for each in _clients_of(client, plan):
+                check_credentials(each, writes=False)
             _execute(plan, store, state, client, req, stack, stops)
+
+
+def _in_workspaces(
+    client: Any,
+    state: State,
+    named: dict[str, str],
+    wanted: dict[str, str | None],
+    plan: Plan | None = None,
+) -> tuple[Any, Plan | None]:
+    """The client to run with when products live in several workspaces (manifests for teams):
+    each product's calls go to its workspace; else ``client`` itself, unchanged.
+
+    ``named``: the manifests' ``workspace:`` values → where each is written (resolved to uuids,
+    or a WorkspaceError naming the place); ``wanted``: product → its value (None: the configured
+    workspace). A product of the state the manifests do not name (an orphan, one in flight for
+    ``collect``) goes to the workspace its record names. ``plan``'s batches get the uuids."""
+    from reconciler.client.workspaces import WorkspaceClients, resolve_workspaces
+
+    recorded = {u: r.workspace for u, r in state.products.items() if r.workspace}
+    if not named and not recorded:
+        return client, plan
+    uuids = resolve_workspaces(client, named)
+    of = {u: w for u, w in recorded.items() if u not in wanted}
+    of.update({u: uuids[v] for u, v in wanted.items() if v is not None})
+    router = WorkspaceClients(client, of)
+    return router, None if plan is None else _resolved(plan, router)
+
+
+def _resolved(plan: Plan, client: Any) -> Plan:
+    """``plan`` with each batch's workspace as a uuid (what the write-ahead record keeps)."""
+    from reconciler.client.workspaces import WorkspaceClients
+
+    if not isinstance(client, WorkspaceClients) or not any(b.workspace for b in plan.batches):
+        return plan
+    batches = [
+        replace(b, workspace=client.workspace_of(b.products[0])) if b.workspace else b for b in plan.batches
+    ]
+    return replace(plan, batches=batches)
+
+
+def _clients_of(client: Any, plan: Plan) -> list[Any]:
+    """The clients a run uses: one per workspace its products live in, and the configured one
+    when some product uses it (each is checked before the first checkpoint)."""
+    from reconciler.client.workspaces import WorkspaceClients
+
+    if not isinstance(client, WorkspaceClients):
+        return [client]
+    products = [a.product for a in plan.actions if a.kind is not ActionKind.NOOP]
+    return client.clients_for(products)
 
 
 def _check_plan_target(plan: Plan, req: ApplyRequest, store: Any) -> None:

@@ -500,6 +500,7 @@ class Executor:
                         "error": None,
                         "updated_at": now,
                         "protect": bool(action.protect),
+                        "workspace": batch.workspace,
                         "request": RenderRequest(
                             request_id=request_id,
                             spec_hash=batch.spec_hash,

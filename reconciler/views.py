@@ -169,7 +169,8 @@ def render_text(plan: Plan, *, colour: bool = False, show_noop: bool = False) ->
     if plan.batches:
         lines.append(f"Batches: {len(plan.batches)} request(s), at most {plan.max_batch_size} products each")
         for b in plan.batches:
-            lines.append(f"  #{b.index + 1}: {len(b.products)} product(s), {spec_summary(b.spec)}")
+            where = f" in workspace {b.workspace}" if b.workspace else ""
+            lines.append(f"  #{b.index + 1}: {len(b.products)} product(s){where}, {spec_summary(b.spec)}")
         lines.append("")
     lines.append(cost_line(plan))
     presets = _named_presets(plan)

@@ -128,9 +128,10 @@ class VntanaClient:
         http_client: httpx.Client | None = None,
         retry_policy: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        _parent: VntanaClient | None = None,
     ) -> None:
         """``transport`` or a ready ``http_client`` may be injected (not both); the client
-        closes only an ``httpx.Client`` it created itself."""
+        closes only an ``httpx.Client`` it created itself. ``_parent``: see ``for_workspace``."""
         if transport is not None and http_client is not None:
             raise ValueError("pass either transport or http_client, not both")
         self._owns_http = http_client is None
@@ -141,20 +142,32 @@ class VntanaClient:
             # executor's --parallelism; a second cap here would only add PoolTimeouts.
             limits=httpx.Limits(max_connections=None, max_keepalive_connections=32),
         )
-        self.stats = ClientStats()
+        self.stats = _parent.stats if _parent else ClientStats()
         """Counters for the run summary; ``client.stats.snapshot()`` reads them."""
         policy = retry_policy or RetryPolicy(
             max_attempts=settings.max_attempts, max_elapsed=settings.max_elapsed
         )
-        limiter = Limiter(
-            max_concurrency=settings.max_concurrency,
-            requests_per_second=settings.requests_per_second,
-            stats=self.stats,
-            sleep=sleep,
+        limiter = (
+            _parent._limiter
+            if _parent
+            else Limiter(
+                max_concurrency=settings.max_concurrency,
+                requests_per_second=settings.requests_per_second,
+                stats=self.stats,
+                sleep=sleep,
+            )
         )
+        self._limiter, self._policy, self._sleep = limiter, policy, sleep
         self._session = Session(
-            settings, self._http, limiter=limiter, stats=self.stats, policy=policy, sleep=sleep
+            settings,
+            self._http,
+            limiter=limiter,
+            stats=self.stats,
+            policy=policy,
+            sleep=sleep,
+            parent=_parent._session if _parent else None,
         )
+        self._workspace_clients: dict[str, VntanaClient] = {}
         self.settings = settings
         self._lock = threading.Lock()
         self._route: str | None = None if settings.download_route == "auto" else settings.download_route
@@ -192,6 +205,31 @@ class VntanaClient:
             self.login()
         assert self._session.organization_uuid is not None
         return self._session.organization_uuid
+
+    def for_workspace(self, workspace: str | None) -> VntanaClient:
+        """A client of workspace ``workspace`` (uuid; None: the organization, no workspace step) of
+        the same organization, for manifests that name one: its requests go with a token of that workspace, its triggers name it. It
+        shares this client's connections, rate limit and counters, and its login: the
+        organization token is taken from this one for the workspace step (skipped for Owners and
+        Admins), so no second login with the personal access token revokes this one's token."""
+        if workspace == self.settings.client_uuid:
+            return self
+        key = workspace or ""
+        with self._lock:
+            found = self._workspace_clients.get(key)
+            if found is None:
+                settings = self.settings.model_copy(update={"client_uuid": workspace})
+                found = VntanaClient(
+                    settings,
+                    http_client=self._http,
+                    retry_policy=self._policy,
+                    sleep=self._sleep,
+                    _parent=self,
+                )
+                if self._route is not None:
+                    found._route = self._route
+                self._workspace_clients[key] = found
+            return found
 
     def login(self) -> None:
         """Log in now rather than on the first call (to fail early on a bad token)."""
