@@ -46,7 +46,7 @@ from reconciler.settings import (
 )
 from reconciler.spec import Desired
 from reconciler.state import FileStateStore, State, open_store
-from reconciler.stopping import StopSignals, stop_signals
+from reconciler.stopping import stop_signals
 from reconciler.views import render_json, render_text
 
 DEFAULT_STATE = Path("state/renders.state.json")
@@ -128,7 +128,6 @@ def run_apply(req: ApplyRequest) -> None:
         _check_plan_target(load_plan(req.planfile), req, store)  # before asking for a token
     with ExitStack() as stack:
         client = _client(req, stack)
-        stops = stack.enter_context(stop_signals())
         with store.lock("apply", timeout=req.lock_timeout):
             state = store.fold()
             if req.planfile is not None:
@@ -168,7 +167,7 @@ def run_apply(req: ApplyRequest) -> None:
                 check_credentials(each, writes=writes)
             if req.planfile is None:
                 _confirm(req)
-            _execute(plan, store, state, client, req, stack, stops)
+            _execute(plan, store, state, client, req, stack)
 
 
 def run_collect(req: ApplyRequest) -> None:
@@ -189,7 +188,6 @@ def run_collect(req: ApplyRequest) -> None:
     desired = load_desired(req.manifests) if any(p.exists() for p in req.manifests) else None
     with ExitStack() as stack:
         client = _client(req, stack)
-        stops = stack.enter_context(stop_signals())
         with store.lock("collect", timeout=req.lock_timeout):
             state = store.fold()
             plan, unknown = collect_plan(state, store.location, desired)
@@ -212,7 +210,7 @@ def run_collect(req: ApplyRequest) -> None:
                 )
             for each in _clients_of(client, plan):
                 check_credentials(each, writes=False)
-            _execute(plan, store, state, client, req, stack, stops)
+            _execute(plan, store, state, client, req, stack)
 
 
 def _in_workspaces(
@@ -405,23 +403,9 @@ def _confirm(req: ApplyRequest) -> None:
 
 
 def _execute(
-    plan: Plan,
-    store: FileStateStore,
-    state: State,
-    client: Any,
-    req: ApplyRequest,
-    stack: ExitStack,
-    stops: StopSignals | None = None,
+    plan: Plan, store: FileStateStore, state: State, client: Any, req: ApplyRequest, stack: ExitStack
 ) -> None:
     from reconciler.executor import ApplyOptions, Executor
-
-    if stops is not None and stops.received:
-        raise RunInterruptedError(
-            f"stopped by {stops.received} before anything was triggered",
-            in_flight=[],
-            not_triggered=[],
-            hint=f"run '{command(req, 'apply')}' again",
-        )
 
     hooks = _hooks(req)
     board = _webhooks(req, client, stack) if req.webhook_listen else None
@@ -437,16 +421,16 @@ def _execute(
         wait=req.wait,
     )
     executor = Executor(client, store, state, hooks, options)
-    if stops is not None:
-        stops.attach(executor.interrupt)
+    # From here a stop signal is a clean stop (reconciler.stopping); before, nothing was
+    # written but the folded journal, and Ctrl-C at the prompt or in a refresh stops at once.
     try:
-        report = executor.run(plan)
+        with stop_signals() as stops:
+            stops.attach(executor.interrupt)
+            report = executor.run(plan)
     except RunInterruptedError as exc:
         exc.hint = _continue_hint(req, exc.in_flight, exc.not_triggered)
         raise
     finally:
-        if stops is not None:
-            stops.detach()
         hooks.on_event(executor.finish(client.stats.snapshot().as_dict()))
     _kept(req, state, report.rendered, list(report.failed))
     if report.in_flight and req.fmt == "text":

@@ -39,9 +39,6 @@ class StopSignals:
         if self.received is not None:
             target(self.received)
 
-    def detach(self) -> None:
-        self._target = None
-
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         self.received = signal.Signals(signum).name
         self._restore()  # a second signal stops the process at once

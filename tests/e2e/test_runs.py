@@ -133,7 +133,10 @@ def test_collect_stopped_by_sigterm_exits_3_and_a_second_collect_finishes(
     project.write_manifest(manifest(TWO))
     assert project.apply("--no-wait").returncode == 0
     run = project.popen("collect", "--poll-interval", "0.05", "--timeout", "60")
-    wait_for(lambda: (project.root / "state" / "renders.state.json.lock.info").exists())
+    assert run.stderr is not None
+    for line in run.stderr:  # waiting has begun once it says so
+        if "resuming, waiting for the render already triggered" in line:
+            break
     run.send_signal(signal.SIGTERM)
     _, stderr = run.communicate(timeout=30)
     assert run.returncode == 3, stderr
