@@ -106,7 +106,7 @@ def run_plan(req: ApplyRequest) -> Plan:
     with ExitStack() as stack:
         client = _client(req, stack)
         named = {u: p.workspace for u, p in desired.products.items()}
-        client, _ = _in_workspaces(client, state, desired.workspaces, named)
+        client = _in_workspaces(client, state, desired.workspaces, named)
         return _plan(req, store, state, _observe(req, client, state, desired), desired)
 
 
@@ -136,13 +136,13 @@ def run_apply(req: ApplyRequest) -> None:
                 if plan.limits_tripped and not (plan.allow_large or req.allow_large):
                     raise LargeChangeError(plan.limits_tripped)
                 recheck_budget(plan, _budget(req), allow=req.allow_over_budget)
-                client, plan = _in_workspaces(
-                    client, state, plan.workspaces, {a.product: a.workspace for a in plan.actions}, plan
-                )
+                wanted = {a.product: a.workspace for a in plan.actions}
+                client = _in_workspaces(client, state, plan.workspaces, wanted)
+                plan = _resolved(plan, client)
             else:
                 desired = load_desired(req.manifests)
                 named = {u: p.workspace for u, p in desired.products.items()}
-                client, _ = _in_workspaces(client, state, desired.workspaces, named)
+                client = _in_workspaces(client, state, desired.workspaces, named)
                 observed = _observe(req, client, state, desired) if req.refresh or req.refresh_only else None
                 if req.refresh_only:
                     _accept(req, client, store, state, observed)
@@ -191,7 +191,7 @@ def run_collect(req: ApplyRequest) -> None:
         with store.lock("collect", timeout=req.lock_timeout):
             state = store.fold()
             plan, unknown = collect_plan(state, store.location, desired)
-            client, _ = _in_workspaces(client, state, {}, {})
+            client = _in_workspaces(client, state, {}, {})
             for product in unknown:
                 click.echo(
                     f"{product}: in flight, but its trigger's spec is not on record (an older reconciler "
@@ -213,13 +213,7 @@ def run_collect(req: ApplyRequest) -> None:
             _execute(plan, store, state, client, req, stack)
 
 
-def _in_workspaces(
-    client: Any,
-    state: State,
-    named: dict[str, str],
-    wanted: dict[str, str | None],
-    plan: Plan | None = None,
-) -> tuple[Any, Plan | None]:
+def _in_workspaces(client: Any, state: State, named: dict[str, str], wanted: dict[str, str | None]) -> Any:
     """The client to run with when products live in several workspaces (manifests for teams):
     each product's calls go to its workspace; else ``client`` itself, unchanged.
 
@@ -231,12 +225,11 @@ def _in_workspaces(
 
     recorded = {u: r.workspace for u, r in state.products.items() if r.workspace}
     if not named and not recorded:
-        return client, plan
+        return client
     uuids = resolve_workspaces(client, named)
     of = {u: w for u, w in recorded.items() if u not in wanted}
     of.update({u: uuids[v] for u, v in wanted.items() if v is not None})
-    router = WorkspaceClients(client, of)
-    return router, None if plan is None else _resolved(plan, router)
+    return WorkspaceClients(client, of)
 
 
 def _resolved(plan: Plan, client: Any) -> Plan:

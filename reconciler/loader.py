@@ -195,7 +195,7 @@ def load_desired(paths: Iterable[Path]) -> Desired:
             catalogue.finish()
     if problems:
         raise ManifestError(_locate(problems.kept, texts), more=problems.more)
-    products, workspaces = catalogue.products, {}
+    products, workspaces = catalogue.products, dict[str, str]()
     if catalogue.workspaces:
         products, workspaces = _with_workspaces(products, catalogue.workspaces, texts)
     return Desired(

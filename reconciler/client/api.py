@@ -120,6 +120,10 @@ def _seg(value: str) -> str:
 class VntanaClient:
     """Thread-safe client of the VNTANA Admin API. Use as a context manager or call ``close()``."""
 
+    stats: ClientStats
+    _limiter: Limiter
+    _session: Session
+
     def __init__(
         self,
         settings: ClientSettings,

@@ -33,6 +33,7 @@ def test_no_wait_triggers_records_in_flight_and_collect_records_them_paying_noth
     assert result.returncode == 0, result.stderr
     assert "2 product(s) in flight" in result.stdout
     assert "reconciler collect" in result.stdout
+    assert "Apply finished: 0 rendered, 0 failed, 2 in flight" in result.stderr
     state = project.state()
     assert {u: r["status"] for u, r in state["products"].items()} == dict.fromkeys(TWO.values(), "in_flight")
     for record in state["products"].values():
