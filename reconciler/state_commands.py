@@ -225,6 +225,8 @@ def show_command(state_path: Path | None, sandbox: bool, uuid: str, fmt: str) ->
     if rec.error:
         lines.append(f"  error:     {rec.error}")
     lines.append(f"  protect:   {'yes' if rec.protect else 'no'}")
+    if rec.workspace:
+        lines.append(f"  workspace: {rec.workspace}")
     lines.append(f"  spec hash: {rec.spec_hash}")
     lines.append("  spec:")
     lines += [f"    {path}: {_v(value)}" for path, value in _flatten(rec.spec)]

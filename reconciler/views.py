@@ -270,6 +270,9 @@ def render_markdown(plan: Plan, *, budget: int = MARKDOWN_BUDGET) -> str:
         if len(presets) > PRESET_ROWS:
             head.append(f"\n_{len(presets) - PRESET_ROWS} more presets: the JSON plan has them all._")
         head.append("")
+    pending = in_flight_text(plan)
+    if pending:
+        head.append(f"> [!NOTE]\n> {pending}\n")
     if plan.limits_tripped:
         head.append(f"> [!CAUTION]\n> {limits_text(plan)}\n")
     spent = budget_text(plan)

@@ -52,6 +52,8 @@ def test_no_wait_triggers_records_in_flight_and_collect_records_them_paying_noth
     plan = project.cli("plan", "--detailed-exitcode")
     assert plan.returncode == 2, plan.stderr  # in flight is a change: collect or apply finishes it
     assert "2 product(s) in flight" in plan.stdout
+    markdown = project.cli("plan", "--format", "markdown").stdout
+    assert "> [!NOTE]\n> 2 product(s) in flight: triggered earlier and paid for" in markdown
 
     collected = project.cli("collect", "--poll-interval", "0.05", "--timeout", "30")
     assert collected.returncode == 0, collected.stderr

@@ -56,6 +56,7 @@ def test_products_of_two_workspaces_apply_in_one_run_in_batches_of_one_workspace
         **dict.fromkeys(ARCHIVED, ARCHIVE),
     }
     assert all("workspace" not in products[u] for u in TEAM.values())  # old states' shape
+    assert f"workspace: {ARCHIVE}" in project.cli("state", "show", ARCHIVED[0]).stdout
     assert [project.triggers(u) for u in [*TEAM.values(), *ARCHIVED]] == [1, 1, 1, 1]
     # The Owner's organization token serves every workspace: no workspace step was asked for.
     scoped = _rows(project.sandbox, "SELECT COUNT(*) FROM tokens WHERE client_uuid IS NOT NULL")
