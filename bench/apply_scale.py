@@ -109,16 +109,24 @@ def write_manifests(directory: Path, n: int, specs: int, changed: set[int]) -> d
             "products:\n",
         ]
         for i in indices:
-            lines.append(f"  - uuid: {product_uuid(i)}\n    name: \"Bench product {i}\"\n")
+            lines.append(f'  - uuid: {product_uuid(i)}\n    name: "Bench product {i}"\n')
             if i in changed:
                 lines.append(CHANGED_OVERRIDE)
         (directory / f"spec{s}.yaml").write_text("".join(lines), encoding="utf-8")
     return members
 
 
-def cli(project: Path, env: dict[str, str], *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "reconciler", *args], cwd=project, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+def cli(
+    project: Path, env: dict[str, str], *args: str, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "reconciler", *args],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def parse_json_run(stdout: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -139,12 +147,30 @@ def platform_triggers(data_dir: Path) -> set[str]:
         db.close()
 
 
-def run_apply(project: Path, env: dict[str, str],
-              args: argparse.Namespace) -> tuple[dict[str, Any], list[dict[str, Any]], float]:
+def run_apply(
+    project: Path, env: dict[str, str], args: argparse.Namespace
+) -> tuple[dict[str, Any], list[dict[str, Any]], float]:
     started = time.perf_counter()
-    out = cli(project, env, "apply", "--auto-approve", "--format", "json", "--manifests", "manifests",
-              "--state", "state/renders.state.json", "--max-batch-size", str(args.batch_size),
-              "--parallelism", str(args.parallelism), "--poll-interval", "0.05", "--timeout", "120")
+    out = cli(
+        project,
+        env,
+        "apply",
+        "--auto-approve",
+        "--format",
+        "json",
+        "--manifests",
+        "manifests",
+        "--state",
+        "state/renders.state.json",
+        "--max-batch-size",
+        str(args.batch_size),
+        "--parallelism",
+        str(args.parallelism),
+        "--poll-interval",
+        "0.05",
+        "--timeout",
+        "120",
+    )
     seconds = time.perf_counter() - started
     if out.returncode != 0:
         raise SystemExit(f"reconciler apply failed ({out.returncode}):\n{out.stderr[-3000:]}")
@@ -156,33 +182,50 @@ def bench_apply(root: Path, args: argparse.Namespace) -> list[str]:
     from reconciler.sandbox.server import EmbeddedSandbox, SandboxConfig
 
     n, specs, batch = args.products, args.specs, args.batch_size
-    heading(f"1-2. apply: {n:,} products in {specs} specs, batch size {batch}, CLI in its own process, "
-            "embedded sandbox (fast jobs)")
+    heading(
+        f"1-2. apply: {n:,} products in {specs} specs, batch size {batch}, CLI in its own process, "
+        "embedded sandbox (fast jobs)"
+    )
     project = root / "project"
     (project / "state").mkdir(parents=True)
     members = write_manifests(project / "manifests", n, specs, changed=set())
     expected = sum(math.ceil(len(m) / batch) for m in members.values())
-    config = SandboxConfig(auto_create_products=True, job_pending_seconds=0.01, job_processing_seconds=0.02,
-                           workers=2)
+    config = SandboxConfig(
+        auto_create_products=True, job_pending_seconds=0.01, job_processing_seconds=0.02, workers=2
+    )
     missed = []
     with EmbeddedSandbox(data_dir=root / "platform", config=config) as sb:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("VNTANA_", "RECONCILER_"))}
-        env.update({"VNTANA_API_URL": sb.url, "VNTANA_API_TOKEN": sb.access_token,
-                    "VNTANA_ORGANIZATION_UUID": sb.organization_uuid, "NO_COLOR": "1"})
+        env.update(
+            {
+                "VNTANA_API_URL": sb.url,
+                "VNTANA_API_TOKEN": sb.access_token,
+                "VNTANA_ORGANIZATION_UUID": sb.organization_uuid,
+                "NO_COLOR": "1",
+            }
+        )
 
         plan1, events1, secs1 = run_apply(project, env, args)
         done1 = next(e for e in events1 if e["event"] == "RunFinished")
         triggered1 = [e for e in events1 if e["event"] == "Triggered"]
         on_platform1 = platform_triggers(sb.data_dir)
         requests = len(on_platform1)
-        print(f"first apply: {done1['rendered']:,} rendered, {done1['failed']} failed in {secs1:.1f} s "
-              f"({done1['requests']:,} API requests in all: logins, triggers, polls, signed URLs)")
-        print(f"  trigger requests (POST /v1/products/renders): {requests} on the platform, "
-              f"{len(triggered1)} Triggered events, plan said {plan1['cost']['requests']}")
-        print(f"  one request per product would be {n:,}: ratio {requests / n:.3f} ({n / requests:.0f}x fewer)")
+        print(
+            f"first apply: {done1['rendered']:,} rendered, {done1['failed']} failed in {secs1:.1f} s "
+            f"({done1['requests']:,} API requests in all: logins, triggers, polls, signed URLs)"
+        )
+        print(
+            f"  trigger requests (POST /v1/products/renders): {requests} on the platform, "
+            f"{len(triggered1)} Triggered events, plan said {plan1['cost']['requests']}"
+        )
+        print(
+            f"  one request per product would be {n:,}: ratio {requests / n:.3f} ({n / requests:.0f}x fewer)"
+        )
         ok = requests == expected
-        print(f"  {mark(ok)} requests = distinct-spec batches = sum over {specs} specs of "
-              f"ceil(products/{batch}) = {expected}")
+        print(
+            f"  {mark(ok)} requests = distinct-spec batches = sum over {specs} specs of "
+            f"ceil(products/{batch}) = {expected}"
+        )
         if not ok:
             missed.append(f"requests {requests} != {expected}")
 
@@ -192,8 +235,19 @@ def bench_apply(root: Path, args: argparse.Namespace) -> list[str]:
         changed = {k * step + k % specs for k in range(n // step) if k * step + k % specs < n}
         expected2 = sum(math.ceil(len(set(m) & changed) / batch) for m in members.values())
         write_manifests(project / "manifests", n, specs, changed=changed)
-        everything = cli(project, env, "plan", "--format", "json", "--manifests", "manifests",
-                         "--state", "state/empty.state.json", "--max-batch-size", str(batch))
+        everything = cli(
+            project,
+            env,
+            "plan",
+            "--format",
+            "json",
+            "--manifests",
+            "manifests",
+            "--state",
+            "state/empty.state.json",
+            "--max-batch-size",
+            str(batch),
+        )
         if everything.returncode != 0:
             raise SystemExit(f"reconciler plan failed: {everything.stderr[-2000:]}")
         all_cost = json.loads(everything.stdout)["cost"]
@@ -202,18 +256,31 @@ def bench_apply(root: Path, args: argparse.Namespace) -> list[str]:
         requests2 = len(platform_triggers(sb.data_dir) - on_platform1)
         frames2, frames_all = plan2["cost"]["frames"], all_cost["frames"]
         share = frames2 / frames_all
-        print(f"second apply, {len(changed)} products ({len(changed) / n:.1%}) with a new spec: "
-              f"{done2['rendered']} rendered, {done2['failed']} failed, {done2['skipped']:,} skipped in {secs2:.1f} s, "
-              f"{requests2} trigger request(s) (one per new spec: {expected2})")
-        print(f"  frames triggered {frames2:,} (stills {plan2['cost']['stills']}, turntable frames "
-              f"{plan2['cost']['turntable_frames']}, GIFs {plan2['cost']['gifs']}) vs re-rendering all "
-              f"{n:,}: {frames_all:,} frames; ratio {share:.4f}")
+        print(
+            f"second apply, {len(changed)} products ({len(changed) / n:.1%}) with a new spec: "
+            f"{done2['rendered']} rendered, {done2['failed']} failed, {done2['skipped']:,} skipped in {secs2:.1f} s, "
+            f"{requests2} trigger request(s) (one per new spec: {expected2})"
+        )
+        print(
+            f"  frames triggered {frames2:,} (stills {plan2['cost']['stills']}, turntable frames "
+            f"{plan2['cost']['turntable_frames']}, GIFs {plan2['cost']['gifs']}) vs re-rendering all "
+            f"{n:,}: {frames_all:,} frames; ratio {share:.4f}"
+        )
         ok = math.isclose(share, len(changed) / n, rel_tol=0.25)
         print(f"  {mark(ok)} frames ratio ~ the changed share ({len(changed) / n:.4f})")
         if not ok:
             missed.append(f"frames ratio {share:.4f}")
-        again = cli(project, env, "plan", "--format", "json", "--manifests", "manifests",
-                    "--state", "state/renders.state.json")
+        again = cli(
+            project,
+            env,
+            "plan",
+            "--format",
+            "json",
+            "--manifests",
+            "manifests",
+            "--state",
+            "state/renders.state.json",
+        )
         if again.returncode == 0:
             summary = json.loads(again.stdout)["summary"]
             left = f"changes left: {summary}" if summary["changes"] else "no changes"
@@ -223,30 +290,60 @@ def bench_apply(root: Path, args: argparse.Namespace) -> list[str]:
     return missed
 
 
-
 # -- 3: checkpoint cost vs state size -----------------------------------------------------------
 
 
 def synthetic_state(path: Path, n: int) -> None:
     """A state of ``n`` rendered products with still, MP4 and GIF recorded (like plan_scale's)."""
-    spec = {"imageBackground": None, "imageFormat": "PNG", "imageHeight": 1200, "imageWidth": 1200,
+    spec = {
+        "imageBackground": None,
+        "imageFormat": "PNG",
+        "imageHeight": 1200,
+        "imageWidth": 1200,
+        "transparentBackground": False,
+        "turntable": {
+            "background": None,
+            "frameRate": 12,
+            "height": 720,
+            "imageCount": 36,
+            "includeGif": True,
             "transparentBackground": False,
-            "turntable": {"background": None, "frameRate": 12, "height": 720, "imageCount": 36,
-                          "includeGif": True, "transparentBackground": False, "width": 720}}
+            "width": 720,
+        },
+    }
     spec_hash = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
     products = {}
     for i in range(n):
         products[product_uuid(i)] = {
-            "name": f"Bench product {i}", "spec": spec, "spec_hash": spec_hash, "status": "rendered",
-            "request": {"request_id": f"req-{i // 50}", "spec_hash": spec_hash,
-                        "requested_at": "2026-01-01T00:00:00Z", "accepted_at": "2026-01-01T00:00:01Z"},
-            "attachments": [{"kind": k, "uuid": str(uuidlib.uuid5(NAMESPACE, f"{k}-{i}")), "name": f"{k}-{i}.bin",
-                             "sha256": hashlib.sha256(f"{k}{i}".encode()).hexdigest(), "size": 100_000 + i,
-                             "content_type": "application/octet-stream"} for k in ("still", "turntable", "gif")],
+            "name": f"Bench product {i}",
+            "spec": spec,
+            "spec_hash": spec_hash,
+            "status": "rendered",
+            "request": {
+                "request_id": f"req-{i // 50}",
+                "spec_hash": spec_hash,
+                "requested_at": "2026-01-01T00:00:00Z",
+                "accepted_at": "2026-01-01T00:00:01Z",
+            },
+            "attachments": [
+                {
+                    "kind": k,
+                    "uuid": str(uuidlib.uuid5(NAMESPACE, f"{k}-{i}")),
+                    "name": f"{k}-{i}.bin",
+                    "sha256": hashlib.sha256(f"{k}{i}".encode()).hexdigest(),
+                    "size": 100_000 + i,
+                    "content_type": "application/octet-stream",
+                }
+                for k in ("still", "turntable", "gif")
+            ],
             "updated_at": "2026-01-01T00:05:00Z",
         }
-    data = {"format_version": 1, "serial": 1, "lineage": "0b3e2c9e-0000-4000-8000-00000000a991",
-            "products": products}
+    data = {
+        "format_version": 1,
+        "serial": 1,
+        "lineage": "0b3e2c9e-0000-4000-8000-00000000a991",
+        "products": products,
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data) + "\n", encoding="utf-8")  # compact: quick to write; read() takes either
 
@@ -270,18 +367,45 @@ def bench_checkpoint(root: Path, args: argparse.Namespace) -> list[str]:
             records = []
             for j, u in enumerate(uuids):
                 rec = state.products[u]
-                req = RenderRequest(request_id=str(uuidlib.uuid4()), spec_hash=rec.spec_hash, requested_at=utcnow())
+                req = RenderRequest(
+                    request_id=str(uuidlib.uuid4()), spec_hash=rec.spec_hash, requested_at=utcnow()
+                )
                 phase = j % 3
                 if phase == 0:
-                    records.append((u, rec.model_copy(update={"status": Status.REQUESTED, "request": req,
-                                                              "updated_at": utcnow()})))
+                    records.append(
+                        (
+                            u,
+                            rec.model_copy(
+                                update={"status": Status.REQUESTED, "request": req, "updated_at": utcnow()}
+                            ),
+                        )
+                    )
                 elif phase == 1:
-                    records.append((u, rec.model_copy(update={
-                        "status": Status.IN_FLIGHT, "updated_at": utcnow(),
-                        "request": req.model_copy(update={"accepted_at": utcnow()})})))
+                    records.append(
+                        (
+                            u,
+                            rec.model_copy(
+                                update={
+                                    "status": Status.IN_FLIGHT,
+                                    "updated_at": utcnow(),
+                                    "request": req.model_copy(update={"accepted_at": utcnow()}),
+                                }
+                            ),
+                        )
+                    )
                 else:
-                    records.append((u, rec.model_copy(update={"status": Status.RENDERED, "updated_at": utcnow(),
-                                                              "history": rec.superseded()})))
+                    records.append(
+                        (
+                            u,
+                            rec.model_copy(
+                                update={
+                                    "status": Status.RENDERED,
+                                    "updated_at": utcnow(),
+                                    "history": rec.superseded(),
+                                }
+                            ),
+                        )
+                    )
             journal = store.journal_path
             before = journal.stat().st_size if journal.exists() else 0
             t = time.perf_counter()
@@ -290,20 +414,28 @@ def bench_checkpoint(root: Path, args: argparse.Namespace) -> list[str]:
             per_s = (time.perf_counter() - t) / len(records)
             per_bytes = (journal.stat().st_size - before) / len(records)
             t = time.perf_counter()
-            store.write(state)  # the alternative: rewrite it all (this also folds the journal, as apply's end does)
+            store.write(
+                state
+            )  # the alternative: rewrite it all (this also folds the journal, as apply's end does)
             write_s = time.perf_counter() - t
             full_bytes = path.stat().st_size
         rows.append((n, per_bytes, per_s, full_bytes, write_s, read_s))
         shutil.rmtree(path.parent)
-    print(f"  {'products':>9}  {'bytes/checkpoint':>16}  {'time/checkpoint':>15}  {'full rewrite':>13}  "
-          f"{'rewrite time':>12}  (read {', '.join(f'{r[5]:.2f} s' for r in rows)})")
+    print(
+        f"  {'products':>9}  {'bytes/checkpoint':>16}  {'time/checkpoint':>15}  {'full rewrite':>13}  "
+        f"{'rewrite time':>12}  (read {', '.join(f'{r[5]:.2f} s' for r in rows)})"
+    )
     for n, per_bytes, per_s, full_bytes, write_s, _ in rows:
-        print(f"  {n:>9,}  {per_bytes:>16,.0f}  {per_s * 1000:>12.2f} ms  {full_bytes / MIB:>9.1f} MiB  "
-              f"{write_s:>10.2f} s")
+        print(
+            f"  {n:>9,}  {per_bytes:>16,.0f}  {per_s * 1000:>12.2f} ms  {full_bytes / MIB:>9.1f} MiB  "
+            f"{write_s:>10.2f} s"
+        )
     lo, hi = rows[0], rows[-1]
     flat = hi[1] <= lo[1] * 1.1 and hi[2] <= max(lo[2] * 2, lo[2] + 0.002)
-    print(f"  {mark(flat)} checkpoint cost independent of the state size: bytes x{hi[1] / lo[1]:.2f}, "
-          f"time x{hi[2] / lo[2]:.2f} from {lo[0]:,} to {hi[0]:,} products (full rewrite x{hi[3] / lo[3]:.0f})")
+    print(
+        f"  {mark(flat)} checkpoint cost independent of the state size: bytes x{hi[1] / lo[1]:.2f}, "
+        f"time x{hi[2] / lo[2]:.2f} from {lo[0]:,} to {hi[0]:,} products (full rewrite x{hi[3] / lo[3]:.0f})"
+    )
     return [] if flat else ["checkpoint cost grows with the state"]
 
 
@@ -319,14 +451,18 @@ def register_blobs(data_dir: Path, blobs: list[bytes]) -> list[str]:
     try:
         for i, data in enumerate(blobs):
             product = product_uuid(10_000_000 + i)
-            sb.store.create_product(sb.organization_uuid, sb.client_uuid or "", {"uuid": product, "name": f"Big {i}"})
+            sb.store.create_product(
+                sb.organization_uuid, sb.client_uuid or "", {"uuid": product, "name": f"Big {i}"}
+            )
             blob_id = f"bench/{product}/big-{i}.png"
             sb.store.write_blob(blob_id, data)
             now = time.time()
             att = str(uuidlib.uuid5(NAMESPACE, blob_id))
             with sb.store.tx() as db:  # what a completed render job commits, minus the rendering
-                db.execute("INSERT INTO attachments VALUES (?,?,?,?,?,?,?,?,?,?)",
-                           (att, product, "RENDER", att, blob_id, f"big-{i}.png", "image/png", len(data), now, now))
+                db.execute(
+                    "INSERT INTO attachments VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    (att, product, "RENDER", att, blob_id, f"big-{i}.png", "image/png", len(data), now, now),
+                )
             products.append(product)
     finally:
         sb.stop()
@@ -337,9 +473,24 @@ def register_blobs(data_dir: Path, blobs: list[bytes]) -> list[str]:
 def sandbox_process(data_dir: Path) -> Iterator[tuple[str, str, int]]:
     """``reconciler sandbox --port 0`` in its own process; yields (url, organization uuid, pid)."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "reconciler", "sandbox", "--host", "127.0.0.1", "--port", "0",
-                             "--data-dir", str(data_dir)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=env)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "reconciler",
+            "sandbox",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--data-dir",
+            str(data_dir),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     try:
         url = org = None
         assert proc.stdout is not None
@@ -353,7 +504,9 @@ def sandbox_process(data_dir: Path) -> Iterator[tuple[str, str, int]]:
             if m := re.search(r"organization uuid:\s+(\S+)", line):
                 org = m.group(1)
         if url is None or org is None:
-            raise SystemExit(f"the sandbox process did not start: {proc.stderr.read() if proc.stderr else ''}")
+            raise SystemExit(
+                f"the sandbox process did not start: {proc.stderr.read() if proc.stderr else ''}"
+            )
         yield url, org, proc.pid
     finally:
         stop(proc)
@@ -421,10 +574,15 @@ def where_time_goes(fn: Callable[[], int], server_pid: int, sha: float) -> str:
     """One more run of ``fn``: its wall time split into the server's and this process's CPU."""
     server, client, wall = cpu_seconds(server_pid), time.process_time(), time.perf_counter()
     n = fn()
-    wall, client, server = (time.perf_counter() - wall, time.process_time() - client,
-                            cpu_seconds(server_pid) - server)
-    return (f"one download, {wall:.2f} s wall: server process {server:.2f} s CPU, client process {client:.2f} s CPU "
-            f"(of which sha256 ~{n / MIB / sha:.2f} s); 2 cores")
+    wall, client, server = (
+        time.perf_counter() - wall,
+        time.process_time() - client,
+        cpu_seconds(server_pid) - server,
+    )
+    return (
+        f"one download, {wall:.2f} s wall: server process {server:.2f} s CPU, client process {client:.2f} s CPU "
+        f"(of which sha256 ~{n / MIB / sha:.2f} s); 2 cores"
+    )
 
 
 def timed(fn: Callable[[], int], repeat: int) -> list[float]:
@@ -439,8 +597,10 @@ def timed(fn: Callable[[], int], repeat: int) -> list[float]:
 
 def show(label: str, rates: list[float], sha: float) -> float:
     best = max(rates)
-    print(f"  {label:<62} {best:7.0f} MiB/s  (median {statistics.median(rates):.0f}, worst {min(rates):.0f})  "
-          f"ratio {best / sha:.2f}")
+    print(
+        f"  {label:<62} {best:7.0f} MiB/s  (median {statistics.median(rates):.0f}, worst {min(rates):.0f})  "
+        f"ratio {best / sha:.2f}"
+    )
     return best
 
 
@@ -470,8 +630,10 @@ def raw_reader(url: str) -> tuple[int, float, float]:
     parts = urlsplit(url)
     with socket.create_connection((parts.hostname, parts.port)) as sock:
         started = time.perf_counter()
-        sock.sendall(f"GET {parts.path}?{parts.query} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
-                     "Connection: close\r\n\r\n".encode())
+        sock.sendall(
+            f"GET {parts.path}?{parts.query} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+            "Connection: close\r\n\r\n".encode()
+        )
         buf = bytearray(MIB)
         view = memoryview(buf)
         head = b""
@@ -503,7 +665,9 @@ def bench_download(root: Path, args: argparse.Namespace) -> list[str]:
 
     size = args.blob_mib * MIB
     repeat = args.repeat
-    heading(f"4. download + sha256 of {args.blob_mib} MiB blobs (best of {repeat}; ratio = best / in-memory sha256)")
+    heading(
+        f"4. download + sha256 of {args.blob_mib} MiB blobs (best of {repeat}; ratio = best / in-memory sha256)"
+    )
     blobs = [os.urandom(size) for _ in range(2)]
     digests = [hashlib.sha256(b).hexdigest() for b in blobs]
     data_dir = root / "platform-big"
@@ -526,9 +690,13 @@ def bench_download(root: Path, args: argparse.Namespace) -> list[str]:
             def fetch() -> int:
                 result = client.download(atts[i], "RENDER", None)
                 if result.sha256 != digests[i] or result.size != size:
-                    raise SystemExit(f"download {i}: wrong bytes ({result.size} bytes, sha256 {result.sha256})")
+                    raise SystemExit(
+                        f"download {i}: wrong bytes ({result.size} bytes, sha256 {result.sha256})"
+                    )
                 return result.size
+
             return fetch
+
         return [one(0), one(1)], atts
 
     # The sandbox in its own process: the fair setup (2 cores: one serves, one downloads).
@@ -541,53 +709,84 @@ def bench_download(root: Path, args: argparse.Namespace) -> list[str]:
             print("    " + where_time_goes(fetches[0], pid, sha))
             ok = best / sha >= 0.8
             missed += [] if ok else [f"download ratio {best / sha:.2f} (sandbox process)"]
-            show("sandbox process, 2 parallel downloads (aggregate)", timed(lambda: in_parallel(fetches), repeat), sha)
+            show(
+                "sandbox process, 2 parallel downloads (aggregate)",
+                timed(lambda: in_parallel(fetches), repeat),
+                sha,
+            )
             raws = [raw_reader(client.sign_download_url(atts[0].uuid, "RENDER")) for _ in range(repeat)]
             n, ttfb, secs = min(raws, key=lambda r: r[2])
             rate = n / secs / MIB
-            print(f"  {'sandbox process, bare socket reader (server ceiling, no hash)':<62} {rate:7.0f} MiB/s  "
-                  f"(first byte after {ttfb:.2f} s, then {n / (secs - ttfb) / MIB:.0f} MiB/s)  ratio {rate / sha:.2f}")
+            print(
+                f"  {'sandbox process, bare socket reader (server ceiling, no hash)':<62} {rate:7.0f} MiB/s  "
+                f"(first byte after {ttfb:.2f} s, then {n / (secs - ttfb) / MIB:.0f} MiB/s)  ratio {rate / sha:.2f}"
+            )
     print(f"  {mark(ok)} download+hash >= 0.8 x sha256 against the sandbox in its own process")
 
     # The embedded sandbox: uvicorn in a thread of this process, sharing the GIL with the client.
     with EmbeddedSandbox(data_dir=data_dir, config=SandboxConfig()) as sb:
-        settings = ClientSettings(api_url=sb.url, token=sb.access_token, organization_uuid=sb.organization_uuid)
+        settings = ClientSettings(
+            api_url=sb.url, token=sb.access_token, organization_uuid=sb.organization_uuid
+        )
         with VntanaClient(settings) as client:
             fetches, _ = downloads(client)
             fetches[0]()
             show("embedded sandbox (same process), VntanaClient.download", timed(fetches[0], repeat), sha)
-            show("embedded sandbox, 2 parallel downloads (aggregate)", timed(lambda: in_parallel(fetches), repeat), sha)
+            show(
+                "embedded sandbox, 2 parallel downloads (aggregate)",
+                timed(lambda: in_parallel(fetches), repeat),
+                sha,
+            )
 
     # The same download function against a sendfile server: what the client itself can do.
     files = [data_dir / "blobs" / f"bench/{p}/big-{i}.png" for i, p in enumerate(products)]
     with file_server(files) as (base, pid):
-        settings = ClientSettings(api_url=base, token=DEFAULT_ACCESS_TOKEN, organization_uuid=str(uuidlib.uuid4()))
+        settings = ClientSettings(
+            api_url=base, token=DEFAULT_ACCESS_TOKEN, organization_uuid=str(uuidlib.uuid4())
+        )
         with VntanaClient(settings) as client:
+
             def plain(i: int) -> Callable[[], int]:
                 def fetch() -> int:
                     # Its "signed URL" is a plain one: no API to sign it. Same streaming code path.
-                    result = download(client._session, lambda: f"{base}/{i}?signature=none", name=f"blob {i}",
-                                      sink=None)
+                    result = download(
+                        client._session, lambda: f"{base}/{i}?signature=none", name=f"blob {i}", sink=None
+                    )
                     if result.sha256 != digests[i]:
                         raise SystemExit("reference download: wrong bytes")
                     return result.size
+
                 return fetch
+
             plain(0)()
             show("sendfile server process (not the sandbox), same download()", timed(plain(0), repeat), sha)
             print("    " + where_time_goes(plain(0), pid, sha))
-            show("sendfile server process, 2 parallel downloads (aggregate)",
-                 timed(lambda: in_parallel([plain(0), plain(1)]), repeat), sha)
+            show(
+                "sendfile server process, 2 parallel downloads (aggregate)",
+                timed(lambda: in_parallel([plain(0), plain(1)]), repeat),
+                sha,
+            )
             n, ttfb, secs = min((raw_reader(f"{base}/0?x") for _ in range(repeat)), key=lambda r: r[2])
-            print(f"  {'sendfile server process, bare socket reader (no hash)':<62} {n / secs / MIB:7.0f} MiB/s")
+            print(
+                f"  {'sendfile server process, bare socket reader (no hash)':<62} {n / secs / MIB:7.0f} MiB/s"
+            )
     return missed
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", choices=["apply", "checkpoint", "download"], action="append",
-                        help="run only this part (repeatable); default: all")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--only",
+        choices=["apply", "checkpoint", "download"],
+        action="append",
+        help="run only this part (repeatable); default: all",
+    )
     parser.add_argument("--products", type=int, default=1000)
-    parser.add_argument("--specs", type=int, default=4, choices=range(1, len(SPECS) + 1), metavar=f"1..{len(SPECS)}")
+    parser.add_argument(
+        "--specs", type=int, default=4, choices=range(1, len(SPECS) + 1), metavar=f"1..{len(SPECS)}"
+    )
     parser.add_argument("--batch-size", type=int, default=50)
     parser.add_argument("--changed-share", type=float, default=0.01)
     parser.add_argument("--parallelism", type=int, default=8, help="apply --parallelism")
@@ -601,8 +800,10 @@ def main() -> None:
     # SIGTERM unwinds like Ctrl-C, so the finally blocks stop the child processes and remove the temp dir.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     started = time.perf_counter()
-    print(f"apply_scale: {os.cpu_count()} CPU(s), Python {sys.version.split()[0]}, load average "
-          f"{', '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(
+        f"apply_scale: {os.cpu_count()} CPU(s), Python {sys.version.split()[0]}, load average "
+        f"{', '.join(f'{x:.2f}' for x in os.getloadavg())}"
+    )
     root = Path(tempfile.mkdtemp(prefix="apply-bench-"))
     missed: list[str] = []
     try:
@@ -614,8 +815,10 @@ def main() -> None:
             missed += bench_download(root, args)
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    print(f"\ndone in {time.perf_counter() - started:.0f} s" + (f"; targets missed: {'; '.join(missed)}" if missed else
-                                                                 "; all targets met"))
+    print(
+        f"\ndone in {time.perf_counter() - started:.0f} s"
+        + (f"; targets missed: {'; '.join(missed)}" if missed else "; all targets met")
+    )
 
 
 if __name__ == "__main__":

@@ -75,15 +75,23 @@ class Outcome:
 
 
 def cli(project: Path, env: dict[str, str], *args: str, timeout: float) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "reconciler", *args], cwd=project, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "reconciler", *args],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def paid_twice(data_dir: Path) -> tuple[int, list[str]]:
     """(triggers received, products triggered again after a trigger of the same spec that did not fail)."""
     db = sqlite3.connect(f"file:{data_dir / 'sandbox.sqlite3'}?mode=ro", uri=True)
     try:
-        rows = db.execute("SELECT product_uuid, trigger_uuid, spec, status, seq FROM jobs ORDER BY seq").fetchall()
+        rows = db.execute(
+            "SELECT product_uuid, trigger_uuid, spec, status, seq FROM jobs ORDER BY seq"
+        ).fetchall()
     finally:
         db.close()
     triggers: dict[tuple[str, str], dict[str, Any]] = {}
@@ -122,24 +130,58 @@ def run_scenario(name: str, faults: dict[str, float], root: Path, args: argparse
     config = SandboxConfig(faults=FaultConfig(seed=args.seed, **faults))
     with EmbeddedSandbox(data_dir=root / f"{name}-platform", config=config) as sb:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("VNTANA_", "RECONCILER_"))}
-        env.update({"VNTANA_API_URL": sb.url, "VNTANA_API_TOKEN": sb.access_token,
-                    "VNTANA_ORGANIZATION_UUID": sb.organization_uuid, "NO_COLOR": "1"})
+        env.update(
+            {
+                "VNTANA_API_URL": sb.url,
+                "VNTANA_API_TOKEN": sb.access_token,
+                "VNTANA_ORGANIZATION_UUID": sb.organization_uuid,
+                "NO_COLOR": "1",
+            }
+        )
         started = time.perf_counter()
-        out = cli(project, env, "apply", "--auto-approve", "--format", "json", "--poll-interval", "0.5",
-                  "--timeout", str(args.timeout), timeout=args.timeout * 40)
+        out = cli(
+            project,
+            env,
+            "apply",
+            "--auto-approve",
+            "--format",
+            "json",
+            "--poll-interval",
+            "0.5",
+            "--timeout",
+            str(args.timeout),
+            timeout=args.timeout * 40,
+        )
         seconds = time.perf_counter() - started
         events = [json.loads(line) for line in out.stdout.splitlines() if line.startswith('{"')]
         done = next((e for e in events if e.get("event") == "RunFinished"), {})
         sb.wait_idle(60)
         count, twice = paid_twice(sb.data_dir)
-        outcome = Outcome(name, seconds, out.returncode, int(done.get("rendered", 0)), int(done.get("failed", 0)),
-                          int(done.get("requests", 0)), count, twice)
+        outcome = Outcome(
+            name,
+            seconds,
+            out.returncode,
+            int(done.get("rendered", 0)),
+            int(done.get("failed", 0)),
+            int(done.get("requests", 0)),
+            count,
+            twice,
+        )
         if out.returncode not in (0, 1) or not done:
             print(f"  {name}: apply ended {out.returncode}:\n{out.stderr[-2000:]}", flush=True)
         sb.set_faults(FaultConfig())
         started = time.perf_counter()
-        rerun = cli(project, env, "apply", "--auto-approve", "--poll-interval", "0.5", "--timeout",
-                    str(args.timeout), timeout=args.timeout * 40)
+        rerun = cli(
+            project,
+            env,
+            "apply",
+            "--auto-approve",
+            "--poll-interval",
+            "0.5",
+            "--timeout",
+            str(args.timeout),
+            timeout=args.timeout * 40,
+        )
         outcome.rerun_seconds = time.perf_counter() - started
         outcome.rerun_exit = rerun.returncode
         outcome.refused_large = "refusing a large change" in rerun.stderr
@@ -151,7 +193,9 @@ def run_scenario(name: str, faults: dict[str, float], root: Path, args: argparse
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--only", action="append", choices=list(SCENARIOS), help="scenario (repeatable)")
     parser.add_argument("--timeout", type=float, default=120.0, help="apply --timeout (seconds)")
     parser.add_argument("--seed", type=int, default=13, help="the sandbox's fault seed")
@@ -161,8 +205,11 @@ def main() -> None:
     chosen = args.only or list(SCENARIOS)
     if "clean" not in chosen:
         chosen = ["clean", *chosen]
-    print(f"apply of the example catalogue ({'tiny renders' if args.tiny else 'real sizes'}), "
-          f"--timeout {args.timeout:g} s, fault seed {args.seed}", flush=True)
+    print(
+        f"apply of the example catalogue ({'tiny renders' if args.tiny else 'real sizes'}), "
+        f"--timeout {args.timeout:g} s, fault seed {args.seed}",
+        flush=True,
+    )
     results: list[Outcome] = []
     with tempfile.TemporaryDirectory(prefix="reconciler-faults-") as tmp:
         for name in chosen:
@@ -170,16 +217,24 @@ def main() -> None:
             results.append(outcome)
             print(f"  {name}: {outcome.seconds:.1f} s", flush=True)
     base = results[0].seconds
-    print(f"\n{'scenario':<8} {'seconds':>8} {'x clean':>8} {'rendered':>9} {'failed':>7} {'requests':>9} "
-          f"{'triggered':>9} {'paid 2x':>8} {'rerun':>14}")
+    print(
+        f"\n{'scenario':<8} {'seconds':>8} {'x clean':>8} {'rendered':>9} {'failed':>7} {'requests':>9} "
+        f"{'triggered':>9} {'paid 2x':>8} {'rerun':>14}"
+    )
     for r in results:
         ratio = r.seconds / base if base else 0.0
-        rerun = ("converged" if r.converged else f"exit {r.rerun_exit}") + (" LARGE" if r.refused_large else "")
+        rerun = ("converged" if r.converged else f"exit {r.rerun_exit}") + (
+            " LARGE" if r.refused_large else ""
+        )
         ok = ratio <= args.target and not r.paid_twice and r.converged
-        print(f"{r.name:<8} {r.seconds:>8.1f} {ratio:>8.2f} {r.rendered:>9} {r.failed:>7} {r.requests:>9} {r.triggers:>9} "
-              f"{len(r.paid_twice):>8} {rerun:>14}  {'[ok]' if ok else '[MISS]'}")
-    print(f"\n[ok] = within {args.target:g}x the clean run, nothing paid twice, and one plain rerun "
-          "(faults off, no --allow-large) converged.")
+        print(
+            f"{r.name:<8} {r.seconds:>8.1f} {ratio:>8.2f} {r.rendered:>9} {r.failed:>7} {r.requests:>9} {r.triggers:>9} "
+            f"{len(r.paid_twice):>8} {rerun:>14}  {'[ok]' if ok else '[MISS]'}"
+        )
+    print(
+        f"\n[ok] = within {args.target:g}x the clean run, nothing paid twice, and one plain rerun "
+        "(faults off, no --allow-large) converged."
+    )
 
 
 if __name__ == "__main__":

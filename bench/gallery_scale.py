@@ -48,8 +48,15 @@ def _env() -> dict[str, str]:
 
 def _run(args: list[str], cwd: Path) -> tuple[subprocess.CompletedProcess[str], float]:
     started = time.perf_counter()
-    result = subprocess.run([sys.executable, "-m", "reconciler", *args], cwd=cwd, env=_env(), check=False,
-                            capture_output=True, text=True, timeout=3600)
+    result = subprocess.run(
+        [sys.executable, "-m", "reconciler", *args],
+        cwd=cwd,
+        env=_env(),
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=3600,
+    )
     wall = time.perf_counter() - started
     if result.returncode != 0:
         sys.exit(f"reconciler {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
@@ -77,13 +84,17 @@ def _build(label: str, cwd: Path, args: list[str], site: Path) -> None:
         report: dict[str, Any] = json.loads(result.stdout)
         sizes = _sizes(site)
         first = (site / "page-1.html").stat().st_size
-        print(f"  {label:<10} {run}: {report['seconds']:6.2f} s build ({wall:6.2f} s wall), "
-              f"{report['products']:>6,} products on {report['pages']:>3} pages; "
-              f"hashed {report['files_hashed']:,} (reused {report['hashes_reused']:,}), "
-              f"previews made {report['previews_made']:,} (reused {report['previews_reused']:,})")
-        print(f"  {'':<10}       site: HTML+JS {_mib(sizes['html+js'])} (first page {first / 1024:.0f} KiB), "
-              f"previews {_mib(sizes['previews'])}, media {_mib(sizes['media'])} "
-              f"(total {_mib(report['site_bytes'])})")
+        print(
+            f"  {label:<10} {run}: {report['seconds']:6.2f} s build ({wall:6.2f} s wall), "
+            f"{report['products']:>6,} products on {report['pages']:>3} pages; "
+            f"hashed {report['files_hashed']:,} (reused {report['hashes_reused']:,}), "
+            f"previews made {report['previews_made']:,} (reused {report['previews_reused']:,})"
+        )
+        print(
+            f"  {'':<10}       site: HTML+JS {_mib(sizes['html+js'])} (first page {first / 1024:.0f} KiB), "
+            f"previews {_mib(sizes['previews'])}, media {_mib(sizes['media'])} "
+            f"(total {_mib(report['site_bytes'])})"
+        )
 
 
 def catalogue(tmp: Path) -> None:
@@ -93,7 +104,9 @@ def catalogue(tmp: Path) -> None:
     shutil.copytree(ROOT / "manifests", work / "manifests")
     _, wall = _run(["apply", "--sandbox", "--auto-approve"], work)
     downloads = sum(p.stat().st_size for p in (work / "downloads" / "sandbox").rglob("*") if p.is_file())
-    print(f"  apply --sandbox (render, download, then the gallery): {wall:.1f} s wall; downloads {_mib(downloads)}")
+    print(
+        f"  apply --sandbox (render, download, then the gallery): {wall:.1f} s wall; downloads {_mib(downloads)}"
+    )
     _build("40", work, ["--sandbox"], work / "site")
 
 
@@ -105,10 +118,16 @@ def synthetic(tmp: Path, products: int, distinct: int | None) -> None:
     started = time.perf_counter()
     cat = make_catalogue(tmp / "synthetic", products, distinct=distinct)
     downloads = sum(p.stat().st_size for p in cat.downloads.rglob("*") if p.is_file())
-    print(f"  generated in {time.perf_counter() - started:.1f} s: {len(cat.rerendered)} re-rendered, "
-          f"{len(cat.failed)} failed, downloads {_mib(downloads)}")
-    _build(f"{products:,}", tmp, ["--state", str(cat.state_path), "--download-dir", str(cat.downloads)],
-           tmp / "synthetic-site")
+    print(
+        f"  generated in {time.perf_counter() - started:.1f} s: {len(cat.rerendered)} re-rendered, "
+        f"{len(cat.failed)} failed, downloads {_mib(downloads)}"
+    )
+    _build(
+        f"{products:,}",
+        tmp,
+        ["--state", str(cat.state_path), "--download-dir", str(cat.downloads)],
+        tmp / "synthetic-site",
+    )
 
 
 def main() -> None:

@@ -59,13 +59,40 @@ def records_for(state: Any, k: int) -> list[tuple[str, Any]]:
         req = RenderRequest(request_id=str(uuidlib.uuid4()), spec_hash=rec.spec_hash, requested_at=utcnow())
         phase = j % 3
         if phase == 0:
-            out.append((u, rec.model_copy(update={"status": Status.REQUESTED, "request": req, "updated_at": utcnow()})))
+            out.append(
+                (
+                    u,
+                    rec.model_copy(
+                        update={"status": Status.REQUESTED, "request": req, "updated_at": utcnow()}
+                    ),
+                )
+            )
         elif phase == 1:
-            out.append((u, rec.model_copy(update={"status": Status.IN_FLIGHT, "updated_at": utcnow(),
-                                                  "request": req.model_copy(update={"accepted_at": utcnow()})})))
+            out.append(
+                (
+                    u,
+                    rec.model_copy(
+                        update={
+                            "status": Status.IN_FLIGHT,
+                            "updated_at": utcnow(),
+                            "request": req.model_copy(update={"accepted_at": utcnow()}),
+                        }
+                    ),
+                )
+            )
         else:
-            out.append((u, rec.model_copy(update={"status": Status.RENDERED, "updated_at": utcnow(),
-                                                  "history": rec.superseded()})))
+            out.append(
+                (
+                    u,
+                    rec.model_copy(
+                        update={
+                            "status": Status.RENDERED,
+                            "updated_at": utcnow(),
+                            "history": rec.superseded(),
+                        }
+                    ),
+                )
+            )
     return out
 
 
@@ -109,8 +136,10 @@ def settle(url: str) -> None:
     import psycopg
 
     with psycopg.connect(url.partition("#")[0], autocommit=True) as conn:
-        conn.execute("VACUUM ANALYZE reconciler.products, reconciler.changes, reconciler.versions, "
-                     "reconciler.workspaces")
+        conn.execute(
+            "VACUUM ANALYZE reconciler.products, reconciler.changes, reconciler.versions, "
+            "reconciler.workspaces"
+        )
         try:
             conn.execute("CHECKPOINT")  # superusers (or pg_checkpoint members) only; fine to skip
         except psycopg.Error:
@@ -118,6 +147,7 @@ def settle(url: str) -> None:
 
 
 # -- the plan phase, in a child process --------------------------------------------------------
+
 
 def phase_plan(manifests: Path, location: str) -> dict[str, Any]:
     started = time.perf_counter()
@@ -141,27 +171,44 @@ def phase_plan(manifests: Path, location: str) -> dict[str, Any]:
     render_text(plan)
     render_json(plan)
     marks["views"] = time.perf_counter() - t
-    return {"seconds": time.perf_counter() - started, "marks": marks,
-            "counts": {k: v for k, v in plan.counts().items() if v}}
+    return {
+        "seconds": time.perf_counter() - started,
+        "marks": marks,
+        "counts": {k: v for k, v in plan.counts().items() if v},
+    }
 
 
 def child_plan(manifests: Path, location: str) -> dict[str, Any]:
-    out = subprocess.run([sys.executable, __file__, "--phase", str(manifests), location], check=True,
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, __file__, "--phase", str(manifests), location],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     return json.loads(out.stdout)  # type: ignore[no-any-return]
 
 
 def cli_plan(manifests: Path, location: str) -> float:
     exe = Path(sys.executable).with_name("reconciler")
-    cmd = [str(exe) if exe.exists() else "reconciler", "plan", "--manifests", str(manifests), "--state", location,
-           "--format", "json"]
+    cmd = [
+        str(exe) if exe.exists() else "reconciler",
+        "plan",
+        "--manifests",
+        str(manifests),
+        "--state",
+        location,
+        "--format",
+        "json",
+    ]
     started = time.perf_counter()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     return time.perf_counter() - started
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 100_000])
     parser.add_argument("--checkpoints", type=int, default=300, help="checkpoints per round (three rounds)")
     parser.add_argument("--repeat", type=int, default=2, help="plan runs per store; the best is kept")
@@ -187,9 +234,11 @@ def main() -> None:
         print(f"PostgreSQL: {open_store(base).location} ({'started here, fsync on' if server else 'given'})")
         built: dict[int, tuple[Path, Path, str]] = {}
         pg_stores, file_stores, loads = {}, {}, {}
-        print("\n== 1. checkpoint cost per product (under the lock; median of 5 rounds of "
-              f"{args.checkpoints}, taking turns between the sizes; the executor's requested / in flight / "
-              "rendered records)")
+        print(
+            "\n== 1. checkpoint cost per product (under the lock; median of 5 rounds of "
+            f"{args.checkpoints}, taking turns between the sizes; the executor's requested / in flight / "
+            "rendered records)"
+        )
         for n in args.sizes:
             manifests, state_file = plan_scale.build(root / str(n), n)
             tag = uuidlib.uuid4().hex[:8]
@@ -204,40 +253,59 @@ def main() -> None:
             shutil.copy(state_file, scratch)
             file_stores[n] = open_store(scratch)
         settle(base)
-        pg, file = time_checkpoints(pg_stores, args.checkpoints), time_checkpoints(file_stores, args.checkpoints)
+        pg, file = (
+            time_checkpoints(pg_stores, args.checkpoints),
+            time_checkpoints(file_stores, args.checkpoints),
+        )
         per_size = {n: (pg[n], file[n]) for n in args.sizes}
         for n in args.sizes:
-            print(f"  {n:>7,} products: PostgreSQL {pg[n] * 1000:6.2f} ms/checkpoint   JSON journal "
-                  f"{file[n] * 1000:6.2f} ms/checkpoint   (state migrate of the file into PostgreSQL: "
-                  f"{loads[n]:.1f} s)")
+            print(
+                f"  {n:>7,} products: PostgreSQL {pg[n] * 1000:6.2f} ms/checkpoint   JSON journal "
+                f"{file[n] * 1000:6.2f} ms/checkpoint   (state migrate of the file into PostgreSQL: "
+                f"{loads[n]:.1f} s)"
+            )
         small, large = min(args.sizes), max(args.sizes)
         if small != large:
             ratio = per_size[large][0] / per_size[small][0]
             ok = ratio <= FLAT_RATIO
-            print(f"  {mark(ok)} PostgreSQL checkpoint at {large:,} / at {small:,}: {ratio:.2f} (flat: "
-                  f"<= {FLAT_RATIO})")
+            print(
+                f"  {mark(ok)} PostgreSQL checkpoint at {large:,} / at {small:,}: {ratio:.2f} (flat: "
+                f"<= {FLAT_RATIO})"
+            )
             if not ok:
                 failed.append(f"checkpoint cost grew {ratio:.2f}x")
 
         manifests, state_file, url = built[large]
-        print(f"\n== 2. plan against {large:,} products (1% changed): the state in PostgreSQL vs the same state "
-              "as a file")
+        print(
+            f"\n== 2. plan against {large:,} products (1% changed): the state in PostgreSQL vs the same state "
+            "as a file"
+        )
         runs = {}
         for name, location in (("file", str(state_file)), ("postgresql", url)):
-            best = min((child_plan(manifests, location) for _ in range(args.repeat)), key=lambda r: r["seconds"])
+            best = min(
+                (child_plan(manifests, location) for _ in range(args.repeat)), key=lambda r: r["seconds"]
+            )
             runs[name] = best
-            print(f"  {name:<10} in-process {best['seconds']:.2f} s   "
-                  + ", ".join(f"{k} {v:.2f} s" for k, v in best["marks"].items()))
+            print(
+                f"  {name:<10} in-process {best['seconds']:.2f} s   "
+                + ", ".join(f"{k} {v:.2f} s" for k, v in best["marks"].items())
+            )
         if runs["file"]["counts"] != runs["postgresql"]["counts"]:
             failed.append(f"the plans differ: {runs['file']['counts']} vs {runs['postgresql']['counts']}")
         ratio = runs["postgresql"]["seconds"] / runs["file"]["seconds"]
         read_ratio = runs["postgresql"]["marks"]["state_read"] / runs["file"]["marks"]["state_read"]
-        print(f"  ratio PostgreSQL / file: plan {ratio:.2f}, state read {read_ratio:.2f}   "
-              f"(actions {runs['postgresql']['counts']})")
-        cli = {name: min(cli_plan(manifests, loc) for _ in range(args.repeat))
-               for name, loc in (("file", str(state_file)), ("postgresql", url))}
-        print(f"  reconciler plan (CLI): file {cli['file']:.2f} s, PostgreSQL {cli['postgresql']:.2f} s, "
-              f"ratio {cli['postgresql'] / cli['file']:.2f}")
+        print(
+            f"  ratio PostgreSQL / file: plan {ratio:.2f}, state read {read_ratio:.2f}   "
+            f"(actions {runs['postgresql']['counts']})"
+        )
+        cli = {
+            name: min(cli_plan(manifests, loc) for _ in range(args.repeat))
+            for name, loc in (("file", str(state_file)), ("postgresql", url))
+        }
+        print(
+            f"  reconciler plan (CLI): file {cli['file']:.2f} s, PostgreSQL {cli['postgresql']:.2f} s, "
+            f"ratio {cli['postgresql'] / cli['file']:.2f}"
+        )
     finally:
         shutil.rmtree(root, ignore_errors=True)
         if server is not None:

@@ -37,7 +37,8 @@ TARGET_SECONDS, TARGET_RATIO, TARGET_MB = 3.0, 3.0, 1024
 
 DEFAULTS = [
     # (defaults block, the overrides some products carry)
-    ("""defaults:
+    (
+        """defaults:
   imageWidth: 1200
   imageHeight: 1200
   imageFormat: WEBP            # the PDP format
@@ -48,9 +49,15 @@ DEFAULTS = [
     frameRate: 12
     width: 720
     height: 720
-""", ["    turntable:\n      includeGif: true\n", "    imageWidth: 1000\n    imageHeight: 1400\n",
-      "    imageFormat: JPG\n    imageBackground: \"#FFFFFF\"\n"]),
-    ("""defaults:
+""",
+        [
+            "    turntable:\n      includeGif: true\n",
+            "    imageWidth: 1000\n    imageHeight: 1400\n",
+            '    imageFormat: JPG\n    imageBackground: "#FFFFFF"\n',
+        ],
+    ),
+    (
+        """defaults:
   imageWidth: 1600
   imageHeight: 1200
   imageFormat: PNG
@@ -62,7 +69,9 @@ DEFAULTS = [
     width: 800
     height: 600
     transparentBackground: true
-""", ["    turntable:\n      includeGif: false\n", "    imageWidth: 2400\n    imageHeight: 1000\n"]),
+""",
+        ["    turntable:\n      includeGif: false\n", "    imageWidth: 2400\n    imageHeight: 1000\n"],
+    ),
 ]
 
 
@@ -84,7 +93,7 @@ def build(root: Path, n: int) -> tuple[Path, Path]:
         defaults, overrides = DEFAULTS[f % len(DEFAULTS)]
         lines = [f"# catalogue part {f}: generated for the plan benchmark\n", defaults, "products:\n"]
         for i in range(f * per_file, min(n, (f + 1) * per_file)):
-            lines.append(f"  - uuid: {uuid_of(i)}\n    name: \"Product {i}, size {i % 7}\"\n")
+            lines.append(f'  - uuid: {uuid_of(i)}\n    name: "Product {i}, size {i % 7}"\n')
             if i % 8 == 0:
                 lines.append(overrides[i % len(overrides)])
         path = manifests / f"group{f % 4}" / f"part{f:02d}.yaml"
@@ -105,17 +114,37 @@ def build(root: Path, n: int) -> tuple[Path, Path]:
             spec, spec_hash = older[spec_hash]
         kinds = ["still", "turntable"] + (["gif"] if spec["turntable"]["includeGif"] else [])
         products[uuid] = {
-            "name": want.name, "spec": spec, "spec_hash": spec_hash, "status": "rendered",
-            "request": {"request_id": f"req-{i // 50}", "spec_hash": spec_hash,
-                        "requested_at": "2026-01-01T00:00:00Z", "accepted_at": "2026-01-01T00:00:01Z"},
-            "attachments": [{"kind": k, "uuid": f"{k}-{i}", "name": f"{k}-{i}.bin", "sha256": f"{i:064x}",
-                             "size": 100_000 + i, "content_type": "application/octet-stream"} for k in kinds],
+            "name": want.name,
+            "spec": spec,
+            "spec_hash": spec_hash,
+            "status": "rendered",
+            "request": {
+                "request_id": f"req-{i // 50}",
+                "spec_hash": spec_hash,
+                "requested_at": "2026-01-01T00:00:00Z",
+                "accepted_at": "2026-01-01T00:00:01Z",
+            },
+            "attachments": [
+                {
+                    "kind": k,
+                    "uuid": f"{k}-{i}",
+                    "name": f"{k}-{i}.bin",
+                    "sha256": f"{i:064x}",
+                    "size": 100_000 + i,
+                    "content_type": "application/octet-stream",
+                }
+                for k in kinds
+            ],
             "updated_at": "2026-01-01T00:05:00Z",
         }
     state = root / "state" / "renders.state.json"
     state.parent.mkdir(parents=True)
-    data = {"format_version": 1, "serial": 42, "lineage": "6f1c2c9e-0000-4000-8000-000000000000",
-            "products": products}
+    data = {
+        "format_version": 1,
+        "serial": 42,
+        "lineage": "6f1c2c9e-0000-4000-8000-000000000000",
+        "products": products,
+    }
     state.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
     return manifests, state
 
@@ -163,8 +192,13 @@ def phase_plan(manifests: Path, state_path: Path) -> dict[str, Any]:
     js = render_json(plan)
     marks["render_json"] = time.perf_counter() - t
     counts = plan.counts()
-    return {"seconds": time.perf_counter() - started, "marks": marks, "counts": {k: v for k, v in counts.items() if v},
-            "text_bytes": len(text), "json_bytes": len(js)}
+    return {
+        "seconds": time.perf_counter() - started,
+        "marks": marks,
+        "counts": {k: v for k, v in counts.items() if v},
+        "text_bytes": len(text),
+        "json_bytes": len(js),
+    }
 
 
 def peak_mb() -> float:
@@ -178,14 +212,24 @@ def peak_mb() -> float:
 
 def child(argv: list[str]) -> dict[str, Any]:
     """Run one phase in a fresh interpreter; it reports its own peak RSS."""
-    out = subprocess.run([sys.executable, __file__, "--phase", *argv], check=True, capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, __file__, "--phase", *argv], check=True, capture_output=True, text=True
+    )
     return json.loads(out.stdout)
 
 
 def run_cli(manifests: Path, state_path: Path) -> dict[str, Any]:
     exe = Path(sys.executable).with_name("reconciler")
-    cmd = [str(exe) if exe.exists() else "reconciler", "plan", "--manifests", str(manifests), "--state",
-           str(state_path), "--format", "json"]
+    cmd = [
+        str(exe) if exe.exists() else "reconciler",
+        "plan",
+        "--manifests",
+        str(manifests),
+        "--state",
+        str(state_path),
+        "--format",
+        "json",
+    ]
     started = time.perf_counter()
     with open(os.devnull, "wb") as sink:
         proc = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.PIPE)
@@ -201,10 +245,14 @@ def run_cli(manifests: Path, state_path: Path) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--repeat", type=int, default=2, help="runs per phase; the best time is kept")
-    parser.add_argument("--keep", type=Path, help="build the catalogues under this folder once, keep and reuse them")
+    parser.add_argument(
+        "--keep", type=Path, help="build the catalogues under this folder once, keep and reuse them"
+    )
     parser.add_argument("--phase", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -232,15 +280,25 @@ def main() -> None:
                 child(["build", str(root), str(n)])
             built = time.perf_counter() - t
             size = sum(p.stat().st_size for p in manifests.rglob("*.yaml")) / 2**20
-            parse = min((child(["parse", str(manifests)]) for _ in range(args.repeat)), key=lambda r: r["seconds"])
-            plan = min((child(["plan", str(manifests), str(state)]) for _ in range(args.repeat)),
-                       key=lambda r: r["seconds"])
+            parse = min(
+                (child(["parse", str(manifests)]) for _ in range(args.repeat)), key=lambda r: r["seconds"]
+            )
+            plan = min(
+                (child(["plan", str(manifests), str(state)]) for _ in range(args.repeat)),
+                key=lambda r: r["seconds"],
+            )
             ratio = plan["seconds"] / parse["seconds"]
-            print(f"\n{n:,} products: {FILES} manifest files ({size:.1f} MiB), state "
-                  f"{state.stat().st_size / 2**20:.1f} MiB, built in {built:.1f} s")
-            print(f"  YAML parse ({parse['parser']}): {parse['seconds']:.2f} s, peak {parse['peak_mb']:.0f} MB")
-            print(f"  plan in-process:       {plan['seconds']:.2f} s, peak {plan['peak_mb']:.0f} MB   "
-                  f"ratio plan/parse {ratio:.2f}")
+            print(
+                f"\n{n:,} products: {FILES} manifest files ({size:.1f} MiB), state "
+                f"{state.stat().st_size / 2**20:.1f} MiB, built in {built:.1f} s"
+            )
+            print(
+                f"  YAML parse ({parse['parser']}): {parse['seconds']:.2f} s, peak {parse['peak_mb']:.0f} MB"
+            )
+            print(
+                f"  plan in-process:       {plan['seconds']:.2f} s, peak {plan['peak_mb']:.0f} MB   "
+                f"ratio plan/parse {ratio:.2f}"
+            )
             print("    " + ", ".join(f"{k} {v:.2f} s" for k, v in plan["marks"].items()))
             print(f"    actions: {plan['counts']}")
             expected = {"rerender": -(-n // int(1 / CHANGED_SHARE))}
@@ -251,9 +309,11 @@ def main() -> None:
                 cli = min((run_cli(manifests, state) for _ in range(args.repeat)), key=lambda r: r["seconds"])
                 print(f"  reconciler plan (CLI): {cli['seconds']:.2f} s, peak {cli['peak_mb']:.0f} MB")
             if n >= 100_000:
-                for ok, what in ((plan["seconds"] < TARGET_SECONDS, f"plan under {TARGET_SECONDS:g} s"),
-                                 (ratio <= TARGET_RATIO, f"plan within {TARGET_RATIO:g}x of the C parse"),
-                                 (plan["peak_mb"] < TARGET_MB, f"peak under {TARGET_MB} MB")):
+                for ok, what in (
+                    (plan["seconds"] < TARGET_SECONDS, f"plan under {TARGET_SECONDS:g} s"),
+                    (ratio <= TARGET_RATIO, f"plan within {TARGET_RATIO:g}x of the C parse"),
+                    (plan["peak_mb"] < TARGET_MB, f"peak under {TARGET_MB} MB"),
+                ):
                     print(f"  [{'ok' if ok else 'MISS'}] {what}")
                     if not ok:
                         failed.append(f"{n}: {what}")

@@ -36,11 +36,16 @@ from reconciler.observed import Observed
 from reconciler.plan import ActionKind, Budget, Plan
 from reconciler.planfile import load_plan
 from reconciler.planner import DEFAULT_MAX_BATCH_SIZE, Limits, build_plan, recheck_budget
-from reconciler.settings import BUDGET_KEYS, ClientSettings, find_config_file, resolve_budget, resolve_settings
+from reconciler.settings import (
+    BUDGET_KEYS,
+    ClientSettings,
+    find_config_file,
+    resolve_budget,
+    resolve_settings,
+)
 from reconciler.spec import Desired
 from reconciler.state import FileStateStore, State, open_store
 from reconciler.views import render_json, render_text
-
 
 DEFAULT_STATE = Path("state/renders.state.json")
 SANDBOX_STATE = Path("state/sandbox.state.json")
@@ -107,7 +112,9 @@ def run_apply(req: ApplyRequest) -> None:
 
     sandbox = req.sandbox_dir is not None  # the sandbox keeps its files by default (issue 14)
     config = None if sandbox else req.config_path or find_config_file(Path.cwd())
-    req = replace(req, download_dir=resolve_download_dir(req.download_dir, sandbox=sandbox, config_path=config))
+    req = replace(
+        req, download_dir=resolve_download_dir(req.download_dir, sandbox=sandbox, config_path=config)
+    )
     if req.planfile is None:
         _sandbox_note(req, "apply")
     store = open_store(req.state_path, plan_file=req.planfile)
@@ -143,8 +150,9 @@ def run_apply(req: ApplyRequest) -> None:
                 _kept(req, state, [], [])
                 return
             # Before the first checkpoint: a token or role that cannot do this stops here (issue 13).
-            check_credentials(client, writes=bool(plan.batches) or any(a.kind is ActionKind.DELETE
-                                                                        for a in plan.actions))
+            check_credentials(
+                client, writes=bool(plan.batches) or any(a.kind is ActionKind.DELETE for a in plan.actions)
+            )
             if req.planfile is None:
                 _confirm(req)
             _execute(plan, store, state, client, req, stack)
@@ -157,11 +165,16 @@ def _check_plan_target(plan: Plan, req: ApplyRequest, store: Any) -> None:
     if not made_for or _same_location(made_for, store.location):
         return
     sandbox = _same_location(made_for, str(SANDBOX_STATE))
-    fixed = replace(req, state_path=Path(made_for) if not sandbox else SANDBOX_STATE,
-                    sandbox_dir=(req.sandbox_dir or DEFAULT_SANDBOX_DIR) if sandbox else None)
+    fixed = replace(
+        req,
+        state_path=Path(made_for) if not sandbox else SANDBOX_STATE,
+        sandbox_dir=(req.sandbox_dir or DEFAULT_SANDBOX_DIR) if sandbox else None,
+    )
     where = "the embedded sandbox's state" if sandbox else "the state"
-    raise PlanFileError(f"{req.planfile} was made from {where} {made_for}, not {store.location}",
-                        hint=f"run '{command(fixed, 'apply')} {req.planfile}'")
+    raise PlanFileError(
+        f"{req.planfile} was made from {where} {made_for}, not {store.location}",
+        hint=f"run '{command(fixed, 'apply')} {req.planfile}'",
+    )
 
 
 def _same_location(a: str, b: str) -> bool:
@@ -173,21 +186,44 @@ def _same_location(a: str, b: str) -> bool:
 def _sandbox_note(req: ApplyRequest, verb: str) -> None:
     """After the README's first command (``apply --sandbox``), a plain ``plan`` would read the
     real platform's state, which does not exist yet, and offer to render everything: say so."""
-    if req.sandbox_dir is not None or req.state_path != DEFAULT_STATE or DEFAULT_STATE.exists() \
-            or not SANDBOX_STATE.exists():
+    if (
+        req.sandbox_dir is not None
+        or req.state_path != DEFAULT_STATE
+        or DEFAULT_STATE.exists()
+        or not SANDBOX_STATE.exists()
+    ):
         return
-    click.echo(f"Note: {DEFAULT_STATE} (the state of the real VNTANA platform) does not exist yet, so this {verb} "
-               f"starts from nothing; the sandbox's renders are in {SANDBOX_STATE}: 'reconciler {verb} --sandbox' "
-               "works with those.", err=True)
+    click.echo(
+        f"Note: {DEFAULT_STATE} (the state of the real VNTANA platform) does not exist yet, so this {verb} "
+        f"starts from nothing; the sandbox's renders are in {SANDBOX_STATE}: 'reconciler {verb} --sandbox' "
+        "works with those.",
+        err=True,
+    )
 
 
-def _plan(req: ApplyRequest, store: FileStateStore, state: State, observed: Observed | None,
-          desired: Desired | None = None) -> Plan:
+def _plan(
+    req: ApplyRequest,
+    store: FileStateStore,
+    state: State,
+    observed: Observed | None,
+    desired: Desired | None = None,
+) -> Plan:
     desired = desired or load_desired(req.manifests)
-    return build_plan(desired, state, location=store.location, replace=req.replace,
-                      max_batch_size=req.max_batch_size, observed=observed, targets=req.targets,
-                      excludes=req.excludes, prune=req.prune, allow_large=req.allow_large, limits=_limits(req),
-                      budget=_budget(req), allow_over_budget=req.allow_over_budget)
+    return build_plan(
+        desired,
+        state,
+        location=store.location,
+        replace=req.replace,
+        max_batch_size=req.max_batch_size,
+        observed=observed,
+        targets=req.targets,
+        excludes=req.excludes,
+        prune=req.prune,
+        allow_large=req.allow_large,
+        limits=_limits(req),
+        budget=_budget(req),
+        allow_over_budget=req.allow_over_budget,
+    )
 
 
 def _budget(req: ApplyRequest) -> Budget:
@@ -208,8 +244,11 @@ def _observe(req: ApplyRequest, client: Any, state: State, desired: Desired | No
     for the products about to be rendered for the first time (renders made elsewhere?)."""
     from reconciler.refresh import observe
 
-    new = [u for u in desired.products if u not in state.products] if desired is not None and not req.refresh_only \
+    new = (
+        [u for u in desired.products if u not in state.products]
+        if desired is not None and not req.refresh_only
         else []
+    )
     return observe(client, state, verify=req.verify, parallelism=req.parallelism, also=new)
 
 
@@ -235,8 +274,9 @@ def client_settings(req: ApplyRequest) -> Iterator[ClientSettings]:
         if req.fmt == "text":
             click.echo(f"Embedded VNTANA sandbox at {sb.url} (data in {req.sandbox_dir}).", err=True)
         extra = {k: v for k, v in req.flags.items() if k == "download_route" and v is not None}
-        yield ClientSettings(api_url=sb.url, token=SecretStr(sb.access_token), organization_uuid=sb.organization_uuid,
-                             **extra)
+        yield ClientSettings(
+            api_url=sb.url, token=SecretStr(sb.access_token), organization_uuid=sb.organization_uuid, **extra
+        )
 
 
 def _show(plan: Plan, req: ApplyRequest) -> None:
@@ -250,14 +290,17 @@ def _confirm(req: ApplyRequest) -> None:
     if req.auto_approve:
         return
     if not sys.stdin.isatty():
-        raise ReconcilerError("refusing to apply without confirmation: no terminal to ask on",
-                              hint="review the plan, then pass --auto-approve (or apply a saved plan file)")
+        raise ReconcilerError(
+            "refusing to apply without confirmation: no terminal to ask on",
+            hint="review the plan, then pass --auto-approve (or apply a saved plan file)",
+        )
     if not click.confirm("Apply this plan? Renders cost money and replace earlier ones", default=False):
         raise ReconcilerError("apply cancelled; nothing was triggered")
 
 
-def _execute(plan: Plan, store: FileStateStore, state: State, client: Any, req: ApplyRequest,
-             stack: ExitStack) -> None:
+def _execute(
+    plan: Plan, store: FileStateStore, state: State, client: Any, req: ApplyRequest, stack: ExitStack
+) -> None:
     from reconciler.executor import ApplyOptions, Executor
 
     hooks = _hooks(req)
@@ -265,9 +308,13 @@ def _execute(plan: Plan, store: FileStateStore, state: State, client: Any, req: 
     # With webhooks a delivery wakes its product's poll at once; polling is the fallback for
     # dropped deliveries, so it may be slower (the poll budget is --parallelism per interval).
     default_interval = 5.0 if board else (0.5 if req.sandbox_dir else 2.0)
-    options = ApplyOptions(parallelism=req.parallelism, product_timeout=req.product_timeout,
-                           poll_interval=req.poll_interval or default_interval, download_dir=req.download_dir,
-                           board=board)
+    options = ApplyOptions(
+        parallelism=req.parallelism,
+        product_timeout=req.product_timeout,
+        poll_interval=req.poll_interval or default_interval,
+        download_dir=req.download_dir,
+        board=board,
+    )
     executor = Executor(client, store, state, hooks, options)
     try:
         report = executor.run(plan)
@@ -275,11 +322,16 @@ def _execute(plan: Plan, store: FileStateStore, state: State, client: Any, req: 
         hooks.on_event(executor.finish(client.stats.snapshot().as_dict()))
     _kept(req, state, report.rendered, list(report.failed))
     if board is not None and req.fmt == "text":
-        click.echo(f"Webhook deliveries: {board.accepted} accepted, {board.duplicates} repeated, {board.ignored} "
-                   f"about other renders, {board.refused} refused.", err=True)
+        click.echo(
+            f"Webhook deliveries: {board.accepted} accepted, {board.duplicates} repeated, {board.ignored} "
+            f"about other renders, {board.refused} refused.",
+            err=True,
+        )
     if report.failed:
-        raise ApplyFailedError(f"{len(report.failed)} product(s) failed; run '{command(req, 'plan')}' to see what "
-                               "the next apply does with them (failed ones are retried, in-flight ones resumed)")
+        raise ApplyFailedError(
+            f"{len(report.failed)} product(s) failed; run '{command(req, 'plan')}' to see what "
+            "the next apply does with them (failed ones are retried, in-flight ones resumed)"
+        )
 
 
 def command(req: ApplyRequest, verb: str) -> str:
@@ -328,27 +380,40 @@ def _kept(req: ApplyRequest, state: State, rendered: list[str], failed: list[str
     # --state arrives as text: a file path, or a URL the gallery cannot read (and whose password
     # must not be printed in its "See them" line).
     url = "://" in str(req.state_path)
-    for line in after_apply(req.download_dir, lineage=state.lineage, rendered=rendered, failed=failed,
-                            state_path=DEFAULT_STATE if url else Path(req.state_path),
-                            sandbox=req.sandbox_dir is not None and not url):
+    for line in after_apply(
+        req.download_dir,
+        lineage=state.lineage,
+        rendered=rendered,
+        failed=failed,
+        state_path=DEFAULT_STATE if url else Path(req.state_path),
+        sandbox=req.sandbox_dir is not None and not url,
+    ):
         if not (url and line.startswith("See them")):
             click.echo(line, err=True)
 
 
-def _accept(req: ApplyRequest, client: Any, store: FileStateStore, state: State, observed: Observed | None) -> None:
+def _accept(
+    req: ApplyRequest, client: Any, store: FileStateStore, state: State, observed: Observed | None
+) -> None:
     """``--refresh-only``: record what the platform holds for drifted products; render nothing."""
     from reconciler.refresh import accept
 
     assert observed is not None
     accepted, failed = accept(client, store, state, observed, req.download_dir)
     if req.fmt == "json":
-        click.echo(json.dumps({"checked": len(observed.products), "updated": accepted, "failed": failed}, indent=2))
+        click.echo(
+            json.dumps({"checked": len(observed.products), "updated": accepted, "failed": failed}, indent=2)
+        )
     else:
-        click.echo(f"Refresh: {len(observed.products)} product(s) checked, {len(accepted)} updated from the "
-                   "platform." + "".join(f"\n  {u}: {why}" for u, why in sorted(accepted.items())))
+        click.echo(
+            f"Refresh: {len(observed.products)} product(s) checked, {len(accepted)} updated from the "
+            "platform." + "".join(f"\n  {u}: {why}" for u, why in sorted(accepted.items()))
+        )
     if failed:
-        raise ApplyFailedError(f"{len(failed)} product(s) could not be refreshed and were left as recorded: "
-                               + "; ".join(f"{u}: {why}" for u, why in sorted(failed.items())))
+        raise ApplyFailedError(
+            f"{len(failed)} product(s) could not be refreshed and were left as recorded: "
+            + "; ".join(f"{u}: {why}" for u, why in sorted(failed.items()))
+        )
 
 
 def _webhooks(req: ApplyRequest, client: Any, stack: ExitStack) -> Any:
@@ -363,8 +428,11 @@ def _webhooks(req: ApplyRequest, client: Any, stack: ExitStack) -> Any:
     hook, replaced = register(client, req.webhook_url or receiver.url, list(EVENTS))
     stack.callback(_delete_webhook, client, hook.uuid, command(req, "webhooks rm"))
     if replaced and req.fmt == "text":
-        click.echo(f"Replaced the webhook an earlier, interrupted apply left at {hook.url or receiver.url} "
-                   f"({', '.join(replaced)}).", err=True)
+        click.echo(
+            f"Replaced the webhook an earlier, interrupted apply left at {hook.url or receiver.url} "
+            f"({', '.join(replaced)}).",
+            err=True,
+        )
     if hook.secret is None:
         raise ConfigError("the platform returned no webhook secret; cannot verify deliveries")
     secret_box["s"] = hook.secret.get_secret_value()
@@ -375,8 +443,11 @@ def _delete_webhook(client: Any, uuid: str, rm: str) -> None:
     try:
         client.delete_webhook(uuid)
     except ReconcilerError as exc:
-        click.echo(f"Warning: could not remove the temporary webhook {uuid} ({exc.message}); '{rm} {uuid}' removes "
-                   "it, and the next apply on the same address replaces it.", err=True)
+        click.echo(
+            f"Warning: could not remove the temporary webhook {uuid} ({exc.message}); '{rm} {uuid}' removes "
+            "it, and the next apply on the same address replaces it.",
+            err=True,
+        )
 
 
 def _hooks(req: ApplyRequest) -> Hooks:

@@ -13,8 +13,16 @@ from typing import Any
 
 from reconciler.errors import ApiError, CredentialsError, ReconcilerError
 
-RENDER_ROLES = frozenset({"ORGANIZATION_OWNER", "ORGANIZATION_ADMIN", "CLIENT_ORGANIZATION_ADMIN",
-                          "CLIENT_ORGANIZATION_CONTENT_MANAGER", "OWNER", "ADMIN"})
+RENDER_ROLES = frozenset(
+    {
+        "ORGANIZATION_OWNER",
+        "ORGANIZATION_ADMIN",
+        "CLIENT_ORGANIZATION_ADMIN",
+        "CLIENT_ORGANIZATION_CONTENT_MANAGER",
+        "OWNER",
+        "ADMIN",
+    }
+)
 """The roles ``POST /v1/products/renders`` allows (Y:4355); they also delete attachments."""
 ORGANIZATION_WIDE = frozenset({"ORGANIZATION_OWNER", "ORGANIZATION_ADMIN", "OWNER", "ADMIN"})
 
@@ -29,8 +37,10 @@ def check_credentials(client: Any, *, writes: bool) -> None:
         client.login()
         info = client.login_info
     except (ApiError, ReconcilerError) as exc:
-        raise CredentialsError(f"cannot log in, so nothing was started: {exc.message}",
-                               hint=exc.hint or "check VNTANA_API_TOKEN and VNTANA_ORGANIZATION_UUID") from exc
+        raise CredentialsError(
+            f"cannot log in, so nothing was started: {exc.message}",
+            hint=exc.hint or "check VNTANA_API_TOKEN and VNTANA_ORGANIZATION_UUID",
+        ) from exc
     if not writes:
         return
     role = (info.role or "").upper()
@@ -47,12 +57,17 @@ def check_credentials(client: Any, *, writes: bool) -> None:
         raise CredentialsError(
             f"the user's role in organization {client.organization_uuid} is {info.role}, a workspace-level role, and no "
             "workspace is configured, so the organization token reaches no product; nothing was started",
-            hint=f"set VNTANA_CLIENT_UUID (or --workspace) to a workspace where the user may render: {choices}")
+            hint=f"set VNTANA_CLIENT_UUID (or --workspace) to a workspace where the user may render: {choices}",
+        )
     entry = next((w for w in workspaces if w.uuid == workspace), None)
     if entry is not None and entry.role and entry.role.upper() not in RENDER_ROLES:
         raise CredentialsError(
             f"the user's role in workspace {workspace} is {entry.role}, which may not trigger renders or delete files "
             f"(allowed: {', '.join(sorted(r for r in RENDER_ROLES if '_' in r))}); nothing was started",
             hint="use the personal access token of a user with one of those roles (a user has one key)"
-                 + (f", or a workspace where this user may render: {', '.join(w.uuid for w in mine)}" if mine else ""))
-
+            + (
+                f", or a workspace where this user may render: {', '.join(w.uuid for w in mine)}"
+                if mine
+                else ""
+            ),
+        )

@@ -83,10 +83,14 @@ class DoctorReport:
         return [c for c in self.checks if c.status is Status.FAIL]
 
     def to_json(self) -> dict[str, Any]:
-        return {"api_url": self.api_url, "ok": not self.problems,
-                "checks": [{**asdict(c), "status": c.status.value} for c in self.checks],
-                "settings": self.settings, "saved": self.saved,
-                "problems": [f"{c.name}: {c.found}" for c in self.problems]}
+        return {
+            "api_url": self.api_url,
+            "ok": not self.problems,
+            "checks": [{**asdict(c), "status": c.status.value} for c in self.checks],
+            "settings": self.settings,
+            "saved": self.saved,
+            "problems": [f"{c.name}: {c.found}" for c in self.problems],
+        }
 
 
 class DoctorProblems(ReconcilerError):
@@ -114,10 +118,16 @@ def diagnose(client: Any, settings: ClientSettings, product: str | None) -> Doct
             try:
                 files = client.list_attachments(product)
             except ApiError as exc:
-                add(Check("entity type", Status.FAIL, f"listing the product's attachments failed: {exc.message}",
-                          "none possible"))
+                add(
+                    Check(
+                        "entity type",
+                        Status.FAIL,
+                        f"listing the product's attachments failed: {exc.message}",
+                        "none possible",
+                    )
+                )
         if files is None:
-            for name in ("entity type", "download")[1 if pages.status is not Status.FAIL else 0:]:
+            for name in ("entity type", "download")[1 if pages.status is not Status.FAIL else 0 :]:
                 add(Check(name, Status.SKIP, "not checked: the attachments cannot be listed"))
         else:
             add(_entity_filter(client, product, files))
@@ -128,6 +138,7 @@ def diagnose(client: Any, settings: ClientSettings, product: str | None) -> Doct
 
 
 # -- the checks ------------------------------------------------------------------------------
+
 
 def _login(client: Any, settings: ClientSettings) -> Check:
     try:
@@ -140,19 +151,36 @@ def _login(client: Any, settings: ClientSettings) -> Check:
     who = f"organization {org}" + (f" ({entry['name']})" if entry.get("name") else "")
     found = f"{who} as {info.role or 'an unknown role'}; {len(workspaces)} workspace(s) visible"
     if workspaces:
-        found += ": " + ", ".join((w.slug or w.uuid) + (f" ({w.role})" if w.role and w.role != info.role else "")
-                                  for w in workspaces[:5]) + (" ..." if len(workspaces) > 5 else "")
-    detail = {"organization_uuid": org, "role": info.role, "workspace_step": info.workspace_step,
-              "workspaces": [{"uuid": w.uuid, "slug": w.slug, "name": w.name, "role": w.role} for w in workspaces]}
+        found += (
+            ": "
+            + ", ".join(
+                (w.slug or w.uuid) + (f" ({w.role})" if w.role and w.role != info.role else "")
+                for w in workspaces[:5]
+            )
+            + (" ..." if len(workspaces) > 5 else "")
+        )
+    detail = {
+        "organization_uuid": org,
+        "role": info.role,
+        "workspace_step": info.workspace_step,
+        "workspaces": [{"uuid": w.uuid, "slug": w.slug, "name": w.name, "role": w.role} for w in workspaces],
+    }
     if not settings.client_uuid:
-        return Check("login", Status.OK, found, "uses the organization token (no workspace configured)", detail)
+        return Check(
+            "login", Status.OK, found, "uses the organization token (no workspace configured)", detail
+        )
     if settings.client_uuid not in {w.uuid for w in workspaces}:
-        return Check("login", Status.FAIL, f"{found}; the configured workspace {settings.client_uuid} is not among them",
-                     "check client_uuid / VNTANA_CLIENT_UUID", detail)
+        return Check(
+            "login",
+            Status.FAIL,
+            f"{found}; the configured workspace {settings.client_uuid} is not among them",
+            "check client_uuid / VNTANA_CLIENT_UUID",
+            detail,
+        )
     action = {
         "used": "uses a workspace token (workspace-level role)",
         "skipped": "skips the workspace step (Owners and Admins get BAD_CREDENTIALS there) and uses the "
-                   "organization token, naming the workspace in each call",
+        "organization token, naming the workspace in each call",
         "refused": "the workspace step answered BAD_CREDENTIALS: uses the organization token",
     }.get(info.workspace_step, info.workspace_step)
     return Check("login", Status.OK, found, action, detail)
@@ -162,20 +190,44 @@ def _product(client: Any, product: str | None, add: Callable[[Check], None]) -> 
     """The product check; whether the checks that need a product can run."""
     later = ("pages", "entity type", "download")
     if product is None:
-        add(Check("product", Status.WARN, "no product to look at: pass --product UUID or run in a directory "
-                                          "with manifests", "pages, entityType filtering and downloads are not checked"))
+        add(
+            Check(
+                "product",
+                Status.WARN,
+                "no product to look at: pass --product UUID or run in a directory with manifests",
+                "pages, entityType filtering and downloads are not checked",
+            )
+        )
         for name in later:
             add(Check(name, Status.SKIP, "not checked: no product"))
         return False
     try:
         found = client.get_product(product)
     except ApiError as exc:
-        add(Check("product", Status.FAIL, f"{product}: {exc.message}", exc.hint or "check the uuid and the workspace"))
+        add(
+            Check(
+                "product",
+                Status.FAIL,
+                f"{product}: {exc.message}",
+                exc.hint or "check the uuid and the workspace",
+            )
+        )
         for name in later:
             add(Check(name, Status.SKIP, "not checked: the product cannot be read"))
         return False
-    add(Check("product", Status.OK, f"{product} ({found.name or 'no name'}, {found.status or 'status unknown'})",
-              detail={"uuid": product, "name": found.name, "status": found.status, "workspace": found.client_uuid}))
+    add(
+        Check(
+            "product",
+            Status.OK,
+            f"{product} ({found.name or 'no name'}, {found.status or 'status unknown'})",
+            detail={
+                "uuid": product,
+                "name": found.name,
+                "status": found.status,
+                "workspace": found.client_uuid,
+            },
+        )
+    )
     return True
 
 
@@ -184,24 +236,49 @@ def _pages(client: Any, product: str) -> Check:
     try:
         first = client.attachment_page(product, 0, 1)
     except ApiError as exc:
-        return Check("pages", Status.FAIL, f"page 0 of the attachment search is refused: {exc.message}",
-                     "none possible: VNTANA's guide and client page attachments from 0; report this to VNTANA")
+        return Check(
+            "pages",
+            Status.FAIL,
+            f"page 0 of the attachment search is refused: {exc.message}",
+            "none possible: VNTANA's guide and client page attachments from 0; report this to VNTANA",
+        )
     if first.total_count == 0 and not first.grid:
-        return Check("pages", Status.WARN, "the product has no attachments: the page base cannot be seen",
-                     action + "; pass --product with a rendered product to check")
+        return Check(
+            "pages",
+            Status.WARN,
+            "the product has no attachments: the page base cannot be seen",
+            action + "; pass --product with a rendered product to check",
+        )
     if not first.grid:
-        return Check("pages", Status.FAIL, f"page 0 is empty although totalCount is {first.total_count}: "
-                                           "pages start at 1 here", "none possible: every search would miss its "
-                                                                    "first page; report this to VNTANA")
+        return Check(
+            "pages",
+            Status.FAIL,
+            f"page 0 is empty although totalCount is {first.total_count}: pages start at 1 here",
+            "none possible: every search would miss its first page; report this to VNTANA",
+        )
     if first.total_count < 2:
-        return Check("pages", Status.OK, "page 0 holds the product's only attachment", action,
-                     {"first_page": 0, "compared": False})
+        return Check(
+            "pages",
+            Status.OK,
+            "page 0 holds the product's only attachment",
+            action,
+            {"first_page": 0, "compared": False},
+        )
     second = client.attachment_page(product, 1, 1)
     if second.grid and second.grid[0].uuid == first.grid[0].uuid:
-        return Check("pages", Status.FAIL, "pages 0 and 1 hold the same attachment: the server does not page as "
-                                           "documented", "none possible; report this to VNTANA")
-    return Check("pages", Status.OK, f"page 0 holds the first of {first.total_count} attachments, page 1 the second",
-                 action, {"first_page": 0, "compared": True})
+        return Check(
+            "pages",
+            Status.FAIL,
+            "pages 0 and 1 hold the same attachment: the server does not page as documented",
+            "none possible; report this to VNTANA",
+        )
+    return Check(
+        "pages",
+        Status.OK,
+        f"page 0 holds the first of {first.total_count} attachments, page 1 the second",
+        action,
+        {"first_page": 0, "compared": True},
+    )
 
 
 def _entity_filter(client: Any, product: str, files: list[Any]) -> Check:
@@ -209,43 +286,82 @@ def _entity_filter(client: Any, product: str, files: list[Any]) -> Check:
     try:
         answer = client.attachment_page(product, 0, 100, entity_type="RENDER")
     except ApiError as exc:
-        return Check("entity type", Status.WARN, f"a RENDER search was refused: {exc.message}",
-                     "searches without the filter and filters itself", {"filter": "refused"})
+        return Check(
+            "entity type",
+            Status.WARN,
+            f"a RENDER search was refused: {exc.message}",
+            "searches without the filter and filters itself",
+            {"filter": "refused"},
+        )
     renders = sum(1 for a in files if (a.entity_type or "").upper() in ("RENDER", "TURNTABLE"))
     listing = f"{len(files)} attachment(s), {renders} RENDER/TURNTABLE; "
     others = sorted({(a.entity_type or "?").upper() for a in answer.grid} - {"RENDER"})
     if others:
-        return Check("entity type", Status.OK, listing + f"ignored: a RENDER search also returned {', '.join(others)}",
-                     action, {"filter": "ignored"})
+        return Check(
+            "entity type",
+            Status.OK,
+            listing + f"ignored: a RENDER search also returned {', '.join(others)}",
+            action,
+            {"filter": "ignored"},
+        )
     kinds = {(a.entity_type or "?").upper() for a in files}
     if kinds - {"RENDER"}:
-        return Check("entity type", Status.OK, listing + "honoured: a RENDER search returned only RENDER attachments",
-                     action, {"filter": "honoured"})
-    return Check("entity type", Status.OK, listing + "cannot tell: the product has no attachments other than RENDER",
-                 action, {"filter": "unknown"})
+        return Check(
+            "entity type",
+            Status.OK,
+            listing + "honoured: a RENDER search returned only RENDER attachments",
+            action,
+            {"filter": "honoured"},
+        )
+    return Check(
+        "entity type",
+        Status.OK,
+        listing + "cannot tell: the product has no attachments other than RENDER",
+        action,
+        {"filter": "unknown"},
+    )
 
 
 def _download(client: Any, settings: ClientSettings, files: list[Any], detected: dict[str, Any]) -> Check:
     from reconciler.client.api import ROUTES
 
-    render = next((a for t in ("RENDER", "TURNTABLE") for a in files if (a.entity_type or "").upper() == t), None)
+    render = next(
+        (a for t in ("RENDER", "TURNTABLE") for a in files if (a.entity_type or "").upper() == t), None
+    )
     if render is None:
-        return Check("download", Status.WARN, "the product has no render to try the download routes on",
-                     f"download_route {settings.download_route}; pass --product with a rendered product to check")
+        return Check(
+            "download",
+            Status.WARN,
+            "the product has no render to try the download routes on",
+            f"download_route {settings.download_route}; pass --product with a rendered product to check",
+        )
     results = {route: client.probe_download(render, route) for route in ROUTES}
     working = [r for r in ROUTES if results[r].ok]
-    found = "; ".join(f"{r}: {'works, ' + _what(results[r].head) + ', ' if results[r].ok else 'no: '}"
-                      f"{results[r].detail}" for r in ROUTES)
-    detail = {"file": render.name or render.uuid,
-              "routes": {r: {"ok": results[r].ok, "detail": results[r].detail} for r in ROUTES}}
+    found = "; ".join(
+        f"{r}: {'works, ' + _what(results[r].head) + ', ' if results[r].ok else 'no: '}{results[r].detail}"
+        for r in ROUTES
+    )
+    detail = {
+        "file": render.name or render.uuid,
+        "routes": {r: {"ok": results[r].ok, "detail": results[r].detail} for r in ROUTES},
+    }
     if not working:
-        return Check("download", Status.FAIL, f"no route serves {render.name or render.uuid}: {found}",
-                     "none possible: renders could be triggered but never downloaded", detail)
+        return Check(
+            "download",
+            Status.FAIL,
+            f"no route serves {render.name or render.uuid}: {found}",
+            "none possible: renders could be triggered but never downloaded",
+            detail,
+        )
     if settings.download_route != "auto" and settings.download_route not in working:
         detected["download_route"] = working[0]
-        return Check("download", Status.FAIL, f"download_route is {settings.download_route}, which does not work "
-                                              f"here: {found}", f"set download_route: {working[0]} (--save does)",
-                     detail)
+        return Check(
+            "download",
+            Status.FAIL,
+            f"download_route is {settings.download_route}, which does not work here: {found}",
+            f"set download_route: {working[0]} (--save does)",
+            detail,
+        )
     detected["download_route"] = settings.download_route if settings.download_route != "auto" else working[0]
     return Check("download", Status.OK, found, f"download_route: {detected['download_route']}", detail)
 
@@ -264,21 +380,43 @@ def _webhooks(client: Any, settings: ClientSettings, detected: dict[str, Any]) -
         catalogue = catalogue or [e.name for e in events]
         detected.setdefault("webhook_paths", spelling)
     working = [s for s in ("guide", "yaml") if results.get(s) is None]
-    found = "; ".join(f"{s} spelling: " + ("answers" if results[s] is None else f"no ({results[s]})")
-                      for s in ("guide", "yaml"))
+    found = "; ".join(
+        f"{s} spelling: " + ("answers" if results[s] is None else f"no ({results[s]})")
+        for s in ("guide", "yaml")
+    )
     detail = {"working": working, "events": catalogue}
     if not working:
-        return Check("webhooks", Status.WARN, found, "apply --webhook-listen cannot register a webhook; waiting "
-                                                     "polls instead", detail)
+        return Check(
+            "webhooks",
+            Status.WARN,
+            found,
+            "apply --webhook-listen cannot register a webhook; waiting polls instead",
+            detail,
+        )
     missing = [e for e in RENDER_EVENTS if e not in catalogue]
     if missing:
-        return Check("webhooks", Status.WARN, f"{found}; the event catalogue lacks {', '.join(missing)}",
-                     "apply --webhook-listen would be refused; waiting polls instead", detail)
+        return Check(
+            "webhooks",
+            Status.WARN,
+            f"{found}; the event catalogue lacks {', '.join(missing)}",
+            "apply --webhook-listen would be refused; waiting polls instead",
+            detail,
+        )
     if settings.webhook_paths != "auto" and settings.webhook_paths not in working:
-        return Check("webhooks", Status.WARN, f"webhook_paths is {settings.webhook_paths}, which does not answer: "
-                                              f"{found}", f"set webhook_paths: {working[0]} (--save does)", detail)
-    return Check("webhooks", Status.OK, found, f"webhook_paths: {working[0]}; events sent as the catalogue's objects",
-                 detail)
+        return Check(
+            "webhooks",
+            Status.WARN,
+            f"webhook_paths is {settings.webhook_paths}, which does not answer: {found}",
+            f"set webhook_paths: {working[0]} (--save does)",
+            detail,
+        )
+    return Check(
+        "webhooks",
+        Status.OK,
+        found,
+        f"webhook_paths: {working[0]}; events sent as the catalogue's objects",
+        detail,
+    )
 
 
 def _clock(client: Any) -> Check:
@@ -287,17 +425,32 @@ def _clock(client: Any) -> Check:
     except ApiError as exc:
         return Check("clock", Status.WARN, f"cannot read the API's time: {exc.message}")
     if server is None:
-        return Check("clock", Status.WARN, "the API sends no Date header", "judges new files by the trigger's time "
-                                                                          "as this machine sees it")
+        return Check(
+            "clock",
+            Status.WARN,
+            "the API sends no Date header",
+            "judges new files by the trigger's time as this machine sees it",
+        )
     skew = (server - local).total_seconds()
     found = f"the API's clock is {abs(skew):.1f} s {'ahead of' if skew >= 0 else 'behind'} this machine's"
     detail = {"skew_seconds": round(skew, 3)}
     if abs(skew) > SKEW_FAIL_SECONDS:
-        return Check("clock", Status.FAIL, found, "none possible: webhook deliveries would be refused as stale; "
-                                                  "set this machine's clock (NTP)", detail)
+        return Check(
+            "clock",
+            Status.FAIL,
+            found,
+            "none possible: webhook deliveries would be refused as stale; set this machine's clock (NTP)",
+            detail,
+        )
     if abs(skew) > SKEW_WARN_SECONDS + 1:  # the Date header has whole seconds
-        return Check("clock", Status.WARN, found, "uses the API's own Date for triggers; a run killed before a "
-                                                  "trigger's answer may miss its files: set the clock (NTP)", detail)
+        return Check(
+            "clock",
+            Status.WARN,
+            found,
+            "uses the API's own Date for triggers; a run killed before a "
+            "trigger's answer may miss its files: set the clock (NTP)",
+            detail,
+        )
     return Check("clock", Status.OK, found, detail=detail)
 
 
@@ -314,6 +467,7 @@ def _what(head: bytes) -> str:
 
 # -- output ----------------------------------------------------------------------------------
 
+
 def render_text(report: DoctorReport) -> str:
     lines = [f"reconciler doctor: {report.api_url} (read-only: nothing is triggered or written)", ""]
     for c in report.checks:
@@ -323,7 +477,9 @@ def render_text(report: DoctorReport) -> str:
     lines.append("")
     if report.settings:
         shown = ", ".join(f"{k}: {v}" for k, v in report.settings.items())
-        lines.append(f"Settings for this platform: {shown}" + ("" if report.saved else " (--save writes them)"))
+        lines.append(
+            f"Settings for this platform: {shown}" + ("" if report.saved else " (--save writes them)")
+        )
     if report.saved:
         lines.append("Saved to the config file: " + ", ".join(report.saved))
     if report.problems:
@@ -335,6 +491,7 @@ def render_text(report: DoctorReport) -> str:
 
 
 # -- command ---------------------------------------------------------------------------------
+
 
 @dataclass
 class DoctorRequest:
@@ -353,17 +510,29 @@ def run_doctor(req: DoctorRequest) -> DoctorReport:
     from reconciler.client import VntanaClient
 
     if req.save and req.sandbox_dir is not None:
-        raise ReconcilerError("--save with --sandbox would write the embedded sandbox's settings",
-                              hint="run doctor without --sandbox (with your credentials) to save settings")
+        raise ReconcilerError(
+            "--save with --sandbox would write the embedded sandbox's settings",
+            hint="run doctor without --sandbox (with your credentials) to save settings",
+        )
     product = req.product.lower() if req.product else _first_product(req.manifests)
     if req.verbose:
         from reconciler.applying import _verbose_logging
 
         _verbose_logging()
     with ExitStack() as stack:
-        settings = stack.enter_context(client_settings(ApplyRequest(
-            manifests=req.manifests, state_path=Path("."), sandbox_dir=req.sandbox_dir, flags=req.flags,
-            config_path=req.config_path, fmt=req.fmt, verbose=req.verbose)))
+        settings = stack.enter_context(
+            client_settings(
+                ApplyRequest(
+                    manifests=req.manifests,
+                    state_path=Path("."),
+                    sandbox_dir=req.sandbox_dir,
+                    flags=req.flags,
+                    config_path=req.config_path,
+                    fmt=req.fmt,
+                    verbose=req.verbose,
+                )
+            )
+        )
         client = stack.enter_context(VntanaClient(settings))
         report = diagnose(client, settings, product)
     if req.save and report.checks[0].status is not Status.FAIL:
@@ -374,9 +543,11 @@ def run_doctor(req: DoctorRequest) -> DoctorReport:
     else:
         click.echo(render_text(report), nl=False)
     if report.problems:
-        raise DoctorProblems(f"{len(report.problems)} problem(s) the client cannot work around: "
-                             + "; ".join(c.name for c in report.problems),
-                             hint="see each one above; nothing was triggered")
+        raise DoctorProblems(
+            f"{len(report.problems)} problem(s) the client cannot work around: "
+            + "; ".join(c.name for c in report.problems),
+            hint="see each one above; nothing was triggered",
+        )
     return report
 
 
@@ -391,26 +562,64 @@ def _first_product(manifests: list[Path]) -> str | None:
 
 
 @click.command("doctor")
-@click.option("--product", metavar="UUID", help="The product to check with (default: the first in the manifests). "
-                                               "A rendered one lets doctor check downloads too.")
+@click.option(
+    "--product",
+    metavar="UUID",
+    help="The product to check with (default: the first in the manifests). "
+    "A rendered one lets doctor check downloads too.",
+)
 @manifests_option
 @api_options
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-@click.option("--save", is_flag=True, help=f"Write the detected settings into {DEFAULT_CONFIG_NAME} (or --config); "
-                                          "never the token.")
-def doctor_command(product: str | None, manifests: tuple[Path, ...], sandbox: bool, sandbox_dir: Path,
-                   api_url: str | None, organization_uuid: str | None, client_uuid: str | None,
-                   config_path: Path | None, verbose: bool, download_route: str | None, fmt: str, save: bool) -> None:
+@click.option(
+    "--save",
+    is_flag=True,
+    help=f"Write the detected settings into {DEFAULT_CONFIG_NAME} (or --config); never the token.",
+)
+def doctor_command(
+    product: str | None,
+    manifests: tuple[Path, ...],
+    sandbox: bool,
+    sandbox_dir: Path,
+    api_url: str | None,
+    organization_uuid: str | None,
+    client_uuid: str | None,
+    config_path: Path | None,
+    verbose: bool,
+    download_route: str | None,
+    fmt: str,
+    save: bool,
+) -> None:
     """Check, read-only, how this platform reads VNTANA's documents, before paying for a render."""
     if sandbox:
-        clash = [f"--{n}" for n, v in (("api-url", api_url), ("organization", organization_uuid),
-                                        ("workspace", client_uuid), ("config", config_path)) if v]
+        clash = [
+            f"--{n}"
+            for n, v in (
+                ("api-url", api_url),
+                ("organization", organization_uuid),
+                ("workspace", client_uuid),
+                ("config", config_path),
+            )
+            if v
+        ]
         if clash:
-            raise ReconcilerError(f"--sandbox chooses the platform itself; it cannot be combined with "
-                                  f"{', '.join(clash)}")
-    run_doctor(DoctorRequest(
-        product=product, manifests=list(manifests) or [Path("manifests")], fmt=fmt, save=save,
-        sandbox_dir=sandbox_dir if sandbox else None, config_path=config_path, verbose=verbose,
-        flags={"api_url": api_url, "organization_uuid": organization_uuid, "client_uuid": client_uuid,
-               "download_route": download_route},
-    ))
+            raise ReconcilerError(
+                f"--sandbox chooses the platform itself; it cannot be combined with {', '.join(clash)}"
+            )
+    run_doctor(
+        DoctorRequest(
+            product=product,
+            manifests=list(manifests) or [Path("manifests")],
+            fmt=fmt,
+            save=save,
+            sandbox_dir=sandbox_dir if sandbox else None,
+            config_path=config_path,
+            verbose=verbose,
+            flags={
+                "api_url": api_url,
+                "organization_uuid": organization_uuid,
+                "client_uuid": client_uuid,
+                "download_route": download_route,
+            },
+        )
+    )

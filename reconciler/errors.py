@@ -56,8 +56,10 @@ class ManifestError(ReconcilerError):
         head = f"{count:,} error{'s' if count != 1 else ''} in manifests"
         body = "\n".join(d.format() for d in self.diagnostics)
         if more:
-            body += (f"\n... and {more:,} more (the first {len(self.diagnostics)} are shown: fix them and "
-                     "run again to see the rest)")
+            body += (
+                f"\n... and {more:,} more (the first {len(self.diagnostics)} are shown: fix them and "
+                "run again to see the rest)"
+            )
         super().__init__(f"{head}:\n{body}" if body else head)
 
 
@@ -75,7 +77,9 @@ class StateCorruptError(StateError):
     in git)."""
 
     def __init__(self, path: str, problem: str, *, hint: str | None = None) -> None:
-        super().__init__(f"state file {path} is unreadable: {problem}", hint=hint or "the file was left untouched")
+        super().__init__(
+            f"state file {path} is unreadable: {problem}", hint=hint or "the file was left untouched"
+        )
         self.path = path
 
 
@@ -115,7 +119,9 @@ class PlanFileError(ReconcilerError):
 
 
 class StalePlanError(PlanFileError):
-    def __init__(self, moved: list[str], *, plan: str = "reconciler plan", apply: str = "reconciler apply") -> None:
+    def __init__(
+        self, moved: list[str], *, plan: str = "reconciler plan", apply: str = "reconciler apply"
+    ) -> None:
         super().__init__(
             "saved plan is stale: " + "; ".join(moved),
             hint=f"make the plan again ('{plan} --out FILE'), review it, then '{apply} FILE'",
@@ -170,8 +176,10 @@ class LargeChangeError(ReconcilerError):
     """The plan exceeds a large-change limit and --allow-large was not given."""
 
     def __init__(self, tripped: list[str]) -> None:
-        super().__init__("refusing a large change: " + "; ".join(tripped),
-                         hint="check the plan; if it is what you want, run again with --allow-large")
+        super().__init__(
+            "refusing a large change: " + "; ".join(tripped),
+            hint="check the plan; if it is what you want, run again with --allow-large",
+        )
         self.tripped = tripped
 
 
@@ -179,10 +187,12 @@ class OverBudgetError(ReconcilerError):
     """The plan triggers more than the budget allows and --allow-over-budget was not given."""
 
     def __init__(self, over: list[str]) -> None:
-        super().__init__("refusing a plan over budget: " + "; ".join(over),
-                         hint="check the plan; narrow it (--target), raise the budget (budget: in reconciler.yaml, "
-                              "or --max-frames, --max-requests, --max-video-seconds), or, if it is what you want, "
-                              "run again with --allow-over-budget")
+        super().__init__(
+            "refusing a plan over budget: " + "; ".join(over),
+            hint="check the plan; narrow it (--target), raise the budget (budget: in reconciler.yaml, "
+            "or --max-frames, --max-requests, --max-video-seconds), or, if it is what you want, "
+            "run again with --allow-over-budget",
+        )
         self.over = over
 
 

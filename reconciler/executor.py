@@ -46,7 +46,7 @@ import time
 import uuid as uuidlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
@@ -97,6 +97,7 @@ from reconciler.waiting import Expectations, PendingRender, Scheduler, complete,
 if TYPE_CHECKING:  # the receiver pulls in an ASGI server; only its type is needed here
     from reconciler.webhooks import EventBoard
 
+
 class Client(Protocol):
     def trigger_renders(self, product_uuids: list[str], spec: dict[str, Any]) -> Any: ...
     def list_attachments(self, product_uuid: str, entity_type: str | None = None) -> list[Any]: ...
@@ -127,18 +128,24 @@ class ApplyReport:
         return not self.failed
 
 
-def check_plan_current(plan: Plan, state: State, *, again: tuple[str, str] = ("reconciler plan", "reconciler apply")) -> None:
+def check_plan_current(
+    plan: Plan, state: State, *, again: tuple[str, str] = ("reconciler plan", "reconciler apply")
+) -> None:
     """Refuse a saved plan whose state moved since it was made, naming what moved; ``again``: the
     plan and apply commands of this run, for the hint."""
     moved = []
     if not plan.state.lineage and state.lineage:
         moved.append(f"the state was created (lineage {state.lineage}) after the plan was made")
     elif plan.state.lineage != state.lineage:
-        moved.append(f"the state's lineage is {state.lineage}, the plan was made for {plan.state.lineage} "
-                     "(a different or re-created state file)")
+        moved.append(
+            f"the state's lineage is {state.lineage}, the plan was made for {plan.state.lineage} "
+            "(a different or re-created state file)"
+        )
     elif plan.state.serial != state.serial:
-        moved.append(f"the state's serial moved from {plan.state.serial} to {state.serial} "
-                     f"({state.serial - plan.state.serial} write(s) since the plan was made)")
+        moved.append(
+            f"the state's serial moved from {plan.state.serial} to {state.serial} "
+            f"({state.serial - plan.state.serial} write(s) since the plan was made)"
+        )
     if moved:
         raise StalePlanError(moved, plan=again[0], apply=again[1])
 
@@ -154,7 +161,9 @@ def sync_labels(store: FileStateStore, state: State, plan: Plan) -> int:
         if rec is None or a.protect is None:
             continue
         if rec.protect != a.protect or (a.name is not None and rec.name != a.name):
-            store.checkpoint(state, a.product, rec.model_copy(update={"protect": a.protect, "name": a.name or rec.name}))
+            store.checkpoint(
+                state, a.product, rec.model_copy(update={"protect": a.protect, "name": a.name or rec.name})
+            )
             changed += 1
     return changed
 
@@ -166,8 +175,14 @@ def failpoint(name: str) -> None:
 
 
 class Executor:
-    def __init__(self, client: Client, store: FileStateStore, state: State, hooks: Hooks,
-                 options: ApplyOptions | None = None) -> None:
+    def __init__(
+        self,
+        client: Client,
+        store: FileStateStore,
+        state: State,
+        hooks: Hooks,
+        options: ApplyOptions | None = None,
+    ) -> None:
         self.client = client
         self.store = store
         self.state = state
@@ -178,8 +193,12 @@ class Executor:
         self._specs: dict[str, dict[str, Any]] = {}  # spec hash → spec being rendered
         self._before: dict[str, set[str]] = {}  # product → uuids of its files just before our trigger
         self._expect = Expectations(self.options.product_timeout, self.options.poll_interval)
-        self._scheduler = Scheduler(self._poll, self._expect, parallelism=self.options.parallelism,
-                                    interval=self.options.poll_interval)
+        self._scheduler = Scheduler(
+            self._poll,
+            self._expect,
+            parallelism=self.options.parallelism,
+            interval=self.options.poll_interval,
+        )
         self._halt: ReconcilerError | None = None  # a credentials problem: stop the run
         self._untouched: list[str] = []  # products the halt left as they were
 
@@ -195,8 +214,10 @@ class Executor:
     def _fail(self, product: str, reason: str) -> None:
         rec = self._record(product)
         if rec is not None:
-            self._checkpoint(product, rec.model_copy(update={"status": Status.FAILED, "error": reason,
-                                                             "updated_at": utcnow()}))
+            self._checkpoint(
+                product,
+                rec.model_copy(update={"status": Status.FAILED, "error": reason, "updated_at": utcnow()}),
+            )
         with self._mutex:
             self.report.failed[product] = reason
         self.hooks.on_event(Failed(product, rec.name if rec else None, reason))
@@ -226,8 +247,13 @@ class Executor:
         self._specs = {b.spec_hash: b.spec for b in plan.batches}
         self._specs.update({a.spec_hash: a.spec for a in resumes if a.spec_hash and a.spec})
         self.report.skipped = sum(1 for a in plan.actions if a.kind in (ActionKind.NOOP, ActionKind.ORPHAN))
-        self.hooks.on_event(RunStarted(triggers=sum(len(b.products) for b in plan.batches), resumes=len(resumes),
-                                       batches=len(plan.batches)))
+        self.hooks.on_event(
+            RunStarted(
+                triggers=sum(len(b.products) for b in plan.batches),
+                resumes=len(resumes),
+                batches=len(plan.batches),
+            )
+        )
         if self.options.board is not None:
             self.options.board.subscribe(self._scheduler.nudge)
         try:
@@ -257,15 +283,21 @@ class Executor:
         assert self._halt is not None
         left = sorted(set(self._untouched) | set(self._scheduler.waiting()))
         records = [self._record(p) for p in left]
-        earlier = sum(1 for r in records if r is not None and r.status in (Status.IN_FLIGHT, Status.REQUESTED))
+        earlier = sum(
+            1 for r in records if r is not None and r.status in (Status.IN_FLIGHT, Status.REQUESTED)
+        )
         detail = ""
         if left:
             detail = f"; {len(left)} product(s) left as they were"
             if earlier:
-                detail += f" ({earlier} triggered earlier: the next apply waits for them and does not pay again)"
-        return CredentialsError(f"the run stopped: {self._halt.message}{detail}; {len(self.report.rendered)} "
-                                "product(s) were recorded before it stopped",
-                                hint=self._halt.hint or "check VNTANA_API_TOKEN and the user's role, then apply again")
+                detail += (
+                    f" ({earlier} triggered earlier: the next apply waits for them and does not pay again)"
+                )
+        return CredentialsError(
+            f"the run stopped: {self._halt.message}{detail}; {len(self.report.rendered)} "
+            "product(s) were recorded before it stopped",
+            hint=self._halt.hint or "check VNTANA_API_TOKEN and the user's role, then apply again",
+        )
 
     def _prune(self, actions: list[Action]) -> None:
         """Orphans: delete their renders on the platform first (``delete``), then forget them."""
@@ -282,10 +314,19 @@ class Executor:
                     continue
             with self._mutex:
                 self.store.checkpoint(self.state, a.product, None)
-            self.hooks.on_event(Pruned(a.product, rec.name, deleted=a.kind is ActionKind.DELETE,
-                                       deleted_files=deleted, left_alone=kept))
+            self.hooks.on_event(
+                Pruned(
+                    a.product,
+                    rec.name,
+                    deleted=a.kind is ActionKind.DELETE,
+                    deleted_files=deleted,
+                    left_alone=kept,
+                )
+            )
 
-    def _delete_renders(self, product: str, rec: ProductRecord, deleted: list[str], kept: list[str]) -> str | None:
+    def _delete_renders(
+        self, product: str, rec: ProductRecord, deleted: list[str], kept: list[str]
+    ) -> str | None:
         """Delete the product's files that the reconciler made; why not, or None.
 
         Deleted: the files whose uuid the state records and whose entityType, as listed now, is
@@ -346,12 +387,15 @@ class Executor:
             if not foreign or actions[product].force:
                 return None
             names = ", ".join(describe(f) for f in foreign)
-            return (f"not triggered: its Renders tab holds {len(foreign)} file(s) the reconciler did not make "
-                    f"({names}), which a trigger may replace; 'reconciler plan --refresh' shows them, and "
-                    f"--replace {product} renders over them")
+            return (
+                f"not triggered: its Renders tab holds {len(foreign)} file(s) the reconciler did not make "
+                f"({names}), which a trigger may replace; 'reconciler plan --refresh' shows them, and "
+                f"--replace {product} renders over them"
+            )
 
-        with ThreadPoolExecutor(max_workers=min(self.options.parallelism, len(batch.products)),
-                                thread_name_prefix="preflight") as pool:
+        with ThreadPoolExecutor(
+            max_workers=min(self.options.parallelism, len(batch.products)), thread_name_prefix="preflight"
+        ) as pool:
             verdicts = list(pool.map(check, batch.products))
         ready, late = [], []
         for product, refusal in zip(batch.products, verdicts):
@@ -387,12 +431,28 @@ class Executor:
         previous = {p: self._record(p) for p in products}
         for product in products:
             action = actions[product]
-            base = previous[product] or ProductRecord(name=action.name, spec=batch.spec, spec_hash=batch.spec_hash,
-                                                      status=Status.REQUESTED, updated_at=now)
-            self._checkpoint(product, base.model_copy(update={
-                "name": action.name, "status": Status.REQUESTED, "error": None, "updated_at": now,
-                "protect": bool(action.protect),
-                "request": RenderRequest(request_id=request_id, spec_hash=batch.spec_hash, requested_at=now)}))
+            base = previous[product] or ProductRecord(
+                name=action.name,
+                spec=batch.spec,
+                spec_hash=batch.spec_hash,
+                status=Status.REQUESTED,
+                updated_at=now,
+            )
+            self._checkpoint(
+                product,
+                base.model_copy(
+                    update={
+                        "name": action.name,
+                        "status": Status.REQUESTED,
+                        "error": None,
+                        "updated_at": now,
+                        "protect": bool(action.protect),
+                        "request": RenderRequest(
+                            request_id=request_id, spec_hash=batch.spec_hash, requested_at=now
+                        ),
+                    }
+                ),
+            )
         failpoint("after-write-ahead")
         sent = time.monotonic()
         sent_at = _parse_time(now)
@@ -409,10 +469,15 @@ class Executor:
                     self._checkpoint(product, previous[product])
                 with self._mutex:
                     self._untouched.extend(products)
-                self._stop(CredentialsError(f"the platform refused the render request ({exc.message})",
-                                            hint=exc.hint or "check the user's role and workspace: triggering needs "
-                                                 "an Owner, Admin, Workspace Admin or Content Manager"),
-                           polls=isinstance(exc, AuthenticationError))
+                self._stop(
+                    CredentialsError(
+                        f"the platform refused the render request ({exc.message})",
+                        hint=exc.hint
+                        or "check the user's role and workspace: triggering needs "
+                        "an Owner, Admin, Workspace Admin or Content Manager",
+                    ),
+                    polls=isinstance(exc, AuthenticationError),
+                )
                 return waits
             for product in products:
                 self._fail(product, "trigger refused: " + (", ".join(exc.codes) or exc.message))
@@ -423,23 +488,37 @@ class Executor:
             why = exc.message
             self.hooks.on_event(Unknown(batch.index, request_id, list(products), why))
             return waits + [self._pending_for(p, sent, sent_at, unknown=why) for p in products]
-        accepted_at = result.triggered_at.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+        accepted_at = result.triggered_at.astimezone(UTC).isoformat().replace("+00:00", "Z")
         for product in products:
             if product in result.errors:
                 self._fail(product, result.errors[product])
                 continue
             rec = self._record(product)
             assert rec is not None and rec.request is not None
-            self._checkpoint(product, rec.model_copy(update={
-                "status": Status.IN_FLIGHT, "updated_at": utcnow(),
-                "request": rec.request.model_copy(update={"accepted_at": accepted_at})}))
+            self._checkpoint(
+                product,
+                rec.model_copy(
+                    update={
+                        "status": Status.IN_FLIGHT,
+                        "updated_at": utcnow(),
+                        "request": rec.request.model_copy(update={"accepted_at": accepted_at}),
+                    }
+                ),
+            )
         failpoint("after-trigger")
         accepted = [p for p in products if p not in result.errors]
         self.hooks.on_event(Triggered(batch.index, request_id, accepted, dict(result.errors)))
         return waits + [self._pending_for(p, sent, sent_at) for p in accepted]
 
-    def _pending_for(self, product: str, sent: float, sent_at: datetime, *, unknown: str | None = None,
-                     resumed: bool = False) -> PendingRender:
+    def _pending_for(
+        self,
+        product: str,
+        sent: float,
+        sent_at: datetime,
+        *,
+        unknown: str | None = None,
+        resumed: bool = False,
+    ) -> PendingRender:
         rec = self._record(product)
         assert rec is not None and rec.request is not None
         since = _parse_time(rec.request.accepted_at or rec.request.requested_at) - CREATED_SLACK
@@ -447,9 +526,18 @@ class Executor:
             old = {a.uuid for a in rec.attachments} | self._before.get(product, set())
         self.hooks.on_event(Waiting(product, rec.name, resumed))
         accepted = _parse_time(rec.request.accepted_at) if rec.request.accepted_at else None
-        return PendingRender(product=product, name=rec.name, started=sent, waiting_since=time.monotonic(),
-                             since=since, old=old, spec=self._spec_for(rec), resumed=resumed, unknown=unknown,
-                             accepted=accepted)
+        return PendingRender(
+            product=product,
+            name=rec.name,
+            started=sent,
+            waiting_since=time.monotonic(),
+            since=since,
+            old=old,
+            spec=self._spec_for(rec),
+            resumed=resumed,
+            unknown=unknown,
+            accepted=accepted,
+        )
 
     def _resume(self, product: str, *, found_late: bool = False) -> PendingRender | None:
         """A product triggered earlier (a resume, or a given-up attempt whose files came late)."""
@@ -459,9 +547,15 @@ class Executor:
         if found_late:
             self._specs.setdefault(rec.request.spec_hash, rec.spec)
         requested = _parse_time(rec.request.requested_at)
-        age = max(0.0, (datetime.now(timezone.utc) - requested).total_seconds())
-        unknown = ("a trigger whose outcome is unknown (the run stopped or the platform failed before confirming "
-                   "it)") if rec.status is Status.REQUESTED else None
+        age = max(0.0, (datetime.now(UTC) - requested).total_seconds())
+        unknown = (
+            (
+                "a trigger whose outcome is unknown (the run stopped or the platform failed before confirming "
+                "it)"
+            )
+            if rec.status is Status.REQUESTED
+            else None
+        )
         pending = self._pending_for(product, time.monotonic() - age, requested, unknown=unknown, resumed=True)
         if self.options.board:
             self.options.board.expect(product, requested)
@@ -519,8 +613,10 @@ class Executor:
 
     def _give_up(self, pending: PendingRender, why: str) -> None:
         if pending.unknown:
-            why += (f", after a trigger whose outcome is unknown ({pending.unknown}): most likely it was not "
-                    "accepted; the next apply looks for late results before it triggers again")
+            why += (
+                f", after a trigger whose outcome is unknown ({pending.unknown}): most likely it was not "
+                "accepted; the next apply looks for late results before it triggers again"
+            )
         elif pending.resumed:
             why += "; the next apply looks for late results before it triggers again"
         if self.options.board:
@@ -533,9 +629,17 @@ class Executor:
         assert rec is not None and rec.request is not None
         attachments = self._download_all(product, found)
         spec = self._spec_for(rec)
-        done = rec.model_copy(update={"status": Status.RENDERED, "spec": spec, "spec_hash": rec.request.spec_hash,
-                                      "attachments": attachments, "error": None, "updated_at": utcnow(),
-                                      "history": rec.superseded()})
+        done = rec.model_copy(
+            update={
+                "status": Status.RENDERED,
+                "spec": spec,
+                "spec_hash": rec.request.spec_hash,
+                "attachments": attachments,
+                "error": None,
+                "updated_at": utcnow(),
+                "history": rec.superseded(),
+            }
+        )
         self._checkpoint(product, done)
         if self.options.board:
             self.options.board.forget(product)
@@ -544,9 +648,13 @@ class Executor:
         self.hooks.on_event(Recorded(product, rec.name, len(attachments)))
 
     def _new(self, product: str, old: set[str], since: datetime) -> list[Any]:
-        found = [a for a in self.client.list_attachments(product)
-                 if is_render(a.entity_type) and a.uuid not in old
-                 and (a.created is None or _aware(a.created) >= since)]
+        found = [
+            a
+            for a in self.client.list_attachments(product)
+            if is_render(a.entity_type)
+            and a.uuid not in old
+            and (a.created is None or _aware(a.created) >= since)
+        ]
         return sorted(found, key=lambda a: (_aware(a.created) if a.created else since, a.uuid))
 
     # -- downloading ---------------------------------------------------------------------
@@ -566,16 +674,28 @@ class Executor:
         with self._mutex:
             self.report.bytes_downloaded += result.size
         self.hooks.on_event(Downloaded(product, kind, name, result.size, result.sha256))
-        return Attachment(kind=kind, uuid=att.uuid, name=name, sha256=result.sha256, size=result.size,
-                          content_type=result.content_type or "application/octet-stream")
+        return Attachment(
+            kind=kind,
+            uuid=att.uuid,
+            name=name,
+            sha256=result.sha256,
+            size=result.size,
+            content_type=result.content_type or "application/octet-stream",
+        )
 
     def finish(self, client_stats: dict[str, Any]) -> RunFinished:
         r = self.report
-        return RunFinished(rendered=len(r.rendered), failed=len(r.failed), skipped=r.skipped,
-                           bytes_downloaded=r.bytes_downloaded, seconds=round(r.seconds, 3),
-                           requests=int(client_stats.get("requests", 0)), retries=int(client_stats.get("retries", 0)),
-                           throttled_seconds=round(float(client_stats.get("throttled_seconds", 0.0)), 3),
-                           failures=dict(r.failed))
+        return RunFinished(
+            rendered=len(r.rendered),
+            failed=len(r.failed),
+            skipped=r.skipped,
+            bytes_downloaded=r.bytes_downloaded,
+            seconds=round(r.seconds, 3),
+            requests=int(client_stats.get("requests", 0)),
+            retries=int(client_stats.get("retries", 0)),
+            throttled_seconds=round(float(client_stats.get("throttled_seconds", 0.0)), 3),
+            failures=dict(r.failed),
+        )
 
 
 LATE = "late results"
@@ -591,19 +711,31 @@ def _took(pending: PendingRender, job: str, new: list[Any], now: float) -> float
     return now - pending.started
 
 
-def _late_results(listed: list[Any], record: ProductRecord | None, spec_hash: str, spec: dict[str, Any]) -> bool:
+def _late_results(
+    listed: list[Any], record: ProductRecord | None, spec_hash: str, spec: dict[str, Any]
+) -> bool:
     """Whether a failed attempt at this very spec delivered after it was given up: its still,
     MP4 (and GIF) are on the product, created after its trigger and not recorded. Then a retry
     would pay for what is already there."""
-    if record is None or record.status is not Status.FAILED or record.request is None \
-            or record.request.spec_hash != spec_hash:
+    if (
+        record is None
+        or record.status is not Status.FAILED
+        or record.request is None
+        or record.request.spec_hash != spec_hash
+    ):
         return False
     since = unfinished_since(record)
     if since is None:
         return False
     ours = recorded_uuids(record)
-    new = [a for a in listed if is_render(a.entity_type) and a.uuid not in ours
-           and (created := created_at(a)) is not None and created >= since]
+    new = [
+        a
+        for a in listed
+        if is_render(a.entity_type)
+        and a.uuid not in ours
+        and (created := created_at(a)) is not None
+        and created >= since
+    ]
     return complete(new, _kind_of, bool(spec.get("turntable", {}).get("includeGif"))) is not None
 
 
@@ -616,4 +748,4 @@ def _parse_time(text: str) -> datetime:
 
 
 def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

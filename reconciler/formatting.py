@@ -47,8 +47,10 @@ from reconciler.loader import PRESET_KEYS, PRODUCT_KEYS, TOP_KEYS, TURNTABLE_KEY
 
 PRODUCT_ORDER = PRODUCT_KEYS
 # Plain in YAML 1.2 (which we read) but booleans or null to YAML 1.1 tools: quote them.
-_YAML11_SPECIAL = frozenset("y n yes no on off true false null ~".split())
-_BLOCK_SCALAR = re.compile(r"""^(\s*)(?:- )*(?:[^#'"\s][^#]*?:\s+|"[^"]*":\s+|'[^']*':\s+|)[|>][-+0-9]*\s*(?:#.*)?$""")
+_YAML11_SPECIAL = frozenset(["y", "n", "yes", "no", "on", "off", "true", "false", "null", "~"])
+_BLOCK_SCALAR = re.compile(
+    r"""^(\s*)(?:- )*(?:[^#'"\s][^#]*?:\s+|"[^"]*":\s+|'[^']*':\s+|)[|>][-+0-9]*\s*(?:#.*)?$"""
+)
 _DOC_START = re.compile(r"^---(\s|$)", re.M)
 
 
@@ -95,8 +97,11 @@ class Formatted:
 
     def diff(self) -> str:
         name = str(self.path)
-        return "".join(difflib.unified_diff(self.before.splitlines(keepends=True),
-                                            self.after.splitlines(keepends=True), name, name))
+        return "".join(
+            difflib.unified_diff(
+                self.before.splitlines(keepends=True), self.after.splitlines(keepends=True), name, name
+            )
+        )
 
 
 def format_text(text: str, name: str = "<text>") -> str:
@@ -160,11 +165,12 @@ def _collections(node: Any, seen: set[int]) -> Iterator[CommentedMap | Commented
     if isinstance(node, (CommentedMap, CommentedSeq)) and id(node) not in seen:
         seen.add(id(node))
         yield node
-        for child in (node.values() if isinstance(node, CommentedMap) else node):
+        for child in node.values() if isinstance(node, CommentedMap) else node:
             yield from _collections(child, seen)
 
 
 # ---------------------------------------------------------------------------- pass 2: comments
+
 
 def _indent(line: str) -> int:
     return len(line) - len(line.lstrip(" "))
@@ -201,8 +207,10 @@ def _is_comment(line: str) -> bool:
 def _comment_lines(lines: list[str]) -> tuple[list[int], list[str]]:
     """Indices of full-line comments (not block-scalar text), and each line's kind: c comment, b blank, x content."""
     content = _block_scalar_lines(lines)
-    kinds = ["c" if i not in content and _is_comment(line) else ("b" if not line.strip() else "x")
-             for i, line in enumerate(lines)]
+    kinds = [
+        "c" if i not in content and _is_comment(line) else ("b" if not line.strip() else "x")
+        for i, line in enumerate(lines)
+    ]
     return [i for i, k in enumerate(kinds) if k == "c"], kinds
 
 
@@ -226,8 +234,12 @@ def comment_owners(text: str) -> list[tuple[str, int]]:
         prev, nxt = _neighbours(kinds, i)
         if nxt is None:
             owners.append(("end", col))
-        elif col <= _indent(lines[nxt]) or prev is None or _opens_block(lines[prev]) \
-                or _indent(lines[nxt]) > _key_column(lines[prev]):
+        elif (
+            col <= _indent(lines[nxt])
+            or prev is None
+            or _opens_block(lines[prev])
+            or _indent(lines[nxt]) > _key_column(lines[prev])
+        ):
             owners.append(("next", col))
         else:
             owners.append(("prev", col))
@@ -264,6 +276,7 @@ def _reindent_comments(text: str, owners: list[tuple[str, int]]) -> str:
 
 # ---------------------------------------------------------------------------- pass 3: key order
 
+
 def _reorder(text: str) -> str:
     """Move whole lines so that the keys of every known mapping are in their canonical order."""
     data = _yaml().load(text)
@@ -281,7 +294,7 @@ def _reorder(text: str) -> str:
     # Deepest first, each built from the lines as they are by then: a move inside a key's lines
     # keeps their count, so the spans of the mappings around it stay valid.
     for move in sorted(ops, key=lambda m: -m.depth):
-        lines[move.start:move.stop] = move.build(lines)
+        lines[move.start : move.stop] = move.build(lines)
     return "\n".join(lines)
 
 
@@ -307,8 +320,9 @@ class _Move:
             lead = next(i for i, line in enumerate(block) if line.strip() and not _is_comment(line))
             block[lead] = self.dash + block[lead][col:]
             # Comments above the new first key go above its dash, at the dash's depth.
-            block[:lead] = [" " * _indent(self.dash) + line.lstrip(" ") if line.strip() else line
-                            for line in block[:lead]]
+            block[:lead] = [
+                " " * _indent(self.dash) + line.lstrip(" ") if line.strip() else line for line in block[:lead]
+            ]
         return block
 
 
@@ -322,7 +336,9 @@ def _out_of_order(data: Any) -> bool:
     return False
 
 
-def _known_mappings(data: Any, total: int, lines: list[str]) -> Iterator[tuple[CommentedMap, tuple[str, ...], int]]:
+def _known_mappings(
+    data: Any, total: int, lines: list[str]
+) -> Iterator[tuple[CommentedMap, tuple[str, ...], int]]:
     if not isinstance(data, CommentedMap):
         return
     yield data, TOP_KEYS, total
@@ -363,8 +379,15 @@ def _end_of(mapping: CommentedMap, lines: list[str]) -> int:
     return len(lines)
 
 
-def _plan_moves(mapping: CommentedMap, order: tuple[str, ...], end: int, lines: list[str],
-                content: set[int], *, root: bool) -> _Move | None:
+def _plan_moves(
+    mapping: CommentedMap,
+    order: tuple[str, ...],
+    end: int,
+    lines: list[str],
+    content: set[int],
+    *,
+    root: bool,
+) -> _Move | None:
     keys = list(mapping)
     if len(keys) < 2 or getattr(mapping, "merge", None) or not all(k in mapping._ok for k in keys):
         return None
@@ -374,7 +397,9 @@ def _plan_moves(mapping: CommentedMap, order: tuple[str, ...], end: int, lines: 
         return None
     col = mapping.lc.key(keys[0])[1]  # not lc.col: that is where an anchor starts
     starts = [mapping.lc.key(k)[0] for k in keys]
-    if starts != sorted(starts) or any(_key_column(lines[s]) != col and _indent(lines[s]) != col for s in starts):
+    if starts != sorted(starts) or any(
+        _key_column(lines[s]) != col and _indent(lines[s]) != col for s in starts
+    ):
         return None  # not the plain block layout pass 1 makes: leave it alone
     # A key's lines start at the comments and blank lines just above it (those at its own depth).
     first = lines[starts[0]]
@@ -383,8 +408,12 @@ def _plan_moves(mapping: CommentedMap, order: tuple[str, ...], end: int, lines: 
     # key they are the file's header, and above a dash they are the whole item's: both stay.
     head = starts[0]
     if not root and dash is None:
-        while head - 1 >= 0 and head - 1 not in content and _above(lines[head - 1], col) \
-                and lines[head - 1].strip():
+        while (
+            head - 1 >= 0
+            and head - 1 not in content
+            and _above(lines[head - 1], col)
+            and lines[head - 1].strip()
+        ):
             head -= 1
     bounds = [head]
     for s in starts[1:]:
@@ -407,10 +436,13 @@ def _above(line: str, col: int) -> bool:
 
 # ---------------------------------------------------------------------------- the safety check
 
+
 def _same_meaning(before: str, after: str, name: str) -> None:
     if _plain(before) != _plain(after):
-        raise FormatError(f"fmt would change what {name} means, so it was left untouched",
-                          hint="this is a bug in reconciler fmt; please report it with the file")
+        raise FormatError(
+            f"fmt would change what {name} means, so it was left untouched",
+            hint="this is a bug in reconciler fmt; please report it with the file",
+        )
 
 
 def _plain(text: str) -> str:
@@ -419,6 +451,7 @@ def _plain(text: str) -> str:
 
 
 # ---------------------------------------------------------------------------- the command
+
 
 def format_paths(paths: Iterable[Path]) -> tuple[list[Formatted], list[Diagnostic]]:
     """Format every manifest under ``paths`` in memory; problems are collected, not raised."""
@@ -436,7 +469,9 @@ def format_paths(paths: Iterable[Path]) -> tuple[list[Formatted], list[Diagnosti
 
 @click.command("fmt")
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
-@click.option("--check", is_flag=True, help="Change nothing: print a diff of what would change and exit 1 if any.")
+@click.option(
+    "--check", is_flag=True, help="Change nothing: print a diff of what would change and exit 1 if any."
+)
 def fmt_command(paths: tuple[Path, ...], check: bool) -> None:
     """Rewrite manifests in one layout (indentation, key order, quoting), keeping every comment.
 
@@ -456,8 +491,10 @@ def fmt_command(paths: tuple[Path, ...], check: bool) -> None:
         raise ManifestError(problems)
     if check and changed:
         again = "".join(" " + shlex.quote(str(p)) for p in paths)
-        raise ReconcilerError(f"{len(changed)} manifest file(s) are not formatted",
-                              hint=f"run 'reconciler fmt{again}' to rewrite them")
+        raise ReconcilerError(
+            f"{len(changed)} manifest file(s) are not formatted",
+            hint=f"run 'reconciler fmt{again}' to rewrite them",
+        )
 
 
 def _write(r: Formatted) -> None:

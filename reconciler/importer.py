@@ -27,7 +27,7 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -117,12 +117,17 @@ class ProductImport:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "product": self.uuid, "name": self.name, "outcome": self.outcome.value, "recorded": self.record is not None,
+            "product": self.uuid,
+            "name": self.name,
+            "outcome": self.outcome.value,
+            "recorded": self.record is not None,
             "spec_hash": self.record.spec_hash if self.record else None,
             "inferred": self.inferred.known if self.inferred else {},
             "unknown": self.inferred.unknown if self.inferred else [],
-            "mismatches": [m.to_json() for m in self.mismatches], "missing": self.missing,
-            "attachments": [a.model_dump(mode="json") for a in self.attachments], "error": self.error,
+            "mismatches": [m.to_json() for m in self.mismatches],
+            "missing": self.missing,
+            "attachments": [a.model_dump(mode="json") for a in self.attachments],
+            "error": self.error,
         }
 
 
@@ -132,9 +137,11 @@ def run_import(req: ImportRequest) -> list[ProductImport]:
     wanted = sorted(desired.products) if req.all_products else sorted({u.lower() for u in req.products})
     unknown = [u for u in wanted if u not in desired.products]
     if unknown:
-        raise ReconcilerError("not in the manifests: " + ", ".join(unknown),
-                              hint="import compares the platform's renders with the manifests' spec: "
-                                   "declare the products first, then import them")
+        raise ReconcilerError(
+            "not in the manifests: " + ", ".join(unknown),
+            hint="import compares the platform's renders with the manifests' spec: "
+            "declare the products first, then import them",
+        )
     store = open_store(req.state_path)
     results: list[ProductImport] = []
     with ExitStack() as stack, store.lock("import", timeout=req.lock_timeout):
@@ -151,18 +158,30 @@ def run_import(req: ImportRequest) -> list[ProductImport]:
     _report(results, store, state, req.fmt)
     failed = [r for r in results if r.outcome is Outcome.FAILED]
     if failed:
-        raise ImportFailedError(f"{len(failed)} product(s) could not be imported: "
-                                + ", ".join(r.uuid for r in failed), hint="fix the cause and run import again")
+        raise ImportFailedError(
+            f"{len(failed)} product(s) could not be imported: " + ", ".join(r.uuid for r in failed),
+            hint="fix the cause and run import again",
+        )
     return results
 
 
-def _examine_all(req: ImportRequest, todo: list[ProductSpec], store: FileStateStore, state: State,
-                 stack: ExitStack) -> list[ProductImport]:
+def _examine_all(
+    req: ImportRequest, todo: list[ProductSpec], store: FileStateStore, state: State, stack: ExitStack
+) -> list[ProductImport]:
     from reconciler.client import VntanaClient
 
-    settings = stack.enter_context(client_settings(ApplyRequest(
-        manifests=req.manifests, state_path=req.state_path, sandbox_dir=req.sandbox_dir, flags=req.flags,
-        config_path=req.config_path, fmt=req.fmt)))
+    settings = stack.enter_context(
+        client_settings(
+            ApplyRequest(
+                manifests=req.manifests,
+                state_path=req.state_path,
+                sandbox_dir=req.sandbox_dir,
+                flags=req.flags,
+                config_path=req.config_path,
+                fmt=req.fmt,
+            )
+        )
+    )
     client = stack.enter_context(VntanaClient(settings))
     out = []
     recorded = False
@@ -213,20 +232,31 @@ def _examine(client: Any, want: ProductSpec, download_dir: Path | None) -> Produ
         if "gif" in files and sniff_file(files["gif"]) != "GIF":
             raise InspectError(f"{files['gif'].name} is listed as the GIF turntable but is not a GIF")
         has_turntable = "turntable" in files or "gif" in files
-        result.inferred = infer_spec(still=files.get("still"), mp4=files.get("turntable"),
-                                     gif=("gif" in files) if has_turntable else None)
+        result.inferred = infer_spec(
+            still=files.get("still"),
+            mp4=files.get("turntable"),
+            gif=("gif" in files) if has_turntable else None,
+        )
     desired = want.spec.canonical()
     result.mismatches = result.inferred.compare(desired)
-    result.missing = [label for kind, label in (("still", "still"), ("turntable", "MP4 turntable"))
-                      if kind not in files]
+    result.missing = [
+        label for kind, label in (("still", "still"), ("turntable", "MP4 turntable")) if kind not in files
+    ]
     if result.missing:
         result.outcome = Outcome.INCOMPLETE
         return result
     result.outcome = Outcome.MISMATCH if result.mismatches else Outcome.IN_SYNC
     spec = result.inferred.substitute(desired) if result.mismatches else desired
-    result.record = ProductRecord(name=want.name, spec=spec, spec_hash=fingerprint(spec), status=Status.RENDERED,
-                                  request=None, attachments=result.attachments, protect=want.protect,
-                                  updated_at=utcnow())
+    result.record = ProductRecord(
+        name=want.name,
+        spec=spec,
+        spec_hash=fingerprint(spec),
+        status=Status.RENDERED,
+        request=None,
+        attachments=result.attachments,
+        protect=want.protect,
+        updated_at=utcnow(),
+    )
     return result
 
 
@@ -234,10 +264,15 @@ def _download(client: Any, store_type: str, att: Any, kind: str, folder: Path) -
     """Stream one attachment into ``folder`` (hashed while streaming); the file and its record."""
     target, got = fetch(client, att, store_type, folder)
     assert target is not None
-    content_type = got.content_type or CONTENT_TYPES.get(sniff_file(target) or "",
-                                                          "application/octet-stream")
-    return target, Attachment(kind=kind, uuid=att.uuid, name=target.name, sha256=got.sha256, size=got.size,  # type: ignore[arg-type]
-                              content_type=content_type)
+    content_type = got.content_type or CONTENT_TYPES.get(sniff_file(target) or "", "application/octet-stream")
+    return target, Attachment(
+        kind=kind,
+        uuid=att.uuid,
+        name=target.name,
+        sha256=got.sha256,
+        size=got.size,  # type: ignore[arg-type]
+        content_type=content_type,
+    )
 
 
 def _is_gif(att: Any) -> bool:
@@ -246,11 +281,11 @@ def _is_gif(att: Any) -> bool:
 
 def _newest(attachments: list[Any]) -> Any | None:
     """The most recently created attachment (uuid breaks ties, so the choice is stable)."""
-    oldest = datetime.min.replace(tzinfo=timezone.utc)
+    oldest = datetime.min.replace(tzinfo=UTC)
 
     def key(a: Any) -> tuple[datetime, str]:
         created = a.created or oldest
-        return (created if created.tzinfo else created.replace(tzinfo=timezone.utc), a.uuid)
+        return (created if created.tzinfo else created.replace(tzinfo=UTC), a.uuid)
 
     return max(attachments, key=key, default=None)
 
@@ -266,25 +301,40 @@ def _history(previous: ProductRecord | None, new: ProductRecord) -> list[Any]:
 
 # -- output ------------------------------------------------------------------------------
 
-_SYMBOL = {Outcome.IN_SYNC: "=", Outcome.MISMATCH: "~", Outcome.INCOMPLETE: "!", Outcome.NO_RENDERS: "+",
-           Outcome.SKIPPED: " ", Outcome.FAILED: "x"}
+_SYMBOL = {
+    Outcome.IN_SYNC: "=",
+    Outcome.MISMATCH: "~",
+    Outcome.INCOMPLETE: "!",
+    Outcome.NO_RENDERS: "+",
+    Outcome.SKIPPED: " ",
+    Outcome.FAILED: "x",
+}
 
 
 def _report(results: list[ProductImport], store: FileStateStore, state: State, fmt: str) -> None:
     counts = {o.value: sum(1 for r in results if r.outcome is o) for o in Outcome}
     if fmt == "json":
-        click.echo(json.dumps({"state": {"location": store.location, "lineage": state.lineage,
-                                         "serial": state.serial},
-                               "products": [r.to_json() for r in results], "summary": counts}, indent=2))
+        click.echo(
+            json.dumps(
+                {
+                    "state": {"location": store.location, "lineage": state.lineage, "serial": state.serial},
+                    "products": [r.to_json() for r in results],
+                    "summary": counts,
+                },
+                indent=2,
+            )
+        )
         return
     for r in results:
         click.echo(f"{_SYMBOL[r.outcome]} {r.uuid}  {r.name or ''}".rstrip())
         for line in _explain(r):
             click.echo(f"    {line}")
     imported = counts["in_sync"] + counts["mismatch"]
-    click.echo(f"\nImported {imported} of {len(results)} product(s): {counts['in_sync']} in sync, "
-               f"{counts['mismatch']} mismatched, {counts['incomplete']} incomplete, {counts['no_renders']} "
-               f"without renders, {counts['skipped']} skipped, {counts['failed']} failed.")
+    click.echo(
+        f"\nImported {imported} of {len(results)} product(s): {counts['in_sync']} in sync, "
+        f"{counts['mismatch']} mismatched, {counts['incomplete']} incomplete, {counts['no_renders']} "
+        f"without renders, {counts['skipped']} skipped, {counts['failed']} failed."
+    )
     if counts["in_sync"]:
         click.echo(f"Files cannot reveal {', '.join(UNKNOWABLE)}: those were taken from the manifests.")
     click.echo(f"State: {store.location} (serial {state.serial}). Run 'reconciler plan' to see what is left.")
@@ -303,8 +353,10 @@ def _explain(r: ProductImport) -> list[str]:
         return [f"in sync, no render triggered ({files})"]
     lines = []
     if r.outcome is Outcome.INCOMPLETE:
-        lines.append(f"incomplete: no {' and no '.join(r.missing)} on the platform; nothing recorded, "
-                     "the plan renders it")
+        lines.append(
+            f"incomplete: no {' and no '.join(r.missing)} on the platform; nothing recorded, "
+            "the plan renders it"
+        )
     else:
         lines.append("does not match the manifest; recorded as the platform has it, the plan re-renders it:")
     lines += [f"  {m.field}: platform {_v(m.platform)}, manifest {_v(m.manifest)}" for m in r.mismatches]
@@ -317,8 +369,10 @@ def _files_summary(known: dict[str, Any]) -> str:
     if "imageFormat" in known:
         parts.append(f"still {known['imageFormat']} {known['imageWidth']}x{known['imageHeight']}")
     if "turntable.imageCount" in known:
-        parts.append(f"MP4 {known['turntable.imageCount']} frames @ {known['turntable.frameRate']} fps "
-                     f"{known['turntable.width']}x{known['turntable.height']}")
+        parts.append(
+            f"MP4 {known['turntable.imageCount']} frames @ {known['turntable.frameRate']} fps "
+            f"{known['turntable.width']}x{known['turntable.height']}"
+        )
     if known.get("turntable.includeGif"):
         parts.append("GIF")
     return ", ".join(parts)
@@ -330,43 +384,98 @@ def _v(value: Any) -> str:
 
 # -- command -----------------------------------------------------------------------------
 
+
 @click.command("import")
 @click.argument("products", nargs=-1, metavar="[UUID]...")
 @click.option("--all", "all_products", is_flag=True, help="Every product in the manifests.")
 @manifests_option
-@click.option("--state", "state_path", type=str, metavar="FILE|URL", envvar="RECONCILER_STATE",
-              help=f"State file, or a postgresql:// URL. Default: {DEFAULT_STATE} ({SANDBOX_STATE} with --sandbox).")
+@click.option(
+    "--state",
+    "state_path",
+    type=str,
+    metavar="FILE|URL",
+    envvar="RECONCILER_STATE",
+    help=f"State file, or a postgresql:// URL. Default: {DEFAULT_STATE} ({SANDBOX_STATE} with --sandbox).",
+)
 @lock_timeout_option
 @click.option("--force", is_flag=True, help="Import products already in the state again.")
-@click.option("--parallelism", type=click.IntRange(1, 64), default=4, show_default=True,
-              help="Products examined at once.")
-@click.option("--download-dir", type=click.Path(path_type=Path, file_okay=False), help="Keep the files, by product.")
+@click.option(
+    "--parallelism",
+    type=click.IntRange(1, 64),
+    default=4,
+    show_default=True,
+    help="Products examined at once.",
+)
+@click.option(
+    "--download-dir", type=click.Path(path_type=Path, file_okay=False), help="Keep the files, by product."
+)
 @click.option("--sandbox", is_flag=True, help="Start the embedded VNTANA sandbox and import from it.")
-@click.option("--sandbox-dir", type=click.Path(path_type=Path), default=Path(".reconciler/sandbox"), show_default=True,
-              help="Where the embedded sandbox keeps its products, jobs and files.")
+@click.option(
+    "--sandbox-dir",
+    type=click.Path(path_type=Path),
+    default=Path(".reconciler/sandbox"),
+    show_default=True,
+    help="Where the embedded sandbox keeps its products, jobs and files.",
+)
 @click.option("--api-url", help="VNTANA API base URL (env VNTANA_API_URL).")
 @click.option("--organization", "organization_uuid", help="Organization uuid (env VNTANA_ORGANIZATION_UUID).")
-@click.option("--workspace", "client_uuid", help="Workspace (\"client\") uuid (env VNTANA_CLIENT_UUID).")
-@click.option("--config", "config_path", type=click.Path(path_type=Path, exists=True, dir_okay=False),
-              help="Config file (default: ./reconciler.yaml if present).")
-@click.option("--download-route", type=click.Choice(["auto", "comments", "signed-url"]), default=None,
-              help="How renders are downloaded (env VNTANA_DOWNLOAD_ROUTE; default auto).")
+@click.option("--workspace", "client_uuid", help='Workspace ("client") uuid (env VNTANA_CLIENT_UUID).')
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    help="Config file (default: ./reconciler.yaml if present).",
+)
+@click.option(
+    "--download-route",
+    type=click.Choice(["auto", "comments", "signed-url"]),
+    default=None,
+    help="How renders are downloaded (env VNTANA_DOWNLOAD_ROUTE; default auto).",
+)
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-def import_command(products: tuple[str, ...], all_products: bool, manifests: tuple[Path, ...],
-                   state_path: Path | None, lock_timeout: float, force: bool, parallelism: int,
-                   download_dir: Path | None, sandbox: bool, sandbox_dir: Path, api_url: str | None,
-                   organization_uuid: str | None, client_uuid: str | None, config_path: Path | None,
-                   download_route: str | None, fmt: str) -> None:
+def import_command(
+    products: tuple[str, ...],
+    all_products: bool,
+    manifests: tuple[Path, ...],
+    state_path: Path | None,
+    lock_timeout: float,
+    force: bool,
+    parallelism: int,
+    download_dir: Path | None,
+    sandbox: bool,
+    sandbox_dir: Path,
+    api_url: str | None,
+    organization_uuid: str | None,
+    client_uuid: str | None,
+    config_path: Path | None,
+    download_route: str | None,
+    fmt: str,
+) -> None:
     """Adopt renders already on the platform: infer their spec from the files, record them, trigger nothing."""
     if all_products == bool(products):
         flag = " --sandbox" if sandbox else ""
-        raise ReconcilerError("name the products to import, or pass --all (not both)",
-                              hint=f"reconciler import{flag} UUID... | reconciler import{flag} --all")
-    run_import(ImportRequest(
-        products=products, all_products=all_products, manifests=list(manifests) or [Path("manifests")],
-        state_path=state_path or (SANDBOX_STATE if sandbox else DEFAULT_STATE), lock_timeout=lock_timeout,
-        force=force, parallelism=parallelism, download_dir=download_dir, sandbox_dir=sandbox_dir if sandbox else None,
-        flags={"api_url": api_url, "organization_uuid": organization_uuid, "client_uuid": client_uuid,
-               "download_route": download_route},
-        config_path=config_path, fmt=fmt,
-    ))
+        raise ReconcilerError(
+            "name the products to import, or pass --all (not both)",
+            hint=f"reconciler import{flag} UUID... | reconciler import{flag} --all",
+        )
+    run_import(
+        ImportRequest(
+            products=products,
+            all_products=all_products,
+            manifests=list(manifests) or [Path("manifests")],
+            state_path=state_path or (SANDBOX_STATE if sandbox else DEFAULT_STATE),
+            lock_timeout=lock_timeout,
+            force=force,
+            parallelism=parallelism,
+            download_dir=download_dir,
+            sandbox_dir=sandbox_dir if sandbox else None,
+            flags={
+                "api_url": api_url,
+                "organization_uuid": organization_uuid,
+                "client_uuid": client_uuid,
+                "download_route": download_route,
+            },
+            config_path=config_path,
+            fmt=fmt,
+        )
+    )

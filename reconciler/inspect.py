@@ -31,10 +31,21 @@ Source = bytes | Path | str | BinaryIO
 STILL_FIELDS = ("imageFormat", "imageWidth", "imageHeight")
 MP4_FIELDS = ("turntable.imageCount", "turntable.frameRate", "turntable.width", "turntable.height")
 GIF_FIELD = "turntable.includeGif"
-UNKNOWABLE = ("imageBackground", "transparentBackground", "turntable.background", "turntable.transparentBackground")
+UNKNOWABLE = (
+    "imageBackground",
+    "transparentBackground",
+    "turntable.background",
+    "turntable.transparentBackground",
+)
 """Fields no file can settle (see the module docstring): reported, taken from the manifest."""
 
-CONTENT_TYPES = {"PNG": "image/png", "JPG": "image/jpeg", "WEBP": "image/webp", "GIF": "image/gif", "MP4": "video/mp4"}
+CONTENT_TYPES = {
+    "PNG": "image/png",
+    "JPG": "image/jpeg",
+    "WEBP": "image/webp",
+    "GIF": "image/gif",
+    "MP4": "video/mp4",
+}
 """Media types by ``sniff`` result, for a download whose server named none."""
 
 # Pillow's names for the still formats the platform renders, in the manifest's spelling.
@@ -121,7 +132,11 @@ def inspect_still(source: Source) -> dict[str, Any]:
         raise InspectError(f"{_label(source)} is not an image Pillow can read") from exc
     except (OSError, ValueError) as exc:
         raise InspectError(f"{_label(source)} is not a readable image ({exc})") from exc
-    return {"imageFormat": _STILL_FORMATS.get(fmt or "", fmt or "unknown"), "imageWidth": width, "imageHeight": height}
+    return {
+        "imageFormat": _STILL_FORMATS.get(fmt or "", fmt or "unknown"),
+        "imageWidth": width,
+        "imageHeight": height,
+    }
 
 
 def inspect_mp4(source: Source) -> dict[str, Any]:
@@ -148,11 +163,17 @@ def inspect_mp4(source: Source) -> dict[str, Any]:
         raise InspectError(f"{_label(source)} is not a readable video ({exc.strerror or exc})") from exc
     if count == 0:
         raise InspectError(f"{_label(source)} holds no video frames")
-    return {"turntable.imageCount": count, "turntable.frameRate": _rate(rate), "turntable.width": width,
-            "turntable.height": height}
+    return {
+        "turntable.imageCount": count,
+        "turntable.frameRate": _rate(rate),
+        "turntable.width": width,
+        "turntable.height": height,
+    }
 
 
-def infer_spec(*, still: Source | None = None, mp4: Source | None = None, gif: bool | None = None) -> InferredSpec:
+def infer_spec(
+    *, still: Source | None = None, mp4: Source | None = None, gif: bool | None = None
+) -> InferredSpec:
     """Infer what the given files reveal. ``gif``: whether the platform holds a GIF (None: not
     known, e.g. nothing of the turntable was found). A file that is absent leaves its fields unknown."""
     inferred = InferredSpec()

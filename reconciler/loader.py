@@ -95,10 +95,18 @@ Path_ = tuple[Any, ...]
 class _Problem:
     """A problem found on the fast path: a field path in one file, located later."""
 
-    __slots__ = ("file", "path", "message", "hint", "at_key", "related", "choices", "later")
+    __slots__ = ("at_key", "choices", "file", "hint", "later", "message", "path", "related")
 
-    def __init__(self, file: str, path: Path_, message: str, hint: str | None = None, at_key: bool = False,
-                 related: tuple[str, Path_] | None = None, choices: tuple[str, ...] = ()):
+    def __init__(
+        self,
+        file: str,
+        path: Path_,
+        message: str,
+        hint: str | None = None,
+        at_key: bool = False,
+        related: tuple[str, Path_] | None = None,
+        choices: tuple[str, ...] = (),
+    ):
         self.file, self.path, self.message, self.hint, self.at_key = file, path, message, hint, at_key
         self.related = related  # another place the message is about, named in the hint as file:line:col
         self.choices = choices  # valid keys for an unknown one: the "did you mean" hint, made when shown
@@ -149,8 +157,15 @@ def manifest_files(paths: Iterable[Path]) -> list[Path]:
         elif p.exists() or p.is_symlink():
             found.append(p)
         else:
-            raise ManifestError([Diagnostic(SourceLocation(str(p)), "no such file or directory",
-                                            hint="pass the manifests directory, e.g. --manifests manifests/")])
+            raise ManifestError(
+                [
+                    Diagnostic(
+                        SourceLocation(str(p)),
+                        "no such file or directory",
+                        hint="pass the manifests directory, e.g. --manifests manifests/",
+                    )
+                ]
+            )
     return found
 
 
@@ -177,8 +192,11 @@ def load_desired(paths: Iterable[Path]) -> Desired:
             catalogue.finish()
     if problems:
         raise ManifestError(_locate(problems.kept, texts), more=problems.more)
-    return Desired(products=catalogue.products, files=tuple(str(f) for f in files),
-                   presets=tuple(sorted(catalogue.presets)))
+    return Desired(
+        products=catalogue.products,
+        files=tuple(str(f) for f in files),
+        presets=tuple(sorted(catalogue.presets)),
+    )
 
 
 def _read(name: str, problems: _Problems) -> str | None:
@@ -190,8 +208,11 @@ def _read(name: str, problems: _Problems) -> str | None:
         fd = os.open(name, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
     except FileNotFoundError:
         kind = "a broken symbolic link" if os.path.islink(name) else "gone (deleted while being read)"
-        problems.append(_Problem(name, (), f"cannot read file: it is {kind}",
-                                 hint="remove it, or point it at a manifest file"))
+        problems.append(
+            _Problem(
+                name, (), f"cannot read file: it is {kind}", hint="remove it, or point it at a manifest file"
+            )
+        )
         return None
     except OSError as exc:
         problems.append(_Problem(name, (), f"cannot read file: {exc.strerror or exc}"))
@@ -199,9 +220,15 @@ def _read(name: str, problems: _Problems) -> str | None:
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            problems.append(_Problem(name, (), f"cannot read file: it is {_file_kind(info.st_mode)}, not a regular "
-                                               "file", hint="manifests must be regular files; remove it or rename it "
-                                                            "so it does not end in .yaml or .yml"))
+            problems.append(
+                _Problem(
+                    name,
+                    (),
+                    f"cannot read file: it is {_file_kind(info.st_mode)}, not a regular file",
+                    hint="manifests must be regular files; remove it or rename it "
+                    "so it does not end in .yaml or .yml",
+                )
+            )
             return None
         if info.st_size > MAX_FILE_BYTES:
             problems.append(_too_big(name, info.st_size))
@@ -231,17 +258,25 @@ def _read(name: str, problems: _Problems) -> str | None:
 
 
 def _file_kind(mode: int) -> str:
-    for test, kind in ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
-                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a directory")):
+    for test, kind in (
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISDIR, "a directory"),
+    ):
         if test(mode):
             return kind
     return "not a regular file"
 
 
 def _too_big(name: str, size: int) -> _Problem:
-    return _Problem(name, (), f"file is {size / 2**20:.1f} MiB, more than the {MAX_FILE_BYTES // 2**20} MiB a "
-                              "manifest file may be", hint="split the catalogue into several files; any number of "
-                                                          "files and subfolders is read")
+    return _Problem(
+        name,
+        (),
+        f"file is {size / 2**20:.1f} MiB, more than the {MAX_FILE_BYTES // 2**20} MiB a manifest file may be",
+        hint="split the catalogue into several files; any number of files and subfolders is read",
+    )
 
 
 def _not_utf8(name: str, data: bytes, exc: UnicodeDecodeError) -> _Problem:
@@ -253,8 +288,12 @@ def _not_utf8(name: str, data: bytes, exc: UnicodeDecodeError) -> _Problem:
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         hint = "it is UTF-16 text: save it as UTF-8"
     else:
-        hint = "save it as UTF-8" + ("; it looks like Latin-1 or Windows-1252 text" if _is_cp1252(data) else "")
-    p = _Problem(name, (), f"not UTF-8 text: byte 0x{data[at]:02X} cannot start or continue a character", hint=hint)
+        hint = "save it as UTF-8" + (
+            "; it looks like Latin-1 or Windows-1252 text" if _is_cp1252(data) else ""
+        )
+    p = _Problem(
+        name, (), f"not UTF-8 text: byte 0x{data[at]:02X} cannot start or continue a character", hint=hint
+    )
     p.path = ("@", line, column)
     return p
 
@@ -273,9 +312,11 @@ class _Layer:
     ``fields`` are the render fields it sets, ``raw`` the mapping as written (to tell a missing
     field from a misspelt one), ``path`` where it is in ``file``."""
 
-    __slots__ = ("file", "path", "fields", "raw")
+    __slots__ = ("fields", "file", "path", "raw")
 
-    def __init__(self, file: str, path: Path_, fields: dict[str, Any], raw: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, file: str, path: Path_, fields: dict[str, Any], raw: dict[str, Any] | None = None
+    ) -> None:
         self.file, self.path, self.fields = file, path, fields
         self.raw = fields if raw is None else raw
 
@@ -285,7 +326,7 @@ _BROKEN: Any = object()
 
 
 class _Preset:
-    __slots__ = ("file", "name", "ref", "layer")
+    __slots__ = ("file", "layer", "name", "ref")
 
     def __init__(self, file: str, name: str, ref: Any, layer: _Layer) -> None:
         self.file, self.name, self.ref, self.layer = file, name, ref, layer
@@ -294,7 +335,7 @@ class _Preset:
 class _FileDefaults:
     """The defaults of a file whose products wait for presets, and those products' resolved specs."""
 
-    __slots__ = ("name", "raw", "fields", "ref", "cache", "layers", "resolved")
+    __slots__ = ("cache", "fields", "layers", "name", "raw", "ref", "resolved")
 
     def __init__(self, name: str, raw: dict[str, Any], ref: Any = None) -> None:
         self.name, self.raw, self.ref = name, raw, ref
@@ -307,18 +348,29 @@ class _FileDefaults:
 class _Waiting:
     """A product that names a preset, or whose file's defaults do: resolved once every file is read."""
 
-    __slots__ = ("defaults", "here", "overrides", "ref", "uuid", "label", "protect")
+    __slots__ = ("defaults", "here", "label", "overrides", "protect", "ref", "uuid")
 
-    def __init__(self, defaults: _FileDefaults, here: Path_, overrides: dict[str, Any], ref: Any,
-                 label: Any, protect: bool) -> None:
+    def __init__(
+        self,
+        defaults: _FileDefaults,
+        here: Path_,
+        overrides: dict[str, Any],
+        ref: Any,
+        label: Any,
+        protect: bool,
+    ) -> None:
         self.defaults, self.here, self.overrides, self.ref = defaults, here, overrides, ref
         self.uuid: str | None = None  # set once its uuid is known to be valid and the first of its kind
         self.label, self.protect = label, protect
 
 
 def _bad_ref(file: str, path: Path_, value: Any) -> _Problem:
-    return _Problem(file, path, f"expected the name of a preset, got {_got(value)}",
-                    hint="write preset: NAME, where NAME is a key under presets: in any manifest file")
+    return _Problem(
+        file,
+        path,
+        f"expected the name of a preset, got {_got(value)}",
+        hint="write preset: NAME, where NAME is a key under presets: in any manifest file",
+    )
 
 
 class _Catalogue:
@@ -339,19 +391,27 @@ class _Catalogue:
         if block is None:
             return
         if not isinstance(block, dict):
-            self.problems.append(_Problem(file, ("presets",), "expected a mapping of preset names to render "
-                                                              f"fields, got {_kind(block)}"))
+            self.problems.append(
+                _Problem(
+                    file,
+                    ("presets",),
+                    f"expected a mapping of preset names to render fields, got {_kind(block)}",
+                )
+            )
             return
         for name, body in block.items():
             here: Path_ = ("presets", name)
             if not isinstance(name, str) or not name:
-                self.problems.append(_Problem(file, here, f"a preset name must be text, got {_short(name)}",
-                                              at_key=True))
+                self.problems.append(
+                    _Problem(file, here, f"a preset name must be text, got {_short(name)}", at_key=True)
+                )
                 continue
             if body is None:
                 body = {}
             if not isinstance(body, dict):
-                self.problems.append(_Problem(file, here, f"expected a mapping of render fields, got {_kind(body)}"))
+                self.problems.append(
+                    _Problem(file, here, f"expected a mapping of render fields, got {_kind(body)}")
+                )
                 continue
             fields: dict[str, Any] = {}
             for key, value in body.items():
@@ -366,10 +426,27 @@ class _Catalogue:
             other = self.presets.get(name)
             if other is not None:
                 hint = "presets are shared by every manifest file loaded together: rename one, or keep one"
-                self.problems.append(_Problem(file, here, f"preset {name!r} is defined twice", hint=hint,
-                                              at_key=True, related=(other.file, other.layer.path)))
-                self.problems.append(_Problem(other.file, other.layer.path, f"preset {name!r} is defined twice",
-                                              hint=hint, at_key=True, related=(file, here)), repeatable=True)
+                self.problems.append(
+                    _Problem(
+                        file,
+                        here,
+                        f"preset {name!r} is defined twice",
+                        hint=hint,
+                        at_key=True,
+                        related=(other.file, other.layer.path),
+                    )
+                )
+                self.problems.append(
+                    _Problem(
+                        other.file,
+                        other.layer.path,
+                        f"preset {name!r} is defined twice",
+                        hint=hint,
+                        at_key=True,
+                        related=(file, here),
+                    ),
+                    repeatable=True,
+                )
                 self._chains[name] = None  # neither is used
                 continue
             self.presets[name] = _Preset(file, name, ref, _Layer(file, here, fields, body))
@@ -396,16 +473,23 @@ class _Catalogue:
             if preset is None:  # a name defined nowhere: said where it is named
                 if path:
                     referrer = path[-1]
-                    self.problems.append(self._unknown(referrer.file, referrer.layer.path + (PRESET_KEY,), current))
+                    self.problems.append(
+                        self._unknown(referrer.file, referrer.layer.path + (PRESET_KEY,), current)
+                    )
                 base = None
                 break
             if current in on_path:
                 first = path[on_path[current]]
-                circle = " → ".join([p.name for p in path[on_path[current]:]] + [current])
-                self.problems.append(_Problem(first.file, first.layer.path + (PRESET_KEY,),
-                                              f"presets build on each other in a circle: {circle}",
-                                              hint="a preset may build on another, never on itself: remove one of "
-                                                   "these preset: lines"))
+                circle = " → ".join([p.name for p in path[on_path[current] :]] + [current])
+                self.problems.append(
+                    _Problem(
+                        first.file,
+                        first.layer.path + (PRESET_KEY,),
+                        f"presets build on each other in a circle: {circle}",
+                        hint="a preset may build on another, never on itself: remove one of "
+                        "these preset: lines",
+                    )
+                )
                 base = None
                 break
             on_path[current] = len(path)
@@ -414,12 +498,18 @@ class _Catalogue:
         for at in range(len(path) - 1, -1, -1):
             preset = path[at]
             if base is not None and len(base) >= MAX_PRESET_CHAIN:
-                below = " → ".join(repr(layer.path[1]) for layer in base[:-4:-1])  # what it builds on, nearest first
-                self.problems.append(_Problem(
-                    preset.file, preset.layer.path + (PRESET_KEY,),
-                    f"preset {preset.name!r} builds on {MAX_PRESET_CHAIN} presets or more ({below} → …): a chain "
-                    f"of presets may be at most {MAX_PRESET_CHAIN} long",
-                    hint="flatten the chain: copy the fields of some presets into the ones that build on them"))
+                below = " → ".join(
+                    repr(layer.path[1]) for layer in base[:-4:-1]
+                )  # what it builds on, nearest first
+                self.problems.append(
+                    _Problem(
+                        preset.file,
+                        preset.layer.path + (PRESET_KEY,),
+                        f"preset {preset.name!r} builds on {MAX_PRESET_CHAIN} presets or more ({below} → …): a chain "
+                        f"of presets may be at most {MAX_PRESET_CHAIN} long",
+                        hint="flatten the chain: copy the fields of some presets into the ones that build on them",
+                    )
+                )
                 base = None  # one problem per chain: the presets that build on this one fail with it
             elif base is not None:
                 base = base + (preset.layer,)
@@ -434,14 +524,16 @@ class _Catalogue:
     def _unknown_hint(self, name: Any) -> str:
         names = self._sorted_names()
         if not names:
-            return ("no preset is defined: define it under presets: in any manifest file (the presets of every file "
-                    "loaded together are shared: pass the whole manifests folder)")
+            return (
+                "no preset is defined: define it under presets: in any manifest file (the presets of every file "
+                "loaded together are shared: pass the whole manifests folder)"
+            )
         close = None
         if isinstance(name, str) and len(name) <= _SHORT:
             # Names of about the same length only, at most a few hundred: difflib is slow on many or long ones.
             near: list[str] = []
             for d in (0, -1, 1, -2, 2):
-                near += self._by_length().get(len(name) + d, [])[:_NEAR_NAMES - len(near)]
+                near += self._by_length().get(len(name) + d, [])[: _NEAR_NAMES - len(near)]
             close = _closest(name, tuple(near))
         shown = ", ".join(n if len(n) <= _SHORT else n[:_SHORT] + "…" for n in names[:_NAMES_SHOWN])
         if len(names) > _NAMES_SHOWN:
@@ -460,7 +552,9 @@ class _Catalogue:
                 self._lengths.setdefault(len(n), []).append(n)
         return self._lengths
 
-    def _named(self, file: str, path: Path_, name: str, *, repeatable: bool = False) -> tuple[_Layer, ...] | None:
+    def _named(
+        self, file: str, path: Path_, name: str, *, repeatable: bool = False
+    ) -> tuple[_Layer, ...] | None:
         if name not in self.presets and name not in self._chains:
             self.problems.append(self._unknown(file, path, name), repeatable)
             return None
@@ -474,9 +568,15 @@ class _Catalogue:
             spec = self._resolve(w)
             if spec is None or w.uuid is None:
                 continue
-            self.products[w.uuid] = ProductSpec(uuid=w.uuid, name=w.label, spec=spec[0], spec_hash=spec[1],
-                                                source=SourceLocation(w.defaults.name), protect=w.protect,
-                                                preset=w.ref or w.defaults.ref)
+            self.products[w.uuid] = ProductSpec(
+                uuid=w.uuid,
+                name=w.label,
+                spec=spec[0],
+                spec_hash=spec[1],
+                source=SourceLocation(w.defaults.name),
+                protect=w.protect,
+                preset=w.ref or w.defaults.ref,
+            )
         if self.waiting:  # the files' order of products, as without presets
             self.products = {u: self.products[u] for u in self.first_seen if u in self.products}
 
@@ -508,7 +608,9 @@ class _Catalogue:
                 key = None
         if key is not None and key in d.cache:
             hit = d.cache[key]
-            if hit is None and w.overrides:  # same broken overrides as an earlier product: report this one too
+            if (
+                hit is None and w.overrides
+            ):  # same broken overrides as an earlier product: report this one too
                 self._validate(w, base, chain)
             return hit
         result = self._validate(w, base, chain)
@@ -516,8 +618,9 @@ class _Catalogue:
             d.cache[key] = result
         return result
 
-    def _validate(self, w: _Waiting, base: tuple[_Layer, ...], chain: tuple[_Layer, ...]
-                  ) -> tuple[RenderSpec, str] | None:
+    def _validate(
+        self, w: _Waiting, base: tuple[_Layer, ...], chain: tuple[_Layer, ...]
+    ) -> tuple[RenderSpec, str] | None:
         layers = base + chain + (_Layer(w.defaults.name, w.here, w.overrides),)
         return _validate_layers(layers, bool(w.defaults.raw), self.problems)
 
@@ -527,7 +630,9 @@ def _load_file(name: str, data: Any, catalogue: _Catalogue) -> None:
     if data is None:
         return
     if not isinstance(data, dict):
-        problems.append(_Problem(name, (), f"expected a mapping with defaults and products, got {_kind(data)}"))
+        problems.append(
+            _Problem(name, (), f"expected a mapping with defaults and products, got {_kind(data)}")
+        )
         return
     for key in data:
         if key not in TOP_KEYS:
@@ -536,7 +641,9 @@ def _load_file(name: str, data: Any, catalogue: _Catalogue) -> None:
         catalogue.add_presets(name, data["presets"])
     defaults = data.get("defaults") or {}
     if not isinstance(defaults, dict):
-        problems.append(_Problem(name, ("defaults",), f"expected a mapping of render fields, got {_kind(defaults)}"))
+        problems.append(
+            _Problem(name, ("defaults",), f"expected a mapping of render fields, got {_kind(defaults)}")
+        )
         defaults = {}
     entries = data.get("products") or []
     if not isinstance(entries, list):
@@ -554,7 +661,9 @@ def _load_file(name: str, data: Any, catalogue: _Catalogue) -> None:
     for index, entry in enumerate(entries):
         here: Path_ = ("products", index)
         if not isinstance(entry, dict):
-            problems.append(_Problem(name, here, f"expected a product mapping with a uuid, got {_kind(entry)}"))
+            problems.append(
+                _Problem(name, here, f"expected a product mapping with a uuid, got {_kind(entry)}")
+            )
             continue
         overrides: dict[str, Any] = {}
         waits = waiting is not None
@@ -577,8 +686,9 @@ def _load_file(name: str, data: Any, catalogue: _Catalogue) -> None:
             if PRESET_KEY in entry and not isinstance(ref, str):
                 problems.append(_bad_ref(name, here + (PRESET_KEY,), ref))
                 ref = _BROKEN
-            catalogue.waiting.append(_Waiting(waiting, here, overrides, ref, entry.get("name"),
-                                              bool(entry.get("protect", False))))
+            catalogue.waiting.append(
+                _Waiting(waiting, here, overrides, ref, entry.get("name"), bool(entry.get("protect", False)))
+            )
         else:
             spec = _resolve(name, here, defaults, overrides, resolved, problems)
         if uuid is None:
@@ -587,43 +697,83 @@ def _load_file(name: str, data: Any, catalogue: _Catalogue) -> None:
             # Checked even when the spec is invalid, so one run reports every problem.
             other_file, other_index = first_seen[uuid]
             other: Path_ = ("products", other_index, "uuid")
-            problems.append(_Problem(name, here + ("uuid",), f"product {uuid} is declared twice",
-                                     hint="keep one", related=(other_file, other)))
-            problems.append(_Problem(other_file, other, f"product {uuid} is declared twice",
-                                     hint="keep one", related=(name, here + ("uuid",))), repeatable=True)
+            problems.append(
+                _Problem(
+                    name,
+                    here + ("uuid",),
+                    f"product {uuid} is declared twice",
+                    hint="keep one",
+                    related=(other_file, other),
+                )
+            )
+            problems.append(
+                _Problem(
+                    other_file,
+                    other,
+                    f"product {uuid} is declared twice",
+                    hint="keep one",
+                    related=(name, here + ("uuid",)),
+                ),
+                repeatable=True,
+            )
             continue
         first_seen[uuid] = (name, index)
         if waits:
             catalogue.waiting[-1].uuid = uuid
         elif spec is not None:
-            products[uuid] = ProductSpec(uuid=uuid, name=entry.get("name"), spec=spec[0], spec_hash=spec[1],
-                                         source=location, protect=bool(entry.get("protect", False)))
+            products[uuid] = ProductSpec(
+                uuid=uuid,
+                name=entry.get("name"),
+                spec=spec[0],
+                spec_hash=spec[1],
+                source=location,
+                protect=bool(entry.get("protect", False)),
+            )
 
 
 def _check_labels(name: str, here: Path_, entry: dict[str, Any], problems: _Problems) -> str | None:
     uuid = entry.get("uuid")
     ok = True
     if uuid is None:
-        problems.append(_Problem(name, here, "missing field uuid", hint="every product needs its VNTANA product uuid"))
+        problems.append(
+            _Problem(name, here, "missing field uuid", hint="every product needs its VNTANA product uuid")
+        )
         ok = False
     elif not isinstance(uuid, str) or not _UUID.fullmatch(uuid):
         # fullmatch: "uuid: |" keeps a trailing newline, and a product key must be exactly the uuid.
-        problems.append(_Problem(name, here + ("uuid",), f"expected a product UUID like "
-                                 f"3f2b8c1e-0000-4000-8000-000000000000, got {_short(uuid)}",
-                                 hint=_uuid_hint(uuid)))
+        problems.append(
+            _Problem(
+                name,
+                here + ("uuid",),
+                f"expected a product UUID like 3f2b8c1e-0000-4000-8000-000000000000, got {_short(uuid)}",
+                hint=_uuid_hint(uuid),
+            )
+        )
         ok = False
     label = entry.get("name")
     if label is not None and not isinstance(label, str):
-        problems.append(_Problem(name, here + ("name",), f"expected text, got {_kind(label)}",
-                                 hint="quote it, e.g. name: \"2024\""))
+        problems.append(
+            _Problem(
+                name,
+                here + ("name",),
+                f"expected text, got {_kind(label)}",
+                hint='quote it, e.g. name: "2024"',
+            )
+        )
     protect = entry.get("protect")
     if protect is not None and not isinstance(protect, bool):
         problems.append(_Problem(name, here + ("protect",), f"expected true or false, got {_short(protect)}"))
     return uuid.lower() if ok else None
 
 
-def _resolve(name: str, here: Path_, defaults: dict[str, Any], overrides: dict[str, Any],
-             cache: dict[str, tuple[RenderSpec, str] | None], problems: _Problems) -> tuple[RenderSpec, str] | None:
+def _resolve(
+    name: str,
+    here: Path_,
+    defaults: dict[str, Any],
+    overrides: dict[str, Any],
+    cache: dict[str, tuple[RenderSpec, str] | None],
+    problems: _Problems,
+) -> tuple[RenderSpec, str] | None:
     """Merge and validate, once per distinct overrides; errors land on whichever side set the value."""
     try:
         key = json.dumps(overrides, sort_keys=True, default=repr) if overrides else ""
@@ -640,15 +790,18 @@ def _resolve(name: str, here: Path_, defaults: dict[str, Any], overrides: dict[s
     return result
 
 
-def _validate(name: str, here: Path_, defaults: dict[str, Any], overrides: dict[str, Any],
-              problems: _Problems) -> tuple[RenderSpec, str] | None:
+def _validate(
+    name: str, here: Path_, defaults: dict[str, Any], overrides: dict[str, Any], problems: _Problems
+) -> tuple[RenderSpec, str] | None:
     """Validate defaults + overrides (no preset involved); see ``_validate_layers``."""
-    return _validate_layers((_Layer(name, ("defaults",), defaults), _Layer(name, here, overrides)),
-                            bool(defaults), problems)
+    return _validate_layers(
+        (_Layer(name, ("defaults",), defaults), _Layer(name, here, overrides)), bool(defaults), problems
+    )
 
 
-def _validate_layers(layers: tuple[_Layer, ...], has_defaults: bool,
-                     problems: _Problems) -> tuple[RenderSpec, str] | None:
+def _validate_layers(
+    layers: tuple[_Layer, ...], has_defaults: bool, problems: _Problems
+) -> tuple[RenderSpec, str] | None:
     """Merge the layers, lowest first, and validate; every failure adds at least one problem.
 
     A problem is blamed on the highest layer that sets the field it is about (the product, its
@@ -667,13 +820,19 @@ def _validate_layers(layers: tuple[_Layer, ...], has_defaults: bool,
         defaults = next(layer for layer in layers if layer.path == ("defaults",))
         presets = any(layer.path[:1] == ("presets",) for layer in layers)
         found: list[tuple[_Problem, bool]] = []
-        echoes: list[tuple[_Problem, bool]] = []  # "missing" only because a key is misspelt: said by its unknown-field error
+        echoes: list[
+            tuple[_Problem, bool]
+        ] = []  # "missing" only because a key is misspelt: said by its unknown-field error
         for err in exc.errors():
             loc: Path_ = tuple(err["loc"])
-            if err["type"] == "invalid_key":  # a key that is not text (1:, null:): pydantic's loc has str(key)
+            if (
+                err["type"] == "invalid_key"
+            ):  # a key that is not text (1:, null:): pydantic's loc has str(key)
                 loc = loc[:-1] + (err["input"],)
             if err["type"] == "missing":
-                blamed = defaults if has_defaults else product  # missing from all: say so once, at the defaults
+                blamed = (
+                    defaults if has_defaults else product
+                )  # missing from all: say so once, at the defaults
             elif err["type"] == "value_error" and loc in _RULE_FIELDS:
                 # A rule across fields: blame the highest layer that sets one of them.
                 blamed = _setter(layers, [loc + (k,) for k in _RULE_FIELDS[loc]]) or defaults
@@ -706,7 +865,8 @@ def _misspelt(loc: Path_, *sources: dict[str, Any]) -> bool:
         for part in loc[:-1]:
             node = node.get(part) if isinstance(node, dict) else None
         if isinstance(node, dict) and any(
-                isinstance(k, str) and k not in _KNOWN_KEYS and _closest(k, (wanted,)) for k in node):
+            isinstance(k, str) and k not in _KNOWN_KEYS and _closest(k, (wanted,)) for k in node
+        ):
             return True
     return False
 
@@ -727,7 +887,11 @@ def _pydantic_problem(name: str, where: Path_, loc: Path_, err: Any, presets: bo
         parent = TURNTABLE_KEYS if loc[:1] == ("turntable",) else SPEC_KEYS
         return _unknown(name, where + loc, loc[-1], parent)
     if kind == "missing":
-        places = "this file's defaults, its preset or the product" if presets else "this file's defaults or on the product"
+        places = (
+            "this file's defaults, its preset or the product"
+            if presets
+            else "this file's defaults or on the product"
+        )
         return _Problem(name, where + loc[:-1], f"missing field {field}", hint=f"set {field} in {places}")
     if not loc:  # model-level rule (e.g. JPG with transparency)
         return _Problem(name, where, err["msg"].removeprefix("Value error, "))
@@ -735,10 +899,14 @@ def _pydantic_problem(name: str, where: Path_, loc: Path_, err: Any, presets: bo
     value = err.get("input")
     expected = _EXPECTED.get(kind)
     if expected is not None:
-        return _Problem(name, where + loc, f"expected {expected}, got {_got(value)}", hint=_number_hint(kind, value))
+        return _Problem(
+            name, where + loc, f"expected {expected}, got {_got(value)}", hint=_number_hint(kind, value)
+        )
     bound = BOUNDS.get(field)
     if bound is not None and kind in ("greater_than_equal", "less_than_equal"):
-        return _Problem(name, where + loc, f"expected {bound.low}..{bound.high} ({bound.why}), got {_short(value)}")
+        return _Problem(
+            name, where + loc, f"expected {bound.low}..{bound.high} ({bound.why}), got {_short(value)}"
+        )
     if kind in ("greater_than_equal", "less_than_equal") or kind.endswith("_type") or kind == "literal_error":
         message = f"{message}, got {_short(value)}"
     return _Problem(name, where + loc, message)
@@ -749,7 +917,11 @@ _NUMBER_LIKE = re.compile(r"[-+]?(?:0[xob])?[0-9a-fA-F_]+")
 
 def _number_hint(kind: str, value: Any) -> str | None:
     """``1_200``, ``0x4B0``, ``+5`` are read as text (whole numbers are plain decimal): say how to write it."""
-    if kind not in ("int_type", "int_parsing") or not isinstance(value, str) or not _NUMBER_LIKE.fullmatch(value):
+    if (
+        kind not in ("int_type", "int_parsing")
+        or not isinstance(value, str)
+        or not _NUMBER_LIKE.fullmatch(value)
+    ):
         return None
     if value.isdigit():
         return f"write it without quotes: {value}"
@@ -786,7 +958,9 @@ def _unknown(name: str, path: Path_, key: Any, valid: tuple[str, ...]) -> _Probl
 
 def _closest(key: str, valid: tuple[str, ...]) -> str | None:
     lowered = {v.lower(): v for v in valid}
-    return lowered.get(key.lower()) or next(iter(difflib.get_close_matches(key, valid, n=1, cutoff=0.6)), None)
+    return lowered.get(key.lower()) or next(
+        iter(difflib.get_close_matches(key, valid, n=1, cutoff=0.6)), None
+    )
 
 
 def _suggest(key: str, valid: tuple[str, ...]) -> str:
@@ -806,7 +980,7 @@ def _got(value: Any) -> str:
 
 def _short(value: Any) -> str:
     """``repr(value)``, cut to a readable length: a message never quotes a megabyte."""
-    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10 ** _SHORT:
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**_SHORT:
         digits = len(str(abs(value)))  # at most yamlfast.MAX_INT_DIGITS: cheap
         return f"a number of {digits:,} digits"
     if isinstance(value, str) and len(value) > _SHORT:
@@ -816,8 +990,15 @@ def _short(value: Any) -> str:
 
 
 def _kind(value: Any) -> str:
-    return {dict: "a mapping", list: "a list", str: "text", bool: "true/false", int: "a number",
-            float: "a number", type(None): "nothing"}.get(type(value), type(value).__name__)
+    return {
+        dict: "a mapping",
+        list: "a list",
+        str: "text",
+        bool: "true/false",
+        int: "a number",
+        float: "a number",
+        type(None): "nothing",
+    }.get(type(value), type(value).__name__)
 
 
 def _yaml_problem(name: str, text: str, exc: YAMLError | yamlfast.Refused) -> _Problem:
@@ -825,8 +1006,10 @@ def _yaml_problem(name: str, text: str, exc: YAMLError | yamlfast.Refused) -> _P
     marker = _CONFLICT.search(text)
     if marker:
         at = text.count("\n", 0, marker.start()) + 1
-        hint = (f"the file contains git merge-conflict markers (<<<<<<<, =======, >>>>>>>) from line {at}; "
-                "resolve the conflict")
+        hint = (
+            f"the file contains git merge-conflict markers (<<<<<<<, =======, >>>>>>>) from line {at}; "
+            "resolve the conflict"
+        )
     if isinstance(exc, yamlfast.Refused):  # readable, but beyond a bound
         p = _Problem(name, (), exc.problem, hint=exc.hint or hint)
         if exc.line is not None:
@@ -890,7 +1073,11 @@ def _position(tree: Any, path: Path_, at_key: bool) -> tuple[int | None, int | N
             node = node.value[part]
             mark = node.start_mark
         elif isinstance(node, MappingNode):
-            found = [(k, v) for k, v in node.value if isinstance(k, ScalarNode) and _same_key(yamlfast.key_of(k), part)]
+            found = [
+                (k, v)
+                for k, v in node.value
+                if isinstance(k, ScalarNode) and _same_key(yamlfast.key_of(k), part)
+            ]
             if not found:
                 break
             key, node = found[-1]
@@ -911,7 +1098,8 @@ def _field_name(path: Path_) -> str | None:
     for part in path:
         if not isinstance(part, int):
             part = str(part)
-            part = part if len(part) <= _SHORT else part[:_SHORT] + "…"  # a key of a megabyte is not shown whole
+            part = (
+                part if len(part) <= _SHORT else part[:_SHORT] + "…"
+            )  # a key of a megabyte is not shown whole
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
     return text
-

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
 from reconciler.state.model import ProductRecord, Status
@@ -119,7 +119,7 @@ def created_at(f: Any) -> datetime | None:
     if value is None:
         return None
     if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
     try:
         return parse_time(str(value))
     except ValueError:
@@ -129,4 +129,4 @@ def created_at(f: Any) -> datetime | None:
 def parse_time(text: str) -> datetime:
     """An ISO time; zone-less means UTC (the platform's clock, upload-attachments.md)."""
     moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -69,9 +69,17 @@ class Reason(str, Enum):
 
 
 _CATEGORY = {
-    Reason.NEW: "new", Reason.SPEC_CHANGED: "spec", Reason.FAILED_BEFORE: "failed", Reason.IN_FLIGHT: "in_flight",
-    Reason.FORCED: "forced", Reason.REMOTE_MISSING: "drift", Reason.REMOTE_REPLACED: "drift",
-    Reason.CONTENT_CHANGED: "drift", Reason.FOREIGN_FILES: "drift", Reason.NOT_IN_MANIFESTS: "orphan", Reason.UNCHANGED: "none",
+    Reason.NEW: "new",
+    Reason.SPEC_CHANGED: "spec",
+    Reason.FAILED_BEFORE: "failed",
+    Reason.IN_FLIGHT: "in_flight",
+    Reason.FORCED: "forced",
+    Reason.REMOTE_MISSING: "drift",
+    Reason.REMOTE_REPLACED: "drift",
+    Reason.CONTENT_CHANGED: "drift",
+    Reason.FOREIGN_FILES: "drift",
+    Reason.NOT_IN_MANIFESTS: "orphan",
+    Reason.UNCHANGED: "none",
 }
 CATEGORIES = ("new", "spec", "failed", "in_flight", "forced", "drift", "orphan")
 
@@ -165,8 +173,12 @@ class Budget:
     sources: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
 
     def to_json(self) -> dict[str, Any]:
-        return {"max_frames": self.max_frames, "max_requests": self.max_requests,
-                "max_video_seconds": self.max_video_seconds, "sources": dict(self.sources)}
+        return {
+            "max_frames": self.max_frames,
+            "max_requests": self.max_requests,
+            "max_video_seconds": self.max_video_seconds,
+            "sources": dict(self.sources),
+        }
 
     @classmethod
     def from_json(cls, data: Any) -> Budget:
@@ -276,8 +288,15 @@ class Plan:
             "budget": self.budget.to_json(),
             "over_budget": self.over_budget,
             "allow_over_budget": self.allow_over_budget,
-            "batches": [{"index": b.index, "spec_hash": b.spec_hash, "spec": _plain(b.spec),
-                         "products": list(b.products)} for b in self.batches],
+            "batches": [
+                {
+                    "index": b.index,
+                    "spec_hash": b.spec_hash,
+                    "spec": _plain(b.spec),
+                    "products": list(b.products),
+                }
+                for b in self.batches
+            ],
         }
 
     @classmethod
@@ -286,8 +305,10 @@ class Plan:
             raise PlanFileError(f"{origin} is not a saved reconciler plan")
         version = data.get("format_version")
         if version != PLAN_FORMAT_VERSION:
-            raise PlanFileError(f"{origin} has plan format_version {version}; this reconciler reads "
-                                f"{PLAN_FORMAT_VERSION}", hint="make the plan again with this version")
+            raise PlanFileError(
+                f"{origin} has plan format_version {version}; this reconciler reads {PLAN_FORMAT_VERSION}",
+                hint="make the plan again with this version",
+            )
         try:
             cost = {k: v for k, v in data["cost"].items() if k != "frames"}
             cost["presets"] = tuple(PresetCost(**p) for p in cost.get("presets", ()))
@@ -328,8 +349,11 @@ def _plain(value: Any) -> Any:
 
 def _action_json(a: Action) -> dict[str, Any]:
     # What asdict(a) gives, field for field, ~10x faster: a plan may hold 10^5 actions.
-    out = {name: value if type(value) in _ATOMS else _plain(value)
-           for name in _ACTION_FIELDS for value in (getattr(a, name),)}
+    out = {
+        name: value if type(value) in _ATOMS else _plain(value)
+        for name in _ACTION_FIELDS
+        for value in (getattr(a, name),)
+    }
     out["changes"] = [{"field": c.field, "old": _plain(c.old), "new": _plain(c.new)} for c in a.changes]
     out["kind"] = a.kind.value
     out["reason"] = a.reason.value

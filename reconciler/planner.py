@@ -80,11 +80,22 @@ class Limits:
 
 
 @gc_paused()  # ~10^5 actions at once: see reconciler/_gc.py
-def build_plan(desired: Desired, state: State, *, location: str = "", replace: Iterable[str] = (),
-               max_batch_size: int = DEFAULT_MAX_BATCH_SIZE, observed: Observed | None = None,
-               targets: Iterable[str] = (), excludes: Iterable[str] = (), prune: str | None = None,
-               limits: Limits | None = None, allow_large: bool = False, budget: Budget | None = None,
-               allow_over_budget: bool = False) -> Plan:
+def build_plan(
+    desired: Desired,
+    state: State,
+    *,
+    location: str = "",
+    replace: Iterable[str] = (),
+    max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
+    observed: Observed | None = None,
+    targets: Iterable[str] = (),
+    excludes: Iterable[str] = (),
+    prune: str | None = None,
+    limits: Limits | None = None,
+    allow_large: bool = False,
+    budget: Budget | None = None,
+    allow_over_budget: bool = False,
+) -> Plan:
     """Compute the plan. ``replace`` lists product uuids to re-render regardless of their state;
     ``prune`` is None, "forget" or "delete" (what to do with orphans); ``budget`` is the most
     the plan may trigger (``over_budget`` lists what it exceeds)."""
@@ -95,7 +106,9 @@ def build_plan(desired: Desired, state: State, *, location: str = "", replace: I
     forced = {u.lower() for u in replace}
     unknown = sorted(forced - desired.products.keys())
     if unknown:
-        raise PlanOptionsError("--replace names products that are not in the manifests: " + ", ".join(unknown))
+        raise PlanOptionsError(
+            "--replace names products that are not in the manifests: " + ", ".join(unknown)
+        )
     targets, excludes = list(targets), list(excludes)
     selection = _Selection(targets, excludes)
     diffs: dict[tuple[str, str], list[FieldChange]] = {}
@@ -118,9 +131,19 @@ def build_plan(desired: Desired, state: State, *, location: str = "", replace: I
         actions.append(_guard(action, want, have))
     selection.check(desired, state)
     batches = _batch(actions, desired, max_batch_size)
-    plan = Plan(state=StateToken(state.lineage, state.serial, location), actions=actions, batches=batches,
-                cost=_cost(batches, desired), max_batch_size=max_batch_size, targets=targets, excludes=excludes,
-                waiting=waiting, allow_large=allow_large, prune=prune, refreshed=observed is not None)
+    plan = Plan(
+        state=StateToken(state.lineage, state.serial, location),
+        actions=actions,
+        batches=batches,
+        cost=_cost(batches, desired),
+        max_batch_size=max_batch_size,
+        targets=targets,
+        excludes=excludes,
+        waiting=waiting,
+        allow_large=allow_large,
+        prune=prune,
+        refreshed=observed is not None,
+    )
     plan.limits_tripped = _tripped(plan, len(desired.products), limits or Limits())
     plan.budget = budget or Budget()
     plan.over_budget = over_budget(plan.cost, plan.budget)
@@ -171,9 +194,12 @@ class _Selection:
         which = "pattern matches" if len(lines) == 1 else "patterns match"
         raise SelectionError(
             f"the selection {', '.join(lines)}: {which} no product in the manifests or the state",
-            hint="; ".join(hints) + ("; " if hints else "") + "a pattern is a product uuid or a glob on its name "
-                 "(case-sensitive, e.g. 'Trail*'); 'reconciler validate' checks the manifests and 'reconciler state "
-                 "list' lists the recorded products")
+            hint="; ".join(hints)
+            + ("; " if hints else "")
+            + "a pattern is a product uuid or a glob on its name "
+            "(case-sensitive, e.g. 'Trail*'); 'reconciler validate' checks the manifests and 'reconciler state "
+            "list' lists the recorded products",
+        )
 
 
 def _close_names(pattern: str, pool: list[str]) -> list[str]:
@@ -188,8 +214,10 @@ def _close_names(pattern: str, pool: list[str]) -> list[str]:
     scored = []
     for c in pool:
         low = c.lower()
-        score = max(difflib.SequenceMatcher(None, stem, low).ratio(),
-                    difflib.SequenceMatcher(None, stem, low[:len(stem)]).ratio())
+        score = max(
+            difflib.SequenceMatcher(None, stem, low).ratio(),
+            difflib.SequenceMatcher(None, stem, low[: len(stem)]).ratio(),
+        )
         if score >= 0.75:
             scored.append((-score, c))
     return [c for _, c in sorted(scored)[:3]]
@@ -197,27 +225,37 @@ def _close_names(pattern: str, pool: list[str]) -> list[str]:
 
 def _orphan(uuid: str, have: ProductRecord, prune: str | None, seen: ObservedProduct | None) -> Action:
     kind = {None: ActionKind.ORPHAN, "forget": ActionKind.FORGET, "delete": ActionKind.DELETE}[prune]
-    detail = {ActionKind.ORPHAN: "not in the manifests; its renders are kept",
-              ActionKind.FORGET: "not in the manifests; dropped from the state, its renders stay on the platform",
-              ActionKind.DELETE: "not in the manifests; the renders the reconciler made are deleted on the "
-                                 "platform"}[kind]
-    action = Action(kind, Reason.NOT_IN_MANIFESTS, uuid, name=have.name, previous_hash=have.spec_hash, detail=detail)
+    detail = {
+        ActionKind.ORPHAN: "not in the manifests; its renders are kept",
+        ActionKind.FORGET: "not in the manifests; dropped from the state, its renders stay on the platform",
+        ActionKind.DELETE: "not in the manifests; the renders the reconciler made are deleted on the "
+        "platform",
+    }[kind]
+    action = Action(
+        kind, Reason.NOT_IN_MANIFESTS, uuid, name=have.name, previous_hash=have.spec_hash, detail=detail
+    )
     if kind is ActionKind.DELETE:
         ours = recorded_uuids(have)
         if seen is None:
             action.deletes = [_describe(a.kind, have.spec) for a in have.attachments] or ["nothing recorded"]
-            action.keeps = ["every other file on the product (uploads, QR codes, renders the reconciler did not make)"]
+            action.keeps = [
+                "every other file on the product (uploads, QR codes, renders the reconciler did not make)"
+            ]
         else:
             kinds = {a.uuid: a.kind for a in have.attachments}
             mine = [a for a in seen.attachments if a.uuid in ours and is_render(a.entity_type)]
-            action.deletes = [_describe(kinds.get(a.uuid) or attachment_kind(a.entity_type, a.name), have.spec)
-                              for a in mine] or ["nothing (none of its recorded renders is left)"]
+            action.deletes = [
+                _describe(kinds.get(a.uuid) or attachment_kind(a.entity_type, a.name), have.spec)
+                for a in mine
+            ] or ["nothing (none of its recorded renders is left)"]
             taken = {a.uuid for a in mine}
             action.keeps = [describe(a) for a in seen.attachments if a.uuid not in taken]
     return action
 
 
-def _foreign(action: Action, have: ProductRecord | None, seen: ObservedProduct | None, forced: bool) -> Action:
+def _foreign(
+    action: Action, have: ProductRecord | None, seen: ObservedProduct | None, forced: bool
+) -> Action:
     """Render files the reconciler did not make: never replaced without ``--replace``, always named.
 
     A trigger replaces every earlier render of a product (renders.md); whether it also removes
@@ -232,9 +270,12 @@ def _foreign(action: Action, have: ProductRecord | None, seen: ObservedProduct |
     count = f"{len(foreign)} file{'s' if len(foreign) != 1 else ''}"
     if action.kind.triggers and forced:
         action.force = True
-        action.replaces = [*action.replaces, f"{count} the reconciler did not make ({', '.join(names)}), if the "
-                                             "trigger removes them (it does for renders; for hand uploads the "
-                                             "platform does not say)"]
+        action.replaces = [
+            *action.replaces,
+            f"{count} the reconciler did not make ({', '.join(names)}), if the "
+            "trigger removes them (it does for renders; for hand uploads the "
+            "platform does not say)",
+        ]
     elif action.kind.triggers:
         would = f"{action.kind.value} ({action.reason.value})"
         if have is None:
@@ -246,14 +287,18 @@ def _foreign(action: Action, have: ProductRecord | None, seen: ObservedProduct |
         action.kind = ActionKind.BLOCKED
         action.batch = None
         action.keeps = names
-        action.detail = (f"would {would}, but its Renders tab holds {count} the reconciler did not make, which a "
-                         f"trigger may replace: {', '.join(names)}; {adopt}, or render over them with "
-                         f"--replace {action.product}")
+        action.detail = (
+            f"would {would}, but its Renders tab holds {count} the reconciler did not make, which a "
+            f"trigger may replace: {', '.join(names)}; {adopt}, or render over them with "
+            f"--replace {action.product}"
+        )
     elif action.kind is ActionKind.NOOP:
         action.reason = Reason.FOREIGN_FILES
         action.keeps = names
-        action.detail = (f"its renders are intact; {count} on its Renders tab the reconciler did not make: "
-                         f"{', '.join(names)}; left alone, not adopted")
+        action.detail = (
+            f"its renders are intact; {count} on its Renders tab the reconciler did not make: "
+            f"{', '.join(names)}; left alone, not adopted"
+        )
     return action
 
 
@@ -261,11 +306,14 @@ def _guard(action: Action, want: ProductSpec | None, have: ProductRecord | None)
     """Protected products are never re-rendered over existing renders, nor pruned."""
     protected = want.protect if want is not None else bool(have and have.protect)
     replaces_something = have is not None and (bool(have.attachments) or action.kind is ActionKind.RERENDER)
-    if protected and (action.kind in (ActionKind.FORGET, ActionKind.DELETE) or
-                      (action.kind.triggers and replaces_something)):
+    if protected and (
+        action.kind in (ActionKind.FORGET, ActionKind.DELETE) or (action.kind.triggers and replaces_something)
+    ):
         would = action.kind.value
         action.kind = ActionKind.BLOCKED
-        action.detail = f"protected: would {would} ({action.reason.value}); remove 'protect: true' to allow it"
+        action.detail = (
+            f"protected: would {would} ({action.reason.value}); remove 'protect: true' to allow it"
+        )
         action.batch = None
     return action
 
@@ -280,9 +328,11 @@ def _tripped(plan: Plan, catalogue: int, limits: Limits) -> list[str]:
     allowed = max(limits.rerender_floor, int(limits.rerender_share * catalogue))
     out = []
     if rerenders > allowed:
-        out.append(f"re-renders {rerenders} of {catalogue} products, replacing their renders, more than the "
-                   f"limit of {allowed} ({limits.rerender_share:.0%} of the catalogue, at least "
-                   f"{limits.rerender_floor})")
+        out.append(
+            f"re-renders {rerenders} of {catalogue} products, replacing their renders, more than the "
+            f"limit of {allowed} ({limits.rerender_share:.0%} of the catalogue, at least "
+            f"{limits.rerender_floor})"
+        )
     deleting = sum(1 for a in plan.actions if a.deletes and a.kind is not ActionKind.BLOCKED)
     if deleting > limits.max_deletes:
         out.append(f"deletes renders of {deleting} products, more than the limit of {limits.max_deletes}")
@@ -293,12 +343,27 @@ def _replaces_renders(action: Action) -> bool:
     return action.kind is ActionKind.RERENDER and bool(action.replaces or action.deletes)
 
 
-def _decide(want: ProductSpec, have: ProductRecord | None, forced: bool,
-            diffs: dict[tuple[str, str], list[FieldChange]], seen: ObservedProduct | None, verified: bool) -> Action:
+def _decide(
+    want: ProductSpec,
+    have: ProductRecord | None,
+    forced: bool,
+    diffs: dict[tuple[str, str], list[FieldChange]],
+    seen: ObservedProduct | None,
+    verified: bool,
+) -> Action:
     def act(kind: ActionKind, reason: Reason, detail: str | None = None) -> Action:
-        action = Action(kind, reason, want.uuid, name=want.name, spec=want.spec.canonical(),
-                        spec_hash=want.spec_hash, detail=detail, source=str(want.source), protect=want.protect,
-                        force=forced and kind.triggers)
+        action = Action(
+            kind,
+            reason,
+            want.uuid,
+            name=want.name,
+            spec=want.spec.canonical(),
+            spec_hash=want.spec_hash,
+            detail=detail,
+            source=str(want.source),
+            protect=want.protect,
+            force=forced and kind.triggers,
+        )
         if have is not None and kind.triggers:
             action.previous_hash = have.spec_hash
             if have.spec_hash != want.spec_hash:
@@ -314,7 +379,11 @@ def _decide(want: ProductSpec, have: ProductRecord | None, forced: bool,
     if have.status in (Status.REQUESTED, Status.IN_FLIGHT):
         pending = have.request.spec_hash if have.request else have.spec_hash
         if pending == want.spec_hash and not forced:
-            return act(ActionKind.RESUME, Reason.IN_FLIGHT, "triggered earlier; results will be waited for, not paid again")
+            return act(
+                ActionKind.RESUME,
+                Reason.IN_FLIGHT,
+                "triggered earlier; results will be waited for, not paid again",
+            )
         if pending != want.spec_hash:
             return act(ActionKind.RERENDER, Reason.SPEC_CHANGED, "supersedes the render still in flight")
         return act(ActionKind.RERENDER, Reason.FORCED)
@@ -331,8 +400,16 @@ def _decide(want: ProductSpec, have: ProductRecord | None, forced: bool,
         return act(ActionKind.RERENDER, Reason.FORCED, "forced with --replace")
     if have.status is Status.FAILED:
         return act(ActionKind.RETRY, Reason.FAILED_BEFORE, have.error)
-    return Action(ActionKind.NOOP, Reason.UNCHANGED, want.uuid, name=want.name, spec_hash=want.spec_hash,
-                  previous_hash=have.spec_hash, source=str(want.source), protect=want.protect)
+    return Action(
+        ActionKind.NOOP,
+        Reason.UNCHANGED,
+        want.uuid,
+        name=want.name,
+        spec_hash=want.spec_hash,
+        previous_hash=have.spec_hash,
+        source=str(want.source),
+        protect=want.protect,
+    )
 
 
 def drift_of(have: ProductRecord, seen: ObservedProduct | None, verified: bool) -> tuple[Reason, str] | None:
@@ -354,16 +431,22 @@ def drift_of(have: ProductRecord, seen: ObservedProduct | None, verified: bool) 
     missing = [recorded[u] for u in sorted(recorded.keys() - present)]
     gone = ", ".join(f"{a.kind} {a.name}" for a in missing)
     if missing and (foreign := foreign_renders(seen.attachments, have)):
-        return Reason.REMOTE_REPLACED, (f"re-rendered outside the reconciler: {gone} gone, {len(foreign)} file(s) "
-                                        "it did not make in their place")
+        return Reason.REMOTE_REPLACED, (
+            f"re-rendered outside the reconciler: {gone} gone, {len(foreign)} file(s) "
+            "it did not make in their place"
+        )
     if missing:
         return Reason.REMOTE_MISSING, "gone from the platform: " + gone
     if verified:
-        changed = [a for a in seen.attachments if a.sha256 is not None and a.uuid in recorded
-                   and a.sha256 != recorded[a.uuid].sha256]
+        changed = [
+            a
+            for a in seen.attachments
+            if a.sha256 is not None and a.uuid in recorded and a.sha256 != recorded[a.uuid].sha256
+        ]
         if changed:
             return Reason.CONTENT_CHANGED, "bytes no longer match the recorded sha256: " + ", ".join(
-                a.name or a.uuid for a in changed)
+                a.name or a.uuid for a in changed
+            )
     return None
 
 
@@ -391,8 +474,9 @@ def _dotted(path: str) -> str:
     return path.removeprefix("root").replace("']['", ".").strip("[]'")
 
 
-def replacement(have: ProductRecord, want: ProductSpec,
-                seen: ObservedProduct | None = None) -> tuple[list[str], list[str]]:
+def replacement(
+    have: ProductRecord, want: ProductSpec, seen: ObservedProduct | None = None
+) -> tuple[list[str], list[str]]:
     """What a new trigger replaces and deletes, since it supersedes every earlier render.
 
     Judged from the reconciler's own files the platform holds when a refresh saw it (files it
@@ -401,8 +485,11 @@ def replacement(have: ProductRecord, want: ProductSpec,
     if seen is not None:
         recorded = {a.uuid: a.kind for a in have.attachments}
         ours = recorded_uuids(have)
-        kinds = {recorded.get(a.uuid) or attachment_kind(a.entity_type, a.name) for a in seen.attachments
-                 if a.uuid in ours and is_render(a.entity_type)}
+        kinds = {
+            recorded.get(a.uuid) or attachment_kind(a.entity_type, a.name)
+            for a in seen.attachments
+            if a.uuid in ours and is_render(a.entity_type)
+        }
     else:
         kinds = {a.kind for a in have.attachments}
     if not kinds:
@@ -439,7 +526,7 @@ def _batch(actions: list[Action], desired: Desired, size: int) -> list[Batch]:
         members = groups[spec_hash]
         spec = desired.products[members[0].product].spec.canonical()
         for start in range(0, len(members), size):
-            chunk = members[start:start + size]
+            chunk = members[start : start + size]
             for a in chunk:
                 a.batch = len(batches)
             batches.append(Batch(len(batches), spec_hash, spec, [a.product for a in chunk]))
@@ -459,8 +546,15 @@ def _cost(batches: list[Batch], desired: Desired | None = None) -> Cost:
         seconds += n * tt["imageCount"] / tt["frameRate"]
         gifs += n if tt["includeGif"] else 0
     presets = _by_preset(batches, desired) if desired is not None and desired.presets else ()
-    return Cost(requests=len(batches), products=products, stills=stills, turntable_frames=frames,
-                video_seconds=round(seconds, 3), gifs=gifs, presets=presets)
+    return Cost(
+        requests=len(batches),
+        products=products,
+        stills=stills,
+        turntable_frames=frames,
+        video_seconds=round(seconds, 3),
+        gifs=gifs,
+        presets=presets,
+    )
 
 
 def _by_preset(batches: list[Batch], desired: Desired) -> tuple[PresetCost, ...]:
@@ -520,7 +614,9 @@ def tighter(a: Budget, b: Budget) -> Budget:
     limits: dict[str, Any] = {}
     sources: dict[str, str] = {}
     for key, _, _ in _BUDGETED:
-        candidates = [(getattr(x, key), x.sources.get(key, "")) for x in (a, b) if getattr(x, key) is not None]
+        candidates = [
+            (getattr(x, key), x.sources.get(key, "")) for x in (a, b) if getattr(x, key) is not None
+        ]
         if candidates:
             limits[key], source = min(candidates, key=lambda c: c[0])
             if source:

@@ -34,9 +34,11 @@ from reconciler.events import (
 def summary_text(e: RunFinished) -> str:
     mib = e.bytes_downloaded / (1 << 20)
     rate = mib / e.seconds if e.seconds > 0 else 0.0
-    return (f"Apply finished: {e.rendered} rendered, {e.failed} failed, {e.skipped} unchanged/skipped; "
-            f"{mib:.1f} MiB downloaded in {e.seconds:.1f} s ({rate:.1f} MiB/s); {e.requests} API requests, "
-            f"{e.retries} retries, {e.throttled_seconds:.1f} s throttled.")
+    return (
+        f"Apply finished: {e.rendered} rendered, {e.failed} failed, {e.skipped} unchanged/skipped; "
+        f"{mib:.1f} MiB downloaded in {e.seconds:.1f} s ({rate:.1f} MiB/s); {e.requests} API requests, "
+        f"{e.retries} retries, {e.throttled_seconds:.1f} s throttled."
+    )
 
 
 def failures_text(e: RunFinished) -> str:
@@ -57,8 +59,10 @@ class LogLines:
 
     def on_event(self, event: Event) -> None:
         if isinstance(event, RunStarted):
-            self._say(f"Triggering {event.triggers} product(s) in {event.batches} request(s); "
-                      f"resuming {event.resumes}.")
+            self._say(
+                f"Triggering {event.triggers} product(s) in {event.batches} request(s); "
+                f"resuming {event.resumes}."
+            )
         elif isinstance(event, Triggered):
             rejected = f", {len(event.rejected)} rejected" if event.rejected else ""
             self._say(f"batch {event.batch + 1}: {len(event.accepted)} accepted{rejected}")
@@ -69,8 +73,10 @@ class LogLines:
         elif isinstance(event, Waiting) and event.resumed:
             self._say(f"{event.product}: resuming, waiting for the render already triggered")
         elif isinstance(event, Downloaded):
-            self._say(f"{event.product}: downloaded {event.kind} {event.name} ({event.size} bytes, "
-                      f"sha256 {event.sha256[:12]}…)")
+            self._say(
+                f"{event.product}: downloaded {event.kind} {event.name} ({event.size} bytes, "
+                f"sha256 {event.sha256[:12]}…)"
+            )
         elif isinstance(event, Recorded):
             self._say(f"{event.product}: recorded {event.attachments} file(s) ({event.name or ''})".rstrip())
         elif isinstance(event, Failed):
@@ -101,8 +107,13 @@ class LiveProgress:
 
     def __init__(self, console: Console | None = None) -> None:
         self.console = console or Console(stderr=True)
-        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                                 console=self.console, transient=False)
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            console=self.console,
+            transient=False,
+        )
         self._task: TaskID | None = None
         self._counts = {"triggered": 0, "recorded": 0, "failed": 0}
         self._rendering: set[str] = set()
@@ -121,8 +132,10 @@ class LiveProgress:
         mib = self._bytes / (1 << 20)
         rate = mib / max(time.monotonic() - self._started, 1e-6)
         failed = f"[red]{c['failed']} failed[/red]" if c["failed"] else "0 failed"
-        return (f"{c['triggered']} triggered · {len(self._rendering)} rendering · {c['recorded']} recorded · {failed} · "
-                f"{mib:.1f} MiB at {rate:.1f} MiB/s")
+        return (
+            f"{c['triggered']} triggered · {len(self._rendering)} rendering · {c['recorded']} recorded · {failed} · "
+            f"{mib:.1f} MiB at {rate:.1f} MiB/s"
+        )
 
     def _handle(self, event: Event) -> None:
         c = self._counts
@@ -139,7 +152,9 @@ class LiveProgress:
             self._rendering.update(event.products)
             self.console.print(unknown_text(event), highlight=False, markup=False)
         elif isinstance(event, FoundLate):
-            self.console.print(f"{event.product} {event.name or ''}: {FOUND_LATE}", highlight=False, markup=False)
+            self.console.print(
+                f"{event.product} {event.name or ''}: {FOUND_LATE}", highlight=False, markup=False
+            )
         elif isinstance(event, Waiting) and event.resumed:
             self._rendering.add(event.product)
         elif isinstance(event, Downloaded):
@@ -147,15 +162,21 @@ class LiveProgress:
         elif isinstance(event, (Recorded, Failed)) and self._task is not None:
             if isinstance(event, Failed):
                 c["failed"] += 1
-                self.console.print(f"[red]failed[/red] {escape(event.product)} {escape(event.name or '')}: "
-                                   f"{escape(event.reason)}", highlight=False)
+                self.console.print(
+                    f"[red]failed[/red] {escape(event.product)} {escape(event.name or '')}: "
+                    f"{escape(event.reason)}",
+                    highlight=False,
+                )
             else:
                 c["recorded"] += 1
             self._rendering.discard(event.product)
             self.progress.advance(self._task)
         elif isinstance(event, Pruned):
-            self.console.print(f"pruned {event.product} {event.name or ''}{pruned_files(event)}", highlight=False,
-                               markup=False)
+            self.console.print(
+                f"pruned {event.product} {event.name or ''}{pruned_files(event)}",
+                highlight=False,
+                markup=False,
+            )
         elif isinstance(event, RunFinished):
             if self._task is not None:
                 self.progress.update(self._task, description=self.description())
@@ -165,13 +186,16 @@ class LiveProgress:
                 self.console.print(failures_text(event), highlight=False, markup=False)
 
 
-FOUND_LATE = ("the results of its earlier attempt arrived after it was given up: downloading them, "
-              "nothing is triggered")
+FOUND_LATE = (
+    "the results of its earlier attempt arrived after it was given up: downloading them, nothing is triggered"
+)
 
 
 def unknown_text(event: Unknown) -> str:
-    return (f"batch {event.batch + 1}: outcome unknown ({event.reason}); not sent again (it may have been "
-            f"accepted): waiting for the files of its {len(event.products)} product(s)")
+    return (
+        f"batch {event.batch + 1}: outcome unknown ({event.reason}); not sent again (it may have been "
+        f"accepted): waiting for the files of its {len(event.products)} product(s)"
+    )
 
 
 def pruned_files(event: Pruned) -> str:

@@ -31,12 +31,24 @@ from reconciler.state.filestore import FileStateStore
 from reconciler.state.model import ProductRecord, State, Status
 from reconciler.state.store import utcnow
 
-def observe(client: Any, state: State, products: Iterable[str] | None = None, *, verify: bool = False,
-            parallelism: int = 4, also: Iterable[str] = ()) -> Observed:
+
+def observe(
+    client: Any,
+    state: State,
+    products: Iterable[str] | None = None,
+    *,
+    verify: bool = False,
+    parallelism: int = 4,
+    also: Iterable[str] = (),
+) -> Observed:
     """Snapshot the platform for ``products`` (default: every rendered product in the state),
     plus ``also`` (products about to be rendered for the first time: do they hold renders
     made elsewhere?)."""
-    base = products if products is not None else (u for u, r in state.products.items() if r.status is Status.RENDERED)
+    base = (
+        products
+        if products is not None
+        else (u for u, r in state.products.items() if r.status is Status.RENDERED)
+    )
     wanted = sorted(set(base) | set(also))
     recorded = {u: {a.uuid for a in state.products[u].attachments} for u in wanted if u in state.products}
 
@@ -48,8 +60,9 @@ def observe(client: Any, state: State, products: Iterable[str] | None = None, *,
         except PermanentApiError as exc:
             if exc.status == 404 and "PRODUCT_NOT_FOUND" in exc.codes:
                 return uuid, ObservedProduct(product_missing=True)  # every recorded file is gone
-            raise ApiError(f"refreshing product {uuid}: {exc.message}", status=exc.status, codes=exc.codes,
-                           hint=exc.hint) from exc
+            raise ApiError(
+                f"refreshing product {uuid}: {exc.message}", status=exc.status, codes=exc.codes, hint=exc.hint
+            ) from exc
         found = []
         for att in listed:
             entity_type = (att.entity_type or "").upper()
@@ -64,8 +77,9 @@ def observe(client: Any, state: State, products: Iterable[str] | None = None, *,
         return Observed(products=dict(pool.map(one, wanted)), verified=verify)
 
 
-def accept(client: Any, store: FileStateStore, state: State, observed: Observed,
-           download_dir: Path | None = None) -> tuple[dict[str, str], dict[str, str]]:
+def accept(
+    client: Any, store: FileStateStore, state: State, observed: Observed, download_dir: Path | None = None
+) -> tuple[dict[str, str], dict[str, str]]:
     """Record what the platform holds for each drifted product.
 
     Returns ({uuid: what changed}, {uuid: why it could not be accepted}); a product that
@@ -92,23 +106,34 @@ def accept(client: Any, store: FileStateStore, state: State, observed: Observed,
     return accepted, failed
 
 
-def _adopt(client: Any, uuid: str, rec: ProductRecord,
-           download_dir: Path | None) -> tuple[ProductRecord, str | None]:
+def _adopt(
+    client: Any, uuid: str, rec: ProductRecord, download_dir: Path | None
+) -> tuple[ProductRecord, str | None]:
     spec = RenderSpec.model_validate(rec.spec)
-    known = ProductSpec(uuid=uuid, name=rec.name, spec=spec, spec_hash=rec.spec_hash,
-                        source=SourceLocation(f"state record of {uuid}"), protect=rec.protect)
+    known = ProductSpec(
+        uuid=uuid,
+        name=rec.name,
+        spec=spec,
+        spec_hash=rec.spec_hash,
+        source=SourceLocation(f"state record of {uuid}"),
+        protect=rec.protect,
+    )
     found = examine(client, known, download_dir)
     if found.error:
         return rec, found.error
     if found.record is None:  # incomplete on the platform: record what is really there
-        return rec.model_copy(update={"attachments": found.attachments, "updated_at": utcnow(),
-                                      "history": rec.superseded()}), None
+        return rec.model_copy(
+            update={"attachments": found.attachments, "updated_at": utcnow(), "history": rec.superseded()}
+        ), None
     return found.record.model_copy(update={"history": rec.superseded()}), None
 
 
 def _prune_record(rec: ProductRecord, seen: ObservedProduct) -> ProductRecord:
     """Drop files gone from the platform; take re-downloaded hashes (``--verify``)."""
     now = {a.uuid: a for a in seen.attachments}
-    kept = [a.model_copy(update={"sha256": now[a.uuid].sha256 or a.sha256}) for a in rec.attachments if a.uuid in now]
+    kept = [
+        a.model_copy(update={"sha256": now[a.uuid].sha256 or a.sha256})
+        for a in rec.attachments
+        if a.uuid in now
+    ]
     return rec.model_copy(update={"attachments": kept, "updated_at": utcnow()})
-

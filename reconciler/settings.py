@@ -53,8 +53,17 @@ ENV_VARS = {
 }
 # Keys the config file may set; any other key is an error (a typo must not pass silently).
 FILE_KEYS = (
-    "api_url", "organization_uuid", "client_uuid", "timeout", "max_attempts", "max_elapsed",
-    "max_concurrency", "requests_per_second", "download_route", "origin", "webhook_paths",
+    "api_url",
+    "organization_uuid",
+    "client_uuid",
+    "timeout",
+    "max_attempts",
+    "max_elapsed",
+    "max_concurrency",
+    "requests_per_second",
+    "download_route",
+    "origin",
+    "webhook_paths",
 )
 # Keys of the config file that are not client settings: read by ``configured_downloads``.
 PROJECT_KEYS = ("downloads", "budget")
@@ -160,7 +169,7 @@ def resolve_settings(
         raise ConfigError(
             f"no VNTANA API token: set the environment variable {TOKEN_ENV}{where}",
             hint=f"export {TOKEN_ENV}=<your Authentication Key> (the personal access token made in the VNTANA "
-                 "platform; never put it in a file), or add --sandbox to work against the embedded sandbox",
+            "platform; never put it in a file), or add --sandbox to work against the embedded sandbox",
         )
     try:
         return ClientSettings(**values)
@@ -211,7 +220,9 @@ def _read_config(path: Path) -> tuple[dict[str, Any], dict[str, int], str | None
             )
         if name == "token_env":
             if not isinstance(value, str) or not value.strip():
-                raise ConfigError(f"{path}:{line_of(key)}: token_env must be the name of an environment variable")
+                raise ConfigError(
+                    f"{path}:{line_of(key)}: token_env must be the name of an environment variable"
+                )
             token_env = value.strip()
         elif name in FILE_KEYS or name in PROJECT_KEYS:
             values[name] = _plain(value)
@@ -219,8 +230,10 @@ def _read_config(path: Path) -> tuple[dict[str, Any], dict[str, int], str | None
         else:
             known = (*FILE_KEYS, *PROJECT_KEYS, "token_env")
             close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-            raise ConfigError(f"{path}:{line_of(key)}: unknown setting '{name}'",
-                              hint=f"did you mean '{close[0]}'?" if close else "known settings: " + ", ".join(known))
+            raise ConfigError(
+                f"{path}:{line_of(key)}: unknown setting '{name}'",
+                hint=f"did you mean '{close[0]}'?" if close else "known settings: " + ", ".join(known),
+            )
     return values, lines, token_env
 
 
@@ -234,7 +247,9 @@ def configured_downloads(config_path: Path | None) -> Path | None:
     if value is None:
         return None
     if not isinstance(value, str) or not value.strip():
-        raise ConfigError(f"{config_path}:{lines['downloads']}: downloads must be a folder path, e.g. 'downloads'")
+        raise ConfigError(
+            f"{config_path}:{lines['downloads']}: downloads must be a folder path, e.g. 'downloads'"
+        )
     return config_path.parent / value.strip()
 
 
@@ -260,8 +275,10 @@ def configured_budget(config_path: Path | None) -> tuple[dict[str, Any], dict[st
     if block is None:
         return {}, {}
     if not isinstance(block, Mapping):
-        raise ConfigError(f"{config_path}:{lines['budget']}: budget must be a mapping of limits",
-                          hint="for example: budget: {max_frames: 100000, max_requests: 500, max_video_seconds: 3600}")
+        raise ConfigError(
+            f"{config_path}:{lines['budget']}: budget must be a mapping of limits",
+            hint="for example: budget: {max_frames: 100000, max_requests: 500, max_video_seconds: 3600}",
+        )
     limits: dict[str, Any] = {}
     sources: dict[str, str] = {}
     for key, raw in block.items():
@@ -273,8 +290,10 @@ def configured_budget(config_path: Path | None) -> tuple[dict[str, Any], dict[st
         name = str(key)
         if name not in BUDGET_KEYS:
             close = difflib.get_close_matches(name, BUDGET_KEYS, n=1, cutoff=0.6)
-            raise ConfigError(f"{where}: unknown budget limit '{name}'",
-                              hint=f"did you mean '{close[0]}'?" if close else "limits: " + ", ".join(BUDGET_KEYS))
+            raise ConfigError(
+                f"{where}: unknown budget limit '{name}'",
+                hint=f"did you mean '{close[0]}'?" if close else "limits: " + ", ".join(BUDGET_KEYS),
+            )
         value = _plain(raw)
         if value is None:  # written but empty: no limit
             continue

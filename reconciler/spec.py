@@ -44,8 +44,12 @@ BOUNDS: dict[str, Bound] = {
     "turntable.height": Bound(16, 4096, "turntable frame height in pixels"),
     "turntable.imageCount": Bound(2, 720, "frames in one 360° turn"),
     "turntable.frameRate": Bound(1, 60, "frames per second of the MP4/GIF"),
-    "turntable.pixels": Bound(1, 2_000_000_000, "pixels of all turntable frames together",
-                              of=("turntable.imageCount", "turntable.width", "turntable.height")),
+    "turntable.pixels": Bound(
+        1,
+        2_000_000_000,
+        "pixels of all turntable frames together",
+        of=("turntable.imageCount", "turntable.width", "turntable.height"),
+    ),
 }
 
 IMAGE_FORMATS = ("PNG", "JPG", "WEBP")
@@ -62,7 +66,7 @@ def _colour(value: str | None) -> str | None:
     if value is None:
         return None
     if not _COLOUR.match(value):
-        raise ValueError("expected a colour as #RRGGBB, e.g. \"#FFFFFF\"")
+        raise ValueError('expected a colour as #RRGGBB, e.g. "#FFFFFF"')
     return "#" + value.lstrip("#").upper()
 
 
@@ -182,8 +186,11 @@ def manifest_json_schema() -> dict[str, Any]:
         return out
 
     defs["TurntableOverrides"] = partial(defs.pop("TurntableSpec"))
-    preset = {"type": "string", "minLength": 1,
-              "description": "the name of a preset (under presets: in any manifest file) whose fields this builds on"}
+    preset = {
+        "type": "string",
+        "minLength": 1,
+        "description": "the name of a preset (under presets: in any manifest file) whose fields this builds on",
+    }
     props = {"preset": preset, **spec["properties"]}
     props["turntable"] = {"$ref": "#/$defs/TurntableOverrides"}
     overrides = {"type": "object", "properties": props, "additionalProperties": False}
@@ -198,14 +205,21 @@ def manifest_json_schema() -> dict[str, Any]:
             **props,
         },
     }
-    presets = {"type": "object", "description": "named partial render specs, shared by every manifest file",
-               "propertyNames": {"minLength": 1}, "additionalProperties": {"anyOf": [{"$ref": "#/properties/defaults"}, {"type": "null"}]}}
+    presets = {
+        "type": "object",
+        "description": "named partial render specs, shared by every manifest file",
+        "propertyNames": {"minLength": 1},
+        "additionalProperties": {"anyOf": [{"$ref": "#/properties/defaults"}, {"type": "null"}]},
+    }
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "reconciler manifest",
         "type": "object",
         "additionalProperties": False,
-        "properties": {"presets": presets, "defaults": overrides,
-                       "products": {"type": "array", "items": product}},
+        "properties": {
+            "presets": presets,
+            "defaults": overrides,
+            "products": {"type": "array", "items": product},
+        },
         "$defs": defs,
     }

@@ -42,21 +42,30 @@ class NotInStateError(StateError):
     """Products named on the command line that the state does not record."""
 
     def __init__(self, location: str, uuids: list[str]) -> None:
-        super().__init__(f"not in the state {location}: {', '.join(uuids)}",
-                         hint=f"'reconciler state list{state_flag(location)}' shows the recorded products")
+        super().__init__(
+            f"not in the state {location}: {', '.join(uuids)}",
+            hint=f"'reconciler state list{state_flag(location)}' shows the recorded products",
+        )
         self.uuids = uuids
 
 
 def state_options(f: F) -> F:
     f = click.option("--sandbox", is_flag=True, help=f"Use the sandbox's state ({SANDBOX_STATE}).")(f)
-    return click.option("--state", "state_path", type=str, metavar="FILE|URL", envvar="RECONCILER_STATE",
-                        help=f"State file, or a postgresql:// URL. Default: {DEFAULT_STATE} ({SANDBOX_STATE} "
-                             "with --sandbox).")(f)
+    return click.option(
+        "--state",
+        "state_path",
+        type=str,
+        metavar="FILE|URL",
+        envvar="RECONCILER_STATE",
+        help=f"State file, or a postgresql:// URL. Default: {DEFAULT_STATE} ({SANDBOX_STATE} "
+        "with --sandbox).",
+    )(f)
 
 
 def format_option(f: F) -> F:
-    return click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
-                        show_default=True)(f)
+    return click.option(
+        "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+    )(f)
 
 
 def _store(state_path: Path | None, sandbox: bool) -> FileStateStore:
@@ -80,17 +89,35 @@ def state_group() -> None:
 
 # -- list ----------------------------------------------------------------------------------
 
+
 @state_group.command("list")
 @state_options
-@click.option("--status", "statuses", multiple=True, type=click.Choice([s.value for s in Status]),
-              help="Only products with this status (repeatable).")
-@click.option("--action", "actions", multiple=True, type=click.Choice([k.value for k in ActionKind]),
-              help="Only products the plan gives this action (repeatable; reads the manifests).")
+@click.option(
+    "--status",
+    "statuses",
+    multiple=True,
+    type=click.Choice([s.value for s in Status]),
+    help="Only products with this status (repeatable).",
+)
+@click.option(
+    "--action",
+    "actions",
+    multiple=True,
+    type=click.Choice([k.value for k in ActionKind]),
+    help="Only products the plan gives this action (repeatable; reads the manifests).",
+)
 @manifests_option
 @click.option("--match", "pattern", metavar="GLOB", help="Only products whose uuid or name matches the glob.")
 @format_option
-def list_command(state_path: Path | None, sandbox: bool, statuses: tuple[str, ...], actions: tuple[str, ...],
-                 manifests: tuple[Path, ...], pattern: str | None, fmt: str) -> None:
+def list_command(
+    state_path: Path | None,
+    sandbox: bool,
+    statuses: tuple[str, ...],
+    actions: tuple[str, ...],
+    manifests: tuple[Path, ...],
+    pattern: str | None,
+    fmt: str,
+) -> None:
     """List recorded products; filter by status, planned action or glob.
 
     Columns: uuid, name, status, spec hash prefix, files, protect. Only products in the state are listed: with --action render (never rendered) that is none.
@@ -99,7 +126,9 @@ def list_command(state_path: Path | None, sandbox: bool, statuses: tuple[str, ..
     state = store.read()
     planned: dict[str, str] = {}
     if actions:
-        plan = build_plan(load_desired(list(manifests) or [Path("manifests")]), state, location=store.location)
+        plan = build_plan(
+            load_desired(list(manifests) or [Path("manifests")]), state, location=store.location
+        )
         planned = {a.product: a.kind.value for a in plan.actions}
     rows = []
     for uuid, rec in sorted(state.products.items()):
@@ -107,11 +136,15 @@ def list_command(state_path: Path | None, sandbox: bool, statuses: tuple[str, ..
             continue
         if actions and planned.get(uuid) not in actions:
             continue
-        if pattern and not (fnmatchcase(uuid, pattern.lower()) or (rec.name and fnmatchcase(rec.name, pattern))):
+        if pattern and not (
+            fnmatchcase(uuid, pattern.lower()) or (rec.name and fnmatchcase(rec.name, pattern))
+        ):
             continue
         rows.append(_row(uuid, rec, planned.get(uuid) if actions else None))
     if fmt == "json":
-        click.echo(json.dumps({"state": _token(store, state), "products": rows}, indent=2, ensure_ascii=False))
+        click.echo(
+            json.dumps({"state": _token(store, state), "products": rows}, indent=2, ensure_ascii=False)
+        )
         return
     if rows:
         click.echo(_table(rows, with_action=bool(actions)))
@@ -120,8 +153,14 @@ def list_command(state_path: Path | None, sandbox: bool, statuses: tuple[str, ..
 
 
 def _row(uuid: str, rec: ProductRecord, action: str | None) -> dict[str, Any]:
-    row = {"uuid": uuid, "name": rec.name, "status": rec.status.value, "spec_hash": rec.spec_hash,
-           "attachments": [a.kind for a in rec.attachments], "protect": rec.protect}
+    row = {
+        "uuid": uuid,
+        "name": rec.name,
+        "status": rec.status.value,
+        "spec_hash": rec.spec_hash,
+        "attachments": [a.kind for a in rec.attachments],
+        "protect": rec.protect,
+    }
     if action is not None:
         row["action"] = action
     return row
@@ -129,11 +168,22 @@ def _row(uuid: str, rec: ProductRecord, action: str | None) -> dict[str, Any]:
 
 def _table(rows: list[dict[str, Any]], *, with_action: bool) -> str:
     head = ["UUID", "NAME", "STATUS", "SPEC", "FILES", "PROTECT"] + (["ACTION"] if with_action else [])
-    cells = [[r["uuid"], r["name"] or "-", r["status"], r["spec_hash"][:HASH_PREFIX],
-              ",".join(r["attachments"]) or "-", "yes" if r["protect"] else "no"]
-             + ([r["action"]] if with_action else []) for r in rows]
+    cells = [
+        [
+            r["uuid"],
+            r["name"] or "-",
+            r["status"],
+            r["spec_hash"][:HASH_PREFIX],
+            ",".join(r["attachments"]) or "-",
+            "yes" if r["protect"] else "no",
+        ]
+        + ([r["action"]] if with_action else [])
+        for r in rows
+    ]
     widths = [max(len(str(c[i])) for c in [head, *cells]) for i in range(len(head))]
-    return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(line, widths)).rstrip() for line in [head, *cells])
+    return "\n".join(
+        "  ".join(str(c).ljust(w) for c, w in zip(line, widths)).rstrip() for line in [head, *cells]
+    )
 
 
 def _token(store: FileStateStore, state: State) -> dict[str, Any]:
@@ -141,6 +191,7 @@ def _token(store: FileStateStore, state: State) -> dict[str, Any]:
 
 
 # -- show ----------------------------------------------------------------------------------
+
 
 @state_group.command("show")
 @state_options
@@ -154,13 +205,23 @@ def show_command(state_path: Path | None, sandbox: bool, uuid: str, fmt: str) ->
     _require(store, state, [uuid])
     rec = state.products[uuid]
     if fmt == "json":
-        changes = {"changes": [v.to_json() for v in store.history(uuid, limit=5)]} \
-            if isinstance(store, StateHistory) else {}
-        click.echo(json.dumps({"state": _token(store, state), "product": uuid, **rec.model_dump(mode="json"),
-                               **changes}, indent=2, ensure_ascii=False))
+        changes = (
+            {"changes": [v.to_json() for v in store.history(uuid, limit=5)]}
+            if isinstance(store, StateHistory)
+            else {}
+        )
+        click.echo(
+            json.dumps(
+                {"state": _token(store, state), "product": uuid, **rec.model_dump(mode="json"), **changes},
+                indent=2,
+                ensure_ascii=False,
+            )
+        )
         return
-    lines = [f"{uuid}  {rec.name or ''}".rstrip(),
-             f"  status:    {rec.status.value} (updated {rec.updated_at})"]
+    lines = [
+        f"{uuid}  {rec.name or ''}".rstrip(),
+        f"  status:    {rec.status.value} (updated {rec.updated_at})",
+    ]
     if rec.error:
         lines.append(f"  error:     {rec.error}")
     lines.append(f"  protect:   {'yes' if rec.protect else 'no'}")
@@ -171,11 +232,15 @@ def show_command(state_path: Path | None, sandbox: bool, uuid: str, fmt: str) ->
         lines.append("  request:   none (imported, or recorded without a trigger)")
     else:
         r = rec.request
-        lines.append(f"  request:   {r.request_id} for spec {r.spec_hash[:HASH_PREFIX]}, requested {r.requested_at}"
-                     + (f", accepted {r.accepted_at}" if r.accepted_at else ", not confirmed by the platform"))
+        lines.append(
+            f"  request:   {r.request_id} for spec {r.spec_hash[:HASH_PREFIX]}, requested {r.requested_at}"
+            + (f", accepted {r.accepted_at}" if r.accepted_at else ", not confirmed by the platform")
+        )
     lines.append(f"  files ({len(rec.attachments)}):")
-    lines += [f"    {a.kind:<9} {a.name}  {a.uuid}  sha256:{a.sha256}  {a.size} bytes  {a.content_type}"
-              for a in rec.attachments]
+    lines += [
+        f"    {a.kind:<9} {a.name}  {a.uuid}  sha256:{a.sha256}  {a.size} bytes  {a.content_type}"
+        for a in rec.attachments
+    ]
     lines.append(f"  history ({len(rec.history)} earlier render(s), newest first):")
     for past in rec.history:
         lines.append(f"    {past.recorded_at}  spec {past.spec_hash[:HASH_PREFIX]}  {_summary(past.spec)}")
@@ -202,9 +267,11 @@ def _summary(spec: dict[str, Any]) -> str:
     if not spec:
         return "(spec not recorded)"
     tt = spec.get("turntable", {})
-    return (f"still {spec.get('imageFormat')} {spec.get('imageWidth')}x{spec.get('imageHeight')}, turntable "
-            f"{tt.get('imageCount')} frames @ {tt.get('frameRate')} fps {tt.get('width')}x{tt.get('height')}"
-            f"{' + GIF' if tt.get('includeGif') else ''}")
+    return (
+        f"still {spec.get('imageFormat')} {spec.get('imageWidth')}x{spec.get('imageHeight')}, turntable "
+        f"{tt.get('imageCount')} frames @ {tt.get('frameRate')} fps {tt.get('width')}x{tt.get('height')}"
+        f"{' + GIF' if tt.get('includeGif') else ''}"
+    )
 
 
 def _v(value: Any) -> str:
@@ -213,13 +280,15 @@ def _v(value: Any) -> str:
 
 # -- rm and mv -----------------------------------------------------------------------------
 
+
 @state_group.command("rm")
 @state_options
 @lock_timeout_option
 @click.argument("uuids", nargs=-1, required=True, metavar="UUID...")
 @click.option("--dry-run", is_flag=True, help="Say what would be forgotten; change nothing.")
-def rm_command(state_path: Path | None, sandbox: bool, lock_timeout: float, uuids: tuple[str, ...],
-               dry_run: bool) -> None:
+def rm_command(
+    state_path: Path | None, sandbox: bool, lock_timeout: float, uuids: tuple[str, ...], dry_run: bool
+) -> None:
     """Forget products; their renders stay on the platform.
 
     A product still in the manifests is then planned as new (or can be adopted again with
@@ -242,10 +311,14 @@ def rm_command(state_path: Path | None, sandbox: bool, lock_timeout: float, uuid
     for uuid, rec in forgotten.items():
         click.echo(f"forgot {_describe(uuid, rec)}")
         if rec.status in (Status.REQUESTED, Status.IN_FLIGHT):
-            click.echo("  warning: it was in flight; its results may still land on the platform, and the next "
-                       "apply triggers it again")
-    click.echo(f"Removed {len(forgotten)} product(s) from {store.location} (serial {before} → {state.serial}); "
-               f"the previous state is in {store.backup_path}. Nothing was changed on the platform.")
+            click.echo(
+                "  warning: it was in flight; its results may still land on the platform, and the next "
+                "apply triggers it again"
+            )
+    click.echo(
+        f"Removed {len(forgotten)} product(s) from {store.location} (serial {before} → {state.serial}); "
+        f"the previous state is in {store.backup_path}. Nothing was changed on the platform."
+    )
 
 
 @state_group.command("mv")
@@ -258,33 +331,43 @@ def mv_command(state_path: Path | None, sandbox: bool, lock_timeout: float, old:
     store = _store(state_path, sandbox)
     old, new = old.strip().lower(), new.strip().lower()
     if not _UUID.match(new):
-        raise ReconcilerError(f"{new!r} is not a product uuid",
-                              hint="expected the form 3f2b8c1e-0000-4000-8000-000000000000")
+        raise ReconcilerError(
+            f"{new!r} is not a product uuid", hint="expected the form 3f2b8c1e-0000-4000-8000-000000000000"
+        )
     if old == new:
         raise ReconcilerError(f"{old} is both the old and the new uuid; nothing to move")
     with store.lock("state mv", timeout=lock_timeout):
         state = store.fold()
         _require(store, state, [old])
         if new in state.products:
-            raise StateError(f"{new} is already in the state {store.location}; refusing to overwrite its record",
-                             hint=f"run 'reconciler state rm{state_flag(store.location)} {new}' first if that "
-                                  "record is obsolete")
+            raise StateError(
+                f"{new} is already in the state {store.location}; refusing to overwrite its record",
+                hint=f"run 'reconciler state rm{state_flag(store.location)} {new}' first if that "
+                "record is obsolete",
+            )
         before = state.serial
         rec = state.products.pop(old)
         state.products[new] = rec
         store.write(state)
-    click.echo(f"Moved {_describe(old, rec)} to {new} (serial {before} → {state.serial}); the previous state "
-               f"is in {store.backup_path}.")
-    click.echo(f"Declare the product as {new} in the manifests too: a product still declared as {old} is "
-               "planned as new.")
+    click.echo(
+        f"Moved {_describe(old, rec)} to {new} (serial {before} → {state.serial}); the previous state "
+        f"is in {store.backup_path}."
+    )
+    click.echo(
+        f"Declare the product as {new} in the manifests too: a product still declared as {old} is "
+        "planned as new."
+    )
 
 
 def _describe(uuid: str, rec: ProductRecord) -> str:
     files = len(rec.attachments)
-    return f"{uuid} {rec.name or ''} ({rec.status.value}, {files} file{'s' if files != 1 else ''})".replace("  ", " ")
+    return f"{uuid} {rec.name or ''} ({rec.status.value}, {files} file{'s' if files != 1 else ''})".replace(
+        "  ", " "
+    )
 
 
 # -- migrate, pull and history ---------------------------------------------------------------
+
 
 @state_group.command("migrate")
 @click.argument("source", metavar="FROM")
@@ -301,19 +384,26 @@ def migrate_command(source: str, target: str, lock_timeout: float, force: bool) 
     if copied.unchanged:
         click.echo(f"{dst} already holds lineage {state.lineage} at serial {state.serial}; nothing copied.")
         return
-    click.echo(f"Copied {len(state.products)} product(s) from {src} to {dst} (lineage {state.lineage}, serial "
-               f"{state.serial}).")
+    click.echo(
+        f"Copied {len(state.products)} product(s) from {src} to {dst} (lineage {state.lineage}, serial "
+        f"{state.serial})."
+    )
     if copied.replaced is not None:
         old = copied.replaced
-        click.echo(f"  replaced: lineage {old.lineage or 'not set'}, serial {old.serial}, {len(old.products)} "
-                   "product(s)")
+        click.echo(
+            f"  replaced: lineage {old.lineage or 'not set'}, serial {old.serial}, {len(old.products)} "
+            "product(s)"
+        )
     click.echo(f"Use --state {dst} from now on (or set RECONCILER_STATE); {src} was not changed.")
 
 
 @state_group.command("pull")
 @state_options
-@click.option("--serial", type=click.IntRange(min=0), help="The state as it was at this serial (PostgreSQL "
-                                                            "keeps every serial).")
+@click.option(
+    "--serial",
+    type=click.IntRange(min=0),
+    help="The state as it was at this serial (PostgreSQL keeps every serial).",
+)
 def pull_command(state_path: str | None, sandbox: bool, serial: int | None) -> None:
     """Print the state as the JSON file store writes it: 'reconciler state pull > copy.state.json'."""
     store = _store(state_path, sandbox)
@@ -324,15 +414,22 @@ def pull_command(state_path: str | None, sandbox: bool, serial: int | None) -> N
 @state_group.command("history")
 @state_options
 @click.argument("uuid", required=False)
-@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True, help="Newest serials to show.")
+@click.option(
+    "--limit", type=click.IntRange(min=1), default=20, show_default=True, help="Newest serials to show."
+)
 @format_option
 def history_command(state_path: str | None, sandbox: bool, uuid: str | None, limit: int, fmt: str) -> None:
     """Who changed the state (or one product), when, in which operation and from which saved plan."""
     store = _store(state_path, sandbox)
     versions = _history_of(store).history(uuid.strip().lower() if uuid else None, limit=limit)
     if fmt == "json":
-        click.echo(json.dumps({"location": store.location, "versions": [v.to_json() for v in versions]}, indent=2,
-                              ensure_ascii=False))
+        click.echo(
+            json.dumps(
+                {"location": store.location, "versions": [v.to_json() for v in versions]},
+                indent=2,
+                ensure_ascii=False,
+            )
+        )
         return
     if not versions:
         click.echo(f"No history{f' for {uuid}' if uuid else ''} in {store.location}.")
@@ -342,10 +439,12 @@ def history_command(state_path: str | None, sandbox: bool, uuid: str | None, lim
 
 def _history_of(store: Any) -> StateHistory:
     if not isinstance(store, StateHistory):
-        raise StateError(f"{store.location} is a JSON file: it keeps no history of its own (only its previous "
-                         "version, as .backup)",
-                         hint=f"a postgresql:// state keeps every serial: 'reconciler state migrate {store.location} "
-                              "postgresql://HOST/DBNAME' copies it there; then pass that URL as --state")
+        raise StateError(
+            f"{store.location} is a JSON file: it keeps no history of its own (only its previous "
+            "version, as .backup)",
+            hint=f"a postgresql:// state keeps every serial: 'reconciler state migrate {store.location} "
+            "postgresql://HOST/DBNAME' copies it there; then pass that URL as --state",
+        )
     return store
 
 

@@ -54,8 +54,9 @@ _REASON_TITLE = {
 
 def summary_line(plan: Plan) -> str:
     c = plan.counts()
-    extra = "".join(f", {c[k]} {label}" for k, label in (("orphan", "orphaned"), ("blocked", "blocked"))
-                    if c[k])
+    extra = "".join(
+        f", {c[k]} {label}" for k, label in (("orphan", "orphaned"), ("blocked", "blocked")) if c[k]
+    )
     foreign = sum(1 for a in plan.actions if a.reason is Reason.FOREIGN_FILES)
     if foreign:
         extra += f", {foreign} holding files the reconciler did not make (left alone)"
@@ -63,8 +64,10 @@ def summary_line(plan: Plan) -> str:
     if not plan.has_changes:
         return f"No changes. {c['noop']} products up to date{extra}.{waiting}"
     pruned = "".join(f", {c[k]} to {k}" for k in ("forget", "delete") if c[k])
-    return (f"Plan: {c['render']} to render, {c['rerender']} to re-render, {c['retry']} to retry, "
-            f"{c['resume']} to resume{pruned}; {c['noop']} unchanged{extra}.{waiting}")
+    return (
+        f"Plan: {c['render']} to render, {c['rerender']} to re-render, {c['retry']} to retry, "
+        f"{c['resume']} to resume{pruned}; {c['noop']} unchanged{extra}.{waiting}"
+    )
 
 
 def limits_text(plan: Plan) -> str:
@@ -78,14 +81,22 @@ def limits_text(plan: Plan) -> str:
 def budget_text(plan: Plan) -> str:
     """What the plan uses of its budget, or why the budget refuses it; empty without a budget."""
     if plan.over_budget:
-        verdict = "allowed by --allow-over-budget" if plan.allow_over_budget else "refused without --allow-over-budget"
+        verdict = (
+            "allowed by --allow-over-budget"
+            if plan.allow_over_budget
+            else "refused without --allow-over-budget"
+        )
         return "Over budget (" + verdict + "): " + "; ".join(plan.over_budget)
     b, k = plan.budget, plan.cost
-    used = [f"{number(figure)}{unit} of {number(limit)}{unit} {what}"
-            for limit, figure, what, unit in ((b.max_frames, k.frames, "frames", ""),
-                                              (b.max_requests, k.requests, "render requests", ""),
-                                              (b.max_video_seconds, k.video_seconds, "of video", " s"))
-            if limit is not None]
+    used = [
+        f"{number(figure)}{unit} of {number(limit)}{unit} {what}"
+        for limit, figure, what, unit in (
+            (b.max_frames, k.frames, "frames", ""),
+            (b.max_requests, k.requests, "render requests", ""),
+            (b.max_video_seconds, k.video_seconds, "of video", " s"),
+        )
+        if limit is not None
+    ]
     return "Within budget: " + ", ".join(used) + "." if used else ""
 
 
@@ -104,15 +115,19 @@ def cost_line(plan: Plan) -> str:
     if not k.requests:
         return "Cost: nothing to trigger."
     gifs = f", {k.gifs} GIF{'s' if k.gifs != 1 else ''}" if k.gifs else ""
-    return (f"Cost: {k.requests} API request{'s' if k.requests != 1 else ''} for {k.products} product"
-            f"{'s' if k.products != 1 else ''}: {k.frames} frames ({k.stills} stills + {k.turntable_frames} "
-            f"turntable frames), {k.video_seconds:g} s of video{gifs}.")
+    return (
+        f"Cost: {k.requests} API request{'s' if k.requests != 1 else ''} for {k.products} product"
+        f"{'s' if k.products != 1 else ''}: {k.frames} frames ({k.stills} stills + {k.turntable_frames} "
+        f"turntable frames), {k.video_seconds:g} s of video{gifs}."
+    )
 
 
 def spec_summary(spec: dict[str, Any]) -> str:
     tt = spec["turntable"]
-    return (f"still {spec['imageFormat']} {spec['imageWidth']}x{spec['imageHeight']}, turntable {tt['imageCount']} "
-            f"frames @ {tt['frameRate']} fps {tt['width']}x{tt['height']}{' + GIF' if tt['includeGif'] else ''}")
+    return (
+        f"still {spec['imageFormat']} {spec['imageWidth']}x{spec['imageHeight']}, turntable {tt['imageCount']} "
+        f"frames @ {tt['frameRate']} fps {tt['width']}x{tt['height']}{' + GIF' if tt['includeGif'] else ''}"
+    )
 
 
 def _changes(a: Action) -> str:
@@ -147,7 +162,7 @@ def render_text(plan: Plan, *, colour: bool = False, show_noop: bool = False) ->
         effect = a.effect()
         if effect:
             if a.deletes and colour:
-                effect = effect.replace("deletes " , bold(paint("31", "deletes ")))
+                effect = effect.replace("deletes ", bold(paint("31", "deletes ")))
             lines.append(f"      {effect}")
     if len(lines) > 2:
         lines.append("")
@@ -160,12 +175,16 @@ def render_text(plan: Plan, *, colour: bool = False, show_noop: bool = False) ->
     presets = _named_presets(plan)
     if presets:
         width = max(len(_preset_label(r)) for r in presets)
-        pw, fw = (max(len(f"{n:,}") for n in column) for column in ([r.products for r in presets],
-                                                                     [r.frames for r in presets]))
+        pw, fw = (
+            max(len(f"{n:,}") for n in column)
+            for column in ([r.products for r in presets], [r.frames for r in presets])
+        )
         lines.append("Cost by preset:")
         for r in presets:
-            lines.append(f"  {_preset_label(r):<{width}}  {r.products:>{pw},} product{'s' if r.products != 1 else ' '}"
-                         f"  {r.frames:>{fw},} frames  {number(r.video_seconds)} s of video")
+            lines.append(
+                f"  {_preset_label(r):<{width}}  {r.products:>{pw},} product{'s' if r.products != 1 else ' '}"
+                f"  {r.frames:>{fw},} frames  {number(r.video_seconds)} s of video"
+            )
     lines.append(bold(summary_line(plan)))
     if plan.limits_tripped:
         lines.append(paint("31", limits_text(plan)))
@@ -229,8 +248,10 @@ def render_markdown(plan: Plan, *, budget: int = MARKDOWN_BUDGET) -> str:
     presets = _named_presets(plan)
     if presets:
         head += ["| preset | products | frames | video |", "|---|---:|---:|---:|"]
-        head += [f"| {_md(_preset_label(r))} | {r.products} | {r.frames} | {number(r.video_seconds)} s |"
-                 for r in presets[:PRESET_ROWS]]
+        head += [
+            f"| {_md(_preset_label(r))} | {r.products} | {r.frames} | {number(r.video_seconds)} s |"
+            for r in presets[:PRESET_ROWS]
+        ]
         if len(presets) > PRESET_ROWS:
             head.append(f"\n_{len(presets) - PRESET_ROWS} more presets: the JSON plan has them all._")
         head.append("")
@@ -243,8 +264,10 @@ def render_markdown(plan: Plan, *, budget: int = MARKDOWN_BUDGET) -> str:
         head.append(f"_{spent}_\n")
     deleting = [a for a in plan.actions if a.deletes]
     if deleting:
-        head.append(f"> [!WARNING]\n> {len(deleting)} product(s) lose existing files (a GIF turned off, "
-                    "or renders deleted by --prune=delete).\n")
+        head.append(
+            f"> [!WARNING]\n> {len(deleting)} product(s) lose existing files (a GIF turned off, "
+            "or renders deleted by --prune=delete).\n"
+        )
     out = "\n".join(head) + "\n"  # a blank line before the first <details>, whatever came last
     groups: dict[Reason, list[Action]] = {}
     for a in plan.actions:
@@ -253,15 +276,23 @@ def render_markdown(plan: Plan, *, budget: int = MARKDOWN_BUDGET) -> str:
     shown = 0
     total = sum(len(v) for v in groups.values())
     for reason, actions in groups.items():
-        section_head = f"<details><summary>{_REASON_TITLE.get(reason, reason.value)} ({len(actions)})</summary>\n\n"
+        section_head = (
+            f"<details><summary>{_REASON_TITLE.get(reason, reason.value)} ({len(actions)})</summary>\n\n"
+        )
         section_head += "| product | name | change |\n|---|---|---|\n"
         if len(out) + len(section_head) + 200 > budget:
             break
         out += section_head
         for a in actions:
-            what = _changes(a) or (spec_summary(a.spec) if a.kind is ActionKind.RENDER and a.spec else a.detail) or ""
+            what = (
+                _changes(a)
+                or (spec_summary(a.spec) if a.kind is ActionKind.RENDER and a.spec else a.detail)
+                or ""
+            )
             effect = _md(a.effect()).replace("deletes ", "**deletes** ")
-            row = f"| `{a.product}` | {_md(a.name or '')} | {_md(what)}{'<br>' + effect if effect else ''} |\n"
+            row = (
+                f"| `{a.product}` | {_md(a.name or '')} | {_md(what)}{'<br>' + effect if effect else ''} |\n"
+            )
             if len(out) + len(row) + 200 > budget:
                 break
             out += row

@@ -118,8 +118,11 @@ class _Splitter:
         line = lines[i]
         stripped = line.strip()
         if stripped.startswith("<details"):
-            if stripped in ("<details>", "<details open>") and i + 1 < len(lines) \
-                    and lines[i + 1].lstrip().startswith("<summary"):
+            if (
+                stripped in ("<details>", "<details open>")
+                and i + 1 < len(lines)
+                and lines[i + 1].lstrip().startswith("<summary")
+            ):
                 return [line, lines[i + 1]], "open"
             return [line], "open"
         if stripped == "</details>":
@@ -134,7 +137,7 @@ class _Splitter:
     def _lookahead(self, lines: list[str], i: int) -> int:
         """Bytes of what follows an opener up to its first content line (blank lines, a table header)."""
         total, seen_separator = 0, False
-        for line in lines[i:i + 6]:
+        for line in lines[i : i + 6]:
             total += utf8_len(line)
             stripped = line.strip()
             if not stripped:
@@ -193,7 +196,9 @@ def markdown_head(text: str) -> str:
     return text if at is None else text[: at.start()]
 
 
-def cut_markdown(text: str, budget: int, *, what: str = "product", rest: str = "The saved plan has them all.") -> str:
+def cut_markdown(
+    text: str, budget: int, *, what: str = "product", rest: str = "The saved plan has them all."
+) -> str:
     """``text`` if it fits in ``budget`` bytes, else its first balanced part and a note of what is left out.
 
     ``rest`` says where the rest can be read."""
@@ -203,11 +208,13 @@ def cut_markdown(text: str, budget: int, *, what: str = "product", rest: str = "
     parts = split_markdown(text, max(budget - note_room, 512))
     total = sum(p.rows for p in parts)
     shown = parts[0].rows
-    return parts[0].text.rstrip("\n") + (f"\n\n_{total - shown} more {what}(s) not shown: this view is capped "
-                                         f"at {budget:,} bytes. {rest}_\n")
+    return parts[0].text.rstrip("\n") + (
+        f"\n\n_{total - shown} more {what}(s) not shown: this view is capped at {budget:,} bytes. {rest}_\n"
+    )
 
 
 # --------------------------------------------------------------------------- plan comments
+
 
 @dataclass(frozen=True, slots=True)
 class Links:
@@ -244,8 +251,9 @@ def parse_marker(body: str) -> Marker | None:
     return Marker(m.group(1), m.group(2), int(m.group(3)) if m.group(3) else None, bool(m.group(4)))
 
 
-def plan_comment_bodies(plan: Plan, *, key: str, max_parts: int, links: Links, footer: str = "",
-                        budget: int = COMMENT_BUDGET) -> list[str]:
+def plan_comment_bodies(
+    plan: Plan, *, key: str, max_parts: int, links: Links, footer: str = "", budget: int = COMMENT_BUDGET
+) -> list[str]:
     """The plan as one comment or several, each under ``budget`` bytes with its marker and footer.
 
     More than ``max_parts`` parts and the plan is given as its summary alone, with links to
@@ -256,7 +264,9 @@ def plan_comment_bodies(plan: Plan, *, key: str, max_parts: int, links: Links, f
     parts = split_markdown(full, budget - overhead)
     if len(parts) > max_parts:
         changed = sum(p.rows for p in parts)
-        body = markdown_head(full).rstrip("\n") + "\n\n" + _overflow_note(changed, len(parts), max_parts, links)
+        body = (
+            markdown_head(full).rstrip("\n") + "\n\n" + _overflow_note(changed, len(parts), max_parts, links)
+        )
         return [_body(marker(PLAN_MARKER, key, 1), cut_markdown(body, budget - overhead), tail)]
     bodies = []
     for i, part in enumerate(parts, 1):
@@ -264,8 +274,15 @@ def plan_comment_bodies(plan: Plan, *, key: str, max_parts: int, links: Links, f
         if len(parts) > 1:
             if i > 1:
                 text = f"### reconciler plan, part {i} of {len(parts)}\n\n" + text
-            text = text.rstrip("\n") + "\n\n" + (f"_Part {i} of {len(parts)}: continued in the next comment._"
-                                                 if i < len(parts) else f"_Part {i} of {len(parts)}._")
+            text = (
+                text.rstrip("\n")
+                + "\n\n"
+                + (
+                    f"_Part {i} of {len(parts)}: continued in the next comment._"
+                    if i < len(parts)
+                    else f"_Part {i} of {len(parts)}._"
+                )
+            )
         bodies.append(_body(marker(PLAN_MARKER, key, i), text, tail))
     return bodies
 
@@ -276,9 +293,15 @@ def _overflow_note(changed: int, parts: int, max_parts: int, links: Links) -> st
         where.append(f"the [job summary]({links.details_url})")
     if links.artifact_url:
         where.append(f"the [plan artifact]({links.artifact_url})")
-    see = (" Read it in " + " or ".join(where) + ".") if where else " Read it with `reconciler show` on the saved plan."
-    return (f"> [!NOTE]\n> The plan changes {changed} product(s): {parts} comments would be needed, more than "
-            f"the limit of {max_parts} (`--max-parts`).{see}\n")
+    see = (
+        (" Read it in " + " or ".join(where) + ".")
+        if where
+        else " Read it with `reconciler show` on the saved plan."
+    )
+    return (
+        f"> [!NOTE]\n> The plan changes {changed} product(s): {parts} comments would be needed, more than "
+        f"the limit of {max_parts} (`--max-parts`).{see}\n"
+    )
 
 
 def _body(mark: str, text: str, tail: str) -> str:
@@ -286,8 +309,10 @@ def _body(mark: str, text: str, tail: str) -> str:
 
 
 def superseded_body(kind: str, key: str) -> str:
-    return (f"{marker(kind, key, superseded=True)}\n_This part of an earlier reconciler plan is no longer needed; "
-            "the current plan is in the comment(s) above._\n")
+    return (
+        f"{marker(kind, key, superseded=True)}\n_This part of an earlier reconciler plan is no longer needed; "
+        "the current plan is in the comment(s) above._\n"
+    )
 
 
 def labels_for(plan: Plan) -> set[str]:
@@ -308,6 +333,7 @@ def labels_for(plan: Plan) -> set[str]:
 
 # --------------------------------------------------------------------------- annotations
 
+
 def escape_data(text: str) -> str:
     """A workflow command's message, escaped as the Actions toolkit does."""
     return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
@@ -327,8 +353,9 @@ def diagnostic_message(d: Diagnostic) -> str:
     return text + (f" ({d.hint})" if d.hint else "")
 
 
-def annotation_lines(diagnostics: Sequence[Diagnostic], paths: Sequence[str], *,
-                     cap: int = ANNOTATIONS_PER_STEP, more: int = 0) -> list[str]:
+def annotation_lines(
+    diagnostics: Sequence[Diagnostic], paths: Sequence[str], *, cap: int = ANNOTATIONS_PER_STEP, more: int = 0
+) -> list[str]:
     """``::error file=…,line=…`` lines, at most ``cap``: past it, the last one says how many more there are.
 
     ``paths`` are the diagnostics' files as the repository names them; ``more`` counts problems
@@ -337,12 +364,25 @@ def annotation_lines(diagnostics: Sequence[Diagnostic], paths: Sequence[str], *,
     total = len(diagnostics) + more
     shown = diagnostics if total <= cap else diagnostics[: cap - 1]
     for d, path in zip(shown, paths[: len(shown)], strict=True):
-        lines.append(workflow_command("error", diagnostic_message(d), file=path, line=d.location.line,
-                                      col=d.location.column, title="reconciler validate"))
+        lines.append(
+            workflow_command(
+                "error",
+                diagnostic_message(d),
+                file=path,
+                line=d.location.line,
+                col=d.location.column,
+                title="reconciler validate",
+            )
+        )
     if total > cap:
-        lines.append(workflow_command(
-            "error", f"{total - len(shown)} more manifest error(s) not annotated (GitHub shows {cap} "
-                     "per step): all of them are in the job summary and the log below", title="reconciler validate"))
+        lines.append(
+            workflow_command(
+                "error",
+                f"{total - len(shown)} more manifest error(s) not annotated (GitHub shows {cap} "
+                "per step): all of them are in the job summary and the log below",
+                title="reconciler validate",
+            )
+        )
     return lines
 
 
@@ -351,8 +391,14 @@ def check_run_annotations(diagnostics: Sequence[Diagnostic], paths: Sequence[str
     out = []
     for d, path in zip(diagnostics, paths, strict=True):
         line = d.location.line or 1
-        item: dict[str, Any] = {"path": path, "start_line": line, "end_line": line, "annotation_level": "failure",
-                                "title": d.field or "manifest", "message": diagnostic_message(d)}
+        item: dict[str, Any] = {
+            "path": path,
+            "start_line": line,
+            "end_line": line,
+            "annotation_level": "failure",
+            "title": d.field or "manifest",
+            "message": diagnostic_message(d),
+        }
         if d.location.column:
             item["start_column"] = item["end_column"] = d.location.column
         out.append(item)
@@ -362,8 +408,12 @@ def check_run_annotations(diagnostics: Sequence[Diagnostic], paths: Sequence[str
 def diagnostics_markdown(diagnostics: Sequence[Diagnostic], paths: Sequence[str], *, more: int = 0) -> str:
     """Every manifest error the loader kept as a table, for the job summary, and how many it did not."""
     total = len(diagnostics) + more
-    head = [f"### reconciler validate: {total} error{'s' if total != 1 else ''}", "",
-            "| where | field | problem |", "|---|---|---|"]
+    head = [
+        f"### reconciler validate: {total} error{'s' if total != 1 else ''}",
+        "",
+        "| where | field | problem |",
+        "|---|---|---|",
+    ]
     rows = []
     for d, path in zip(diagnostics, paths, strict=True):
         where = ":".join(str(x) for x in (path, d.location.line, d.location.column) if x is not None)
@@ -378,6 +428,7 @@ def _cell(text: str) -> str:
 
 
 # --------------------------------------------------------------------------- apply reports
+
 
 @dataclass
 class ApplyRun:
@@ -421,8 +472,9 @@ def parse_apply_stream(text: str) -> ApplyRun:
 def _take(run: ApplyRun, item: dict[str, Any]) -> None:
     if item.get("kind") == "reconciler-plan":
         run.plan = {k: v for k, v in item.items() if k not in ("actions", "batches")}
-        run.plan["names"] = {a.get("product"): a.get("name") for a in item.get("actions") or []
-                             if isinstance(a, dict)}
+        run.plan["names"] = {
+            a.get("product"): a.get("name") for a in item.get("actions") or [] if isinstance(a, dict)
+        }
         return
     event = item.get("event")
     product = str(item.get("product", ""))
@@ -443,8 +495,9 @@ def _take(run: ApplyRun, item: dict[str, Any]) -> None:
         run.pruned[product] = item
 
 
-def apply_report_markdown(run: ApplyRun, *, exit_code: int | None = None, footer: str = "",
-                          error: str | None = None) -> str:
+def apply_report_markdown(
+    run: ApplyRun, *, exit_code: int | None = None, footer: str = "", error: str | None = None
+) -> str:
     """The report of an apply: verdict, what it cost, failures first, then what was rendered (full length).
 
     ``error``: the run's own error message, quoted under the verdict."""
@@ -455,11 +508,15 @@ def apply_report_markdown(run: ApplyRun, *, exit_code: int | None = None, footer
         verdict = "Nothing to apply: the state already matches the manifests."
     elif fin is None:
         code = f" (exit code {exit_code})" if exit_code is not None else ""
-        verdict = (f"> [!CAUTION]\n> The apply run ended before it finished{code}: see the job log. "
-                   f"{rendered} product(s) were recorded before it stopped; the next plan shows what is left.")
+        verdict = (
+            f"> [!CAUTION]\n> The apply run ended before it finished{code}: see the job log. "
+            f"{rendered} product(s) were recorded before it stopped; the next plan shows what is left."
+        )
     elif failed:
-        verdict = (f"> [!WARNING]\n> {failed} product(s) failed and {rendered} rendered. The next plan retries "
-                   "the failures.")
+        verdict = (
+            f"> [!WARNING]\n> {failed} product(s) failed and {rendered} rendered. The next plan retries "
+            "the failures."
+        )
     else:
         verdict = f"All {rendered} product(s) rendered and recorded."
     lines = ["### reconciler apply", "", verdict, ""]
@@ -467,30 +524,45 @@ def apply_report_markdown(run: ApplyRun, *, exit_code: int | None = None, footer
         lines += ["```text", error.replace("`", "'"), "```", ""]
     cost = (run.plan or {}).get("cost") or {}
     if fin is not None or cost:
-        lines += ["| rendered | failed | pruned | render requests | frames | video | API calls | retries "
-                  "| downloaded | time |",
-                  "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-                  f"| {rendered} | {failed} | {len(run.pruned)} | {cost.get('requests', 0)} "
-                  f"| {cost.get('frames', 0)} | {cost.get('video_seconds', 0):g} s "
-                  f"| {_get(fin, 'requests')} | {_get(fin, 'retries')} "
-                  f"| {_mib(fin)} | {_get(fin, 'seconds', '{:.0f} s')} |", ""]
+        lines += [
+            "| rendered | failed | pruned | render requests | frames | video | API calls | retries "
+            "| downloaded | time |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            f"| {rendered} | {failed} | {len(run.pruned)} | {cost.get('requests', 0)} "
+            f"| {cost.get('frames', 0)} | {cost.get('video_seconds', 0):g} s "
+            f"| {_get(fin, 'requests')} | {_get(fin, 'retries')} "
+            f"| {_mib(fin)} | {_get(fin, 'seconds', '{:.0f} s')} |",
+            "",
+        ]
     if failed:
-        lines += ["<details open><summary>Failed (" + str(failed) + ")</summary>", "",
-                  "| product | name | reason |", "|---|---|---|"]
+        lines += [
+            "<details open><summary>Failed (" + str(failed) + ")</summary>",
+            "",
+            "| product | name | reason |",
+            "|---|---|---|",
+        ]
         for uuid, item in sorted(run.failed.items()):
             name = item.get("name") or names.get(uuid) or ""
             lines.append(f"| `{_cell(uuid)}` | {_cell(str(name))} | {_cell(str(item.get('reason', '')))} |")
         lines += ["", "</details>", ""]
     if rendered:
-        lines += [f"<details><summary>Rendered ({rendered})</summary>", "", "| product | name | files |",
-                  "|---|---|---:|"]
+        lines += [
+            f"<details><summary>Rendered ({rendered})</summary>",
+            "",
+            "| product | name | files |",
+            "|---|---|---:|",
+        ]
         for uuid, item in sorted(run.recorded.items()):
             name = item.get("name") or names.get(uuid) or ""
             lines.append(f"| `{_cell(uuid)}` | {_cell(str(name))} | {item.get('attachments', '')} |")
         lines += ["", "</details>", ""]
     if run.pruned:
-        lines += [f"<details><summary>Pruned ({len(run.pruned)})</summary>", "", "| product | name | renders |",
-                  "|---|---|---|"]
+        lines += [
+            f"<details><summary>Pruned ({len(run.pruned)})</summary>",
+            "",
+            "| product | name | renders |",
+            "|---|---|---|",
+        ]
         for uuid, item in sorted(run.pruned.items()):
             what = "deleted" if item.get("deleted") else "kept on the platform"
             lines.append(f"| `{_cell(uuid)}` | {_cell(str(item.get('name') or ''))} | {what} |")

@@ -159,9 +159,11 @@ class Expectations:
             soft = max(pending.started + expected, last + quiet)
             if soft < best:
                 best = soft
-                why = (f"no {job} within {soft - pending.started:.0f} s: the longest {job} of this run took "
-                       f"{expected:.1f} s (scaled to its spec), and the platform delivered nothing for {quiet:.0f} s; "
-                       "the platform shows a poller no failed renders, only missing files")
+                why = (
+                    f"no {job} within {soft - pending.started:.0f} s: the longest {job} of this run took "
+                    f"{expected:.1f} s (scaled to its spec), and the platform delivered nothing for {quiet:.0f} s; "
+                    "the platform shows a poller no failed renders, only missing files"
+                )
         return best, why
 
 
@@ -182,8 +184,14 @@ class Scheduler:
     None, and returns when nothing is pending or, after ``stop()``, when the running polls are
     done."""
 
-    def __init__(self, poll: Callable[[PendingRender], bool], expectations: Expectations, *,
-                 parallelism: int, interval: float) -> None:
+    def __init__(
+        self,
+        poll: Callable[[PendingRender], bool],
+        expectations: Expectations,
+        *,
+        parallelism: int,
+        interval: float,
+    ) -> None:
         self._poll = poll
         self._expect = expectations
         self._parallelism = parallelism
@@ -192,7 +200,9 @@ class Scheduler:
         self._pending: dict[str, PendingRender] = {}
         self._rank: dict[str, int] = {}  # trigger order: lower polls first
         self._later: list[tuple[float, int, str]] = []  # (due, rank, product), lazily invalidated
-        self._ready: list[tuple[int, float, int, str]] = []  # (0 if nudged else 1, last polled, rank, product)
+        self._ready: list[
+            tuple[int, float, int, str]
+        ] = []  # (0 if nudged else 1, last polled, rank, product)
         self._order = itertools.count()
         self._nudged: set[str] = set()
         self._tokens = float(parallelism)
@@ -282,7 +292,9 @@ class Scheduler:
                 pending = self._pending.get(product)
                 if pending is not None and pending.due == due:
                     pending.due = -1.0  # ready: in ``_ready`` until polled
-                    heapq.heappush(self._ready, (0 if product in self._nudged else 1, pending.last_poll, rank, product))
+                    heapq.heappush(
+                        self._ready, (0 if product in self._nudged else 1, pending.last_poll, rank, product)
+                    )
             rate = self._parallelism / self._interval
             self._tokens = min(float(self._parallelism), self._tokens + (now - self._refilled) * rate)
             self._refilled = now

@@ -46,8 +46,10 @@ def register(client: Any, url: str, events: list[str]) -> tuple[Any, list[str]]:
     """Create apply's webhook at ``url``; (the webhook, uuids of stale ones of ours replaced).
 
     ConfigError when a webhook the reconciler did not make holds the URL."""
-    description = (f"made by reconciler apply on {socket.gethostname()} (pid {os.getpid()}) for one run; "
-                   "removed when the run ends ('reconciler webhooks rm' removes one a killed run left)")
+    description = (
+        f"made by reconciler apply on {socket.gethostname()} (pid {os.getpid()}) for one run; "
+        "removed when the run ends ('reconciler webhooks rm' removes one a killed run left)"
+    )
     try:
         return client.create_webhook(url=url, events=events, name=WEBHOOK_NAME, description=description), []
     except PermanentApiError as exc:
@@ -60,7 +62,8 @@ def register(client: Any, url: str, events: list[str]) -> tuple[Any, list[str]]:
         raise ConfigError(
             f"a webhook the reconciler did not make is registered at {url}: {names}; it was left alone",
             hint="listen on another address: --webhook-listen HOST:OTHER_PORT (and --webhook-url if the public "
-                 "address differs)")
+            "address differs)",
+        )
     for hook in there:
         try:
             client.delete_webhook(hook.uuid)
@@ -80,12 +83,22 @@ def _request(kw: dict[str, Any], fmt: str = "text") -> ApplyRequest:
     """The platform to talk to, from the shared API options (as plan and apply take them)."""
     sandbox = kw["sandbox"]
     flags = {k: kw[k] for k in ("api_url", "organization_uuid", "client_uuid", "download_route")}
-    if sandbox and (flags["api_url"] or flags["organization_uuid"] or flags["client_uuid"] or kw["config_path"]):
-        raise ReconcilerError("--sandbox chooses the platform itself; it cannot be combined with --api-url, "
-                              "--organization, --workspace or --config")
-    return ApplyRequest(manifests=[Path("manifests")], state_path=SANDBOX_STATE if sandbox else DEFAULT_STATE,
-                        sandbox_dir=kw["sandbox_dir"] if sandbox else None, config_path=kw["config_path"],
-                        verbose=kw["verbose"], flags=flags, fmt=fmt)
+    if sandbox and (
+        flags["api_url"] or flags["organization_uuid"] or flags["client_uuid"] or kw["config_path"]
+    ):
+        raise ReconcilerError(
+            "--sandbox chooses the platform itself; it cannot be combined with --api-url, "
+            "--organization, --workspace or --config"
+        )
+    return ApplyRequest(
+        manifests=[Path("manifests")],
+        state_path=SANDBOX_STATE if sandbox else DEFAULT_STATE,
+        sandbox_dir=kw["sandbox_dir"] if sandbox else None,
+        config_path=kw["config_path"],
+        verbose=kw["verbose"],
+        flags=flags,
+        fmt=fmt,
+    )
 
 
 @webhooks_group.command("list")
@@ -97,8 +110,17 @@ def list_command(**kw: Any) -> None:
     req = _request(kw, fmt)
     with ExitStack() as stack:
         hooks = _client(req, stack).list_webhooks()
-    rows = [{"uuid": h.uuid, "name": h.name, "url": h.url, "disabled": bool(h.disable), "reconciler": is_ours(h),
-             "created": h.created.isoformat() if h.created else None} for h in hooks]
+    rows = [
+        {
+            "uuid": h.uuid,
+            "name": h.name,
+            "url": h.url,
+            "disabled": bool(h.disable),
+            "reconciler": is_ours(h),
+            "created": h.created.isoformat() if h.created else None,
+        }
+        for h in hooks
+    ]
     if fmt == "json":
         click.echo(json.dumps({"webhooks": rows}, indent=2))
         return
@@ -107,12 +129,16 @@ def list_command(**kw: Any) -> None:
         return
     for r in rows:
         mark = "reconciler" if r["reconciler"] else "not ours  "
-        click.echo(f"{mark}  {r['uuid']}  {r['name'] or '-'}  {r['url'] or '-'}"
-                   + ("  (disabled)" if r["disabled"] else ""))
+        click.echo(
+            f"{mark}  {r['uuid']}  {r['name'] or '-'}  {r['url'] or '-'}"
+            + ("  (disabled)" if r["disabled"] else "")
+        )
     ours = sum(1 for r in rows if r["reconciler"])
     if ours:
-        click.echo(f"{ours} made by the reconciler: an apply removes its own when it ends; one left by a killed run "
-                   f"goes with '{command(req, 'webhooks rm')} UUID' (or --all).")
+        click.echo(
+            f"{ours} made by the reconciler: an apply removes its own when it ends; one left by a killed run "
+            f"goes with '{command(req, 'webhooks rm')} UUID' (or --all)."
+        )
 
 
 @webhooks_group.command("rm")
@@ -132,8 +158,9 @@ def rm_command(uuids: tuple[str, ...], everything: bool, **kw: Any) -> None:
         unknown = [u for u in uuids if u not in hooks]
         foreign = [u for u in uuids if u in hooks and not is_ours(hooks[u])]
         if unknown or foreign:
-            problems = ([f"no webhook {u} in this organization" for u in unknown]
-                        + [f"{u} ({hooks[u].name or 'no name'}) was not made by the reconciler" for u in foreign])
+            problems = [f"no webhook {u} in this organization" for u in unknown] + [
+                f"{u} ({hooks[u].name or 'no name'}) was not made by the reconciler" for u in foreign
+            ]
             raise ReconcilerError("nothing removed: " + "; ".join(problems), hint=listing)
         chosen += [hooks[u] for u in uuids if hooks[u] not in chosen]
         for hook in chosen:

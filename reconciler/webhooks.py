@@ -29,7 +29,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import uvicorn
@@ -40,8 +40,16 @@ from starlette.routing import Route
 
 from reconciler.errors import ConfigError
 
-EVENTS = ("renders.pending", "renders.processing", "renders.completed", "renders.failed",
-          "turntable.pending", "turntable.processing", "turntable.completed", "turntable.failed")
+EVENTS = (
+    "renders.pending",
+    "renders.processing",
+    "renders.completed",
+    "renders.failed",
+    "turntable.pending",
+    "turntable.processing",
+    "turntable.completed",
+    "turntable.failed",
+)
 MAX_AGE_SECONDS = 300.0
 MAX_BODY_BYTES = 64 * 1024
 """Largest delivery read: the documented payload (renders.md) is well under 1 KiB; 64 KiB leaves
@@ -51,6 +59,7 @@ REPLAY_CACHE_SIZE = 100_000
 five minutes; past it the oldest are forgotten first."""
 EVENT_SLACK = timedelta(seconds=2)
 """A delivery stamped this much before a trigger still counts as its (clocks and whole seconds)."""
+
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:
     return hmac.new(secret.encode(), timestamp.encode() + b"#" + body, hashlib.sha256).hexdigest()
@@ -62,11 +71,16 @@ def parse_timestamp(timestamp: str) -> datetime | None:
         sent = datetime.fromisoformat(timestamp.strip().replace("Z", "+00:00"))
     except ValueError:
         return None
-    return sent if sent.tzinfo else sent.replace(tzinfo=timezone.utc)
+    return sent if sent.tzinfo else sent.replace(tzinfo=UTC)
 
 
-def check_headers(timestamp: str | None, signature: str | None, *, now: float | None = None,
-                  max_age: float = MAX_AGE_SECONDS) -> str | None:
+def check_headers(
+    timestamp: str | None,
+    signature: str | None,
+    *,
+    now: float | None = None,
+    max_age: float = MAX_AGE_SECONDS,
+) -> str | None:
     """Why a delivery is refused from its headers alone, or None."""
     if not timestamp or not signature:
         return "missing X-TIMESTAMP or X-VNTANA-SIGNATURE"
@@ -79,8 +93,15 @@ def check_headers(timestamp: str | None, signature: str | None, *, now: float | 
     return None
 
 
-def verify(secret: str, timestamp: str | None, signature: str | None, body: bytes, *,
-           now: float | None = None, max_age: float = MAX_AGE_SECONDS) -> str | None:
+def verify(
+    secret: str,
+    timestamp: str | None,
+    signature: str | None,
+    body: bytes,
+    *,
+    now: float | None = None,
+    max_age: float = MAX_AGE_SECONDS,
+) -> str | None:
     """None when the delivery is authentic and fresh, else why it is refused."""
     why = check_headers(timestamp, signature, now=now, max_age=max_age)
     if why is not None:
@@ -179,29 +200,47 @@ class EventBoard:
 class WebhookReceiver:
     """A small ASGI endpoint on HOST:PORT that verifies deliveries and posts them to a board."""
 
-    def __init__(self, host: str, port: int, secret: Callable[[], str | None], board: EventBoard,
-                 max_age: float = MAX_AGE_SECONDS, max_body: int = MAX_BODY_BYTES) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        secret: Callable[[], str | None],
+        board: EventBoard,
+        max_age: float = MAX_AGE_SECONDS,
+        max_body: int = MAX_BODY_BYTES,
+    ) -> None:
         self.board = board
         self._secret = secret
         self._max_age = max_age
         self._max_body = max_body
         self._replays = ReplayCache(max_age)
-        app = Starlette(routes=[Route("/", self._receive, methods=["POST"]),
-                                Route("/webhook", self._receive, methods=["POST"])])
-        self._server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
-                                                     lifespan="off", access_log=False))
+        app = Starlette(
+            routes=[
+                Route("/", self._receive, methods=["POST"]),
+                Route("/webhook", self._receive, methods=["POST"]),
+            ]
+        )
+        self._server = uvicorn.Server(
+            uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off", access_log=False)
+        )
         self._thread = threading.Thread(target=self._server.run, name="webhook-receiver", daemon=True)
 
     def _refuse(self, why: str, status: int) -> JSONResponse:
         self.board.refused += 1
         # Connection: close: a client still sending a body we will not read is cut off.
-        return JSONResponse({"accepted": False, "reason": why}, status_code=status, headers={"Connection": "close"})
+        return JSONResponse(
+            {"accepted": False, "reason": why}, status_code=status, headers={"Connection": "close"}
+        )
 
     async def _receive(self, request: Request) -> JSONResponse:
         timestamp = request.headers.get("x-timestamp")
         signature = request.headers.get("x-vntana-signature")
         secret = self._secret()
-        why = "no webhook secret yet" if secret is None else check_headers(timestamp, signature, max_age=self._max_age)
+        why = (
+            "no webhook secret yet"
+            if secret is None
+            else check_headers(timestamp, signature, max_age=self._max_age)
+        )
         if why is not None:
             return self._refuse(why, 401)
         declared = request.headers.get("content-length")
@@ -229,7 +268,9 @@ class WebhookReceiver:
         except (ValueError, KeyError, TypeError):
             return self._refuse("not a render event", 400)
         kept = self.board.post(str(product), str(event), parse_timestamp(timestamp))
-        return JSONResponse({"accepted": kept} if kept else {"accepted": False, "reason": "not a render we wait for"})
+        return JSONResponse(
+            {"accepted": kept} if kept else {"accepted": False, "reason": "not a render we wait for"}
+        )
 
     @property
     def url(self) -> str:
@@ -242,8 +283,10 @@ class WebhookReceiver:
         deadline = time.monotonic() + 10
         while not self._server.started:
             if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise ConfigError("cannot listen for webhooks on the given address (in use or not allowed)",
-                                  hint="choose another port with --webhook-listen HOST:PORT (port 0 takes any free one)")
+                raise ConfigError(
+                    "cannot listen for webhooks on the given address (in use or not allowed)",
+                    hint="choose another port with --webhook-listen HOST:PORT (port 0 takes any free one)",
+                )
             time.sleep(0.02)
         return self
 
@@ -255,6 +298,8 @@ class WebhookReceiver:
 def parse_listen(value: str) -> tuple[str, int]:
     host, sep, port = value.rpartition(":")
     if not sep or not port.isdigit():
-        raise ConfigError(f"--webhook-listen expects HOST:PORT, got {value!r}",
-                          hint="for example --webhook-listen 127.0.0.1:8765 (port 0 takes any free one)")
+        raise ConfigError(
+            f"--webhook-listen expects HOST:PORT, got {value!r}",
+            hint="for example --webhook-listen 127.0.0.1:8765 (port 0 takes any free one)",
+        )
     return host or "127.0.0.1", int(port)

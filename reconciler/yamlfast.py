@@ -103,6 +103,7 @@ class Unsupported(Exception):
 
 # -- the guard ---------------------------------------------------------------------------
 
+
 def check(text: str) -> None:
     """Raise ``Refused`` if reading ``text`` would nest too deep, expand aliases too far, or
     build too many nodes; syntax errors are left to the parser that reads it next."""
@@ -124,7 +125,9 @@ def _maybe_unbounded(text: str) -> bool:
     if room < 1:
         return True
     first, later = _prefixes(room)
-    return first.match(text, 1 if text.startswith("\ufeff") else 0) is not None or later.search(text) is not None
+    return (
+        first.match(text, 1 if text.startswith("\ufeff") else 0) is not None or later.search(text) is not None
+    )
 
 
 # An alias is ``*name`` after a separator. libyaml also breaks lines at a lone CR, NEL, LS
@@ -159,7 +162,9 @@ def _scan(text: str) -> None:
                     sizes[event.anchor] = size
             elif kind is MappingStartEvent or kind is SequenceStartEvent:
                 if len(stack) >= MAX_DEPTH:
-                    raise Refused(f"nested deeper than {MAX_DEPTH} levels (a manifest needs 4)", event.start_mark)
+                    raise Refused(
+                        f"nested deeper than {MAX_DEPTH} levels (a manifest needs 4)", event.start_mark
+                    )
                 stack.append([event.anchor, 1])
                 if event.anchor is not None:
                     opened[event.anchor] = opened.get(event.anchor, 0) + 1
@@ -171,16 +176,21 @@ def _scan(text: str) -> None:
                     opened[anchor] -= 1
             elif kind is AliasEvent:
                 if opened.get(event.anchor):
-                    raise Refused(f"alias *{event.anchor} refers to a collection that contains it", event.start_mark)
+                    raise Refused(
+                        f"alias *{event.anchor} refers to a collection that contains it", event.start_mark
+                    )
                 size = sizes.get(event.anchor, 1)  # an unknown anchor: the parser reports it
             else:
                 continue
             if stack:
                 stack[-1][1] += size
                 if stack[-1][1] > budget:
-                    raise Refused(f"aliases expand this document past {budget:,} characters, {EXPANSION} times "
-                                  f"its size plus {EXPANSION_FLOOR:,}: nested anchors, a \"billion laughs\"",
-                                  event.start_mark, "write the values out, or refer to an anchor fewer times")
+                    raise Refused(
+                        f"aliases expand this document past {budget:,} characters, {EXPANSION} times "
+                        f'its size plus {EXPANSION_FLOOR:,}: nested anchors, a "billion laughs"',
+                        event.start_mark,
+                        "write the values out, or refer to an anchor fewer times",
+                    )
     except YAMLError:
         return  # a syntax error: the parser proper reports it, with its place
 
@@ -219,6 +229,7 @@ def _events(text: str) -> Iterator[Any]:
 
 
 # -- reading -----------------------------------------------------------------------------
+
 
 def read(text: str) -> Any:
     """The document in ``text`` as plain data. Raises ``Refused`` beyond a bound, or ruamel's
@@ -271,8 +282,10 @@ def _whole_number(value: str, mark: Any) -> int | str:
     if not _DECIMAL.fullmatch(value):
         return value
     if len(value) > MAX_INT_DIGITS:
-        raise Refused(f"a number of {len(value.lstrip('-')):,} digits is too long to read "
-                      f"(at most {MAX_INT_DIGITS:,})", mark)
+        raise Refused(
+            f"a number of {len(value.lstrip('-')):,} digits is too long to read (at most {MAX_INT_DIGITS:,})",
+            mark,
+        )
     return int(value)
 
 
@@ -287,8 +300,9 @@ class _Constructor(SafeConstructor):
             raise ConstructorError(None, None, exc.problem, node.start_mark) from None
         except (ValueError, TypeError, OverflowError) as exc:
             what = str(tag or node.tag).removeprefix(_YAML)
-            raise ConstructorError(None, None, f"cannot read {node.value!r} as {what}: {exc}",
-                                   node.start_mark) from exc
+            raise ConstructorError(
+                None, None, f"cannot read {node.value!r} as {what}: {exc}", node.start_mark
+            ) from exc
 
     def construct_decimal(self, node: Any) -> int | str:
         return _whole_number(self.construct_scalar(node), node.start_mark)
@@ -299,21 +313,29 @@ _Constructor.add_constructor(_YAML + "int", _Constructor.construct_decimal)
 
 # -- the fast reader ---------------------------------------------------------------------
 
+
 def _compiled(rx: Any) -> re.Pattern[str]:
     """ruamel wraps its patterns in a lazy proxy whose every attribute access costs a call."""
     lazy = getattr(rx, "lazy_self", None)
     return lazy() if lazy is not None else rx  # type: ignore[no-any-return]
 
 
-def _resolver_tables() -> tuple[dict[str, list[tuple[Tag, re.Pattern[str]]]], list[tuple[Tag, re.Pattern[str]]]]:
+def _resolver_tables() -> tuple[
+    dict[str, list[tuple[Tag, re.Pattern[str]]]], list[tuple[Tag, re.Pattern[str]]]
+]:
     """YAML 1.2's implicit resolvers, in ruamel's order, keyed by first character (ruamel adds
     those registered for any character, key None, after them). Our own tags are shared Tag
     objects, so the constructor recognises them by identity."""
     table = Resolver.yaml_implicit_resolvers
     anywhere = table.get(None, [])
-    by_first = {key: [(_TAGS.get(tag.removeprefix(_YAML)) or Tag(suffix=tag), _compiled(rx))
-                      for tag, rx in [*entries, *anywhere]]
-                for key, entries in table.items() if key is not None}
+    by_first = {
+        key: [
+            (_TAGS.get(tag.removeprefix(_YAML)) or Tag(suffix=tag), _compiled(rx))
+            for tag, rx in [*entries, *anywhere]
+        ]
+        for key, entries in table.items()
+        if key is not None
+    }
     return by_first, [(Tag(suffix=tag), _compiled(rx)) for tag, rx in anywhere]
 
 

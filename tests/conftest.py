@@ -30,9 +30,11 @@ def pg_server() -> Iterator[PgServer]:
         yield PgServer.from_url(os.environ[URL_ENV])
         return
     if find_bindir() is None:
-        message = (f"PostgreSQL is not installed (no initdb/pg_ctl on PATH or in /usr/lib/postgresql/*/bin): "
-                   f"install it with '{INSTALL_HINT}', or point the tests at a server with "
-                   f"{URL_ENV}=postgresql://USER:PASSWORD@HOST:PORT/postgres")
+        message = (
+            f"PostgreSQL is not installed (no initdb/pg_ctl on PATH or in /usr/lib/postgresql/*/bin): "
+            f"install it with '{INSTALL_HINT}', or point the tests at a server with "
+            f"{URL_ENV}=postgresql://USER:PASSWORD@HOST:PORT/postgres"
+        )
         if os.environ.get("CI"):
             pytest.fail(f"{message}. CI runs every PostgreSQL test: .ci/run installs and starts the server")
         pytest.skip(message)

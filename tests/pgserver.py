@@ -44,8 +44,10 @@ def find_bindir() -> Path | None:
     initdb = shutil.which("initdb")
     if initdb and shutil.which("pg_ctl"):
         return Path(os.path.realpath(initdb)).parent
-    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"),
-                        key=lambda p: int(Path(p).parts[-3]) if Path(p).parts[-3].isdigit() else 0)
+    candidates = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/initdb"),
+        key=lambda p: int(Path(p).parts[-3]) if Path(p).parts[-3].isdigit() else 0,
+    )
     return Path(candidates[-1]).parent if candidates else None
 
 
@@ -64,8 +66,10 @@ def _run_as() -> pwd.struct_passwd | None:
             return pwd.getpwnam(name)
         except KeyError:
             continue
-    raise RuntimeError("running as root, and neither a 'postgres' nor a 'nobody' account exists to run "
-                       "PostgreSQL as (initdb refuses root)")
+    raise RuntimeError(
+        "running as root, and neither a 'postgres' nor a 'nobody' account exists to run "
+        "PostgreSQL as (initdb refuses root)"
+    )
 
 
 @dataclass
@@ -98,10 +102,28 @@ class PgServer:
             for path in (root, pwfile):
                 os.chown(path, account.pw_uid, account.pw_gid)
         run = _runner(account)
-        run([str(bindir / "initdb"), "-D", str(data), "-U", SUPERUSER, f"--pwfile={pwfile}",
-             "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C", "--no-sync"])
+        run(
+            [
+                str(bindir / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                SUPERUSER,
+                f"--pwfile={pwfile}",
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+            ]
+        )
         pwfile.unlink()
-        options = ["-c listen_addresses=127.0.0.1", f"-c unix_socket_directories={root}", "-c max_connections=200"]
+        options = [
+            "-c listen_addresses=127.0.0.1",
+            f"-c unix_socket_directories={root}",
+            "-c max_connections=200",
+        ]
         if not durable:
             # Tests: nothing here must survive a power cut, and the machine has 2 shared cores.
             options += ["-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off"]
@@ -109,32 +131,52 @@ class PgServer:
         for _ in range(5):  # the free port may be taken between the probe and the bind: try another
             port = free_port()
             try:
-                run([str(bindir / "pg_ctl"), "-D", str(data), "-l", str(log), "-w", "-t", "60",
-                     "-o", " ".join([f"-p {port}", *options]), "start"])
+                run(
+                    [
+                        str(bindir / "pg_ctl"),
+                        "-D",
+                        str(data),
+                        "-l",
+                        str(log),
+                        "-w",
+                        "-t",
+                        "60",
+                        "-o",
+                        " ".join([f"-p {port}", *options]),
+                        "start",
+                    ]
+                )
                 break
             except subprocess.CalledProcessError as exc:
                 last = exc
         else:
             tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
             raise RuntimeError(f"PostgreSQL did not start: {last}\n{tail}")
-        return cls(host="127.0.0.1", port=port, user=SUPERUSER, password=password, directory=root, bindir=bindir)
+        return cls(
+            host="127.0.0.1", port=port, user=SUPERUSER, password=password, directory=root, bindir=bindir
+        )
 
     @classmethod
     def from_url(cls, url: str) -> PgServer:
         from psycopg.conninfo import conninfo_to_dict
 
         info = conninfo_to_dict(url)
-        return cls(host=str(info.get("host", "127.0.0.1")), port=int(info.get("port", 5432)),
-                   user=str(info.get("user", os.environ.get("PGUSER", ""))),
-                   password=str(info.get("password", os.environ.get("PGPASSWORD", ""))), base_url=url)
+        return cls(
+            host=str(info.get("host", "127.0.0.1")),
+            port=int(info.get("port", 5432)),
+            user=str(info.get("user", os.environ.get("PGUSER", ""))),
+            password=str(info.get("password", os.environ.get("PGPASSWORD", ""))),
+            base_url=url,
+        )
 
     def stop(self) -> None:
         if self.directory is None or self.bindir is None:
             return
         data = self.directory / "data"
         if (data / "postmaster.pid").exists():
-            _runner(_run_as())([str(self.bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
-                               check=False)
+            _runner(_run_as())(
+                [str(self.bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"], check=False
+            )
         shutil.rmtree(self.directory, ignore_errors=True)
 
     # -- using it ----------------------------------------------------------------------------
@@ -166,13 +208,24 @@ def _runner(account: pwd.struct_passwd | None):  # type: ignore[no-untyped-def]
         if account is not None:
             kwargs = {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": []}
             env.update(HOME=account.pw_dir, USER=account.pw_name, LOGNAME=account.pw_name)
-        subprocess.run(cmd, check=check, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                       env=env, cwd="/", **kwargs)  # type: ignore[call-overload]
+        subprocess.run(
+            cmd,
+            check=check,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd="/",
+            **kwargs,
+        )  # type: ignore[call-overload]
+
     return run
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Start or stop a throw-away PostgreSQL server for the tests.")
+    parser = argparse.ArgumentParser(
+        description="Start or stop a throw-away PostgreSQL server for the tests."
+    )
     parser.add_argument("action", choices=["start", "stop"])
     parser.add_argument("--dir", type=Path, required=True, help="where the server lives (removed by stop)")
     args = parser.parse_args()
@@ -189,8 +242,14 @@ def main() -> None:
     else:
         lines = state.read_text().split("\n") if state.exists() else []
         if len(lines) >= 2:
-            PgServer(host="127.0.0.1", port=int(lines[0]), user=SUPERUSER, password="", directory=args.dir,
-                     bindir=Path(lines[1])).stop()
+            PgServer(
+                host="127.0.0.1",
+                port=int(lines[0]),
+                user=SUPERUSER,
+                password="",
+                directory=args.dir,
+                bindir=Path(lines[1]),
+            ).stop()
         else:
             shutil.rmtree(args.dir, ignore_errors=True)
 

@@ -70,10 +70,23 @@ class Project:
         for uuid, want in desired.products.items():
             kinds = ["still", "turntable"] + (["gif"] if want.spec.turntable.includeGif else [])
             products[uuid] = ProductRecord(
-                name=want.name, spec=want.spec.canonical(), spec_hash=want.spec_hash, status=Status.RENDERED,
-                attachments=[Attachment(kind=k, uuid=f"{uuid[:8]}-{k}", name=k, sha256="0" * 64,  # type: ignore[arg-type]
-                                        size=1, content_type="application/octet-stream") for k in kinds],
-                updated_at="2026-01-01T00:00:00Z")
+                name=want.name,
+                spec=want.spec.canonical(),
+                spec_hash=want.spec_hash,
+                status=Status.RENDERED,
+                attachments=[
+                    Attachment(
+                        kind=k,
+                        uuid=f"{uuid[:8]}-{k}",
+                        name=k,
+                        sha256="0" * 64,  # type: ignore[arg-type]
+                        size=1,
+                        content_type="application/octet-stream",
+                    )
+                    for k in kinds
+                ],
+                updated_at="2026-01-01T00:00:00Z",
+            )
         store = FileStateStore(self.state)
         with store.lock("test"):
             store.write(State(lineage="", products=products))
@@ -83,7 +96,9 @@ class Project:
         return runner.invoke(cli, list(args), env=env, color=True, catch_exceptions=False)
 
     def plan(self, *args: str, env: dict[str, str] | None = None) -> Result:
-        return self.run("plan", "--manifests", str(self.manifests), "--state", str(self.state), *args, env=env)
+        return self.run(
+            "plan", "--manifests", str(self.manifests), "--state", str(self.state), *args, env=env
+        )
 
 
 @pytest.fixture
@@ -107,8 +122,10 @@ def test_plan_text_lists_new_products_and_the_cost(project: Project) -> None:
     result = project.plan()
     assert result.exit_code == 0, result.output
     assert f"+ render   {A}  Trail Runner" in result.stdout
-    assert "Cost: 1 API request for 2 products: 74 frames (2 stills + 72 turntable frames), 6 s of video, 2 GIFs." \
+    assert (
+        "Cost: 1 API request for 2 products: 74 frames (2 stills + 72 turntable frames), 6 s of video, 2 GIFs."
         in result.stdout
+    )
     assert "Plan: 2 to render, 0 to re-render, 0 to retry, 0 to resume; 0 unchanged." in result.stdout
     assert not project.state.exists()  # plan never writes the state
 
@@ -137,7 +154,9 @@ def test_plan_markdown_is_a_pull_request_comment(project: Project) -> None:
 
 
 def test_plan_markdown_of_a_big_catalogue_fits_a_github_comment(project: Project) -> None:
-    products = "".join(f"  - uuid: {i:08x}-0000-4000-8000-{i:012x}\n    name: Product {i}\n" for i in range(5000))
+    products = "".join(
+        f"  - uuid: {i:08x}-0000-4000-8000-{i:012x}\n    name: Product {i}\n" for i in range(5000)
+    )
     project.write(CATALOGUE.split("products:")[0] + "products:\n" + products)
     result = project.plan("--format", "markdown")
     assert result.exit_code == 0, result.output
@@ -190,12 +209,15 @@ def test_plan_replace_forces_a_rerender(project: Project) -> None:
 
 def test_plan_replace_of_an_unknown_product_is_a_user_error(project: Project) -> None:
     result = project.plan("--replace", "00000000-0000-4000-8000-000000000000")
-    assert_user_error(result, "Error: --replace names products that are not in the manifests: "
-                              "00000000-0000-4000-8000-000000000000")
+    assert_user_error(
+        result,
+        "Error: --replace names products that are not in the manifests: 00000000-0000-4000-8000-000000000000",
+    )
 
 
 def test_plan_uses_manifests_and_state_in_the_working_directory_by_default(
-        project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(project.root)
     monkeypatch.delenv("RECONCILER_STATE", raising=False)
     project.record_all_as_rendered()
@@ -215,8 +237,11 @@ def test_bad_yaml_is_a_user_error(project: Project) -> None:
 def test_unknown_field_is_a_user_error_with_a_suggestion(project: Project) -> None:
     project.write(CATALOGUE + "    imagewidth: 800\n")
     result = project.plan()
-    assert_user_error(result, f"{project.manifests / 'catalogue.yaml'}:16:5: products[1].imagewidth: unknown field "
-                              "'imagewidth' (did you mean 'imageWidth'?)")
+    assert_user_error(
+        result,
+        f"{project.manifests / 'catalogue.yaml'}:16:5: products[1].imagewidth: unknown field "
+        "'imagewidth' (did you mean 'imageWidth'?)",
+    )
 
 
 def test_missing_manifests_directory_is_a_user_error(project: Project) -> None:
@@ -229,9 +254,12 @@ def test_corrupt_state_is_a_user_error_and_is_left_alone(project: Project) -> No
     project.state.write_bytes(b'{"format_version": 1, "serial": ')
     result = project.plan()
     # No backup exists and state/ is not in git: the hint offers only what is true.
-    assert_user_error(result, f"Error: state file {project.state} is unreadable: not valid JSON at line 1, column 33",
-                      f"Hint: the file was left untouched. To recover, move it aside (mv {project.state} "
-                      f"{project.state}.damaged)")
+    assert_user_error(
+        result,
+        f"Error: state file {project.state} is unreadable: not valid JSON at line 1, column 33",
+        f"Hint: the file was left untouched. To recover, move it aside (mv {project.state} "
+        f"{project.state}.damaged)",
+    )
     assert project.state.read_bytes() == b'{"format_version": 1, "serial": '
 
 
@@ -252,8 +280,12 @@ HOLDER = textwrap.dedent("""
 
 @pytest.fixture
 def held_lock(project: Project) -> Iterator[str]:
-    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(project.state)], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(project.state)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stdout is not None and proc.stdin is not None
     lock_id = proc.stdout.readline().strip()
     try:
@@ -269,20 +301,31 @@ def test_a_writing_command_on_a_corrupt_state_leaves_it_byte_for_byte(project: P
     project.state.write_bytes(b'{"format_version": 1, "serial": 3, "lineage": "x", "products": {"a": 1}}')
     result = project.run("state", "rm", "--state", str(project.state), A)
     assert_user_error(result, f"Error: state file {project.state} is unreadable: products.a: ")
-    assert project.state.read_bytes() == b'{"format_version": 1, "serial": 3, "lineage": "x", "products": {"a": 1}}'
+    assert (
+        project.state.read_bytes()
+        == b'{"format_version": 1, "serial": 3, "lineage": "x", "products": {"a": 1}}'
+    )
     left = sorted(p.name for p in project.state.parent.iterdir())
-    assert left in (["renders.state.json"], ["renders.state.json", "renders.state.json.lock"])  # no backup, temp, journal
+    assert left in (
+        ["renders.state.json"],
+        ["renders.state.json", "renders.state.json.lock"],
+    )  # no backup, temp, journal
 
 
 def test_a_writing_command_on_a_locked_state_names_the_holder(project: Project, held_lock: str) -> None:
     result = project.run("state", "rm", "--state", str(project.state), A)
-    assert_user_error(result, f"Error: state {project.state} is locked by another process (id={held_lock}, "
-                              "operation=apply, ", f"reconciler force-unlock --state {project.state} {held_lock}")
+    assert_user_error(
+        result,
+        f"Error: state {project.state} is locked by another process (id={held_lock}, operation=apply, ",
+        f"reconciler force-unlock --state {project.state} {held_lock}",
+    )
 
 
 def test_force_unlock_with_a_wrong_id_is_a_user_error(project: Project, held_lock: str) -> None:
     result = project.run("force-unlock", "--state", str(project.state), "wrong-id")
-    assert_user_error(result, f"no lock with id wrong-id on {project.state}: the current holder is {held_lock}")
+    assert_user_error(
+        result, f"no lock with id wrong-id on {project.state}: the current holder is {held_lock}"
+    )
 
 
 def test_force_unlock_with_the_holders_id_releases_it(project: Project, held_lock: str) -> None:
@@ -303,9 +346,12 @@ def test_plan_reads_a_locked_state_without_waiting(project: Project, held_lock: 
 def test_validate_json_reports_ok(project: Project) -> None:
     result = project.run("validate", "--manifests", str(project.manifests), "--format", "json")
     assert result.exit_code == 0
-    assert json.loads(result.stdout) == {"valid": True, "products": 2, "files": [str(project.manifests /
-                                                                                        "catalogue.yaml")],
-                                         "diagnostics": []}
+    assert json.loads(result.stdout) == {
+        "valid": True,
+        "products": 2,
+        "files": [str(project.manifests / "catalogue.yaml")],
+        "diagnostics": [],
+    }
 
 
 def test_validate_json_reports_every_diagnostic(project: Project) -> None:
@@ -315,10 +361,18 @@ def test_validate_json_reports_every_diagnostic(project: Project) -> None:
     data = json.loads(result.stdout)
     assert data["valid"] is False
     assert data["diagnostics"] == [
-        {"location": {"file": str(path), "line": 16, "column": 17}, "field": "products[1].imageWidth",
-         "message": "expected 16..8192 (still width in pixels), got 99999", "hint": None},
-        {"location": {"file": str(path), "line": 17, "column": 11}, "field": "products[2].uuid",
-         "message": "expected a product UUID like 3f2b8c1e-0000-4000-8000-000000000000, got 'nope'", "hint": None},
+        {
+            "location": {"file": str(path), "line": 16, "column": 17},
+            "field": "products[1].imageWidth",
+            "message": "expected 16..8192 (still width in pixels), got 99999",
+            "hint": None,
+        },
+        {
+            "location": {"file": str(path), "line": 17, "column": 11},
+            "field": "products[2].uuid",
+            "message": "expected a product UUID like 3f2b8c1e-0000-4000-8000-000000000000, got 'nope'",
+            "hint": None,
+        },
     ]
 
 
@@ -345,8 +399,19 @@ def test_schema_is_a_json_schema_that_accepts_the_example_catalogue() -> None:
         assert errors == [], (path, [e.message for e in errors])
 
 
-@pytest.mark.parametrize("name", ["misspelt_key", "unknown_nested_key", "unknown_product_key", "bad_format",
-                                  "bound_image_width_high", "bound_frame_rate", "wrong_type", "top_level_list"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "misspelt_key",
+        "unknown_nested_key",
+        "unknown_product_key",
+        "bad_format",
+        "bound_image_width_high",
+        "bound_frame_rate",
+        "wrong_type",
+        "top_level_list",
+    ],
+)
 def test_schema_rejects_what_the_loader_rejects(name: str) -> None:
     schema = json.loads(CliRunner().invoke(cli, ["schema"]).stdout)
     data = YAML(typ="safe").load((ROOT / "tests" / "cases" / "manifests" / f"{name}.yaml").read_text())
@@ -370,16 +435,23 @@ def _env(**extra: str) -> dict[str, str]:
 
 
 def test_console_script_plans_in_a_real_process(project: Project) -> None:
-    proc = subprocess.run([_console_script(), "plan", "--format", "json", "--detailed-exitcode"], cwd=project.root,
-                          capture_output=True, text=True, env=_env(), timeout=60)
+    proc = subprocess.run(
+        [_console_script(), "plan", "--format", "json", "--detailed-exitcode"],
+        cwd=project.root,
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=60,
+    )
     assert proc.returncode == 2, proc.stderr
     assert json.loads(proc.stdout)["summary"]["render"] == 2
 
 
 def test_console_script_reports_a_user_error_without_a_traceback(project: Project) -> None:
     project.write("defaults: {imageWidth: 1}\nproducts: 7\n", "bad.yaml")
-    proc = subprocess.run([_console_script(), "plan"], cwd=project.root, capture_output=True, text=True, env=_env(),
-                          timeout=60)
+    proc = subprocess.run(
+        [_console_script(), "plan"], cwd=project.root, capture_output=True, text=True, env=_env(), timeout=60
+    )
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
     assert proc.stderr.startswith("Error: ")
@@ -388,8 +460,14 @@ def test_console_script_reports_a_user_error_without_a_traceback(project: Projec
 
 def test_console_script_usage_errors_exit_1_not_2(project: Project) -> None:
     """2 means "changes present" with --detailed-exitcode: a usage error must not look like it."""
-    proc = subprocess.run([_console_script(), "plan", "--detailed-exitcode", "--max-batch-size", "0"],
-                          cwd=project.root, capture_output=True, text=True, env=_env(), timeout=60)
+    proc = subprocess.run(
+        [_console_script(), "plan", "--detailed-exitcode", "--max-batch-size", "0"],
+        cwd=project.root,
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=60,
+    )
     assert proc.returncode == 1
     assert "Invalid value for '--max-batch-size'" in proc.stderr
 
@@ -397,8 +475,14 @@ def test_console_script_usage_errors_exit_1_not_2(project: Project) -> None:
 def _on_a_terminal(args: list[str], cwd: Path, env: dict[str, str], *, stderr_too: bool = False) -> str:
     """Run the console script with its stdout (and stderr) on a pseudo-terminal; return what it printed."""
     leader, follower = pty.openpty()
-    proc = subprocess.Popen(args, cwd=cwd, env=env, stdout=follower,
-                            stderr=follower if stderr_too else subprocess.DEVNULL, close_fds=True)
+    proc = subprocess.Popen(
+        args,
+        cwd=cwd,
+        env=env,
+        stdout=follower,
+        stderr=follower if stderr_too else subprocess.DEVNULL,
+        close_fds=True,
+    )
     os.close(follower)
     chunks = []
     try:

@@ -28,7 +28,8 @@ UUID_A = "58472097-fec0-516d-8326-f7a5eb192f2c"
 UUID_B = "393f8b64-b960-5375-b254-484ff9c12e30"
 
 CASES: dict[str, tuple[str, str | None]] = {
-    "already formatted": ("""\
+    "already formatted": (
+        """\
 defaults:
   imageWidth: 64
   imageHeight: 64
@@ -42,8 +43,11 @@ defaults:
 products:
   - uuid: 58472097-fec0-516d-8326-f7a5eb192f2c
     name: Trail
-""", None),
-    "comments everywhere, keys out of order": ("""\
+""",
+        None,
+    ),
+    "comments everywhere, keys out of order": (
+        """\
 ---
 # file header
 
@@ -76,7 +80,8 @@ products:
     name: 'It''s #2'
     imageFormat: "WEBP"  # webp
 # the end
-""", """\
+""",
+        """\
 ---
 # file header
 
@@ -109,8 +114,10 @@ products:
     protect: true
     imageFormat: WEBP    # webp
 # the end
-"""),
-    "four-space indentation and a note closing a product": ("""\
+""",
+    ),
+    "four-space indentation and a note closing a product": (
+        """\
 products:
     -   name: Court
         # the id
@@ -134,7 +141,8 @@ defaults:
         frameRate: 4
         width: 32
         height: 32
-""", """\
+""",
+        """\
 defaults:
   imageWidth: 64
   imageHeight: 64
@@ -158,13 +166,15 @@ products:
       # the frames
       imageCount: 24
     # closing note about this product
-"""),
+""",
+    ),
     "flow style and quoting": (
         "{defaults: {imageWidth: 64, imageHeight: 64, imageFormat: 'PNG', imageBackground: 'f4f4f4'"
-        ', turntable: {includeGif: false, imageCount: 4, frameRate: 4, width: 32, height: 32}}, pro'
+        ", turntable: {includeGif: false, imageCount: 4, frameRate: 4, width: 32, height: 32}}, pro"
         'ducts: [{name: "x: y", uuid: 58472097-fec0-516d-8326-f7a5eb192f2c}, {uuid: \'393f8b64-b960-'
         '5375-b254-484ff9c12e30\', name: "yes", imageBackground: "#FFFFFF"}]}'
-        "\n", """\
+        "\n",
+        """\
 defaults:
   imageWidth: 64
   imageHeight: 64
@@ -182,8 +192,10 @@ products:
   - uuid: 393f8b64-b960-5375-b254-484ff9c12e30
     name: "yes"
     imageBackground: "#FFFFFF"
-"""),
-    "anchors, aliases and merge keys": ("""\
+""",
+    ),
+    "anchors, aliases and merge keys": (
+        """\
 defaults: &base
   imageWidth: 64
   imageHeight: 64
@@ -196,7 +208,8 @@ products:
   - uuid: 393f8b64-b960-5375-b254-484ff9c12e30
     <<: *base
     name: B
-""", """\
+""",
+        """\
 defaults: &base
   imageWidth: 64
   imageHeight: 64
@@ -214,24 +227,28 @@ products:
   - uuid: 393f8b64-b960-5375-b254-484ff9c12e30
     <<: *base
     name: B
-"""),
-    "unknown keys keep their place after the known ones": ("""\
+""",
+    ),
+    "unknown keys keep their place after the known ones": (
+        """\
 products:
   - colour: red
     uuid: 58472097-fec0-516d-8326-f7a5eb192f2c
     zzz: 1
     name: A
-""", """\
+""",
+        """\
 products:
   - uuid: 58472097-fec0-516d-8326-f7a5eb192f2c
     name: A
     colour: red
     zzz: 1
-"""),
-    "a long name is never folded": ("products:\n  - name: '" + ("Very long name " * 12).strip() + "'\n    uuid: "
-                                    + UUID_A + "\n",
-                                    "products:\n  - uuid: " + UUID_A + "\n    name: " + ("Very long name " * 12).strip()
-                                    + "\n"),
+""",
+    ),
+    "a long name is never folded": (
+        "products:\n  - name: '" + ("Very long name " * 12).strip() + "'\n    uuid: " + UUID_A + "\n",
+        "products:\n  - uuid: " + UUID_A + "\n    name: " + ("Very long name " * 12).strip() + "\n",
+    ),
     "empty file": ("", None),
     "only comments": ("# nothing here yet\n", None),
     "not a manifest": ("jobs:\n    build: {runs-on: x}\n", None),
@@ -242,7 +259,9 @@ def _check(text: str, name: str = "case.yaml") -> str:
     out = format_text(text, name)
     assert format_text(out, name) == out, "fmt of fmt output must change nothing"
     if text.strip():
-        assert _plain(text.lstrip("\ufeff").replace("\r\n", "\n")) == _plain(out.lstrip("\ufeff").replace("\r\n", "\n"))
+        assert _plain(text.lstrip("\ufeff").replace("\r\n", "\n")) == _plain(
+            out.lstrip("\ufeff").replace("\r\n", "\n")
+        )
     for c in re.findall(r"(?:^|\s)(# [^\n]*)", text):  # comments ("#F4F4F4" and "#1" in names are not)
         assert c.strip() in out, f"comment lost: {c}"
     return out
@@ -255,11 +274,15 @@ def test_fmt_cases(name: str) -> None:
 
 
 def _desired(folder: Path) -> dict[str, tuple[str | None, str, dict, bool]]:
-    return {u: (p.name, p.spec_hash, p.spec.canonical(), p.protect) for u, p in load_desired([folder]).products.items()}
+    return {
+        u: (p.name, p.spec_hash, p.spec.canonical(), p.protect)
+        for u, p in load_desired([folder]).products.items()
+    }
 
 
-@pytest.mark.parametrize("name", [n for n, (t, _) in CASES.items() if "products:" in t and "colour" not in t
-                                  and "defaults" in t])
+@pytest.mark.parametrize(
+    "name", [n for n, (t, _) in CASES.items() if "products:" in t and "colour" not in t and "defaults" in t]
+)
 def test_the_loaded_specs_and_hashes_are_the_same_after_fmt(name: str, tmp_path: Path) -> None:
     before, after = tmp_path / "before", tmp_path / "after"
     before.mkdir()
@@ -274,7 +297,9 @@ def test_crlf_and_a_bom_are_kept(tmp_path: Path) -> None:
     text = CASES["four-space indentation and a note closing a product"][0].replace("\n", "\r\n")
     out = _check("\ufeff" + text)
     assert out.startswith("\ufeffdefaults:\r\n") and "\n" not in out.replace("\r\n", "")
-    assert out == "\ufeff" + CASES["four-space indentation and a note closing a product"][1].replace("\n", "\r\n")
+    assert out == "\ufeff" + CASES["four-space indentation and a note closing a product"][1].replace(
+        "\n", "\r\n"
+    )
 
 
 def test_the_example_manifests_are_formatted_and_keep_their_meaning(tmp_path: Path) -> None:
@@ -300,8 +325,14 @@ def test_scrambled_examples_come_back_byte_for_byte(tmp_path: Path) -> None:
 
 
 def _cli(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "reconciler", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=60, env={**os.environ, "NO_COLOR": "1"})
+    return subprocess.run(
+        [sys.executable, "-m", "reconciler", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
 
 
 def test_check_prints_a_diff_exits_1_and_changes_nothing(tmp_path: Path) -> None:
@@ -315,7 +346,10 @@ def test_check_prints_a_diff_exits_1_and_changes_nothing(tmp_path: Path) -> None
     assert done.stdout.startswith("--- manifests/messy.yaml\n+++ manifests/messy.yaml\n@@")
     assert "-  - colour: red\n" in done.stdout and f"+  - uuid: {UUID_A}\n" in done.stdout
     assert "1 file(s) would be reformatted, 1 unchanged." in done.stderr
-    assert "Error: 1 manifest file(s) are not formatted" in done.stderr and "Hint: run 'reconciler fmt'" in done.stderr
+    assert (
+        "Error: 1 manifest file(s) are not formatted" in done.stderr
+        and "Hint: run 'reconciler fmt'" in done.stderr
+    )
     assert messy.read_text() == CASES["unknown keys keep their place after the known ones"][0]
     done = _cli(tmp_path, "fmt")
     assert done.returncode == 0, done.stderr
@@ -351,23 +385,45 @@ def test_pre_commit_hooks_run_through_try_repo(tmp_path: Path) -> None:
     (repo / "manifests").mkdir(parents=True)
     unformatted = CASES["four-space indentation and a note closing a product"]
     (repo / "manifests" / "a.yaml").write_text(unformatted[0])
-    (repo / "manifests" / "b.yaml").write_text(CASES["already formatted"][0].replace("name: Trail", "nmae: Trail")
-                                               .replace(UUID_A, "6079b22e-4327-5d30-ba4c-90855571b56d"))
+    (repo / "manifests" / "b.yaml").write_text(
+        CASES["already formatted"][0]
+        .replace("name: Trail", "nmae: Trail")
+        .replace(UUID_A, "6079b22e-4327-5d30-ba4c-90855571b56d")
+    )
     (repo / "notes.yaml").write_text("not: [a manifest\n")  # outside manifests/: no hook looks at it
-    env = {**os.environ, "PRE_COMMIT_HOME": str(tmp_path / "pre-commit-home"), "NO_COLOR": "1",
-           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.test", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@example.test"}
+    env = {
+        **os.environ,
+        "PRE_COMMIT_HOME": str(tmp_path / "pre-commit-home"),
+        "NO_COLOR": "1",
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@example.test",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@example.test",
+    }
     for cmd in (["git", "init", "-q"], ["git", "add", "."], ["git", "commit", "-q", "-m", "catalogue"]):
         subprocess.run(cmd, cwd=repo, check=True, env=env, capture_output=True)
-    done = subprocess.run([str(pre_commit), "try-repo", str(ROOT), "--all-files", "--color", "never"], cwd=repo,
-                          env=env, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [str(pre_commit), "try-repo", str(ROOT), "--all-files", "--color", "never"],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     out = done.stdout + done.stderr
-    if "Installing environment" in out and re.search(r"CalledProcessError|Could not find a version|"
-                                                    r"No matching distribution", out):
-        pytest.skip("pre-commit could not install the hook environment here (no package index reachable): "
-                    + out[-500:])
+    if "Installing environment" in out and re.search(
+        r"CalledProcessError|Could not find a version|"
+        r"No matching distribution",
+        out,
+    ):
+        pytest.skip(
+            "pre-commit could not install the hook environment here (no package index reachable): "
+            + out[-500:]
+        )
     assert done.returncode == 1, out
-    assert re.search(r"reconciler fmt\.+Failed\n- hook id: reconciler-fmt\n- files were modified by this hook", out)
+    assert re.search(
+        r"reconciler fmt\.+Failed\n- hook id: reconciler-fmt\n- files were modified by this hook", out
+    )
     assert "Formatted manifests/a.yaml\n1 file(s) reformatted, 1 unchanged." in out
     assert re.search(r"reconciler validate\.+Failed\n- hook id: reconciler-validate\n- exit code: 1", out)
     assert "manifests/b.yaml:13:5: products[0].nmae: unknown field 'nmae' (did you mean 'name'?)" in out
@@ -381,8 +437,11 @@ _TT = {"includeGif": "true", "imageCount": "4", "frameRate": "4", "width": "32",
 
 def _quote(name: str, style: int) -> str:
     return {0: "'" + name.replace("'", "''") + "'", 1: '"' + name.replace('"', '\\"') + '"'}.get(
-        style, "'" + name.replace("'", "''") + "'" if any(c in name for c in ":#'") or name in ("yes", "2024")
-        else name)
+        style,
+        "'" + name.replace("'", "''") + "'"
+        if any(c in name for c in ":#'") or name in ("yes", "2024")
+        else name,
+    )
 
 
 @st.composite
@@ -392,8 +451,11 @@ def _manifests(draw: st.DrawFn) -> str:
     dash_in = draw(st.booleans())  # "  - uuid" under products:, or "- uuid" at its column
 
     def comment(depth: int) -> list[str]:
-        return [" " * depth + "# " + draw(st.sampled_from(["note", "why: this", "see #12", "todo"]))] \
-            if draw(st.integers(0, 3)) == 0 else []
+        return (
+            [" " * depth + "# " + draw(st.sampled_from(["note", "why: this", "see #12", "todo"]))]
+            if draw(st.integers(0, 3)) == 0
+            else []
+        )
 
     def eol() -> str:
         return "   # " + draw(st.sampled_from(["eol", "px", "a: b"])) if draw(st.integers(0, 3)) == 0 else ""
@@ -413,8 +475,10 @@ def _manifests(draw: st.DrawFn) -> str:
     lines = comment(0) + ["defaults:"] + block({**_SPEC, "turntable": ""}, step)
     lines += ["products:"]
     for uuid in [UUID_A, UUID_B][: draw(st.integers(1, 2))]:
-        fields = {"uuid": uuid if draw(st.booleans()) else f'"{uuid}"',
-                  "name": _quote(draw(_NAMES), draw(st.integers(0, 2)))}
+        fields = {
+            "uuid": uuid if draw(st.booleans()) else f'"{uuid}"',
+            "name": _quote(draw(_NAMES), draw(st.integers(0, 2))),
+        }
         if draw(st.booleans()):
             fields["imageWidth"] = "100"
         if draw(st.booleans()):
@@ -422,7 +486,7 @@ def _manifests(draw: st.DrawFn) -> str:
         item_depth = step if dash_in else 0
         body = block(fields, item_depth + 2)
         first = next(j for j, line in enumerate(body) if not line.lstrip().startswith("#"))
-        body[first] = " " * item_depth + "- " + body[first][item_depth + 2:]
+        body[first] = " " * item_depth + "- " + body[first][item_depth + 2 :]
         lines += body + comment(item_depth + 2)
     return "\n".join(lines) + "\n"
 

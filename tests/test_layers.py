@@ -14,8 +14,21 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "reconciler"
 PURE = ["spec.py", "plan.py", "planner.py", "observed.py", "views.py", "diagnostics.py", "state/model.py"]
-IO_LIBRARIES = ("httpx", "click", "ruamel", "starlette", "uvicorn", "av", "PIL", "filelock", "rich",
-                "reconciler.client", "reconciler.sandbox", "reconciler.applying", "reconciler.executor")
+IO_LIBRARIES = (
+    "httpx",
+    "click",
+    "ruamel",
+    "starlette",
+    "uvicorn",
+    "av",
+    "PIL",
+    "filelock",
+    "rich",
+    "reconciler.client",
+    "reconciler.sandbox",
+    "reconciler.applying",
+    "reconciler.executor",
+)
 
 
 def _imports(path: Path) -> set[str]:
@@ -37,7 +50,9 @@ def test_pure_modules_import_no_io_library(module: str) -> None:
     assert _offending(_imports(PACKAGE / module), IO_LIBRARIES) == []
 
 
-@pytest.mark.parametrize(("package", "banned"), [("client", "reconciler.sandbox"), ("sandbox", "reconciler.client")])
+@pytest.mark.parametrize(
+    ("package", "banned"), [("client", "reconciler.sandbox"), ("sandbox", "reconciler.client")]
+)
 def test_client_and_sandbox_are_independent(package: str, banned: str) -> None:
     for path in sorted((PACKAGE / package).rglob("*.py")):
         assert _offending(_imports(path), (banned,)) == [], path
@@ -45,5 +60,7 @@ def test_client_and_sandbox_are_independent(package: str, banned: str) -> None:
 
 def test_the_checker_sees_a_banned_import(tmp_path: Path) -> None:
     sample = tmp_path / "sample.py"
-    sample.write_text("import httpx.x\nfrom ruamel.yaml import YAML\nfrom reconciler.spec import RenderSpec\n")
+    sample.write_text(
+        "import httpx.x\nfrom ruamel.yaml import YAML\nfrom reconciler.spec import RenderSpec\n"
+    )
     assert _offending(_imports(sample), IO_LIBRARIES) == ["httpx.x", "ruamel.yaml"]

@@ -133,7 +133,11 @@ def test_all_problems_of_all_files_are_reported_at_once(tmp_path: Path) -> None:
         load_desired([tmp_path])
     found = info.value.diagnostics
     assert [(Path(d.location.file).name, d.location.line) for d in found] == [
-        ("a.yaml", 13), ("a.yaml", 14), ("b.yaml", 2), ("d.yaml", 4)]
+        ("a.yaml", 13),
+        ("a.yaml", 14),
+        ("b.yaml", 2),
+        ("d.yaml", 4),
+    ]
     assert str(info.value).startswith("4 errors in manifests:\n")
 
 
@@ -152,21 +156,28 @@ def test_a_defaults_problem_is_reported_even_if_the_first_product_overrides_it(t
     text += "    imageWidth: 800\n" + f"  - uuid: {B}\n  - uuid: {C}\n"
     write(tmp_path, "a.yaml", text)
     [d] = diagnostics(tmp_path)
-    assert d.format() == (f"{tmp_path / 'a.yaml'}:2:15: defaults.imageWidth: "
-                          "expected 16..8192 (still width in pixels), got 99999")
+    assert d.format() == (
+        f"{tmp_path / 'a.yaml'}:2:15: defaults.imageWidth: "
+        "expected 16..8192 (still width in pixels), got 99999"
+    )
 
 
 def test_same_broken_override_on_two_products_is_reported_at_each(tmp_path: Path) -> None:
     write(tmp_path, "a.yaml", DEFAULTS + products(A, B, extra="    imageFormat: BMP\n"))
     assert [(d.location.line, d.field) for d in diagnostics(tmp_path)] == [
-        (13, "products[0].imageFormat"), (15, "products[1].imageFormat")]
+        (13, "products[0].imageFormat"),
+        (15, "products[1].imageFormat"),
+    ]
 
 
 def test_missing_field_without_defaults_is_reported_on_each_product(tmp_path: Path) -> None:
     write(tmp_path, "a.yaml", products(A, B, extra="    imageWidth: 100\n"))
     found = diagnostics(tmp_path)
     assert sorted((d.field, d.message) for d in found) == sorted(
-        (f"products[{i}]", f"missing field {f}") for i in (0, 1) for f in ("imageHeight", "imageFormat", "turntable"))
+        (f"products[{i}]", f"missing field {f}")
+        for i in (0, 1)
+        for f in ("imageHeight", "imageFormat", "turntable")
+    )
     assert {(d.location.line, d.location.column) for d in found} == {(2, 5), (4, 5)}
 
 
@@ -196,15 +207,19 @@ def test_empty_manifest_is_fine(tmp_path: Path, text: str) -> None:
 
 def test_missing_path_is_a_manifest_error(tmp_path: Path) -> None:
     [d] = diagnostics(tmp_path / "nope")
-    assert d.format() == (f"{tmp_path / 'nope'}: no such file or directory "
-                          "(pass the manifests directory, e.g. --manifests manifests/)")
+    assert d.format() == (
+        f"{tmp_path / 'nope'}: no such file or directory "
+        "(pass the manifests directory, e.g. --manifests manifests/)"
+    )
 
 
 def test_undecodable_file_is_reported_not_raised(tmp_path: Path) -> None:
     (tmp_path / "bin.yaml").write_bytes(b"defaults: \xff\xfe\n")
     [d] = diagnostics(tmp_path)
-    assert d.format() == (f"{tmp_path / 'bin.yaml'}:1:11: not UTF-8 text: byte 0xFF cannot start or continue a "
-                          "character (save it as UTF-8; it looks like Latin-1 or Windows-1252 text)")
+    assert d.format() == (
+        f"{tmp_path / 'bin.yaml'}:1:11: not UTF-8 text: byte 0xFF cannot start or continue a "
+        "character (save it as UTF-8; it looks like Latin-1 or Windows-1252 text)"
+    )
 
 
 def test_a_latin1_byte_is_reported_at_its_line_and_column_in_characters(tmp_path: Path) -> None:
@@ -223,10 +238,13 @@ def test_a_utf16_file_is_named_as_such(tmp_path: Path) -> None:
     assert (d.location.line, d.location.column, d.hint) == (1, 1, "it is UTF-16 text: save it as UTF-8")
 
 
-@pytest.mark.parametrize(("extra", "field", "message"), [
-    ("    name: 2024\n", "products[0].name", "expected text, got a number"),
-    ("    protect: maybe\n", "products[0].protect", "expected true or false, got 'maybe'"),
-])
+@pytest.mark.parametrize(
+    ("extra", "field", "message"),
+    [
+        ("    name: 2024\n", "products[0].name", "expected text, got a number"),
+        ("    protect: maybe\n", "products[0].protect", "expected true or false, got 'maybe'"),
+    ],
+)
 def test_label_fields_are_checked(tmp_path: Path, extra: str, field: str, message: str) -> None:
     write(tmp_path, "a.yaml", DEFAULTS + products(A, extra=extra))
     [d] = diagnostics(tmp_path)
@@ -234,8 +252,13 @@ def test_label_fields_are_checked(tmp_path: Path, extra: str, field: str, messag
 
 
 def test_resolved_spec_merges_defaults_and_overrides(tmp_path: Path) -> None:
-    write(tmp_path, "a.yaml", DEFAULTS + products(A, extra="    imageFormat: WEBP\n    turntable:\n"
-                                                         "      includeGif: true\n") + f"  - uuid: {B}\n")
+    write(
+        tmp_path,
+        "a.yaml",
+        DEFAULTS
+        + products(A, extra="    imageFormat: WEBP\n    turntable:\n      includeGif: true\n")
+        + f"  - uuid: {B}\n",
+    )
     desired = load_desired([tmp_path])
     a, b = desired.products[A].spec, desired.products[B].spec
     assert (a.imageFormat, a.turntable.includeGif, a.turntable.imageCount) == ("WEBP", True, 36)
@@ -245,9 +268,11 @@ def test_resolved_spec_merges_defaults_and_overrides(tmp_path: Path) -> None:
 
 def test_inherited_and_spelt_out_values_hash_the_same(tmp_path: Path) -> None:
     write(tmp_path, "a/inherit.yaml", DEFAULTS + products(A))
-    spelt = (f"products:\n  - uuid: {A}\n    name: label only\n    turntable:\n      height: 720\n"
-             "      width: 720\n      frameRate: 12\n      imageCount: 36\n      includeGif: false\n"
-             "      transparentBackground: false\n    imageFormat: PNG\n    imageHeight: 1200\n    imageWidth: 1200\n")
+    spelt = (
+        f"products:\n  - uuid: {A}\n    name: label only\n    turntable:\n      height: 720\n"
+        "      width: 720\n      frameRate: 12\n      imageCount: 36\n      includeGif: false\n"
+        "      transparentBackground: false\n    imageFormat: PNG\n    imageHeight: 1200\n    imageWidth: 1200\n"
+    )
     write(tmp_path, "b/spelt.yaml", spelt)
     one = load_desired([tmp_path / "a"]).products[A]
     two = load_desired([tmp_path / "b"]).products[A]
@@ -278,12 +303,43 @@ def test_no_foreign_exception_escapes_the_loader(tmp_path: Path) -> None:
 # -- the fast YAML reader must agree with ruamel's loader, or step aside ----------------------
 
 TRICKY = [
-    "", "# only a comment\n", "~\n", "a: 1\n", "a: '1'\n", "a: 012\n", "a: 0o17\n", "a: 0x1F\n", "a: 1_000\n",
-    "a: -0\n", "a: +5\n", "a: 1.5\n", "a: .inf\n", "a: 1e3\n", "a: 2026-01-01\n", "a: yes\n", "a: True\n",
-    "a: NULL\n", "a:\n", "a: !!str 5\n", "a: !custom x\n", "x: &a {b: 1}\ny: *a\n", "x: &a 1\ny: *a\n",
-    "base: &b {w: 1}\nitem:\n  <<: *b\n  h: 2\n", "a: 1\na: 2\n", "%YAML 1.1\n---\na: yes\n", "--- 1\n--- 2\n",
-    "[1, 2, {a: b}]\n", "? [1, 2]\n: x\n", "1: one\n2: two\n", "a: =\n", "a: \"\\u00e9t\\u00e9\"\nb: été\n",
-    "a: |\n  two\n  lines\n", "a: [1, 2\n", "a: b: c\n", "\t- tab\n", "x: &a [*a]\n",
+    "",
+    "# only a comment\n",
+    "~\n",
+    "a: 1\n",
+    "a: '1'\n",
+    "a: 012\n",
+    "a: 0o17\n",
+    "a: 0x1F\n",
+    "a: 1_000\n",
+    "a: -0\n",
+    "a: +5\n",
+    "a: 1.5\n",
+    "a: .inf\n",
+    "a: 1e3\n",
+    "a: 2026-01-01\n",
+    "a: yes\n",
+    "a: True\n",
+    "a: NULL\n",
+    "a:\n",
+    "a: !!str 5\n",
+    "a: !custom x\n",
+    "x: &a {b: 1}\ny: *a\n",
+    "x: &a 1\ny: *a\n",
+    "base: &b {w: 1}\nitem:\n  <<: *b\n  h: 2\n",
+    "a: 1\na: 2\n",
+    "%YAML 1.1\n---\na: yes\n",
+    "--- 1\n--- 2\n",
+    "[1, 2, {a: b}]\n",
+    "? [1, 2]\n: x\n",
+    "1: one\n2: two\n",
+    "a: =\n",
+    'a: "\\u00e9t\\u00e9"\nb: été\n',
+    "a: |\n  two\n  lines\n",
+    "a: [1, 2\n",
+    "a: b: c\n",
+    "\t- tab\n",
+    "x: &a [*a]\n",
 ]
 
 
@@ -323,17 +379,35 @@ def test_fast_yaml_reader_reads_plain_manifests_itself() -> None:
     text = (CASES / "bad_colour.yaml").read_text()
     assert yamlfast.load(text) == YAML(typ="safe", pure=False).load(text)
     assert yamlfast.load("a: 0x1F\nb: 1_000\n") == {"a": "0x1F", "b": "1_000"}
-    for unusual in ("a: 1.5\n", "x: &a {b: 1}\ny: *a\n", "a: 1\na: 2\n", "a: 2026-01-01\n", "%YAML 1.1\n---\na: 1\n"):
+    for unusual in (
+        "a: 1.5\n",
+        "x: &a {b: 1}\ny: *a\n",
+        "a: 1\na: 2\n",
+        "a: 2026-01-01\n",
+        "%YAML 1.1\n---\na: 1\n",
+    ):
         with pytest.raises(yamlfast.Unsupported):
             yamlfast.load(unusual)
 
 
-scalars = st.one_of(st.none(), st.booleans(), st.integers(-10**12, 10**12), st.floats(allow_nan=False),
-                    st.text(max_size=12), st.sampled_from(["yes", "no", "0x10", "012", "1_0", "~", "null", "<<",
-                                                           "2026-01-01", ".inf", "=", "-", "True", "1e3"]))
-documents = st.recursive(scalars, lambda inner: st.one_of(
-    st.lists(inner, max_size=4), st.dictionaries(st.one_of(st.text(max_size=8), st.integers()), inner, max_size=4)),
-    max_leaves=12)
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**12), 10**12),
+    st.floats(allow_nan=False),
+    st.text(max_size=12),
+    st.sampled_from(
+        ["yes", "no", "0x10", "012", "1_0", "~", "null", "<<", "2026-01-01", ".inf", "=", "-", "True", "1e3"]
+    ),
+)
+documents = st.recursive(
+    scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4),
+        st.dictionaries(st.one_of(st.text(max_size=8), st.integers()), inner, max_size=4),
+    ),
+    max_leaves=12,
+)
 
 
 @given(documents, st.sampled_from([None, True, False]))
@@ -349,6 +423,7 @@ def test_fast_yaml_reader_agrees_on_generated_documents(data: Any, flow: bool | 
 
 
 # -- the guard in front of every parse ------------------------------------------------------------
+
 
 @pytest.mark.parametrize("kind", ["fifo", "devzero"])
 def test_a_fifo_or_dev_zero_given_by_name_is_refused_without_reading(tmp_path: Path, kind: str) -> None:
@@ -376,15 +451,19 @@ def test_past_the_error_cap_problems_are_counted_not_kept(tmp_path: Path) -> Non
         load_desired([tmp_path])
     assert (len(info.value.diagnostics), info.value.more) == (100, 150)
     assert str(info.value).startswith("250 errors in manifests:\n")
-    assert str(info.value).endswith("\n... and 150 more (the first 100 are shown: fix them and run again to see "
-                                    "the rest)")
+    assert str(info.value).endswith(
+        "\n... and 150 more (the first 100 are shown: fix them and run again to see the rest)"
+    )
 
 
-@pytest.mark.parametrize(("text", "problem"), [
-    ("a: " + "[" * 65 + "]" * 65 + "\n", "nested deeper than 64 levels (a manifest needs 4)"),
-    ("x: &a [1, *a]\n", "alias *a refers to a collection that contains it"),
-    ("a: " + "9" * 4301 + "\n", "a number of 4,301 digits is too long to read (at most 4,300)"),
-])
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("a: " + "[" * 65 + "]" * 65 + "\n", "nested deeper than 64 levels (a manifest needs 4)"),
+        ("x: &a [1, *a]\n", "alias *a refers to a collection that contains it"),
+        ("a: " + "9" * 4301 + "\n", "a number of 4,301 digits is too long to read (at most 4,300)"),
+    ],
+)
 def test_the_guard_refuses_where_it_stands(text: str, problem: str) -> None:
     with pytest.raises(yamlfast.Refused) as info:
         yamlfast.read(text)

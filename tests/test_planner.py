@@ -22,7 +22,9 @@ from reconciler.spec import Desired, ProductSpec, RenderSpec
 from reconciler.state import Attachment, ProductRecord, RenderRequest, State, Status
 
 BASE: dict[str, Any] = {
-    "imageWidth": 1200, "imageHeight": 1200, "imageFormat": "PNG",
+    "imageWidth": 1200,
+    "imageHeight": 1200,
+    "imageFormat": "PNG",
     "turntable": {"includeGif": True, "imageCount": 36, "frameRate": 12, "width": 720, "height": 720},
 }
 P1 = "11111111-1111-4111-8111-111111111111"
@@ -47,15 +49,23 @@ def spec(overrides: dict[str, Any] | None = None) -> RenderSpec:
 
 def want(uuid: str, overrides: dict[str, Any] | None = None, name: str | None = None) -> ProductSpec:
     s = spec(overrides)
-    return ProductSpec(uuid=uuid, name=name, spec=s, spec_hash=s.fingerprint(), source=SourceLocation("m.yaml"))
+    return ProductSpec(
+        uuid=uuid, name=name, spec=s, spec_hash=s.fingerprint(), source=SourceLocation("m.yaml")
+    )
 
 
 def desired(products: dict[str, dict[str, Any]], names: dict[str, str] | None = None) -> Desired:
     return Desired({u: want(u, o, (names or {}).get(u)) for u, o in products.items()}, files=("m.yaml",))
 
 
-def record(overrides: dict[str, Any] | None = None, status: str = "rendered", files: tuple[str, ...] | None = None,
-           pending: dict[str, Any] | None = None, error: str | None = None, name: str | None = None) -> ProductRecord:
+def record(
+    overrides: dict[str, Any] | None = None,
+    status: str = "rendered",
+    files: tuple[str, ...] | None = None,
+    pending: dict[str, Any] | None = None,
+    error: str | None = None,
+    name: str | None = None,
+) -> ProductRecord:
     """A recorded render. ``files`` defaults to what the spec produces; ``pending`` is the spec of a
     request not yet finished (requested / in flight / failed attempt) when it differs from ``overrides``."""
     s = spec(overrides)
@@ -63,11 +73,27 @@ def record(overrides: dict[str, Any] | None = None, status: str = "rendered", fi
         files = ("still", "turntable", "gif") if s.turntable.includeGif else ("still", "turntable")
     request_hash = spec(pending).fingerprint() if pending is not None else s.fingerprint()
     return ProductRecord(
-        name=name, spec=s.canonical(), spec_hash=s.fingerprint(), status=Status(status),
-        request=RenderRequest(request_id="req-1", spec_hash=request_hash, requested_at="2026-01-01T00:00:00Z"),
-        attachments=[Attachment(kind=k, uuid=f"att-{k}", name=f"{k}.bin", sha256="0" * 64, size=1,  # type: ignore[arg-type]
-                                content_type="application/octet-stream") for k in files],
-        error=error, updated_at="2026-01-01T00:00:00Z")
+        name=name,
+        spec=s.canonical(),
+        spec_hash=s.fingerprint(),
+        status=Status(status),
+        request=RenderRequest(
+            request_id="req-1", spec_hash=request_hash, requested_at="2026-01-01T00:00:00Z"
+        ),
+        attachments=[
+            Attachment(
+                kind=k,
+                uuid=f"att-{k}",
+                name=f"{k}.bin",
+                sha256="0" * 64,
+                size=1,  # type: ignore[arg-type]
+                content_type="application/octet-stream",
+            )
+            for k in files
+        ],
+        error=error,
+        updated_at="2026-01-01T00:00:00Z",
+    )
 
 
 def state(records: dict[str, ProductRecord], serial: int = 7) -> State:
@@ -86,84 +112,209 @@ class Case:
     detail: dict[str, str | None] = field(default_factory=dict)
 
 
-R, RR, RT, RS, O, N = (ActionKind.RENDER, ActionKind.RERENDER, ActionKind.RETRY, ActionKind.RESUME,
-                       ActionKind.ORPHAN, ActionKind.NOOP)
+R, RR, RT, RS, O, N = (
+    ActionKind.RENDER,
+    ActionKind.RERENDER,
+    ActionKind.RETRY,
+    ActionKind.RESUME,
+    ActionKind.ORPHAN,
+    ActionKind.NOOP,
+)
 WEBP_NO_GIF = {"imageFormat": "WEBP", "turntable": {"includeGif": False}}
 
 CASES = [
     Case("should_render_when_not_in_state", {P1: {}}, {}, {P1: (R, Reason.NEW)}, effect={P1: ""}),
     Case("should_do_nothing_when_state_matches", {P1: {}}, {P1: record()}, {P1: (N, Reason.UNCHANGED)}),
-    Case("should_do_nothing_when_spelt_out_default_equals_inherited",
-         {P1: {"transparentBackground": False, "turntable": {"background": None}}}, {P1: record()},
-         {P1: (N, Reason.UNCHANGED)}),
-    Case("should_rerender_and_warn_when_gif_removed", {P1: WEBP_NO_GIF}, {P1: record()},
-         {P1: (RR, Reason.SPEC_CHANGED)},
-         effect={P1: "replaces still PNG→WEBP and the MP4 turntable; deletes the GIF"},
-         changes={P1: [("imageFormat", "PNG", "WEBP"), ("turntable.includeGif", True, False)]}),
-    Case("should_rerender_and_say_the_new_size_when_still_resized", {P1: {"imageWidth": 1600}}, {P1: record()},
-         {P1: (RR, Reason.SPEC_CHANGED)},
-         effect={P1: "replaces still PNG 1200x1200→1600x1200, the MP4 turntable and the GIF"},
-         changes={P1: [("imageWidth", 1200, 1600)]}),
-    Case("should_rerender_and_replace_every_file_when_only_turntable_changed", {P1: {"turntable": {"frameRate": 24}}},
-         {P1: record()}, {P1: (RR, Reason.SPEC_CHANGED)},
-         effect={P1: "replaces the PNG still, the MP4 turntable and the GIF"},
-         changes={P1: [("turntable.frameRate", 12, 24)]}),
-    Case("should_not_mention_a_gif_that_never_existed", {P1: {"imageHeight": 900}},
-         {P1: record({"turntable": {"includeGif": False}}, files=("still", "turntable"))}, {P1: (RR, Reason.SPEC_CHANGED)},
-         effect={P1: "replaces still PNG 1200x1200→1200x900 and the MP4 turntable"},
-         changes={P1: [("imageHeight", 1200, 900), ("turntable.includeGif", False, True)]}),
-    Case("should_trust_the_recorded_files_over_the_old_spec_for_deletions", {P1: WEBP_NO_GIF},
-         {P1: record(files=("still", "turntable"))}, {P1: (RR, Reason.SPEC_CHANGED)},
-         effect={P1: "replaces still PNG→WEBP and the MP4 turntable"}),
-    Case("should_list_colour_changes_field_by_field",
-         {P1: {"imageBackground": "ffffff", "turntable": {"background": "#000000", "transparentBackground": True}}},
-         {P1: record()}, {P1: (RR, Reason.SPEC_CHANGED)},
-         changes={P1: [("imageBackground", None, "#FFFFFF"), ("turntable.background", None, "#000000"),
-                       ("turntable.transparentBackground", False, True)]}),
-    Case("should_claim_no_replacement_when_nothing_was_ever_rendered", {P1: WEBP_NO_GIF},
-         {P1: record(status="failed", files=())}, {P1: (RR, Reason.SPEC_CHANGED)}, effect={P1: ""}),
-    Case("should_retry_when_last_render_failed", {P1: {}}, {P1: record(status="failed", error="timed out")},
-         {P1: (RT, Reason.FAILED_BEFORE)}, detail={P1: "timed out"}),
-    Case("should_retry_a_failed_rerender_at_the_spec_it_attempted", {P1: WEBP_NO_GIF},
-         {P1: record(status="failed", pending=WEBP_NO_GIF, error="boom")}, {P1: (RT, Reason.FAILED_BEFORE)},
-         effect={P1: "replaces still PNG→WEBP and the MP4 turntable; deletes the GIF"}),
-    Case("should_rerender_when_failed_attempt_is_no_longer_wanted", {P1: {"imageWidth": 800}},
-         {P1: record(status="failed", pending=WEBP_NO_GIF)}, {P1: (RR, Reason.SPEC_CHANGED)},
-         changes={P1: [("imageWidth", 1200, 800)]}),
-    Case("should_resume_and_not_pay_again_when_requested", {P1: {}}, {P1: record(status="requested", files=())},
-         {P1: (RS, Reason.IN_FLIGHT)}, effect={P1: ""},
-         detail={P1: "triggered earlier; results will be waited for, not paid again"}),
-    Case("should_resume_when_in_flight", {P1: {}}, {P1: record(status="in_flight", files=())},
-         {P1: (RS, Reason.IN_FLIGHT)}),
-    Case("should_resume_an_in_flight_rerender_at_its_new_spec", {P1: WEBP_NO_GIF},
-         {P1: record(status="in_flight", pending=WEBP_NO_GIF)}, {P1: (RS, Reason.IN_FLIGHT)}),
-    Case("should_rerender_when_spec_changed_while_in_flight", {P1: {"imageWidth": 2000}},
-         {P1: record(status="in_flight", pending=WEBP_NO_GIF)}, {P1: (RR, Reason.SPEC_CHANGED)},
-         detail={P1: "supersedes the render still in flight"}),
-    Case("should_rerender_when_spec_changed_while_requested", {P1: {"imageWidth": 2000}},
-         {P1: record(status="requested", files=())}, {P1: (RR, Reason.SPEC_CHANGED)},
-         detail={P1: "supersedes the render still in flight"}),
-    Case("should_report_orphan_and_delete_nothing", {}, {P1: record(name="Old chair")},
-         {P1: (O, Reason.NOT_IN_MANIFESTS)}, effect={P1: ""},
-         detail={P1: "not in the manifests; its renders are kept"}),
-    Case("should_force_rerender_of_an_unchanged_product_when_replaced", {P1: {}, P2: {}}, {P1: record(), P2: record()},
-         {P1: (RR, Reason.FORCED), P2: (N, Reason.UNCHANGED)}, replace=(P1,),
-         effect={P1: "replaces the PNG still, the MP4 turntable and the GIF"}, changes={P1: []}),
-    Case("should_accept_replace_in_any_case", {P1: {}}, {P1: record()}, {P1: (RR, Reason.FORCED)},
-         replace=(P1.upper(),)),
-    Case("should_force_rerender_instead_of_retry_when_replaced", {P1: {}}, {P1: record(status="failed")},
-         {P1: (RR, Reason.FORCED)}, replace=(P1,)),
-    Case("should_force_rerender_instead_of_resume_when_replaced", {P1: {}}, {P1: record(status="in_flight")},
-         {P1: (RR, Reason.FORCED)}, replace=(P1,)),
-    Case("should_render_a_new_product_even_when_replaced", {P1: {}}, {}, {P1: (R, Reason.NEW)}, replace=(P1,)),
-    Case("should_prefer_spec_change_over_forced_when_both", {P1: {"imageWidth": 640}}, {P1: record()},
-         {P1: (RR, Reason.SPEC_CHANGED)}, replace=(P1,)),
-    Case("should_plan_every_kind_at_once",
-         {P1: {}, P2: {"imageWidth": 640}, P3: {}, P4: {}},
-         {P2: record(), P3: record(status="failed"), P4: record(status="requested"),
-          "55555555-5555-4555-8555-555555555555": record()},
-         {P1: (R, Reason.NEW), P2: (RR, Reason.SPEC_CHANGED), P3: (RT, Reason.FAILED_BEFORE),
-          P4: (RS, Reason.IN_FLIGHT), "55555555-5555-4555-8555-555555555555": (O, Reason.NOT_IN_MANIFESTS)}),
+    Case(
+        "should_do_nothing_when_spelt_out_default_equals_inherited",
+        {P1: {"transparentBackground": False, "turntable": {"background": None}}},
+        {P1: record()},
+        {P1: (N, Reason.UNCHANGED)},
+    ),
+    Case(
+        "should_rerender_and_warn_when_gif_removed",
+        {P1: WEBP_NO_GIF},
+        {P1: record()},
+        {P1: (RR, Reason.SPEC_CHANGED)},
+        effect={P1: "replaces still PNG→WEBP and the MP4 turntable; deletes the GIF"},
+        changes={P1: [("imageFormat", "PNG", "WEBP"), ("turntable.includeGif", True, False)]},
+    ),
+    Case(
+        "should_rerender_and_say_the_new_size_when_still_resized",
+        {P1: {"imageWidth": 1600}},
+        {P1: record()},
+        {P1: (RR, Reason.SPEC_CHANGED)},
+        effect={P1: "replaces still PNG 1200x1200→1600x1200, the MP4 turntable and the GIF"},
+        changes={P1: [("imageWidth", 1200, 1600)]},
+    ),
+    Case(
+        "should_rerender_and_replace_every_file_when_only_turntable_changed",
+        {P1: {"turntable": {"frameRate": 24}}},
+        {P1: record()},
+        {P1: (RR, Reason.SPEC_CHANGED)},
+        effect={P1: "replaces the PNG still, the MP4 turntable and the GIF"},
+        changes={P1: [("turntable.frameRate", 12, 24)]},
+    ),
+    Case(
+        "should_not_mention_a_gif_that_never_existed",
+        {P1: {"imageHeight": 900}},
+        {P1: record({"turntable": {"includeGif": False}}, files=("still", "turntable"))},
+        {P1: (RR, Reason.SPEC_CHANGED)},
+        effect={P1: "replaces still PNG 1200x1200→1200x900 and the MP4 turntable"},
+        changes={P1: [("imageHeight", 1200, 900), ("turntable.includeGif", False, True)]},
+    ),
+    Case(
+        "should_trust_the_recorded_files_over_the_old_spec_for_deletions",
+        {P1: WEBP_NO_GIF},
+        {P1: record(files=("still", "turntable"))},
+        {P1: (RR, Reason.SPEC_CHANGED)},
+        effect={P1: "replaces still PNG→WEBP and the MP4 turntable"},
+    ),
+    Case(
+        "should_list_colour_changes_field_by_field",
+        {
+            P1: {
+                "imageBackground": "ffffff",
+                "turntable": {"background": "#000000", "transparentBackground": True},
+            }
+        },
+        {P1: record()},
+        {P1: (RR, Reason.SPEC_CHANGED)},
+        changes={
+            P1: [
+                ("imageBackground", None, "#FFFFFF"),
+                ("turntable.background", None, "#000000"),
+                ("turntable.transparentBackground", False, True),
+            ]
+        },
+    ),
+    Case(
+        "should_claim_no_replacement_when_nothing_was_ever_rendered",
+        {P1: WEBP_NO_GIF},
+        {P1: record(status="failed", files=())},
+        {P1: (RR, Reason.SPEC_CHANGED)},
+        effect={P1: ""},
+    ),
+    Case(
+        "should_retry_when_last_render_failed",
+        {P1: {}},
+        {P1: record(status="failed", error="timed out")},
+        {P1: (RT, Reason.FAILED_BEFORE)},
+        detail={P1: "timed out"},
+    ),
+    Case(
+        "should_retry_a_failed_rerender_at_the_spec_it_attempted",
+        {P1: WEBP_NO_GIF},
+        {P1: record(status="failed", pending=WEBP_NO_GIF, error="boom")},
+        {P1: (RT, Reason.FAILED_BEFORE)},
+        effect={P1: "replaces still PNG→WEBP and the MP4 turntable; deletes the GIF"},
+    ),
+    Case(
+        "should_rerender_when_failed_attempt_is_no_longer_wanted",
+        {P1: {"imageWidth": 800}},
+        {P1: record(status="failed", pending=WEBP_NO_GIF)},
+        {P1: (RR, Reason.SPEC_CHANGED)},
+        changes={P1: [("imageWidth", 1200, 800)]},
+    ),
+    Case(
+        "should_resume_and_not_pay_again_when_requested",
+        {P1: {}},
+        {P1: record(status="requested", files=())},
+        {P1: (RS, Reason.IN_FLIGHT)},
+        effect={P1: ""},
+        detail={P1: "triggered earlier; results will be waited for, not paid again"},
+    ),
+    Case(
+        "should_resume_when_in_flight",
+        {P1: {}},
+        {P1: record(status="in_flight", files=())},
+        {P1: (RS, Reason.IN_FLIGHT)},
+    ),
+    Case(
+        "should_resume_an_in_flight_rerender_at_its_new_spec",
+        {P1: WEBP_NO_GIF},
+        {P1: record(status="in_flight", pending=WEBP_NO_GIF)},
+        {P1: (RS, Reason.IN_FLIGHT)},
+    ),
+    Case(
+        "should_rerender_when_spec_changed_while_in_flight",
+        {P1: {"imageWidth": 2000}},
+        {P1: record(status="in_flight", pending=WEBP_NO_GIF)},
+        {P1: (RR, Reason.SPEC_CHANGED)},
+        detail={P1: "supersedes the render still in flight"},
+    ),
+    Case(
+        "should_rerender_when_spec_changed_while_requested",
+        {P1: {"imageWidth": 2000}},
+        {P1: record(status="requested", files=())},
+        {P1: (RR, Reason.SPEC_CHANGED)},
+        detail={P1: "supersedes the render still in flight"},
+    ),
+    Case(
+        "should_report_orphan_and_delete_nothing",
+        {},
+        {P1: record(name="Old chair")},
+        {P1: (O, Reason.NOT_IN_MANIFESTS)},
+        effect={P1: ""},
+        detail={P1: "not in the manifests; its renders are kept"},
+    ),
+    Case(
+        "should_force_rerender_of_an_unchanged_product_when_replaced",
+        {P1: {}, P2: {}},
+        {P1: record(), P2: record()},
+        {P1: (RR, Reason.FORCED), P2: (N, Reason.UNCHANGED)},
+        replace=(P1,),
+        effect={P1: "replaces the PNG still, the MP4 turntable and the GIF"},
+        changes={P1: []},
+    ),
+    Case(
+        "should_accept_replace_in_any_case",
+        {P1: {}},
+        {P1: record()},
+        {P1: (RR, Reason.FORCED)},
+        replace=(P1.upper(),),
+    ),
+    Case(
+        "should_force_rerender_instead_of_retry_when_replaced",
+        {P1: {}},
+        {P1: record(status="failed")},
+        {P1: (RR, Reason.FORCED)},
+        replace=(P1,),
+    ),
+    Case(
+        "should_force_rerender_instead_of_resume_when_replaced",
+        {P1: {}},
+        {P1: record(status="in_flight")},
+        {P1: (RR, Reason.FORCED)},
+        replace=(P1,),
+    ),
+    Case(
+        "should_render_a_new_product_even_when_replaced", {P1: {}}, {}, {P1: (R, Reason.NEW)}, replace=(P1,)
+    ),
+    Case(
+        "should_prefer_spec_change_over_forced_when_both",
+        {P1: {"imageWidth": 640}},
+        {P1: record()},
+        {P1: (RR, Reason.SPEC_CHANGED)},
+        replace=(P1,),
+    ),
+    Case(
+        "should_plan_every_kind_at_once",
+        {P1: {}, P2: {"imageWidth": 640}, P3: {}, P4: {}},
+        {
+            P2: record(),
+            P3: record(status="failed"),
+            P4: record(status="requested"),
+            "55555555-5555-4555-8555-555555555555": record(),
+        },
+        {
+            P1: (R, Reason.NEW),
+            P2: (RR, Reason.SPEC_CHANGED),
+            P3: (RT, Reason.FAILED_BEFORE),
+            P4: (RS, Reason.IN_FLIGHT),
+            "55555555-5555-4555-8555-555555555555": (O, Reason.NOT_IN_MANIFESTS),
+        },
+    ),
 ]
 
 
@@ -225,26 +376,36 @@ def test_plan_should_batch_by_identical_spec_and_split_at_max_batch_size() -> No
 
 
 def test_plan_should_batch_only_what_it_pays_for() -> None:
-    plan = build_plan(desired({P1: {}, P2: {}, P3: {}, P4: {}}),
-                      state({P2: record(), P3: record(status="in_flight"), P4: record(status="failed")}))
+    plan = build_plan(
+        desired({P1: {}, P2: {}, P3: {}, P4: {}}),
+        state({P2: record(), P3: record(status="in_flight"), P4: record(status="failed")}),
+    )
     assert [b.products for b in plan.batches] == [[P1, P4]]
     assert {a.product: a.batch for a in plan.actions} == {P1: 0, P2: None, P3: None, P4: 0}
 
 
 def test_plan_should_count_the_cost_of_what_it_triggers() -> None:
     world = {
-        P1: {},                                                                   # 36 frames @ 12, GIF
+        P1: {},  # 36 frames @ 12, GIF
         P2: {},
         P3: {"turntable": {"imageCount": 24, "frameRate": 8, "includeGif": False}},  # 24 frames @ 8
-        P4: {},                                                                   # unchanged: free
+        P4: {},  # unchanged: free
     }
     plan = build_plan(desired(world), state({P4: record()}), max_batch_size=1)
     k = plan.cost
     assert (k.requests, k.products, k.stills, k.turntable_frames, k.frames) == (3, 3, 3, 96, 99)
     assert k.video_seconds == 3.0 + 3.0 + 3.0
     assert k.gifs == 2
-    assert plan.to_json()["cost"] == {"requests": 3, "products": 3, "stills": 3, "turntable_frames": 96,
-                                      "video_seconds": 9.0, "gifs": 2, "frames": 99, "presets": []}
+    assert plan.to_json()["cost"] == {
+        "requests": 3,
+        "products": 3,
+        "stills": 3,
+        "turntable_frames": 96,
+        "video_seconds": 9.0,
+        "gifs": 2,
+        "frames": 99,
+        "presets": [],
+    }
 
 
 def test_plan_should_cost_nothing_when_nothing_changes() -> None:
@@ -253,13 +414,21 @@ def test_plan_should_cost_nothing_when_nothing_changes() -> None:
     assert not plan.has_changes  # an orphan alone is not a change: nothing would be done
     counts = plan.counts()
     assert {k: counts[k] for k in ("render", "rerender", "retry", "resume", "orphan", "noop")} == {
-        "render": 0, "rerender": 0, "retry": 0, "resume": 0, "orphan": 1, "noop": 1}
+        "render": 0,
+        "rerender": 0,
+        "retry": 0,
+        "resume": 0,
+        "orphan": 1,
+        "noop": 1,
+    }
 
 
 def test_plan_should_be_ordered_by_uuid_whatever_the_input_order() -> None:
     uuids = [_uuid(i) for i in (5, 3, 9, 1, 7)]
     forward = build_plan(desired({u: {} for u in uuids}), state({_uuid(4): record(), _uuid(2): record()}))
-    backward = build_plan(desired({u: {} for u in reversed(uuids)}), state({_uuid(2): record(), _uuid(4): record()}))
+    backward = build_plan(
+        desired({u: {} for u in reversed(uuids)}), state({_uuid(2): record(), _uuid(4): record()})
+    )
     assert [a.product for a in forward.actions] == sorted(uuids + [_uuid(2), _uuid(4)])
     assert json.dumps(forward.to_json()) == json.dumps(backward.to_json())
 
@@ -278,8 +447,11 @@ def test_plan_should_not_change_its_inputs() -> None:
 
 
 def test_plan_json_round_trip_is_lossless() -> None:
-    plan = build_plan(desired({P1: WEBP_NO_GIF, P2: {}, P3: {}}, names={P1: "Chair | 1"}),
-                      state({P1: record(), P3: record(status="failed", error="x"), P4: record()}), location="s.json")
+    plan = build_plan(
+        desired({P1: WEBP_NO_GIF, P2: {}, P3: {}}, names={P1: "Chair | 1"}),
+        state({P1: record(), P3: record(status="failed", error="x"), P4: record()}),
+        location="s.json",
+    )
     data = plan.to_json()
     again = Plan.from_json(json.loads(json.dumps(data)), "plan.json")
     assert again.to_json() == data
@@ -296,11 +468,14 @@ def test_plan_json_documents_each_action() -> None:
     assert action["batch"] == 0 and action["source"] == "m.yaml"
 
 
-@pytest.mark.parametrize(("data", "message"), [
-    ({"kind": "something-else"}, "plan.json is not a saved reconciler plan"),
-    ({"kind": "reconciler-plan", "format_version": 99}, "plan.json has plan format_version 99"),
-    ({"kind": "reconciler-plan", "format_version": 1, "state": {}}, "plan.json is damaged"),
-])
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"kind": "something-else"}, "plan.json is not a saved reconciler plan"),
+        ({"kind": "reconciler-plan", "format_version": 99}, "plan.json has plan format_version 99"),
+        ({"kind": "reconciler-plan", "format_version": 1, "state": {}}, "plan.json is damaged"),
+    ],
+)
 def test_plan_from_json_refuses_what_it_cannot_read(data: dict[str, Any], message: str) -> None:
     from reconciler.errors import PlanFileError
 
@@ -314,6 +489,7 @@ def test_action_effect_joins_in_plain_english() -> None:
 
 
 # -- the large-change breaker: it guards the renders users would lose (issue 13) -------------------
+
 
 def _catalogue(n: int) -> list[str]:
     return [_uuid(i) for i in range(n)]
@@ -335,24 +511,56 @@ class BreakerCase:
 
 
 BREAKER_CASES = [
-    BreakerCase("should_not_trip_on_retries_of_products_that_never_rendered",
-                record(status="failed", files=(), error="platform reported renders.failed")),
-    BreakerCase("should_not_trip_on_retries_of_failed_rerenders_already_approved",
-                record(status="failed", pending=NEW_SPEC, error="no results"), overrides=NEW_SPEC),
+    BreakerCase(
+        "should_not_trip_on_retries_of_products_that_never_rendered",
+        record(status="failed", files=(), error="platform reported renders.failed"),
+    ),
+    BreakerCase(
+        "should_not_trip_on_retries_of_failed_rerenders_already_approved",
+        record(status="failed", pending=NEW_SPEC, error="no results"),
+        overrides=NEW_SPEC,
+    ),
     BreakerCase("should_not_trip_on_first_renders", None, kind=ActionKind.RENDER),
     BreakerCase("should_not_trip_on_resumes", record(status="in_flight", files=()), kind=ActionKind.RESUME),
-    BreakerCase("should_not_trip_on_a_new_spec_for_products_that_never_rendered",
-                record(status="failed", files=()), overrides=NEW_SPEC, kind=ActionKind.RERENDER),
-    BreakerCase("should_not_trip_on_a_new_spec_superseding_a_trigger_that_never_finished",
-                record(status="requested", files=()), overrides=NEW_SPEC, kind=ActionKind.RERENDER),
-    BreakerCase("should_trip_on_spec_changes_that_replace_existing_renders", record(), overrides=NEW_SPEC,
-                kind=ActionKind.RERENDER, trips=True),
-    BreakerCase("should_trip_on_a_new_spec_over_the_renders_a_failed_attempt_left",
-                record(status="failed", error="x"), overrides=NEW_SPEC, kind=ActionKind.RERENDER, trips=True),
-    BreakerCase("should_trip_on_forced_rerenders_of_existing_renders", record(), replace=True,
-                kind=ActionKind.RERENDER, trips=True),
-    BreakerCase("should_trip_on_drift_rerenders_over_the_files_left", record(files=("still",)),
-                kind=ActionKind.RERENDER, trips=True),
+    BreakerCase(
+        "should_not_trip_on_a_new_spec_for_products_that_never_rendered",
+        record(status="failed", files=()),
+        overrides=NEW_SPEC,
+        kind=ActionKind.RERENDER,
+    ),
+    BreakerCase(
+        "should_not_trip_on_a_new_spec_superseding_a_trigger_that_never_finished",
+        record(status="requested", files=()),
+        overrides=NEW_SPEC,
+        kind=ActionKind.RERENDER,
+    ),
+    BreakerCase(
+        "should_trip_on_spec_changes_that_replace_existing_renders",
+        record(),
+        overrides=NEW_SPEC,
+        kind=ActionKind.RERENDER,
+        trips=True,
+    ),
+    BreakerCase(
+        "should_trip_on_a_new_spec_over_the_renders_a_failed_attempt_left",
+        record(status="failed", error="x"),
+        overrides=NEW_SPEC,
+        kind=ActionKind.RERENDER,
+        trips=True,
+    ),
+    BreakerCase(
+        "should_trip_on_forced_rerenders_of_existing_renders",
+        record(),
+        replace=True,
+        kind=ActionKind.RERENDER,
+        trips=True,
+    ),
+    BreakerCase(
+        "should_trip_on_drift_rerenders_over_the_files_left",
+        record(files=("still",)),
+        kind=ActionKind.RERENDER,
+        trips=True,
+    ),
 ]
 
 
@@ -365,13 +573,19 @@ def test_breaker(case: BreakerCase) -> None:
     world = {u: (case.overrides if u in changing else {}) for u in products}
     records = {u: record() for u in products[11:]}
     if case.record is not None:
-        records.update({u: case.record for u in changing})
-    plan = build_plan(desired(world), state(records), replace=changing if case.replace else (),
-                      limits=Limits(rerender_share=0.25, rerender_floor=0))
+        records.update(dict.fromkeys(changing, case.record))
+    plan = build_plan(
+        desired(world),
+        state(records),
+        replace=changing if case.replace else (),
+        limits=Limits(rerender_share=0.25, rerender_floor=0),
+    )
     assert {a.kind for a in plan.actions if a.product in changing} == {case.kind}
     if case.trips:
-        assert plan.limits_tripped == ["re-renders 11 of 40 products, replacing their renders, more than the limit "
-                                       "of 10 (25% of the catalogue, at least 0)"]
+        assert plan.limits_tripped == [
+            "re-renders 11 of 40 products, replacing their renders, more than the limit "
+            "of 10 (25% of the catalogue, at least 0)"
+        ]
         assert plan.refused
     else:
         assert plan.limits_tripped == [] and not plan.refused
@@ -379,15 +593,20 @@ def test_breaker(case: BreakerCase) -> None:
 
 # -- --target / --exclude ---------------------------------------------------------------------------
 
+
 def test_plan_should_refuse_a_target_that_matches_nothing_and_suggest_close_names() -> None:
     from reconciler.planner import SelectionError
 
     world = desired({P1: {}, P2: {}}, names={P1: "Court Classic", P2: "Trail Runner"})
     with pytest.raises(SelectionError) as info:
         build_plan(world, state({}), targets=("Cort*", "nosuch*", P1))
-    assert info.value.message == ("the selection --target 'Cort*', --target 'nosuch*': patterns match no product in "
-                                  "the manifests or the state")
-    assert info.value.hint is not None and info.value.hint.startswith("for 'Cort*' did you mean 'Court Classic'?; ")
+    assert info.value.message == (
+        "the selection --target 'Cort*', --target 'nosuch*': patterns match no product in "
+        "the manifests or the state"
+    )
+    assert info.value.hint is not None and info.value.hint.startswith(
+        "for 'Cort*' did you mean 'Court Classic'?; "
+    )
 
 
 def test_plan_should_refuse_an_exclude_that_matches_nothing() -> None:
@@ -404,30 +623,42 @@ def test_plan_should_accept_a_target_that_matches_only_an_unchanged_or_recorded_
 
 # -- cost by preset, and budgets -----------------------------------------------------------------
 
+
 def desired_with_presets(products: dict[str, tuple[str | None, dict[str, Any]]]) -> Desired:
     """``products`` maps a uuid to (its preset, its overrides of BASE)."""
     out = {}
     for uuid, (preset, overrides) in products.items():
         s = spec(overrides)
-        out[uuid] = ProductSpec(uuid=uuid, name=None, spec=s, spec_hash=s.fingerprint(),
-                                source=SourceLocation("m.yaml"), preset=preset)
+        out[uuid] = ProductSpec(
+            uuid=uuid,
+            name=None,
+            spec=s,
+            spec_hash=s.fingerprint(),
+            source=SourceLocation("m.yaml"),
+            preset=preset,
+        )
     return Desired(out, files=("m.yaml",), presets=tuple(sorted({p for p, _ in products.values() if p})))
 
 
 def test_plan_should_count_products_frames_and_video_by_preset() -> None:
-    world = desired_with_presets({
-        P1: ("hero", {}),                                                       # 37 frames, 3 s
-        P2: ("hero", {"turntable": {"imageCount": 24, "frameRate": 8}}),        # 25 frames, 3 s
-        P3: (None, {}),
-        P4: ("basic", {}),                                                      # unchanged: not counted
-    })
+    world = desired_with_presets(
+        {
+            P1: ("hero", {}),  # 37 frames, 3 s
+            P2: ("hero", {"turntable": {"imageCount": 24, "frameRate": 8}}),  # 25 frames, 3 s
+            P3: (None, {}),
+            P4: ("basic", {}),  # unchanged: not counted
+        }
+    )
     plan = build_plan(world, state({P4: record()}))
     assert [(c.preset, c.products, c.frames, c.video_seconds) for c in plan.cost.presets] == [
-        ("hero", 2, 62, 6.0), (None, 1, 37, 3.0)]
+        ("hero", 2, 62, 6.0),
+        (None, 1, 37, 3.0),
+    ]
     assert sum(c.frames for c in plan.cost.presets) == plan.cost.frames
     assert plan.to_json()["cost"]["presets"] == [
         {"preset": "hero", "products": 2, "frames": 62, "video_seconds": 6.0},
-        {"preset": None, "products": 1, "frames": 37, "video_seconds": 3.0}]
+        {"preset": None, "products": 1, "frames": 37, "video_seconds": 3.0},
+    ]
     again = Plan.from_json(json.loads(json.dumps(plan.to_json())), "plan.json")
     assert again.cost == plan.cost
 
@@ -440,22 +671,40 @@ def test_plan_should_not_split_the_cost_when_no_preset_is_defined() -> None:
 BUDGET_WORLD = {P1: {}, P2: {}, P3: {"imageWidth": 1000}}  # 2 requests, 3 x 37 = 111 frames, 9 s of video
 
 
-@pytest.mark.parametrize(("budget", "over"), [
-    (Budget(), []),
-    (Budget(max_frames=111, max_requests=2, max_video_seconds=9), []),  # equal is within budget
-    (Budget(max_frames=110), ["111 frames, more than the budget of 110 (--max-frames)"]),
-    (Budget(max_requests=1, sources={"max_requests": "budget.max_requests in reconciler.yaml:3"}),
-     ["2 render requests, more than the budget of 1 (budget.max_requests in reconciler.yaml:3)"]),
-    (Budget(max_video_seconds=8.5), ["9 s of video, more than the budget of 8.5 s (--max-video-seconds)"]),
-    (Budget(max_frames=0, max_requests=0, max_video_seconds=0), [
-        "111 frames, more than the budget of 0 (--max-frames)", "2 render requests, more than the budget of 0 "
-        "(--max-requests)", "9 s of video, more than the budget of 0 s (--max-video-seconds)"]),
-])
-def test_plan_should_be_over_budget_when_it_triggers_more_than_a_limit(budget: Budget, over: list[str]) -> None:
+@pytest.mark.parametrize(
+    ("budget", "over"),
+    [
+        (Budget(), []),
+        (Budget(max_frames=111, max_requests=2, max_video_seconds=9), []),  # equal is within budget
+        (Budget(max_frames=110), ["111 frames, more than the budget of 110 (--max-frames)"]),
+        (
+            Budget(max_requests=1, sources={"max_requests": "budget.max_requests in reconciler.yaml:3"}),
+            ["2 render requests, more than the budget of 1 (budget.max_requests in reconciler.yaml:3)"],
+        ),
+        (
+            Budget(max_video_seconds=8.5),
+            ["9 s of video, more than the budget of 8.5 s (--max-video-seconds)"],
+        ),
+        (
+            Budget(max_frames=0, max_requests=0, max_video_seconds=0),
+            [
+                "111 frames, more than the budget of 0 (--max-frames)",
+                "2 render requests, more than the budget of 0 (--max-requests)",
+                "9 s of video, more than the budget of 0 s (--max-video-seconds)",
+            ],
+        ),
+    ],
+)
+def test_plan_should_be_over_budget_when_it_triggers_more_than_a_limit(
+    budget: Budget, over: list[str]
+) -> None:
     plan = build_plan(desired(BUDGET_WORLD), state({}), budget=budget)
     assert plan.over_budget == over
     assert plan.budget_refused is bool(over)
-    assert build_plan(desired(BUDGET_WORLD), state({}), budget=budget, allow_over_budget=True).budget_refused is False
+    assert (
+        build_plan(desired(BUDGET_WORLD), state({}), budget=budget, allow_over_budget=True).budget_refused
+        is False
+    )
 
 
 def test_plan_should_count_only_what_it_pays_for_against_the_budget() -> None:
@@ -468,11 +717,19 @@ def test_plan_should_count_only_what_it_pays_for_against_the_budget() -> None:
 
 
 def test_plan_should_record_its_budget_in_the_saved_plan() -> None:
-    plan = build_plan(desired(BUDGET_WORLD), state({}), allow_over_budget=True,
-                      budget=Budget(max_frames=100, sources={"max_frames": "--max-frames"}))
+    plan = build_plan(
+        desired(BUDGET_WORLD),
+        state({}),
+        allow_over_budget=True,
+        budget=Budget(max_frames=100, sources={"max_frames": "--max-frames"}),
+    )
     data = json.loads(json.dumps(plan.to_json()))
-    assert data["budget"] == {"max_frames": 100, "max_requests": None, "max_video_seconds": None,
-                              "sources": {"max_frames": "--max-frames"}}
+    assert data["budget"] == {
+        "max_frames": 100,
+        "max_requests": None,
+        "max_video_seconds": None,
+        "sources": {"max_frames": "--max-frames"},
+    }
     assert data["over_budget"] == ["111 frames, more than the budget of 100 (--max-frames)"]
     assert data["allow_over_budget"] is True
     again = Plan.from_json(data, "plan.json")
@@ -482,8 +739,17 @@ def test_plan_should_record_its_budget_in_the_saved_plan() -> None:
     assert (older.budget, older.over_budget, older.allow_over_budget) == (Budget(), [], False)
 
 
-@pytest.mark.parametrize("budget", [{"max_frames": -1}, {"max_frames": True}, {"max_requests": 1.5},
-                                    {"max_video_seconds": "9"}, [], {"sources": []}])
+@pytest.mark.parametrize(
+    "budget",
+    [
+        {"max_frames": -1},
+        {"max_frames": True},
+        {"max_requests": 1.5},
+        {"max_video_seconds": "9"},
+        [],
+        {"sources": []},
+    ],
+)
 def test_a_saved_plan_with_a_damaged_budget_is_refused(budget: Any) -> None:
     data = build_plan(desired(BUDGET_WORLD), state({})).to_json()
     data["budget"] = budget
@@ -514,8 +780,12 @@ def test_a_saved_plan_is_checked_again_from_its_batches_against_the_tighter_budg
 
 def test_the_tighter_budget_keeps_each_lower_limit_and_where_it_was_set() -> None:
     a = Budget(max_frames=10, max_requests=5, sources={"max_frames": "a", "max_requests": "a"})
-    b = Budget(max_frames=20, max_requests=2, max_video_seconds=1.5, sources={"max_requests": "b",
-                                                                           "max_video_seconds": "b"})
+    b = Budget(
+        max_frames=20,
+        max_requests=2,
+        max_video_seconds=1.5,
+        sources={"max_requests": "b", "max_video_seconds": "b"},
+    )
     t = tighter(a, b)
     assert (t.max_frames, t.max_requests, t.max_video_seconds) == (10, 2, 1.5)
     assert t.sources == {"max_frames": "a", "max_requests": "b", "max_video_seconds": "b"}

@@ -70,7 +70,10 @@ def shown(root: Path) -> list[str]:
 
 def test_values_merge_from_the_defaults_preset_up_to_the_product(tmp_path: Path) -> None:
     write(tmp_path, "presets.yaml", HOUSE)
-    write(tmp_path, "a.yaml", f"""\
+    write(
+        tmp_path,
+        "a.yaml",
+        f"""\
 defaults:
   preset: house
   imageFormat: PNG            # over the defaults' preset
@@ -83,30 +86,48 @@ products:
     imageWidth: 1600          # over its preset
     turntable:
       frameRate: 24           # field by field, as everywhere
-""")
+""",
+    )
     got = load_desired([tmp_path]).products
     a, b, c = (got[u].spec for u in (A, B, C))
     assert (a.imageWidth, a.imageFormat, a.turntable.includeGif) == (1200, "PNG", False)
     # The product's preset sits above the defaults: hero's chain (house, hero) overrides PNG again.
     assert (b.imageWidth, b.imageFormat, b.turntable.includeGif) == (2400, "WEBP", True)
-    assert (c.imageWidth, c.turntable.frameRate, c.turntable.includeGif, c.turntable.imageCount) == (1600, 24, True, 36)
+    assert (c.imageWidth, c.turntable.frameRate, c.turntable.includeGif, c.turntable.imageCount) == (
+        1600,
+        24,
+        True,
+        36,
+    )
     assert [got[u].preset for u in (A, B, C)] == ["house", "hero", "hero"]
 
 
 def test_a_preset_inherits_from_the_one_it_names_before_its_own_fields(tmp_path: Path) -> None:
-    write(tmp_path, "a.yaml", HOUSE + """\
+    write(
+        tmp_path,
+        "a.yaml",
+        HOUSE
+        + """\
   social:
     preset: hero
     imageFormat: JPG
     imageBackground: "#ffffff"
-""" + f"products:\n  - uuid: {A}\n    preset: social\n")
+"""
+        + f"products:\n  - uuid: {A}\n    preset: social\n",
+    )
     spec = load_desired([tmp_path]).products[A].spec
-    assert (spec.imageWidth, spec.imageFormat, spec.imageBackground, spec.turntable.includeGif) == \
-        (2400, "JPG", "#FFFFFF", True)
+    assert (spec.imageWidth, spec.imageFormat, spec.imageBackground, spec.turntable.includeGif) == (
+        2400,
+        "JPG",
+        "#FFFFFF",
+        True,
+    )
 
 
 def test_a_preset_may_be_defined_in_a_file_that_sorts_after_its_users(tmp_path: Path) -> None:
-    write(tmp_path, "a/footwear.yaml", f"defaults:\n  preset: hero\nproducts:\n  - uuid: {A}\n  - uuid: {B}\n")
+    write(
+        tmp_path, "a/footwear.yaml", f"defaults:\n  preset: hero\nproducts:\n  - uuid: {A}\n  - uuid: {B}\n"
+    )
     write(tmp_path, "z/presets.yaml", HOUSE)
     desired = load_desired([tmp_path])
     assert list(desired.products) == [A, B]  # the files' order, though they waited for the presets
@@ -163,10 +184,23 @@ def _record_all(desired_root: Path, state_path: Path) -> None:
     for uuid, want in load_desired([desired_root]).products.items():
         kinds = ["still", "turntable"] + (["gif"] if want.spec.turntable.includeGif else [])
         products[uuid] = ProductRecord(
-            name=want.name, spec=want.spec.canonical(), spec_hash=want.spec_hash, status=Status.RENDERED,
-            attachments=[Attachment(kind=k, uuid=f"{uuid[:8]}-{k}", name=k, sha256="0" * 64,  # type: ignore[arg-type]
-                                    size=1, content_type="application/octet-stream") for k in kinds],
-            updated_at="2026-01-01T00:00:00Z")
+            name=want.name,
+            spec=want.spec.canonical(),
+            spec_hash=want.spec_hash,
+            status=Status.RENDERED,
+            attachments=[
+                Attachment(
+                    kind=k,
+                    uuid=f"{uuid[:8]}-{k}",
+                    name=k,
+                    sha256="0" * 64,  # type: ignore[arg-type]
+                    size=1,
+                    content_type="application/octet-stream",
+                )
+                for k in kinds
+            ],
+            updated_at="2026-01-01T00:00:00Z",
+        )
     store = FileStateStore(state_path)
     with store.lock("test"):
         store.write(State(lineage="", products=products))
@@ -178,11 +212,15 @@ def test_moving_the_example_catalogue_into_presets_re_renders_nothing(tmp_path: 
     before, after = load_desired([ROOT / "manifests"]), load_desired([rewritten])
     assert len(after.presets) > 3  # the three files' defaults, and the overrides some products carry
     assert any(p.preset and "-" in p.preset for p in after.products.values())
-    assert {u: p.spec_hash for u, p in after.products.items()} == {u: p.spec_hash for u, p in before.products.items()}
+    assert {u: p.spec_hash for u, p in after.products.items()} == {
+        u: p.spec_hash for u, p in before.products.items()
+    }
 
     state = tmp_path / "state.json"
     _record_all(ROOT / "manifests", state)  # what applying the catalogue before the rewrite left
-    plan = CliRunner().invoke(cli, ["plan", "-m", str(rewritten), "--state", str(state), "--detailed-exitcode"])
+    plan = CliRunner().invoke(
+        cli, ["plan", "-m", str(rewritten), "--state", str(state), "--detailed-exitcode"]
+    )
     assert plan.exit_code == 0, plan.output
     assert f"No changes. {len(before.products)} products up to date." in plan.stdout
 
@@ -193,21 +231,29 @@ def test_moving_the_example_catalogue_into_presets_re_renders_nothing(tmp_path: 
 def test_an_unknown_preset_names_the_known_ones_and_the_closest(tmp_path: Path) -> None:
     write(tmp_path, "presets.yaml", HOUSE)
     write(tmp_path, "a.yaml", f"products:\n  - uuid: {A}\n    preset: heor\n")
-    assert shown(tmp_path) == ["a.yaml:3:13: products[0].preset: unknown preset 'heor' "
-                               "(did you mean 'hero'? known presets: hero, house)"]
+    assert shown(tmp_path) == [
+        "a.yaml:3:13: products[0].preset: unknown preset 'heor' "
+        "(did you mean 'hero'? known presets: hero, house)"
+    ]
 
 
 def test_an_unknown_preset_in_the_defaults_is_reported_once_not_per_product(tmp_path: Path) -> None:
     write(tmp_path, "presets.yaml", HOUSE)
     write(tmp_path, "a.yaml", f"defaults:\n  preset: studio\nproducts:\n  - uuid: {A}\n  - uuid: {B}\n")
-    assert shown(tmp_path) == ["a.yaml:2:11: defaults.preset: unknown preset 'studio' (known presets: hero, house)"]
+    assert shown(tmp_path) == [
+        "a.yaml:2:11: defaults.preset: unknown preset 'studio' (known presets: hero, house)"
+    ]
 
 
 def test_an_unknown_preset_when_none_is_defined_says_presets_are_shared(tmp_path: Path) -> None:
     write(tmp_path, "a.yaml", f"products:\n  - uuid: {A}\n    preset: house\n")
     [d] = problems(tmp_path)
     assert d.message == "unknown preset 'house'"
-    assert d.hint is not None and "no preset is defined" in d.hint and "pass the whole manifests folder" in d.hint
+    assert (
+        d.hint is not None
+        and "no preset is defined" in d.hint
+        and "pass the whole manifests folder" in d.hint
+    )
 
 
 def test_many_known_presets_are_listed_up_to_a_dozen(tmp_path: Path) -> None:
@@ -218,8 +264,11 @@ def test_many_known_presets_are_listed_up_to_a_dozen(tmp_path: Path) -> None:
 
 
 def test_presets_in_a_circle_are_one_error_at_the_first_preset_of_the_circle(tmp_path: Path) -> None:
-    write(tmp_path, "presets.yaml", "presets:\n  a:\n    preset: b\n  b:\n    preset: c\n  c:\n    preset: a\n"
-                                    "  me:\n    preset: me\n")
+    write(
+        tmp_path,
+        "presets.yaml",
+        "presets:\n  a:\n    preset: b\n  b:\n    preset: c\n  c:\n    preset: a\n  me:\n    preset: me\n",
+    )
     write(tmp_path, "x.yaml", f"products:\n  - uuid: {A}\n    preset: b\n  - uuid: {B}\n    preset: me\n")
     assert shown(tmp_path) == [
         "presets.yaml:3:13: presets.a.preset: presets build on each other in a circle: a → b → c → a "
@@ -231,14 +280,19 @@ def test_presets_in_a_circle_are_one_error_at_the_first_preset_of_the_circle(tmp
 
 def test_a_chain_of_ten_thousand_presets_is_one_clean_error(tmp_path: Path) -> None:
     n = 10_000
-    chain = "".join(f"  p{i}:\n    preset: p{i + 1}\n" for i in range(n - 1)) + f"  p{n - 1}:\n    imageWidth: 1\n"
+    chain = (
+        "".join(f"  p{i}:\n    preset: p{i + 1}\n" for i in range(n - 1))
+        + f"  p{n - 1}:\n    imageWidth: 1\n"
+    )
     write(tmp_path, "presets.yaml", "presets:\n" + chain)
     write(tmp_path, "a.yaml", f"products:\n  - uuid: {A}\n    preset: p0\n")
     [d] = problems(tmp_path)  # one problem for the chain, not one per preset above the limit
     top = n - MAX_PRESET_CHAIN - 1
     assert d.field == f"presets.p{top}.preset"
-    assert d.message == (f"preset 'p{top}' builds on {MAX_PRESET_CHAIN} presets or more ('p{top + 1}' → "
-                         f"'p{top + 2}' → 'p{top + 3}' → …): a chain of presets may be at most {MAX_PRESET_CHAIN} long")
+    assert d.message == (
+        f"preset 'p{top}' builds on {MAX_PRESET_CHAIN} presets or more ('p{top + 1}' → "
+        f"'p{top + 2}' → 'p{top + 3}' → …): a chain of presets may be at most {MAX_PRESET_CHAIN} long"
+    )
 
 
 def test_a_chain_of_presets_may_be_as_long_as_the_limit_and_no_longer(tmp_path: Path) -> None:
@@ -248,9 +302,11 @@ def test_a_chain_of_presets_may_be_as_long_as_the_limit_and_no_longer(tmp_path: 
     write(tmp_path, "a.yaml", house + chain + f"products:\n  - uuid: {A}\n    preset: p0\n")
     assert load_desired([tmp_path]).products[A].spec.imageHeight == 100  # p0 over p1 over … over p15
     write(tmp_path, "b.yaml", "presets:\n  q:\n    preset: p0\n")
-    assert shown(tmp_path) == [f"b.yaml:3:13: presets.q.preset: preset 'q' builds on {n} presets or more ('p0' → "
-                               f"'p1' → 'p2' → …): a chain of presets may be at most {n} long (flatten the chain: "
-                               "copy the fields of some presets into the ones that build on them)"]
+    assert shown(tmp_path) == [
+        f"b.yaml:3:13: presets.q.preset: preset 'q' builds on {n} presets or more ('p0' → "
+        f"'p1' → 'p2' → …): a chain of presets may be at most {n} long (flatten the chain: "
+        "copy the fields of some presets into the ones that build on them)"
+    ]
 
 
 def test_a_preset_defined_in_two_files_names_both_places(tmp_path: Path) -> None:
@@ -266,15 +322,21 @@ def test_a_preset_defined_in_two_files_names_both_places(tmp_path: Path) -> None
 
 def test_a_bad_value_in_a_preset_is_blamed_on_the_preset_once(tmp_path: Path) -> None:
     write(tmp_path, "presets.yaml", HOUSE.replace("imageWidth: 2400", "imageWidth: 24000"))
-    write(tmp_path, "a.yaml", "products:\n" + "".join(f"  - uuid: {u}\n    preset: hero\n" for u in (A, B, C)))
-    assert shown(tmp_path) == ["presets.yaml:14:17: presets.hero.imageWidth: expected 16..8192 (still width in "
-                               "pixels), got 24000"]
+    write(
+        tmp_path, "a.yaml", "products:\n" + "".join(f"  - uuid: {u}\n    preset: hero\n" for u in (A, B, C))
+    )
+    assert shown(tmp_path) == [
+        "presets.yaml:14:17: presets.hero.imageWidth: expected 16..8192 (still width in pixels), got 24000"
+    ]
 
 
 def test_a_rule_across_fields_is_blamed_on_the_highest_layer_that_sets_one(tmp_path: Path) -> None:
     write(tmp_path, "presets.yaml", HOUSE + "  print:\n    preset: house\n    imageFormat: JPG\n")
-    write(tmp_path, "a.yaml", f"defaults:\n  transparentBackground: true\nproducts:\n  - uuid: {A}\n"
-                              "    preset: print\n")
+    write(
+        tmp_path,
+        "a.yaml",
+        f"defaults:\n  transparentBackground: true\nproducts:\n  - uuid: {A}\n    preset: print\n",
+    )
     [d] = problems(tmp_path)
     assert (Path(d.location.file).name, d.field) == ("presets.yaml", "presets.print")
     assert d.message.startswith("transparentBackground needs an image format with alpha")
@@ -282,32 +344,62 @@ def test_a_rule_across_fields_is_blamed_on_the_highest_layer_that_sets_one(tmp_p
 
 def test_an_unknown_field_in_a_preset_is_reported_even_if_no_product_uses_it(tmp_path: Path) -> None:
     write(tmp_path, "presets.yaml", "presets:\n  unused:\n    imagewidth: 1200\n    turntable: {}\n")
-    assert shown(tmp_path) == ["presets.yaml:3:5: presets.unused.imagewidth: unknown field 'imagewidth' "
-                               "(did you mean 'imageWidth'?)"]
+    assert shown(tmp_path) == [
+        "presets.yaml:3:5: presets.unused.imagewidth: unknown field 'imagewidth' (did you mean 'imageWidth'?)"
+    ]
 
 
 def test_a_missing_field_names_presets_among_the_places_to_set_it(tmp_path: Path) -> None:
-    write(tmp_path, "a.yaml", HOUSE.replace("    imageHeight: 1200\n", "", 1) + f"products:\n  - uuid: {A}\n"
-                              "    preset: hero\n")
-    assert shown(tmp_path) == ["a.yaml:17:5: products[0]: missing field imageHeight (set imageHeight in this "
-                               "file's defaults, its preset or the product)"]
+    write(
+        tmp_path,
+        "a.yaml",
+        HOUSE.replace("    imageHeight: 1200\n", "", 1) + f"products:\n  - uuid: {A}\n    preset: hero\n",
+    )
+    assert shown(tmp_path) == [
+        "a.yaml:17:5: products[0]: missing field imageHeight (set imageHeight in this "
+        "file's defaults, its preset or the product)"
+    ]
 
 
-@pytest.mark.parametrize(("where", "text", "expected"), [
-    ("product", f"products:\n  - uuid: {A}\n    preset: [house]\n",
-     "a.yaml:3:5: products[0].preset: expected the name of a preset, got a list"),
-    ("product null", f"products:\n  - uuid: {A}\n    preset:\n",
-     "a.yaml:3:12: products[0].preset: expected the name of a preset, got nothing"),
-    ("defaults", f"defaults:\n  preset: 7\nproducts:\n  - uuid: {A}\n",
-     "a.yaml:2:11: defaults.preset: expected the name of a preset, got 7"),
-    ("preset", "presets:\n  x:\n    preset: {a: 1}\n",
-     "a.yaml:3:5: presets.x.preset: expected the name of a preset, got a mapping"),
-    ("name", "presets:\n  1: {}\n", "a.yaml:2:3: presets[1]: a preset name must be text, got 1"),
-    ("body", "presets:\n  x: [1]\n", "a.yaml:2:3: presets.x: expected a mapping of render fields, got a list"),
-    ("block", "presets: [x]\n", "a.yaml:1:1: presets: expected a mapping of preset names to render fields, got a list"),
-])
-def test_a_preset_reference_or_definition_of_the_wrong_shape_is_located(tmp_path: Path, where: str, text: str,
-                                                                         expected: str) -> None:
+@pytest.mark.parametrize(
+    ("where", "text", "expected"),
+    [
+        (
+            "product",
+            f"products:\n  - uuid: {A}\n    preset: [house]\n",
+            "a.yaml:3:5: products[0].preset: expected the name of a preset, got a list",
+        ),
+        (
+            "product null",
+            f"products:\n  - uuid: {A}\n    preset:\n",
+            "a.yaml:3:12: products[0].preset: expected the name of a preset, got nothing",
+        ),
+        (
+            "defaults",
+            f"defaults:\n  preset: 7\nproducts:\n  - uuid: {A}\n",
+            "a.yaml:2:11: defaults.preset: expected the name of a preset, got 7",
+        ),
+        (
+            "preset",
+            "presets:\n  x:\n    preset: {a: 1}\n",
+            "a.yaml:3:5: presets.x.preset: expected the name of a preset, got a mapping",
+        ),
+        ("name", "presets:\n  1: {}\n", "a.yaml:2:3: presets[1]: a preset name must be text, got 1"),
+        (
+            "body",
+            "presets:\n  x: [1]\n",
+            "a.yaml:2:3: presets.x: expected a mapping of render fields, got a list",
+        ),
+        (
+            "block",
+            "presets: [x]\n",
+            "a.yaml:1:1: presets: expected a mapping of preset names to render fields, got a list",
+        ),
+    ],
+)
+def test_a_preset_reference_or_definition_of_the_wrong_shape_is_located(
+    tmp_path: Path, where: str, text: str, expected: str
+) -> None:
     write(tmp_path, "a.yaml", text)
     assert [line.split(" (")[0] for line in shown(tmp_path)] == [expected]
 
@@ -316,7 +408,9 @@ def test_a_product_waiting_for_a_preset_is_still_checked_for_a_duplicate_uuid(tm
     write(tmp_path, "a.yaml", HOUSE + f"products:\n  - uuid: {A}\n    preset: hero\n")
     write(tmp_path, "b.yaml", (ROOT / "manifests" / "footwear.yaml").read_text())  # declares A too
     assert [(Path(d.location.file).name, d.message) for d in problems(tmp_path)] == [
-        ("a.yaml", f"product {A} is declared twice"), ("b.yaml", f"product {A} is declared twice")]
+        ("a.yaml", f"product {A} is declared twice"),
+        ("b.yaml", f"product {A} is declared twice"),
+    ]
 
 
 # -- fmt, schema, validate ----------------------------------------------------------------------
@@ -337,7 +431,9 @@ presets:
     preset: house
 """
     out = format_text(text)
-    assert out == f"""\
+    assert (
+        out
+        == f"""\
 presets:
   hero:
     # on top of the house style
@@ -350,20 +446,27 @@ products:
   - uuid: {A}
     preset: hero   # the campaign look
 """
+    )
     assert format_text(out) == out
     # A file of presets alone is a manifest too: formatted, not skipped.
-    assert format_text("presets:\n  x:\n    imageWidth: 1\n    preset: house\n") == \
-        "presets:\n  x:\n    preset: house\n    imageWidth: 1\n"
+    assert (
+        format_text("presets:\n  x:\n    imageWidth: 1\n    preset: house\n")
+        == "presets:\n  x:\n    preset: house\n    imageWidth: 1\n"
+    )
 
 
 def test_the_schema_knows_presets() -> None:
     schema = manifest_json_schema()
     validator = jsonschema.validators.validator_for(schema)(schema)
-    data = YAML(typ="safe").load(HOUSE + f"defaults:\n  preset: house\nproducts:\n  - uuid: {A}\n    preset: hero\n")
+    data = YAML(typ="safe").load(
+        HOUSE + f"defaults:\n  preset: house\nproducts:\n  - uuid: {A}\n    preset: hero\n"
+    )
     assert list(validator.iter_errors(data)) == []
     data["presets"]["hero"]["imagewidth"] = 1
     assert list(validator.iter_errors(data))
-    assert list(validator.iter_errors({"presets": {"x": {"uuid": A}}}))  # labels are a product's, not a preset's
+    assert list(
+        validator.iter_errors({"presets": {"x": {"uuid": A}}})
+    )  # labels are a product's, not a preset's
 
 
 def test_validate_counts_the_products_of_a_catalogue_with_presets(tmp_path: Path) -> None:

@@ -19,8 +19,17 @@ RUN = [
     Downloaded("a", "still", "a.png", 3 << 20, "ab" * 32),
     Recorded("a", "A", 1),
     Recorded("c", "C", 2),
-    RunFinished(rendered=2, failed=1, skipped=4, bytes_downloaded=3 << 20, seconds=1.5, requests=9, retries=2,
-                throttled_seconds=0.25, failures={"b": "PRODUCT_NOT_FOUND"}),
+    RunFinished(
+        rendered=2,
+        failed=1,
+        skipped=4,
+        bytes_downloaded=3 << 20,
+        seconds=1.5,
+        requests=9,
+        retries=2,
+        throttled_seconds=0.25,
+        failures={"b": "PRODUCT_NOT_FOUND"},
+    ),
 ]
 
 
@@ -29,7 +38,9 @@ def test_live_progress_counts_products_and_bytes_and_ends_with_the_summary() -> 
     live = LiveProgress(Console(file=out, force_terminal=True, width=200))
     for event in RUN[:-1]:
         live.on_event(event)
-    assert live.description().startswith("1 triggered · 0 rendering · 2 recorded · [red]1 failed[/red] · 3.0 MiB")
+    assert live.description().startswith(
+        "1 triggered · 0 rendering · 2 recorded · [red]1 failed[/red] · 3.0 MiB"
+    )
     live.on_event(RUN[-1])
     text = out.getvalue()
     assert "rejected" in text and "PRODUCT_NOT_FOUND" in text

@@ -15,7 +15,14 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from reconciler.loader import load_desired
-from reconciler.spec import BOUNDS, IMAGE_FORMATS, RenderSpec, canonical_json, fingerprint, manifest_json_schema
+from reconciler.spec import (
+    BOUNDS,
+    IMAGE_FORMATS,
+    RenderSpec,
+    canonical_json,
+    fingerprint,
+    manifest_json_schema,
+)
 
 UUID = "58472097-fec0-516d-8326-f7a5eb192f2c"
 
@@ -37,9 +44,13 @@ def turntables(draw: st.DrawFn) -> dict[str, Any]:
     """Valid turntables: the frame count drawn within what the frame size leaves of the pixel cap."""
     width, height = draw(_int("turntable.width")), draw(_int("turntable.height"))
     frames = BOUNDS["turntable.imageCount"]
-    tt: dict[str, Any] = {"includeGif": draw(st.booleans()), "frameRate": draw(_int("turntable.frameRate")),
-                          "width": width, "height": height,
-                          "imageCount": draw(st.integers(frames.low, min(frames.high, PIXELS // (width * height))))}
+    tt: dict[str, Any] = {
+        "includeGif": draw(st.booleans()),
+        "frameRate": draw(_int("turntable.frameRate")),
+        "width": width,
+        "height": height,
+        "imageCount": draw(st.integers(frames.low, min(frames.high, PIXELS // (width * height)))),
+    }
     if draw(st.booleans()):
         tt["background"] = draw(colours)
     if draw(st.booleans()):
@@ -99,12 +110,20 @@ def test_key_order_does_not_change_the_hash(spec: dict[str, Any], rnd: random.Ra
 @settings(deadline=None)
 def test_colour_spelling_is_canonical(colour: str) -> None:
     spellings = [colour.lower(), colour.upper(), "#" + colour.lower(), "#" + colour.upper()]
-    base = {"imageWidth": 100, "imageHeight": 100, "imageFormat": "PNG",
-            "turntable": {"includeGif": False, "imageCount": 8, "frameRate": 8, "width": 64, "height": 64}}
-    hashes = {hash_of({**base, "imageBackground": c, "turntable": {**base["turntable"], "background": c}})
-              for c in spellings}
+    base = {
+        "imageWidth": 100,
+        "imageHeight": 100,
+        "imageFormat": "PNG",
+        "turntable": {"includeGif": False, "imageCount": 8, "frameRate": 8, "width": 64, "height": 64},
+    }
+    hashes = {
+        hash_of({**base, "imageBackground": c, "turntable": {**base["turntable"], "background": c}})
+        for c in spellings
+    }
     assert len(hashes) == 1
-    assert RenderSpec.model_validate({**base, "imageBackground": colour}).imageBackground == "#" + colour.upper()
+    assert (
+        RenderSpec.model_validate({**base, "imageBackground": colour}).imageBackground == "#" + colour.upper()
+    )
 
 
 def _changed(spec: dict[str, Any], field: str, data: st.DataObject) -> dict[str, Any]:
@@ -117,8 +136,12 @@ def _changed(spec: dict[str, Any], field: str, data: st.DataObject) -> dict[str,
     if field in BOUNDS:
         bound = BOUNDS[field]
         high = bound.high
-        if field in BOUNDS["turntable.pixels"].of:  # stay within the pixel cap; the other two stay as they are
-            others = new["turntable"]["imageCount"] * new["turntable"]["width"] * new["turntable"]["height"] // old
+        if (
+            field in BOUNDS["turntable.pixels"].of
+        ):  # stay within the pixel cap; the other two stay as they are
+            others = (
+                new["turntable"]["imageCount"] * new["turntable"]["width"] * new["turntable"]["height"] // old
+            )
             high = min(high, PIXELS // others)
         value = data.draw(st.integers(bound.low, high).filter(lambda v: v != old))
     elif key in ("includeGif", "transparentBackground"):
@@ -126,8 +149,9 @@ def _changed(spec: dict[str, Any], field: str, data: st.DataObject) -> dict[str,
     elif key == "imageFormat":
         value = data.draw(st.sampled_from([f for f in IMAGE_FORMATS if f != old]))
     else:  # a colour
-        value = data.draw(st.one_of(st.none(), hex_colour.map(lambda c: "#" + c.upper()))
-                          .filter(lambda c: c != old))
+        value = data.draw(
+            st.one_of(st.none(), hex_colour.map(lambda c: "#" + c.upper())).filter(lambda c: c != old)
+        )
     parent[key] = value
     if new["imageFormat"] == "JPG":
         new["transparentBackground"] = False  # keep it valid: JPG has no alpha
@@ -135,8 +159,17 @@ def _changed(spec: dict[str, Any], field: str, data: st.DataObject) -> dict[str,
 
 
 RENDER_FIELDS = ["imageWidth", "imageHeight", "imageFormat", "imageBackground", "transparentBackground"] + [
-    f"turntable.{k}" for k in ("includeGif", "imageCount", "frameRate", "width", "height", "background",
-                               "transparentBackground")]
+    f"turntable.{k}"
+    for k in (
+        "includeGif",
+        "imageCount",
+        "frameRate",
+        "width",
+        "height",
+        "background",
+        "transparentBackground",
+    )
+]
 
 
 def test_render_fields_cover_every_model_field() -> None:
@@ -148,14 +181,18 @@ def test_render_fields_cover_every_model_field() -> None:
 @pytest.mark.parametrize("field", RENDER_FIELDS)
 @given(spec=specs(), data=st.data())
 @settings(max_examples=25, deadline=None)
-def test_any_change_of_a_render_field_changes_the_hash(field: str, spec: dict[str, Any], data: st.DataObject) -> None:
+def test_any_change_of_a_render_field_changes_the_hash(
+    field: str, spec: dict[str, Any], data: st.DataObject
+) -> None:
     spec = spelt_out(spec)
     if field == "transparentBackground" and spec["imageFormat"] == "JPG":
         spec["imageFormat"] = "PNG"
     assert hash_of(spec) != hash_of(_changed(spec, field, data))
 
 
-@given(st.lists(st.text(st.characters(blacklist_categories=("Cc", "Cs")), max_size=40), min_size=2, max_size=2))
+@given(
+    st.lists(st.text(st.characters(blacklist_categories=("Cc", "Cs")), max_size=40), min_size=2, max_size=2)
+)
 @settings(max_examples=20, deadline=None)
 def test_name_never_changes_the_hash(names: list[str]) -> None:
     hashes = []
@@ -165,7 +202,9 @@ def test_name_never_changes_the_hash(names: list[str]) -> None:
             path.write_text(
                 "defaults:\n  imageWidth: 1200\n  imageHeight: 1200\n  imageFormat: PNG\n"
                 "  turntable: {includeGif: false, imageCount: 36, frameRate: 12, width: 720, height: 720}\n"
-                f"products:\n  - uuid: {UUID}\n    name: {json.dumps(label, ensure_ascii=False)}\n", encoding="utf-8")
+                f"products:\n  - uuid: {UUID}\n    name: {json.dumps(label, ensure_ascii=False)}\n",
+                encoding="utf-8",
+            )
             product = load_desired([path]).products[UUID]
             assert product.name == label
             hashes.append(product.spec_hash)
@@ -173,14 +212,21 @@ def test_name_never_changes_the_hash(names: list[str]) -> None:
 
 
 def test_hash_is_sha256_of_the_canonical_json() -> None:
-    spec = RenderSpec.model_validate({"imageWidth": 100, "imageHeight": 50, "imageFormat": "WEBP", "turntable": {
-        "includeGif": True, "imageCount": 24, "frameRate": 12, "width": 64, "height": 64}})
+    spec = RenderSpec.model_validate(
+        {
+            "imageWidth": 100,
+            "imageHeight": 50,
+            "imageFormat": "WEBP",
+            "turntable": {"includeGif": True, "imageCount": 24, "frameRate": 12, "width": 64, "height": 64},
+        }
+    )
     canonical = spec.canonical()
     # Pinned: a change to the canonical form would re-render every product of every user.
     assert canonical_json(canonical) == (
         '{"imageBackground":null,"imageFormat":"WEBP","imageHeight":50,"imageWidth":100,'
         '"transparentBackground":false,"turntable":{"background":null,"frameRate":12,"height":64,'
-        '"imageCount":24,"includeGif":true,"transparentBackground":false,"width":64}}')
+        '"imageCount":24,"includeGif":true,"transparentBackground":false,"width":64}}'
+    )
     assert spec.fingerprint() == fingerprint(canonical)
     assert spec.fingerprint() == hashlib.sha256(canonical_json(canonical).encode()).hexdigest()
 
@@ -188,9 +234,12 @@ def test_hash_is_sha256_of_the_canonical_json() -> None:
 @pytest.mark.parametrize("path", sorted(FIELD_BOUNDS))
 def test_each_bound_is_inclusive_and_enforced(path: str) -> None:
     bound = BOUNDS[path]
-    base: dict[str, Any] = {"imageWidth": 100, "imageHeight": 100, "imageFormat": "PNG",
-                            "turntable": {"includeGif": False, "imageCount": 8, "frameRate": 8, "width": 64,
-                                          "height": 64}}
+    base: dict[str, Any] = {
+        "imageWidth": 100,
+        "imageHeight": 100,
+        "imageFormat": "PNG",
+        "turntable": {"includeGif": False, "imageCount": 8, "frameRate": 8, "width": 64, "height": 64},
+    }
 
     def with_value(v: int) -> dict[str, Any]:
         spec = json.loads(json.dumps(base))
@@ -210,21 +259,50 @@ def test_each_bound_is_inclusive_and_enforced(path: str) -> None:
 @pytest.mark.parametrize("colour", ["#FFF", "white", "#GGGGGG", "#FFFFFFF", " #FFFFFF", ""])
 def test_bad_colours_are_refused(colour: str) -> None:
     with pytest.raises(ValidationError, match="expected a colour as #RRGGBB"):
-        RenderSpec.model_validate({"imageWidth": 100, "imageHeight": 100, "imageFormat": "PNG",
-                                   "imageBackground": colour, "turntable": {
-                                       "includeGif": False, "imageCount": 8, "frameRate": 8, "width": 64,
-                                       "height": 64}})
+        RenderSpec.model_validate(
+            {
+                "imageWidth": 100,
+                "imageHeight": 100,
+                "imageFormat": "PNG",
+                "imageBackground": colour,
+                "turntable": {
+                    "includeGif": False,
+                    "imageCount": 8,
+                    "frameRate": 8,
+                    "width": 64,
+                    "height": 64,
+                },
+            }
+        )
 
 
 def test_spec_is_strict_about_types() -> None:
     with pytest.raises(ValidationError):
-        RenderSpec.model_validate({"imageWidth": "100", "imageHeight": 100, "imageFormat": "PNG", "turntable": {
-            "includeGif": "yes", "imageCount": 8, "frameRate": 8, "width": 64, "height": 64}})
+        RenderSpec.model_validate(
+            {
+                "imageWidth": "100",
+                "imageHeight": 100,
+                "imageFormat": "PNG",
+                "turntable": {
+                    "includeGif": "yes",
+                    "imageCount": 8,
+                    "frameRate": 8,
+                    "width": 64,
+                    "height": 64,
+                },
+            }
+        )
 
 
 def test_frames_and_seconds() -> None:
-    spec = RenderSpec.model_validate({"imageWidth": 100, "imageHeight": 100, "imageFormat": "PNG", "turntable": {
-        "includeGif": False, "imageCount": 36, "frameRate": 12, "width": 64, "height": 64}})
+    spec = RenderSpec.model_validate(
+        {
+            "imageWidth": 100,
+            "imageHeight": 100,
+            "imageFormat": "PNG",
+            "turntable": {"includeGif": False, "imageCount": 36, "frameRate": 12, "width": 64, "height": 64},
+        }
+    )
     assert spec.frames == 37
     assert spec.turntable.seconds == 3.0
 
@@ -248,10 +326,21 @@ def test_docs_list_every_bound() -> None:
 
 # -- what plan accepts, the platform renders ---------------------------------------------------
 
+
 def _base(**turntable: int) -> dict[str, Any]:
-    return {"imageWidth": 100, "imageHeight": 100, "imageFormat": "PNG",
-            "turntable": {"includeGif": False, "imageCount": 8, "frameRate": 8, "width": 64, "height": 64,
-                          **turntable}}
+    return {
+        "imageWidth": 100,
+        "imageHeight": 100,
+        "imageFormat": "PNG",
+        "turntable": {
+            "includeGif": False,
+            "imageCount": 8,
+            "frameRate": 8,
+            "width": 64,
+            "height": 64,
+            **turntable,
+        },
+    }
 
 
 def test_the_pixel_cap_is_inclusive_and_enforced() -> None:
@@ -261,9 +350,11 @@ def test_the_pixel_cap_is_inclusive_and_enforced() -> None:
         RenderSpec.model_validate(_base(imageCount=720, width=4096, height=4096))
     [err] = info.value.errors()
     assert err["loc"] == ("turntable",)
-    assert err["msg"] == ("Value error, a turntable of 720 frames at 4096x4096 is 12,079,595,520 pixels, more than "
-                          "the platform renders (2,000,000,000, frames x width x height); use at most 119 frames "
-                          "at this size, or smaller frames")
+    assert err["msg"] == (
+        "Value error, a turntable of 720 frames at 4096x4096 is 12,079,595,520 pixels, more than "
+        "the platform renders (2,000,000,000, frames x width x height); use at most 119 frames "
+        "at this size, or smaller frames"
+    )
 
 
 def _sandbox_refuses(spec: dict[str, Any]) -> list[str]:
@@ -286,10 +377,15 @@ def test_spec_bounds_lie_within_the_sandboxs_limits() -> None:
     from reconciler.sandbox.config import SandboxConfig
 
     cfg = SandboxConfig()
-    limits = {"imageWidth": cfg.max_image_side, "imageHeight": cfg.max_image_side,
-              "turntable.width": cfg.max_video_side, "turntable.height": cfg.max_video_side,
-              "turntable.imageCount": cfg.max_image_count, "turntable.frameRate": cfg.max_frame_rate,
-              "turntable.pixels": cfg.max_turntable_pixels}
+    limits = {
+        "imageWidth": cfg.max_image_side,
+        "imageHeight": cfg.max_image_side,
+        "turntable.width": cfg.max_video_side,
+        "turntable.height": cfg.max_video_side,
+        "turntable.imageCount": cfg.max_image_count,
+        "turntable.frameRate": cfg.max_frame_rate,
+        "turntable.pixels": cfg.max_turntable_pixels,
+    }
     assert set(limits) == set(BOUNDS)
     for path, bound in BOUNDS.items():
         assert 1 <= bound.low <= bound.high <= limits[path], path
@@ -303,7 +399,12 @@ def test_every_spec_plan_accepts_the_sandbox_accepts(spec: dict[str, Any]) -> No
 
 
 def test_one_frame_over_the_pixel_cap_is_refused_by_both() -> None:
-    assert _sandbox_refuses(RenderSpec.model_validate(_base(imageCount=119, width=4096, height=4096)).canonical()) == []
+    assert (
+        _sandbox_refuses(
+            RenderSpec.model_validate(_base(imageCount=119, width=4096, height=4096)).canonical()
+        )
+        == []
+    )
     over = _base(imageCount=120, width=4096, height=4096)
     assert _sandbox_refuses(over) == ["TURNTABLE_TOO_LARGE"]
     with pytest.raises(ValidationError, match="more than the platform renders"):

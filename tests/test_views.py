@@ -6,8 +6,8 @@ import json
 import re
 
 from reconciler.plan import Plan
-from reconciler.spec import Desired
 from reconciler.planner import build_plan
+from reconciler.spec import Desired
 from reconciler.views import MARKDOWN_BUDGET, render_json, render_markdown, render_text
 from tests.test_planner import P1, P2, P3, P4, WEBP_NO_GIF, desired, record, state
 
@@ -16,15 +16,28 @@ GITHUB_COMMENT_LIMIT = 65_536
 
 
 def mixed_plan() -> Plan:
-    return build_plan(desired({P1: WEBP_NO_GIF, P2: {}, P3: {}, P4: {}}, names={P1: "Chair | oak", P2: "New"}),
-                      state({P1: record(), P3: record(status="failed", error="render timed out"), P4: record(),
-                             "55555555-5555-4555-8555-555555555555": record(name="Gone")}), location="s.json")
+    return build_plan(
+        desired({P1: WEBP_NO_GIF, P2: {}, P3: {}, P4: {}}, names={P1: "Chair | oak", P2: "New"}),
+        state(
+            {
+                P1: record(),
+                P3: record(status="failed", error="render timed out"),
+                P4: record(),
+                "55555555-5555-4555-8555-555555555555": record(name="Gone"),
+            }
+        ),
+        location="s.json",
+    )
 
 
 def big_plan(n: int = 5000) -> Plan:
-    return build_plan(desired({f"{i:08x}-0000-4000-8000-000000000000": {} for i in range(n)},
-                              names={f"{i:08x}-0000-4000-8000-000000000000": f"Product {i}" for i in range(n)}),
-                      state({}))
+    return build_plan(
+        desired(
+            {f"{i:08x}-0000-4000-8000-000000000000": {} for i in range(n)},
+            names={f"{i:08x}-0000-4000-8000-000000000000": f"Product {i}" for i in range(n)},
+        ),
+        state({}),
+    )
 
 
 def test_text_lists_each_change_with_its_reason_and_effect() -> None:
@@ -38,8 +51,10 @@ def test_text_lists_each_change_with_its_reason_and_effect() -> None:
     assert "not in the manifests; its renders are kept" in text
     assert P4 not in text  # unchanged products are hidden by default
     assert "Plan: 1 to render, 1 to re-render, 1 to retry, 0 to resume; 1 unchanged, 1 orphaned." in text
-    assert "Cost: 2 API requests for 3 products: 111 frames (3 stills + 108 turntable frames), 9 s of video, 2 GIFs." \
+    assert (
+        "Cost: 2 API requests for 3 products: 111 frames (3 stills + 108 turntable frames), 9 s of video, 2 GIFs."
         in text
+    )
 
 
 def test_text_shows_unchanged_products_when_asked() -> None:
@@ -109,8 +124,14 @@ def test_json_is_the_versioned_plan_document() -> None:
     assert data["format_version"] == 1 and data["kind"] == "reconciler-plan"
     assert data["state"] == {"lineage": "lineage-1", "serial": 7, "location": "s.json"}
     summary = data["summary"]
-    assert (summary["render"], summary["rerender"], summary["retry"], summary["orphan"], summary["noop"],
-            summary["changes"]) == (1, 1, 1, 1, 1, True)
+    assert (
+        summary["render"],
+        summary["rerender"],
+        summary["retry"],
+        summary["orphan"],
+        summary["noop"],
+        summary["changes"],
+    ) == (1, 1, 1, 1, 1, True)
     assert [a["product"] for a in data["actions"]] == sorted(a["product"] for a in data["actions"])
     assert {a["kind"] for a in data["actions"]} == {"render", "rerender", "retry", "orphan", "noop"}
 
@@ -129,8 +150,13 @@ def test_plan_json_carries_every_action_field() -> None:
 
     plan = mixed_plan()
     for action, data in zip(plan.actions, plan.to_json()["actions"], strict=True):
-        expected = {**asdict(action), "kind": action.kind.value, "reason": action.reason.value,
-                    "category": action.reason.category, "effect": action.effect()}
+        expected = {
+            **asdict(action),
+            "kind": action.kind.value,
+            "reason": action.reason.value,
+            "category": action.reason.category,
+            "effect": action.effect(),
+        }
         assert data == expected
         assert list(data) == list(expected)
         if action.spec is not None:
@@ -144,9 +170,12 @@ def test_json_of_an_empty_plan_is_valid() -> None:
 
 # -- product names are text, never markup ---------------------------------------------------------
 
+
 def test_markdown_escapes_html_in_names_and_file_names_so_no_row_can_close_the_section() -> None:
-    plan = build_plan(desired({P1: {}, P2: {}}, names={P1: "</details><details open><summary>x", P2: "A & B <b>"}),
-                      state({}))
+    plan = build_plan(
+        desired({P1: {}, P2: {}}, names={P1: "</details><details open><summary>x", P2: "A & B <b>"}),
+        state({}),
+    )
     plan.actions[1].keeps = ["</details>.png (RENDER)"]  # a file on the platform the reconciler did not make
     md = render_markdown(plan)
     assert md.count("<details>") == md.count("</details>") == 1
@@ -158,27 +187,33 @@ def test_markdown_escapes_html_in_names_and_file_names_so_no_row_can_close_the_s
 
 # -- cost by preset and budgets -------------------------------------------------------------------
 
+
 def preset_plan(**options: object) -> Plan:
     from tests.test_planner import desired_with_presets
 
-    world = desired_with_presets({P1: ("hero", {}), P2: ("hero", {"imageWidth": 1000}), P3: (None, {}),
-                                  P4: ("<b>odd</b>", {})})
+    world = desired_with_presets(
+        {P1: ("hero", {}), P2: ("hero", {"imageWidth": 1000}), P3: (None, {}), P4: ("<b>odd</b>", {})}
+    )
     return build_plan(world, state({}), **options)  # type: ignore[arg-type]
 
 
 def test_text_shows_the_cost_by_preset_when_presets_are_used() -> None:
     text = render_text(preset_plan())
-    assert ("Cost by preset:\n"
-            "  <b>odd</b>   1 product   37 frames  3 s of video\n"
-            "  hero         2 products  74 frames  6 s of video\n"
-            "  (no preset)  1 product   37 frames  3 s of video\n") in text
+    assert (
+        "Cost by preset:\n"
+        "  <b>odd</b>   1 product   37 frames  3 s of video\n"
+        "  hero         2 products  74 frames  6 s of video\n"
+        "  (no preset)  1 product   37 frames  3 s of video\n"
+    ) in text
     assert "Cost by preset" not in render_text(mixed_plan())
 
 
 def test_markdown_shows_the_cost_by_preset_in_its_head() -> None:
     md = render_markdown(preset_plan())
-    assert ("| preset | products | frames | video |\n|---|---:|---:|---:|\n| &lt;b>odd&lt;/b> | 1 | 37 | 3 s |\n"
-            "| hero | 2 | 74 | 6 s |\n| (no preset) | 1 | 37 | 3 s |\n") in md
+    assert (
+        "| preset | products | frames | video |\n|---|---:|---:|---:|\n| &lt;b>odd&lt;/b> | 1 | 37 | 3 s |\n"
+        "| hero | 2 | 74 | 6 s |\n| (no preset) | 1 | 37 | 3 s |\n"
+    ) in md
     assert md.index("| preset |") < md.index("<details>")
     assert "| preset |" not in render_markdown(mixed_plan())
 
@@ -186,9 +221,14 @@ def test_markdown_shows_the_cost_by_preset_in_its_head() -> None:
 def test_markdown_lists_twenty_presets_and_counts_the_rest() -> None:
     from tests.test_planner import desired_with_presets
 
-    world = desired_with_presets({f"{i:08x}-0000-4000-8000-000000000000": (f"p{i:02}", {}) for i in range(25)})
+    world = desired_with_presets(
+        {f"{i:08x}-0000-4000-8000-000000000000": (f"p{i:02}", {}) for i in range(25)}
+    )
     md = render_markdown(build_plan(world, state({})))
-    assert len(re.findall(r"^\| p\d\d \|", md, re.M)) == 20 and "_5 more presets: the JSON plan has them all._" in md
+    assert (
+        len(re.findall(r"^\| p\d\d \|", md, re.M)) == 20
+        and "_5 more presets: the JSON plan has them all._" in md
+    )
 
 
 def test_an_over_budget_plan_says_so_in_every_view() -> None:
@@ -225,13 +265,17 @@ def test_the_pull_request_comment_shows_an_over_budget_plan_as_refused_even_in_i
     small = build_plan(desired({P1: {}}), state({}), budget=Budget(max_frames=1))
     (one,) = plan_comment_bodies(small, key="k", max_parts=5, links=Links())
     assert "> [!CAUTION]\n> Over budget (refused without --allow-over-budget): 37 frames" in one
-    big = build_plan(_big_desired(), state({}), max_batch_size=1,
-                     budget=Budget(max_requests=10))
+    big = build_plan(_big_desired(), state({}), max_batch_size=1, budget=Budget(max_requests=10))
     bodies = plan_comment_bodies(big, key="k", max_parts=1, links=Links())  # too long: the summary alone
     assert len(bodies) == 1 and "comments would be needed" in bodies[0]
-    assert "> [!CAUTION]\n> Over budget (refused without --allow-over-budget): 5,000 render requests" in bodies[0]
+    assert (
+        "> [!CAUTION]\n> Over budget (refused without --allow-over-budget): 5,000 render requests"
+        in bodies[0]
+    )
 
 
 def _big_desired(n: int = 5000) -> Desired:
-    return desired({f"{i:08x}-0000-4000-8000-000000000000": {} for i in range(n)},
-                   names={f"{i:08x}-0000-4000-8000-000000000000": f"Product {i}" for i in range(n)})
+    return desired(
+        {f"{i:08x}-0000-4000-8000-000000000000": {} for i in range(n)},
+        names={f"{i:08x}-0000-4000-8000-000000000000": f"Product {i}" for i in range(n)},
+    )

@@ -6,7 +6,7 @@ Times are plain numbers on one monotonic clock; nothing here sleeps or talks to 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -14,17 +14,30 @@ import pytest
 from reconciler.waiting import MIN_SLACK, QUIET, Expectations, PendingRender, Scheduler, work
 
 SMALL = {"imageWidth": 100, "imageHeight": 100, "turntable": {"imageCount": 10, "width": 100, "height": 100}}
-BIG = {"imageWidth": 200, "imageHeight": 200, "turntable": {"imageCount": 20, "width": 100, "height": 100,
-                                                            "includeGif": True}}
+BIG = {
+    "imageWidth": 200,
+    "imageHeight": 200,
+    "turntable": {"imageCount": 20, "width": 100, "height": 100, "includeGif": True},
+}
 TIMEOUT = 900.0
 
 
-def pending(started: float = 0.0, spec: dict[str, Any] | None = None, seen: dict[str, float] | None = None,
-            waiting_since: float | None = None) -> PendingRender:
-    return PendingRender(product="p", name=None, started=started,
-                         waiting_since=started if waiting_since is None else waiting_since,
-                         since=datetime(2026, 1, 1, tzinfo=timezone.utc), old=set(), spec=spec or SMALL,
-                         seen=seen or {})
+def pending(
+    started: float = 0.0,
+    spec: dict[str, Any] | None = None,
+    seen: dict[str, float] | None = None,
+    waiting_since: float | None = None,
+) -> PendingRender:
+    return PendingRender(
+        product="p",
+        name=None,
+        started=started,
+        waiting_since=started if waiting_since is None else waiting_since,
+        since=datetime(2026, 1, 1, tzinfo=UTC),
+        old=set(),
+        spec=spec or SMALL,
+        seen=seen or {},
+    )
 
 
 @dataclass
@@ -41,29 +54,69 @@ SLACK = MIN_SLACK  # poll interval 1 s: 3 x 1 s is below the minimum slack
 
 CASES = [
     Case("should_wait_for_the_timeout_before_any_render_succeeded"),
-    Case("should_wait_for_the_timeout_for_a_job_kind_that_never_succeeded",
-         observed=[("still", 10.0, 10.0)], pending=pending(seen={"still": 10.0})),
-    Case("should_give_up_on_an_overdue_still_even_when_no_turntable_succeeded_yet",
-         observed=[("still", 10.0, 10.0)], pending=pending(seen={}), deadline=10.0 + QUIET * 10.0 + SLACK,
-         why="no still within 35 s"),
-    Case("should_give_up_a_still_once_it_took_the_longest_and_the_platform_is_quiet",
-         observed=[("still", 10.0, 10.0), ("turntable", 20.0, 20.0)], pending=pending(seen={"turntable": 20.0}),
-         deadline=max(10.0, 20.0 + QUIET * 10.0 + SLACK), why="no still within 45 s"),
-    Case("should_scale_the_longest_time_up_to_a_heavier_spec",
-         observed=[("still", 100.0, 100.0), ("turntable", 100.0, 100.0)], pending=pending(spec=BIG),
-         deadline=max(100.0 * 3, 100.0 + QUIET * 100.0 + SLACK), why="no turntable within 305 s"),
-    Case("should_never_scale_down_for_a_lighter_spec",
-         observed=[("still", 50.0, 60.0), ("turntable", 50.0, 60.0)],
-         pending=pending(started=10.0, spec={**SMALL, "imageWidth": 10, "imageHeight": 10,
-                                             "turntable": {"imageCount": 1, "width": 10, "height": 10}}),
-         deadline=max(10.0 + 50.0, 60.0 + QUIET * 50.0 + SLACK), why="no still within 155 s"),
-    Case("should_stretch_the_quiet_period_to_the_longest_pause_between_deliveries",
-         observed=[("still", 1.0, 1.0), ("turntable", 2.0, 2.0), ("still", 30.0, 30.0), ("turntable", 31.0, 31.0)],
-         deadline=max(0.0 + 30.0, 31.0 + QUIET * 28.0 + SLACK), why="no still within 92 s"),
-    Case("should_never_give_up_later_than_the_timeout",
-         observed=[("still", 800.0, 800.0), ("turntable", 800.0, 800.0)], deadline=TIMEOUT),
-    Case("should_count_the_timeout_from_when_this_run_began_waiting_for_a_resume",
-         observed=[], pending=pending(started=-5000.0, waiting_since=100.0), deadline=100.0 + TIMEOUT),
+    Case(
+        "should_wait_for_the_timeout_for_a_job_kind_that_never_succeeded",
+        observed=[("still", 10.0, 10.0)],
+        pending=pending(seen={"still": 10.0}),
+    ),
+    Case(
+        "should_give_up_on_an_overdue_still_even_when_no_turntable_succeeded_yet",
+        observed=[("still", 10.0, 10.0)],
+        pending=pending(seen={}),
+        deadline=10.0 + QUIET * 10.0 + SLACK,
+        why="no still within 35 s",
+    ),
+    Case(
+        "should_give_up_a_still_once_it_took_the_longest_and_the_platform_is_quiet",
+        observed=[("still", 10.0, 10.0), ("turntable", 20.0, 20.0)],
+        pending=pending(seen={"turntable": 20.0}),
+        deadline=max(10.0, 20.0 + QUIET * 10.0 + SLACK),
+        why="no still within 45 s",
+    ),
+    Case(
+        "should_scale_the_longest_time_up_to_a_heavier_spec",
+        observed=[("still", 100.0, 100.0), ("turntable", 100.0, 100.0)],
+        pending=pending(spec=BIG),
+        deadline=max(100.0 * 3, 100.0 + QUIET * 100.0 + SLACK),
+        why="no turntable within 305 s",
+    ),
+    Case(
+        "should_never_scale_down_for_a_lighter_spec",
+        observed=[("still", 50.0, 60.0), ("turntable", 50.0, 60.0)],
+        pending=pending(
+            started=10.0,
+            spec={
+                **SMALL,
+                "imageWidth": 10,
+                "imageHeight": 10,
+                "turntable": {"imageCount": 1, "width": 10, "height": 10},
+            },
+        ),
+        deadline=max(10.0 + 50.0, 60.0 + QUIET * 50.0 + SLACK),
+        why="no still within 155 s",
+    ),
+    Case(
+        "should_stretch_the_quiet_period_to_the_longest_pause_between_deliveries",
+        observed=[
+            ("still", 1.0, 1.0),
+            ("turntable", 2.0, 2.0),
+            ("still", 30.0, 30.0),
+            ("turntable", 31.0, 31.0),
+        ],
+        deadline=max(0.0 + 30.0, 31.0 + QUIET * 28.0 + SLACK),
+        why="no still within 92 s",
+    ),
+    Case(
+        "should_never_give_up_later_than_the_timeout",
+        observed=[("still", 800.0, 800.0), ("turntable", 800.0, 800.0)],
+        deadline=TIMEOUT,
+    ),
+    Case(
+        "should_count_the_timeout_from_when_this_run_began_waiting_for_a_resume",
+        observed=[],
+        pending=pending(started=-5000.0, waiting_since=100.0),
+        deadline=100.0 + TIMEOUT,
+    ),
 ]
 
 

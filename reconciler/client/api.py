@@ -79,8 +79,16 @@ guide and VNTANA's own client use, and costs one request instead of two."""
 
 # Webhook routes as the guide spells them and as the OpenAPI does (vntana-docs-facts.md §7).
 WEBHOOK_PATHS = {
-    "guide": {"create": "/v1/webhooks", "list": "/v1/webhooks/organizations/{org}", "events": "/v1/webhooks/events"},
-    "yaml": {"create": "/v1/webhooks/", "list": "/v1/webhooks/organization/{org}", "events": "/v1/webhooks/events/"},
+    "guide": {
+        "create": "/v1/webhooks",
+        "list": "/v1/webhooks/organizations/{org}",
+        "events": "/v1/webhooks/events",
+    },
+    "yaml": {
+        "create": "/v1/webhooks/",
+        "list": "/v1/webhooks/organization/{org}",
+        "events": "/v1/webhooks/events/",
+    },
 }
 
 
@@ -135,18 +143,24 @@ class VntanaClient:
         )
         self.stats = ClientStats()
         """Counters for the run summary; ``client.stats.snapshot()`` reads them."""
-        policy = retry_policy or RetryPolicy(max_attempts=settings.max_attempts, max_elapsed=settings.max_elapsed)
+        policy = retry_policy or RetryPolicy(
+            max_attempts=settings.max_attempts, max_elapsed=settings.max_elapsed
+        )
         limiter = Limiter(
             max_concurrency=settings.max_concurrency,
             requests_per_second=settings.requests_per_second,
             stats=self.stats,
             sleep=sleep,
         )
-        self._session = Session(settings, self._http, limiter=limiter, stats=self.stats, policy=policy, sleep=sleep)
+        self._session = Session(
+            settings, self._http, limiter=limiter, stats=self.stats, policy=policy, sleep=sleep
+        )
         self.settings = settings
         self._lock = threading.Lock()
         self._route: str | None = None if settings.download_route == "auto" else settings.download_route
-        self._webhook_spelling: str | None = None if settings.webhook_paths == "auto" else settings.webhook_paths
+        self._webhook_spelling: str | None = (
+            None if settings.webhook_paths == "auto" else settings.webhook_paths
+        )
         self._product_workspaces: dict[str, str | None] = {}
         self._workspace_slugs: dict[str, str | None] | None = None
         self._events: list[tuple[str | None, WebhookEvent]] | None = None
@@ -240,7 +254,9 @@ class VntanaClient:
             path, endpoint = "/v1/products/clients/search", "POST /v1/products/clients/search"
         # The organization-wide route wants the workspaces named (``clientUuid`` is required
         # there), so without a configured workspace, search all of the organization's.
-        workspaces = [self.settings.client_uuid] if self.settings.client_uuid else [w.uuid for w in self.workspaces()]
+        workspaces = (
+            [self.settings.client_uuid] if self.settings.client_uuid else [w.uuid for w in self.workspaces()]
+        )
         body: dict[str, Any] = {"organizationUuid": org, "clientUuids": workspaces}
         if search_term:
             body["searchTerm"] = search_term
@@ -285,7 +301,10 @@ class VntanaClient:
         path = "/v1/products/renders"
         sent_at = datetime.now(UTC)
         response = self._session.request(
-            "POST", path, endpoint=f"POST {path}", json=body,
+            "POST",
+            path,
+            endpoint=f"POST {path}",
+            json=body,
             idempotency=Idempotency.SAFE if idempotent_retry else Idempotency.UNSAFE,
             # When no product at all is accepted the platform answers 404, still with the
             # per-product codes in response.errors: that is a result, not a failure.
@@ -306,8 +325,9 @@ class VntanaClient:
 
     # -- attachments and downloads ----------------------------------------------------------
 
-    def list_attachments(self, product_uuid: str, entity_type: str | None = None, *,
-                         page_size: int = 100) -> list[Attachment]:
+    def list_attachments(
+        self, product_uuid: str, entity_type: str | None = None, *, page_size: int = 100
+    ) -> list[Attachment]:
         """Every attachment of a product (all pages), or only those of ``entity_type``.
 
         The type is sent as a filter but not trusted (VNTANA's own client says the server
@@ -326,14 +346,22 @@ class VntanaClient:
             return found
         return [a for a in found if (a.entity_type or "").upper() == wanted]
 
-    def search_attachments(self, product_uuid: str, entity_type: str, page_size: int = 100) -> list[Attachment]:
+    def search_attachments(
+        self, product_uuid: str, entity_type: str, page_size: int = 100
+    ) -> list[Attachment]:
         """The attachments of ``entity_type`` (RENDER, TURNTABLE, ...) of a product, filtered here."""
         return self.list_attachments(product_uuid, entity_type, page_size=page_size)
 
-    def attachment_page(self, product_uuid: str, page: int, size: int,
-                        entity_type: str | None = None) -> Grid[Attachment]:
+    def attachment_page(
+        self, product_uuid: str, page: int, size: int, entity_type: str | None = None
+    ) -> Grid[Attachment]:
         """One raw page of the attachment search, unfiltered here (for ``reconciler doctor``)."""
-        body: dict[str, Any] = {"productUuid": product_uuid, "sortDirection": "ASC", "page": page, "size": size}
+        body: dict[str, Any] = {
+            "productUuid": product_uuid,
+            "sortDirection": "ASC",
+            "page": page,
+            "size": size,
+        }
         if entity_type:
             body["entityType"] = entity_type
         path = "/v1/attachments/search"
@@ -350,8 +378,9 @@ class VntanaClient:
         body: dict[str, Any] = {"entityUuid": attachment_uuid, "storeType": store_type}
         if format:
             body["format"] = format
-        response = self._session.request("POST", path, endpoint=f"POST {path}", json=body,
-                                         headers={"Origin": self.settings.origin})
+        response = self._session.request(
+            "POST", path, endpoint=f"POST {path}", json=body, headers={"Origin": self.settings.origin}
+        )
         data = self._session.body(response, method="POST", path=path)
         return self._parse(SignedUrl, data, "POST", path).location
 
@@ -393,7 +422,9 @@ class VntanaClient:
             hint="run 'reconciler doctor' to see which routes work, then set download_route",
         )
 
-    def probe_download(self, attachment: Attachment, route: str, store_type: str | None = None) -> ProbeResult:
+    def probe_download(
+        self, attachment: Attachment, route: str, store_type: str | None = None
+    ) -> ProbeResult:
         """Whether ``route`` serves this attachment, reading its first 16 bytes only (``Range``)."""
         kind = (store_type or attachment.entity_type or "RENDER").upper()
         name = f"{kind.lower()} {attachment.name or attachment.uuid}"
@@ -405,8 +436,14 @@ class VntanaClient:
         except (ApiError, DownloadError) as exc:
             return ProbeResult(route, False, exc.message)
         ranged = "honours Range" if status == 206 else "ignores Range (sent the whole file; 16 bytes read)"
-        return ProbeResult(route, True, f"HTTP {status}, {content_type or 'no content type'}, {ranged}",
-                           status=status, head=head, content_type=content_type)
+        return ProbeResult(
+            route,
+            True,
+            f"HTTP {status}, {content_type or 'no content type'}, {ranged}",
+            status=status,
+            head=head,
+            content_type=content_type,
+        )
 
     def product_workspace(self, product_uuid: str) -> str | None:
         """The workspace ("client") uuid a product lives in (``GET /v1/products/{uuid}``, cached)."""
@@ -421,7 +458,9 @@ class VntanaClient:
     def delete_attachment(self, product_uuid: str, uuid: str) -> None:
         """Remove one attachment of a product."""
         path = f"/v1/attachments/{_seg(product_uuid)}/{_seg(uuid)}"
-        response = self._session.request("DELETE", path, endpoint="DELETE /v1/attachments/{productUuid}/{uuid}")
+        response = self._session.request(
+            "DELETE", path, endpoint="DELETE /v1/attachments/{productUuid}/{uuid}"
+        )
         self._session.body(response, method="DELETE", path=path)
 
     def _route_order(self) -> list[str]:
@@ -431,11 +470,16 @@ class VntanaClient:
             chosen = self._route
         return [chosen, *(r for r in ROUTES if r != chosen)] if chosen else list(ROUTES)
 
-    def _source(self, route: str, attachment: Attachment, kind: str, format: str | None, name: str,
-                max_resigns: int) -> SignedUrlSource | CommentsSource:
+    def _source(
+        self, route: str, attachment: Attachment, kind: str, format: str | None, name: str, max_resigns: int
+    ) -> SignedUrlSource | CommentsSource:
         if route == "signed-url":
-            return SignedUrlSource(lambda: self.sign_download_url(attachment.uuid, kind, format), self._session,
-                                   name, max_resigns)
+            return SignedUrlSource(
+                lambda: self.sign_download_url(attachment.uuid, kind, format),
+                self._session,
+                name,
+                max_resigns,
+            )
         if not attachment.blob_id:
             raise RouteUnavailable(route, "the attachment has no blobId")
         workspace = self.settings.client_uuid
@@ -457,7 +501,9 @@ class VntanaClient:
         if spelling is not None:
             response, path = self._webhook_request("events", "GET", spelling=spelling)
             data = self._session.body(response, method="GET", path=path) or {}
-            return [e for c in self._parse(Grid[WebhookEventCategory], data, "GET", path).grid for e in c.events]
+            return [
+                e for c in self._parse(Grid[WebhookEventCategory], data, "GET", path).grid for e in c.events
+            ]
         return [event for _, event in self._catalogue()]
 
     def create_webhook(
@@ -492,21 +538,35 @@ class VntanaClient:
                 objects.append({"name": event_name})
                 continue
             category, event = catalogue[event_name]
-            entry = {"name": event.name, "description": event.description, "uuid": event.uuid, "category": category}
+            entry = {
+                "name": event.name,
+                "description": event.description,
+                "uuid": event.uuid,
+                "category": category,
+            }
             objects.append({k: v for k, v in entry.items() if v is not None})
-        body: dict[str, Any] = {"url": url, "events": objects, "organizationUuid": self.organization_uuid,
-                                "disable": disable, "name": name or "reconciler"}
+        body: dict[str, Any] = {
+            "url": url,
+            "events": objects,
+            "organizationUuid": self.organization_uuid,
+            "disable": disable,
+            "name": name or "reconciler",
+        }
         if description is not None:
             body["description"] = description
         for attempt, workspaces in enumerate(choices := self._webhook_clients(clients)):
             if workspaces is not None:
                 body["clients"] = workspaces
             try:
-                response, path = self._webhook_request("create", "POST", json=body, idempotency=Idempotency.UNSAFE)
+                response, path = self._webhook_request(
+                    "create", "POST", json=body, idempotency=Idempotency.UNSAFE
+                )
             except PermanentApiError as exc:
                 if attempt + 1 < len(choices) and exc.status in (400, 404, 409, 422):
-                    log.info("webhook workspaces by slug refused (%s); sending uuids",
-                             describe_status(exc.status, exc.codes))
+                    log.info(
+                        "webhook workspaces by slug refused (%s); sending uuids",
+                        describe_status(exc.status, exc.codes),
+                    )
                     continue
                 raise
             return self._parse(Webhook, self._session.body(response, method="POST", path=path), "POST", path)
@@ -515,7 +575,9 @@ class VntanaClient:
     def list_webhooks(self, *, spelling: str | None = None) -> list[Webhook]:
         """The organization's webhooks (``spelling``: only that route spelling, for doctor)."""
         response, path = self._webhook_request("list", "GET", spelling=spelling)
-        grid = self._parse(Grid[Webhook], self._session.body(response, method="GET", path=path) or {}, "GET", path)
+        grid = self._parse(
+            Grid[Webhook], self._session.body(response, method="GET", path=path) or {}, "GET", path
+        )
         return list(grid.grid)
 
     def delete_webhook(self, uuid: str) -> None:
@@ -564,15 +626,18 @@ class VntanaClient:
         except PermanentApiError as exc:
             if exc.status != 404:
                 raise
-            log.warning("the webhook event catalogue is not available (%s); sending event names only",
-                        describe_status(exc.status, exc.codes))
+            log.warning(
+                "the webhook event catalogue is not available (%s); sending event names only",
+                describe_status(exc.status, exc.codes),
+            )
             events = []
         with self._lock:
             self._events = events
         return events
 
-    def _webhook_request(self, operation: str, method: str, *, spelling: str | None = None,
-                         **kw: Any) -> tuple[httpx.Response, str]:
+    def _webhook_request(
+        self, operation: str, method: str, *, spelling: str | None = None, **kw: Any
+    ) -> tuple[httpx.Response, str]:
         """``operation`` on the route spelling that works: the remembered one, else each in turn.
 
         A 404 whose only code is NOT_FOUND (or none) means "no such route" and tries the other
@@ -612,16 +677,29 @@ class VntanaClient:
         try:
             return model.model_validate(data)
         except ValidationError as exc:
-            problem = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors()[:3])
+            problem = "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors()[:3]
+            )
             raise unexpected_payload(problem, method=method, path=path) from exc
 
     def _get_grid(self, path: str, endpoint: str, item: type[M]) -> list[M]:
         response = self._session.request("GET", path, endpoint=endpoint)
-        grid = self._parse(Grid[item], self._session.body(response, method="GET", path=path) or {}, "GET", path)  # type: ignore[valid-type]
+        grid = self._parse(
+            Grid[item], self._session.body(response, method="GET", path=path) or {}, "GET", path
+        )  # type: ignore[valid-type]
         return list(grid.grid)
 
-    def _search_all(self, path: str, endpoint: str, body: Mapping[str, Any], item: type[M], page_size: int, *,
-                    first_page: int, params: Mapping[str, Any] | None = None) -> list[M]:
+    def _search_all(
+        self,
+        path: str,
+        endpoint: str,
+        body: Mapping[str, Any],
+        item: type[M],
+        page_size: int,
+        *,
+        first_page: int,
+        params: Mapping[str, Any] | None = None,
+    ) -> list[M]:
         """Follow the pages of a POST search, from ``first_page``, until ``totalCount`` items are in.
 
         Each endpoint says where its pages start (attachments 0, products 1). Items are kept
@@ -634,8 +712,9 @@ class VntanaClient:
         seen: set[str] = set()
         page = first_page
         while True:
-            response = self._session.request("POST", path, endpoint=endpoint, params=params,
-                                             json={**body, "page": page, "size": page_size})
+            response = self._session.request(
+                "POST", path, endpoint=endpoint, params=params, json={**body, "page": page, "size": page_size}
+            )
             data = self._session.body(response, method="POST", path=path) or {}
             grid = self._parse(Grid[item], data, "POST", path)  # type: ignore[valid-type]
             fresh = [i for i in grid.grid if getattr(i, "uuid", id(i)) not in seen]
@@ -647,13 +726,16 @@ class VntanaClient:
                 raise PermanentApiError(
                     f"page {page} repeated earlier results ({len(items)} of totalCount {grid.total_count} "
                     f"collected): the server is not paging as expected",
-                    method="POST", path=path, hint="run 'reconciler doctor' to check the page base",
+                    method="POST",
+                    path=path,
+                    hint="run 'reconciler doctor' to check the page base",
                 )
             if (page - first_page) * page_size > grid.total_count + page_size:  # a server that never ends
                 raise PermanentApiError(
                     f"paging did not end after {page - first_page + 1} pages of {page_size} "
                     f"(totalCount {grid.total_count})",
-                    method="POST", path=path,
+                    method="POST",
+                    path=path,
                 )
             page += 1
 

@@ -130,7 +130,9 @@ class SignedUrlSource:
         try:
             self._url = self._sign()
         except PermanentApiError as exc:  # NOT_SUPPORTED_STORE_TYPE, INVALID_STORE_TYPE, MISSING_ORIGIN...
-            raise RouteUnavailable(self.route, f"sign-url refused ({describe_status(exc.status, exc.codes)})") from exc
+            raise RouteUnavailable(
+                self.route, f"sign-url refused ({describe_status(exc.status, exc.codes)})"
+            ) from exc
 
     def url(self) -> str:
         return self._url
@@ -166,8 +168,10 @@ class CommentsSource:
         self._name = name
         self._max = max_resigns
         # A blob id is "<uuid>.<ext>" (upload-attachments.md): one path segment, encoded.
-        self._url = (f"{session.settings.api_url}/v1/comments/images/{quote(blob_id, safe='')}"
-                     f"?clientUuid={quote(client_uuid, safe='')}")
+        self._url = (
+            f"{session.settings.api_url}/v1/comments/images/{quote(blob_id, safe='')}"
+            f"?clientUuid={quote(client_uuid, safe='')}"
+        )
         self._token: SecretStr | None = None
         self._generation = 0
         self.renewed = 0
@@ -183,20 +187,25 @@ class CommentsSource:
 
     def headers(self) -> dict[str, str]:
         assert self._token is not None
-        return {"Accept": "*/*", "Accept-Encoding": "identity",
-                "X-AUTH-TOKEN": f"Bearer {self._token.get_secret_value()}"}
+        return {
+            "Accept": "*/*",
+            "Accept-Encoding": "identity",
+            "X-AUTH-TOKEN": f"Bearer {self._token.get_secret_value()}",
+        }
 
     def refused(self, status: int, codes: list[str], *, received: int) -> None:
         what = describe_status(status, codes)
         certain = token_rejection(status, codes)
         if certain is not None and self.renewed < self._max:
             self.renewed += 1
-            rejection = TokenRejected(what, certain=certain, status=status, codes=codes, method="GET",
-                                      path=COMMENTS_ENDPOINT)
+            rejection = TokenRejected(
+                what, certain=certain, status=status, codes=codes, method="GET", path=COMMENTS_ENDPOINT
+            )
             assert self._token is not None
             try:
-                self._token = self._session.replace_token(rejection, self._token, self._generation,
-                                                          method="GET", path=COMMENTS_ENDPOINT)
+                self._token = self._session.replace_token(
+                    rejection, self._token, self._generation, method="GET", path=COMMENTS_ENDPOINT
+                )
             except PermanentApiError as exc:  # the token is fine: this route refuses us
                 if received:
                     raise DownloadError(f"{self._name}: {exc.message}") from exc
@@ -227,7 +236,9 @@ class _Progress:
     def restart(self, name: str) -> None:
         if self.received and self.sink is not None:
             if self.start_pos is None:
-                raise DownloadError(f"{name}: the connection dropped and the sink cannot be rewound to restart")
+                raise DownloadError(
+                    f"{name}: the connection dropped and the sink cannot be rewound to restart"
+                )
             self.sink.seek(self.start_pos)
             self.sink.truncate()
         self.hasher = hashlib.sha256()
@@ -241,8 +252,9 @@ def _seekable(sink: BinaryIO) -> bool:
         return False
 
 
-def download(session: Session, source: SignedUrlSource | CommentsSource, *, name: str,
-             sink: BinaryIO | None) -> DownloadResult:
+def download(
+    session: Session, source: SignedUrlSource | CommentsSource, *, name: str, sink: BinaryIO | None
+) -> DownloadResult:
     """Fetch ``source``'s file into ``sink`` (or only hash it); ``name`` labels errors and logs.
 
     Raises RouteUnavailable (nothing written) when the route does not serve the file, else
@@ -262,18 +274,26 @@ def download(session: Session, source: SignedUrlSource | CommentsSource, *, name
     try:
         source.start()
         result = run_with_retries(
-            attempt, policy=policy, idempotency=Idempotency.SAFE, what=f"download {name}",
-            stats=session.stats, limiter=session.limiter, sleep=session.sleep,
+            attempt,
+            policy=policy,
+            idempotency=Idempotency.SAFE,
+            what=f"download {name}",
+            stats=session.stats,
+            limiter=session.limiter,
+            sleep=session.sleep,
         )
     except AlreadyRetried as wrapped:
-        raise DownloadError(f"{name}: download failed: {getattr(wrapped.error, 'message', wrapped.error)}") \
-            from wrapped.error
+        raise DownloadError(
+            f"{name}: download failed: {getattr(wrapped.error, 'message', wrapped.error)}"
+        ) from wrapped.error
     except ApiError as exc:
         raise DownloadError(f"{name}: download failed: {exc.message}") from exc
     return result.model_copy(update={"resigned": source.renewed, "route": source.route})
 
 
-def _fetch(session: Session, source: SignedUrlSource | CommentsSource, p: _Progress, name: str) -> DownloadResult:
+def _fetch(
+    session: Session, source: SignedUrlSource | CommentsSource, p: _Progress, name: str
+) -> DownloadResult:
     """One GET, continuing ``p``; raises TransientApiError to be retried, _Renew to repeat at once."""
     headers = source.headers()
     resuming = p.received > 0 and p.ranges_ok
@@ -294,7 +314,9 @@ def _fetch(session: Session, source: SignedUrlSource | CommentsSource, p: _Progr
             status = response.status_code
             if status == 416 and resuming and p.received == p.total:
                 # Everything had arrived before the connection dropped: nothing left to fetch.
-                return DownloadResult(sha256=p.hasher.hexdigest(), size=p.received, content_type=p.content_type)
+                return DownloadResult(
+                    sha256=p.hasher.hexdigest(), size=p.received, content_type=p.content_type
+                )
             if status not in (200, 206):
                 _refused(session, source, response, p, shown, name)
             if status == 200 and source.route == "comments" and _is_json(response):
@@ -327,8 +349,13 @@ def _fetch(session: Session, source: SignedUrlSource | CommentsSource, p: _Progr
             # encoded anyway, compare what came over the wire instead of the decoded bytes.
             wire_bytes = response.num_bytes_downloaded if encoded else this_response
     except TRANSPORT_ERRORS as exc:
-        log.debug("GET %s -> %s after %.3fs, %d bytes so far", shown, type(exc).__name__,
-                  time.monotonic() - started, p.received)
+        log.debug(
+            "GET %s -> %s after %.3fs, %d bytes so far",
+            shown,
+            type(exc).__name__,
+            time.monotonic() - started,
+            p.received,
+        )
         raise error_for_transport(exc, method="GET", path=shown) from exc
     except OSError as exc:  # the sink failed (disk full, closed file): not worth retrying
         raise DownloadError(f"{name}: cannot write the download: {exc}") from exc
@@ -342,8 +369,14 @@ def _fetch(session: Session, source: SignedUrlSource | CommentsSource, p: _Progr
     return DownloadResult(sha256=p.hasher.hexdigest(), size=p.received, content_type=p.content_type)
 
 
-def _refused(session: Session, source: SignedUrlSource | CommentsSource, response: httpx.Response,
-             p: _Progress, shown: str, name: str) -> None:
+def _refused(
+    session: Session,
+    source: SignedUrlSource | CommentsSource,
+    response: httpx.Response,
+    p: _Progress,
+    shown: str,
+    name: str,
+) -> None:
     """A non-2xx answer: raise what it calls for (retry, renew, route unavailable, failure)."""
     response.read()  # an error body is small; its codes decide
     status = response.status_code

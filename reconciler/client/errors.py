@@ -49,10 +49,20 @@ and no page documents a 429, so it means "slow down" whatever the status."""
 # what api-authentication.md says "may also appear" for a dead token; the others are the token
 # codes of the logout/expire schemas (ExpireTokenAuthenticationResultResponse) and the usual
 # spellings of "expired" and "revoked".
-TOKEN_CODES = frozenset({
-    "BAD_CREDENTIALS", "UNAUTHORIZED", "MISSING_TOKEN", "TOKEN_NOT_FOUND", "INVALID_TOKEN",
-    "TOKEN_EXPIRED", "EXPIRED_TOKEN", "TOKEN_REVOKED", "REVOKED_TOKEN", "INVALID_AUTH_TOKEN",
-})
+TOKEN_CODES = frozenset(
+    {
+        "BAD_CREDENTIALS",
+        "UNAUTHORIZED",
+        "MISSING_TOKEN",
+        "TOKEN_NOT_FOUND",
+        "INVALID_TOKEN",
+        "TOKEN_EXPIRED",
+        "EXPIRED_TOKEN",
+        "TOKEN_REVOKED",
+        "REVOKED_TOKEN",
+        "INVALID_AUTH_TOKEN",
+    }
+)
 # A 403 FORBIDDEN (or a bare 403) is what api-authentication.md and refresh-token-usage.md give
 # for a revoked or expired token, but also for a missing role or scope: the session finds out
 # which by asking whether the token still works (see Session).
@@ -168,13 +178,13 @@ def error_for_transport(exc: Exception, *, method: str, path: str) -> ApiError:
     if isinstance(exc, (httpx.NetworkError, httpx.RemoteProtocolError, httpx.ProxyError)):
         return TransientApiError(f"connection to {host} failed: {detail}", **where)
     if isinstance(exc, (httpx.UnsupportedProtocol, httpx.InvalidURL)):
-        return PermanentApiError(
-            f"invalid API URL: {detail}", hint="check api_url / VNTANA_API_URL", **where
-        )
+        return PermanentApiError(f"invalid API URL: {detail}", hint="check api_url / VNTANA_API_URL", **where)
     return PermanentApiError(f"HTTP client failure: {type(exc).__name__}: {detail}", **where)
 
 
-def unexpected_payload(problem: str, *, method: str, path: str, status: int | None = None) -> PermanentApiError:
+def unexpected_payload(
+    problem: str, *, method: str, path: str, status: int | None = None
+) -> PermanentApiError:
     """A 2xx answer the client cannot use (not JSON, wrong shape, ``success: false``)."""
     return PermanentApiError(f"unexpected answer: {problem}", status=status, method=method, path=path)
 

@@ -82,7 +82,14 @@ class ClientStats:
         self._requests: Counter[str] = Counter()
         self._statuses: Counter[int] = Counter()
         self._numbers: dict[str, float] = dict.fromkeys(
-            ("retries", "relogins", "throttled_seconds", "gate_closed_seconds", "resigned_urls", "bytes_downloaded"),
+            (
+                "retries",
+                "relogins",
+                "throttled_seconds",
+                "gate_closed_seconds",
+                "resigned_urls",
+                "bytes_downloaded",
+            ),
             0,
         )
 

@@ -130,7 +130,10 @@ def run_with_retries(
         reason = str(exc) if isinstance(exc, ApiError) else f"{what}: {type(exc).__name__}"
         log.info(
             "retry in %.2fs (attempt %d of %d) after %s",
-            pause, state.attempt_number + 1, policy.max_attempts, reason,
+            pause,
+            state.attempt_number + 1,
+            policy.max_attempts,
+            reason,
         )
 
     retrying = Retrying(

@@ -131,8 +131,17 @@ class Session:
         attempts = itertools.count(1)
 
         def send(token: SecretStr, n: int) -> httpx.Response:
-            return self._send(method, path, endpoint, token=token, json=json, params=params, headers=headers,
-                              attempt=n, pass_statuses=pass_statuses)
+            return self._send(
+                method,
+                path,
+                endpoint,
+                token=token,
+                json=json,
+                params=params,
+                headers=headers,
+                attempt=n,
+                pass_statuses=pass_statuses,
+            )
 
         def attempt() -> httpx.Response:
             n = next(attempts)
@@ -153,8 +162,13 @@ class Session:
                 raise self.refused_again(exc, method=method, path=path) from exc
 
         return run_with_retries(
-            attempt, policy=self.policy, idempotency=idempotency, what=f"{method} {path}",
-            stats=self.stats, limiter=self.limiter, sleep=self.sleep,
+            attempt,
+            policy=self.policy,
+            idempotency=idempotency,
+            what=f"{method} {path}",
+            stats=self.stats,
+            limiter=self.limiter,
+            sleep=self.sleep,
         )
 
     def current_token(self) -> tuple[SecretStr, int]:
@@ -165,8 +179,9 @@ class Session:
             assert self._token is not None
             return self._token, self._generation
 
-    def replace_token(self, exc: TokenRejected, token: SecretStr, generation: int, *, method: str,
-                      path: str) -> SecretStr:
+    def replace_token(
+        self, exc: TokenRejected, token: SecretStr, generation: int, *, method: str, path: str
+    ) -> SecretStr:
         """The token to try again with after ``exc``; raises when the token was not the problem.
 
         A 401 or a token code: log in again (once; whoever comes first). A bare 403 FORBIDDEN:
@@ -175,10 +190,15 @@ class Session:
         """
         if not exc.certain and generation == self._generation and self._token_works(token):
             raise PermanentApiError(
-                exc.message.removeprefix(f"{method} {path}: "), status=exc.status, codes=exc.codes,
-                method=method, path=path,
-                hint=(f"the token is valid, so this is a refusal: the user's role ({self.login_info.role or 'unknown'}) "
-                      "or scope may not do this"),
+                exc.message.removeprefix(f"{method} {path}: "),
+                status=exc.status,
+                codes=exc.codes,
+                method=method,
+                path=path,
+                hint=(
+                    f"the token is valid, so this is a refusal: the user's role ({self.login_info.role or 'unknown'}) "
+                    "or scope may not do this"
+                ),
             ) from exc
         fresh, _ = self._relogin(generation, exc.status)
         return fresh
@@ -188,11 +208,18 @@ class Session:
         if exc.certain:
             return AuthenticationError(
                 f"still refused ({describe_status(exc.status, exc.codes)}) after a fresh login",
-                status=exc.status, codes=exc.codes, method=method, path=path, hint=REVOKED_HINT,
+                status=exc.status,
+                codes=exc.codes,
+                method=method,
+                path=path,
+                hint=REVOKED_HINT,
             )
         return PermanentApiError(
             exc.message.removeprefix(f"{method} {path}: ") + " (also with a fresh token)",
-            status=exc.status, codes=exc.codes, method=method, path=path,
+            status=exc.status,
+            codes=exc.codes,
+            method=method,
+            path=path,
             hint=f"the user's role ({self.login_info.role or 'unknown'}) or scope may not do this",
         )
 
@@ -211,12 +238,17 @@ class Session:
         """The ``response`` member of a JSON envelope; ``success: false`` is an error unless allowed."""
         data = json_or_none(response)
         if not isinstance(data, dict):
-            raise unexpected_payload("not a JSON envelope", method=method, path=path, status=response.status_code)
+            raise unexpected_payload(
+                "not a JSON envelope", method=method, path=path, status=response.status_code
+            )
         if data.get("success") is False and not allow_failure:
             codes = envelope_codes(data)
             raise PermanentApiError(
                 "the API reported failure: " + (", ".join(codes) or "no error code"),
-                status=response.status_code, codes=codes, method=method, path=path,
+                status=response.status_code,
+                codes=codes,
+                method=method,
+                path=path,
             )
         return data.get("response")
 
@@ -244,12 +276,22 @@ class Session:
             started = time.monotonic()
             try:
                 response = self.http.request(
-                    method, self._base + path, json=json, params=params, headers=sent_headers,
+                    method,
+                    self._base + path,
+                    json=json,
+                    params=params,
+                    headers=sent_headers,
                     follow_redirects=False,
                 )
             except TRANSPORT_ERRORS as exc:
-                log.debug("%s %s -> %s after %.3fs (attempt %d)", method, path, type(exc).__name__,
-                          time.monotonic() - started, attempt)
+                log.debug(
+                    "%s %s -> %s after %.3fs (attempt %d)",
+                    method,
+                    path,
+                    type(exc).__name__,
+                    time.monotonic() - started,
+                    attempt,
+                )
                 raise error_for_transport(exc, method=method, path=path) from exc
         elapsed = time.monotonic() - started
         error = None
@@ -267,9 +309,13 @@ class Session:
     def _unauthenticated(self, method: str, path: str, endpoint: str, **kw: Any) -> httpx.Response:
         """A login-phase request: retried like any safe call, with no token handling."""
         return run_with_retries(
-            lambda: self._send(method, path, endpoint, **kw), policy=self.policy,
-            idempotency=Idempotency.SAFE, what=f"{method} {path}", stats=self.stats,
-            limiter=self.limiter, sleep=self.sleep,
+            lambda: self._send(method, path, endpoint, **kw),
+            policy=self.policy,
+            idempotency=Idempotency.SAFE,
+            what=f"{method} {path}",
+            stats=self.stats,
+            limiter=self.limiter,
+            sleep=self.sleep,
         )
 
     # -- login -----------------------------------------------------------------------------
@@ -299,17 +345,22 @@ class Session:
         s = self.settings
         pat = s.token.get_secret_value()
         step1 = self._login_call(
-            "/v1/auth/login/token", token=None, json={"personal-access-token": pat},
+            "/v1/auth/login/token",
+            token=None,
+            json={"personal-access-token": pat},
             refused="the API refused the personal access token",
             hint="check VNTANA_API_TOKEN (personal access tokens are created in the VNTANA platform)",
         )
         info = LoginInfo()
         info.organizations = self._organizations(step1, required=s.organization_uuid is None)
         org = s.organization_uuid or self._only_organization(info.organizations)
-        info.role = next((str(o.get("role")) for o in info.organizations
-                          if o.get("uuid") == org and o.get("role")), None)
+        info.role = next(
+            (str(o.get("role")) for o in info.organizations if o.get("uuid") == org and o.get("role")), None
+        )
         token = self._login_call(
-            "/v1/auth/refresh-token", token=step1, headers={"organizationUuid": org},
+            "/v1/auth/refresh-token",
+            token=step1,
+            headers={"organizationUuid": org},
             refused=f"cannot log in to organization {org}",
             hint="check VNTANA_ORGANIZATION_UUID / organization_uuid",
         )
@@ -317,16 +368,24 @@ class Session:
             token = self._workspace_step(token, org, s.client_uuid, info)
         self.organization_uuid = org
         self.login_info = info
-        log.debug("logged in to organization %s as %s; workspace step: %s", org, info.role or "?", info.workspace_step)
+        log.debug(
+            "logged in to organization %s as %s; workspace step: %s",
+            org,
+            info.role or "?",
+            info.workspace_step,
+        )
         return token
 
     def _workspace_step(self, org_token: SecretStr, org: str, workspace: str, info: LoginInfo) -> SecretStr:
         if (info.role or "").upper() in ORGANIZATION_ROLES:
-            info.workspace_step = "skipped"  # refresh-token-usage.md: Owners and Admins stop at the organization
+            info.workspace_step = (
+                "skipped"  # refresh-token-usage.md: Owners and Admins stop at the organization
+            )
             return org_token
         try:
             token = self._login_call(
-                "/v1/auth/refresh-token", token=org_token,
+                "/v1/auth/refresh-token",
+                token=org_token,
                 headers={"organizationUuid": org, "clientUuid": workspace},
                 refused=f"cannot log in to workspace {workspace} of organization {org}",
                 hint="check VNTANA_CLIENT_UUID / client_uuid",
@@ -343,8 +402,14 @@ class Session:
         return token
 
     def _login_call(
-        self, path: str, *, token: SecretStr | None, refused: str, hint: str,
-        json: Any = None, headers: Mapping[str, str] | None = None,
+        self,
+        path: str,
+        *,
+        token: SecretStr | None,
+        refused: str,
+        hint: str,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
     ) -> SecretStr:
         try:
             response = self._unauthenticated(
@@ -353,15 +418,21 @@ class Session:
         except PermanentApiError as exc:  # 401, 403 BAD_CREDENTIALS, 404 ...
             raise AuthenticationError(
                 f"{refused} ({describe_status(exc.status, exc.codes)})",
-                status=exc.status, codes=exc.codes, method="POST", path=path, hint=hint,
+                status=exc.status,
+                codes=exc.codes,
+                method="POST",
+                path=path,
+                hint=hint,
             ) from exc
         value = response.headers.get("x-auth-token", "").strip()
         if value.lower().startswith("bearer "):
-            value = value[len("bearer "):].strip()
+            value = value[len("bearer ") :].strip()
         if not value:
             raise AuthenticationError(
-                "the login answer carried no X-AUTH-TOKEN header", status=response.status_code,
-                method="POST", path=path,
+                "the login answer carried no X-AUTH-TOKEN header",
+                status=response.status_code,
+                method="POST",
+                path=path,
             )
         return SecretStr(value)
 

@@ -93,9 +93,7 @@ def per_product_errors(errors: Any) -> dict[str, str]:
 class WireModel(BaseModel):
     """Base: camelCase aliases, unknown fields ignored, immutable."""
 
-    model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="ignore", frozen=True
-    )
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore", frozen=True)
 
 
 class Envelope(WireModel):

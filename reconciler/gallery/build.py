@@ -91,10 +91,14 @@ def build_gallery(req: GalleryRequest, *, built_at: str | None = None) -> Galler
     state's own errors) for what the user can fix; a broken media file only marks its card."""
     started = time.perf_counter()
     if not req.state_path.exists() and req.since_plan is None:
-        sandbox = req.state_path.with_name("sandbox.state.json")  # `apply --sandbox`'s, beside the default one
-        hint = (f"the sandbox's renders are recorded in {sandbox}: 'reconciler gallery --sandbox' shows them"
-                if req.state_path.name == "renders.state.json" and sandbox.exists()
-                else "run 'reconciler apply' first, or pass --state FILE")
+        sandbox = req.state_path.with_name(
+            "sandbox.state.json"
+        )  # `apply --sandbox`'s, beside the default one
+        hint = (
+            f"the sandbox's renders are recorded in {sandbox}: 'reconciler gallery --sandbox' shows them"
+            if req.state_path.name == "renders.state.json" and sandbox.exists()
+            else "run 'reconciler apply' first, or pass --state FILE"
+        )
         raise GalleryError(f"no state at {req.state_path}: nothing has been applied yet", hint=hint)
     state = FileStateStore(req.state_path).read()
     kept = req.download_dir is not None
@@ -102,36 +106,66 @@ def build_gallery(req: GalleryRequest, *, built_at: str | None = None) -> Galler
     downloads_missing = kept and not downloads.is_dir()
     last_apply = read_last_apply(downloads) if kept and not downloads_missing else None
     plan = load_plan(req.since_plan) if req.since_plan is not None else None
-    chosen = model.focus(state.products, lineage=state.lineage, last_apply=last_apply, plan=plan,
-                         changed_only=req.changed, plan_name=f"plan {req.since_plan}")
+    chosen = model.focus(
+        state.products,
+        lineage=state.lineage,
+        last_apply=last_apply,
+        plan=plan,
+        changed_only=req.changed,
+        plan_name=f"plan {req.since_plan}",
+    )
 
     out = _prepare(req.out)
     _MADE.clear()
     cache = _load_cache(out)
-    wanted = model.wanted_paths(state.products, chosen.products if chosen.products is not None else state.products)
+    wanted = model.wanted_paths(
+        state.products, chosen.products if chosen.products is not None else state.products
+    )
     listing, reused_hashes = _hash(downloads, wanted, cache, req.parallelism) if kept else ({}, 0)
     cards = model.build_cards(state.products, chosen, listing, kept=kept)
     previews, made, reused = _previews(out, downloads, model.previews_needed(cards), cache, req.parallelism)
     media = model.media_needed(cards)
     media_bytes = _link_media(out, downloads, media)
 
-    source = f"state {req.state_path}" + (f", files in {req.download_dir}" if kept else ", no downloads folder")
-    site = model.layout(cards, chosen, title=req.title, source=source, built_at=built_at or utcnow(), kept=kept,
-                        page_size=req.page_size)
+    source = f"state {req.state_path}" + (
+        f", files in {req.download_dir}" if kept else ", no downloads folder"
+    )
+    site = model.layout(
+        cards,
+        chosen,
+        title=req.title,
+        source=source,
+        built_at=built_at or utcnow(),
+        kept=kept,
+        page_size=req.page_size,
+    )
     texts = render_site(site, previews)
     assets = static_assets()
     for path, data in [*assets.items(), *((p, t.encode()) for p, t in texts.items())]:
         _write(out / path, data)
     try:
-        site_bytes = _remove_stale(out, keep={*texts, *assets, *media, *(p.path for p in previews.values() if p and p.path)})
+        site_bytes = _remove_stale(
+            out, keep={*texts, *assets, *media, *(p.path for p in previews.values() if p and p.path)}
+        )
     except OSError as exc:
         raise GalleryError(f"cannot tidy the gallery in {out}: {exc.strerror}") from exc
     _save_cache(out, cache)
-    return GalleryReport(out=out, products=len(cards), pages=len(site.pages), files_missing=site.counts.missing,
-                         files_altered=site.counts.altered, undecodable=sum(1 for p in previews.values() if p is None),
-                         previews_made=made, previews_reused=reused, files_hashed=len(listing) - reused_hashes,
-                         hashes_reused=reused_hashes, site_bytes=site_bytes, media_bytes=media_bytes,
-                         seconds=time.perf_counter() - started, downloads_missing=downloads_missing)
+    return GalleryReport(
+        out=out,
+        products=len(cards),
+        pages=len(site.pages),
+        files_missing=site.counts.missing,
+        files_altered=site.counts.altered,
+        undecodable=sum(1 for p in previews.values() if p is None),
+        previews_made=made,
+        previews_reused=reused,
+        files_hashed=len(listing) - reused_hashes,
+        hashes_reused=reused_hashes,
+        site_bytes=site_bytes,
+        media_bytes=media_bytes,
+        seconds=time.perf_counter() - started,
+        downloads_missing=downloads_missing,
+    )
 
 
 # -- the output folder -----------------------------------------------------------------------
@@ -140,10 +174,14 @@ def _prepare(out: Path) -> Path:
         if out.exists() and not out.is_dir():
             raise GalleryError(f"{out} is a file, not a folder for the gallery")
         if out.is_dir() and any(out.iterdir()) and not (out / MARKER).exists():
-            raise GalleryError(f"{out} is not empty and is not a gallery (no {MARKER} in it); nothing was written",
-                               hint="choose a new or empty folder with --out")
+            raise GalleryError(
+                f"{out} is not empty and is not a gallery (no {MARKER} in it); nothing was written",
+                hint="choose a new or empty folder with --out",
+            )
         out.mkdir(parents=True, exist_ok=True)
-        (out / MARKER).write_text("Written by 'reconciler gallery'; everything here is rebuilt from the state.\n")
+        (out / MARKER).write_text(
+            "Written by 'reconciler gallery'; everything here is rebuilt from the state.\n"
+        )
     except OSError as exc:
         raise GalleryError(f"cannot write the gallery to {out}: {exc.strerror}") from exc
     return out
@@ -185,7 +223,9 @@ def _remove_stale(out: Path, keep: set[str]) -> int:
 
 
 # -- hashing ---------------------------------------------------------------------------------
-def _hash(root: Path, paths: Iterable[str], cache: dict[str, Any], parallelism: int) -> tuple[dict[str, FileFacts], int]:
+def _hash(
+    root: Path, paths: Iterable[str], cache: dict[str, Any], parallelism: int
+) -> tuple[dict[str, FileFacts], int]:
     """{relative path: FileFacts} for the wanted paths that are regular files under ``root``."""
     known: dict[str, list[Any]] = cache.setdefault("hashes", {})
     fresh: dict[str, list[Any]] = {}
@@ -226,8 +266,9 @@ def _hash(root: Path, paths: Iterable[str], cache: dict[str, Any], parallelism: 
 
 
 # -- previews --------------------------------------------------------------------------------
-def _previews(out: Path, root: Path, needed: dict[PreviewKey, tuple[str, str]], cache: dict[str, Any],
-              parallelism: int) -> tuple[dict[PreviewKey, Preview | None], int, int]:
+def _previews(
+    out: Path, root: Path, needed: dict[PreviewKey, tuple[str, str]], cache: dict[str, Any], parallelism: int
+) -> tuple[dict[PreviewKey, Preview | None], int, int]:
     """Make every thumbnail, poster and GIF probe not already made; None = cannot be decoded."""
     known: dict[str, Any] = cache.setdefault("previews", {})
     done: dict[PreviewKey, Preview | None] = {}
@@ -251,7 +292,9 @@ def _previews(out: Path, root: Path, needed: dict[PreviewKey, tuple[str, str]], 
     with ThreadPoolExecutor(max_workers=max(1, parallelism), thread_name_prefix="gallery-thumb") as pool:
         for key, preview in pool.map(one, todo):
             done[key] = preview
-    cache["previews"] = {f"{r}:{s}": (None if p is None else [p.width, p.height]) for (r, s), p in done.items()}
+    cache["previews"] = {
+        f"{r}:{s}": (None if p is None else [p.width, p.height]) for (r, s), p in done.items()
+    }
     return done, len(todo), reused
 
 

@@ -106,8 +106,13 @@ class LastApply:
     failed: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        return {"format_version": 1, "lineage": self.lineage, "finished_at": self.finished_at,
-                "rendered": sorted(self.rendered), "failed": sorted(self.failed)}
+        return {
+            "format_version": 1,
+            "lineage": self.lineage,
+            "finished_at": self.finished_at,
+            "rendered": sorted(self.rendered),
+            "failed": sorted(self.failed),
+        }
 
 
 def write_last_apply(root: Path, record: LastApply) -> None:
@@ -127,11 +132,18 @@ def read_last_apply(root: Path) -> LastApply | None:
     except FileNotFoundError:
         return None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"{path} is unreadable ({exc})",
-                          hint="delete it; the next apply writes it again") from exc
+        raise ConfigError(
+            f"{path} is unreadable ({exc})", hint="delete it; the next apply writes it again"
+        ) from exc
     try:
-        return LastApply(lineage=str(data["lineage"]), finished_at=str(data["finished_at"]),
-                         rendered=[str(u) for u in data["rendered"]], failed=[str(u) for u in data["failed"]])
+        return LastApply(
+            lineage=str(data["lineage"]),
+            finished_at=str(data["finished_at"]),
+            rendered=[str(u) for u in data["rendered"]],
+            failed=[str(u) for u in data["failed"]],
+        )
     except (KeyError, TypeError) as exc:
-        raise ConfigError(f"{path} is not a record of an apply (missing {exc})",
-                          hint="delete it; the next apply writes it again") from exc
+        raise ConfigError(
+            f"{path} is not a record of an apply (missing {exc})",
+            hint="delete it; the next apply writes it again",
+        ) from exc

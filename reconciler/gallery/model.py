@@ -31,12 +31,25 @@ from reconciler.state.model import Attachment, ProductRecord, Status
 PAGE_SIZE = 200
 KIND_ORDER = {"still": 0, "turntable": 1, "gif": 2}
 # Plan actions that touch a product (what --since-plan shows); NOOP, ORPHAN and BLOCKED do not.
-TOUCHING = frozenset({ActionKind.RENDER, ActionKind.RERENDER, ActionKind.RETRY, ActionKind.RESUME,
-                      ActionKind.FORGET, ActionKind.DELETE})
+TOUCHING = frozenset(
+    {
+        ActionKind.RENDER,
+        ActionKind.RERENDER,
+        ActionKind.RETRY,
+        ActionKind.RESUME,
+        ActionKind.FORGET,
+        ActionKind.DELETE,
+    }
+)
 PLANNED = "planned"
 """Status of a card for a product the plan names but the state does not hold."""
-STATUS_LABELS = {Status.RENDERED.value: "rendered", Status.FAILED.value: "failed",
-                 Status.IN_FLIGHT.value: "in flight", Status.REQUESTED.value: "requested", PLANNED: "planned"}
+STATUS_LABELS = {
+    Status.RENDERED.value: "rendered",
+    Status.FAILED.value: "failed",
+    Status.IN_FLIGHT.value: "in flight",
+    Status.REQUESTED.value: "requested",
+    PLANNED: "planned",
+}
 
 
 class GalleryError(ReconcilerError):
@@ -123,8 +136,16 @@ class Card:
     @property
     def flags(self) -> list[str]:
         """Words the page's filter matches on (data-flags)."""
-        out = [f for f, on in (("changed", self.changed), ("failed", self.status == Status.FAILED.value),
-                               ("drifted", self.drifted), ("gif", self.gif)) if on]
+        out = [
+            f
+            for f, on in (
+                ("changed", self.changed),
+                ("failed", self.status == Status.FAILED.value),
+                ("drifted", self.drifted),
+                ("gif", self.gif),
+            )
+            if on
+        ]
         return out
 
     @property
@@ -219,8 +240,15 @@ def page_filename(number: int) -> str:
 
 
 # -- what to show ----------------------------------------------------------------------------
-def focus(records: Mapping[str, ProductRecord], *, lineage: str, last_apply: LastApply | None = None,
-          plan: Plan | None = None, changed_only: bool = False, plan_name: str = "the plan") -> Focus:
+def focus(
+    records: Mapping[str, ProductRecord],
+    *,
+    lineage: str,
+    last_apply: LastApply | None = None,
+    plan: Plan | None = None,
+    changed_only: bool = False,
+    plan_name: str = "the plan",
+) -> Focus:
     """Decide the products to show: those a plan touches, those the last apply touched
     (``changed_only``), or all; and which are "changed". Raises GalleryError when
     ``changed_only`` has no usable record of the last apply."""
@@ -228,24 +256,38 @@ def focus(records: Mapping[str, ProductRecord], *, lineage: str, last_apply: Las
         touched = [a for a in plan.actions if a.kind in TOUCHING]
         products = [a.product for a in touched]
         drift = frozenset(a.product for a in touched if a.reason.category == "drift")
-        return Focus(products=products, changed=frozenset(products), planned={a.product: a for a in touched},
-                     drift=drift, description=f"the {_n(len(products), 'product')} {plan_name} touches")
+        return Focus(
+            products=products,
+            changed=frozenset(products),
+            planned={a.product: a for a in touched},
+            drift=drift,
+            description=f"the {_n(len(products), 'product')} {plan_name} touches",
+        )
     usable = last_apply if last_apply is not None and last_apply.lineage == lineage else None
     if changed_only:
         if last_apply is None:
-            raise GalleryError("--changed: no record of the last apply in the downloads folder",
-                               hint="apply writes it when it keeps files (--download-dir, or downloads: in "
-                                    "reconciler.yaml); or use --since-plan PLANFILE")
+            raise GalleryError(
+                "--changed: no record of the last apply in the downloads folder",
+                hint="apply writes it when it keeps files (--download-dir, or downloads: in "
+                "reconciler.yaml); or use --since-plan PLANFILE",
+            )
         if usable is None:
-            raise GalleryError(f"--changed: the record of the last apply belongs to another state "
-                               f"(lineage {last_apply.lineage}, this state is {lineage or 'new'})",
-                               hint="point --state and --download-dir at the same project")
+            raise GalleryError(
+                f"--changed: the record of the last apply belongs to another state "
+                f"(lineage {last_apply.lineage}, this state is {lineage or 'new'})",
+                hint="point --state and --download-dir at the same project",
+            )
         products = sorted(set(usable.rendered) | set(usable.failed))
-        return Focus(products=products, changed=frozenset(usable.rendered),
-                     description=f"the {_n(len(products), 'product')} the last apply touched "
-                                 f"(finished {human_time(usable.finished_at)})")
+        return Focus(
+            products=products,
+            changed=frozenset(usable.rendered),
+            description=f"the {_n(len(products), 'product')} the last apply touched "
+            f"(finished {human_time(usable.finished_at)})",
+        )
     changed = frozenset(usable.rendered) if usable else frozenset()
-    return Focus(products=None, changed=changed, description=f"all {_n(len(records), 'product')} in the state")
+    return Focus(
+        products=None, changed=changed, description=f"all {_n(len(records), 'product')} in the state"
+    )
 
 
 def wanted_paths(records: Mapping[str, ProductRecord], products: Iterable[str]) -> set[str]:
@@ -264,8 +306,9 @@ def wanted_paths(records: Mapping[str, ProductRecord], products: Iterable[str]) 
     return out
 
 
-def build_cards(records: Mapping[str, ProductRecord], chosen: Focus, listing: Mapping[str, FileFacts], *,
-                kept: bool) -> list[Card]:
+def build_cards(
+    records: Mapping[str, ProductRecord], chosen: Focus, listing: Mapping[str, FileFacts], *, kept: bool
+) -> list[Card]:
     """One card per product in focus, changed ones first, then by name."""
     uuids = list(records) if chosen.products is None else list(dict.fromkeys(chosen.products))
     cards = [_card(uuid, records.get(uuid), chosen, listing, kept) for uuid in uuids]
@@ -273,20 +316,40 @@ def build_cards(records: Mapping[str, ProductRecord], chosen: Focus, listing: Ma
     return cards
 
 
-def _card(uuid: str, rec: ProductRecord | None, chosen: Focus, listing: Mapping[str, FileFacts], kept: bool) -> Card:
+def _card(
+    uuid: str, rec: ProductRecord | None, chosen: Focus, listing: Mapping[str, FileFacts], kept: bool
+) -> Card:
     action = chosen.planned.get(uuid)
     if rec is None:
         spec = action.spec if action and action.spec else {}
-        return Card(uuid=uuid, name=(action.name if action else None) or uuid, status=PLANNED,
-                    spec_words=spec_in_words(spec) if spec else "", image_format=str(spec.get("imageFormat", "")),
-                    gif=_gif(spec), when=None, changed=uuid in chosen.changed, drifted=uuid in chosen.drift,
-                    planned=action)
-    files = sorted((locate(uuid, a, listing, kept=kept) for a in rec.attachments),
-                   key=lambda f: (KIND_ORDER.get(f.kind, 9), f.name))
-    card = Card(uuid=uuid, name=rec.name or uuid, status=rec.status.value, spec_words=spec_in_words(rec.spec),
-                image_format=str(rec.spec.get("imageFormat", "")), gif=any(f.kind == "gif" for f in files),
-                when=rec.updated_at, files=files, error=rec.error if rec.status is Status.FAILED else None,
-                changed=uuid in chosen.changed)
+        return Card(
+            uuid=uuid,
+            name=(action.name if action else None) or uuid,
+            status=PLANNED,
+            spec_words=spec_in_words(spec) if spec else "",
+            image_format=str(spec.get("imageFormat", "")),
+            gif=_gif(spec),
+            when=None,
+            changed=uuid in chosen.changed,
+            drifted=uuid in chosen.drift,
+            planned=action,
+        )
+    files = sorted(
+        (locate(uuid, a, listing, kept=kept) for a in rec.attachments),
+        key=lambda f: (KIND_ORDER.get(f.kind, 9), f.name),
+    )
+    card = Card(
+        uuid=uuid,
+        name=rec.name or uuid,
+        status=rec.status.value,
+        spec_words=spec_in_words(rec.spec),
+        image_format=str(rec.spec.get("imageFormat", "")),
+        gif=any(f.kind == "gif" for f in files),
+        when=rec.updated_at,
+        files=files,
+        error=rec.error if rec.status is Status.FAILED else None,
+        changed=uuid in chosen.changed,
+    )
     card.drifted = uuid in chosen.drift or bool(card.problems)
     applied = action is None or rec.spec_hash == action.spec_hash
     if action is not None and action.kind.triggers and not applied:
@@ -296,21 +359,30 @@ def _card(uuid: str, rec: ProductRecord | None, chosen: Focus, listing: Mapping[
         still = next((a for a in prev.attachments if a.kind == "still"), None)
         card.before_after = BeforeAfter(
             before=locate(uuid, still, listing, kept=kept, past=True) if still else None,
-            before_spec=spec_in_words(prev.spec), before_when=prev.recorded_at,
-            changes=field_changes(prev.spec, rec.spec))
+            before_spec=spec_in_words(prev.spec),
+            before_when=prev.recorded_at,
+            changes=field_changes(prev.spec, rec.spec),
+        )
     return card
 
 
-def locate(product: str, att: Attachment, listing: Mapping[str, FileFacts], *, kept: bool,
-           past: bool = False) -> FileView:
+def locate(
+    product: str, att: Attachment, listing: Mapping[str, FileFacts], *, kept: bool, past: bool = False
+) -> FileView:
     """Find a recorded file where the layout puts it and compare its hash with the record's.
 
     A current file lives at ``<uuid>/<name>``; a replaced one at ``.previous/<sha256>/<name>``, or
     still at ``<uuid>/<name>`` if no later download of that name replaced it. Only the first
     place can make a file "altered": a later render's file of the same name is not a damaged
     copy of the old one."""
-    view = FileView(kind=att.kind, name=att.name, recorded_sha256=att.sha256, size=att.size,
-                    content_type=att.content_type, local=Local.NOT_KEPT if not kept else Local.MISSING)
+    view = FileView(
+        kind=att.kind,
+        name=att.name,
+        recorded_sha256=att.sha256,
+        size=att.size,
+        content_type=att.content_type,
+        local=Local.NOT_KEPT if not kept else Local.MISSING,
+    )
     if not kept or not _safe(product, att):
         return view
     here, kept_aside = current_path(product, att.name), previous_path(product, att.sha256, att.name)
@@ -326,8 +398,16 @@ def locate(product: str, att: Attachment, listing: Mapping[str, FileFacts], *, k
 
 
 def _with(view: FileView, local: Local, path: str, facts: FileFacts) -> FileView:
-    return FileView(kind=view.kind, name=view.name, recorded_sha256=view.recorded_sha256, size=view.size,
-                    content_type=view.content_type, local=local, source=path, local_sha256=facts.sha256)
+    return FileView(
+        kind=view.kind,
+        name=view.name,
+        recorded_sha256=view.recorded_sha256,
+        size=view.size,
+        content_type=view.content_type,
+        local=local,
+        source=path,
+        local_sha256=facts.sha256,
+    )
 
 
 def previews_needed(cards: Iterable[Card]) -> dict[PreviewKey, tuple[str, str]]:
@@ -358,28 +438,57 @@ def media_needed(cards: Iterable[Card]) -> dict[str, str]:
 
 
 # -- pages and counts ------------------------------------------------------------------------
-def layout(cards: list[Card], chosen: Focus, *, title: str, source: str, built_at: str, kept: bool,
-           page_size: int = PAGE_SIZE) -> Site:
+def layout(
+    cards: list[Card],
+    chosen: Focus,
+    *,
+    title: str,
+    source: str,
+    built_at: str,
+    kept: bool,
+    page_size: int = PAGE_SIZE,
+) -> Site:
     """Number the cards into pages and count them for the index."""
     if page_size < 1:
         raise GalleryError("page size must be at least 1")
     pages = []
     for number in range(1, max(1, math.ceil(len(cards) / page_size)) + 1):
-        chunk = cards[(number - 1) * page_size:number * page_size]
+        chunk = cards[(number - 1) * page_size : number * page_size]
         for card in chunk:
             card.page = number
-        pages.append(PageInfo(number, page_filename(number), chunk[0].name if chunk else "",
-                              chunk[-1].name if chunk else "", len(chunk)))
+        pages.append(
+            PageInfo(
+                number,
+                page_filename(number),
+                chunk[0].name if chunk else "",
+                chunk[-1].name if chunk else "",
+                len(chunk),
+            )
+        )
     files = [f for c in cards for f in c.files]
     counts = Counts(
-        products=len(cards), by_status=dict(Counter(c.status_label for c in cards).most_common()),
+        products=len(cards),
+        by_status=dict(Counter(c.status_label for c in cards).most_common()),
         by_format=dict(sorted(Counter(c.image_format for c in cards if c.image_format).items())),
-        gif=sum(c.gif for c in cards), changed=sum(c.changed for c in cards),
-        failed=sum(c.status == Status.FAILED.value for c in cards), drifted=sum(c.drifted for c in cards),
-        files=len(files), missing=sum(f.local is Local.MISSING for f in files),
-        altered=sum(f.local is Local.ALTERED for f in files), recorded_bytes=sum(f.size for f in files))
-    return Site(title=title, cards=cards, pages=pages, counts=counts, focus=chosen, source=source,
-                built_at=built_at, kept=kept)
+        gif=sum(c.gif for c in cards),
+        changed=sum(c.changed for c in cards),
+        failed=sum(c.status == Status.FAILED.value for c in cards),
+        drifted=sum(c.drifted for c in cards),
+        files=len(files),
+        missing=sum(f.local is Local.MISSING for f in files),
+        altered=sum(f.local is Local.ALTERED for f in files),
+        recorded_bytes=sum(f.size for f in files),
+    )
+    return Site(
+        title=title,
+        cards=cards,
+        pages=pages,
+        counts=counts,
+        focus=chosen,
+        source=source,
+        built_at=built_at,
+        kept=kept,
+    )
 
 
 def search_index(site: Site) -> list[list[Any]]:
@@ -389,7 +498,7 @@ def search_index(site: Site) -> list[list[Any]]:
 
 # -- words -----------------------------------------------------------------------------------
 def spec_in_words(spec: Mapping[str, Any]) -> str:
-    """"WEBP 1200×1200 on #F4F4F4, 36 frames @ 12 fps at 720×720, GIF" from a canonical spec."""
+    """ "WEBP 1200×1200 on #F4F4F4, 36 frames @ 12 fps at 720×720, GIF" from a canonical spec."""
     parts = [f"{spec.get('imageFormat', '?')} {spec.get('imageWidth', '?')}×{spec.get('imageHeight', '?')}"]
     if spec.get("transparentBackground"):
         parts[0] += " transparent"
@@ -407,7 +516,7 @@ def spec_in_words(spec: Mapping[str, Any]) -> str:
 
 
 def human_time(stamp: str | None) -> str:
-    """"2026-12-01 08:30 UTC" from the state's ISO UTC stamps; other text unchanged."""
+    """ "2026-12-01 08:30 UTC" from the state's ISO UTC stamps; other text unchanged."""
     if not stamp:
         return ""
     text = stamp.replace("T", " ")
@@ -427,7 +536,9 @@ def _safe(product: str, att: Attachment) -> bool:
 
 
 def _plain_name(name: str) -> bool:
-    return bool(name) and name not in (".", "..") and "/" not in name and "\\" not in name and "\0" not in name
+    return (
+        bool(name) and name not in (".", "..") and "/" not in name and "\\" not in name and "\0" not in name
+    )
 
 
 def _n(count: int, word: str) -> str:

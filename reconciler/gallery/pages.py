@@ -29,9 +29,14 @@ from reconciler.gallery.model import (
 
 ASSETS = ("gallery.css", "gallery.js")
 
-_ENV = Environment(loader=PackageLoader("reconciler.gallery", "templates"),
-                   autoescape=select_autoescape(["html"], default_for_string=True, default=True),
-                   undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+_ENV = Environment(
+    loader=PackageLoader("reconciler.gallery", "templates"),
+    autoescape=select_autoescape(["html"], default_for_string=True, default=True),
+    undefined=StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    keep_trailing_newline=True,
+)
 
 
 def render_site(site: Site, previews: Mapping[PreviewKey, Preview | None]) -> dict[str, str]:
@@ -62,8 +67,15 @@ def _helpers(previews: Mapping[PreviewKey, Preview | None]) -> dict[str, Any]:
             return None
         return previews.get((role, f.local_sha256))
 
-    return {"preview": preview, "url": url, "size": size, "human_time": human_time, "local_words": local_words,
-            "problems": problems, "value": value}
+    return {
+        "preview": preview,
+        "url": url,
+        "size": size,
+        "human_time": human_time,
+        "local_words": local_words,
+        "problems": problems,
+        "value": value,
+    }
 
 
 def url(path: str | None) -> str:

@@ -71,8 +71,13 @@ def _annotated(f: F) -> F:
             return f(*args, **kwargs)
         except ReconcilerError as exc:
             if _in_actions() and not isinstance(exc, ManifestError):  # manifest errors are annotated per line
-                click.echo(workflow_command("error", exc.message + (f" ({exc.hint})" if exc.hint else ""),
-                                            title="reconciler github"))
+                click.echo(
+                    workflow_command(
+                        "error",
+                        exc.message + (f" ({exc.hint})" if exc.hint else ""),
+                        title="reconciler github",
+                    )
+                )
             raise
 
     return wrapper  # type: ignore[return-value]
@@ -85,17 +90,35 @@ def _key(ctx: click.Context, param: click.Parameter, value: str) -> str:
 
 
 def common_options(f: F) -> F:
-    for decorator in reversed([
-        click.option("--pr", "pr_number", type=click.IntRange(min=1),
-                     help="Pull request number (default: from the event payload)."),
-        click.option("--key", default="default", show_default=True, callback=_key,
-                     help="Which sticky comment: one per key, e.g. one per catalogue in a monorepo."),
-        click.option("--comment-author", metavar="LOGIN",
-                     help="Only this account's comments are ours (default: any bot account, such as "
-                          "github-actions[bot]). Set it when the token is a person's."),
-        click.option("--step-summary/--no-step-summary", default=True, show_default=True,
-                     help="Also write the full text to $GITHUB_STEP_SUMMARY (cut under 1 MiB)."),
-    ]):
+    for decorator in reversed(
+        [
+            click.option(
+                "--pr",
+                "pr_number",
+                type=click.IntRange(min=1),
+                help="Pull request number (default: from the event payload).",
+            ),
+            click.option(
+                "--key",
+                default="default",
+                show_default=True,
+                callback=_key,
+                help="Which sticky comment: one per key, e.g. one per catalogue in a monorepo.",
+            ),
+            click.option(
+                "--comment-author",
+                metavar="LOGIN",
+                help="Only this account's comments are ours (default: any bot account, such as "
+                "github-actions[bot]). Set it when the token is a person's.",
+            ),
+            click.option(
+                "--step-summary/--no-step-summary",
+                default=True,
+                show_default=True,
+                help="Also write the full text to $GITHUB_STEP_SUMMARY (cut under 1 MiB).",
+            ),
+        ]
+    ):
         f = decorator(f)
     return f
 
@@ -108,20 +131,47 @@ def github_group() -> None:
 @github_group.command("plan-comment")
 @click.argument("planfile", type=click.Path(path_type=Path, dir_okay=False))
 @common_options
-@click.option("--comment", "when", type=click.Choice(["changes", "always", "never"]), default="changes",
-              show_default=True, help="changes: comment only when the plan has changes (an existing comment is "
-                                      "always brought up to date); always; never (labels and summary only).")
-@click.option("--max-parts", type=click.IntRange(1, 50), default=DEFAULT_MAX_PARTS, show_default=True,
-              help="Most comments one plan may take; a longer plan is posted as its summary with links.")
-@click.option("--labels/--no-labels", default=True, show_default=True,
-              help="Set the renders:* labels of the pull request from the plan, removing stale ones.")
-@click.option("--details-url", help="Where the full plan can be read (default: this run's page, whose job "
-                                    "summary has it; for workflow_run, the run that made the plan).")
+@click.option(
+    "--comment",
+    "when",
+    type=click.Choice(["changes", "always", "never"]),
+    default="changes",
+    show_default=True,
+    help="changes: comment only when the plan has changes (an existing comment is "
+    "always brought up to date); always; never (labels and summary only).",
+)
+@click.option(
+    "--max-parts",
+    type=click.IntRange(1, 50),
+    default=DEFAULT_MAX_PARTS,
+    show_default=True,
+    help="Most comments one plan may take; a longer plan is posted as its summary with links.",
+)
+@click.option(
+    "--labels/--no-labels",
+    default=True,
+    show_default=True,
+    help="Set the renders:* labels of the pull request from the plan, removing stale ones.",
+)
+@click.option(
+    "--details-url",
+    help="Where the full plan can be read (default: this run's page, whose job "
+    "summary has it; for workflow_run, the run that made the plan).",
+)
 @click.option("--artifact-url", help="The uploaded plan artifact (upload-artifact's artifact-url output).")
 @_annotated
-def plan_comment(planfile: Path, pr_number: int | None, key: str, comment_author: str | None, step_summary: bool,
-                 when: str, max_parts: int, labels: bool, details_url: str | None,
-                 artifact_url: str | None) -> None:
+def plan_comment(
+    planfile: Path,
+    pr_number: int | None,
+    key: str,
+    comment_author: str | None,
+    step_summary: bool,
+    when: str,
+    max_parts: int,
+    labels: bool,
+    details_url: str | None,
+    artifact_url: str | None,
+) -> None:
     """Post a saved plan (reconciler plan --out FILE) on its pull request."""
     ctx = GitHubContext.from_env(os.environ)
     plan = load_plan(planfile)
@@ -129,29 +179,52 @@ def plan_comment(planfile: Path, pr_number: int | None, key: str, comment_author
         _summary(ctx, render_markdown(plan, budget=1 << 62))
     number = pr_number or ctx.pull_request_number()
     if number is None:
-        _notice(f"{ctx.event_name or 'this'} event is not about a pull request: no comment"
-                + (" (the plan is in the job summary)" if step_summary and ctx.step_summary else ""))
+        _notice(
+            f"{ctx.event_name or 'this'} event is not about a pull request: no comment"
+            + (" (the plan is in the job summary)" if step_summary and ctx.step_summary else "")
+        )
         return
     repo, token = ctx.require_repository(), ctx.require_token()
     links = Links(details_url or ctx.triggering_run_url() or ctx.run_url, artifact_url)
     with GitHubApi(ctx.api_url, ctx.graphql_url, token) as api:
-        if pr_number is not None and ctx.event_name == "workflow_run" and not _same_head(api, ctx, repo, number):
+        if (
+            pr_number is not None
+            and ctx.event_name == "workflow_run"
+            and not _same_head(api, ctx, repo, number)
+        ):
             return
         result = CommentResult()
         if when != "never":
-            bodies = plan_comment_bodies(plan, key=key, max_parts=max_parts, links=links, footer=_footer(ctx, key))
-            result = sync_comments(api, repo, number, bodies, kind=PLAN_MARKER, key=key,
-                                   author=author_filter(comment_author),
-                                   create=plan.has_changes or when == "always")
+            bodies = plan_comment_bodies(
+                plan, key=key, max_parts=max_parts, links=links, footer=_footer(ctx, key)
+            )
+            result = sync_comments(
+                api,
+                repo,
+                number,
+                bodies,
+                kind=PLAN_MARKER,
+                key=key,
+                author=author_filter(comment_author),
+                create=plan.has_changes or when == "always",
+            )
             _report("Plan comment", number, result, len(bodies))
         if labels:
             wanted = labels_for(plan)
             done = sync_labels(api, repo, number, wanted)
-            click.echo(f"Labels on #{number}: {', '.join(sorted(wanted))}"
-                       + (f" (added {', '.join(done.added)})" if done.added else "")
-                       + (f" (removed {', '.join(done.removed)})" if done.removed else ""))
-    write_outputs(ctx, {"comment-url": result.first_url or "", "pull-request": number,
-                        "has-changes": str(plan.has_changes).lower()})
+            click.echo(
+                f"Labels on #{number}: {', '.join(sorted(wanted))}"
+                + (f" (added {', '.join(done.added)})" if done.added else "")
+                + (f" (removed {', '.join(done.removed)})" if done.removed else "")
+            )
+    write_outputs(
+        ctx,
+        {
+            "comment-url": result.first_url or "",
+            "pull-request": number,
+            "has-changes": str(plan.has_changes).lower(),
+        },
+    )
     if result.errors:
         raise GitHubError("; ".join(result.errors))
 
@@ -160,13 +233,29 @@ def plan_comment(planfile: Path, pr_number: int | None, key: str, comment_author
 @click.argument("events", type=click.Path(path_type=Path, dir_okay=False))
 @common_options
 @click.option("--exit-code", "exit_code", type=int, help="The apply command's exit code, for the report.")
-@click.option("--comment/--no-comment", default=True, show_default=True,
-              help="--no-comment: the job summary only (no token needed).")
-@click.option("--log", "log", type=click.Path(path_type=Path, dir_okay=False),
-              help="The apply's stderr, saved to a file: its Error: and Hint: lines go into the report.")
+@click.option(
+    "--comment/--no-comment",
+    default=True,
+    show_default=True,
+    help="--no-comment: the job summary only (no token needed).",
+)
+@click.option(
+    "--log",
+    "log",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="The apply's stderr, saved to a file: its Error: and Hint: lines go into the report.",
+)
 @_annotated
-def apply_comment(events: Path, pr_number: int | None, key: str, comment_author: str | None, step_summary: bool,
-                  exit_code: int | None, comment: bool, log: Path | None) -> None:
+def apply_comment(
+    events: Path,
+    pr_number: int | None,
+    key: str,
+    comment_author: str | None,
+    step_summary: bool,
+    exit_code: int | None,
+    comment: bool,
+    log: Path | None,
+) -> None:
     """Report what an apply rendered, failed and cost, from its 'apply --format json' output file."""
     ctx = GitHubContext.from_env(os.environ)
     try:
@@ -176,7 +265,9 @@ def apply_comment(events: Path, pr_number: int | None, key: str, comment_author:
     except OSError as exc:
         raise ReconcilerError(f"cannot read the apply output {events}: {exc.strerror}") from exc
     run = parse_apply_stream(text)
-    report = apply_report_markdown(run, exit_code=exit_code, footer=_footer(ctx, key), error=_error_lines(log))
+    report = apply_report_markdown(
+        run, exit_code=exit_code, footer=_footer(ctx, key), error=_error_lines(log)
+    )
     if step_summary:
         _summary(ctx, report, rest="The apply's event stream (--format json) has them all.")
     if not comment:
@@ -185,13 +276,17 @@ def apply_comment(events: Path, pr_number: int | None, key: str, comment_author:
     with GitHubApi(ctx.api_url, ctx.graphql_url, ctx.require_token()) as api:
         number = pr_number or ctx.pull_request_number() or _merged_pull(api, ctx, repo)
         if number is None:
-            _notice(f"commit {ctx.sha or '?'} belongs to no pull request: the apply report is in the job summary only")
+            _notice(
+                f"commit {ctx.sha or '?'} belongs to no pull request: the apply report is in the job summary only"
+            )
             return
         mark = marker(APPLY_MARKER, key)
-        body = f"{mark}\n" + cut_markdown(report, COMMENT_BUDGET - len(mark) - 1, what="product",
-                                          rest="The job summary has them all.")
-        result = sync_comments(api, repo, number, [body], kind=APPLY_MARKER, key=key,
-                               author=author_filter(comment_author))
+        body = f"{mark}\n" + cut_markdown(
+            report, COMMENT_BUDGET - len(mark) - 1, what="product", rest="The job summary has them all."
+        )
+        result = sync_comments(
+            api, repo, number, [body], kind=APPLY_MARKER, key=key, author=author_filter(comment_author)
+        )
         _report("Apply comment", number, result, 1)
     write_outputs(ctx, {"comment-url": result.first_url or "", "pull-request": number})
     if result.errors:
@@ -200,9 +295,13 @@ def apply_comment(events: Path, pr_number: int | None, key: str, comment_author:
 
 @github_group.command("annotate")
 @manifests_option
-@click.option("--check-run", "check_run", metavar="NAME",
-              help="Also publish every error on a check run of this name, 50 annotations per request "
-                   "(needs 'checks: write'); workflow commands alone show 10 per step.")
+@click.option(
+    "--check-run",
+    "check_run",
+    metavar="NAME",
+    help="Also publish every error on a check run of this name, 50 annotations per request "
+    "(needs 'checks: write'); workflow commands alone show 10 per step.",
+)
 @click.option("--step-summary/--no-step-summary", default=True, show_default=True)
 @_annotated
 def annotate(manifests: tuple[Path, ...], check_run: str | None, step_summary: bool) -> None:
@@ -219,8 +318,13 @@ def annotate(manifests: tuple[Path, ...], check_run: str | None, step_summary: b
         if step_summary:
             _summary(ctx, table, what="error", rest="'reconciler validate' lists them all.")
         if check_run:
-            _check_run(ctx, check_run, f"{len(diags) + more} error(s) in manifests", table,
-                       check_run_annotations(diags, paths))
+            _check_run(
+                ctx,
+                check_run,
+                f"{len(diags) + more} error(s) in manifests",
+                table,
+                check_run_annotations(diags, paths),
+            )
         raise
     message = f"OK: {len(desired.products)} products in {len(desired.files)} file(s)."
     click.echo(message)
@@ -241,34 +345,50 @@ def step_summary_command(planfile: Path) -> None:
     _summary(ctx, render_markdown(load_plan(planfile), budget=1 << 62))
 
 
-def _summary(ctx: GitHubContext, markdown: str, *, what: str = "product",
-             rest: str = "The saved plan has them all.") -> None:
+def _summary(
+    ctx: GitHubContext, markdown: str, *, what: str = "product", rest: str = "The saved plan has them all."
+) -> None:
     if ctx.step_summary is None:
         return
     written = append_step_summary(ctx.step_summary, markdown, what=what, rest=rest)
     click.echo(f"Job summary: {written:,} bytes written to {ctx.step_summary}.")
 
 
-def _check_run(ctx: GitHubContext, name: str, title: str, summary: str, annotations: list[dict[str, Any]]) -> None:
+def _check_run(
+    ctx: GitHubContext, name: str, title: str, summary: str, annotations: list[dict[str, Any]]
+) -> None:
     head = ctx.head_sha()
     if head is None:
         raise ConfigError("--check-run needs the commit: GITHUB_SHA is not set")
     with GitHubApi(ctx.api_url, ctx.graphql_url, ctx.require_token()) as api:
-        run = publish_check_run(api, ctx.require_repository(), name=name, head_sha=head, title=title,
-                                summary=summary, annotations=annotations)
-    click.echo(f"Check run {name!r}: {len(annotations)} annotation(s) at {run.get('html_url', run.get('id'))}.")
+        run = publish_check_run(
+            api,
+            ctx.require_repository(),
+            name=name,
+            head_sha=head,
+            title=title,
+            summary=summary,
+            annotations=annotations,
+        )
+    click.echo(
+        f"Check run {name!r}: {len(annotations)} annotation(s) at {run.get('html_url', run.get('id'))}."
+    )
 
 
 def _same_head(api: GitHubApi, ctx: GitHubContext, repo: str, number: int) -> bool:
     """For ``workflow_run``: the pull request number came from an artifact, which a fork controls.
     Comment only if that pull request's head is the commit the plan was made for."""
     expected = ctx.head_sha()
-    head = ((api.pull(repo, number).get("head") or {}).get("sha"))
+    head = (api.pull(repo, number).get("head") or {}).get("sha")
     if expected and head == expected:
         return True
-    text = (f"not commenting on #{number}: its head is {str(head)[:12]}, but the plan was made for "
-            f"{str(expected)[:12]} (a newer push has its own run, or the number is wrong)")
-    click.echo(workflow_command("warning", text, title="reconciler github") if _in_actions() else f"Warning: {text}")
+    text = (
+        f"not commenting on #{number}: its head is {str(head)[:12]}, but the plan was made for "
+        f"{str(expected)[:12]} (a newer push has its own run, or the number is wrong)"
+    )
+    click.echo(
+        workflow_command("warning", text, title="reconciler github") if _in_actions() else f"Warning: {text}"
+    )
     return False
 
 
@@ -309,13 +429,23 @@ def _footer(ctx: GitHubContext, key: str) -> str:
 
 
 def _report(what: str, number: int, result: CommentResult, parts: int) -> None:
-    done = [f"{len(v)} {k}" for k, v in (("created", result.created), ("updated", result.updated),
-                                         ("unchanged", result.unchanged), ("superseded", result.superseded)) if v]
+    done = [
+        f"{len(v)} {k}"
+        for k, v in (
+            ("created", result.created),
+            ("updated", result.updated),
+            ("unchanged", result.unchanged),
+            ("superseded", result.superseded),
+        )
+        if v
+    ]
     if not done:
         click.echo(f"{what} on #{number}: nothing to post (no changes; use --comment always to post anyway).")
         return
-    click.echo(f"{what} on #{number} ({parts} part{'s' if parts != 1 else ''}): {', '.join(done)}"
-               + (f": {result.first_url}" if result.first_url else "."))
+    click.echo(
+        f"{what} on #{number} ({parts} part{'s' if parts != 1 else ''}): {', '.join(done)}"
+        + (f": {result.first_url}" if result.first_url else ".")
+    )
 
 
 def _notice(text: str) -> None:

@@ -60,17 +60,21 @@ class GitHubContext:
 
     def require_repository(self) -> str:
         if self.repository is None:
-            raise ConfigError("GITHUB_REPOSITORY is not set", hint="GitHub Actions sets it to OWNER/NAME; "
-                                                                  "outside Actions, export it yourself")
+            raise ConfigError(
+                "GITHUB_REPOSITORY is not set",
+                hint="GitHub Actions sets it to OWNER/NAME; outside Actions, export it yourself",
+            )
         if not _REPOSITORY.match(self.repository):
             raise ConfigError(f"GITHUB_REPOSITORY must be OWNER/NAME, got {self.repository!r}")
         return self.repository
 
     def require_token(self) -> SecretStr:
         if self.token is None:
-            raise ConfigError("GITHUB_TOKEN is not set",
-                              hint="pass it to the step: env: GITHUB_TOKEN: ${{ github.token }} "
-                                   "(with permissions pull-requests: write and issues: write)")
+            raise ConfigError(
+                "GITHUB_TOKEN is not set",
+                hint="pass it to the step: env: GITHUB_TOKEN: ${{ github.token }} "
+                "(with permissions pull-requests: write and issues: write)",
+            )
         return self.token
 
     @property
@@ -139,7 +143,9 @@ def _event(path: str | None) -> dict[str, Any]:
     except FileNotFoundError as exc:
         raise ConfigError(f"GITHUB_EVENT_PATH names {path}, which does not exist") from exc
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"the event payload {path} (GITHUB_EVENT_PATH) is not readable JSON: {exc}") from exc
+        raise ConfigError(
+            f"the event payload {path} (GITHUB_EVENT_PATH) is not readable JSON: {exc}"
+        ) from exc
     return data if isinstance(data, dict) else {}
 
 
@@ -152,4 +158,6 @@ def write_outputs(ctx: GitHubContext, values: Mapping[str, str | int]) -> None:
         with ctx.output.open("a", encoding="utf-8") as f:
             f.write(text)
     except OSError as exc:
-        raise ConfigError(f"cannot write step outputs to {ctx.output} (GITHUB_OUTPUT): {exc.strerror}") from exc
+        raise ConfigError(
+            f"cannot write step outputs to {ctx.output} (GITHUB_OUTPUT): {exc.strerror}"
+        ) from exc

@@ -55,8 +55,17 @@ def author_filter(login: str | None) -> Callable[[dict[str, Any]], bool]:
     return lambda c: (c.get("user") or {}).get("type") == "Bot"
 
 
-def sync_comments(api: GitHubApi, repo: str, number: int, bodies: list[str], *, kind: str, key: str,
-                  author: Callable[[dict[str, Any]], bool], create: bool = True) -> CommentResult:
+def sync_comments(
+    api: GitHubApi,
+    repo: str,
+    number: int,
+    bodies: list[str],
+    *,
+    kind: str,
+    key: str,
+    author: Callable[[dict[str, Any]], bool],
+    create: bool = True,
+) -> CommentResult:
     """Make the pull request show ``bodies`` (part 1, 2, …) as our sticky comments of ``kind``/``key``.
 
     ``create=False`` updates what exists but posts nothing new (a plan with no changes).
@@ -120,22 +129,40 @@ def sync_labels(api: GitHubApi, repo: str, number: int, wanted: set[str]) -> Lab
     return result
 
 
-def publish_check_run(api: GitHubApi, repo: str, *, name: str, head_sha: str, title: str, summary: str,
-                      annotations: list[dict[str, Any]]) -> dict[str, Any]:
+def publish_check_run(
+    api: GitHubApi,
+    repo: str,
+    *,
+    name: str,
+    head_sha: str,
+    title: str,
+    summary: str,
+    annotations: list[dict[str, Any]],
+) -> dict[str, Any]:
     """A completed check run carrying every annotation, CHECK_RUN_BATCH per request."""
-    batches = [annotations[i:i + CHECK_RUN_BATCH] for i in range(0, len(annotations), CHECK_RUN_BATCH)] or [[]]
+    batches = [annotations[i : i + CHECK_RUN_BATCH] for i in range(0, len(annotations), CHECK_RUN_BATCH)] or [
+        []
+    ]
     output = {"title": title, "summary": summary[:65_000]}
-    run = api.create_check_run(repo, {"name": name, "head_sha": head_sha, "status": "completed",
-                                      "conclusion": "failure" if annotations else "success",
-                                      "output": {**output, "annotations": batches[0]}})
+    run = api.create_check_run(
+        repo,
+        {
+            "name": name,
+            "head_sha": head_sha,
+            "status": "completed",
+            "conclusion": "failure" if annotations else "success",
+            "output": {**output, "annotations": batches[0]},
+        },
+    )
     for batch in batches[1:]:
         # Each update appends its annotations to the run's list.
         api.update_check_run(repo, int(run["id"]), {"output": {**output, "annotations": batch}})
     return run
 
 
-def append_step_summary(path: Path, markdown: str, *, what: str = "product",
-                        rest: str = "The saved plan has them all.") -> int:
+def append_step_summary(
+    path: Path, markdown: str, *, what: str = "product", rest: str = "The saved plan has them all."
+) -> int:
     """Append ``markdown`` to the step summary, cut so the file stays under 1 MiB; bytes written.
 
     Another command of the same step may have written to the file already: only what is
@@ -144,15 +171,16 @@ def append_step_summary(path: Path, markdown: str, *, what: str = "product",
         used = path.stat().st_size if path.exists() else 0
         room = STEP_SUMMARY_LIMIT - used - 4096  # GitHub's limit, less a margin for the step's own lines
         if room < 2048:
-            raise ReconcilerError(f"the step summary {path} is already {used:,} bytes; GitHub refuses "
-                                  "summaries over 1 MiB, so nothing more was written",
-                                  hint="write the plan summary from a step of its own")
+            raise ReconcilerError(
+                f"the step summary {path} is already {used:,} bytes; GitHub refuses "
+                "summaries over 1 MiB, so nothing more was written",
+                hint="write the plan summary from a step of its own",
+            )
         text = cut_markdown(markdown, room, what=what, rest=rest)
         with path.open("a", encoding="utf-8") as f:
             f.write(text if text.endswith("\n") else text + "\n")
         return utf8_len(text)
     except OSError as exc:
-        raise ReconcilerError(f"cannot write the step summary {path} (GITHUB_STEP_SUMMARY): "
-                              f"{exc.strerror or exc}") from exc
-
-
+        raise ReconcilerError(
+            f"cannot write the step summary {path} (GITHUB_STEP_SUMMARY): {exc.strerror or exc}"
+        ) from exc

@@ -41,16 +41,25 @@ PER_PAGE = 100  # GitHub's maximum page size: fewest requests for a long convers
 MAX_WAIT = 60.0  # longest we sleep for a rate limit before giving up and saying so
 _SAFE = frozenset({"GET", "PATCH", "PUT", "DELETE"})
 
-MINIMIZE = ("mutation($id: ID!, $classifier: ReportedContentClassifiers!) { "
-            "minimizeComment(input: {subjectId: $id, classifier: $classifier}) { "
-            "minimizedComment { isMinimized } } }")
+MINIMIZE = (
+    "mutation($id: ID!, $classifier: ReportedContentClassifiers!) { "
+    "minimizeComment(input: {subjectId: $id, classifier: $classifier}) { "
+    "minimizedComment { isMinimized } } }"
+)
 
 
 class GitHubError(ReconcilerError):
     """GitHub refused or failed a request."""
 
-    def __init__(self, message: str, *, status: int | None = None, method: str | None = None,
-                 path: str | None = None, hint: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        method: str | None = None,
+        path: str | None = None,
+        hint: str | None = None,
+    ) -> None:
         where = f"GitHub {method} {path}: " if method and path else "GitHub: "
         super().__init__(where + message, hint=hint)
         self.status = status
@@ -70,22 +79,38 @@ class _Retry(Exception):
 class GitHubApi:
     """GitHub's REST API at ``api_url``, authenticated with ``token``; use as a context manager."""
 
-    def __init__(self, api_url: str, graphql_url: str, token: SecretStr, *, timeout: float = 30.0,
-                 attempts: int = 4, transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        api_url: str,
+        graphql_url: str,
+        token: SecretStr,
+        *,
+        timeout: float = 30.0,
+        attempts: int = 4,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
         self._token = token
         self.graphql_url = graphql_url
         self.attempts = attempts
         self._http = httpx.Client(
-            base_url=api_url.rstrip("/") + "/", timeout=timeout, transport=transport, follow_redirects=False,
-            headers={"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": API_VERSION,
-                     "User-Agent": f"reconciler/{__version__}"})
+            base_url=api_url.rstrip("/") + "/",
+            timeout=timeout,
+            transport=transport,
+            follow_redirects=False,
+            headers={
+                "Accept": "application/vnd.github+json",
+                "X-GitHub-Api-Version": API_VERSION,
+                "User-Agent": f"reconciler/{__version__}",
+            },
+        )
         self.requests = 0
 
     def __enter__(self) -> GitHubApi:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
     def close(self) -> None:
@@ -93,14 +118,26 @@ class GitHubApi:
 
     # ------------------------------------------------------------------ transport
 
-    def request(self, method: str, url: str, *, json: Any = None, params: dict[str, Any] | None = None,
-                ok: tuple[int, ...] = (200, 201, 204), safe: bool | None = None) -> httpx.Response:
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        json: Any = None,
+        params: dict[str, Any] | None = None,
+        ok: tuple[int, ...] = (200, 201, 204),
+        safe: bool | None = None,
+    ) -> httpx.Response:
         """One call, retried as the module docstring says; GitHubError unless the status is in ``ok``.
 
         ``safe``: whether the request may be repeated after a 5xx (default: by its method)."""
         repeatable = method in _SAFE if safe is None else safe
-        retrying = Retrying(stop=stop_after_attempt(self.attempts), wait=_wait, reraise=True,
-                            retry=retry_if_exception_type(_Retry))
+        retrying = Retrying(
+            stop=stop_after_attempt(self.attempts),
+            wait=_wait,
+            reraise=True,
+            retry=retry_if_exception_type(_Retry),
+        )
         try:
             for attempt in retrying:
                 with attempt:
@@ -109,16 +146,28 @@ class GitHubApi:
             raise exc.error from None
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _once(self, method: str, url: str, *, json: Any, params: dict[str, Any] | None,
-              ok: tuple[int, ...], safe: bool) -> httpx.Response:
+    def _once(
+        self,
+        method: str,
+        url: str,
+        *,
+        json: Any,
+        params: dict[str, Any] | None,
+        ok: tuple[int, ...],
+        safe: bool,
+    ) -> httpx.Response:
         path = _path(url)
         headers = {"Authorization": f"Bearer {self._token.get_secret_value()}"}
         self.requests += 1
         try:
             response = self._http.request(method, url, json=json, params=params, headers=headers)
         except httpx.TransportError as exc:
-            error = GitHubError(f"could not reach GitHub: {type(exc).__name__}", method=method, path=path,
-                                hint="check GITHUB_API_URL and the runner's network")
+            error = GitHubError(
+                f"could not reach GitHub: {type(exc).__name__}",
+                method=method,
+                path=path,
+                hint="check GITHUB_API_URL and the runner's network",
+            )
             if safe or isinstance(exc, httpx.ConnectError):
                 raise _Retry(error, -1.0) from None
             raise error from None
@@ -129,9 +178,13 @@ class GitHubApi:
         throttled = _throttle_wait(response)
         if throttled is not None:
             if throttled > MAX_WAIT:
-                raise GitHubError(f"rate limited for another {throttled:.0f} s", status=response.status_code,
-                                  method=method, path=path, hint="run again later, or use a token with a "
-                                                                 "larger rate limit")
+                raise GitHubError(
+                    f"rate limited for another {throttled:.0f} s",
+                    status=response.status_code,
+                    method=method,
+                    path=path,
+                    hint="run again later, or use a token with a larger rate limit",
+                )
             raise _Retry(error, throttled)
         if response.status_code >= 500 and safe:
             raise _Retry(error, -1.0)
@@ -163,13 +216,20 @@ class GitHubApi:
 
     def minimize_comment(self, node_id: str, classifier: str = "OUTDATED") -> None:
         """Hide a comment as outdated (GraphQL ``minimizeComment``; REST has no equivalent)."""
-        data = self._json("POST", self.graphql_url, {"query": MINIMIZE,
-                                                     "variables": {"id": node_id, "classifier": classifier}},
-                          ok=(200,), safe=True)
+        data = self._json(
+            "POST",
+            self.graphql_url,
+            {"query": MINIMIZE, "variables": {"id": node_id, "classifier": classifier}},
+            ok=(200,),
+            safe=True,
+        )
         if data.get("errors"):
             messages = "; ".join(str(e.get("message", e)) for e in data["errors"] if isinstance(e, dict))
-            raise GitHubError(f"minimizeComment failed: {messages or data['errors']}", method="POST",
-                              path=_path(self.graphql_url))
+            raise GitHubError(
+                f"minimizeComment failed: {messages or data['errors']}",
+                method="POST",
+                path=_path(self.graphql_url),
+            )
 
     def issue_labels(self, repo: str, number: int) -> list[str]:
         return [str(label["name"]) for label in self.paginate(f"repos/{repo}/issues/{number}/labels")]
@@ -179,12 +239,18 @@ class GitHubApi:
 
     def remove_label(self, repo: str, number: int, name: str) -> None:
         # 404: someone removed it meanwhile, which is what we wanted.
-        self.request("DELETE", f"repos/{repo}/issues/{number}/labels/{quote(name, safe='')}", ok=(200, 204, 404))
+        self.request(
+            "DELETE", f"repos/{repo}/issues/{number}/labels/{quote(name, safe='')}", ok=(200, 204, 404)
+        )
 
     def create_label(self, repo: str, name: str, colour: str, description: str) -> bool:
         """Create a repository label; False if it exists already (422 ``already_exists``)."""
-        response = self.request("POST", f"repos/{repo}/labels",
-                                json={"name": name, "color": colour, "description": description}, ok=(201, 422))
+        response = self.request(
+            "POST",
+            f"repos/{repo}/labels",
+            json={"name": name, "color": colour, "description": description},
+            ok=(201, 422),
+        )
         return response.status_code == 201
 
     def pulls_for_commit(self, repo: str, sha: str) -> list[dict[str, Any]]:
@@ -199,14 +265,17 @@ class GitHubApi:
     def update_check_run(self, repo: str, run_id: int, payload: dict[str, Any]) -> dict[str, Any]:
         return self._json("PATCH", f"repos/{repo}/check-runs/{run_id}", payload)
 
-    def _json(self, method: str, url: str, body: Any, *, ok: tuple[int, ...] = (200,),
-              safe: bool | None = None) -> dict[str, Any]:
+    def _json(
+        self, method: str, url: str, body: Any, *, ok: tuple[int, ...] = (200,), safe: bool | None = None
+    ) -> dict[str, Any]:
         """The JSON object GitHub answered with."""
         response = self.request(method, url, json=body, ok=ok, safe=safe)
         try:
             data = response.json()
         except ValueError as exc:
-            raise GitHubError("answered with something that is not JSON", method=method, path=_path(url)) from exc
+            raise GitHubError(
+                "answered with something that is not JSON", method=method, path=_path(url)
+            ) from exc
         if not isinstance(data, dict):
             raise GitHubError("answered with JSON that is not an object", method=method, path=_path(url))
         return data
@@ -249,16 +318,28 @@ def _error(response: httpx.Response, method: str, path: str) -> GitHubError:
         data = response.json()
     except ValueError:
         data = {}
-    message = str(data.get("message") or response.reason_phrase or "error") if isinstance(data, dict) else "error"
-    details = [str(e.get("message") or e.get("code")) for e in (data.get("errors") or [])
-               if isinstance(data, dict) and isinstance(e, dict)] if isinstance(data, dict) else []
+    message = (
+        str(data.get("message") or response.reason_phrase or "error") if isinstance(data, dict) else "error"
+    )
+    details = (
+        [
+            str(e.get("message") or e.get("code"))
+            for e in (data.get("errors") or [])
+            if isinstance(data, dict) and isinstance(e, dict)
+        ]
+        if isinstance(data, dict)
+        else []
+    )
     text = f"{status} {message}" + (f" ({'; '.join(details)})" if details else "")
     hint: str | None
     if status in (401, 403):
-        hint = ("the token is missing or expired: pass GITHUB_TOKEN to the step" if status == 401 else
-                "the token may not do this: give the job 'permissions: pull-requests: write, issues: write' "
-                "(and 'checks: write' for --check-run). A pull request from a fork gets a read-only token: "
-                "use the two-workflow pattern in docs/gitops.md")
+        hint = (
+            "the token is missing or expired: pass GITHUB_TOKEN to the step"
+            if status == 401
+            else "the token may not do this: give the job 'permissions: pull-requests: write, issues: write' "
+            "(and 'checks: write' for --check-run). A pull request from a fork gets a read-only token: "
+            "use the two-workflow pattern in docs/gitops.md"
+        )
         return GitHubPermissionError(text, status=status, method=method, path=path, hint=hint)
     hint = "check GITHUB_REPOSITORY and the pull request number" if status == 404 else None
     return GitHubError(text, status=status, method=method, path=path, hint=hint)

@@ -26,7 +26,15 @@ from starlette.routing import Route
 
 from reconciler.sandbox import routes_files, routes_products, routes_renders, routes_uploads, routes_webhooks
 from reconciler.sandbox.config import SandboxConfig
-from reconciler.sandbox.envelope import ApiError, Principal, authenticate, ctx_of, error_response, ok, read_json
+from reconciler.sandbox.envelope import (
+    ApiError,
+    Principal,
+    authenticate,
+    ctx_of,
+    error_response,
+    ok,
+    read_json,
+)
 from reconciler.sandbox.faults import FaultInjector, FaultMiddleware
 from reconciler.sandbox.jobs import JobEngine
 from reconciler.sandbox.readings import Readings
@@ -61,16 +69,25 @@ class SandboxContext:
         if client is None:
             return None
         name = f"Auto Product {product_uuid[:8]}"
-        return self.store.create_product(principal.organization_uuid, client, {"uuid": product_uuid, "name": name})
+        return self.store.create_product(
+            principal.organization_uuid, client, {"uuid": product_uuid, "name": name}
+        )
 
 
 # -- authentication ----------------------------------------------------------------
-def _login_answer(ctx: SandboxContext, user: User, kind: str, org: str | None, client: str | None) -> JSONResponse:
+def _login_answer(
+    ctx: SandboxContext, user: User, kind: str, org: str | None, client: str | None
+) -> JSONResponse:
     token = secrets.token_urlsafe(32)
     now = time.time()
     expires = ctx.store.add_token(token, kind, org, client, ctx.config.token_ttl_seconds, user.email)
     r = ctx.readings
-    session = {"created": r.time(now), "status": "ACTIVE", "expiration": r.time(expires), "lastAccess": r.time(now)}
+    session = {
+        "created": r.time(now),
+        "status": "ACTIVE",
+        "expiration": r.time(expires),
+        "lastAccess": r.time(now),
+    }
     # LoginUserResultResponseOk types ``errors`` as an object, unlike every other answer:
     # the YAML wins over the prose, so login answers carry ``"errors": {}``.
     return ok({"email": user.email, "session": session}, headers={"X-AUTH-TOKEN": token}, errors={})
@@ -95,7 +112,11 @@ async def login(request: Request) -> Response:
     if not isinstance(email, str) or not isinstance(password, str) or not email or not password:
         raise ApiError(400, "BAD_REQUEST")
     user = ctx.users.by_email(email)
-    good = user is not None and user.password != "" and hmac.compare_digest(password.encode(), user.password.encode())
+    good = (
+        user is not None
+        and user.password != ""
+        and hmac.compare_digest(password.encode(), user.password.encode())
+    )
     if not good or user is None:
         raise ApiError(403, "BAD_CREDENTIALS")
     return _login_answer(ctx, user, "login", None, None)
@@ -138,9 +159,16 @@ async def organizations(request: Request) -> Response:
     r = ctx.readings
     grid = [
         # organizations-clients.md's example: ``created`` with microseconds and no zone.
-        {"uuid": o["uuid"], "slug": o["slug"], "name": o["name"], "role": roles[o["uuid"]],
-         "created": r.time(o["created"], precision="microseconds"), "shareLinks": []}
-        for o in ctx.store.organizations(member_only=False) if o["uuid"] in roles
+        {
+            "uuid": o["uuid"],
+            "slug": o["slug"],
+            "name": o["name"],
+            "role": roles[o["uuid"]],
+            "created": r.time(o["created"], precision="microseconds"),
+            "shareLinks": [],
+        }
+        for o in ctx.store.organizations(member_only=False)
+        if o["uuid"] in roles
     ]
     return ok({"totalCount": len(grid), "grid": grid})
 
@@ -153,9 +181,15 @@ async def client_organizations(request: Request) -> Response:
     org_level = principal.org_level
     r = ctx.readings
     grid = [
-        {"uuid": c["uuid"], "slug": c["slug"], "name": c["name"],
-         "role": user.org_roles.get(principal.organization_uuid) if org_level else user.client_roles[c["uuid"]],
-         "created": r.time(c["created"], precision="microseconds")}
+        {
+            "uuid": c["uuid"],
+            "slug": c["slug"],
+            "name": c["name"],
+            "role": user.org_roles.get(principal.organization_uuid)
+            if org_level
+            else user.client_roles[c["uuid"]],
+            "created": r.time(c["created"], precision="microseconds"),
+        }
         for c in ctx.store.clients(principal.organization_uuid)
         # Owners and Admins see every workspace; workspace-level users only their own.
         if (org_level or c["uuid"] in user.client_roles) and principal.client_uuid in (None, c["uuid"])
@@ -195,7 +229,9 @@ def create_app(ctx: SandboxContext) -> FaultMiddleware:
         *routes_uploads.ROUTES,
         *routes_webhooks.ROUTES,
     ]
-    app = Starlette(routes=routes, exception_handlers={ApiError: _api_error, 404: _not_found, 405: _not_found})
+    app = Starlette(
+        routes=routes, exception_handlers={ApiError: _api_error, 404: _not_found, 405: _not_found}
+    )
     # ``/v1/webhooks`` and ``/v1/webhooks/`` are different routes (the reading ``webhook_paths``):
     # never redirect one to the other.
     app.router.redirect_slashes = False

@@ -55,8 +55,11 @@ def ensure_model(store: Store, product: dict[str, Any]) -> dict[str, Any]:
 
 def _asset(product: dict[str, Any]) -> dict[str, Any]:
     if not has_asset(product):
-        return {"generationRequestUuid": derived_uuid(product["uuid"], "generation-request"),
-                "conversionFormats": [], "models": []}
+        return {
+            "generationRequestUuid": derived_uuid(product["uuid"], "generation-request"),
+            "conversionFormats": [],
+            "models": [],
+        }
     name = product.get("asset_name") or f"{slug(product['name'])}.glb"
     return {
         "generationRequestUuid": derived_uuid(product["uuid"], "generation-request"),
@@ -65,13 +68,15 @@ def _asset(product: dict[str, Any]) -> dict[str, Any]:
         "assetOriginalName": name,
         "assetOriginalSize": int(product["model_size"] or 0),
         "conversionFormats": ["GLB"],
-        "models": [{
-            "uuid": derived_uuid(product["uuid"], "model"),
-            "conversionFormat": "GLB",
-            "modelBlobId": product["model_blob_id"],
-            "conversionStatus": "COMPLETED",
-            "modelSize": int(product["model_size"] or 0),
-        }],
+        "models": [
+            {
+                "uuid": derived_uuid(product["uuid"], "model"),
+                "conversionFormat": "GLB",
+                "modelBlobId": product["model_blob_id"],
+                "conversionStatus": "COMPLETED",
+                "modelSize": int(product["model_size"] or 0),
+            }
+        ],
     }
 
 

@@ -23,9 +23,16 @@ from reconciler.sandbox.server import EmbeddedSandbox, serve
 
 # flag name -> FaultConfig field; every fault is off unless a flag or the config file sets it
 _FAULT_FLAGS = {
-    "rate_429": "rate_429", "retry_after": "retry_after_seconds", "rate_500": "rate_500", "rate_503": "rate_503",
-    "latency": "latency_seconds", "job_failure_rate": "job_failure_rate", "signed_url_ttl": "signed_url_ttl_override",
-    "webhook_drop_rate": "webhook_drop_rate", "webhook_duplicate_rate": "webhook_duplicate_rate", "fault_seed": "seed",
+    "rate_429": "rate_429",
+    "retry_after": "retry_after_seconds",
+    "rate_500": "rate_500",
+    "rate_503": "rate_503",
+    "latency": "latency_seconds",
+    "job_failure_rate": "job_failure_rate",
+    "signed_url_ttl": "signed_url_ttl_override",
+    "webhook_drop_rate": "webhook_drop_rate",
+    "webhook_duplicate_rate": "webhook_duplicate_rate",
+    "fault_seed": "seed",
 }
 _RATE = click.FloatRange(0.0, 1.0)
 
@@ -42,13 +49,16 @@ def build_config(options: dict[str, Any]) -> SandboxConfig:
     if options.get("fail_product"):
         faults["fail_products"] = sorted(set(faults.get("fail_products", [])) | set(options["fail_product"]))
     direct = {
-        "access_token": options.get("access_token"), "seed": options.get("seed"),
+        "access_token": options.get("access_token"),
+        "seed": options.get("seed"),
         "job_pending_seconds": options.get("job_pending_seconds"),
-        "job_processing_seconds": options.get("job_processing_seconds"), "workers": options.get("workers"),
+        "job_processing_seconds": options.get("job_processing_seconds"),
+        "workers": options.get("workers"),
         "auto_create_products": True if options.get("auto_create_products") else None,
     }
-    return SandboxConfig.from_mapping({**file_data, "faults": FaultConfig.from_mapping(faults), "readings": readings},
-                                      **direct)
+    return SandboxConfig.from_mapping(
+        {**file_data, "faults": FaultConfig.from_mapping(faults), "readings": readings}, **direct
+    )
 
 
 def _announce(sandbox: EmbeddedSandbox, custom_token: bool) -> None:
@@ -77,32 +87,59 @@ def _announce(sandbox: EmbeddedSandbox, custom_token: bool) -> None:
 
 @click.command("sandbox")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
-@click.option("--port", default=8040, show_default=True, type=click.IntRange(0, 65535), help="Port (0 = any free port).")
-@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=Path(".sandbox"), show_default=True,
-              help="Where products, jobs, tokens, webhooks and files persist.")
+@click.option(
+    "--port", default=8040, show_default=True, type=click.IntRange(0, 65535), help="Port (0 = any free port)."
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path(".sandbox"),
+    show_default=True,
+    help="Where products, jobs, tokens, webhooks and files persist.",
+)
 @click.option("--access-token", help="Personal access token to accept (default: the documented demo token).")
-@click.option("--seed", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Seed file (JSON/YAML) of organizations, workspaces and products; default: the packaged seed.")
-@click.option("--config", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="YAML or JSON file with timing and fault options (flags win over it).")
-@click.option("--job-pending-seconds", type=click.FloatRange(0), help="Time a job stays pending.  [default: 0.2]")
-@click.option("--job-processing-seconds", type=click.FloatRange(0), help="Minimum processing time.  [default: 0.5]")
+@click.option(
+    "--seed",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Seed file (JSON/YAML) of organizations, workspaces and products; default: the packaged seed.",
+)
+@click.option(
+    "--config",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="YAML or JSON file with timing and fault options (flags win over it).",
+)
+@click.option(
+    "--job-pending-seconds", type=click.FloatRange(0), help="Time a job stays pending.  [default: 0.2]"
+)
+@click.option(
+    "--job-processing-seconds", type=click.FloatRange(0), help="Minimum processing time.  [default: 0.5]"
+)
 @click.option("--workers", type=click.IntRange(1), help="Render worker threads.  [default: 2]")
-@click.option("--auto-create-products", is_flag=True, help="Create unknown product uuids on the fly (benchmarks).")
+@click.option(
+    "--auto-create-products", is_flag=True, help="Create unknown product uuids on the fly (benchmarks)."
+)
 @click.option("--rate-429", type=_RATE, help="Share of API requests answered 429 Too Many Requests.")
 @click.option("--retry-after", type=click.IntRange(0), help="Retry-After seconds sent with injected 429/503.")
 @click.option("--rate-500", type=_RATE, help="Share of API requests answered 500.")
 @click.option("--rate-503", type=_RATE, help="Share of API requests answered 503.")
 @click.option("--latency", type=click.FloatRange(0), help="Extra seconds before each API request is handled.")
 @click.option("--job-failure-rate", type=_RATE, help="Share of render/turntable jobs that fail.")
-@click.option("--fail-product", multiple=True, metavar="UUID", help="Jobs of this product always fail (repeatable).")
-@click.option("--signed-url-ttl", type=click.FloatRange(0), help="Signed download URLs expire after this many seconds.")
+@click.option(
+    "--fail-product", multiple=True, metavar="UUID", help="Jobs of this product always fail (repeatable)."
+)
+@click.option(
+    "--signed-url-ttl", type=click.FloatRange(0), help="Signed download URLs expire after this many seconds."
+)
 @click.option("--webhook-drop-rate", type=_RATE, help="Share of webhook deliveries never sent.")
 @click.option("--webhook-duplicate-rate", type=_RATE, help="Share of webhook deliveries sent twice.")
 @click.option("--fault-seed", type=int, help="Seed of the fault RNG, for reproducible runs.")
-@click.option("--reading", multiple=True, metavar="NAME=VALUE",
-              help=f"Pick a reading of a documented contradiction (repeatable): {', '.join(CHOICES)}. "
-                   "See docs/sandbox.md.")
+@click.option(
+    "--reading",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help=f"Pick a reading of a documented contradiction (repeatable): {', '.join(CHOICES)}. "
+    "See docs/sandbox.md.",
+)
 def sandbox_command(**options: Any) -> None:
     """Serve a local stand-in for the VNTANA Admin API until Ctrl-C."""
     try:
@@ -111,8 +148,13 @@ def sandbox_command(**options: Any) -> None:
         raise click.ClickException(f"sandbox configuration: {exc}") from exc
     custom = bool(config.access_token)
     try:
-        serve(options["data_dir"], config, host=options["host"], port=options["port"],
-              on_ready=lambda sb: _announce(sb, custom))
+        serve(
+            options["data_dir"],
+            config,
+            host=options["host"],
+            port=options["port"],
+            on_ready=lambda sb: _announce(sb, custom),
+        )
     except RuntimeError as exc:  # the port is taken or the host cannot be bound
         raise click.ClickException(str(exc)) from exc
     except ReconcilerError as exc:  # an unusable data directory

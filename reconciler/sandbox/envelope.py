@@ -55,8 +55,14 @@ def error_entry(code: str, readings: Readings, message: str | None = None) -> An
 class ApiError(Exception):
     """An error answer: HTTP status, error codes and an optional ``response`` body."""
 
-    def __init__(self, status: int, *codes: str, response: Any = None,
-                 headers: dict[str, str] | None = None, message: str | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        *codes: str,
+        response: Any = None,
+        headers: dict[str, str] | None = None,
+        message: str | None = None,
+    ) -> None:
         super().__init__(f"{status} {','.join(codes)}")
         self.status = status
         self.codes = list(codes)
@@ -65,19 +71,30 @@ class ApiError(Exception):
         self.message = message  # detail for the ``objects`` reading (never a secret)
 
 
-def ok(response: Any, *, headers: dict[str, str] | None = None, errors: Any = None, status: int = 200) -> JSONResponse:
+def ok(
+    response: Any, *, headers: dict[str, str] | None = None, errors: Any = None, status: int = 200
+) -> JSONResponse:
     """A success envelope."""
     body = {"success": True, "errors": [] if errors is None else errors, "response": response}
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-def error_body(codes: list[str], readings: Readings, response: Any = None, message: str | None = None) -> dict[str, Any]:
-    return {"success": False, "errors": [error_entry(c, readings, message) for c in codes], "response": response}
+def error_body(
+    codes: list[str], readings: Readings, response: Any = None, message: str | None = None
+) -> dict[str, Any]:
+    return {
+        "success": False,
+        "errors": [error_entry(c, readings, message) for c in codes],
+        "response": response,
+    }
 
 
 def error_response(exc: ApiError, readings: Readings) -> JSONResponse:
-    return JSONResponse(error_body(exc.codes, readings, exc.response, exc.message), status_code=exc.status,
-                        headers=exc.headers)
+    return JSONResponse(
+        error_body(exc.codes, readings, exc.response, exc.message),
+        status_code=exc.status,
+        headers=exc.headers,
+    )
 
 
 async def read_json(request: Request, *, required: bool = True) -> dict[str, Any]:
@@ -96,8 +113,16 @@ async def read_json(request: Request, *, required: bool = True) -> dict[str, Any
     return data
 
 
-def paging(page: Any, size: Any, *, base: int, default_size: int | None, max_size: int, status: int = 422,
-           invalid_status: int | None = None) -> tuple[int, int]:
+def paging(
+    page: Any,
+    size: Any,
+    *,
+    base: int,
+    default_size: int | None,
+    max_size: int,
+    status: int = 422,
+    invalid_status: int | None = None,
+) -> tuple[int, int]:
     """Validate ``page`` (first page ``base``: 0 or 1) and ``size``; returns (offset, limit).
 
     ``default_size=None`` makes both fields required (``MISSING_PAGE`` / ``MISSING_SIZE``,
@@ -209,7 +234,9 @@ def authenticate(request: Request, ctx: SandboxContext, *, org_scoped: bool = Tr
     return principal
 
 
-def visible_product(ctx: SandboxContext, principal: Principal, product_uuid: Any, *, status: int = 404) -> dict[str, Any]:
+def visible_product(
+    ctx: SandboxContext, principal: Principal, product_uuid: Any, *, status: int = 404
+) -> dict[str, Any]:
     """The product if this principal may see it.
 
     Another organization's product (or an unknown one) is ``PRODUCT_NOT_FOUND`` (404 by

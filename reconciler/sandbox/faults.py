@@ -32,7 +32,14 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from reconciler.sandbox.envelope import error_body
 from reconciler.sandbox.readings import Readings
 
-_RATE_FIELDS = ("rate_429", "rate_500", "rate_503", "job_failure_rate", "webhook_drop_rate", "webhook_duplicate_rate")
+_RATE_FIELDS = (
+    "rate_429",
+    "rate_500",
+    "rate_503",
+    "job_failure_rate",
+    "webhook_drop_rate",
+    "webhook_duplicate_rate",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,7 +129,9 @@ class FaultInjector:
 class FaultMiddleware:
     """ASGI middleware that answers a share of ``/v1/`` requests with injected failures."""
 
-    def __init__(self, app: ASGIApp, injector: FaultInjector, readings: Callable[[], Readings] = Readings) -> None:
+    def __init__(
+        self, app: ASGIApp, injector: FaultInjector, readings: Callable[[], Readings] = Readings
+    ) -> None:
         self.app = app
         self.injector = injector
         self.readings = readings

@@ -48,8 +48,14 @@ class JobEngine:
     """Runs render jobs in the background; ``submit`` them, ``wait_idle`` for them."""
 
     def __init__(
-        self, store: Store, faults: FaultInjector, on_event: EventSink, *,
-        workers: int = 2, pending_seconds: float = 0.2, processing_seconds: float = 0.5,
+        self,
+        store: Store,
+        faults: FaultInjector,
+        on_event: EventSink,
+        *,
+        workers: int = 2,
+        pending_seconds: float = 0.2,
+        processing_seconds: float = 0.5,
         readings: Callable[[], Readings] = Readings,
     ) -> None:
         self.store = store
@@ -143,12 +149,16 @@ class JobEngine:
         except Exception as exc:  # the media layer failing is a failed job, not a crash
             log.warning("sandbox %s job %s failed: %s", job["kind"], job["uuid"], exc)
             error = f"RENDER_ERROR: {type(exc).__name__}"
-        if not self._schedule(started + self.processing_seconds, self._finish, job["uuid"], job, outputs, error):
+        if not self._schedule(
+            started + self.processing_seconds, self._finish, job["uuid"], job, outputs, error
+        ):
             # Stopping: the job stays unfinished in the store and resumes on the next start.
             self.store.remove_blobs([o["blob_id"] for o in outputs])
             self._done(job["uuid"])
 
-    def _finish(self, job_uuid: str, job: dict[str, Any], outputs: list[dict[str, Any]], error: str | None) -> None:
+    def _finish(
+        self, job_uuid: str, job: dict[str, Any], outputs: list[dict[str, Any]], error: str | None
+    ) -> None:
         try:
             if error is None and self.faults.job_should_fail(job["product_uuid"]):
                 error = "INJECTED_FAILURE"
@@ -179,14 +189,25 @@ class JobEngine:
         if job["kind"] == RENDER:
             fmt = spec["imageFormat"]
             data = media.render_still(
-                product["shape"], product["uuid"], width=spec["imageWidth"], height=spec["imageHeight"], fmt=fmt,
-                background=spec.get("imageBackground"), transparent=bool(spec.get("transparentBackground")),
+                product["shape"],
+                product["uuid"],
+                width=spec["imageWidth"],
+                height=spec["imageHeight"],
+                fmt=fmt,
+                background=spec.get("imageBackground"),
+                transparent=bool(spec.get("transparentBackground")),
             )
             return [self._output(product, "render", fmt, data)]
         mp4, gif = media.render_turntable(
-            product["shape"], product["uuid"], image_count=spec["imageCount"], frame_rate=spec["frameRate"],
-            width=spec["width"], height=spec["height"], background=spec.get("background"),
-            transparent=bool(spec.get("transparentBackground")), include_gif=bool(spec.get("includeGif")),
+            product["shape"],
+            product["uuid"],
+            image_count=spec["imageCount"],
+            frame_rate=spec["frameRate"],
+            width=spec["width"],
+            height=spec["height"],
+            background=spec.get("background"),
+            transparent=bool(spec.get("transparentBackground")),
+            include_gif=bool(spec.get("includeGif")),
         )
         outputs = [self._output(product, "turntable", "MP4", mp4)]
         if spec.get("includeGif") and gif is not None:
@@ -199,6 +220,9 @@ class JobEngine:
         blob_id = f"{attachment_uuid}.{ext}"  # flat, as on the platform
         self.store.write_blob(blob_id, data)
         return {
-            "uuid": attachment_uuid, "blob_id": blob_id, "name": f"{slug(product['name'])}-{role}.{ext}",
-            "content_type": media.CONTENT_TYPES[fmt], "size": len(data),
+            "uuid": attachment_uuid,
+            "blob_id": blob_id,
+            "name": f"{slug(product['name'])}-{role}.{ext}",
+            "content_type": media.CONTENT_TYPES[fmt],
+            "size": len(data),
         }

@@ -26,7 +26,13 @@ from .models3d import SHAPES, Mesh, Vec, build_mesh, face_normals
 
 __all__ = ["CONTENT_TYPES", "SHAPES", "model_glb", "parse_color", "render_still", "render_turntable"]
 
-CONTENT_TYPES = {"PNG": "image/png", "JPG": "image/jpeg", "WEBP": "image/webp", "MP4": "video/mp4", "GIF": "image/gif"}
+CONTENT_TYPES = {
+    "PNG": "image/png",
+    "JPG": "image/jpeg",
+    "WEBP": "image/webp",
+    "MP4": "video/mp4",
+    "GIF": "image/gif",
+}
 _PIL_FORMATS = {"PNG": "PNG", "JPG": "JPEG", "JPEG": "JPEG", "WEBP": "WEBP"}
 _MAX_STILL, _MAX_VIDEO = 8192, 4096
 _DEFAULT_BG = (255, 255, 255)
@@ -70,7 +76,9 @@ def _glb(mesh: Mesh) -> bytes:
         for face, normal, fm in zip(mesh.faces, normals, mesh.face_material):
             if fm != mat:
                 continue
-            for i in range(1, len(face) - 1):  # fan: every face is convex or star-shaped from its first corner
+            for i in range(
+                1, len(face) - 1
+            ):  # fan: every face is convex or star-shaped from its first corner
                 for vi in (face[0], face[i], face[i + 1]):
                     pos.extend(mesh.vertices[vi])
                     nor.extend(normal)
@@ -90,18 +98,35 @@ def _glb(mesh: Mesh) -> bytes:
         primitives.append({"attributes": attrs, "material": mat, "mode": 4})
     doc = {
         "asset": {"version": "2.0", "generator": "reconciler sandbox"},
-        "scene": 0, "scenes": [{"nodes": [0]}], "nodes": [{"mesh": 0, "name": "product"}],
+        "scene": 0,
+        "scenes": [{"nodes": [0]}],
+        "nodes": [{"mesh": 0, "name": "product"}],
         "meshes": [{"primitives": primitives}],
-        "materials": [{"pbrMetallicRoughness": {"baseColorFactor": [*map(_linear, rgb), 1.0], "metallicFactor": 0.0,
-                                                "roughnessFactor": 0.7}} for rgb in mesh.materials],
-        "buffers": [{"byteLength": len(blob)}], "bufferViews": views, "accessors": accessors,
+        "materials": [
+            {
+                "pbrMetallicRoughness": {
+                    "baseColorFactor": [*map(_linear, rgb), 1.0],
+                    "metallicFactor": 0.0,
+                    "roughnessFactor": 0.7,
+                }
+            }
+            for rgb in mesh.materials
+        ],
+        "buffers": [{"byteLength": len(blob)}],
+        "bufferViews": views,
+        "accessors": accessors,
     }
     text = json.dumps(doc, separators=(",", ":")).encode()
     text += b" " * (-len(text) % 4)  # chunks must be 4-byte aligned: JSON pads with spaces, BIN with zeros
     blob += b"\0" * (-len(blob) % 4)
     total = 12 + 8 + len(text) + 8 + len(blob)
-    return (struct.pack("<4sII", b"glTF", 2, total) + struct.pack("<I4s", len(text), b"JSON") + text
-            + struct.pack("<I4s", len(blob), b"BIN\0") + bytes(blob))
+    return (
+        struct.pack("<4sII", b"glTF", 2, total)
+        + struct.pack("<I4s", len(text), b"JSON")
+        + text
+        + struct.pack("<I4s", len(blob), b"BIN\0")
+        + bytes(blob)
+    )
 
 
 def parse_color(value: str | None) -> tuple[int, int, int]:
@@ -141,7 +166,9 @@ class _Scene:
         # all angles, so a turntable never zooms and stills match its frames.
         ax = min(1.0, max(abs(v[0]) for v in mesh.vertices) * 1.1)
         az = min(1.0, max(abs(v[2]) for v in mesh.vertices) * 1.1)
-        self.shadow = [(ax * math.cos(t), 0.0, az * math.sin(t)) for t in (2 * math.pi * i / 32 for i in range(32))]
+        self.shadow = [
+            (ax * math.cos(t), 0.0, az * math.sin(t)) for t in (2 * math.pi * i / 32 for i in range(32))
+        ]
         self.focal, self.cx, self.cy = 1.0, 0.0, 0.0
         xs, ys = [], []
         for step in range(24):
@@ -154,11 +181,15 @@ class _Scene:
         self.cx = w / 2 - self.focal * (max(xs) + min(xs)) / 2
         self.cy = h / 2 - self.focal * (max(ys) + min(ys)) / 2
         self.verts = mesh.vertices
-        self.faces = [(face, n, mesh.materials[m], bias) for face, n, m, bias
-                      in zip(mesh.faces, face_normals(mesh), mesh.face_material, mesh.face_bias)]
+        self.faces = [
+            (face, n, mesh.materials[m], bias)
+            for face, n, m, bias in zip(mesh.faces, face_normals(mesh), mesh.face_material, mesh.face_bias)
+        ]
         self.materials = mesh.materials
 
-    def _project(self, points: Sequence[Vec], c: float, s: float) -> tuple[list[tuple[float, float]], list[float]]:
+    def _project(
+        self, points: Sequence[Vec], c: float, s: float
+    ) -> tuple[list[tuple[float, float]], list[float]]:
         """Screen positions and camera depths of points after turning the product by (cos, sin)."""
         ce, se = math.cos(_ELEVATION), math.sin(_ELEVATION)
         cam_y, cam_z, f, cx, cy = self.cam_y, self.cam_z, self.focal, self.cx, self.cy
@@ -190,8 +221,11 @@ class _Scene:
             if area >= 0:
                 continue
             wx, wz = nx * c + nz * s, -nx * s + nz * c
-            light = 0.3 + 0.62 * max(0.0, wx * _KEY[0] + ny * _KEY[1] + wz * _KEY[2]) \
+            light = (
+                0.3
+                + 0.62 * max(0.0, wx * _KEY[0] + ny * _KEY[1] + wz * _KEY[2])
                 + 0.2 * max(0.0, wx * _FILL[0] + ny * _FILL[1] + wz * _FILL[2])
+            )
             light = round(light * _LEVELS) / _LEVELS
             fill = tuple(min(255, round(v * light)) for v in rgb)
             visible.append((sum(depths[i] for i in face) / len(face) - bias, pts, fill))
@@ -225,8 +259,17 @@ def _shadow_colour(background: tuple[int, int, int]) -> tuple[int, int, int]:
     return (round(background[0] * k), round(background[1] * k), round(background[2] * k))
 
 
-def render_still(shape: str, product_uuid: str, *, width: int, height: int, fmt: str,
-                 background: str | None = None, transparent: bool = False, angle_deg: float = 30.0) -> bytes:
+def render_still(
+    shape: str,
+    product_uuid: str,
+    *,
+    width: int,
+    height: int,
+    fmt: str,
+    background: str | None = None,
+    transparent: bool = False,
+    angle_deg: float = 30.0,
+) -> bytes:
     """Encoded still image of exactly width x height in fmt ("PNG" | "JPG" | "WEBP")."""
     pil_format = _PIL_FORMATS.get(fmt.upper()) if isinstance(fmt, str) else None
     if pil_format is None:
@@ -258,12 +301,18 @@ class _Mp4Writer:
         self._pix_fmt = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
         # A fixed thread count keeps output byte-identical run to run (x264 is deterministic
         # for a given thread count); one thread also suits a sandbox rendering many products at once.
-        options = {"preset": _X264_PRESET, "crf": "23", "threads": "1" if width * height <= 1280 * 720 else "2"}
+        options = {
+            "preset": _X264_PRESET,
+            "crf": "23",
+            "threads": "1" if width * height <= 1280 * 720 else "2",
+        }
         stream = self._container.add_stream("libx264", rate=frame_rate, options=options)
         stream.width, stream.height, stream.pix_fmt = width, height, self._pix_fmt
         stream.codec_context.gop_size = frame_rate  # a keyframe a second: quick seeking in short clips
         # Tag BT.709 and convert with it, so players do not guess and shift colours.
-        stream.codec_context.colorspace = stream.codec_context.color_primaries = stream.codec_context.color_trc = 1
+        stream.codec_context.colorspace = stream.codec_context.color_primaries = (
+            stream.codec_context.color_trc
+        ) = 1
         stream.codec_context.color_range = 1  # limited ("TV") range, what swscale produces
         stream.time_base = Fraction(1, frame_rate)
         self._stream = stream
@@ -271,7 +320,9 @@ class _Mp4Writer:
         self._count = 0
 
     def add(self, image: Image.Image) -> None:
-        frame = av.VideoFrame.from_image(image).reformat(format=self._pix_fmt, dst_colorspace=Colorspace.ITU709)
+        frame = av.VideoFrame.from_image(image).reformat(
+            format=self._pix_fmt, dst_colorspace=Colorspace.ITU709
+        )
         frame.pts, frame.time_base = self._count, self._time_base
         self._count += 1
         self._container.mux(self._stream.encode(frame))
@@ -295,13 +346,20 @@ class _GifWriter:
 
     _TRANSPARENT = 255  # palette slot kept free of colours, marked transparent when asked
 
-    def __init__(self, width: int, height: int, frame_rate: int, colours: list[tuple[int, int, int]],
-                 background: tuple[int, int, int], transparent: bool) -> None:
+    def __init__(
+        self,
+        width: int,
+        height: int,
+        frame_rate: int,
+        colours: list[tuple[int, int, int]],
+        background: tuple[int, int, int],
+        transparent: bool,
+    ) -> None:
         if len(colours) > 255:  # more materials than the palette holds: let median cut choose
             sheet = Image.new("RGB", (len(colours), 1))
             sheet.putdata(colours)
             reduced = sheet.quantize(255, method=Image.Quantize.MEDIANCUT).getpalette() or []
-            colours = [tuple(reduced[i:i + 3]) for i in range(0, len(reduced), 3)][:255]  # type: ignore[misc]
+            colours = [tuple(reduced[i : i + 3]) for i in range(0, len(reduced), 3)][:255]  # type: ignore[misc]
         self._palette = Image.new("P", (1, 1))
         self._palette.putpalette(bytes(v for rgb in colours for v in rgb))
         table = [v for rgb in colours for v in rgb] + list(background) * (256 - len(colours))
@@ -309,8 +367,18 @@ class _GifWriter:
         self._frame_rate = frame_rate
         self._count = 0
         self._chunks = [
-            b"GIF89a", width.to_bytes(2, "little"), height.to_bytes(2, "little"),
-            bytes((0xF7, self._TRANSPARENT if transparent or background not in colours else colours.index(background), 0)),
+            b"GIF89a",
+            width.to_bytes(2, "little"),
+            height.to_bytes(2, "little"),
+            bytes(
+                (
+                    0xF7,
+                    self._TRANSPARENT
+                    if transparent or background not in colours
+                    else colours.index(background),
+                    0,
+                )
+            ),
             bytes(table),
             b"!\xff\x0bNETSCAPE2.0\x03\x01\x00\x00\x00",  # loop forever
         ]
@@ -336,9 +404,18 @@ class _GifWriter:
         return b"".join(self._chunks) + b";"
 
 
-def render_turntable(shape: str, product_uuid: str, *, image_count: int, frame_rate: int, width: int, height: int,
-                     background: str | None = None, transparent: bool = False, include_gif: bool = False
-                     ) -> tuple[bytes, bytes | None]:
+def render_turntable(
+    shape: str,
+    product_uuid: str,
+    *,
+    image_count: int,
+    frame_rate: int,
+    width: int,
+    height: int,
+    background: str | None = None,
+    transparent: bool = False,
+    include_gif: bool = False,
+) -> tuple[bytes, bytes | None]:
     """(mp4, gif or None): the product turning through 360 degrees over image_count frames.
 
     Frame i shows the product at 360*i/image_count degrees, so the clip loops seamlessly.

@@ -22,8 +22,14 @@ Vec = tuple[float, float, float]
 RGB = tuple[int, int, int]
 
 NEUTRALS: dict[str, RGB] = {
-    "white": (236, 236, 231), "black": (40, 40, 44), "grey": (128, 131, 138), "metal": (188, 190, 196),
-    "wood": (136, 92, 56), "oak": (190, 150, 100), "gum": (170, 116, 66), "tan": (200, 166, 118),
+    "white": (236, 236, 231),
+    "black": (40, 40, 44),
+    "grey": (128, 131, 138),
+    "metal": (188, 190, 196),
+    "wood": (136, 92, 56),
+    "oak": (190, 150, 100),
+    "gum": (170, 116, 66),
+    "tan": (200, 166, 118),
 }
 
 
@@ -75,8 +81,11 @@ def _signed_volume(verts: list[Vec], faces: list[tuple[int, ...]]) -> float:
         a = verts[f[0]]
         for i in range(1, len(f) - 1):
             b, c = verts[f[i]], verts[f[i + 1]]
-            vol += (a[0] * (b[1] * c[2] - b[2] * c[1]) + a[1] * (b[2] * c[0] - b[0] * c[2])
-                    + a[2] * (b[0] * c[1] - b[1] * c[0]))
+            vol += (
+                a[0] * (b[1] * c[2] - b[2] * c[1])
+                + a[1] * (b[2] * c[0] - b[0] * c[2])
+                + a[2] * (b[0] * c[1] - b[1] * c[0])
+            )
     return vol / 6.0
 
 
@@ -94,8 +103,15 @@ class _Builder:
         self.mats.append(rgb)
         return len(self.mats) - 1
 
-    def loft(self, rings: list[list[Vec]], mat: int, *, loop: bool = False, end_mat: int | None = None,
-             end_bias: float = 0.0) -> None:
+    def loft(
+        self,
+        rings: list[list[Vec]],
+        mat: int,
+        *,
+        loop: bool = False,
+        end_mat: int | None = None,
+        end_bias: float = 0.0,
+    ) -> None:
         """Skin rings of equal size into a solid, capping both ends unless a loop.
 
         The end cap may take its own material, and a sort bias for decals: a hand on a dial
@@ -144,7 +160,9 @@ class _Builder:
         ru, rv = (u[0] * r, u[1] * r, u[2] * r), (v[0] * r, v[1] * r, v[2] * r)
         self.loft([_ring(a, ru, rv, n, phase), _ring(b, ru, rv, n, phase)], mat)
 
-    def tube(self, path: list[Vec], ref: Vec, ru: float, rv: float, mat: int, *, n: int = 6, loop: bool = False) -> None:
+    def tube(
+        self, path: list[Vec], ref: Vec, ru: float, rv: float, mat: int, *, n: int = 6, loop: bool = False
+    ) -> None:
         """A tube along a path in the plane normal to ref: ru across the plane, rv along ref."""
         rings = []
         m = len(path)
@@ -154,7 +172,9 @@ class _Builder:
             t = _unit(_sub(nxt, prev))
             u = _unit(_cross(t, ref))
             v = _cross(u, t)
-            rings.append(_ring(p, (u[0] * ru, u[1] * ru, u[2] * ru), (v[0] * rv, v[1] * rv, v[2] * rv), n, math.pi / n))
+            rings.append(
+                _ring(p, (u[0] * ru, u[1] * ru, u[2] * ru), (v[0] * rv, v[1] * rv, v[2] * rv), n, math.pi / n)
+            )
         self.loft(rings, mat, loop=loop)
 
     def finish(self) -> Mesh:
@@ -164,10 +184,14 @@ class _Builder:
         moved = [(x - cx, y - y0, z - cz) for x, y, z in self.verts]
         scale = 1.0 / max(math.sqrt(x * x + (y - half) ** 2 + z * z) for x, y, z in moved)
         verts = tuple((x * scale, y * scale, z * scale) for x, y, z in moved)
-        return Mesh(verts, tuple(self.faces), tuple(self.fmat), tuple(self.mats), tuple(b * scale for b in self.bias))
+        return Mesh(
+            verts, tuple(self.faces), tuple(self.fmat), tuple(self.mats), tuple(b * scale for b in self.bias)
+        )
 
 
-def _hue(rng: random.Random, s: tuple[float, float] = (0.35, 0.85), v: tuple[float, float] = (0.45, 0.9)) -> RGB:
+def _hue(
+    rng: random.Random, s: tuple[float, float] = (0.35, 0.85), v: tuple[float, float] = (0.45, 0.9)
+) -> RGB:
     r, g, b = colorsys.hsv_to_rgb(rng.random(), rng.uniform(*s), rng.uniform(*v))
     return (round(r * 255), round(g * 255), round(b * 255))
 
@@ -193,8 +217,10 @@ def _shoe(b: _Builder, rng: random.Random) -> None:
     def half_width(c: float) -> float:  # c = cos of the outline angle: +1 at the toe, -1 at the heel
         return width / 2 * math.sqrt(max(0.0, 1 - c * c)) * (0.8 + 0.2 * c)
 
-    outline = [(length / 2 * math.cos(t), half_width(math.cos(t)) * (1 if math.sin(t) >= 0 else -1))
-               for t in (2 * math.pi * i / 18 for i in range(18))]
+    outline = [
+        (length / 2 * math.cos(t), half_width(math.cos(t)) * (1 if math.sin(t) >= 0 else -1))
+        for t in (2 * math.pi * i / 18 for i in range(18))
+    ]
     b.loft([[(x, y, z) for x, z in outline] for y in (0.0, sole_h)], sole)
     rings = []
     for i in range(8):
@@ -203,15 +229,26 @@ def _shoe(b: _Builder, rng: random.Random) -> None:
         w = half_width(2 * x / length) * 0.92
         fall = min(1.0, max(0.0, (u - 0.3) / 0.6))
         h = toe_h + (ankle_h - toe_h) * (1 - fall * fall * (3 - 2 * fall))
-        rings.append([(x, sole_h + h * max(0.0, math.sin(a)), w * math.cos(a))
-                      for a in (2 * math.pi * k / 12 for k in range(12))])
+        rings.append(
+            [
+                (x, sole_h + h * max(0.0, math.sin(a)), w * math.cos(a))
+                for a in (2 * math.pi * k / 12 for k in range(12))
+            ]
+        )
     b.loft(rings, upper)
-    b.box(-0.5 * length, -0.44 * length, sole_h + ankle_h * 0.55, sole_h + ankle_h * 1.05, -0.05, 0.05, accent)  # heel tab
+    b.box(
+        -0.5 * length, -0.44 * length, sole_h + ankle_h * 0.55, sole_h + ankle_h * 1.05, -0.05, 0.05, accent
+    )  # heel tab
 
 
 def _chair(b: _Builder, rng: random.Random) -> None:
     sw, sh, st = rng.uniform(0.42, 0.55), rng.uniform(0.42, 0.5), rng.uniform(0.04, 0.08)
-    sd, lt, bh, tilt = sw * rng.uniform(0.9, 1.1), rng.uniform(0.018, 0.03), rng.uniform(0.35, 0.5), rng.uniform(0.0, 0.1)
+    sd, lt, bh, tilt = (
+        sw * rng.uniform(0.9, 1.1),
+        rng.uniform(0.018, 0.03),
+        rng.uniform(0.35, 0.5),
+        rng.uniform(0.0, 0.1),
+    )
     frame, seat = b.material(_neutral(rng, "wood", "oak", "black", "metal")), b.material(_hue(rng))
     round_legs = rng.random() < 0.5
     for sx in (-1, 1):
@@ -223,9 +260,13 @@ def _chair(b: _Builder, rng: random.Random) -> None:
                 b.box(x - lt, x + lt, 0.0, sh - st, z - lt, z + lt, frame)
     b.box(-sw / 2, sw / 2, sh - st, sh, -sd / 2, sd / 2, seat)
     bt, z0 = rng.uniform(0.03, 0.06), -sd / 2
-    b.loft([_rect_y(-sw / 2, sw / 2, z0, z0 + bt, sh),
-            _rect_y(-sw / 2 * 0.95, sw / 2 * 0.95, z0 - tilt, z0 + bt - tilt, sh + bh)],
-           seat if rng.random() < 0.6 else frame)
+    b.loft(
+        [
+            _rect_y(-sw / 2, sw / 2, z0, z0 + bt, sh),
+            _rect_y(-sw / 2 * 0.95, sw / 2 * 0.95, z0 - tilt, z0 + bt - tilt, sh + bh),
+        ],
+        seat if rng.random() < 0.6 else frame,
+    )
 
 
 def _sofa(b: _Builder, rng: random.Random) -> None:
@@ -248,7 +289,9 @@ def _sofa(b: _Builder, rng: random.Random) -> None:
     inner = w - 2 * arm_w
     for i in range(count):
         x0 = -w / 2 + arm_w + inner * i / count
-        b.box(x0 + 0.01, x0 + inner / count - 0.01, seat_y, seat_y + 0.12, -d / 2 + 0.2, d / 2 - 0.02, cushion)
+        b.box(
+            x0 + 0.01, x0 + inner / count - 0.01, seat_y, seat_y + 0.12, -d / 2 + 0.2, d / 2 - 0.02, cushion
+        )
 
 
 def _table(b: _Builder, rng: random.Random) -> None:
@@ -271,10 +314,21 @@ def _table(b: _Builder, rng: random.Random) -> None:
 
 
 def _bag(b: _Builder, rng: random.Random) -> None:
-    w, h, d, taper = rng.uniform(0.8, 1.0), rng.uniform(0.55, 0.75), rng.uniform(0.25, 0.35), rng.uniform(0.75, 0.95)
+    w, h, d, taper = (
+        rng.uniform(0.8, 1.0),
+        rng.uniform(0.55, 0.75),
+        rng.uniform(0.25, 0.35),
+        rng.uniform(0.75, 0.95),
+    )
     leather = _hue(rng) if rng.random() < 0.6 else _neutral(rng, "tan", "black", "wood")
     body, trim = b.material(leather), b.material(_shade(leather, 0.6))
-    b.loft([_rect_y(-w / 2, w / 2, -d / 2, d / 2, 0.0), _rect_y(-w / 2 * taper, w / 2 * taper, -d * 0.4, d * 0.4, h)], body)
+    b.loft(
+        [
+            _rect_y(-w / 2, w / 2, -d / 2, d / 2, 0.0),
+            _rect_y(-w / 2 * taper, w / 2 * taper, -d * 0.4, d * 0.4, h),
+        ],
+        body,
+    )
 
     def front(y: float, out: float) -> list[Vec]:
         hw, zf = (w / 2) * (1 - (1 - taper) * y / h) * 0.85, d / 2 - 0.1 * d * y / h
@@ -283,7 +337,10 @@ def _bag(b: _Builder, rng: random.Random) -> None:
     b.loft([front(h * rng.uniform(0.4, 0.6), 0.025), front(h, 0.025)], trim)
     rh = w * taper * rng.uniform(0.22, 0.32)
     for z in (-d * 0.25, d * 0.25):
-        arc = [(rh * math.cos(math.pi * i / 8), h - 0.02 + rh * 1.1 * math.sin(math.pi * i / 8), z) for i in range(9)]
+        arc = [
+            (rh * math.cos(math.pi * i / 8), h - 0.02 + rh * 1.1 * math.sin(math.pi * i / 8), z)
+            for i in range(9)
+        ]
         b.tube(arc, (0.0, 0.0, 1.0), 0.02, 0.02, trim)
 
 
@@ -293,8 +350,17 @@ def _bottle(b: _Builder, rng: random.Random) -> None:
     glass = b.material(_hue(rng, s=(0.3, 0.8), v=(0.35, 0.75)))
     label, cap = b.material(_neutral(rng, "white", "tan", "black")), b.material(_hue(rng))
     lo, hi = h * rng.uniform(0.15, 0.25), shoulder * rng.uniform(0.75, 0.9)
-    profile = [(r * 0.92, 0.0), (r, 0.03 * h), (r, lo), (r, hi), (r, shoulder), (r * 0.75, shoulder + 0.08 * h),
-               (neck * 1.1, shoulder + 0.17 * h), (neck, shoulder + 0.2 * h), (neck, 0.92 * h)]
+    profile = [
+        (r * 0.92, 0.0),
+        (r, 0.03 * h),
+        (r, lo),
+        (r, hi),
+        (r, shoulder),
+        (r * 0.75, shoulder + 0.08 * h),
+        (neck * 1.1, shoulder + 0.17 * h),
+        (neck, shoulder + 0.2 * h),
+        (neck, 0.92 * h),
+    ]
     b.loft([_ring((0.0, y, 0.0), (rad, 0.0, 0.0), (0.0, 0.0, rad), 14) for rad, y in profile], glass)
     # The label band shares the body's ring heights so its faces sit squarely over the glass.
     b.loft([_ring((0.0, y, 0.0), (r * 1.02, 0.0, 0.0), (0.0, 0.0, r * 1.02), 14) for y in (lo, hi)], label)
@@ -308,20 +374,33 @@ def _glasses(b: _Builder, rng: random.Random) -> None:
     lens = b.material(_hue(rng, s=(0.2, 0.5), v=(0.2, 0.4)))
     for sx in (-1, 1):
         cx = sx * (gap / 2 + a)
-        rim = [(cx + a * math.cos(t), yc + hb * math.sin(t), 0.0) for t in (2 * math.pi * i / 14 for i in range(14))]
+        rim = [
+            (cx + a * math.cos(t), yc + hb * math.sin(t), 0.0)
+            for t in (2 * math.pi * i / 14 for i in range(14))
+        ]
         b.tube(rim, (0.0, 0.0, 1.0), 0.02, 0.02, frame, n=5, loop=True)
-        b.loft([_ring((cx, yc, z), (a * 0.97, 0.0, 0.0), (0.0, hb * 0.97, 0.0), 14) for z in (-0.006, 0.006)], lens)
+        b.loft(
+            [_ring((cx, yc, z), (a * 0.97, 0.0, 0.0), (0.0, hb * 0.97, 0.0), 14) for z in (-0.006, 0.006)],
+            lens,
+        )
         x = sx * (gap / 2 + 2 * a)
         y = yc + hb * 0.3
         temple = [(x, y, 0.0), (x + sx * 0.02, y, -arm), (x + sx * 0.02, y - 0.12, -arm - 0.1)]
         b.tube(temple, (1.0, 0.0, 0.0), 0.012, 0.02, frame, n=4)
-    bridge = [(gap / 2 * math.cos(math.pi * i / 4) * 1.1, yc + hb * 0.45 + 0.03 * math.sin(math.pi * i / 4), 0.0)
-              for i in range(5)]
+    bridge = [
+        (gap / 2 * math.cos(math.pi * i / 4) * 1.1, yc + hb * 0.45 + 0.03 * math.sin(math.pi * i / 4), 0.0)
+        for i in range(5)
+    ]
     b.tube(bridge, (0.0, 0.0, 1.0), 0.015, 0.015, frame, n=5)
 
 
 def _watch(b: _Builder, rng: random.Random) -> None:
-    rc, tc, ry, rz = rng.uniform(0.17, 0.23), rng.uniform(0.06, 0.1), rng.uniform(0.26, 0.32), rng.uniform(0.22, 0.3)
+    rc, tc, ry, rz = (
+        rng.uniform(0.17, 0.23),
+        rng.uniform(0.06, 0.1),
+        rng.uniform(0.26, 0.32),
+        rng.uniform(0.22, 0.3),
+    )
     case = b.material(_neutral(rng, "metal", "black", "tan"))
     strap = b.material(_hue(rng) if rng.random() < 0.5 else _neutral(rng, "black", "wood", "metal"))
     dial, hands = b.material(_hue(rng, v=(0.2, 0.95))), b.material(_neutral(rng, "white", "black"))
@@ -329,24 +408,44 @@ def _watch(b: _Builder, rng: random.Random) -> None:
     b.tube(loop, (1.0, 0.0, 0.0), 0.015, rc * 0.55, strap, n=4, loop=True)
     n, phase = (16, 0.0) if rng.random() < 0.6 else (4, math.pi / 4)
     # The dial is the case's own recessed front cap: a separate disc would fight it in the painter's sort.
-    b.loft([_ring((0.0, 0.0, z), (r, 0.0, 0.0), (0.0, r, 0.0), n, phase)
-            for z, r in ((rz, rc), (rz + tc, rc), (rz + tc - 0.004, rc * 0.85))], case, end_mat=dial)
+    b.loft(
+        [
+            _ring((0.0, 0.0, z), (r, 0.0, 0.0), (0.0, r, 0.0), n, phase)
+            for z, r in ((rz, rc), (rz + tc, rc), (rz + tc - 0.004, rc * 0.85))
+        ],
+        case,
+        end_mat=dial,
+    )
     b.cylinder((rc * 0.95, 0.0, rz + tc / 2), (rc * 1.15, 0.0, rz + tc / 2), 0.025, case, n=6)
     for angle, length in ((rng.uniform(0, 2 * math.pi), rc * 0.5), (rng.uniform(0, 2 * math.pi), rc * 0.72)):
         u = (math.cos(angle) * length / 2, math.sin(angle) * length / 2, 0.0)
         v = (-math.sin(angle) * 0.012, math.cos(angle) * 0.012, 0.0)
         corners = ((-1, -1), (1, -1), (1, 1), (-1, 1))  # from the dial's centre outwards along u
-        b.loft([[(u[0] * i + v[0] * j + u[0], u[1] * i + v[1] * j + u[1], z) for i, j in corners]
-                for z in (rz + tc - 0.004, rz + tc + 0.004)], hands, end_bias=0.1)
+        b.loft(
+            [
+                [(u[0] * i + v[0] * j + u[0], u[1] * i + v[1] * j + u[1], z) for i, j in corners]
+                for z in (rz + tc - 0.004, rz + tc + 0.004)
+            ],
+            hands,
+            end_bias=0.1,
+        )
 
 
 def _cap(b: _Builder, rng: random.Random) -> None:
     r, hd, brim = 0.5, rng.uniform(0.4, 0.52), rng.uniform(0.3, 0.45)
     crown = b.material(_hue(rng))
     peak, button = b.material(b.mats[crown] if rng.random() < 0.5 else _hue(rng)), b.material(_hue(rng))
-    b.loft([_ring((0.0, hd * math.sin(p), 0.0), (r * math.cos(p), 0.0, 0.0), (0.0, 0.0, r * math.cos(p)), 16)
-            for p in (math.pi / 2 * 0.94 * k / 6 for k in range(7))], crown)
-    outline = [(r * 1.02 * math.cos(math.pi * i / 10), r * 0.1 + brim * math.sin(math.pi * i / 10) * 1.6) for i in range(11)]
+    b.loft(
+        [
+            _ring((0.0, hd * math.sin(p), 0.0), (r * math.cos(p), 0.0, 0.0), (0.0, 0.0, r * math.cos(p)), 16)
+            for p in (math.pi / 2 * 0.94 * k / 6 for k in range(7))
+        ],
+        crown,
+    )
+    outline = [
+        (r * 1.02 * math.cos(math.pi * i / 10), r * 0.1 + brim * math.sin(math.pi * i / 10) * 1.6)
+        for i in range(11)
+    ]
     b.loft([[(x, y, z) for x, z in outline] for y in (0.0, 0.025)], peak)
     b.cylinder((0.0, hd * 0.98, 0.0), (0.0, hd + 0.03, 0.0), 0.05, button, n=8)
 
@@ -363,8 +462,16 @@ def _box(b: _Builder, rng: random.Random) -> None:
 
 
 _GENERATORS: dict[str, Callable[[_Builder, random.Random], None]] = {
-    "shoe": _shoe, "chair": _chair, "sofa": _sofa, "table": _table, "bag": _bag,
-    "bottle": _bottle, "glasses": _glasses, "watch": _watch, "cap": _cap, "box": _box,
+    "shoe": _shoe,
+    "chair": _chair,
+    "sofa": _sofa,
+    "table": _table,
+    "bag": _bag,
+    "bottle": _bottle,
+    "glasses": _glasses,
+    "watch": _watch,
+    "cap": _cap,
+    "box": _box,
 }
 SHAPES: tuple[str, ...] = tuple(_GENERATORS)
 
@@ -395,4 +502,3 @@ def face_normals(mesh: Mesh) -> list[Vec]:
             nz += (x0 - x1) * (y0 + y1)
         out.append(_unit((nx, ny, nz)))
     return out
-

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 # switch -> its values, the default first.
@@ -52,7 +52,16 @@ HOSTILE_VALUES: dict[str, Any] = {
 
 _INT_SWITCHES = {"revoked_token_status", "throttle_status"}
 _BOOL_SWITCHES = {"manual_renders_replaced"}
-_BOOLS = {"true": True, "false": False, "yes": True, "no": False, "1": True, "0": False, "on": True, "off": False}
+_BOOLS = {
+    "true": True,
+    "false": False,
+    "yes": True,
+    "no": False,
+    "1": True,
+    "0": False,
+    "on": True,
+    "off": False,
+}
 
 
 def _normalise(name: str, value: Any) -> Any:
@@ -68,7 +77,9 @@ def _normalise(name: str, value: Any) -> Any:
         value = None  # True == 1 in Python: never let a bool pass for a status
     if value not in allowed or type(value) is not type(allowed[0]):
         shown = ", ".join(_show(v) for v in allowed)
-        raise ValueError(f"reading {name} cannot be {given!r}; choose one of: {shown} (default {_show(allowed[0])})")
+        raise ValueError(
+            f"reading {name} cannot be {given!r}; choose one of: {shown} (default {_show(allowed[0])})"
+        )
     return value
 
 
@@ -114,7 +125,9 @@ class Readings:
             if not sep or not name:
                 raise ValueError(f"--reading {item!r}: expected NAME=VALUE, e.g. entity_type_filter=honoured")
             if name not in CHOICES:
-                raise ValueError(f"--reading {item!r}: unknown reading {name!r} (known: {', '.join(CHOICES)})")
+                raise ValueError(
+                    f"--reading {item!r}: unknown reading {name!r} (known: {', '.join(CHOICES)})"
+                )
             changes[name] = value
         return dataclasses.replace(base or cls(), **changes)
 
@@ -154,7 +167,7 @@ class Readings:
     # -- behaviour helpers the routes share -------------------------------------
     def time(self, ts: float, *, precision: str = "milliseconds") -> str:
         """A ``created``/``updated`` value: ISO 8601 in UTC, zone-less or with ``Z``."""
-        text = datetime.fromtimestamp(ts, tz=timezone.utc).replace(tzinfo=None).isoformat(timespec=precision)
+        text = datetime.fromtimestamp(ts, tz=UTC).replace(tzinfo=None).isoformat(timespec=precision)
         return text if self.timestamps == "zoneless" else text + "Z"
 
     @property

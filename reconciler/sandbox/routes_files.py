@@ -34,11 +34,28 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from reconciler.sandbox.envelope import ApiError, authenticate, ctx_of, error_body, ok, paging, read_json, visible_product
+from reconciler.sandbox.envelope import (
+    ApiError,
+    authenticate,
+    ctx_of,
+    error_body,
+    ok,
+    paging,
+    read_json,
+    visible_product,
+)
 from reconciler.sandbox.readings import Readings
 from reconciler.sandbox.storage import FORMATS_BY_TYPE, serve_file, signature
 
-ENTITY_TYPES = ("COMMENT", "ANNOTATION", "PRODUCT", "ANNOTATION_COMMENT", "VARIANT_GROUP", "RENDER", "TURNTABLE")
+ENTITY_TYPES = (
+    "COMMENT",
+    "ANNOTATION",
+    "PRODUCT",
+    "ANNOTATION_COMMENT",
+    "VARIANT_GROUP",
+    "RENDER",
+    "TURNTABLE",
+)
 RENDER_STORE_TYPES = ("RENDER", "TURNTABLE")
 # sign-url store types the sandbox serves: the render kinds, and ATTACHMENT for everything else.
 STORE_TYPES = (*RENDER_STORE_TYPES, "ATTACHMENT")
@@ -71,8 +88,9 @@ async def search_attachments(request: Request) -> Response:
     # invalid values have no documented status, so they are plain 400s.
     if not product_uuid:
         raise ApiError(422, "MISSING_PRODUCT_UUID")
-    offset, limit = paging(body.get("page"), body.get("size"), base=0, default_size=None, max_size=100,
-                           invalid_status=400)
+    offset, limit = paging(
+        body.get("page"), body.get("size"), base=0, default_size=None, max_size=100, invalid_status=400
+    )
     entity_type = body.get("entityType") if readings.entity_type_filter == "honoured" else None
     if entity_type is not None and entity_type not in ENTITY_TYPES:
         raise ApiError(400, "NOT_SUPPORTED_FOR_ENTITY_TYPE")
@@ -81,7 +99,12 @@ async def search_attachments(request: Request) -> Response:
         raise ApiError(400, "INVALID_SORT_ORDER")
     product = visible_product(ctx, principal, product_uuid)
     rows, total = ctx.store.search_attachments(
-        product["uuid"], entity_type, body.get("entityUuid"), offset=offset, limit=limit, descending=direction == "DESC",
+        product["uuid"],
+        entity_type,
+        body.get("entityUuid"),
+        offset=offset,
+        limit=limit,
+        descending=direction == "DESC",
     )
     return ok({"totalCount": total, "grid": [attachment_view(r, readings) for r in rows]})
 
@@ -116,7 +139,9 @@ async def sign_url(request: Request) -> Response:
         raise ApiError(400, "MISSING_ENTITY_UUID")
     if not store_type:
         raise ApiError(400, "MISSING_STORE_TYPE")
-    if store_type not in STORE_TYPES or (store_type in RENDER_STORE_TYPES and not readings.sign_url_for_renders):
+    if store_type not in STORE_TYPES or (
+        store_type in RENDER_STORE_TYPES and not readings.sign_url_for_renders
+    ):
         raise ApiError(400, "NOT_SUPPORTED_STORE_TYPE")
     attachment = ctx.store.attachment(str(entity_uuid))
     if attachment is None:
@@ -128,7 +153,11 @@ async def sign_url(request: Request) -> Response:
     if fmt is not None and str(fmt).upper() not in FORMATS_BY_TYPE.get(attachment["content_type"], set()):
         raise ApiError(400, "INVALID_RESOURCE_FORMAT")
     faults = ctx.faults.config
-    ttl = faults.signed_url_ttl_override if faults.signed_url_ttl_override is not None else ctx.config.signed_url_ttl_seconds
+    ttl = (
+        faults.signed_url_ttl_override
+        if faults.signed_url_ttl_override is not None
+        else ctx.config.signed_url_ttl_seconds
+    )
     expires_ms = int((time.time() + ttl) * 1000)
     blob_id = attachment["blob_id"]
     sig = signature(ctx.url_secret, blob_id, str(expires_ms))

@@ -37,10 +37,23 @@ from starlette.routing import Route
 
 from reconciler.sandbox import media
 from reconciler.sandbox.catalog import (
-    derived_uuid, ensure_model, has_asset, product_search_view, product_view, thumbnail_blob_id,
+    derived_uuid,
+    ensure_model,
+    has_asset,
+    product_search_view,
+    product_view,
+    thumbnail_blob_id,
 )
 from reconciler.sandbox.envelope import (
-    ApiError, Principal, authenticate, ctx_of, error_entry, ok, paging, read_json, visible_product,
+    ApiError,
+    Principal,
+    authenticate,
+    ctx_of,
+    error_entry,
+    ok,
+    paging,
+    read_json,
+    visible_product,
 )
 from reconciler.sandbox.storage import serve_file
 from reconciler.sandbox.store import slug
@@ -84,8 +97,13 @@ async def search_products(request: Request) -> Response:
     query = request.query_params
     org_uuid = principal.organization_uuid
     assert org_uuid is not None
-    offset, limit = paging(body.get("page", query.get("page")), body.get("size", query.get("size")), base=1,
-                           default_size=None, max_size=100)
+    offset, limit = paging(
+        body.get("page", query.get("page")),
+        body.get("size", query.get("size")),
+        base=1,
+        default_size=None,
+        max_size=100,
+    )
     given_org = body.get("organizationUuid")
     if not given_org:
         raise ApiError(422, "MISSING_ORGANIZATION_UUID")
@@ -95,10 +113,14 @@ async def search_products(request: Request) -> Response:
         wanted = [request.path_params["clientUuid"]]
     else:
         if not principal.org_level:  # searching-products.md: only Owners and Admins
-            raise ApiError(403, "FORBIDDEN", message="only organization Owners and Admins search several workspaces")
+            raise ApiError(
+                403, "FORBIDDEN", message="only organization Owners and Admins search several workspaces"
+            )
         if not query.get("clientUuid"):
             raise ApiError(422, "MISSING_CLIENT_UUID")
-        wanted = list(dict.fromkeys([query["clientUuid"], *_list(body.get("clientUuids"), "MISSING_CLIENT_UUID")]))
+        wanted = list(
+            dict.fromkeys([query["clientUuid"], *_list(body.get("clientUuids"), "MISSING_CLIENT_UUID")])
+        )
     allowed = principal.clients(ctx)
     if any(c not in allowed for c in wanted):
         raise ApiError(403, "FORBIDDEN")
@@ -114,11 +136,16 @@ async def search_products(request: Request) -> Response:
         sorts.append((SORT_FIELDS[field], str(direction).upper()))
     term = body.get("searchTerm") or query.get("searchTerm")
     rows, total = ctx.store.search_products(
-        org_uuid, wanted, term=str(term) if term else None, name=str(body["name"]) if body.get("name") else None,
+        org_uuid,
+        wanted,
+        term=str(term) if term else None,
+        name=str(body["name"]) if body.get("name") else None,
         uuids=_list(body.get("productsUuids"), "INVALID_SEARCH_FIELD"),
         statuses=_list(body.get("status"), "INVALID_SEARCH_FIELD"),
         conversion_statuses=_list(body.get("conversionStatuses"), "INVALID_SEARCH_FIELD"),
-        sorts=sorts, offset=offset, limit=limit,
+        sorts=sorts,
+        offset=offset,
+        limit=limit,
     )
     grid = [product_search_view(ctx.store, r, ctx.readings) for r in rows]
     return ok({"totalCount": total, "grid": grid})
@@ -172,10 +199,16 @@ async def create_product(request: Request) -> Response:
     if status not in SETTABLE_STATUSES:
         raise ApiError(422, "INVALID_PRODUCT_STATUS")
     product = {
-        "uuid": str(uuidlib.uuid4()), "name": name.strip(), "description": str(body.get("description") or ""),
-        "status": status, "shape": "box", "conversionStatus": "NO_ASSET",
-        "pipelineUuid": _pipeline(body.get("pipelineUuid")), "autoPublish": bool(body.get("autoPublish")),
-        "publishToStatus": _publish_to(body.get("publishToStatus")), "attributes": _attributes(body.get("attributes")),
+        "uuid": str(uuidlib.uuid4()),
+        "name": name.strip(),
+        "description": str(body.get("description") or ""),
+        "status": status,
+        "shape": "box",
+        "conversionStatus": "NO_ASSET",
+        "pipelineUuid": _pipeline(body.get("pipelineUuid")),
+        "autoPublish": bool(body.get("autoPublish")),
+        "publishToStatus": _publish_to(body.get("publishToStatus")),
+        "attributes": _attributes(body.get("attributes")),
     }
     row = ctx.store.create_product(str(principal.organization_uuid), str(client), product)
     return ok({"uuid": row["uuid"], "name": row["name"], "productSessionUuId": str(uuidlib.uuid4())})
@@ -296,14 +329,21 @@ async def download_model(request: Request) -> Response:
         raise ApiError(400, "MISSING_RESOURCE_FORMAT")
     if fmt.upper() not in MODEL_FORMATS:
         raise ApiError(400, "INVALID_RESOURCE_FORMAT")
-    product = _downloadable(ctx, principal, request.path_params["productUuid"], request.query_params.get("clientUuid"))
+    product = _downloadable(
+        ctx, principal, request.path_params["productUuid"], request.query_params.get("clientUuid")
+    )
     if fmt.upper() != "GLB":  # every sandbox product converts to GLB only (asset.conversionFormats)
         raise ApiError(404, "MISSING_MODEL")
     product = ensure_model(ctx.store, product)
     path = ctx.store.blob_path(product["model_blob_id"])
     name = f"{slug(product['name'])}.glb"
-    return serve_file(request, path, "model/gltf-binary", product["model_blob_id"],
-                      {"Content-Disposition": f'attachment; filename="{name}"'})
+    return serve_file(
+        request,
+        path,
+        "model/gltf-binary",
+        product["model_blob_id"],
+        {"Content-Disposition": f'attachment; filename="{name}"'},
+    )
 
 
 def _size(value: str | None, default: int) -> int:
@@ -327,8 +367,9 @@ async def thumbnail(request: Request) -> Response:
     blob_id = f"{derived_uuid(product['uuid'], f'thumbnail-{width}x{height}')}.png"
     path = ctx.store.blob_path(blob_id)
     if not path.is_file():
-        data = await run_in_threadpool(media.render_still, product["shape"], product["uuid"], width=width,
-                                       height=height, fmt="PNG")
+        data = await run_in_threadpool(
+            media.render_still, product["shape"], product["uuid"], width=width, height=height, fmt="PNG"
+        )
         ctx.store.write_blob(blob_id, data)
     headers = {}
     if request.query_params.get("download", "").lower() == "true":
@@ -344,7 +385,11 @@ ROUTES = [
     Route("/v1/products/clients/search", search_products, methods=["POST"]),
     Route("/v1/products/clients/{clientUuid}/search", search_products, methods=["POST"]),
     Route("/v1/products/{productUuid}/download/model", download_model, methods=["GET"]),
-    Route("/v1/products/{productUuid}/clients/{clientUuid}/thumbnails/{thumbnailBlobId}", thumbnail, methods=["GET"]),
+    Route(
+        "/v1/products/{productUuid}/clients/{clientUuid}/thumbnails/{thumbnailBlobId}",
+        thumbnail,
+        methods=["GET"],
+    ),
     Route("/v1/products/{uuid}", get_product, methods=["GET"]),
     Route("/v1/pipelines", pipelines, methods=["GET"]),
 ]

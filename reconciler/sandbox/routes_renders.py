@@ -27,10 +27,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from reconciler.sandbox import media
-from reconciler.sandbox.config import SandboxConfig
 from reconciler.sandbox.catalog import has_asset
+from reconciler.sandbox.config import SandboxConfig
 from reconciler.sandbox.envelope import (
-    ApiError, Principal, authenticate, ctx_of, error_entry, ok, read_json, visible_product,
+    ApiError,
+    Principal,
+    authenticate,
+    ctx_of,
+    error_entry,
+    ok,
+    read_json,
+    visible_product,
 )
 from reconciler.sandbox.jobs import RENDER, TURNTABLE
 
@@ -41,7 +48,9 @@ if TYPE_CHECKING:
 IMAGE_FORMATS = ("PNG", "JPG", "WEBP")
 
 
-def _int_field(data: dict[str, Any], key: str, missing: str, invalid: str, low: int, high: int, errors: list[str]) -> int:
+def _int_field(
+    data: dict[str, Any], key: str, missing: str, invalid: str, low: int, high: int, errors: list[str]
+) -> int:
     value = data.get(key)
     if value is None:
         errors.append(missing)
@@ -88,9 +97,13 @@ def parse_specs(body: dict[str, Any], config: SandboxConfig) -> tuple[dict[str, 
     elif not isinstance(fmt, str) or fmt.upper() not in IMAGE_FORMATS:
         errors.append("NOT_SUPPORTED_IMAGE_FORMAT")
     still = {
-        "imageWidth": width, "imageHeight": height, "imageFormat": fmt.upper() if isinstance(fmt, str) else None,
+        "imageWidth": width,
+        "imageHeight": height,
+        "imageFormat": fmt.upper() if isinstance(fmt, str) else None,
         "imageBackground": _color_field(body, "imageBackground", "INVALID_IMAGE_BACKGROUND", errors),
-        "transparentBackground": _bool_field(body, "transparentBackground", "INVALID_TRANSPARENT_BACKGROUND", errors),
+        "transparentBackground": _bool_field(
+            body, "transparentBackground", "INVALID_TRANSPARENT_BACKGROUND", errors
+        ),
     }
     tt = body.get("turntable")
     turntable: dict[str, Any] = {}
@@ -99,14 +112,34 @@ def parse_specs(body: dict[str, Any], config: SandboxConfig) -> tuple[dict[str, 
     else:
         turntable = {
             "includeGif": _bool_field(tt, "includeGif", "INVALID_INCLUDE_GIF", errors),
-            "imageCount": _int_field(tt, "imageCount", "MISSING_TURNTABLE_IMAGE_COUNT", "INVALID_IMAGE_COUNT",
-                                     1, config.max_image_count, errors),
-            "frameRate": _int_field(tt, "frameRate", "MISSING_TURNTABLE_FRAME_RATE", "INVALID_FRAME_RATE",
-                                    1, config.max_frame_rate, errors),
-            "width": _int_field(tt, "width", "MISSING_TURNTABLE_WIDTH", "INVALID_TURNTABLE_SIZE", 1, video_side, errors),
-            "height": _int_field(tt, "height", "MISSING_TURNTABLE_HEIGHT", "INVALID_TURNTABLE_SIZE", 1, video_side, errors),
+            "imageCount": _int_field(
+                tt,
+                "imageCount",
+                "MISSING_TURNTABLE_IMAGE_COUNT",
+                "INVALID_IMAGE_COUNT",
+                1,
+                config.max_image_count,
+                errors,
+            ),
+            "frameRate": _int_field(
+                tt,
+                "frameRate",
+                "MISSING_TURNTABLE_FRAME_RATE",
+                "INVALID_FRAME_RATE",
+                1,
+                config.max_frame_rate,
+                errors,
+            ),
+            "width": _int_field(
+                tt, "width", "MISSING_TURNTABLE_WIDTH", "INVALID_TURNTABLE_SIZE", 1, video_side, errors
+            ),
+            "height": _int_field(
+                tt, "height", "MISSING_TURNTABLE_HEIGHT", "INVALID_TURNTABLE_SIZE", 1, video_side, errors
+            ),
             "background": _color_field(tt, "background", "INVALID_TURNTABLE_BACKGROUND", errors),
-            "transparentBackground": _bool_field(tt, "transparentBackground", "INVALID_TRANSPARENT_BACKGROUND", errors),
+            "transparentBackground": _bool_field(
+                tt, "transparentBackground", "INVALID_TRANSPARENT_BACKGROUND", errors
+            ),
         }
         if turntable["imageCount"] * turntable["width"] * turntable["height"] > config.max_turntable_pixels:
             errors.append("TURNTABLE_TOO_LARGE")

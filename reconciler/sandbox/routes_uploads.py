@@ -41,13 +41,26 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from reconciler.sandbox.envelope import ApiError, Principal, authenticate, ctx_of, error_body, ok, read_json, visible_product
+from reconciler.sandbox.envelope import (
+    ApiError,
+    Principal,
+    authenticate,
+    ctx_of,
+    error_body,
+    ok,
+    read_json,
+    visible_product,
+)
 from reconciler.sandbox.storage import content_type_for, extension, signature
 from reconciler.sandbox.store import new_blob_id
 
-RENDER_TAB_EXTENSIONS = frozenset({"jpeg", "jpg", "png", "bmp", "gif", "tiff", "svg", "mp4", "tif", "mov", "avi", "pdf"})
+RENDER_TAB_EXTENSIONS = frozenset(
+    {"jpeg", "jpg", "png", "bmp", "gif", "tiff", "svg", "mp4", "tif", "mov", "avi", "pdf"}
+)
 TURNTABLE_EXTENSIONS = frozenset({"mp4", "mov", "avi", "gif"})
-ASSET_EXTENSIONS = frozenset({"glb", "gltf", "fbx", "obj", "usdz", "zip", "step", "stp", "stl", "blend", "max"})
+ASSET_EXTENSIONS = frozenset(
+    {"glb", "gltf", "fbx", "obj", "usdz", "zip", "step", "stp", "stl", "blend", "max"}
+)
 UPLOAD_STORE_TYPES = ("ASSET", "ATTACHMENT", "RENDER")
 
 
@@ -89,8 +102,9 @@ def _sign_upload(request: Request, fields: dict[str, str]) -> str:
 _SIGNED = ("blob", "product", "store", "name", "ctype", "expires")
 
 
-async def _session(request: Request, principal: Principal, body: dict[str, Any], store_type: str,
-                   product_uuid: Any) -> Response:
+async def _session(
+    request: Request, principal: Principal, body: dict[str, Any], store_type: str, product_uuid: Any
+) -> Response:
     ctx = ctx_of(request)
     client = body.get("clientUuid")
     if not client:
@@ -105,8 +119,16 @@ async def _session(request: Request, principal: Principal, body: dict[str, Any],
     if product["client_uuid"] != client:
         raise ApiError(404, "PRODUCT_NOT_FOUND")
     blob_id = new_blob_id(extension(name))
-    location = _sign_upload(request, {"blob": blob_id, "product": product["uuid"], "store": store_type, "name": name,
-                                      "ctype": content_type})
+    location = _sign_upload(
+        request,
+        {
+            "blob": blob_id,
+            "product": product["uuid"],
+            "store": store_type,
+            "name": name,
+            "ctype": content_type,
+        },
+    )
     return ok({"requestUuid": str(uuidlib.uuid4()), "location": location, "blobId": blob_id})
 
 
@@ -176,7 +198,9 @@ async def upload(request: Request) -> Response:
     finally:
         tmp.unlink(missing_ok=True)
     _record(ctx, fields, product, size)
-    return JSONResponse({"name": blob_id, "size": str(size), "contentType": content_type_for(fields["name"], fields["ctype"])})
+    return JSONResponse(
+        {"name": blob_id, "size": str(size), "contentType": content_type_for(fields["name"], fields["ctype"])}
+    )
 
 
 def _finished(ctx: Any, blob_id: str, product: dict[str, Any]) -> dict[str, Any] | None:
@@ -185,7 +209,11 @@ def _finished(ctx: Any, blob_id: str, product: dict[str, Any]) -> dict[str, Any]
     if row is not None:
         return {"name": blob_id, "size": str(row["size"]), "contentType": row["content_type"]}
     if product.get("model_blob_id") == blob_id:
-        return {"name": blob_id, "size": str(product["model_size"]), "contentType": "application/octet-stream"}
+        return {
+            "name": blob_id,
+            "size": str(product["model_size"]),
+            "contentType": "application/octet-stream",
+        }
     return None
 
 
@@ -197,8 +225,14 @@ def _record(ctx: Any, fields: dict[str, str], product: dict[str, Any], size: int
         status = product["status"]
         if product.get("auto_publish"):
             status = product.get("publish_to_status") or "LIVE_PUBLIC"
-        ctx.store.update_product(product["uuid"], model_blob_id=blob_id, model_size=size, asset_name=name,
-                                 conversion_status="COMPLETED", status=status)
+        ctx.store.update_product(
+            product["uuid"],
+            model_blob_id=blob_id,
+            model_size=size,
+            asset_name=name,
+            conversion_status="COMPLETED",
+            status=status,
+        )
         if old and old != blob_id:
             ctx.store.remove_blobs([old])
         return
@@ -206,12 +240,19 @@ def _record(ctx: Any, fields: dict[str, str], product: dict[str, Any], size: int
         entity_type = "TURNTABLE" if extension(name) in TURNTABLE_EXTENSIONS else "RENDER"
     else:
         entity_type = "PRODUCT"
-    ctx.store.add_attachment({
-        "uuid": str(uuidlib.uuid4()), "product_uuid": product["uuid"], "entity_type": entity_type,
-        # A hand upload's entity is its product; render results name their job instead.
-        "entity_uuid": product["uuid"], "blob_id": blob_id, "name": name,
-        "content_type": content_type_for(name, fields["ctype"]), "size": size,
-    })
+    ctx.store.add_attachment(
+        {
+            "uuid": str(uuidlib.uuid4()),
+            "product_uuid": product["uuid"],
+            "entity_type": entity_type,
+            # A hand upload's entity is its product; render results name their job instead.
+            "entity_uuid": product["uuid"],
+            "blob_id": blob_id,
+            "name": name,
+            "content_type": content_type_for(name, fields["ctype"]),
+            "size": size,
+        }
+    )
 
 
 ROUTES = [

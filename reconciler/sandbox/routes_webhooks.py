@@ -82,8 +82,11 @@ def _event_names(events: Any) -> list[str]:
     names: list[str] = []
     for event in events:
         if not isinstance(event, dict) or not event.get("uuid") or not event.get("name"):
-            raise ApiError(400, "INVALID_EVENT", message="events are {name, description, uuid} objects from "
-                                                         "GET /v1/webhooks/events")
+            raise ApiError(
+                400,
+                "INVALID_EVENT",
+                message="events are {name, description, uuid} objects from GET /v1/webhooks/events",
+            )
         found = EVENTS_BY_UUID.get(str(event["uuid"]))
         if found is None:
             raise ApiError(400, "EVENT_NOT_FOUND")
@@ -106,8 +109,11 @@ def _client_uuids(ctx: Any, principal: Principal, clients: Any) -> list[str]:
     resolved = []
     for given in clients:
         if not isinstance(given, str) or given not in by_key:
-            raise ApiError(400, "INVALID_CLIENT_UUID",
-                           message=f"clients holds workspace {'slugs' if key == 'slug' else 'uuids'}")
+            raise ApiError(
+                400,
+                "INVALID_CLIENT_UUID",
+                message=f"clients holds workspace {'slugs' if key == 'slug' else 'uuids'}",
+            )
         resolved.append(by_key[given])
     if not resolved and not principal.org_level:
         resolved = principal.clients(ctx)  # a workspace-level user's "whole organization" is its workspace
@@ -127,9 +133,14 @@ def _parse(ctx: Any, principal: Principal, body: dict[str, Any]) -> dict[str, An
     names = _event_names(body.get("events"))
     clients = body.get("clients") or []
     return {
-        "url": url, "eventNames": names, "clients": list(clients), "clientUuids": _client_uuids(ctx, principal, clients),
-        "name": body.get("name") or "", "description": body.get("description") or "",
-        "disable": bool(body.get("disable")), "userEmail": body.get("userEmail") or principal.user.email,
+        "url": url,
+        "eventNames": names,
+        "clients": list(clients),
+        "clientUuids": _client_uuids(ctx, principal, clients),
+        "name": body.get("name") or "",
+        "description": body.get("description") or "",
+        "disable": bool(body.get("disable")),
+        "userEmail": body.get("userEmail") or principal.user.email,
     }
 
 
@@ -232,8 +243,16 @@ ROUTES = [
     Route("/v1/webhooks/", spelled("yaml", create_webhook), methods=["POST"]),
     Route("/v1/webhooks/events", spelled("guide", events), methods=["GET"]),
     Route("/v1/webhooks/events/", spelled("yaml", events), methods=["GET"]),
-    Route("/v1/webhooks/organizations/{organizationUuid}", spelled("guide", organization_webhooks), methods=["GET"]),
-    Route("/v1/webhooks/organization/{organizationUuid}", spelled("yaml", organization_webhooks), methods=["GET"]),
+    Route(
+        "/v1/webhooks/organizations/{organizationUuid}",
+        spelled("guide", organization_webhooks),
+        methods=["GET"],
+    ),
+    Route(
+        "/v1/webhooks/organization/{organizationUuid}",
+        spelled("yaml", organization_webhooks),
+        methods=["GET"],
+    ),
     Route("/v1/webhooks/{webhookUuid}/secret", rotate_secret, methods=["PATCH"]),
     Route("/v1/webhooks/{uuid}", get_webhook, methods=["GET"]),
     Route("/v1/webhooks/{uuid}", update_webhook, methods=["PUT"]),

@@ -49,8 +49,9 @@ class Sandbox:
         try:
             self.store.apply_seed(seed)
             workspaces = {c["uuid"]: c["organization_uuid"] for c in self.store.all_clients()}
-            self.users = Directory.from_seed(seed, self.config.resolved_access_token, DEFAULT_EMAIL, DEFAULT_PASSWORD,
-                                             workspaces)
+            self.users = Directory.from_seed(
+                seed, self.config.resolved_access_token, DEFAULT_EMAIL, DEFAULT_PASSWORD, workspaces
+            )
             self.store.adopt_tokens(self.users.default.email)
             url_secret = bytes.fromhex(self.store.meta("url_secret", lambda: secrets.token_hex(32)))
         except BaseException:
@@ -59,20 +60,40 @@ class Sandbox:
         self.faults = FaultInjector(self.config.faults)
         context: list[SandboxContext] = []  # the job engine and senders read the readings at run time
         self.webhooks = WebhookDispatcher(
-            self.store, self.faults, max_attempts=self.config.webhook_max_attempts,
-            backoff_seconds=self.config.webhook_backoff_seconds, timeout_seconds=self.config.webhook_timeout_seconds,
-            disable_after=self.config.webhook_disable_after, readings=lambda: context[0].readings,
-        )
-        self.jobs = JobEngine(
-            self.store, self.faults, self.webhooks.publish, workers=self.config.workers,
-            pending_seconds=self.config.job_pending_seconds, processing_seconds=self.config.job_processing_seconds,
+            self.store,
+            self.faults,
+            max_attempts=self.config.webhook_max_attempts,
+            backoff_seconds=self.config.webhook_backoff_seconds,
+            timeout_seconds=self.config.webhook_timeout_seconds,
+            disable_after=self.config.webhook_disable_after,
             readings=lambda: context[0].readings,
         )
-        self.context = SandboxContext(self.config, self.store, self.jobs, self.webhooks, self.faults, self.users,
-                                      url_secret, self.config.readings)
+        self.jobs = JobEngine(
+            self.store,
+            self.faults,
+            self.webhooks.publish,
+            workers=self.config.workers,
+            pending_seconds=self.config.job_pending_seconds,
+            processing_seconds=self.config.job_processing_seconds,
+            readings=lambda: context[0].readings,
+        )
+        self.context = SandboxContext(
+            self.config,
+            self.store,
+            self.jobs,
+            self.webhooks,
+            self.faults,
+            self.users,
+            url_secret,
+            self.config.readings,
+        )
         context.append(self.context)
         self.app = create_app(self.context)
-        orgs = [o for o in self.store.organizations(member_only=False) if o["uuid"] in self.users.default.org_roles]
+        orgs = [
+            o
+            for o in self.store.organizations(member_only=False)
+            if o["uuid"] in self.users.default.org_roles
+        ]
         if not orgs:
             self.store.close()
             raise ValueError("the seed has no organization the demo user belongs to")
@@ -138,8 +159,14 @@ class Sandbox:
 class EmbeddedSandbox(Sandbox):
     """A sandbox served by uvicorn in a background thread on ``host`` (a free port by default)."""
 
-    def __init__(self, data_dir: Path | str, config: SandboxConfig | None = None, *,
-                 host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        data_dir: Path | str,
+        config: SandboxConfig | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
         super().__init__(data_dir, config)
         self.host = host
         self._port = port
@@ -162,18 +189,26 @@ class EmbeddedSandbox(Sandbox):
         # uvicorn binds the port itself: handing it a pre-bound socket costs every
         # keep-alive request a 40 ms delayed-ACK stall (measured), so read the port back.
         config = uvicorn.Config(
-            self.app, host=self.host, port=self._port, log_level="warning", access_log=False, lifespan="off",
+            self.app,
+            host=self.host,
+            port=self._port,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
             timeout_graceful_shutdown=2,
         )
         self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._run_http, args=(self._server,), name="sandbox-http", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run_http, args=(self._server,), name="sandbox-http", daemon=True
+        )
         self._thread.start()
         deadline = time.monotonic() + timeout
         while not self._server.started:
             if not self._thread.is_alive() or time.monotonic() > deadline:
                 self.stop()
-                raise RuntimeError(f"the sandbox HTTP server did not start on {self.host}:{self._port}"
-                                   " (is the port in use?)")
+                raise RuntimeError(
+                    f"the sandbox HTTP server did not start on {self.host}:{self._port} (is the port in use?)"
+                )
             time.sleep(0.005)
         self._bound_port = int(self._server.servers[0].sockets[0].getsockname()[1])
 
@@ -201,12 +236,20 @@ class EmbeddedSandbox(Sandbox):
         self.start()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
 
-def serve(data_dir: Path | str, config: SandboxConfig | None = None, *, host: str = "127.0.0.1", port: int = 8040,
-          on_ready: Callable[[EmbeddedSandbox], None] | None = None) -> None:
+def serve(
+    data_dir: Path | str,
+    config: SandboxConfig | None = None,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8040,
+    on_ready: Callable[[EmbeddedSandbox], None] | None = None,
+) -> None:
     """Serve in the foreground until Ctrl-C or SIGTERM (the ``reconciler sandbox`` command).
 
     ``on_ready`` is called once the port is bound (to print the URL and credentials).

@@ -145,7 +145,9 @@ class Store:
             self._migrate_to_v2()
 
     def _version(self) -> int:
-        has_meta = self._db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'").fetchone()
+        has_meta = self._db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'"
+        ).fetchone()
         if not has_meta:
             return 1
         row = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
@@ -155,7 +157,9 @@ class Store:
         """Version 1 -> 2: new columns, and flat blob ids (files first, rows after; idempotent)."""
         for statement in SCHEMA_V2_COLUMNS:
             added = re.match(r"ALTER TABLE (\w+) ADD COLUMN (\w+)", statement)
-            if added and added.group(2) in {r["name"] for r in self._db.execute(f"PRAGMA table_info({added.group(1)})")}:
+            if added and added.group(2) in {
+                r["name"] for r in self._db.execute(f"PRAGMA table_info({added.group(1)})")
+            }:
                 continue  # a migration cut short already added it
             self._db.execute(statement)
         renames: dict[str, str] = {}
@@ -171,7 +175,10 @@ class Store:
             for old, new in renames.items():
                 db.execute("UPDATE attachments SET blob_id=? WHERE blob_id=?", (new, old))
                 db.execute("UPDATE products SET model_blob_id=? WHERE model_blob_id=?", (new, old))
-            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            db.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
+                (str(SCHEMA_VERSION),),
+            )
         for directory in sorted({self.blob_path(old).parent for old in renames}, reverse=True):
             try:
                 directory.rmdir()  # the old per-product folders, once empty
@@ -221,24 +228,54 @@ class Store:
             for o_pos, org in enumerate(seed.get("organizations", [])):
                 db.execute(
                     "INSERT OR IGNORE INTO organizations VALUES (?,?,?,?,?,?)",
-                    (org["uuid"], org["name"], org.get("slug") or _slug(org["name"]), org.get("role"), o_pos, now),
+                    (
+                        org["uuid"],
+                        org["name"],
+                        org.get("slug") or _slug(org["name"]),
+                        org.get("role"),
+                        o_pos,
+                        now,
+                    ),
                 )
                 for c_pos, client in enumerate(org.get("clients", [])):
                     db.execute(
                         "INSERT OR IGNORE INTO clients VALUES (?,?,?,?,?,?)",
-                        (client["uuid"], org["uuid"], client["name"], client.get("slug") or _slug(client["name"]), c_pos, now),
+                        (
+                            client["uuid"],
+                            org["uuid"],
+                            client["name"],
+                            client.get("slug") or _slug(client["name"]),
+                            c_pos,
+                            now,
+                        ),
                     )
                     for p_pos, product in enumerate(client.get("products", [])):
                         self._insert_product(db, org["uuid"], client["uuid"], product, p_pos, now)
 
-    def _insert_product(self, db: sqlite3.Connection, org: str, client: str, p: dict[str, Any], pos: int, now: float) -> None:
+    def _insert_product(
+        self, db: sqlite3.Connection, org: str, client: str, p: dict[str, Any], pos: int, now: float
+    ) -> None:
         db.execute(
             "INSERT OR IGNORE INTO products (uuid, organization_uuid, client_uuid, name, description, status, shape,"
             " position, created, updated, conversion_status, pipeline_uuid, auto_publish, publish_to_status, attributes)"
             " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (p["uuid"], org, client, p["name"], p.get("description", ""), p.get("status", "LIVE_PUBLIC"),
-             p.get("shape", "box"), pos, now, now, p.get("conversionStatus", "COMPLETED"), p.get("pipelineUuid"),
-             1 if p.get("autoPublish") else 0, p.get("publishToStatus"), json.dumps(p.get("attributes") or {})),
+            (
+                p["uuid"],
+                org,
+                client,
+                p["name"],
+                p.get("description", ""),
+                p.get("status", "LIVE_PUBLIC"),
+                p.get("shape", "box"),
+                pos,
+                now,
+                now,
+                p.get("conversionStatus", "COMPLETED"),
+                p.get("pipelineUuid"),
+                1 if p.get("autoPublish") else 0,
+                p.get("publishToStatus"),
+                json.dumps(p.get("attributes") or {}),
+            ),
         )
 
     def create_product(self, org: str, client: str, product: dict[str, Any]) -> dict[str, Any]:
@@ -252,26 +289,45 @@ class Store:
 
     def update_product(self, uuid: str, **fields: Any) -> dict[str, Any] | None:
         """Change some columns of a product (``updated`` moves); None when it does not exist."""
-        allowed = {"name", "description", "status", "conversion_status", "pipeline_uuid", "auto_publish",
-                   "publish_to_status", "attributes", "model_blob_id", "model_size", "asset_name"}
+        allowed = {
+            "name",
+            "description",
+            "status",
+            "conversion_status",
+            "pipeline_uuid",
+            "auto_publish",
+            "publish_to_status",
+            "attributes",
+            "model_blob_id",
+            "model_size",
+            "asset_name",
+        }
         assert set(fields) <= allowed, set(fields) - allowed
         if fields:
             sets = ", ".join(f"{k}=?" for k in fields)
             with self.tx() as db:
-                db.execute(f"UPDATE products SET {sets}, updated=? WHERE uuid=?", (*fields.values(), time.time(), uuid))
+                db.execute(
+                    f"UPDATE products SET {sets}, updated=? WHERE uuid=?",
+                    (*fields.values(), time.time(), uuid),
+                )
         return self.product(uuid)
 
     def delete_product(self, uuid: str) -> list[str]:
         """Remove a product, its attachments, and stop its unfinished jobs; returns blob ids to remove."""
         now = time.time()
         with self.tx() as db:
-            blobs = [r["blob_id"] for r in db.execute("SELECT blob_id FROM attachments WHERE product_uuid=?", (uuid,))]
+            blobs = [
+                r["blob_id"]
+                for r in db.execute("SELECT blob_id FROM attachments WHERE product_uuid=?", (uuid,))
+            ]
             model = db.execute("SELECT model_blob_id FROM products WHERE uuid=?", (uuid,)).fetchone()
             if model is not None and model["model_blob_id"]:
                 blobs.append(model["model_blob_id"])
             db.execute("DELETE FROM attachments WHERE product_uuid=?", (uuid,))
-            db.execute("UPDATE jobs SET status='SUPERSEDED', updated=? WHERE product_uuid=? AND status IN (?,?)",
-                       (now, uuid, *UNFINISHED))
+            db.execute(
+                "UPDATE jobs SET status='SUPERSEDED', updated=? WHERE product_uuid=? AND status IN (?,?)",
+                (now, uuid, *UNFINISHED),
+            )
             db.execute("DELETE FROM products WHERE uuid=?", (uuid,))
         return blobs
 
@@ -296,13 +352,23 @@ class Store:
 
     def set_product_model(self, uuid: str, blob_id: str, size: int) -> None:
         with self.tx() as db:
-            db.execute("UPDATE products SET model_blob_id=?, model_size=? WHERE uuid=?", (blob_id, size, uuid))
+            db.execute(
+                "UPDATE products SET model_blob_id=?, model_size=? WHERE uuid=?", (blob_id, size, uuid)
+            )
 
     def search_products(
-        self, org: str, clients: Sequence[str], *, term: str | None = None, name: str | None = None,
-        uuids: Sequence[str] | None = None, statuses: Sequence[str] | None = None,
-        conversion_statuses: Sequence[str] | None = None, sorts: Sequence[tuple[str, str]] = (),
-        offset: int, limit: int,
+        self,
+        org: str,
+        clients: Sequence[str],
+        *,
+        term: str | None = None,
+        name: str | None = None,
+        uuids: Sequence[str] | None = None,
+        statuses: Sequence[str] | None = None,
+        conversion_statuses: Sequence[str] | None = None,
+        sorts: Sequence[tuple[str, str]] = (),
+        offset: int,
+        limit: int,
     ) -> tuple[list[dict[str, Any]], int]:
         """Products of ``org`` in ``clients``, filtered then paged; with the total after the filters.
 
@@ -318,12 +384,20 @@ class Store:
         if name:
             where.append("LOWER(p.name) LIKE ?")
             args.append(f"%{name.lower()}%")
-        for column, values in (("p.uuid", uuids), ("p.status", statuses), ("p.conversion_status", conversion_statuses)):
+        for column, values in (
+            ("p.uuid", uuids),
+            ("p.status", statuses),
+            ("p.conversion_status", conversion_statuses),
+        ):
             if values:
                 where.append(f"{column} IN ({','.join('?' * len(values))})")
                 args.extend(values)
         clause = " AND ".join(where)
-        order = [f"p.{column} {direction}" for column, direction in sorts] + ["c.position", "p.position", "p.uuid"]
+        order = [f"p.{column} {direction}" for column, direction in sorts] + [
+            "c.position",
+            "p.position",
+            "p.uuid",
+        ]
         total = self._all(f"SELECT COUNT(*) AS n FROM products p WHERE {clause}", args)[0]["n"]
         rows = self._all(
             f"SELECT p.*, c.slug AS client_slug FROM products p JOIN clients c ON c.uuid=p.client_uuid "
@@ -333,8 +407,15 @@ class Store:
         return rows, int(total)
 
     # -- tokens ---------------------------------------------------------------
-    def add_token(self, token: str, kind: str, org: str | None, client: str | None, ttl: float,
-                  user_email: str | None = None) -> float:
+    def add_token(
+        self,
+        token: str,
+        kind: str,
+        org: str | None,
+        client: str | None,
+        ttl: float,
+        user_email: str | None = None,
+    ) -> float:
         """Store a new token; a refresh token revokes the user's earlier ones of the same scope."""
         now = time.time()
         expires = now + ttl
@@ -365,7 +446,9 @@ class Store:
             db.execute("UPDATE tokens SET revoked=1 WHERE digest=?", (token_digest(token),))
 
     # -- jobs -----------------------------------------------------------------
-    def create_jobs(self, trigger_uuid: str, product_uuids: Sequence[str], specs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    def create_jobs(
+        self, trigger_uuid: str, product_uuids: Sequence[str], specs: dict[str, dict[str, Any]]
+    ) -> list[dict[str, Any]]:
         """Queue one job per product and kind (``specs`` maps kind -> spec); supersede older ones.
 
         Older unfinished jobs of the same product and kind become SUPERSEDED in the same
@@ -402,7 +485,12 @@ class Store:
 
     def unfinished_jobs(self) -> list[dict[str, Any]]:
         with self._lock:
-            uuids = [r["uuid"] for r in self._db.execute("SELECT uuid FROM jobs WHERE status IN (?,?) ORDER BY seq", UNFINISHED)]
+            uuids = [
+                r["uuid"]
+                for r in self._db.execute(
+                    "SELECT uuid FROM jobs WHERE status IN (?,?) ORDER BY seq", UNFINISHED
+                )
+            ]
             return [self._job_row(self._db, u) for u in uuids]
 
     def transition_job(self, job_uuid: str, before: str, after: str, error: str | None = None) -> bool:
@@ -414,8 +502,9 @@ class Store:
             )
             return cur.rowcount == 1
 
-    def commit_job(self, job: dict[str, Any], outputs: Sequence[dict[str, Any]], *,
-                   replace_uploads: bool = False) -> list[str] | None:
+    def commit_job(
+        self, job: dict[str, Any], outputs: Sequence[dict[str, Any]], *, replace_uploads: bool = False
+    ) -> list[str] | None:
         """Complete a PROCESSING job: replace the product's render results of the job's kind.
 
         ``outputs`` are attachment rows (blob files already written). Earlier results of the
@@ -428,7 +517,8 @@ class Store:
         with self.tx() as db:
             row = db.execute("SELECT status FROM jobs WHERE uuid=?", (job["uuid"],)).fetchone()
             newer = db.execute(
-                "SELECT 1 FROM jobs WHERE product_uuid=? AND kind=? AND seq>?", (job["product_uuid"], job["kind"], job["seq"])
+                "SELECT 1 FROM jobs WHERE product_uuid=? AND kind=? AND seq>?",
+                (job["product_uuid"], job["kind"], job["seq"]),
             ).fetchone()
             if row is None or row["status"] != "PROCESSING" or newer is not None:
                 return None
@@ -442,8 +532,18 @@ class Store:
             for a in outputs:
                 db.execute(
                     "INSERT INTO attachments VALUES (?,?,?,?,?,?,?,?,?,?)",
-                    (a["uuid"], job["product_uuid"], job["kind"], job["uuid"], a["blob_id"], a["name"],
-                     a["content_type"], a["size"], now, now),
+                    (
+                        a["uuid"],
+                        job["product_uuid"],
+                        job["kind"],
+                        job["uuid"],
+                        a["blob_id"],
+                        a["name"],
+                        a["content_type"],
+                        a["size"],
+                        now,
+                        now,
+                    ),
                 )
             db.execute("UPDATE jobs SET status='COMPLETED', updated=? WHERE uuid=?", (now, job["uuid"]))
             return old
@@ -455,15 +555,32 @@ class Store:
         with self.tx() as db:
             db.execute(
                 "INSERT INTO attachments VALUES (?,?,?,?,?,?,?,?,?,?)",
-                (row["uuid"], row["product_uuid"], row["entity_type"], row["entity_uuid"], row["blob_id"], row["name"],
-                 row["content_type"], row["size"], now, now),
+                (
+                    row["uuid"],
+                    row["product_uuid"],
+                    row["entity_type"],
+                    row["entity_uuid"],
+                    row["blob_id"],
+                    row["name"],
+                    row["content_type"],
+                    row["size"],
+                    now,
+                    now,
+                ),
             )
         stored = self.attachment(row["uuid"])
         assert stored is not None
         return stored
 
     def search_attachments(
-        self, product: str, entity_type: str | None, entity_uuid: str | None, *, offset: int, limit: int, descending: bool,
+        self,
+        product: str,
+        entity_type: str | None,
+        entity_uuid: str | None,
+        *,
+        offset: int,
+        limit: int,
+        descending: bool,
     ) -> tuple[list[dict[str, Any]], int]:
         where, args = ["product_uuid=?"], [product]
         if entity_type:
@@ -502,7 +619,12 @@ class Store:
 
     # -- webhooks -------------------------------------------------------------
     def webhooks(self, org: str) -> list[dict[str, Any]]:
-        return [_webhook(r) for r in self._all("SELECT * FROM webhooks WHERE organization_uuid=? ORDER BY created, uuid", (org,))]
+        return [
+            _webhook(r)
+            for r in self._all(
+                "SELECT * FROM webhooks WHERE organization_uuid=? ORDER BY created, uuid", (org,)
+            )
+        ]
 
     def webhook(self, uuid: str) -> dict[str, Any] | None:
         row = self._one("SELECT * FROM webhooks WHERE uuid=?", (uuid,))
@@ -513,10 +635,14 @@ class Store:
         now = time.time()
         with self.tx() as db:
             cur = db.execute(
-                "UPDATE webhooks SET data=?, secret=?, updated=? WHERE uuid=?", (json.dumps(data), secret, now, uuid)
+                "UPDATE webhooks SET data=?, secret=?, updated=? WHERE uuid=?",
+                (json.dumps(data), secret, now, uuid),
             )
             if cur.rowcount == 0:
-                db.execute("INSERT INTO webhooks VALUES (?,?,?,?,?,?)", (uuid, org, json.dumps(data), secret, now, now))
+                db.execute(
+                    "INSERT INTO webhooks VALUES (?,?,?,?,?,?)",
+                    (uuid, org, json.dumps(data), secret, now, now),
+                )
         row = self.webhook(uuid)
         assert row is not None
         return row
@@ -533,12 +659,16 @@ class Store:
                 return False
             data = json.loads(row["data"])
             failures = 0 if delivered else int(data.get("failures", 0)) + 1
-            disabling = not delivered and disable_after > 0 and failures >= disable_after and not data.get("disable")
+            disabling = (
+                not delivered and disable_after > 0 and failures >= disable_after and not data.get("disable")
+            )
             data["failures"] = failures
             if disabling:
                 data["disable"] = True
                 data["disabledBySandbox"] = True
-            db.execute("UPDATE webhooks SET data=?, updated=? WHERE uuid=?", (json.dumps(data), time.time(), uuid))
+            db.execute(
+                "UPDATE webhooks SET data=?, updated=? WHERE uuid=?", (json.dumps(data), time.time(), uuid)
+            )
             return disabling
 
     def delete_webhook(self, uuid: str) -> None:
@@ -573,8 +703,13 @@ def _flat_id(old: str) -> str:
 
 def _webhook(row: dict[str, Any]) -> dict[str, Any]:
     out = json.loads(row["data"])
-    out.update(uuid=row["uuid"], organizationUuid=row["organization_uuid"], secret=row["secret"],
-               created=row["created"], updated=row["updated"])
+    out.update(
+        uuid=row["uuid"],
+        organizationUuid=row["organization_uuid"],
+        secret=row["secret"],
+        created=row["created"],
+        updated=row["updated"],
+    )
     return out
 
 

@@ -24,15 +24,32 @@ from typing import Any
 ORG_LEVEL_ROLES = frozenset({"SUPER_ADMIN", "ORGANIZATION_OWNER", "ORGANIZATION_ADMIN"})
 WORKSPACE_MEMBER = "ORGANIZATION_CLIENT_MEMBER"
 # Who may trigger renders (Y:4355) and, by the same token, change products and their files.
-WRITER_ROLES = frozenset({"SUPER_ADMIN", "ORGANIZATION_OWNER", "ORGANIZATION_ADMIN",
-                          "CLIENT_ORGANIZATION_ADMIN", "CLIENT_ORGANIZATION_CONTENT_MANAGER"})
+WRITER_ROLES = frozenset(
+    {
+        "SUPER_ADMIN",
+        "ORGANIZATION_OWNER",
+        "ORGANIZATION_ADMIN",
+        "CLIENT_ORGANIZATION_ADMIN",
+        "CLIENT_ORGANIZATION_CONTENT_MANAGER",
+    }
+)
 # Roles the seed may give (GetUserOrganizationsResponseModel.role of the YAML).
-KNOWN_ROLES = frozenset({
-    "SUPER_ADMIN", "ORGANIZATION_OWNER", "ORGANIZATION_ADMIN", "ORGANIZATION_CLIENT_MEMBER",
-    "CLIENT_ORGANIZATION_ADMIN", "CLIENT_ORGANIZATION_CONTENT_MANAGER", "CLIENT_ORGANIZATION_RESTRICTED_ACCESS",
-    "CLIENT_ORGANIZATION_VIEWER", "CLIENT_ORGANIZATION_CUSTOMER", "ORGANIZATION_SHOWROOM_MEMBER",
-    "SHOWROOM_SHARELINK_EDITOR", "SHOWROOM_SHARELINK_VIEWER",
-})
+KNOWN_ROLES = frozenset(
+    {
+        "SUPER_ADMIN",
+        "ORGANIZATION_OWNER",
+        "ORGANIZATION_ADMIN",
+        "ORGANIZATION_CLIENT_MEMBER",
+        "CLIENT_ORGANIZATION_ADMIN",
+        "CLIENT_ORGANIZATION_CONTENT_MANAGER",
+        "CLIENT_ORGANIZATION_RESTRICTED_ACCESS",
+        "CLIENT_ORGANIZATION_VIEWER",
+        "CLIENT_ORGANIZATION_CUSTOMER",
+        "ORGANIZATION_SHOWROOM_MEMBER",
+        "SHOWROOM_SHARELINK_EDITOR",
+        "SHOWROOM_SHARELINK_VIEWER",
+    }
+)
 
 
 @dataclass
@@ -57,8 +74,14 @@ class User:
 
     def public(self) -> dict[str, Any]:
         """What tests and the banner may show (demo credentials, not secrets)."""
-        return {"email": self.email, "password": self.password, "access_token": self.access_token,
-                "role": self.role, "organizations": dict(self.org_roles), "workspaces": dict(self.client_roles)}
+        return {
+            "email": self.email,
+            "password": self.password,
+            "access_token": self.access_token,
+            "role": self.role,
+            "organizations": dict(self.org_roles),
+            "workspaces": dict(self.client_roles),
+        }
 
 
 class Directory:
@@ -77,12 +100,22 @@ class Directory:
             raise ValueError("two seed users share a personal access token (a key belongs to one user)")
 
     @classmethod
-    def from_seed(cls, seed: dict[str, Any], default_token: str, default_email: str, default_password: str,
-                  workspace_orgs: dict[str, str]) -> Directory:
+    def from_seed(
+        cls,
+        seed: dict[str, Any],
+        default_token: str,
+        default_email: str,
+        default_password: str,
+        workspace_orgs: dict[str, str],
+    ) -> Directory:
         """Build from the seed; ``workspace_orgs`` maps every workspace uuid to its organization."""
         main = dict(seed.get("user") or {})
-        owner = User(main.get("email") or default_email, main.get("password") or default_password, default_token,
-                     {o["uuid"]: o["role"] for o in seed.get("organizations", []) if o.get("role")})
+        owner = User(
+            main.get("email") or default_email,
+            main.get("password") or default_password,
+            default_token,
+            {o["uuid"]: o["role"] for o in seed.get("organizations", []) if o.get("role")},
+        )
         users = [owner]
         for i, raw in enumerate(seed.get("users") or []):
             where = f"seed users[{i}]"

@@ -32,7 +32,7 @@ import time
 import uuid as uuidlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -55,8 +55,11 @@ _PHASES = {
 # The event catalogue of GET /v1/webhooks/events/: category -> [(name, description, uuid)].
 EVENT_CATEGORIES: dict[str, list[dict[str, str]]] = {
     category: [
-        {"name": f"{category}.{phase}", "description": f"{label} {text}",
-         "uuid": str(uuidlib.uuid5(_EVENT_NS, f"{category}.{phase}"))}
+        {
+            "name": f"{category}.{phase}",
+            "description": f"{label} {text}",
+            "uuid": str(uuidlib.uuid5(_EVENT_NS, f"{category}.{phase}")),
+        }
         for phase, text in _PHASES.items()
     ]
     for category, label in (("renders", "Render"), ("turntable", "Turntable"))
@@ -67,7 +70,7 @@ EVENTS_BY_UUID = {e["uuid"]: e for e in EVENTS_BY_NAME.values()}
 
 def timestamp_now() -> str:
     """The ``X-TIMESTAMP`` value: UTC ISO 8601 with milliseconds."""
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:
@@ -87,9 +90,16 @@ class WebhookDispatcher:
     """Queues deliveries for the webhooks subscribed to an event and sends them."""
 
     def __init__(
-        self, store: Store, faults: FaultInjector, *,
-        max_attempts: int = 5, backoff_seconds: float = 1.0, timeout_seconds: float = 5.0, senders: int = 2,
-        disable_after: int = 3, readings: Callable[[], Readings] = Readings,
+        self,
+        store: Store,
+        faults: FaultInjector,
+        *,
+        max_attempts: int = 5,
+        backoff_seconds: float = 1.0,
+        timeout_seconds: float = 5.0,
+        senders: int = 2,
+        disable_after: int = 3,
+        readings: Callable[[], Readings] = Readings,
     ) -> None:
         self.store = store
         self.faults = faults
@@ -102,11 +112,20 @@ class WebhookDispatcher:
         self._in_flight = 0
         self._client = httpx.Client(timeout=timeout_seconds, follow_redirects=False)
         self._threads = [
-            threading.Thread(target=self._loop, name=f"sandbox-webhooks-{i}", daemon=True) for i in range(max(1, senders))
+            threading.Thread(target=self._loop, name=f"sandbox-webhooks-{i}", daemon=True)
+            for i in range(max(1, senders))
         ]
         # Counters for tests and the operator: what happened to deliveries so far.
-        self.stats = {"queued": 0, "sent": 0, "delivered": 0, "failed_attempts": 0, "given_up": 0, "dropped": 0, "duplicated": 0,
-                      "disabled": 0}
+        self.stats = {
+            "queued": 0,
+            "sent": 0,
+            "delivered": 0,
+            "failed_attempts": 0,
+            "given_up": 0,
+            "dropped": 0,
+            "duplicated": 0,
+            "disabled": 0,
+        }
 
     def start(self) -> None:
         for thread in self._threads:
@@ -141,7 +160,9 @@ class WebhookDispatcher:
             "client": {"uuid": client},
         }
         spaced = self.readings().webhook_body == "spaced"
-        body = json.dumps(payload, separators=(", ", ": ") if spaced else (",", ":"), ensure_ascii=False).encode()
+        body = json.dumps(
+            payload, separators=(", ", ": ") if spaced else (",", ":"), ensure_ascii=False
+        ).encode()
         faults = self.faults.config
         for hook in hooks:
             if self.faults.roll(faults.webhook_drop_rate):
@@ -200,11 +221,20 @@ class WebhookDispatcher:
         delivery.attempt += 1
         if delivery.attempt >= self.max_attempts:
             self._count("given_up")
-            log.warning("webhook %s: giving up on %s after %d attempts", delivery.webhook_uuid, delivery.event, delivery.attempt)
+            log.warning(
+                "webhook %s: giving up on %s after %d attempts",
+                delivery.webhook_uuid,
+                delivery.event,
+                delivery.attempt,
+            )
             if self.store.record_delivery(hook["uuid"], False, self.disable_after):
                 self._count("disabled")
-                log.warning("webhook %s: disabled after %d failed deliveries in a row (the platform would e-mail %s)",
-                            hook["uuid"], self.disable_after, hook.get("userEmail") or "its creator")
+                log.warning(
+                    "webhook %s: disabled after %d failed deliveries in a row (the platform would e-mail %s)",
+                    hook["uuid"],
+                    self.disable_after,
+                    hook.get("userEmail") or "its creator",
+                )
             return
         self._push(time.monotonic() + self.backoff_seconds * 2 ** (delivery.attempt - 1), delivery)
 

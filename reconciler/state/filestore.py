@@ -38,8 +38,21 @@ import filelock
 from pydantic import ValidationError
 
 from reconciler._gc import gc_paused
-from reconciler.errors import LockNotFoundError, StateCorruptError, StateError, StateLockedError, StateVersionError
-from reconciler.state.model import FORMAT_VERSION, RECORD_ADAPTER, RECORDS_ADAPTER, ProductRecord, State, is_product_uuid
+from reconciler.errors import (
+    LockNotFoundError,
+    StateCorruptError,
+    StateError,
+    StateLockedError,
+    StateVersionError,
+)
+from reconciler.state.model import (
+    FORMAT_VERSION,
+    RECORD_ADAPTER,
+    RECORDS_ADAPTER,
+    ProductRecord,
+    State,
+    is_product_uuid,
+)
 from reconciler.state.store import LockInfo
 
 
@@ -79,8 +92,10 @@ class FileStateStore:
             # first write, so a plan made now still matches when it is applied.
             return State(lineage=self._journal_lineage() or "")
         except IsADirectoryError as exc:
-            raise StateError(f"state path {self.location} is a directory",
-                             hint="pass the state file itself, e.g. --state state/renders.state.json") from exc
+            raise StateError(
+                f"state path {self.location} is a directory",
+                hint="pass the state file itself, e.g. --state state/renders.state.json",
+            ) from exc
         except OSError as exc:
             raise self._corrupt(f"cannot read it ({exc.strerror})") from exc
         except _Damaged as exc:
@@ -94,17 +109,23 @@ class FileStateStore:
         steps = []
         backup = _readable(lambda: _read_regular(self.backup_path), str(self.backup_path))
         if backup is not None:
-            steps.append(f"restore the previous state (serial {backup.serial}, before the last write) from its "
-                         f"backup: cp {_q(self.backup_path)} {_q(self.path)}")
+            steps.append(
+                f"restore the previous state (serial {backup.serial}, before the last write) from its "
+                f"backup: cp {_q(self.backup_path)} {_q(self.path)}"
+            )
         committed = _git_version(self.path)
         if committed is not None:
-            steps.append(f"restore the version in git (serial {committed.serial}): "
-                         f"git -C {_q(self.path.parent)} checkout -- {_q(self.path.name)}")
+            steps.append(
+                f"restore the version in git (serial {committed.serial}): "
+                f"git -C {_q(self.path.parent)} checkout -- {_q(self.path.name)}"
+            )
         aside = [self.path] + ([self.journal_path] if self.journal_path.exists() else [])
         moves = " && ".join(f"mv {_q(p)} {_q(str(p) + '.damaged')}" for p in aside)
-        steps.append(f"move it aside ({moves}): the next run starts from an empty state, and "
-                     "'reconciler import --all' records the renders the platform already holds without paying "
-                     "for them again")
+        steps.append(
+            f"move it aside ({moves}): the next run starts from an empty state, and "
+            "'reconciler import --all' records the renders the platform already holds without paying "
+            "for them again"
+        )
         return "the file was left untouched. To recover, " + "; or ".join(steps)
 
     def _journal_lineage(self) -> str | None:
@@ -130,22 +151,33 @@ class FileStateStore:
             try:
                 entry = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise self._journal_damaged(number, f"is not valid JSON (column {exc.colno}: {exc.msg})") from exc
+                raise self._journal_damaged(
+                    number, f"is not valid JSON (column {exc.colno}: {exc.msg})"
+                ) from exc
             except (ValueError, RecursionError) as exc:  # not UTF-8, a 5,000-digit number, nested 1,000 deep
                 raise self._journal_damaged(number, "is not valid JSON") from exc
-            if not (isinstance(entry, dict) and type(entry.get("serial")) is int
-                    and isinstance(entry.get("product"), str) and isinstance(entry.get("record"), (dict, type(None)))):
+            if not (
+                isinstance(entry, dict)
+                and type(entry.get("serial")) is int
+                and isinstance(entry.get("product"), str)
+                and isinstance(entry.get("record"), (dict, type(None)))
+            ):
                 raise self._journal_damaged(number, "is not a checkpoint (needs serial, product and record)")
             if entry.get("lineage") != lineage:
-                raise self._journal_damaged(number, f"belongs to another state (lineage {_short(entry.get('lineage'))})")
+                raise self._journal_damaged(
+                    number, f"belongs to another state (lineage {_short(entry.get('lineage'))})"
+                )
             if entry["serial"] <= serial:
                 continue  # folded into the state by a write that died before removing the journal
             if entry["serial"] != serial + 1:
-                raise self._journal_damaged(number, f"has serial {entry['serial']} where {serial + 1} is next: "
-                                                    "a checkpoint is missing")
+                raise self._journal_damaged(
+                    number,
+                    f"has serial {entry['serial']} where {serial + 1} is next: a checkpoint is missing",
+                )
             if not is_product_uuid(entry["product"]):
-                raise self._journal_damaged(number, f"is not a checkpoint: {_short(entry['product'])} is not a "
-                                                    "product uuid")
+                raise self._journal_damaged(
+                    number, f"is not a checkpoint: {_short(entry['product'])} is not a product uuid"
+                )
             serial = entry["serial"]
             entry["line"] = number
             yield entry
@@ -153,10 +185,14 @@ class FileStateStore:
     def _journal_damaged(self, number: int, problem: str) -> StateCorruptError:
         aside = f"mv {_q(self.journal_path)} {_q(str(self.journal_path) + '.damaged')}"
         return StateCorruptError(
-            str(self.journal_path), f"line {number} {problem}" if number else problem,
-            hint=(f"the journal holds the checkpoints of an interrupted apply; the state file {self.location} "
-                  f"was not changed. Move the journal aside ({aside}) to start from the last complete state "
-                  "(renders it recorded as in flight will then be planned again)"))
+            str(self.journal_path),
+            f"line {number} {problem}" if number else problem,
+            hint=(
+                f"the journal holds the checkpoints of an interrupted apply; the state file {self.location} "
+                f"was not changed. Move the journal aside ({aside}) to start from the last complete state "
+                "(renders it recorded as in flight will then be planned again)"
+            ),
+        )
 
     def _apply(self, state: State, entry: dict[str, Any]) -> None:
         record = entry["record"]
@@ -166,8 +202,9 @@ class FileStateStore:
             try:
                 state.products[entry["product"]] = RECORD_ADAPTER.validate_python(record)
             except ValidationError as exc:
-                raise self._journal_damaged(entry["line"], f"is an invalid record for {entry['product']}: "
-                                                           f"{_validation_problem(exc)}") from exc
+                raise self._journal_damaged(
+                    entry["line"], f"is an invalid record for {entry['product']}: {_validation_problem(exc)}"
+                ) from exc
         state.serial = entry["serial"]
 
     # -- writing -------------------------------------------------------------------------
@@ -180,8 +217,12 @@ class FileStateStore:
             state.products.pop(product, None)
         else:
             state.products[product] = record
-        entry = {"serial": state.serial, "lineage": state.lineage, "product": product,
-                 "record": None if record is None else record.model_dump(mode="json")}
+        entry = {
+            "serial": state.serial,
+            "lineage": state.lineage,
+            "product": product,
+            "record": None if record is None else record.model_dump(mode="json"),
+        }
         line = (json.dumps(entry, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.journal_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -323,13 +364,16 @@ def _parse(raw: bytes, location: str) -> dict[str, Any]:
     except UnicodeDecodeError as exc:
         at = exc.start
         line, column = raw.count(b"\n", 0, at) + 1, at - raw.rfind(b"\n", 0, at)
-        raise _Damaged(f"not valid JSON at line {line}, column {column}: byte 0x{raw[at]:02X} is not "
-                       "UTF-8") from exc
+        raise _Damaged(
+            f"not valid JSON at line {line}, column {column}: byte 0x{raw[at]:02X} is not UTF-8"
+        ) from exc
     except ValueError as exc:  # a number of more than 4,300 digits (Python's limit for int())
         raise _Damaged(f"not a state: {str(exc).split(';')[0]}") from exc
     except RecursionError:
         # json's C parser stops near 1,000 levels; a state is 6 deep.
-        raise _Damaged("not a state: JSON nested about 1,000 levels deep (a state is 6 levels deep)") from None
+        raise _Damaged(
+            "not a state: JSON nested about 1,000 levels deep (a state is 6 levels deep)"
+        ) from None
     if not isinstance(data, dict):
         raise _Damaged("expected a JSON object at the top level")
     version = data.get("format_version")
@@ -350,8 +394,11 @@ def _validation_problem(exc: ValidationError) -> str:
         return f"products.{key}: the key is not a product uuid (8-4-4-4-12 hex digits, lower case){more}"
     where = ".".join(str(p) for p in loc)
     got = first.get("input")
-    shown = f", got {_short(got)}" if first["type"] not in ("missing", "extra_forbidden") and not isinstance(
-        got, (dict, list)) else ""
+    shown = (
+        f", got {_short(got)}"
+        if first["type"] not in ("missing", "extra_forbidden") and not isinstance(got, (dict, list))
+        else ""
+    )
     return f"{where}: {first['msg']}{shown}{more}"
 
 
@@ -366,8 +413,9 @@ def _git_version(path: Path) -> State | None:
     """The state git would restore with ``git checkout -- path`` (the index's version), if the
     file is tracked, that version differs from the file, and it reads as a state."""
     try:
-        shown = subprocess.run(["git", "show", f":./{path.name}"], cwd=path.parent, capture_output=True,
-                               timeout=30, check=False)
+        shown = subprocess.run(
+            ["git", "show", f":./{path.name}"], cwd=path.parent, capture_output=True, timeout=30, check=False
+        )
         current = path.read_bytes() if path.is_file() else None
     except (OSError, subprocess.SubprocessError):
         return None
@@ -396,7 +444,7 @@ def _validate_consuming(data: dict[str, Any]) -> State:
     records = state.products
     keys = list(products)
     for start in range(0, len(keys), _CHUNK):
-        chunk = {key: products.pop(key) for key in keys[start:start + _CHUNK]}
+        chunk = {key: products.pop(key) for key in keys[start : start + _CHUNK]}
         records.update(RECORDS_ADAPTER.validate_python(chunk))
     return state
 
@@ -408,7 +456,9 @@ def _require_uuids(keys: Iterable[str], location: str) -> None:
     """Never write what could not be read back: every product key a canonical uuid."""
     bad = next((k for k in keys if not is_product_uuid(k)), None)
     if bad is not None:
-        raise StateError(f"internal error: refusing to record {_short(bad)} in {location}: not a product uuid")
+        raise StateError(
+            f"internal error: refusing to record {_short(bad)} in {location}: not a product uuid"
+        )
 
 
 def _ensure_lineage(state: State) -> None:

@@ -92,7 +92,9 @@ class Status(str, Enum):
 AttachmentKind = Literal["still", "turntable", "gif"]
 
 
-def attachment_kind(entity_type: str | None, name: str | None, content_type: str | None = None) -> AttachmentKind:
+def attachment_kind(
+    entity_type: str | None, name: str | None, content_type: str | None = None
+) -> AttachmentKind:
     """RENDER attachments are the still; TURNTABLE ones the MP4, or the GIF by name or type."""
     if (entity_type or "").upper() == "RENDER":
         return "still"
@@ -122,7 +124,9 @@ class RenderRequest(BaseModel):
     request_id: str = Field(description="our id for the batch request, shared by its products")
     spec_hash: str
     requested_at: str = Field(description="local UTC time the write-ahead record was made")
-    accepted_at: str | None = Field(default=None, description="platform time (Date header) of the accepted trigger")
+    accepted_at: str | None = Field(
+        default=None, description="platform time (Date header) of the accepted trigger"
+    )
 
 
 class PastRender(BaseModel):
@@ -158,8 +162,12 @@ class ProductRecord(BaseModel):
         """History with the current render pushed on top: call when recording a new render."""
         if not self.attachments:
             return self.history
-        past = PastRender(spec_hash=self.spec_hash, spec=self.spec, recorded_at=self.updated_at,
-                          attachments=self.attachments)
+        past = PastRender(
+            spec_hash=self.spec_hash,
+            spec=self.spec,
+            recorded_at=self.updated_at,
+            attachments=self.attachments,
+        )
         return [past, *self.history][:HISTORY_LENGTH]
 
 

@@ -53,9 +53,11 @@ class StateSchemaError(StateVersionError):
 
     def __init__(self, location: str, found: int, supported: int) -> None:
         StateError.__init__(
-            self, f"state database {location} has schema version {found}, newer than this reconciler "
-                  f"understands ({supported})",
-            hint="upgrade reconciler; the database was not modified")
+            self,
+            f"state database {location} has schema version {found}, newer than this reconciler "
+            f"understands ({supported})",
+            hint="upgrade reconciler; the database was not modified",
+        )
 
 
 def installed_version(conn: psycopg.Connection[tuple[Any, ...]]) -> int | None:
@@ -88,6 +90,8 @@ def check(conn: psycopg.Connection[tuple[Any, ...]], location: str, *, create: b
         for migration in MIGRATIONS:
             if migration.version > version:
                 conn.execute(migration.sql.encode())  # no parameters: several statements are allowed
-                conn.execute(f"INSERT INTO {SCHEMA}.schema_migrations (version, name) VALUES (%s, %s)",
-                             (migration.version, migration.name))
+                conn.execute(
+                    f"INSERT INTO {SCHEMA}.schema_migrations (version, name) VALUES (%s, %s)",
+                    (migration.version, migration.name),
+                )
     return SCHEMA_VERSION

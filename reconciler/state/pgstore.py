@@ -37,7 +37,7 @@ import uuid as uuidlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -47,7 +47,13 @@ from psycopg.conninfo import conninfo_to_dict
 from pydantic import ValidationError
 
 from reconciler._gc import gc_paused
-from reconciler.errors import LockNotFoundError, StateCorruptError, StateError, StateLockedError, StateVersionError
+from reconciler.errors import (
+    LockNotFoundError,
+    StateCorruptError,
+    StateError,
+    StateLockedError,
+    StateVersionError,
+)
 from reconciler.state import pgschema
 from reconciler.state.history import Version
 from reconciler.state.model import FORMAT_VERSION, RECORD_ADAPTER, ProductRecord, State
@@ -72,6 +78,7 @@ class LockLostError(StateError):
 
 
 # -- the URL -------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class PgLocation:
@@ -105,28 +112,36 @@ def parse_location(url: str) -> PgLocation:
         if key in _SECRET_PARAMS and value:
             secrets.append(value)
     if query:
-        query = "&".join(f"{k}=***" if k in _SECRET_PARAMS else piece
-                         for piece in query.split("&") for k in [unquote(piece.partition("=")[0])])
+        query = "&".join(
+            f"{k}=***" if k in _SECRET_PARAMS else piece
+            for piece in query.split("&")
+            for k in [unquote(piece.partition("=")[0])]
+        )
     env_password = os.environ.get("PGPASSWORD")
     if env_password:
         secrets.append(env_password)
-    display = f"{parts.scheme}://{netloc}{parts.path}" + (f"?{query}" if query else "") + (f"#{fragment}" if fragment
-                                                                                        else "")
+    display = (
+        f"{parts.scheme}://{netloc}{parts.path}"
+        + (f"?{query}" if query else "")
+        + (f"#{fragment}" if fragment else "")
+    )
     # Longest first, so a secret that contains another is replaced whole.
     found = tuple(sorted({s for s in secrets if s}, key=len, reverse=True))
     for secret in found:  # a password that also appears elsewhere in the URL (say, as the user name)
         display = display.replace(secret, "***")
     location = PgLocation(conninfo=base, workspace=workspace, display=display, secrets=found)
     if not _WORKSPACE.match(workspace):
-        raise StateError(f"state URL {location.display}: workspace {workspace!r} is not a valid name",
-                         hint="after '#': letters, digits, '_', '.', '-', up to 63 characters")
+        raise StateError(
+            f"state URL {location.display}: workspace {workspace!r} is not a valid name",
+            hint="after '#': letters, digits, '_', '.', '-', up to 63 characters",
+        )
     return location
 
 
 def _utc(value: datetime | None) -> str:
     if value is None:
         return ""
-    return value.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return value.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 # -- the store -----------------------------------------------------------------------------------
@@ -143,7 +158,9 @@ WITH ws AS (
     RETURNING id, serial
 )"""
 
-_CHECKPOINT_UPSERT = _CHECKPOINT_HEAD + f""", c AS (
+_CHECKPOINT_UPSERT = (
+    _CHECKPOINT_HEAD
+    + f""", c AS (
     INSERT INTO {SCHEMA}.changes (version_id, uuid, record) SELECT id, %(uuid)s, %(record)s::json FROM v
     RETURNING record
 )
@@ -152,13 +169,17 @@ SELECT %(ws)s, %(uuid)s, v.serial, %(digest)s, c.record FROM v, c
 ON CONFLICT (workspace_id, uuid) DO UPDATE
     SET serial = excluded.serial, digest = excluded.digest, record = excluded.record
 RETURNING serial"""
+)
 
-_CHECKPOINT_DELETE = _CHECKPOINT_HEAD + f""", c AS (
+_CHECKPOINT_DELETE = (
+    _CHECKPOINT_HEAD
+    + f""", c AS (
     INSERT INTO {SCHEMA}.changes (version_id, uuid, record) SELECT id, %(uuid)s, NULL FROM v
 ), d AS (
     DELETE FROM {SCHEMA}.products WHERE workspace_id = %(ws)s AND uuid = %(uuid)s AND EXISTS (SELECT FROM v)
 )
 SELECT serial FROM v"""
+)
 
 
 @dataclass
@@ -173,8 +194,14 @@ class _Writer:
     plan: str | None
 
     def params(self) -> dict[str, Any]:
-        return {"lock": self.lock_id, "operation": self.operation, "who": self.who, "host": self.host,
-                "pid": self.pid, "plan": self.plan}
+        return {
+            "lock": self.lock_id,
+            "operation": self.operation,
+            "who": self.who,
+            "host": self.host,
+            "pid": self.pid,
+            "plan": self.plan,
+        }
 
 
 class PgStateStore:
@@ -211,9 +238,11 @@ class PgStateStore:
             return psycopg.connect(self._where.conninfo, **extra)
         except psycopg.Error as exc:
             # Not chained: libpq's text may quote the connection string, password included.
-            raise StateError(f"{doing} {self.location}: {self._reason(exc)}",
-                             hint="check the URL, the PG* variables and the server; the password comes from "
-                                  "the URL, PGPASSWORD, ~/.pgpass or a service file") from None
+            raise StateError(
+                f"{doing} {self.location}: {self._reason(exc)}",
+                hint="check the URL, the PG* variables and the server; the password comes from "
+                "the URL, PGPASSWORD, ~/.pgpass or a service file",
+            ) from None
 
     def _reason(self, exc: BaseException) -> str:
         text = " ".join(line.strip() for line in str(exc).strip().splitlines() if line.strip())
@@ -255,8 +284,10 @@ class PgStateStore:
             return State(lineage="")
         with conn.transaction():
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            row = conn.execute(f"SELECT id, format_version, lineage, serial FROM {SCHEMA}.workspaces "
-                               "WHERE name = %s", (self.workspace,)).fetchone()
+            row = conn.execute(
+                f"SELECT id, format_version, lineage, serial FROM {SCHEMA}.workspaces WHERE name = %s",
+                (self.workspace,),
+            ).fetchone()
             if row is None:
                 return State(lineage="")
             ws, version, lineage, serial = row
@@ -264,10 +295,12 @@ class PgStateStore:
                 raise StateVersionError(self.location, version, FORMAT_VERSION)
             if at_version is not None:
                 serial, lineage = self._version_token(conn, ws, at_version)
-                query = (f"SELECT uuid, record::text FROM (SELECT DISTINCT ON (c.uuid) c.uuid, c.record "
-                         f"FROM {SCHEMA}.changes c JOIN {SCHEMA}.versions v ON v.id = c.version_id "
-                         f"WHERE v.workspace_id = %s AND c.version_id <= %s ORDER BY c.uuid, c.version_id DESC) t "
-                         "WHERE record IS NOT NULL")
+                query = (
+                    f"SELECT uuid, record::text FROM (SELECT DISTINCT ON (c.uuid) c.uuid, c.record "
+                    f"FROM {SCHEMA}.changes c JOIN {SCHEMA}.versions v ON v.id = c.version_id "
+                    f"WHERE v.workspace_id = %s AND c.version_id <= %s ORDER BY c.uuid, c.version_id DESC) t "
+                    "WHERE record IS NOT NULL"
+                )
                 params: tuple[Any, ...] = (ws, at_version)
             else:
                 query = f"SELECT uuid, record::text FROM {SCHEMA}.products WHERE workspace_id = %s"
@@ -284,15 +317,19 @@ class PgStateStore:
                         first = exc.errors()[0]
                         where = ".".join(str(p) for p in first["loc"])
                         raise StateCorruptError(
-                            self.location, f"product {uuid}: {where}: {first['msg']}",
+                            self.location,
+                            f"product {uuid}: {where}: {first['msg']}",
                             hint="the database was left untouched; 'reconciler state history' (with the same --state) "
-                                 "shows who wrote "
-                                 "it, 'reconciler state pull --serial N' an earlier version") from exc
+                            "shows who wrote "
+                            "it, 'reconciler state pull --serial N' an earlier version",
+                        ) from exc
         return state
 
     def _version_token(self, conn: Connection, ws: int, version_id: int) -> tuple[int, str]:
-        row = conn.execute(f"SELECT serial, lineage FROM {SCHEMA}.versions WHERE workspace_id = %s AND id = %s",
-                           (ws, version_id)).fetchone()
+        row = conn.execute(
+            f"SELECT serial, lineage FROM {SCHEMA}.versions WHERE workspace_id = %s AND id = %s",
+            (ws, version_id),
+        ).fetchone()
         assert row is not None
         return int(row[0]), str(row[1])
 
@@ -300,12 +337,19 @@ class PgStateStore:
         """The state as it was at ``serial`` (of the current lineage), rebuilt from the history."""
         with self._session("cannot read the history of") as conn:
             found = pgschema.check(conn, self.location, create=False) is not None
-            row = found and conn.execute(
-                f"SELECT max(v.id) FROM {SCHEMA}.versions v JOIN {SCHEMA}.workspaces w ON w.id = v.workspace_id "
-                "WHERE w.name = %s AND v.lineage = w.lineage AND v.serial = %s", (self.workspace, serial)).fetchone()
+            row = (
+                found
+                and conn.execute(
+                    f"SELECT max(v.id) FROM {SCHEMA}.versions v JOIN {SCHEMA}.workspaces w ON w.id = v.workspace_id "
+                    "WHERE w.name = %s AND v.lineage = w.lineage AND v.serial = %s",
+                    (self.workspace, serial),
+                ).fetchone()
+            )
             if not row or row[0] is None:
-                raise StateError(f"serial {serial} is not in the history of {self.location}",
-                                 hint="'reconciler state history' (with the same --state) lists the serials it holds")
+                raise StateError(
+                    f"serial {serial} is not in the history of {self.location}",
+                    hint="'reconciler state history' (with the same --state) lists the serials it holds",
+                )
             return self._read(conn, at_version=int(row[0]))
 
     def history(self, product: str | None = None, limit: int = 50) -> list[Version]:
@@ -315,7 +359,9 @@ class PgStateStore:
                 return []
             where, params = "w.name = %s", [self.workspace]
             if product is not None:
-                where += f" AND EXISTS (SELECT FROM {SCHEMA}.changes x WHERE x.version_id = v.id AND x.uuid = %s)"
+                where += (
+                    f" AND EXISTS (SELECT FROM {SCHEMA}.changes x WHERE x.version_id = v.id AND x.uuid = %s)"
+                )
                 params.append(product)
             rows = conn.execute(
                 f"""SELECT v.serial, v.lineage, v.at, v.operation, v.who, v.host, v.pid, v.db_user, v.lock_id, v.plan,
@@ -325,11 +371,25 @@ class PgStateStore:
                                     AND (%s::text IS NULL OR c.uuid = %s) ORDER BY c.uuid LIMIT 5) c)
                     FROM {SCHEMA}.versions v JOIN {SCHEMA}.workspaces w ON w.id = v.workspace_id
                     WHERE {where} ORDER BY v.id DESC LIMIT %s""",
-                [product, product, *params, limit]).fetchall()
-        return [Version(serial=r[0], lineage=r[1], at=_utc(r[2]), operation=r[3], who=r[4], host=r[5], pid=r[6],
-                        db_user=r[7], lock_id=r[8], plan=r[9], products=r[10],
-                        changes=dict(item.split("=", 1) for item in (r[11] or [])))
-                for r in rows]
+                [product, product, *params, limit],
+            ).fetchall()
+        return [
+            Version(
+                serial=r[0],
+                lineage=r[1],
+                at=_utc(r[2]),
+                operation=r[3],
+                who=r[4],
+                host=r[5],
+                pid=r[6],
+                db_user=r[7],
+                lock_id=r[8],
+                plan=r[9],
+                products=r[10],
+                changes=dict(item.split("=", 1) for item in (r[11] or [])),
+            )
+            for r in rows
+        ]
 
     # -- writing -------------------------------------------------------------------------------
     def checkpoint(self, state: State, product: str, record: ProductRecord | None) -> None:
@@ -364,7 +424,9 @@ class PgStateStore:
         with self._session("cannot write the state to") as conn, conn.transaction():
             row = conn.execute(
                 f"SELECT w.lineage, w.serial, l.id FROM {SCHEMA}.workspaces w JOIN {SCHEMA}.locks l "
-                "ON l.workspace_id = w.id WHERE w.id = %s FOR UPDATE OF w FOR SHARE OF l", (ws,)).fetchone()
+                "ON l.workspace_id = w.id WHERE w.id = %s FOR UPDATE OF w FOR SHARE OF l",
+                (ws,),
+            ).fetchone()
             assert row is not None
             lineage, serial, holder = row
             if holder != writer.lock_id:
@@ -373,8 +435,11 @@ class PgStateStore:
                 if lineage not in ("", state.lineage):
                     raise self._other_lineage(lineage, state)
                 if serial != state.serial:
-                    raise StateError(f"the state {self.location} moved under this write (serial {serial} in the "
-                                     f"database, {state.serial} read)", hint="run the command again")
+                    raise StateError(
+                        f"the state {self.location} moved under this write (serial {serial} in the "
+                        f"database, {state.serial} read)",
+                        hint="run the command again",
+                    )
                 new_serial = state.serial + 1
             elif (lineage, serial) == (state.lineage, state.serial):
                 return
@@ -385,7 +450,9 @@ class PgStateStore:
         state.serial = new_serial
 
     def _replace(self, conn: Connection, ws: int, writer: _Writer, state: State, serial: int) -> None:
-        rows = conn.execute(f"SELECT uuid, digest FROM {SCHEMA}.products WHERE workspace_id = %s", (ws,)).fetchall()
+        rows = conn.execute(
+            f"SELECT uuid, digest FROM {SCHEMA}.products WHERE workspace_id = %s", (ws,)
+        ).fetchall()
         stored: dict[str, str] = dict(rows)
         changed: list[tuple[str, str, str]] = []
         with gc_paused():
@@ -398,7 +465,9 @@ class PgStateStore:
         row = conn.execute(
             f"INSERT INTO {SCHEMA}.versions (workspace_id, lineage, serial, operation, who, host, pid, lock_id, plan) "
             "VALUES (%(ws)s, %(lineage)s, %(serial)s, %(operation)s, %(who)s, %(host)s, %(pid)s, %(lock)s, %(plan)s) "
-            "RETURNING id", {"ws": ws, "lineage": state.lineage, "serial": serial, **writer.params()}).fetchone()
+            "RETURNING id",
+            {"ws": ws, "lineage": state.lineage, "serial": serial, **writer.params()},
+        ).fetchone()
         assert row is not None
         version = row[0]
         with conn.cursor().copy(f"COPY {SCHEMA}.changes (version_id, uuid, record) FROM STDIN") as copy:
@@ -407,40 +476,57 @@ class PgStateStore:
             for uuid in removed:
                 copy.write_row((version, uuid, None))
         if changed and not stored:  # a first write or a migrate into an empty workspace: straight in
-            with conn.cursor().copy(f"COPY {SCHEMA}.products (workspace_id, uuid, serial, digest, record) "
-                                    "FROM STDIN") as copy:
+            with conn.cursor().copy(
+                f"COPY {SCHEMA}.products (workspace_id, uuid, serial, digest, record) FROM STDIN"
+            ) as copy:
                 for uuid, digest, text in changed:
                     copy.write_row((ws, uuid, serial, digest, text))
         elif changed:
-            conn.execute("CREATE TEMP TABLE reconciler_incoming (uuid text, digest text, record json) ON COMMIT DROP")
+            conn.execute(
+                "CREATE TEMP TABLE reconciler_incoming (uuid text, digest text, record json) ON COMMIT DROP"
+            )
             with conn.cursor().copy("COPY reconciler_incoming (uuid, digest, record) FROM STDIN") as copy:
                 for item in changed:
                     copy.write_row(item)
-            conn.execute(f"""INSERT INTO {SCHEMA}.products (workspace_id, uuid, serial, digest, record)
+            conn.execute(
+                f"""INSERT INTO {SCHEMA}.products (workspace_id, uuid, serial, digest, record)
                              SELECT %s, uuid, %s, digest, record FROM reconciler_incoming
                              ON CONFLICT (workspace_id, uuid) DO UPDATE
                                  SET serial = excluded.serial, digest = excluded.digest, record = excluded.record""",
-                         (ws, serial))
+                (ws, serial),
+            )
         if removed:
-            conn.execute(f"DELETE FROM {SCHEMA}.products WHERE workspace_id = %s AND uuid = ANY(%s)", (ws, removed))
-        conn.execute(f"UPDATE {SCHEMA}.workspaces SET lineage = %s, serial = %s, format_version = %s, "
-                     "updated_at = now() WHERE id = %s", (state.lineage, serial, state.format_version, ws))
+            conn.execute(
+                f"DELETE FROM {SCHEMA}.products WHERE workspace_id = %s AND uuid = ANY(%s)", (ws, removed)
+            )
+        conn.execute(
+            f"UPDATE {SCHEMA}.workspaces SET lineage = %s, serial = %s, format_version = %s, "
+            "updated_at = now() WHERE id = %s",
+            (state.lineage, serial, state.format_version, ws),
+        )
 
     def _refused(self, conn: Connection, ws: int, writer: _Writer, state: State, what: str) -> None:
-        row = conn.execute(f"SELECT l.id, w.lineage FROM {SCHEMA}.locks l JOIN {SCHEMA}.workspaces w "
-                           "ON w.id = l.workspace_id WHERE w.id = %s", (ws,)).fetchone()
+        row = conn.execute(
+            f"SELECT l.id, w.lineage FROM {SCHEMA}.locks l JOIN {SCHEMA}.workspaces w "
+            "ON w.id = l.workspace_id WHERE w.id = %s",
+            (ws,),
+        ).fetchone()
         holder, lineage = row if row else (None, "")
         if holder != writer.lock_id:
             now = f"it is now held by {holder}" if holder else "it is free now"
             raise LockLostError(
                 f"{what} was refused: the lock {writer.lock_id} on {self.location} is no longer this process's "
                 f"({now}); it was broken with force-unlock, or the database session was lost",
-                hint="everything checkpointed before this was kept; run the command again to resume")
+                hint="everything checkpointed before this was kept; run the command again to resume",
+            )
         raise self._other_lineage(lineage, state)
 
     def _other_lineage(self, lineage: str, state: State) -> StateError:
-        return StateError(f"the state {self.location} has lineage {lineage}, but this process holds lineage "
-                          f"{state.lineage} (the state was replaced while it ran)", hint="run the command again")
+        return StateError(
+            f"the state {self.location} has lineage {lineage}, but this process holds lineage "
+            f"{state.lineage} (the state was replaced while it ran)",
+            hint="run the command again",
+        )
 
     def _require_lock(self) -> tuple[_Writer, int]:
         with self._mutex:
@@ -484,9 +570,16 @@ class PgStateStore:
                 if pgschema.check(conn, self.location, create=False) is None:
                     raise LockNotFoundError(f"no lock with id {lock_id} on {self.location}: no lock is held")
                 holder = self._holder(conn)
-                if holder is None or holder.get("id") != lock_id or not self._held_by_someone(conn, holder["key"]):
-                    current = f"the current holder is {holder['id']}" if holder and holder.get("id") else \
-                        "no lock is held"
+                if (
+                    holder is None
+                    or holder.get("id") != lock_id
+                    or not self._held_by_someone(conn, holder["key"])
+                ):
+                    current = (
+                        f"the current holder is {holder['id']}"
+                        if holder and holder.get("id")
+                        else "no lock is held"
+                    )
                     raise LockNotFoundError(f"no lock with id {lock_id} on {self.location}: {current}")
                 self._prepare_session(conn, f"reconciler worker of {lock_id}")
             mine = LockInfo.new(operation or str(holder["operation"]))
@@ -510,28 +603,41 @@ class PgStateStore:
 
     def _ensure_workspace(self, conn: Connection) -> int:
         with conn.transaction():
-            conn.execute(f"INSERT INTO {SCHEMA}.workspaces (name, format_version) VALUES (%s, %s) "
-                         "ON CONFLICT (name) DO NOTHING", (self.workspace, FORMAT_VERSION))
-            row = conn.execute(f"SELECT id FROM {SCHEMA}.workspaces WHERE name = %s", (self.workspace,)).fetchone()
+            conn.execute(
+                f"INSERT INTO {SCHEMA}.workspaces (name, format_version) VALUES (%s, %s) "
+                "ON CONFLICT (name) DO NOTHING",
+                (self.workspace, FORMAT_VERSION),
+            )
+            row = conn.execute(
+                f"SELECT id FROM {SCHEMA}.workspaces WHERE name = %s", (self.workspace,)
+            ).fetchone()
             assert row is not None
-            conn.execute(f"INSERT INTO {SCHEMA}.locks (workspace_id) VALUES (%s) ON CONFLICT DO NOTHING", (row[0],))
+            conn.execute(
+                f"INSERT INTO {SCHEMA}.locks (workspace_id) VALUES (%s) ON CONFLICT DO NOTHING", (row[0],)
+            )
         return int(row[0])
 
     def _acquire(self, conn: Connection, ws: int, info: LockInfo, plan: str | None, timeout: float) -> int:
         deadline = time.monotonic() + timeout
         announced = False
         while True:
-            (key,) = conn.execute(f"SELECT key FROM {SCHEMA}.locks WHERE workspace_id = %s", (ws,)).fetchone() or (0,)
-            (got,) = conn.execute("SELECT pg_try_advisory_lock(%s, %s)", (LOCK_CLASS, key)).fetchone() or (False,)
+            (key,) = conn.execute(
+                f"SELECT key FROM {SCHEMA}.locks WHERE workspace_id = %s", (ws,)
+            ).fetchone() or (0,)
+            (got,) = conn.execute("SELECT pg_try_advisory_lock(%s, %s)", (LOCK_CLASS, key)).fetchone() or (
+                False,
+            )
             if got:
                 with conn.transaction():
-                    row = conn.execute(f"SELECT key FROM {SCHEMA}.locks WHERE workspace_id = %s FOR UPDATE",
-                                       (ws,)).fetchone()
+                    row = conn.execute(
+                        f"SELECT key FROM {SCHEMA}.locks WHERE workspace_id = %s FOR UPDATE", (ws,)
+                    ).fetchone()
                     if row is not None and row[0] == key:
                         conn.execute(
                             f"UPDATE {SCHEMA}.locks SET id = %s, operation = %s, who = %s, host = %s, pid = %s, "
                             "backend_pid = pg_backend_pid(), plan = %s, since = %s WHERE workspace_id = %s",
-                            (info.id, info.operation, info.who, info.host, info.pid, plan, info.since, ws))
+                            (info.id, info.operation, info.who, info.host, info.pid, plan, info.since, ws),
+                        )
                         return int(key)
                 # force-unlock moved the key between our read and our lock: that one is void, retry
                 conn.execute("SELECT pg_advisory_unlock(%s, %s)", (LOCK_CLASS, key))
@@ -540,15 +646,20 @@ class PgStateStore:
             if time.monotonic() >= deadline:
                 raise StateLockedError(self.location, _public(holder))
             if not announced:
-                log.info("state %s is locked by %s; waiting up to %.0f s", self.location, _public(holder), timeout)
+                log.info(
+                    "state %s is locked by %s; waiting up to %.0f s", self.location, _public(holder), timeout
+                )
                 announced = True
             time.sleep(min(_POLL_SECONDS, max(0.0, deadline - time.monotonic())))
 
     def _release(self, conn: Connection, ws: int, info: LockInfo, key: int) -> None:
         try:
-            conn.execute(f"UPDATE {SCHEMA}.locks SET id = NULL, operation = NULL, who = NULL, host = NULL, "
-                         "pid = NULL, backend_pid = NULL, plan = NULL, since = NULL "
-                         "WHERE workspace_id = %s AND id = %s", (ws, info.id))
+            conn.execute(
+                f"UPDATE {SCHEMA}.locks SET id = NULL, operation = NULL, who = NULL, host = NULL, "
+                "pid = NULL, backend_pid = NULL, plan = NULL, since = NULL "
+                "WHERE workspace_id = %s AND id = %s",
+                (ws, info.id),
+            )
             conn.execute("SELECT pg_advisory_unlock(%s, %s)", (LOCK_CLASS, key))
         except psycopg.Error as exc:
             # The session is going anyway: closing it releases the advisory lock; a stale row is
@@ -559,17 +670,32 @@ class PgStateStore:
         row = conn.execute(
             f"SELECT l.workspace_id, l.key, l.id, l.operation, l.who, l.pid, l.host, l.since, l.backend_pid, l.plan "
             f"FROM {SCHEMA}.locks l JOIN {SCHEMA}.workspaces w ON w.id = l.workspace_id WHERE w.name = %s",
-            (self.workspace,)).fetchone()
+            (self.workspace,),
+        ).fetchone()
         if row is None:
             return None
-        names = ("workspace_id", "key", "id", "operation", "who", "pid", "host", "since", "backend_pid", "plan")
+        names = (
+            "workspace_id",
+            "key",
+            "id",
+            "operation",
+            "who",
+            "pid",
+            "host",
+            "since",
+            "backend_pid",
+            "plan",
+        )
         holder = dict(zip(names, row, strict=True))
         holder["since"] = _utc(holder["since"])
         return holder
 
     def _held_by_someone(self, conn: Connection, key: int) -> bool:
-        row = conn.execute("SELECT EXISTS (SELECT FROM pg_locks WHERE locktype = 'advisory' AND granted "
-                           "AND classid = %s AND objid = %s AND objsubid = 2)", (LOCK_CLASS, key)).fetchone()
+        row = conn.execute(
+            "SELECT EXISTS (SELECT FROM pg_locks WHERE locktype = 'advisory' AND granted "
+            "AND classid = %s AND objid = %s AND objsubid = 2)",
+            (LOCK_CLASS, key),
+        ).fetchone()
         return bool(row and row[0])
 
     def force_unlock(self, lock_id: str) -> LockInfo:
@@ -582,21 +708,37 @@ class PgStateStore:
                         holder = self._holder(conn)
                         if holder and holder.get("id") == lock_id:
                             ws = holder["workspace_id"]
-                            conn.execute(f"SELECT FROM {SCHEMA}.locks WHERE workspace_id = %s FOR UPDATE", (ws,))
+                            conn.execute(
+                                f"SELECT FROM {SCHEMA}.locks WHERE workspace_id = %s FOR UPDATE", (ws,)
+                            )
                             holder = self._holder(conn)  # as of our row lock
                         if holder and holder.get("id") == lock_id:
                             conn.execute(
                                 f"UPDATE {SCHEMA}.locks SET key = nextval('{SCHEMA}.lock_keys'), id = NULL, "
                                 "operation = NULL, who = NULL, host = NULL, pid = NULL, backend_pid = NULL, "
-                                "plan = NULL, since = NULL WHERE workspace_id = %s", (ws,))
+                                "plan = NULL, since = NULL WHERE workspace_id = %s",
+                                (ws,),
+                            )
                             me = LockInfo.new(f"force-unlock {lock_id}")
                             conn.execute(
                                 f"INSERT INTO {SCHEMA}.versions (workspace_id, lineage, serial, operation, who, host, "
                                 f"pid) SELECT id, lineage, serial, %s, %s, %s, %s FROM {SCHEMA}.workspaces "
-                                "WHERE id = %s", (me.operation, me.who, me.host, me.pid, ws))
-                            return LockInfo(id=lock_id, operation=str(holder["operation"]), who=str(holder["who"]),
-                                            pid=int(holder["pid"]), host=str(holder["host"]), since=holder["since"])
-                current = f"the current holder is {holder['id']}" if holder and holder.get("id") else "no lock is held"
+                                "WHERE id = %s",
+                                (me.operation, me.who, me.host, me.pid, ws),
+                            )
+                            return LockInfo(
+                                id=lock_id,
+                                operation=str(holder["operation"]),
+                                who=str(holder["who"]),
+                                pid=int(holder["pid"]),
+                                host=str(holder["host"]),
+                                since=holder["since"],
+                            )
+                current = (
+                    f"the current holder is {holder['id']}"
+                    if holder and holder.get("id")
+                    else "no lock is held"
+                )
                 raise LockNotFoundError(f"no lock with id {lock_id} on {self.location}: {current}")
         finally:
             conn.close()
@@ -622,4 +764,3 @@ def _public(holder: dict[str, Any] | None) -> dict[str, Any] | None:
 def _ensure_lineage(state: State) -> None:
     if not state.lineage:
         state.lineage = str(uuidlib.uuid4())
-

@@ -14,14 +14,14 @@ import socket
 import uuid as uuidlib
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Protocol
 
 from reconciler.state.model import ProductRecord, State
 
 
 def utcnow() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 @dataclass(frozen=True)
@@ -41,8 +41,14 @@ class LockInfo:
             who = getpass.getuser()
         except (KeyError, OSError):  # no passwd entry in some containers
             who = str(os.getuid())
-        return cls(id=str(uuidlib.uuid4()), operation=operation, who=who, pid=os.getpid(),
-                   host=socket.gethostname(), since=utcnow())
+        return cls(
+            id=str(uuidlib.uuid4()),
+            operation=operation,
+            who=who,
+            pid=os.getpid(),
+            host=socket.gethostname(),
+            since=utcnow(),
+        )
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)

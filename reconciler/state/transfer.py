@@ -39,8 +39,10 @@ def copy_state(source: Any, target: Any, *, force: bool = False, lock_timeout: f
             stack.enter_context(store.lock("state migrate", timeout=lock_timeout))
         state = source.read()
         if not _holds_something(state):
-            raise StateError(f"{source.location} holds no state yet; nothing to copy",
-                             hint="check FROM: it is the state to copy, TO is where it goes")
+            raise StateError(
+                f"{source.location} holds no state yet; nothing to copy",
+                hint="check FROM: it is the state to copy, TO is where it goes",
+            )
         existing = target.read()
         if (existing.lineage, existing.serial) == (state.lineage, state.serial):
             return Copied(state, existing, unchanged=True)
@@ -49,6 +51,7 @@ def copy_state(source: Any, target: Any, *, force: bool = False, lock_timeout: f
                 f"{target.location} already holds a state (lineage {existing.lineage or 'not set'}, serial "
                 f"{existing.serial}, {len(existing.products)} products); refusing to replace it",
                 hint="pass --force to replace it (a file keeps the old one as .backup; PostgreSQL keeps it "
-                     "in its history)")
+                "in its history)",
+            )
         target.write(state, bump=False)
         return Copied(state, existing if _holds_something(existing) else None)

@@ -61,7 +61,9 @@ def make_client(sandbox: EmbeddedSandbox) -> Iterator[MakeClient]:
     """Build clients of the sandbox; ``settings`` overrides go in as keywords."""
     made: list[VntanaClient] = []
 
-    def make(*, retry_policy: RetryPolicy = FAST_RETRIES, role: str | None = None, **overrides: object) -> VntanaClient:
+    def make(
+        *, retry_policy: RetryPolicy = FAST_RETRIES, role: str | None = None, **overrides: object
+    ) -> VntanaClient:
         token = sandbox.access_token_for(role) if role else sandbox.access_token
         values: dict[str, object] = {"api_url": sandbox.url, "token": token}
         values.update(overrides)

@@ -26,8 +26,9 @@ def test_login_discovers_the_only_organization(sandbox: EmbeddedSandbox, make_cl
     assert requests["POST /v1/auth/refresh-token"] == 1
 
 
-def test_an_owner_with_a_workspace_configured_uses_the_organization_token(sandbox: EmbeddedSandbox,
-                                                                          make_client) -> None:
+def test_an_owner_with_a_workspace_configured_uses_the_organization_token(
+    sandbox: EmbeddedSandbox, make_client
+) -> None:
     # refresh-token-usage.md: Owners and Admins asking for a workspace token get BAD_CREDENTIALS.
     client = make_client(organization_uuid=sandbox.organization_uuid, client_uuid=sandbox.client_uuid)
     products = client.search_products(page_size=7)
@@ -47,23 +48,34 @@ def test_an_organization_admin_skips_the_workspace_step_too(sandbox: EmbeddedSan
 
 
 @pytest.mark.parametrize("role", ["CLIENT_ORGANIZATION_CONTENT_MANAGER", "CLIENT_ORGANIZATION_ADMIN"])
-def test_a_workspace_level_user_logs_in_to_the_workspace(sandbox: EmbeddedSandbox, make_client, role: str) -> None:
+def test_a_workspace_level_user_logs_in_to_the_workspace(
+    sandbox: EmbeddedSandbox, make_client, role: str
+) -> None:
     client = make_client(role=role, client_uuid=sandbox.client_uuid)
     assert [w.uuid for w in client.workspaces()] == [sandbox.client_uuid]  # workspace users see their own
     assert client.login_info.workspace_step == "used"
-    assert client.stats.snapshot().requests["POST /v1/auth/refresh-token"] == 2  # organization, then workspace
+    assert (
+        client.stats.snapshot().requests["POST /v1/auth/refresh-token"] == 2
+    )  # organization, then workspace
     products = client.search_products(page_size=7)
     assert products and all(p.client_uuid == sandbox.client_uuid for p in products)
-    result = client.trigger_renders([TRAIL_RUNNER], {
-        "imageWidth": 16, "imageHeight": 16, "imageFormat": "PNG",
-        "turntable": {"includeGif": False, "imageCount": 2, "frameRate": 2, "width": 16, "height": 16}})
+    result = client.trigger_renders(
+        [TRAIL_RUNNER],
+        {
+            "imageWidth": 16,
+            "imageHeight": 16,
+            "imageFormat": "PNG",
+            "turntable": {"includeGif": False, "imageCount": 2, "frameRate": 2, "width": 16, "height": 16},
+        },
+    )
     assert result.accepted == (TRAIL_RUNNER,)
     assert sandbox.wait_idle(timeout=20)
 
 
 @pytest.mark.parametrize("status", [403, 401])
-def test_a_revoked_token_is_replaced_by_one_fresh_login(sandbox: EmbeddedSandbox, make_client, reading,
-                                                        status: int) -> None:
+def test_a_revoked_token_is_replaced_by_one_fresh_login(
+    sandbox: EmbeddedSandbox, make_client, reading, status: int
+) -> None:
     reading(revoked_token_status=status)
     first, second = make_client(), make_client()
     first.login()
@@ -74,15 +86,24 @@ def test_a_revoked_token_is_replaced_by_one_fresh_login(sandbox: EmbeddedSandbox
     assert stats.requests["POST /v1/auth/login/token"] == 2
 
 
-def test_a_workspace_user_refused_an_organization_route_gets_no_fresh_login(sandbox: EmbeddedSandbox,
-                                                                            make_client) -> None:
+def test_a_workspace_user_refused_an_organization_route_gets_no_fresh_login(
+    sandbox: EmbeddedSandbox, make_client
+) -> None:
     client = make_client(role="CLIENT_ORGANIZATION_CONTENT_MANAGER", client_uuid=sandbox.client_uuid)
     client.login()
     with pytest.raises(PermanentApiError) as info:  # searching several workspaces is for Owners and Admins
-        client._session.request("POST", "/v1/products/clients/search", endpoint="POST /v1/products/clients/search",
-                                params={"clientUuid": sandbox.client_uuid},
-                                json={"page": 1, "size": 5, "organizationUuid": sandbox.organization_uuid,
-                                      "clientUuids": [sandbox.client_uuid]})
+        client._session.request(
+            "POST",
+            "/v1/products/clients/search",
+            endpoint="POST /v1/products/clients/search",
+            params={"clientUuid": sandbox.client_uuid},
+            json={
+                "page": 1,
+                "size": 5,
+                "organizationUuid": sandbox.organization_uuid,
+                "clientUuids": [sandbox.client_uuid],
+            },
+        )
     assert info.value.status == 403 and not isinstance(info.value, AuthenticationError)
     assert client.stats.snapshot().relogins == 0
     assert client.stats.snapshot().requests["POST /v1/auth/login/token"] == 1
@@ -92,7 +113,9 @@ def test_wrong_token_is_an_authentication_error(make_client) -> None:
     client = make_client(token="not-the-key")
     with pytest.raises(AuthenticationError) as info:
         client.get_product(TRAIL_RUNNER)
-    assert str(info.value).startswith("POST /v1/auth/login/token: the API refused the personal access token (HTTP 40")
+    assert str(info.value).startswith(
+        "POST /v1/auth/login/token: the API refused the personal access token (HTTP 40"
+    )
     assert "VNTANA_API_TOKEN" in (info.value.hint or "")
     assert client.stats.snapshot().requests == {"POST /v1/auth/login/token": 1}  # not retried
     with pytest.raises(AuthenticationError):  # a refused key is not sent again by every worker
@@ -100,8 +123,12 @@ def test_wrong_token_is_an_authentication_error(make_client) -> None:
     assert client.stats.snapshot().requests == {"POST /v1/auth/login/token": 1}
 
 
-def test_a_workspace_the_user_is_not_in_is_an_authentication_error(sandbox: EmbeddedSandbox, make_client) -> None:
-    client = make_client(role="CLIENT_ORGANIZATION_CONTENT_MANAGER", client_uuid="11111111-2222-4333-8444-555555555555")
+def test_a_workspace_the_user_is_not_in_is_an_authentication_error(
+    sandbox: EmbeddedSandbox, make_client
+) -> None:
+    client = make_client(
+        role="CLIENT_ORGANIZATION_CONTENT_MANAGER", client_uuid="11111111-2222-4333-8444-555555555555"
+    )
     with pytest.raises(AuthenticationError, match="cannot log in to workspace 11111111-"):
         client.login()
 
@@ -113,7 +140,9 @@ def _closed_port() -> int:
 
 
 def test_no_httpx_exception_leaves_the_client() -> None:
-    settings = ClientSettings(api_url=f"http://127.0.0.1:{_closed_port()}", token="pat", organization_uuid="o")
+    settings = ClientSettings(
+        api_url=f"http://127.0.0.1:{_closed_port()}", token="pat", organization_uuid="o"
+    )
     policy = RetryPolicy(max_attempts=2, max_elapsed=5, backoff_initial=0.01)
     with VntanaClient(settings, retry_policy=policy) as client:
         with pytest.raises(TransientApiError) as info:
@@ -121,13 +150,17 @@ def test_no_httpx_exception_leaves_the_client() -> None:
         assert isinstance(info.value.__cause__, httpx.ConnectError)
         assert str(info.value).startswith("POST /v1/auth/login/token: cannot connect to 127.0.0.1")
         calls = [
-            client.organizations, client.workspaces, client.search_products, client.list_webhooks,
+            client.organizations,
+            client.workspaces,
+            client.search_products,
+            client.list_webhooks,
             lambda: client.trigger_renders([TRAIL_RUNNER], {"imageWidth": 1}),
             lambda: client.search_attachments(TRAIL_RUNNER, "RENDER"),
             lambda: client.sign_download_url("a", "RENDER"),
             lambda: client.delete_attachment(TRAIL_RUNNER, "a"),
             lambda: client.create_webhook("http://127.0.0.1:1/h", ["renders.completed"]),
-            lambda: client.rotate_webhook_secret("w"), lambda: client.delete_webhook("w"),
+            lambda: client.rotate_webhook_secret("w"),
+            lambda: client.delete_webhook("w"),
         ]
         for call in calls:
             with pytest.raises(ReconcilerError) as caught:
@@ -141,17 +174,24 @@ def test_no_httpx_exception_leaves_the_client() -> None:
             assert any(isinstance(e, httpx.ConnectError) for e in chain[1:3]), chain
 
 
-def test_secrets_never_reach_repr_errors_or_logs(sandbox: EmbeddedSandbox, make_client,
-                                                 caplog: pytest.LogCaptureFixture) -> None:
+def test_secrets_never_reach_repr_errors_or_logs(
+    sandbox: EmbeddedSandbox, make_client, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG)  # including httpx's and httpcore's own loggers
     client = make_client()
     other = make_client()
     client.login()
     other.login()  # revokes client's token: the next call goes through a 401 and a re-login
     assert client.get_product(TRAIL_RUNNER).uuid == TRAIL_RUNNER
-    result = client.trigger_renders([TRAIL_RUNNER], {
-        "imageWidth": 16, "imageHeight": 16, "imageFormat": "PNG",
-        "turntable": {"includeGif": False, "imageCount": 2, "frameRate": 2, "width": 16, "height": 16}})
+    result = client.trigger_renders(
+        [TRAIL_RUNNER],
+        {
+            "imageWidth": 16,
+            "imageHeight": 16,
+            "imageFormat": "PNG",
+            "turntable": {"includeGif": False, "imageCount": 2, "frameRate": 2, "width": 16, "height": 16},
+        },
+    )
     assert result.accepted == (TRAIL_RUNNER,)
     assert sandbox.wait_idle(timeout=20)
     still = client.search_attachments(TRAIL_RUNNER, "RENDER")[0]
@@ -159,8 +199,10 @@ def test_secrets_never_reach_repr_errors_or_logs(sandbox: EmbeddedSandbox, make_
     client.download(still, "RENDER")
     token = client._session.current_token()[0].get_secret_value()  # peek, only to search for it
     errors: list[BaseException] = []
-    for bad in (lambda: make_client(token="wrong-" + sandbox.access_token).login(),
-                lambda: client.get_product("00000000-0000-4000-8000-000000000000")):
+    for bad in (
+        lambda: make_client(token="wrong-" + sandbox.access_token).login(),
+        lambda: client.get_product("00000000-0000-4000-8000-000000000000"),
+    ):
         with pytest.raises(ReconcilerError) as info:
             bad()
         errors.append(info.value)
@@ -172,7 +214,9 @@ def test_secrets_never_reach_repr_errors_or_logs(sandbox: EmbeddedSandbox, make_
     for secret in secrets:
         assert secret and not any(secret in text for text in texts), "a secret leaked"
     assert "[REDACTED]" in caplog.text  # httpx's URL log line and httpcore's headers were scrubbed
-    assert any(r.name == "reconciler.client" and "GET /v1/products/" in r.getMessage() for r in caplog.records)
+    assert any(
+        r.name == "reconciler.client" and "GET /v1/products/" in r.getMessage() for r in caplog.records
+    )
 
 
 def test_parallel_first_calls_share_one_login(sandbox: EmbeddedSandbox, make_client) -> None:

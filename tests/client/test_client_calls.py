@@ -20,7 +20,10 @@ TRAIL_RUNNER = "58472097-fec0-516d-8326-f7a5eb192f2c"
 CITY_SNEAKER = "5779e683-4265-5456-90c0-3c47df181940"
 UNKNOWN = "00000000-0000-4000-8000-000000000000"
 SPEC = {
-    "imageWidth": 48, "imageHeight": 32, "imageFormat": "PNG", "imageBackground": "#F4F4F4",
+    "imageWidth": 48,
+    "imageHeight": 32,
+    "imageFormat": "PNG",
+    "imageBackground": "#F4F4F4",
     "turntable": {"includeGif": True, "imageCount": 4, "frameRate": 4, "width": 32, "height": 32},
 }
 
@@ -66,7 +69,10 @@ def test_trigger_is_not_resent_after_a_5xx_unless_asked(sandbox: EmbeddedSandbox
     assert client.stats.snapshot().requests["POST /v1/products/renders"] == 1
     with pytest.raises(TransientApiError):
         client.trigger_renders([TRAIL_RUNNER], SPEC, idempotent_retry=True)
-    assert client.stats.snapshot().requests["POST /v1/products/renders"] == 1 + client._session.policy.max_attempts
+    assert (
+        client.stats.snapshot().requests["POST /v1/products/renders"]
+        == 1 + client._session.policy.max_attempts
+    )
 
 
 def test_a_429_closes_the_gate_for_every_caller(sandbox: EmbeddedSandbox, make_client) -> None:
@@ -143,8 +149,9 @@ def rendered_product(sandbox: EmbeddedSandbox) -> str:
 
 
 @pytest.mark.parametrize(("filter_reading", "pages"), [("ignored", 3), ("honoured", 2)])
-def test_attachment_search_follows_pages_from_zero_and_filters_here(rendered_product: str, make_client, reading,
-                                                                    filter_reading: str, pages: int) -> None:
+def test_attachment_search_follows_pages_from_zero_and_filters_here(
+    rendered_product: str, make_client, reading, filter_reading: str, pages: int
+) -> None:
     reading(entity_type_filter=filter_reading)
     client = make_client()
     turntables = client.search_attachments(rendered_product, "TURNTABLE", page_size=1)
@@ -157,8 +164,9 @@ def test_attachment_search_follows_pages_from_zero_and_filters_here(rendered_pro
 
 
 @pytest.mark.parametrize("stamps", ["zoneless", "utc"])
-def test_created_times_are_utc_with_or_without_a_zone(rendered_product: str, make_client, reading,
-                                                      stamps: str) -> None:
+def test_created_times_are_utc_with_or_without_a_zone(
+    rendered_product: str, make_client, reading, stamps: str
+) -> None:
     reading(timestamps=stamps)
     for att in make_client().list_attachments(rendered_product):
         assert att.created is not None and att.created.utcoffset() == timedelta(0)
@@ -189,8 +197,9 @@ class _FlipFaultsWhen(logging.Handler):
             self.sandbox.set_faults(FaultConfig())
 
 
-def test_expired_signed_url_is_signed_again(rendered_product: str, sandbox: EmbeddedSandbox, make_client,
-                                           caplog: pytest.LogCaptureFixture) -> None:
+def test_expired_signed_url_is_signed_again(
+    rendered_product: str, sandbox: EmbeddedSandbox, make_client, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.INFO, logger="reconciler.client")
     client = make_client(download_route="signed-url")
     still = client.search_attachments(rendered_product, "RENDER")[0]
@@ -207,22 +216,26 @@ def test_expired_signed_url_is_signed_again(rendered_product: str, sandbox: Embe
     assert stats.resigned_urls == 1 and stats.requests["POST /v1/storage/download/clients/sign-url"] == 2
 
 
-def test_url_that_keeps_expiring_is_a_download_error(rendered_product: str, sandbox: EmbeddedSandbox,
-                                                    make_client) -> None:
+def test_url_that_keeps_expiring_is_a_download_error(
+    rendered_product: str, sandbox: EmbeddedSandbox, make_client
+) -> None:
     client = make_client(download_route="signed-url")
     still = client.search_attachments(rendered_product, "RENDER")[0]
     sandbox.set_faults(FaultConfig(signed_url_ttl_override=0))
     with pytest.raises(DownloadError) as info:
         client.download(still, "RENDER", max_resigns=2)
-    assert str(info.value) == (f"render {still.name}: the signed URL was refused 3 times "
-                               "(HTTP 403 Forbidden), even freshly signed")
+    assert str(info.value) == (
+        f"render {still.name}: the signed URL was refused 3 times (HTTP 403 Forbidden), even freshly signed"
+    )
 
 
 def test_delete_attachment(sandbox: EmbeddedSandbox, make_client) -> None:
     client = make_client()
     assert client.trigger_renders([TRAIL_RUNNER], SPEC).accepted == (TRAIL_RUNNER,)
     assert sandbox.wait_idle(timeout=20)
-    gif = next(a for a in client.search_attachments(TRAIL_RUNNER, "TURNTABLE") if a.name and a.name.endswith(".gif"))
+    gif = next(
+        a for a in client.search_attachments(TRAIL_RUNNER, "TURNTABLE") if a.name and a.name.endswith(".gif")
+    )
     client.delete_attachment(TRAIL_RUNNER, gif.uuid)
     assert gif.uuid not in {a.uuid for a in client.search_attachments(TRAIL_RUNNER, "TURNTABLE")}
     with pytest.raises(PermanentApiError) as info:
@@ -230,10 +243,12 @@ def test_delete_attachment(sandbox: EmbeddedSandbox, make_client) -> None:
     assert info.value.codes == ["ATTACHMENT_NOT_FOUND"]
 
 
-@pytest.mark.parametrize(("paths", "clients"), [("guide", "slugs"), ("yaml", "uuids"), ("guide", "uuids"),
-                                                ("yaml", "slugs")])
-def test_webhook_lifecycle_under_each_spelling_and_workspace_reference(sandbox: EmbeddedSandbox, make_client,
-                                                                       reading, paths: str, clients: str) -> None:
+@pytest.mark.parametrize(
+    ("paths", "clients"), [("guide", "slugs"), ("yaml", "uuids"), ("guide", "uuids"), ("yaml", "slugs")]
+)
+def test_webhook_lifecycle_under_each_spelling_and_workspace_reference(
+    sandbox: EmbeddedSandbox, make_client, reading, paths: str, clients: str
+) -> None:
     reading(webhook_paths=paths, webhook_clients=clients)
     client = make_client(client_uuid=sandbox.client_uuid)
     hook = client.create_webhook("http://127.0.0.1:9/hooks/vntana", ["renders.completed", "turntable.failed"])
@@ -261,8 +276,9 @@ def test_requests_per_second_cap_spaces_the_calls(make_client) -> None:
     assert time.monotonic() - started >= 0.2  # 6 starts, 50 ms apart after the login's
 
 
-def test_trigger_is_resent_after_a_503(sandbox: EmbeddedSandbox, make_client,
-                                       caplog: pytest.LogCaptureFixture) -> None:
+def test_trigger_is_resent_after_a_503(
+    sandbox: EmbeddedSandbox, make_client, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.INFO, logger="reconciler.client")
     client = make_client()
     client.login()

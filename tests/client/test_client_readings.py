@@ -23,14 +23,20 @@ from reconciler.errors import AuthenticationError, DownloadError, PermanentApiEr
 from reconciler.settings import ClientSettings
 
 FAST = RetryPolicy(max_attempts=4, max_elapsed=10, backoff_initial=0.01, backoff_max=0.05)
-SPEC = {"imageWidth": 64, "imageHeight": 64, "imageFormat": "PNG",
-        "turntable": {"includeGif": False, "imageCount": 4, "frameRate": 4, "width": 32, "height": 32}}
+SPEC = {
+    "imageWidth": 64,
+    "imageHeight": 64,
+    "imageFormat": "PNG",
+    "turntable": {"includeGif": False, "imageCount": 4, "frameRate": 4, "width": 32, "height": 32},
+}
 ORG, WS = "org-1", "ws-1"
 Handler = Callable[[httpx.Request], httpx.Response]
 
 
 def ok(response: object = None) -> httpx.Response:
-    return httpx.Response(200, json={"success": True, "errors": [], "response": response if response is not None else {}})
+    return httpx.Response(
+        200, json={"success": True, "errors": [], "response": response if response is not None else {}}
+    )
 
 
 def refused(status: int, *codes: object) -> httpx.Response:
@@ -43,8 +49,14 @@ class Platform:
     Tokens are numbered per login (``org-N``); ``dead`` holds the tokens the platform refuses,
     with ``dead_status``. Every request is recorded."""
 
-    def __init__(self, routes: dict[tuple[str, str], Handler], *, role: str | None = "ORGANIZATION_OWNER",
-                 workspace_refresh: httpx.Response | None = None, dead_status: int = 403) -> None:
+    def __init__(
+        self,
+        routes: dict[tuple[str, str], Handler],
+        *,
+        role: str | None = "ORGANIZATION_OWNER",
+        workspace_refresh: httpx.Response | None = None,
+        dead_status: int = 403,
+    ) -> None:
         self.routes = routes
         self.role = role
         self.workspace_refresh = workspace_refresh
@@ -58,12 +70,16 @@ class Platform:
         path, token = request.url.path, request.headers.get("x-auth-token", "").removeprefix("Bearer ")
         if path == "/v1/auth/login/token":
             self.logins += 1
-            return httpx.Response(200, headers={"X-AUTH-TOKEN": f"login-{self.logins}"}, json={"success": True})
+            return httpx.Response(
+                200, headers={"X-AUTH-TOKEN": f"login-{self.logins}"}, json={"success": True}
+            )
         if path == "/v1/auth/refresh-token":
             if "clientuuid" in request.headers:
                 if self.workspace_refresh is not None:
                     return self.workspace_refresh
-                return httpx.Response(200, headers={"X-AUTH-TOKEN": f"ws-{self.logins}"}, json={"success": True})
+                return httpx.Response(
+                    200, headers={"X-AUTH-TOKEN": f"ws-{self.logins}"}, json={"success": True}
+                )
             return httpx.Response(200, headers={"X-AUTH-TOKEN": f"org-{self.logins}"}, json={"success": True})
         if token in self.dead:
             return refused(self.dead_status, "FORBIDDEN" if self.dead_status == 403 else "UNAUTHORIZED")
@@ -80,9 +96,17 @@ class Platform:
 
 
 def client_for(platform: Platform, **settings: object) -> VntanaClient:
-    values: dict[str, object] = {"api_url": "http://api.test", "token": "pat", "organization_uuid": ORG, **settings}
-    return VntanaClient(ClientSettings(**values), transport=httpx.MockTransport(platform),  # type: ignore[arg-type]
-                        retry_policy=FAST)
+    values: dict[str, object] = {
+        "api_url": "http://api.test",
+        "token": "pat",
+        "organization_uuid": ORG,
+        **settings,
+    }
+    return VntanaClient(
+        ClientSettings(**values),
+        transport=httpx.MockTransport(platform),  # type: ignore[arg-type]
+        retry_policy=FAST,
+    )
 
 
 def body(request: httpx.Request) -> dict[str, object]:
@@ -91,18 +115,26 @@ def body(request: httpx.Request) -> dict[str, object]:
 
 # -- login and the workspace step ----------------------------------------------------------------
 
+
 def test_an_owner_with_a_workspace_configured_skips_the_workspace_step() -> None:
-    platform = Platform({("GET", "/v1/products/p1"): lambda r: ok({"uuid": "p1"})},
-                        workspace_refresh=refused(403, "BAD_CREDENTIALS"))
+    platform = Platform(
+        {("GET", "/v1/products/p1"): lambda r: ok({"uuid": "p1"})},
+        workspace_refresh=refused(403, "BAD_CREDENTIALS"),
+    )
     client = client_for(platform, client_uuid=WS)
     assert client.get_product("p1").uuid == "p1"
     assert [r.headers.get("clientuuid") for r in platform.calls("/v1/auth/refresh-token")] == [None]
     assert client.login_info.workspace_step == "skipped" and client.login_info.role == "ORGANIZATION_OWNER"
 
 
-def test_without_a_known_role_bad_credentials_on_the_workspace_step_falls_back_to_the_organization_token() -> None:
-    platform = Platform({("GET", "/v1/products/p1"): lambda r: ok({"uuid": "p1"})}, role=None,
-                        workspace_refresh=refused(403, "BAD_CREDENTIALS"))
+def test_without_a_known_role_bad_credentials_on_the_workspace_step_falls_back_to_the_organization_token() -> (
+    None
+):
+    platform = Platform(
+        {("GET", "/v1/products/p1"): lambda r: ok({"uuid": "p1"})},
+        role=None,
+        workspace_refresh=refused(403, "BAD_CREDENTIALS"),
+    )
     client = client_for(platform, client_uuid=WS)
     assert client.get_product("p1").uuid == "p1"
     assert platform.calls("/v1/products/p1")[0].headers["x-auth-token"] == "Bearer org-1"
@@ -110,8 +142,9 @@ def test_without_a_known_role_bad_credentials_on_the_workspace_step_falls_back_t
 
 
 def test_a_workspace_level_user_gets_a_workspace_token() -> None:
-    platform = Platform({("GET", "/v1/products/p1"): lambda r: ok({"uuid": "p1"})},
-                        role="CLIENT_ORGANIZATION_CONTENT_MANAGER")
+    platform = Platform(
+        {("GET", "/v1/products/p1"): lambda r: ok({"uuid": "p1"})}, role="CLIENT_ORGANIZATION_CONTENT_MANAGER"
+    )
     client = client_for(platform, client_uuid=WS)
     client.get_product("p1")
     assert platform.calls("/v1/products/p1")[0].headers["x-auth-token"] == "Bearer ws-1"
@@ -120,14 +153,19 @@ def test_a_workspace_level_user_gets_a_workspace_token() -> None:
 
 
 def test_another_refusal_of_the_workspace_step_is_an_authentication_error() -> None:
-    platform = Platform({}, role="CLIENT_ORGANIZATION_ADMIN", workspace_refresh=refused(403, "INVALID_CLIENT_UUID"))
+    platform = Platform(
+        {}, role="CLIENT_ORGANIZATION_ADMIN", workspace_refresh=refused(403, "INVALID_CLIENT_UUID")
+    )
     with pytest.raises(AuthenticationError) as info:
         client_for(platform, client_uuid=WS).login()
-    assert str(info.value) == (f"POST /v1/auth/refresh-token: cannot log in to workspace {WS} of organization "
-                               f"{ORG} (HTTP 403 Forbidden: INVALID_CLIENT_UUID)")
+    assert str(info.value) == (
+        f"POST /v1/auth/refresh-token: cannot log in to workspace {WS} of organization "
+        f"{ORG} (HTTP 403 Forbidden: INVALID_CLIENT_UUID)"
+    )
 
 
 # -- dead tokens: 401, and the 403 readings ------------------------------------------------------
+
 
 def _revoking(platform: Platform, answer: httpx.Response) -> Handler:
     """Answers ``answer`` once for the current token, marking it dead; later tokens succeed."""
@@ -142,12 +180,16 @@ def _revoking(platform: Platform, answer: httpx.Response) -> Handler:
     return handler
 
 
-@pytest.mark.parametrize(("answer", "probe"), [
-    (refused(401, "UNAUTHORIZED"), False),  # 401: log in again at once
-    (refused(403, "BAD_CREDENTIALS"), False),  # a token code under 403: at once as well
-    (refused(403, "FORBIDDEN"), True),  # ambiguous: the token is checked first
-    (httpx.Response(403), True),  # a bare 403, no envelope
-], ids=["401", "403-bad-credentials", "403-forbidden", "403-bare"])
+@pytest.mark.parametrize(
+    ("answer", "probe"),
+    [
+        (refused(401, "UNAUTHORIZED"), False),  # 401: log in again at once
+        (refused(403, "BAD_CREDENTIALS"), False),  # a token code under 403: at once as well
+        (refused(403, "FORBIDDEN"), True),  # ambiguous: the token is checked first
+        (httpx.Response(403), True),  # a bare 403, no envelope
+    ],
+    ids=["401", "403-bad-credentials", "403-forbidden", "403-bare"],
+)
 def test_a_dead_token_is_replaced_by_one_fresh_login(answer: httpx.Response, probe: bool) -> None:
     platform = Platform({})
     platform.routes[("GET", "/v1/products/p1")] = _revoking(platform, answer)
@@ -159,15 +201,19 @@ def test_a_dead_token_is_replaced_by_one_fresh_login(answer: httpx.Response, pro
 
 
 def test_a_403_with_a_valid_token_means_not_allowed_and_costs_no_login() -> None:
-    platform = Platform({("POST", "/v1/products/renders"): lambda r: refused(403, "FORBIDDEN")},
-                        role="CLIENT_ORGANIZATION_CONTENT_MANAGER")
+    platform = Platform(
+        {("POST", "/v1/products/renders"): lambda r: refused(403, "FORBIDDEN")},
+        role="CLIENT_ORGANIZATION_CONTENT_MANAGER",
+    )
     client = client_for(platform)
     with pytest.raises(PermanentApiError) as info:
         client.trigger_renders(["p1"], SPEC)
     assert not isinstance(info.value, AuthenticationError)
     assert str(info.value) == "POST /v1/products/renders: HTTP 403 Forbidden: FORBIDDEN"
-    assert info.value.hint == ("the token is valid, so this is a refusal: the user's role "
-                               "(CLIENT_ORGANIZATION_CONTENT_MANAGER) or scope may not do this")
+    assert info.value.hint == (
+        "the token is valid, so this is a refusal: the user's role "
+        "(CLIENT_ORGANIZATION_CONTENT_MANAGER) or scope may not do this"
+    )
     assert platform.logins == 1 and len(platform.calls("/v1/products/renders")) == 1
 
 
@@ -185,17 +231,18 @@ def test_a_token_refused_again_after_the_fresh_login_is_an_authentication_error(
     platform = Platform({("GET", "/v1/products/p1"): lambda r: refused(403, "BAD_CREDENTIALS")})
     with pytest.raises(AuthenticationError) as info:
         client_for(platform).get_product("p1")
-    assert str(info.value) == ("GET /v1/products/p1: still refused (HTTP 403 Forbidden: BAD_CREDENTIALS) after a "
-                               "fresh login")
+    assert str(info.value) == (
+        "GET /v1/products/p1: still refused (HTTP 403 Forbidden: BAD_CREDENTIALS) after a fresh login"
+    )
     assert platform.logins == 2
 
 
 # -- throttling under any status -----------------------------------------------------------------
 
+
 @pytest.mark.parametrize("status", [429, 400, 403, 409])
 def test_api_rate_limit_exceeded_is_throttling_under_any_status(status: int) -> None:
-    answers = iter([refused(status, "API_RATE_LIMIT_EXCEEDED"),
-                    ok({"uuids": ["p1"], "errors": None})])
+    answers = iter([refused(status, "API_RATE_LIMIT_EXCEEDED"), ok({"uuids": ["p1"], "errors": None})])
     platform = Platform({("POST", "/v1/products/renders"): lambda r: next(answers)})
     client = client_for(platform)
     result = client.trigger_renders(["p1"], SPEC)  # refused before any work: safe to send again
@@ -207,16 +254,32 @@ def test_api_rate_limit_exceeded_is_throttling_under_any_status(status: int) -> 
 
 # -- error entries as objects ----------------------------------------------------------------------
 
+
 def test_error_entries_may_be_objects_in_the_envelope_and_in_the_trigger_answer() -> None:
     def renders(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, json={"success": True, "errors": [], "response": {
-            "uuids": ["p1"], "errors": {"p2": {"code": "PRODUCT_NOT_FOUND", "message": "no such product"},
-                                        "p3": [{"code": "INVALID_PRODUCT", "message": "draft"}]}}})
+        return httpx.Response(
+            200,
+            json={
+                "success": True,
+                "errors": [],
+                "response": {
+                    "uuids": ["p1"],
+                    "errors": {
+                        "p2": {"code": "PRODUCT_NOT_FOUND", "message": "no such product"},
+                        "p3": [{"code": "INVALID_PRODUCT", "message": "draft"}],
+                    },
+                },
+            },
+        )
 
-    platform = Platform({
-        ("POST", "/v1/products/renders"): renders,
-        ("GET", "/v1/products/p9"): lambda r: refused(404, {"code": "PRODUCT_NOT_FOUND", "message": "gone"}),
-    })
+    platform = Platform(
+        {
+            ("POST", "/v1/products/renders"): renders,
+            ("GET", "/v1/products/p9"): lambda r: refused(
+                404, {"code": "PRODUCT_NOT_FOUND", "message": "gone"}
+            ),
+        }
+    )
     client = client_for(platform)
     result = client.trigger_renders(["p1", "p2", "p3"], SPEC)
     assert result.accepted == ("p1",)
@@ -229,10 +292,25 @@ def test_error_entries_may_be_objects_in_the_envelope_and_in_the_trigger_answer(
 
 # -- paging and entityType ---------------------------------------------------------------------
 
-FILES = [{"uuid": f"a{i}", "name": n, "entityType": t, "blobId": f"a{i}.bin", "productUuid": "p1",
-          "created": "2023-08-28T19:03:53.198"}
-         for i, (n, t) in enumerate([("still.png", "RENDER"), ("turn.mp4", "TURNTABLE"), ("qrCode_p1.png", "PRODUCT"),
-                                     ("spec.pdf", "PRODUCT"), ("turn.gif", "TURNTABLE")])]
+FILES = [
+    {
+        "uuid": f"a{i}",
+        "name": n,
+        "entityType": t,
+        "blobId": f"a{i}.bin",
+        "productUuid": "p1",
+        "created": "2023-08-28T19:03:53.198",
+    }
+    for i, (n, t) in enumerate(
+        [
+            ("still.png", "RENDER"),
+            ("turn.mp4", "TURNTABLE"),
+            ("qrCode_p1.png", "PRODUCT"),
+            ("spec.pdf", "PRODUCT"),
+            ("turn.gif", "TURNTABLE"),
+        ]
+    )
+]
 
 
 def _attachments(pages: list[dict[str, object]]) -> Handler:
@@ -244,7 +322,7 @@ def _attachments(pages: list[dict[str, object]]) -> Handler:
         page, size = int(sent["page"]), int(sent["size"])  # type: ignore[call-overload]
         if page < 0:
             return refused(400, "INVALID_PAGE")
-        return ok({"totalCount": len(FILES), "grid": FILES[page * size:(page + 1) * size]})
+        return ok({"totalCount": len(FILES), "grid": FILES[page * size : (page + 1) * size]})
 
     return handler
 
@@ -267,7 +345,9 @@ def test_zoneless_timestamps_are_read_as_utc() -> None:
 
 
 def test_a_server_that_repeats_a_page_is_an_error_not_a_short_list() -> None:
-    platform = Platform({("POST", "/v1/attachments/search"): lambda r: ok({"totalCount": 5, "grid": FILES[:2]})})
+    platform = Platform(
+        {("POST", "/v1/attachments/search"): lambda r: ok({"totalCount": 5, "grid": FILES[:2]})}
+    )
     with pytest.raises(PermanentApiError) as info:
         client_for(platform).list_attachments("p1", page_size=2)
     assert "page 1 repeated earlier results (2 of totalCount 5 collected)" in str(info.value)
@@ -279,13 +359,20 @@ def test_product_search_pages_from_one_names_a_workspace_and_never_returns_draft
     def search(request: httpx.Request) -> httpx.Response:
         sent.append(request)
         page = body(request)["page"]
-        grid = {1: [{"uuid": "p1", "status": "LIVE_PUBLIC"}, {"uuid": "p2", "status": "DRAFT"}],
-                2: [{"uuid": "p3", "status": "LIVE_INTERNAL"}]}.get(page, [])  # type: ignore[call-overload]
+        grid = {
+            1: [{"uuid": "p1", "status": "LIVE_PUBLIC"}, {"uuid": "p2", "status": "DRAFT"}],
+            2: [{"uuid": "p3", "status": "LIVE_INTERNAL"}],
+        }.get(page, [])  # type: ignore[call-overload]
         return ok({"totalCount": 3, "grid": grid})
 
-    platform = Platform({("POST", "/v1/products/clients/search"): search,
-                         ("GET", "/v1/clients/client-organizations"): lambda r: ok(
-                             {"totalCount": 1, "grid": [{"uuid": WS, "slug": "main"}]})})
+    platform = Platform(
+        {
+            ("POST", "/v1/products/clients/search"): search,
+            ("GET", "/v1/clients/client-organizations"): lambda r: ok(
+                {"totalCount": 1, "grid": [{"uuid": WS, "slug": "main"}]}
+            ),
+        }
+    )
     found = client_for(platform).search_products(page_size=2)
     assert [p.uuid for p in found] == ["p1", "p3"]
     assert [body(r)["page"] for r in sent] == [1, 2]
@@ -294,12 +381,24 @@ def test_product_search_pages_from_one_names_a_workspace_and_never_returns_draft
 
 # -- webhooks ------------------------------------------------------------------------------------
 
-CATALOGUE = {"totalCount": 2, "grid": [
-    {"category": "renders", "uuid": "c1", "events": [
-        {"name": "renders.completed", "description": "Render completed", "uuid": "e1"},
-        {"name": "renders.failed", "description": "Render failed", "uuid": "e2"}]},
-    {"category": "turntable", "uuid": "c2", "events": [
-        {"name": "turntable.completed", "description": "Turntable completed", "uuid": "e3"}]}]}
+CATALOGUE = {
+    "totalCount": 2,
+    "grid": [
+        {
+            "category": "renders",
+            "uuid": "c1",
+            "events": [
+                {"name": "renders.completed", "description": "Render completed", "uuid": "e1"},
+                {"name": "renders.failed", "description": "Render failed", "uuid": "e2"},
+            ],
+        },
+        {
+            "category": "turntable",
+            "uuid": "c2",
+            "events": [{"name": "turntable.completed", "description": "Turntable completed", "uuid": "e3"}],
+        },
+    ],
+}
 WORKSPACES = {"totalCount": 1, "grid": [{"uuid": WS, "slug": "main-shop", "name": "Main"}]}
 
 
@@ -308,17 +407,27 @@ def _hook(request: httpx.Request) -> httpx.Response:
 
 
 def test_webhooks_send_catalogue_objects_and_workspace_slugs_on_the_guides_paths() -> None:
-    platform = Platform({("GET", "/v1/webhooks/events"): lambda r: ok(CATALOGUE),
-                         ("GET", "/v1/clients/client-organizations"): lambda r: ok(WORKSPACES),
-                         ("POST", "/v1/webhooks"): _hook,
-                         ("GET", f"/v1/webhooks/organizations/{ORG}"): lambda r: ok({"totalCount": 0, "grid": []})})
+    platform = Platform(
+        {
+            ("GET", "/v1/webhooks/events"): lambda r: ok(CATALOGUE),
+            ("GET", "/v1/clients/client-organizations"): lambda r: ok(WORKSPACES),
+            ("POST", "/v1/webhooks"): _hook,
+            ("GET", f"/v1/webhooks/organizations/{ORG}"): lambda r: ok({"totalCount": 0, "grid": []}),
+        }
+    )
     client = client_for(platform, client_uuid=WS)
     hook = client.create_webhook("http://hooks.test/h", ["renders.completed", "turntable.completed"])
     assert hook.uuid == "w1"
     sent = body(platform.calls("/v1/webhooks")[0])
     assert sent["events"] == [
         {"name": "renders.completed", "description": "Render completed", "uuid": "e1", "category": "renders"},
-        {"name": "turntable.completed", "description": "Turntable completed", "uuid": "e3", "category": "turntable"}]
+        {
+            "name": "turntable.completed",
+            "description": "Turntable completed",
+            "uuid": "e3",
+            "category": "turntable",
+        },
+    ]
     assert sent["clients"] == ["main-shop"]
     assert client.list_webhooks() == [] and client.webhook_spelling == "guide"
 
@@ -328,11 +437,15 @@ def test_webhooks_fall_back_to_the_yaml_paths_and_to_workspace_uuids() -> None:
         clients = body(request)["clients"]
         return _hook(request) if clients == [WS] else refused(400, "INVALID_CLIENT_UUID")
 
-    platform = Platform({("GET", "/v1/webhooks/events/"): lambda r: ok(CATALOGUE),
-                         ("GET", "/v1/clients/client-organizations"): lambda r: ok(WORKSPACES),
-                         ("POST", "/v1/webhooks"): lambda r: httpx.Response(307, headers={"Location": "/v1/webhooks/"}),
-                         ("POST", "/v1/webhooks/"): create,
-                         ("GET", f"/v1/webhooks/organization/{ORG}"): lambda r: ok({"totalCount": 0, "grid": []})})
+    platform = Platform(
+        {
+            ("GET", "/v1/webhooks/events/"): lambda r: ok(CATALOGUE),
+            ("GET", "/v1/clients/client-organizations"): lambda r: ok(WORKSPACES),
+            ("POST", "/v1/webhooks"): lambda r: httpx.Response(307, headers={"Location": "/v1/webhooks/"}),
+            ("POST", "/v1/webhooks/"): create,
+            ("GET", f"/v1/webhooks/organization/{ORG}"): lambda r: ok({"totalCount": 0, "grid": []}),
+        }
+    )
     client = client_for(platform, client_uuid=WS)
     assert client.create_webhook("http://hooks.test/h", ["renders.failed"]).uuid == "w1"
     assert [body(r)["clients"] for r in platform.calls("/v1/webhooks/")] == [["main-shop"], [WS]]
@@ -361,8 +474,11 @@ STILL = Attachment(uuid="a0", name="still.png", entity_type="RENDER", blob_id="b
 def _comments(request: httpx.Request) -> httpx.Response:
     assert request.url.params["clientUuid"] == WS and request.headers["x-auth-token"] == "Bearer org-1"
     if request.headers.get("range"):
-        return httpx.Response(206, content=DATA[:16], headers={"Content-Range": f"bytes 0-15/{len(DATA)}",
-                                                                "Content-Type": "image/png"})
+        return httpx.Response(
+            206,
+            content=DATA[:16],
+            headers={"Content-Range": f"bytes 0-15/{len(DATA)}", "Content-Type": "image/png"},
+        )
     return httpx.Response(200, content=DATA, headers={"Content-Type": "image/png"})
 
 
@@ -379,8 +495,10 @@ def _storage(request: httpx.Request) -> httpx.Response:
 
 
 def _routes(comments: Handler | None, signing: Handler | None) -> dict[tuple[str, str], Handler]:
-    routes: dict[tuple[str, str], Handler] = {("GET", "/v1/products/p1"): lambda r: ok({"uuid": "p1", "clientUuid": WS}),
-                                              ("GET", "/b0"): _storage}
+    routes: dict[tuple[str, str], Handler] = {
+        ("GET", "/v1/products/p1"): lambda r: ok({"uuid": "p1", "clientUuid": WS}),
+        ("GET", "/b0"): _storage,
+    }
     if comments:
         routes[("GET", "/v1/comments/images/b0.png")] = comments
     if signing:
@@ -393,7 +511,11 @@ def test_auto_downloads_by_the_comments_route_when_it_works() -> None:
     client = client_for(platform)
     sink = io.BytesIO()
     result = client.download(STILL, "RENDER", sink)
-    assert (result.route, result.sha256, sink.getvalue()) == ("comments", hashlib.sha256(DATA).hexdigest(), DATA)
+    assert (result.route, result.sha256, sink.getvalue()) == (
+        "comments",
+        hashlib.sha256(DATA).hexdigest(),
+        DATA,
+    )
     assert platform.calls("/v1/storage/download/clients/sign-url") == []
     assert client.download_route == "comments"
 
@@ -416,7 +538,10 @@ def test_a_configured_route_that_does_not_work_is_a_download_error_naming_it() -
     platform = Platform(_routes(None, _signing))
     with pytest.raises(DownloadError) as info:
         client_for(platform, download_route="comments").download(STILL)
-    assert str(info.value) == "render still.png: no download route serves it (comments: HTTP 404 Not Found: NOT_FOUND)"
+    assert (
+        str(info.value)
+        == "render still.png: no download route serves it (comments: HTTP 404 Not Found: NOT_FOUND)"
+    )
     assert "reconciler doctor" in (info.value.hint or "")
     assert platform.calls("/v1/storage/download/clients/sign-url") == []
 
@@ -425,15 +550,20 @@ def test_no_route_at_all_names_both_answers() -> None:
     platform = Platform(_routes(None, lambda r: refused(400, "NOT_SUPPORTED_STORE_TYPE")))
     with pytest.raises(DownloadError) as info:
         client_for(platform).download(STILL)
-    assert str(info.value) == ("render still.png: no download route serves it (comments: HTTP 404 Not Found: "
-                               "NOT_FOUND; signed-url: sign-url refused (HTTP 400 Bad Request: "
-                               "NOT_SUPPORTED_STORE_TYPE))")
+    assert str(info.value) == (
+        "render still.png: no download route serves it (comments: HTTP 404 Not Found: "
+        "NOT_FOUND; signed-url: sign-url refused (HTTP 400 Bad Request: "
+        "NOT_SUPPORTED_STORE_TYPE))"
+    )
 
 
 def test_the_origin_setting_is_sent_with_sign_url() -> None:
     def signing(request: httpx.Request) -> httpx.Response:
-        return ok({"location": "http://storage.test/b0?sig=x"}) if request.headers.get("origin") == \
-            "https://studio.example" else refused(400, "MISSING_ORIGIN")
+        return (
+            ok({"location": "http://storage.test/b0?sig=x"})
+            if request.headers.get("origin") == "https://studio.example"
+            else refused(400, "MISSING_ORIGIN")
+        )
 
     platform = Platform(_routes(None, signing))
     client = client_for(platform, origin="https://studio.example", download_route="signed-url")

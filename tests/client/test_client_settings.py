@@ -28,8 +28,11 @@ def test_defaults_with_only_the_token_in_the_environment() -> None:
 
 
 def test_flags_beat_environment_beat_file(tmp_path: Path) -> None:
-    cfg = write(tmp_path, "api_url: http://file.example\norganization_uuid: org-file\nclient_uuid: ws-file\n"
-                          "max_concurrency: 3\n")
+    cfg = write(
+        tmp_path,
+        "api_url: http://file.example\norganization_uuid: org-file\nclient_uuid: ws-file\n"
+        "max_concurrency: 3\n",
+    )
     env = {**ENV, "VNTANA_API_URL": "http://env.example", "VNTANA_ORGANIZATION_UUID": "org-env"}
     s = resolve_settings({"api_url": "http://flag.example/", "client_uuid": None}, env, cfg)
     assert s.api_url == "http://flag.example"  # flag; trailing slash dropped
@@ -83,7 +86,9 @@ def test_invalid_value_names_file_and_line(tmp_path: Path) -> None:
 
 
 def test_invalid_url_from_environment_names_the_variable() -> None:
-    with pytest.raises(ConfigError, match="environment variable VNTANA_API_URL: api_url: Value error, must start"):
+    with pytest.raises(
+        ConfigError, match="environment variable VNTANA_API_URL: api_url: Value error, must start"
+    ):
         resolve_settings({}, {**ENV, "VNTANA_API_URL": "api.example.com"}, None)
 
 
@@ -92,7 +97,9 @@ def test_missing_explicit_config_file(tmp_path: Path) -> None:
         resolve_settings({}, ENV, tmp_path / "nope.yaml")
 
 
-def test_an_unknown_or_misspelt_setting_is_an_error_naming_file_line_and_the_closest_key(tmp_path: Path) -> None:
+def test_an_unknown_or_misspelt_setting_is_an_error_naming_file_line_and_the_closest_key(
+    tmp_path: Path,
+) -> None:
     cfg = write(tmp_path, "client_uuid: ws\norganisation_uuid: org\n")
     with pytest.raises(ConfigError) as caught:
         resolve_settings({}, ENV, cfg)
@@ -117,19 +124,28 @@ def test_download_route_and_origin_come_from_flag_environment_or_file(tmp_path: 
     assert (s.download_route, s.origin, s.webhook_paths) == ("comments", "https://studio.example", "yaml")
     s = resolve_settings({}, {**ENV, "VNTANA_DOWNLOAD_ROUTE": "signed-url"}, cfg)
     assert s.download_route == "signed-url"
-    assert resolve_settings({"download_route": "auto"}, {**ENV, "VNTANA_DOWNLOAD_ROUTE": "signed-url"}, cfg
-                            ).download_route == "auto"
+    assert (
+        resolve_settings(
+            {"download_route": "auto"}, {**ENV, "VNTANA_DOWNLOAD_ROUTE": "signed-url"}, cfg
+        ).download_route
+        == "auto"
+    )
     defaults = resolve_settings({}, ENV, None)
     assert (defaults.download_route, defaults.origin, defaults.webhook_paths) == (
-        "auto", "https://platform.vntana.com", "auto")
+        "auto",
+        "https://platform.vntana.com",
+        "auto",
+    )
 
 
 def test_an_unknown_download_route_names_its_source_and_line(tmp_path: Path) -> None:
     cfg = write(tmp_path, "api_url: http://x.example\ndownload_route: ftp\n")
     with pytest.raises(ConfigError) as info:
         resolve_settings({}, ENV, cfg)
-    assert str(info.value) == (f"invalid client settings:\n{cfg}:2: download_route: Input should be 'auto', "
-                               "'comments' or 'signed-url'")
+    assert str(info.value) == (
+        f"invalid client settings:\n{cfg}:2: download_route: Input should be 'auto', "
+        "'comments' or 'signed-url'"
+    )
     with pytest.raises(ConfigError, match="origin: Value error, must be an origin"):
         resolve_settings({}, {**ENV, "VNTANA_ORIGIN": "https://platform.vntana.com/app"}, None)
 
@@ -138,10 +154,14 @@ def test_save_settings_keeps_comments_and_other_keys_and_never_writes_a_token(tm
     from reconciler.settings import save_settings
 
     cfg = write(tmp_path, "# team settings\napi_url: http://x.example  # staging\ndownload_route: auto\n")
-    changed = save_settings(cfg, {"download_route": "comments", "webhook_paths": "guide", "organization_uuid": "o"})
+    changed = save_settings(
+        cfg, {"download_route": "comments", "webhook_paths": "guide", "organization_uuid": "o"}
+    )
     assert changed == ["download_route", "webhook_paths", "organization_uuid"]
     text = cfg.read_text()
-    assert text.startswith("# team settings\napi_url: http://x.example  # staging\ndownload_route: comments\n")
+    assert text.startswith(
+        "# team settings\napi_url: http://x.example  # staging\ndownload_route: comments\n"
+    )
     assert resolve_settings({}, ENV, cfg).download_route == "comments"
     assert save_settings(cfg, {"download_route": "comments"}) == []  # nothing to change: file untouched
     with pytest.raises(ConfigError, match="refusing to save token"):

@@ -11,8 +11,8 @@ import hashlib
 import io
 import time
 from collections.abc import Callable, Iterator
-from email.utils import format_datetime
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 
 import httpx
 import pytest
@@ -24,14 +24,21 @@ from reconciler.errors import AuthenticationError, DownloadError, PermanentApiEr
 from reconciler.settings import ClientSettings
 
 FAST = RetryPolicy(max_attempts=4, max_elapsed=10, backoff_initial=0.01, backoff_max=0.05)
-SPEC = {"imageWidth": 64, "imageHeight": 64, "imageFormat": "PNG",
-        "turntable": {"includeGif": False, "imageCount": 4, "frameRate": 4, "width": 32, "height": 32}}
+SPEC = {
+    "imageWidth": 64,
+    "imageHeight": 64,
+    "imageFormat": "PNG",
+    "turntable": {"includeGif": False, "imageCount": 4, "frameRate": 4, "width": 32, "height": 32},
+}
 Handler = Callable[[httpx.Request], httpx.Response]
 
 
 def envelope(response: object = None, *, success: bool = True, errors: object = ()) -> dict[str, object]:
-    return {"success": success, "errors": list(errors) if not isinstance(errors, dict) else errors,
-            "response": response if response is not None else {}}
+    return {
+        "success": success,
+        "errors": list(errors) if not isinstance(errors, dict) else errors,
+        "response": response if response is not None else {},
+    }
 
 
 class FakeApi:
@@ -51,8 +58,15 @@ class FakeApi:
             return httpx.Response(200, headers={"X-AUTH-TOKEN": f"step1-{self.logins}"}, json=envelope())
         if request.url.path == "/v1/auth/refresh-token":
             return httpx.Response(200, headers={"X-AUTH-TOKEN": f"org-{self.logins}"}, json=envelope())
-        if request.url.path == "/v1/organizations" and request.headers.get("x-auth-token", "").startswith("Bearer step1"):
-            entry = {"uuid": "org-1", "name": "Org", "slug": "org", **({"role": self.role} if self.role else {})}
+        if request.url.path == "/v1/organizations" and request.headers.get("x-auth-token", "").startswith(
+            "Bearer step1"
+        ):
+            entry = {
+                "uuid": "org-1",
+                "name": "Org",
+                "slug": "org",
+                **({"role": self.role} if self.role else {}),
+            }
             return httpx.Response(200, json=envelope({"totalCount": 1, "grid": [entry]}))
         return self.route(request)
 
@@ -60,8 +74,13 @@ class FakeApi:
         return [r for r in self.requests if r.url.path == path]
 
 
-def make_client(route: Handler, sleeps: list[float] | None = None, *, role: str | None = "ORGANIZATION_OWNER",
-                **settings: object) -> tuple[VntanaClient, FakeApi]:
+def make_client(
+    route: Handler,
+    sleeps: list[float] | None = None,
+    *,
+    role: str | None = "ORGANIZATION_OWNER",
+    **settings: object,
+) -> tuple[VntanaClient, FakeApi]:
     api = FakeApi(route, role)
 
     def sleep(seconds: float) -> None:
@@ -69,28 +88,49 @@ def make_client(route: Handler, sleeps: list[float] | None = None, *, role: str 
             sleeps.append(seconds)
         time.sleep(seconds)
 
-    values: dict[str, object] = {"api_url": "http://api.test", "token": "pat", "organization_uuid": "org-1", **settings}
-    client = VntanaClient(ClientSettings(**values), transport=httpx.MockTransport(api),  # type: ignore[arg-type]
-                          retry_policy=FAST, sleep=sleep)
+    values: dict[str, object] = {
+        "api_url": "http://api.test",
+        "token": "pat",
+        "organization_uuid": "org-1",
+        **settings,
+    }
+    client = VntanaClient(
+        ClientSettings(**values),
+        transport=httpx.MockTransport(api),  # type: ignore[arg-type]
+        retry_policy=FAST,
+        sleep=sleep,
+    )
     return client, api
 
 
 def test_retry_after_parsing() -> None:
     now = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
     assert parse_retry_after("3") == 3.0
-    assert parse_retry_after(format_datetime(now + timedelta(seconds=5), usegmt=True), now=now.timestamp()) == 5.0
-    assert parse_retry_after(format_datetime(now - timedelta(seconds=5), usegmt=True), now=now.timestamp()) == 0.0
+    assert (
+        parse_retry_after(format_datetime(now + timedelta(seconds=5), usegmt=True), now=now.timestamp())
+        == 5.0
+    )
+    assert (
+        parse_retry_after(format_datetime(now - timedelta(seconds=5), usegmt=True), now=now.timestamp())
+        == 0.0
+    )
     assert parse_retry_after("soon") is None
     assert parse_retry_after(None) is None
 
 
 def test_retry_after_as_http_date_is_honoured() -> None:
-    answers = iter([
-        httpx.Response(429, headers={"Retry-After": format_datetime(datetime.now(UTC) + timedelta(seconds=2),
-                                                                    usegmt=True)},
-                       json=envelope(success=False, errors=["API_RATE_LIMIT_EXCEEDED"])),
-        httpx.Response(200, json=envelope({"uuid": "p1", "name": "Shoe"})),
-    ])
+    answers = iter(
+        [
+            httpx.Response(
+                429,
+                headers={
+                    "Retry-After": format_datetime(datetime.now(UTC) + timedelta(seconds=2), usegmt=True)
+                },
+                json=envelope(success=False, errors=["API_RATE_LIMIT_EXCEEDED"]),
+            ),
+            httpx.Response(200, json=envelope({"uuid": "p1", "name": "Shoe"})),
+        ]
+    )
     sleeps: list[float] = []
     client, api = make_client(lambda r: next(answers), sleeps)
     started = time.monotonic()
@@ -112,18 +152,25 @@ def test_body_that_is_not_an_envelope_is_a_permanent_error_not_retried() -> None
 
 def test_payload_of_the_wrong_shape_is_wrapped() -> None:
     client, _ = make_client(lambda r: httpx.Response(200, json=envelope({"totalCount": 1, "grid": "nope"})))
-    with pytest.raises(PermanentApiError, match="unexpected answer: grid: Input should be a valid list") as info:
+    with pytest.raises(
+        PermanentApiError, match="unexpected answer: grid: Input should be a valid list"
+    ) as info:
         client.organizations()
     assert type(info.value.__cause__).__name__ == "ValidationError"  # chained, never leaked bare
 
 
 def test_second_401_after_a_fresh_login_is_an_authentication_error() -> None:
-    client, api = make_client(lambda r: httpx.Response(401, json=envelope(success=False, errors=["TOKEN_REVOKED"])))
+    client, api = make_client(
+        lambda r: httpx.Response(401, json=envelope(success=False, errors=["TOKEN_REVOKED"]))
+    )
     with pytest.raises(AuthenticationError) as info:
         client.get_product("p1")
-    assert str(info.value) == ("GET /v1/products/p1: still refused (HTTP 401 Unauthorized: TOKEN_REVOKED) "
-                               "after a fresh login")
-    assert "one process per key" in (info.value.hint or "") and "key per process" not in (info.value.hint or "")
+    assert str(info.value) == (
+        "GET /v1/products/p1: still refused (HTTP 401 Unauthorized: TOKEN_REVOKED) after a fresh login"
+    )
+    assert "one process per key" in (info.value.hint or "") and "key per process" not in (
+        info.value.hint or ""
+    )
     assert api.logins == 2 and len(api.calls("/v1/products/p1")) == 2
     assert client.stats.snapshot().relogins == 1
 
@@ -135,8 +182,11 @@ def test_trigger_is_resent_after_a_connect_failure() -> None:
         failure = next(attempts)
         if failure is not None:
             raise failure
-        return httpx.Response(200, json=envelope({"uuids": ["p1"], "errors": None}),
-                              headers={"Date": "Tue, 01 Dec 2026 10:00:00 GMT"})
+        return httpx.Response(
+            200,
+            json=envelope({"uuids": ["p1"], "errors": None}),
+            headers={"Date": "Tue, 01 Dec 2026 10:00:00 GMT"},
+        )
 
     client, api = make_client(route)
     result = client.trigger_renders(["p1"], SPEC)
@@ -167,6 +217,7 @@ def _signed(route_bytes: Handler) -> Handler:
         assert "x-auth-token" not in request.headers  # signed URLs are fetched bare
         assert request.headers["content-type"] == "application/octet-stream"
         return route_bytes(request)
+
     return route
 
 
@@ -174,12 +225,15 @@ ATTACHMENT = Attachment(uuid="a1", name="still.png", entity_type="RENDER")
 
 
 def test_download_shorter_than_content_length_is_a_download_error() -> None:
-    client, _ = make_client(_signed(lambda r: httpx.Response(200, headers={"Content-Length": "100"},
-                                                             content=b"x" * 50)))
+    client, _ = make_client(
+        _signed(lambda r: httpx.Response(200, headers={"Content-Length": "100"}, content=b"x" * 50))
+    )
     with pytest.raises(DownloadError) as info:
         client.download(ATTACHMENT, "RENDER", io.BytesIO())
-    assert str(info.value) == ("render still.png: received 50 bytes but Content-Length said 100 "
-                               "(http://storage.test/blob?[REDACTED])")
+    assert str(info.value) == (
+        "render still.png: received 50 bytes but Content-Length said 100 "
+        "(http://storage.test/blob?[REDACTED])"
+    )
 
 
 class _DroppingStream(httpx.SyncByteStream):
@@ -200,11 +254,18 @@ def test_dropped_download_resumes_with_range_and_hashes_the_whole_file() -> None
     def serve(request: httpx.Request) -> httpx.Response:
         ranges.append(request.headers.get("range"))
         if request.headers.get("range") is None:
-            headers = {"Content-Length": str(len(data)), "Accept-Ranges": "bytes", "Content-Type": "image/png"}
+            headers = {
+                "Content-Length": str(len(data)),
+                "Accept-Ranges": "bytes",
+                "Content-Type": "image/png",
+            }
             return httpx.Response(200, headers=headers, stream=_DroppingStream(data, 300_000))
         start = int(request.headers["range"].removeprefix("bytes=").rstrip("-"))
-        headers = {"Content-Range": f"bytes {start}-{len(data) - 1}/{len(data)}",
-                   "Content-Length": str(len(data) - start), "Content-Type": "image/png"}
+        headers = {
+            "Content-Range": f"bytes {start}-{len(data) - 1}/{len(data)}",
+            "Content-Length": str(len(data) - start),
+            "Content-Type": "image/png",
+        }
         return httpx.Response(206, headers=headers, content=data[start:])
 
     client, _ = make_client(_signed(serve))
@@ -212,7 +273,11 @@ def test_dropped_download_resumes_with_range_and_hashes_the_whole_file() -> None
     result = client.download(ATTACHMENT, "RENDER", sink)
     assert ranges == [None, "bytes=300000-"]
     assert sink.getvalue() == data
-    assert (result.sha256, result.size, result.content_type) == (hashlib.sha256(data).hexdigest(), len(data), "image/png")
+    assert (result.sha256, result.size, result.content_type) == (
+        hashlib.sha256(data).hexdigest(),
+        len(data),
+        "image/png",
+    )
 
 
 def test_dropped_download_without_range_support_restarts_from_scratch() -> None:

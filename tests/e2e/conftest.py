@@ -47,12 +47,16 @@ TINY_DEFAULTS = """defaults:
 """
 
 
-def manifest(products: dict[str, str] | list[str], *, gif: bool = True, overrides: dict[str, str] | None = None) -> str:
+def manifest(
+    products: dict[str, str] | list[str], *, gif: bool = True, overrides: dict[str, str] | None = None
+) -> str:
     """A manifest of tiny renders; ``overrides`` maps a uuid to extra YAML lines for it."""
     text = TINY_DEFAULTS.format(gif="true" if gif else "false") + "products:\n"
-    names = {u: n for n, u in products.items()} if isinstance(products, dict) else {u: u[:8] for u in products}
+    names = (
+        {u: n for n, u in products.items()} if isinstance(products, dict) else {u: u[:8] for u in products}
+    )
     for uuid, name in names.items():
-        text += f"  - uuid: {uuid}\n    name: \"{name}\"\n"
+        text += f'  - uuid: {uuid}\n    name: "{name}"\n'
         for line in (overrides or {}).get(uuid, "").splitlines():
             text += f"    {line}\n"
     return text
@@ -79,26 +83,44 @@ class Project:
 
     def env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("VNTANA_", "RECONCILER_"))}
-        env.update({
-            "VNTANA_API_URL": self.sandbox.url,
-            "VNTANA_API_TOKEN": self.sandbox.access_token,
-            "VNTANA_ORGANIZATION_UUID": self.sandbox.organization_uuid,
-            "NO_COLOR": "1",
-        })
+        env.update(
+            {
+                "VNTANA_API_URL": self.sandbox.url,
+                "VNTANA_API_TOKEN": self.sandbox.access_token,
+                "VNTANA_ORGANIZATION_UUID": self.sandbox.organization_uuid,
+                "NO_COLOR": "1",
+            }
+        )
         env.update(self.settings or {})
         env.update(extra or {})
         return env
 
-    def cli(self, *args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "reconciler", *args], cwd=self.root, env=self.env(env),
-                              capture_output=True, text=True, timeout=timeout)
+    def cli(
+        self, *args: str, env: dict[str, str] | None = None, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "reconciler", *args],
+            cwd=self.root,
+            env=self.env(env),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
 
     def popen(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-        return subprocess.Popen([sys.executable, "-m", "reconciler", *args], cwd=self.root, env=self.env(env),
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        return subprocess.Popen(
+            [sys.executable, "-m", "reconciler", *args],
+            cwd=self.root,
+            env=self.env(env),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
 
     def apply(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-        return self.cli("apply", "--auto-approve", "--poll-interval", "0.05", "--timeout", "30", *args, env=env)
+        return self.cli(
+            "apply", "--auto-approve", "--poll-interval", "0.05", "--timeout", "30", *args, env=env
+        )
 
     def state(self) -> dict[str, Any]:
         return json.loads(self.state_path.read_text())
@@ -116,16 +138,23 @@ class Project:
         """How many render triggers the platform received for a product (its own records)."""
         db = sqlite3.connect(f"file:{self.sandbox.data_dir / 'sandbox.sqlite3'}?mode=ro", uri=True)
         try:
-            (count,) = db.execute("SELECT COUNT(DISTINCT trigger_uuid) FROM jobs WHERE product_uuid = ?",
-                                  (product,)).fetchone()
+            (count,) = db.execute(
+                "SELECT COUNT(DISTINCT trigger_uuid) FROM jobs WHERE product_uuid = ?", (product,)
+            ).fetchone()
         finally:
             db.close()
         return int(count)
 
 
 def fast_config(readings: Readings | None = None, **faults: Any) -> SandboxConfig:
-    return SandboxConfig(job_pending_seconds=0.02, job_processing_seconds=0.05, workers=2,
-                         faults=FaultConfig(**faults), webhook_backoff_seconds=0.05, readings=readings or Readings())
+    return SandboxConfig(
+        job_pending_seconds=0.02,
+        job_processing_seconds=0.05,
+        workers=2,
+        faults=FaultConfig(**faults),
+        webhook_backoff_seconds=0.05,
+        readings=readings or Readings(),
+    )
 
 
 @pytest.fixture
@@ -154,8 +183,14 @@ def tiny_spec(**overrides: Any) -> dict[str, Any]:
     ``turntable`` overrides merge into the turntable."""
     from reconciler.spec import RenderSpec
 
-    turntable = {"includeGif": True, "imageCount": 4, "frameRate": 4, "width": 32, "height": 32,
-                 **overrides.pop("turntable", {})}
+    turntable = {
+        "includeGif": True,
+        "imageCount": 4,
+        "frameRate": 4,
+        "width": 32,
+        "height": 32,
+        **overrides.pop("turntable", {}),
+    }
     data = {"imageWidth": 32, "imageHeight": 24, "imageFormat": "PNG", "turntable": turntable, **overrides}
     return RenderSpec.model_validate(data).canonical()
 
@@ -165,8 +200,11 @@ def platform_client(sandbox: EmbeddedSandbox) -> Any:
     from reconciler.client import VntanaClient
     from reconciler.settings import ClientSettings
 
-    return VntanaClient(ClientSettings(api_url=sandbox.url, token=sandbox.access_token,
-                                       organization_uuid=sandbox.organization_uuid))
+    return VntanaClient(
+        ClientSettings(
+            api_url=sandbox.url, token=sandbox.access_token, organization_uuid=sandbox.organization_uuid
+        )
+    )
 
 
 def render_behind_our_back(sandbox: EmbeddedSandbox, products: list[str], spec: dict[str, Any]) -> None:

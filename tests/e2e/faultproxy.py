@@ -80,21 +80,33 @@ class FaultProxy:
         with self._lock:
             rule = next((r for r in self.rules if r.applies(handler.command, path)), None)
         if rule is None or rule.forward:
-            headers = {k: v for k, v in handler.headers.items() if k.lower() not in ("host", "content-length")}
-            upstream = self._http.request(handler.command, self.upstream + handler.path, content=body,
-                                          headers=headers)
+            headers = {
+                k: v for k, v in handler.headers.items() if k.lower() not in ("host", "content-length")
+            }
+            upstream = self._http.request(
+                handler.command, self.upstream + handler.path, content=body, headers=headers
+            )
             if rule is None:
-                self._send(handler, upstream.status_code, upstream.content,
-                           [(k, v) for k, v in upstream.headers.items()
-                            if k.lower() not in ("content-length", "transfer-encoding", "connection",
-                                                 "content-encoding")])
+                self._send(
+                    handler,
+                    upstream.status_code,
+                    upstream.content,
+                    [
+                        (k, v)
+                        for k, v in upstream.headers.items()
+                        if k.lower()
+                        not in ("content-length", "transfer-encoding", "connection", "content-encoding")
+                    ],
+                )
                 return
         assert rule is not None
         data = json.dumps({"success": False, "errors": list(rule.codes), "response": None}).encode()
         self._send(handler, rule.status, data, [("content-type", "application/json")])
 
     @staticmethod
-    def _send(handler: BaseHTTPRequestHandler, status: int, data: bytes, headers: list[tuple[str, str]]) -> None:
+    def _send(
+        handler: BaseHTTPRequestHandler, status: int, data: bytes, headers: list[tuple[str, str]]
+    ) -> None:
         handler.send_response(status)
         for k, v in headers:
             handler.send_header(k, v)
@@ -117,4 +129,3 @@ class FaultProxy:
 def fault_proxy(upstream: str, *rules: Rule) -> Iterator[FaultProxy]:
     with FaultProxy(upstream, list(rules)) as proxy:
         yield proxy
-

@@ -13,7 +13,9 @@ def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_first_apply_records_hashes_that_match_the_files_and_second_apply_has_nothing_to_do(project: Project) -> None:
+def test_first_apply_records_hashes_that_match_the_files_and_second_apply_has_nothing_to_do(
+    project: Project,
+) -> None:
     project.write_manifest(manifest(PRODUCTS))
     first = project.apply("--download-dir", "downloads")
     assert first.returncode == 0, first.stderr
@@ -129,8 +131,14 @@ def test_the_token_never_reaches_state_plans_or_verbose_logs(project: Project) -
     result = project.apply("--verbose")
     assert result.returncode == 0, result.stderr
     token = project.sandbox.access_token
-    for text in (plan.stdout, plan.stderr, result.stdout, result.stderr, project.state_path.read_text(),
-                 (project.root / "p.plan").read_text()):
+    for text in (
+        plan.stdout,
+        plan.stderr,
+        result.stdout,
+        result.stderr,
+        project.state_path.read_text(),
+        (project.root / "p.plan").read_text(),
+    ):
         assert token not in text
     assert "POST /v1/products/renders" in result.stderr  # verbose really logged the calls
 
@@ -149,4 +157,6 @@ def test_json_format_prints_the_plan_then_one_event_per_line(project: Project) -
     finished = events[-1]
     assert finished["rendered"] == 1 and finished["failed"] == 1
     assert finished["failures"] == {UNKNOWN_PRODUCT: "PRODUCT_NOT_FOUND"}
-    assert finished["bytes_downloaded"] == sum(a["size"] for a in project.state()["products"][PRODUCTS["trail"]]["attachments"])
+    assert finished["bytes_downloaded"] == sum(
+        a["size"] for a in project.state()["products"][PRODUCTS["trail"]]["attachments"]
+    )

@@ -21,8 +21,10 @@ def _rendered(project: Project) -> None:
 
 def test_a_workspace_level_user_applies_with_a_workspace_token(project: Project) -> None:
     sandbox = project.sandbox
-    project.settings = {"VNTANA_API_TOKEN": sandbox.access_token_for("CLIENT_ORGANIZATION_CONTENT_MANAGER"),
-                        "VNTANA_CLIENT_UUID": sandbox.client_uuid}
+    project.settings = {
+        "VNTANA_API_TOKEN": sandbox.access_token_for("CLIENT_ORGANIZATION_CONTENT_MANAGER"),
+        "VNTANA_CLIENT_UUID": sandbox.client_uuid,
+    }
     project.write_manifest(manifest(SOME))
     result = project.apply("--verbose")
     assert result.returncode == 0, result.stderr
@@ -31,7 +33,9 @@ def test_a_workspace_level_user_applies_with_a_workspace_token(project: Project)
 
 
 @pytest.mark.parametrize("status", [403, 401])
-def test_a_token_revoked_mid_run_costs_one_fresh_login_and_nothing_else(project: Project, status: int) -> None:
+def test_a_token_revoked_mid_run_costs_one_fresh_login_and_nothing_else(
+    project: Project, status: int
+) -> None:
     sandbox = project.sandbox
     sandbox.set_readings(Readings(revoked_token_status=status))
     sandbox.set_faults(FaultConfig(latency_seconds=0.05))  # room to act while the run waits

@@ -16,8 +16,10 @@ def test_an_apply_over_budget_triggers_nothing_and_allow_over_budget_renders(pro
     (project.root / "reconciler.yaml").write_text("budget:\n  max_frames: 10\n")
     refused = project.apply()
     assert refused.returncode == 1
-    assert f"Over budget (refused without --allow-over-budget): 15 frames, more than the budget of 10 " \
-           f"(budget.max_frames in {project.root / 'reconciler.yaml'}:2)" in refused.stdout
+    assert (
+        f"Over budget (refused without --allow-over-budget): 15 frames, more than the budget of 10 "
+        f"(budget.max_frames in {project.root / 'reconciler.yaml'}:2)" in refused.stdout
+    )
     assert "Error: refusing a plan over budget" in refused.stderr
     assert all(project.triggers(u) == 0 for u in SOME)
 
@@ -63,12 +65,15 @@ def test_a_saved_plan_is_checked_again_when_it_is_applied(project: Project) -> N
 def test_a_catalogue_moved_into_presets_re_renders_nothing_and_costs_by_preset(project: Project) -> None:
     project.write_manifest(manifest(SOME, overrides={CHAIR: "imageFormat: WEBP"}))
     assert project.apply().returncode == 0
-    presets = "presets:\n  tiny:\n" + "".join("  " + line + "\n" for line in
-                                               TINY_DEFAULTS.format(gif="true").splitlines()[1:])
+    presets = "presets:\n  tiny:\n" + "".join(
+        "  " + line + "\n" for line in TINY_DEFAULTS.format(gif="true").splitlines()[1:]
+    )
     presets += "  tiny-webp:\n    preset: tiny\n    imageFormat: WEBP\n"
     project.write_manifest(presets, "zz/presets.yaml")
-    project.write_manifest(f"defaults:\n  preset: tiny\nproducts:\n  - uuid: {TRAIL}\n    name: \"trail\"\n"
-                           f"  - uuid: {COURT}\n    name: \"court\"\n  - uuid: {CHAIR}\n    preset: tiny-webp\n")
+    project.write_manifest(
+        f'defaults:\n  preset: tiny\nproducts:\n  - uuid: {TRAIL}\n    name: "trail"\n'
+        f'  - uuid: {COURT}\n    name: "court"\n  - uuid: {CHAIR}\n    preset: tiny-webp\n'
+    )
     plan = project.cli("plan", "--detailed-exitcode")
     assert plan.returncode == 0, plan.stdout + plan.stderr
     assert "No changes. 3 products up to date." in plan.stdout
@@ -76,4 +81,5 @@ def test_a_catalogue_moved_into_presets_re_renders_nothing_and_costs_by_preset(p
     data = json.loads(project.cli("plan", "--format", "json", "--replace", CHAIR, "--replace", TRAIL).stdout)
     assert data["cost"]["presets"] == [
         {"preset": "tiny", "products": 1, "frames": 5, "video_seconds": 1.0},
-        {"preset": "tiny-webp", "products": 1, "frames": 5, "video_seconds": 1.0}]
+        {"preset": "tiny-webp", "products": 1, "frames": 5, "video_seconds": 1.0},
+    ]

@@ -11,7 +11,15 @@ from typing import Any
 import pytest
 
 from reconciler.sandbox.server import MATRIX, EmbeddedSandbox, Readings
-from tests.e2e.conftest import PRODUCTS, Project, fast_config, manifest, platform_client, render_behind_our_back, tiny_spec
+from tests.e2e.conftest import (
+    PRODUCTS,
+    Project,
+    fast_config,
+    manifest,
+    platform_client,
+    render_behind_our_back,
+    tiny_spec,
+)
 from tests.e2e.uploads import PNG, upload
 
 TRAIL = PRODUCTS["trail"]
@@ -71,7 +79,9 @@ def test_doctor_never_triggers_and_never_writes(doctor_project: Project) -> None
         assert len(client.list_webhooks()) == hooks
 
 
-def test_save_writes_the_detected_settings_keeping_comments_and_never_the_token(doctor_project: Project) -> None:
+def test_save_writes_the_detected_settings_keeping_comments_and_never_the_token(
+    doctor_project: Project,
+) -> None:
     doctor_project.sandbox.set_readings(Readings(download="signed-url", webhook_paths="yaml"))
     config = doctor_project.root / "reconciler.yaml"
     config.write_text("# shared by the team\nmax_concurrency: 4  # the platform's advice\n")
@@ -93,7 +103,10 @@ def test_a_route_that_does_not_work_here_exits_1_naming_the_problem(doctor_proje
     result = doctor_project.cli("doctor", "--download-route", "comments")
     assert result.returncode == 1
     assert "fail  download" in result.stdout
-    assert "1 problem(s) the client cannot work around:\n  - download: download_route is comments" in result.stdout
+    assert (
+        "1 problem(s) the client cannot work around:\n  - download: download_route is comments"
+        in result.stdout
+    )
     assert "Error: 1 problem(s) the client cannot work around: download" in result.stderr
     assert "Traceback" not in result.stderr
 
@@ -102,7 +115,9 @@ def test_a_refused_key_exits_1_and_checks_nothing_else(doctor_project: Project) 
     code, report = _doctor(doctor_project, env={"VNTANA_API_TOKEN": "not-a-key"})
     assert code == 1
     assert [c["status"] for c in report["checks"]] == ["fail"] + ["skip"] * 6
-    assert report["problems"][0].startswith("login: POST /v1/auth/login/token: the API refused the personal access")
+    assert report["problems"][0].startswith(
+        "login: POST /v1/auth/login/token: the API refused the personal access"
+    )
     assert "not-a-key" not in json.dumps(report)
 
 
@@ -110,14 +125,19 @@ def test_an_unknown_product_exits_1(doctor_project: Project) -> None:
     code, report = _doctor(doctor_project, "--product", "00000000-0000-4000-8000-00000000dead")
     assert code == 1 and report["problems"] == [
         "product: 00000000-0000-4000-8000-00000000dead: GET /v1/products/00000000-0000-4000-8000-00000000dead: "
-        "HTTP 404 Not Found: PRODUCT_NOT_FOUND"]
+        "HTTP 404 Not Found: PRODUCT_NOT_FOUND"
+    ]
 
 
 def test_a_workspace_level_user_is_told_it_uses_a_workspace_token(doctor_project: Project) -> None:
     sandbox = doctor_project.sandbox
-    code, report = _doctor(doctor_project, env={
-        "VNTANA_API_TOKEN": sandbox.access_token_for("CLIENT_ORGANIZATION_CONTENT_MANAGER"),
-        "VNTANA_CLIENT_UUID": sandbox.client_uuid})
+    code, report = _doctor(
+        doctor_project,
+        env={
+            "VNTANA_API_TOKEN": sandbox.access_token_for("CLIENT_ORGANIZATION_CONTENT_MANAGER"),
+            "VNTANA_CLIENT_UUID": sandbox.client_uuid,
+        },
+    )
     assert code == 0, report["problems"]
     login = _check(report, "login")
     assert login["detail"]["workspace_step"] == "used"
@@ -129,14 +149,36 @@ def test_doctor_runs_against_the_embedded_sandbox(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    result = subprocess.run([sys.executable, "-m", "reconciler", "doctor", "--sandbox", "--sandbox-dir",
-                             str(tmp_path / "sb"), "--product", TRAIL], cwd=tmp_path, capture_output=True, text=True,
-                            timeout=120, env={k: v for k, v in __import__("os").environ.items()
-                                              if not k.startswith(("VNTANA_", "RECONCILER_"))} | {"NO_COLOR": "1"})
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "reconciler",
+            "doctor",
+            "--sandbox",
+            "--sandbox-dir",
+            str(tmp_path / "sb"),
+            "--product",
+            TRAIL,
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={
+            k: v for k, v in __import__("os").environ.items() if not k.startswith(("VNTANA_", "RECONCILER_"))
+        }
+        | {"NO_COLOR": "1"},
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "ok    login" in result.stdout and "No problems found." in result.stdout
     # A never-rendered product has no render to try the routes on: a warning, not a problem.
     assert "warn  download" in result.stdout
-    refused = subprocess.run([sys.executable, "-m", "reconciler", "doctor", "--sandbox", "--save"], cwd=tmp_path,
-                             capture_output=True, text=True, timeout=120)
+    refused = subprocess.run(
+        [sys.executable, "-m", "reconciler", "doctor", "--sandbox", "--save"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert refused.returncode == 1 and "--save with --sandbox" in refused.stderr

@@ -26,8 +26,10 @@ CATALOGUE = sorted(load_desired([ROOT / "manifests"]).products)  # the 40 produc
 def two_batches(project: Project) -> None:
     """TRAIL and COURT in one spec, CHAIR and TOTE in another: two render requests, in that order."""
     project.write_manifest(manifest([TRAIL, COURT]))
-    project.write_manifest(manifest([CHAIR, TOTE], overrides={CHAIR: "imageWidth: 40", TOTE: "imageWidth: 40"}),
-                           name="other.yaml")
+    project.write_manifest(
+        manifest([CHAIR, TOTE], overrides={CHAIR: "imageWidth: 40", TOTE: "imageWidth: 40"}),
+        name="other.yaml",
+    )
 
 
 def apply(project: Project, *args: str, env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
@@ -39,7 +41,9 @@ def statuses(project: Project) -> dict[str, str]:
 
 
 @pytest.mark.timeout(90)
-def test_a_render_request_answered_500_is_never_sent_again_and_does_not_wait_out_the_timeout(project: Project) -> None:
+def test_a_render_request_answered_500_is_never_sent_again_and_does_not_wait_out_the_timeout(
+    project: Project,
+) -> None:
     two_batches(project)
     # The second request is refused with a 500 before the platform sees it: its outcome is
     # unknown to the reconciler, which must not re-send it (it might have been accepted).
@@ -61,10 +65,13 @@ def test_a_render_request_answered_500_is_never_sent_again_and_does_not_wait_out
 
 @pytest.mark.timeout(90)
 def test_a_render_request_accepted_then_answered_500_is_recorded_from_its_files_without_paying_again(
-        project: Project) -> None:
+    project: Project,
+) -> None:
     two_batches(project)
-    with fault_proxy(project.sandbox.url, Rule("POST", "/v1/products/renders", 502, ("BAD_GATEWAY",),
-                                               forward=True, times=1)) as proxy:
+    with fault_proxy(
+        project.sandbox.url,
+        Rule("POST", "/v1/products/renders", 502, ("BAD_GATEWAY",), forward=True, times=1),
+    ) as proxy:
         result = apply(project, env={"VNTANA_API_URL": proxy.url})
     assert result.returncode == 0, result.stderr
     assert "outcome unknown" in result.stderr
@@ -80,8 +87,12 @@ def test_a_failed_render_is_given_up_from_what_the_run_saw_not_after_the_timeout
     first = apply(project)
     assert first.returncode == 1
     state = project.state()["products"]
-    assert {u: r["status"] for u, r in state.items()} == {TRAIL: "rendered", COURT: "rendered", CHAIR: "failed",
-                                                         TOTE: "rendered"}
+    assert {u: r["status"] for u, r in state.items()} == {
+        TRAIL: "rendered",
+        COURT: "rendered",
+        CHAIR: "failed",
+        TOTE: "rendered",
+    }
     assert "the platform shows a poller no failed renders, only missing files" in state[CHAIR]["error"]
 
     project.sandbox.set_faults(FaultConfig())
@@ -91,7 +102,9 @@ def test_a_failed_render_is_given_up_from_what_the_run_saw_not_after_the_timeout
 
 
 @pytest.mark.timeout(240)
-def test_after_a_quarter_of_the_catalogue_failed_a_plain_rerun_converges_without_allow_large(project: Project) -> None:
+def test_after_a_quarter_of_the_catalogue_failed_a_plain_rerun_converges_without_allow_large(
+    project: Project,
+) -> None:
     failing = frozenset(CATALOGUE[:11])  # 11 of 40: over the breaker's 25%
     project.write_manifest(manifest(CATALOGUE, gif=False))
     project.sandbox.set_faults(FaultConfig(fail_products=failing))

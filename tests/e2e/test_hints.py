@@ -35,11 +35,16 @@ def ok(result: subprocess.CompletedProcess[str]) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def apply(project: Project, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return project.cli("apply", "--auto-approve", "--poll-interval", "0.05", "--timeout", "60", *args, env=env)
+def apply(
+    project: Project, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return project.cli(
+        "apply", "--auto-approve", "--poll-interval", "0.05", "--timeout", "60", *args, env=env
+    )
 
 
 # -- logging in ------------------------------------------------------------------------------------
+
 
 def test_no_token_export_it(project: Project) -> None:
     project.write_manifest(manifest([TRAIL]))
@@ -51,7 +56,9 @@ def test_no_token_export_it(project: Project) -> None:
 def test_a_refused_key_check_the_token(project: Project) -> None:
     project.write_manifest(manifest([TRAIL]))
     result = apply(project, env={"VNTANA_API_TOKEN": "wrong"})
-    assert hint(result) == "check VNTANA_API_TOKEN (personal access tokens are created in the VNTANA platform)"
+    assert (
+        hint(result) == "check VNTANA_API_TOKEN (personal access tokens are created in the VNTANA platform)"
+    )
     ok(apply(project, env={"VNTANA_API_TOKEN": project.sandbox.access_token}))
 
 
@@ -72,10 +79,14 @@ def test_a_workspace_that_is_not_the_users_check_it(project: Project) -> None:
 
 def test_a_role_that_may_not_render_use_another_users_key(project: Project) -> None:
     project.write_manifest(manifest([TRAIL]))
-    viewer = {"VNTANA_API_TOKEN": project.sandbox.access_token_for("CLIENT_ORGANIZATION_VIEWER"),
-              "VNTANA_CLIENT_UUID": project.sandbox.client_uuid}
+    viewer = {
+        "VNTANA_API_TOKEN": project.sandbox.access_token_for("CLIENT_ORGANIZATION_VIEWER"),
+        "VNTANA_CLIENT_UUID": project.sandbox.client_uuid,
+    }
     result = apply(project, env=viewer)
-    assert hint(result) == "use the personal access token of a user with one of those roles (a user has one key)"
+    assert (
+        hint(result) == "use the personal access token of a user with one of those roles (a user has one key)"
+    )
     manager = project.sandbox.access_token_for("CLIENT_ORGANIZATION_CONTENT_MANAGER")
     ok(apply(project, env={**viewer, "VNTANA_API_TOKEN": manager}))
 
@@ -85,8 +96,10 @@ def test_a_token_in_the_config_file_remove_it(project: Project) -> None:
     config = project.root / "reconciler.yaml"
     config.write_text(f"api_url: {project.sandbox.url}\ntoken: abc\n")
     result = project.cli("plan", "--refresh")
-    assert hint(result) == ("remove it and set the environment variable VNTANA_API_TOKEN (or 'token_env: NAME' to "
-                            "read it from another variable)")
+    assert hint(result) == (
+        "remove it and set the environment variable VNTANA_API_TOKEN (or 'token_env: NAME' to "
+        "read it from another variable)"
+    )
     config.write_text(f"api_url: {project.sandbox.url}\n")
     ok(project.cli("plan", "--refresh"))  # the token comes from VNTANA_API_TOKEN
     config.write_text(f"api_url: {project.sandbox.url}\ntoken_env: MY_KEY\n")
@@ -98,12 +111,16 @@ def test_an_unknown_setting_did_you_mean(project: Project) -> None:
     config = project.root / "reconciler.yaml"
     config.write_text("download_rout: comments\n")
     result = project.cli("plan", "--refresh")
-    assert "unknown setting 'download_rout'" in result.stderr and hint(result) == "did you mean 'download_route'?"
+    assert (
+        "unknown setting 'download_rout'" in result.stderr
+        and hint(result) == "did you mean 'download_route'?"
+    )
     config.write_text("download_route: comments\n")
     ok(project.cli("plan", "--refresh"))
 
 
 # -- apply ---------------------------------------------------------------------------------------
+
 
 def test_apply_without_a_terminal_pass_auto_approve_or_apply_a_saved_plan(project: Project) -> None:
     project.write_manifest(manifest([TRAIL, COURT]))
@@ -119,8 +136,10 @@ def test_a_failed_apply_names_the_plan_that_shows_the_retries(project: Project) 
     project.write_manifest(manifest([TRAIL, CHAIR]))
     failed = apply(project, "--state", "state/team.state.json", "--timeout", "2")
     assert failed.returncode == 1
-    assert ("run 'reconciler plan --state state/team.state.json' to see what the next apply does with them (failed "
-            "ones are retried, in-flight ones resumed)") in failed.stderr
+    assert (
+        "run 'reconciler plan --state state/team.state.json' to see what the next apply does with them (failed "
+        "ones are retried, in-flight ones resumed)"
+    ) in failed.stderr
     shown = project.cli("plan", "--state", "state/team.state.json", "--format", "json")
     ok(shown)
     assert {a["product"]: a["kind"] for a in json.loads(shown.stdout)["actions"]}[CHAIR] == "retry"
@@ -132,8 +151,10 @@ def test_a_saved_plan_made_for_the_sandbox_names_the_command_that_applies_it(pro
     ok(made)
     assert "run 'reconciler apply --sandbox sb.plan' to execute exactly this plan" in made.stdout
     result = project.cli("apply", "sb.plan", env={"VNTANA_API_TOKEN": ""})  # no token asked for
-    assert ("Error: sb.plan was made from the embedded sandbox's state state/sandbox.state.json, not "
-            "state/renders.state.json") in result.stderr
+    assert (
+        "Error: sb.plan was made from the embedded sandbox's state state/sandbox.state.json, not "
+        "state/renders.state.json"
+    ) in result.stderr
     assert hint(result) == "run 'reconciler apply --sandbox sb.plan'"
     ok(project.cli("apply", "--sandbox", "sb.plan", "--poll-interval", "0.05"))
 
@@ -151,8 +172,10 @@ def test_a_stale_saved_plan_make_it_again(project: Project) -> None:
     ok(project.cli("plan", "--sandbox", "--out", "old.plan"))
     ok(project.cli("apply", "--sandbox", "--auto-approve", "--target", TRAIL, "--poll-interval", "0.05"))
     result = project.cli("apply", "--sandbox", "old.plan")
-    assert hint(result) == ("make the plan again ('reconciler plan --sandbox --out FILE'), review it, then "
-                            "'reconciler apply --sandbox FILE'")
+    assert hint(result) == (
+        "make the plan again ('reconciler plan --sandbox --out FILE'), review it, then "
+        "'reconciler apply --sandbox FILE'"
+    )
     ok(project.cli("plan", "--sandbox", "--out", "new.plan"))
     ok(project.cli("apply", "--sandbox", "new.plan", "--poll-interval", "0.05"))
 
@@ -175,8 +198,10 @@ def test_a_locked_state_retry_with_lock_timeout(project: Project) -> None:
     try:
         wait_for((project.root / "state" / "renders.state.json.lock.info").exists, timeout=30)
         second = project.cli("apply", "--auto-approve", "--poll-interval", "0.05")
-        assert hint(second).startswith("wait for it to finish, retry with --lock-timeout SECONDS, or if that process "
-                                       "is gone run: reconciler force-unlock --state state/renders.state.json ")
+        assert hint(second).startswith(
+            "wait for it to finish, retry with --lock-timeout SECONDS, or if that process "
+            "is gone run: reconciler force-unlock --state state/renders.state.json "
+        )
         waited = project.cli("apply", "--auto-approve", "--poll-interval", "0.05", "--lock-timeout", "90")
         ok(waited)
     finally:
@@ -190,8 +215,10 @@ def test_a_download_route_that_does_not_serve_renders_ask_doctor(project: Projec
     broken = apply(project, env={"VNTANA_DOWNLOAD_ROUTE": "signed-url"})
     assert broken.returncode == 1
     assert "no download route serves it" in broken.stderr
-    assert ("(run 'reconciler doctor' to see which routes work, then set download_route); still in flight, the next "
-            "apply resumes it") in broken.stderr
+    assert (
+        "(run 'reconciler doctor' to see which routes work, then set download_route); still in flight, the next "
+        "apply resumes it"
+    ) in broken.stderr
     doctor = project.cli("doctor", "--product", TRAIL, "--format", "json")
     routes = json.loads(doctor.stdout)
     assert routes["settings"]["download_route"] == "comments"
@@ -214,6 +241,7 @@ def test_doctor_problems_trigger_nothing(project: Project) -> None:
 
 
 # -- webhooks -------------------------------------------------------------------------------------
+
 
 def test_a_bad_webhook_listen_value_follow_the_example(project: Project) -> None:
     project.write_manifest(manifest([TRAIL]))
@@ -243,15 +271,26 @@ def test_webhooks_rm_with_nothing_named_list_them(project: Project) -> None:
 
 # -- the first run ----------------------------------------------------------------------------------
 
-def test_the_first_run_says_where_the_files_are_and_a_plain_plan_points_at_the_sandbox(tmp_path: Path) -> None:
+
+def test_the_first_run_says_where_the_files_are_and_a_plain_plan_points_at_the_sandbox(
+    tmp_path: Path,
+) -> None:
     root = tmp_path / "newcomer"
     (root / "manifests").mkdir(parents=True)
     (root / "manifests" / "catalogue.yaml").write_text(manifest([TRAIL, COURT]))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("VNTANA_", "RECONCILER_"))} | {"NO_COLOR": "1"}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VNTANA_", "RECONCILER_"))} | {
+        "NO_COLOR": "1"
+    }
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "reconciler", *args], cwd=root, env=env, capture_output=True,
-                              text=True, timeout=120)
+        return subprocess.run(
+            [sys.executable, "-m", "reconciler", *args],
+            cwd=root,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
     first = cli("apply", "--sandbox", "--auto-approve", "--poll-interval", "0.05")
     ok(first)
@@ -259,9 +298,11 @@ def test_the_first_run_says_where_the_files_are_and_a_plain_plan_points_at_the_s
     assert (root / "downloads" / "sandbox" / TRAIL).is_dir()
     plan = cli("plan")
     ok(plan)
-    assert ("Note: state/renders.state.json (the state of the real VNTANA platform) does not exist yet, so this plan "
-            "starts from nothing; the sandbox's renders are in state/sandbox.state.json: 'reconciler plan --sandbox' "
-            "works with those.") in plan.stderr
+    assert (
+        "Note: state/renders.state.json (the state of the real VNTANA platform) does not exist yet, so this plan "
+        "starts from nothing; the sandbox's renders are in state/sandbox.state.json: 'reconciler plan --sandbox' "
+        "works with those."
+    ) in plan.stderr
     followed = cli("plan", "--sandbox", "--detailed-exitcode")
     assert followed.returncode == 0 and "No changes" in followed.stdout
     assert "Note:" not in followed.stderr
@@ -269,13 +310,16 @@ def test_the_first_run_says_where_the_files_are_and_a_plain_plan_points_at_the_s
 
 # -- PostgreSQL ------------------------------------------------------------------------------------
 
+
 def test_a_json_state_has_no_history_migrate_it(project: Project, pg_url: str) -> None:
     project.write_manifest(manifest([TRAIL]))
     ok(apply(project))
     result = project.cli("state", "history")
-    assert hint(result) == ("a postgresql:// state keeps every serial: 'reconciler state migrate "
-                            "state/renders.state.json postgresql://HOST/DBNAME' copies it there; then pass that URL "
-                            "as --state")
+    assert hint(result) == (
+        "a postgresql:// state keeps every serial: 'reconciler state migrate "
+        "state/renders.state.json postgresql://HOST/DBNAME' copies it there; then pass that URL "
+        "as --state"
+    )
     ok(project.cli("state", "migrate", "state/renders.state.json", pg_url))
     history = project.cli("state", "history", "--state", pg_url)
     ok(history)
@@ -284,7 +328,10 @@ def test_a_json_state_has_no_history_migrate_it(project: Project, pg_url: str) -
 def test_a_postgresql_url_that_lost_a_slash_write_it_whole(project: Project, pg_url: str) -> None:
     project.write_manifest(manifest([TRAIL]))
     result = project.cli("plan", "--state", pg_url.replace("postgresql://", "postgresql:/", 1))
-    assert hint(result) == "write it as postgresql://HOST/DBNAME (or postgresql:// to take all from PG* variables)"
+    assert (
+        hint(result)
+        == "write it as postgresql://HOST/DBNAME (or postgresql:// to take all from PG* variables)"
+    )
     ok(project.cli("plan", "--state", pg_url))
 
 
@@ -307,6 +354,7 @@ def test_a_postgresql_server_that_cannot_be_reached_check_the_url(project: Proje
 
 
 # -- GitHub ----------------------------------------------------------------------------------------
+
 
 @pytest.fixture
 def gh_step(tmp_path: Path):  # type: ignore[no-untyped-def]
@@ -362,6 +410,8 @@ def test_github_api_unreachable_check_the_url(gh_step) -> None:  # type: ignore[
         s.bind(("127.0.0.1", 0))
         dead = s.getsockname()[1]
     started = time.monotonic()
-    result = gh_step.cli("github", "plan-comment", str(planfile), env={"GITHUB_API_URL": f"http://127.0.0.1:{dead}"})
+    result = gh_step.cli(
+        "github", "plan-comment", str(planfile), env={"GITHUB_API_URL": f"http://127.0.0.1:{dead}"}
+    )
     assert hint(result) == "check GITHUB_API_URL and the runner's network", time.monotonic() - started
     ok(gh_step.cli("github", "plan-comment", str(planfile)))

@@ -19,10 +19,16 @@ TRAIL, COURT, CHAIR, LOAFER, TOTE = (PRODUCTS[k] for k in ("trail", "court", "ch
 UNKNOWABLE = "imageBackground, transparentBackground, turntable.background, turntable.transparentBackground"
 
 # court's manifest entry: a WEBP still and a longer, faster turntable without a GIF.
-COURT_LINES = ("imageFormat: WEBP\nimageWidth: 40\nimageHeight: 30\nturntable:\n  includeGif: false\n"
-               "  imageCount: 7\n  frameRate: 9\n  width: 48\n  height: 16")
-COURT_SPEC = tiny_spec(imageFormat="WEBP", imageWidth=40, imageHeight=30,
-                       turntable={"includeGif": False, "imageCount": 7, "frameRate": 9, "width": 48, "height": 16})
+COURT_LINES = (
+    "imageFormat: WEBP\nimageWidth: 40\nimageHeight: 30\nturntable:\n  includeGif: false\n"
+    "  imageCount: 7\n  frameRate: 9\n  width: 48\n  height: 16"
+)
+COURT_SPEC = tiny_spec(
+    imageFormat="WEBP",
+    imageWidth=40,
+    imageHeight=30,
+    turntable={"includeGif": False, "imageCount": 7, "frameRate": 9, "width": 48, "height": 16},
+)
 
 
 def _actions(project: Project) -> dict[str, dict]:
@@ -31,7 +37,9 @@ def _actions(project: Project) -> dict[str, dict]:
     return {a["product"]: a for a in json.loads(plan.stdout)["actions"]}
 
 
-def test_matching_renders_are_adopted_without_a_render_and_the_next_plan_has_no_changes(project: Project) -> None:
+def test_matching_renders_are_adopted_without_a_render_and_the_next_plan_has_no_changes(
+    project: Project,
+) -> None:
     render_behind_our_back(project.sandbox, [TRAIL], tiny_spec())
     render_behind_our_back(project.sandbox, [COURT], COURT_SPEC)
     project.write_manifest(manifest([TRAIL, COURT], overrides={COURT: COURT_LINES}))
@@ -62,16 +70,21 @@ def test_matching_renders_are_adopted_without_a_render_and_the_next_plan_has_no_
     assert project.triggers(TRAIL) == 1 and project.triggers(COURT) == 1  # import paid for nothing
 
 
-def test_a_mismatch_is_shown_field_by_field_and_planned_as_a_rerender_of_exactly_that(project: Project) -> None:
-    render_behind_our_back(project.sandbox, [CHAIR], tiny_spec(imageWidth=48, imageFormat="JPG",
-                                                               turntable={"imageCount": 6, "frameRate": 12}))
+def test_a_mismatch_is_shown_field_by_field_and_planned_as_a_rerender_of_exactly_that(
+    project: Project,
+) -> None:
+    render_behind_our_back(
+        project.sandbox,
+        [CHAIR],
+        tiny_spec(imageWidth=48, imageFormat="JPG", turntable={"imageCount": 6, "frameRate": 12}),
+    )
     project.write_manifest(manifest([CHAIR]))
 
     result = project.cli("import", CHAIR)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     start = lines.index(f"~ {CHAIR}  {CHAIR[:8]}")
-    assert lines[start + 1:start + 7] == [
+    assert lines[start + 1 : start + 7] == [
         "    does not match the manifest; recorded as the platform has it, the plan re-renders it:",
         "      imageFormat: platform JPG, manifest PNG",
         "      imageWidth: platform 48, manifest 32",
@@ -80,20 +93,27 @@ def test_a_mismatch_is_shown_field_by_field_and_planned_as_a_rerender_of_exactly
         f"      unknown from the files (taken from the manifest): {UNKNOWABLE}",
     ]
     record = project.state()["products"][CHAIR]
-    assert record["spec"] == tiny_spec(imageWidth=48, imageFormat="JPG", turntable={"imageCount": 6, "frameRate": 12})
+    assert record["spec"] == tiny_spec(
+        imageWidth=48, imageFormat="JPG", turntable={"imageCount": 6, "frameRate": 12}
+    )
 
     action = _actions(project)[CHAIR]
     assert (action["kind"], action["reason"]) == ("rerender", "spec_changed")
     assert [(c["field"], c["old"], c["new"]) for c in action["changes"]] == [
-        ("imageFormat", "JPG", "PNG"), ("imageWidth", 48, 32),
-        ("turntable.frameRate", 12, 4), ("turntable.imageCount", 6, 4)]
+        ("imageFormat", "JPG", "PNG"),
+        ("imageWidth", 48, 32),
+        ("turntable.frameRate", 12, 4),
+        ("turntable.imageCount", 6, 4),
+    ]
     assert action["effect"] == "replaces still JPG→PNG, the MP4 turntable and the GIF"
     plan = project.cli("plan")
     assert "imageFormat JPG → PNG, imageWidth 48 → 32" in plan.stdout
     assert project.triggers(CHAIR) == 1
 
 
-def test_a_gif_on_the_platform_that_the_manifest_turned_off_is_a_mismatch_that_deletes_it(project: Project) -> None:
+def test_a_gif_on_the_platform_that_the_manifest_turned_off_is_a_mismatch_that_deletes_it(
+    project: Project,
+) -> None:
     render_behind_our_back(project.sandbox, [TOTE], tiny_spec())
     project.write_manifest(manifest([TOTE], gif=False))
     result = project.cli("import", TOTE, "--format", "json")
@@ -108,7 +128,9 @@ def test_a_gif_on_the_platform_that_the_manifest_turned_off_is_a_mismatch_that_d
     assert action["deletes"] == ["the GIF"]
 
 
-def test_all_skips_recorded_products_leaves_unrendered_ones_to_the_plan_and_force_reimports(project: Project) -> None:
+def test_all_skips_recorded_products_leaves_unrendered_ones_to_the_plan_and_force_reimports(
+    project: Project,
+) -> None:
     project.write_manifest(manifest([TRAIL]))
     assert project.apply().returncode == 0
     render_behind_our_back(project.sandbox, [TOTE], tiny_spec())
@@ -117,12 +139,19 @@ def test_all_skips_recorded_products_leaves_unrendered_ones_to_the_plan_and_forc
 
     result = project.cli("import", "--all")
     assert result.returncode == 0, result.stderr
-    assert f"  {TRAIL}  {TRAIL[:8]}\n    already in the state; skipped (--force imports it again)" in result.stdout
-    assert f"+ {LOAFER}  {LOAFER[:8]}\n    no renders on the platform; nothing recorded, the plan renders it" \
+    assert (
+        f"  {TRAIL}  {TRAIL[:8]}\n    already in the state; skipped (--force imports it again)"
         in result.stdout
+    )
+    assert (
+        f"+ {LOAFER}  {LOAFER[:8]}\n    no renders on the platform; nothing recorded, the plan renders it"
+        in result.stdout
+    )
     assert f"= {TOTE}" in result.stdout
-    assert "Imported 1 of 3 product(s): 1 in sync, 0 mismatched, 0 incomplete, 1 without renders, 1 skipped" \
+    assert (
+        "Imported 1 of 3 product(s): 1 in sync, 0 mismatched, 0 incomplete, 1 without renders, 1 skipped"
         in result.stdout
+    )
     state = project.state()
     assert sorted(state["products"]) == sorted([TRAIL, TOTE])
     assert state["serial"] == serial + 1
@@ -144,15 +173,18 @@ def test_a_product_missing_its_mp4_is_incomplete_and_left_to_the_plan(project: P
 
     render_behind_our_back(project.sandbox, [COURT], tiny_spec(imageWidth=48))
     sb = project.sandbox
-    with VntanaClient(ClientSettings(api_url=sb.url, token=sb.access_token,
-                                     organization_uuid=sb.organization_uuid)) as client:
+    with VntanaClient(
+        ClientSettings(api_url=sb.url, token=sb.access_token, organization_uuid=sb.organization_uuid)
+    ) as client:
         (mp4,) = [a for a in client.search_attachments(COURT, "TURNTABLE") if a.name.endswith(".mp4")]
         client.delete_attachment(COURT, mp4.uuid)
     project.write_manifest(manifest([COURT]))
     result = project.cli("import", COURT)
     assert result.returncode == 0, result.stderr
-    assert ("    incomplete: no MP4 turntable on the platform; nothing recorded, the plan renders it\n"
-            "      imageWidth: platform 48, manifest 32\n") in result.stdout
+    assert (
+        "    incomplete: no MP4 turntable on the platform; nothing recorded, the plan renders it\n"
+        "      imageWidth: platform 48, manifest 32\n"
+    ) in result.stdout
     assert not project.state_path.exists() or COURT not in project.state()["products"]
     assert _actions(project)[COURT]["kind"] == "render"
 

@@ -12,13 +12,19 @@ from tests.e2e.conftest import PRODUCTS, Project, manifest
 TRAIL, COURT, CHAIR = PRODUCTS["trail"], PRODUCTS["court"], PRODUCTS["chair"]
 SOME = [TRAIL, COURT, CHAIR]
 # What someone else renders behind the reconciler's back: another format, six frames, no GIF.
-OTHER_SPEC = {"imageWidth": 32, "imageHeight": 24, "imageFormat": "WEBP",
-              "turntable": {"includeGif": False, "imageCount": 6, "frameRate": 4, "width": 32, "height": 32}}
+OTHER_SPEC = {
+    "imageWidth": 32,
+    "imageHeight": 24,
+    "imageFormat": "WEBP",
+    "turntable": {"includeGif": False, "imageCount": 6, "frameRate": 4, "width": 32, "height": 32},
+}
 
 
 def _client(project: Project) -> VntanaClient:
     sb = project.sandbox
-    return VntanaClient(ClientSettings(api_url=sb.url, token=sb.access_token, organization_uuid=sb.organization_uuid))
+    return VntanaClient(
+        ClientSettings(api_url=sb.url, token=sb.access_token, organization_uuid=sb.organization_uuid)
+    )
 
 
 def _actions(project: Project, *args: str) -> dict[str, dict]:
@@ -27,7 +33,9 @@ def _actions(project: Project, *args: str) -> dict[str, dict]:
     return {a["product"]: a for a in json.loads(result.stdout)["actions"]}
 
 
-def test_every_cause_of_drift_is_detected_with_its_reason_and_refresh_only_converges(project: Project) -> None:
+def test_every_cause_of_drift_is_detected_with_its_reason_and_refresh_only_converges(
+    project: Project,
+) -> None:
     project.write_manifest(manifest(SOME))
     assert project.apply().returncode == 0
     assert all(a["kind"] == "noop" for a in _actions(project, "--refresh").values())
@@ -73,13 +81,18 @@ def test_every_cause_of_drift_is_detected_with_its_reason_and_refresh_only_conve
     # The adopted files were read: the state knows COURT now holds a WEBP, 6 frames, no GIF.
     assert (final[COURT]["kind"], final[COURT]["reason"]) == ("rerender", "spec_changed")
     assert {(c["field"], c["old"], c["new"]) for c in final[COURT]["changes"]} == {
-        ("imageFormat", "WEBP", "PNG"), ("turntable.imageCount", 6, 4), ("turntable.includeGif", False, True)}
+        ("imageFormat", "WEBP", "PNG"),
+        ("turntable.imageCount", 6, 4),
+        ("turntable.includeGif", False, True),
+    }
     # The GIF is really gone on the platform, and the state now says so: a re-render, by plan alone.
     assert (final[TRAIL]["kind"], final[TRAIL]["reason"]) == ("rerender", "remote_missing")
     assert project.triggers(TRAIL) == 1
 
 
-def test_orphans_are_kept_by_default_forgotten_with_prune_and_deleted_with_prune_delete(project: Project) -> None:
+def test_orphans_are_kept_by_default_forgotten_with_prune_and_deleted_with_prune_delete(
+    project: Project,
+) -> None:
     project.write_manifest(manifest(SOME))
     assert project.apply().returncode == 0
     project.write_manifest(manifest([TRAIL]))
@@ -114,7 +127,9 @@ def test_protect_blocks_rerender_and_prune_and_survives_removal_from_the_manifes
     assert project.apply().returncode == 0
     assert project.triggers(COURT) == 1 and project.triggers(TRAIL) == 2
 
-    project.write_manifest(manifest([TRAIL, CHAIR], gif=False))  # the product and its guard leave the manifests
+    project.write_manifest(
+        manifest([TRAIL, CHAIR], gif=False)
+    )  # the product and its guard leave the manifests
     actions = _actions(project, "--prune=delete")
     assert actions[COURT]["kind"] == "blocked"
     assert project.apply("--prune=delete").returncode == 0
@@ -127,7 +142,7 @@ def test_the_breaker_refuses_a_large_change_naming_the_limit_and_allow_large_pas
     many = list(PRODUCTS.values())
     project.write_manifest(manifest(many))
     assert project.apply().returncode == 0
-    project.write_manifest(manifest(many, overrides={u: "imageFormat: JPG" for u in many[:3]}))
+    project.write_manifest(manifest(many, overrides=dict.fromkeys(many[:3], "imageFormat: JPG")))
     assert project.cli("plan").returncode == 0, "3 of 5 stays under the default floor of 10 products"
 
     refused = project.cli("plan", "--max-rerender-share", "0.5", "--out", "big.plan")

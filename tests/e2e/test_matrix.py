@@ -72,8 +72,16 @@ def test_the_main_flows_pass_unchanged_under_every_reading(world: Project) -> No
     # 1-2. A crash after the first trigger, then a resumed run that waits with webhooks.
     killed = project.apply(env={"RECONCILER_FAILPOINT": "after-trigger"})
     assert killed.returncode == -signal.SIGKILL, killed.stderr
-    resumed = project.cli("apply", "--auto-approve", "--webhook-listen", "127.0.0.1:0", "--poll-interval", "2",
-                          "--timeout", "30")
+    resumed = project.cli(
+        "apply",
+        "--auto-approve",
+        "--webhook-listen",
+        "127.0.0.1:0",
+        "--poll-interval",
+        "2",
+        "--timeout",
+        "30",
+    )
     assert resumed.returncode == 0, resumed.stderr
     deliveries = next(line for line in resumed.stderr.splitlines() if line.startswith("Webhook deliveries:"))
     assert not deliveries.startswith("Webhook deliveries: 0 accepted"), deliveries
@@ -86,9 +94,11 @@ def test_the_main_flows_pass_unchanged_under_every_reading(world: Project) -> No
     gif = next(a["uuid"] for a in records[COURT]["attachments"] if a["kind"] == "gif")
     with platform_client(sandbox) as client:
         client.delete_attachment(COURT, gif)
-    foreign = {upload(sandbox, CHAIR, "spec-sheet.pdf", PDF)["uuid"]: "PRODUCT",
-               upload(sandbox, CHAIR, f"qrCode_{CHAIR}.png", PNG)["uuid"]: "PRODUCT",
-               upload(sandbox, CHAIR, "hand-made.png", PNG, store_type="RENDER")["uuid"]: "RENDER"}
+    foreign = {
+        upload(sandbox, CHAIR, "spec-sheet.pdf", PDF)["uuid"]: "PRODUCT",
+        upload(sandbox, CHAIR, f"qrCode_{CHAIR}.png", PNG)["uuid"]: "PRODUCT",
+        upload(sandbox, CHAIR, "hand-made.png", PNG, store_type="RENDER")["uuid"]: "RENDER",
+    }
     hand_on_trail = upload(sandbox, TRAIL, "hand-made.png", PNG, store_type="RENDER")["uuid"]
     render_behind_our_back(sandbox, [LOAFER], tiny_spec())
     project.write_manifest(manifest([TRAIL, COURT, LOAFER]))  # CHAIR leaves the manifests
@@ -101,8 +111,9 @@ def test_the_main_flows_pass_unchanged_under_every_reading(world: Project) -> No
     assert (actions[TRAIL]["kind"], actions[TRAIL]["reason"]) == ("noop", "foreign_files")
     assert (actions[LOAFER]["kind"], actions[LOAFER]["reason"]) == ("blocked", "new")
     assert actions[CHAIR]["kind"] == "delete"
-    assert sorted(actions[CHAIR]["keeps"]) == sorted(["spec-sheet.pdf (PRODUCT)", f"qrCode_{CHAIR}.png (PRODUCT)",
-                                                     "hand-made.png (RENDER)"])
+    assert sorted(actions[CHAIR]["keeps"]) == sorted(
+        ["spec-sheet.pdf (PRODUCT)", f"qrCode_{CHAIR}.png (PRODUCT)", "hand-made.png (RENDER)"]
+    )
     assert len(actions[CHAIR]["deletes"]) == 2  # its still and its MP4: no GIF
 
     # 5. Import adopts what was rendered elsewhere, without a render.

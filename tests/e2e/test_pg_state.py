@@ -44,15 +44,18 @@ def redacted(url: str) -> str:
     return url.replace(f":{parts.password}@", ":***@")
 
 
-def test_apply_plan_and_the_state_commands_work_on_a_postgresql_state(project: Project, pg_url: str,
-                                                                    seen: Seen) -> None:
+def test_apply_plan_and_the_state_commands_work_on_a_postgresql_state(
+    project: Project, pg_url: str, seen: Seen
+) -> None:
     project.write_manifest(manifest({"trail": TRAIL, "court": COURT}))
     applied = seen(project.apply("--state", pg_url))
     assert applied.returncode == 0, applied.stderr
     plan = seen(project.cli("plan", "--state", pg_url, "--detailed-exitcode"))
     assert plan.returncode == 0, plan.stdout + plan.stderr
     assert "No changes" in plan.stdout
-    listed = seen(project.cli("state", "list", env={"RECONCILER_STATE": pg_url}))  # the variable selects it too
+    listed = seen(
+        project.cli("state", "list", env={"RECONCILER_STATE": pg_url})
+    )  # the variable selects it too
     assert listed.returncode == 0, listed.stderr
     assert TRAIL in listed.stdout and COURT in listed.stdout
     assert f"2 product(s); state {redacted(pg_url)}, serial " in listed.stdout
@@ -64,8 +67,9 @@ def test_apply_plan_and_the_state_commands_work_on_a_postgresql_state(project: P
     seen.check()
 
 
-def test_a_saved_plan_is_on_record_and_a_stale_one_is_refused_across_runs(project: Project, pg_url: str,
-                                                                         seen: Seen) -> None:
+def test_a_saved_plan_is_on_record_and_a_stale_one_is_refused_across_runs(
+    project: Project, pg_url: str, seen: Seen
+) -> None:
     project.write_manifest(manifest({"trail": TRAIL}))
     made = seen(project.cli("plan", "--state", pg_url, "--out", "plan.json"))
     assert made.returncode == 0, made.stderr
@@ -89,14 +93,18 @@ def test_a_saved_plan_is_on_record_and_a_stale_one_is_refused_across_runs(projec
     seen.check()
 
 
-def test_state_migrate_from_the_file_to_postgresql_and_back(project: Project, pg_url: str, seen: Seen) -> None:
+def test_state_migrate_from_the_file_to_postgresql_and_back(
+    project: Project, pg_url: str, seen: Seen
+) -> None:
     project.write_manifest(manifest({"trail": TRAIL, "court": COURT}))
     assert project.apply().returncode == 0
     file_state = project.state()
     moved = seen(project.cli("state", "migrate", "state/renders.state.json", pg_url))
     assert moved.returncode == 0, moved.stderr
-    assert (f"Copied 2 product(s) from state/renders.state.json to {redacted(pg_url)} (lineage "
-            f"{file_state['lineage']}, serial {file_state['serial']}).") in moved.stdout
+    assert (
+        f"Copied 2 product(s) from state/renders.state.json to {redacted(pg_url)} (lineage "
+        f"{file_state['lineage']}, serial {file_state['serial']})."
+    ) in moved.stdout
     plan = seen(project.cli("plan", "--state", pg_url, "--detailed-exitcode"))
     assert plan.returncode == 0 and "No changes" in plan.stdout
     pulled = seen(project.cli("state", "pull", "--state", pg_url))
@@ -106,8 +114,10 @@ def test_state_migrate_from_the_file_to_postgresql_and_back(project: Project, pg
     assert seen(project.cli("state", "rm", COURT)).returncode == 0
     refused = seen(project.cli("state", "migrate", "state/renders.state.json", pg_url))
     assert refused.returncode == 1
-    assert f"Error: {redacted(pg_url)} already holds a state (lineage {file_state['lineage']}, serial " \
-           f"{file_state['serial']}, 2 products); refusing to replace it" in refused.stderr
+    assert (
+        f"Error: {redacted(pg_url)} already holds a state (lineage {file_state['lineage']}, serial "
+        f"{file_state['serial']}, 2 products); refusing to replace it" in refused.stderr
+    )
     assert "--force" in refused.stderr
     forced = seen(project.cli("state", "migrate", "state/renders.state.json", pg_url, "--force"))
     assert forced.returncode == 0, forced.stderr
@@ -128,18 +138,26 @@ with open_store(sys.argv[1]).lock("apply") as info:
 """
 
 
-def test_a_locked_postgresql_state_names_its_holder_and_force_unlock_frees_it(project: Project, pg_url: str,
-                                                                             seen: Seen) -> None:
+def test_a_locked_postgresql_state_names_its_holder_and_force_unlock_frees_it(
+    project: Project, pg_url: str, seen: Seen
+) -> None:
     project.write_manifest(manifest({"trail": TRAIL}))
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, pg_url], cwd=ROOT, stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, pg_url],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout is not None
         lock_id = holder.stdout.readline().strip()
         locked = seen(project.apply("--state", pg_url, "--lock-timeout", "0.3"))
         assert locked.returncode == 1
-        assert (f"Error: state {redacted(pg_url)} is locked by another process (id={lock_id}, operation=apply, "
-                "who=") in locked.stderr
+        assert (
+            f"Error: state {redacted(pg_url)} is locked by another process (id={lock_id}, operation=apply, "
+            "who="
+        ) in locked.stderr
         assert f"pid={holder.pid}" in locked.stderr
         assert f"reconciler force-unlock --state {redacted(pg_url)} {lock_id}" in locked.stderr
         unlocked = seen(project.cli("force-unlock", "--state", pg_url, lock_id))
@@ -168,14 +186,24 @@ def test_a_wrong_password_is_a_clear_error_without_the_password(project: Project
 def test_the_new_state_commands_refuse_what_they_cannot_do(project: Project, pg_url: str, seen: Seen) -> None:
     project.write_manifest(manifest({"trail": TRAIL}))
     cases = [
-        (("state", "history"), "Error: state/renders.state.json is a JSON file: it keeps no history of its own"),
+        (
+            ("state", "history"),
+            "Error: state/renders.state.json is a JSON file: it keeps no history of its own",
+        ),
         (("state", "pull", "--serial", "1"), "Error: state/renders.state.json is a JSON file"),
-        (("state", "pull", "--state", pg_url, "--serial", "7"),
-         f"Error: serial 7 is not in the history of {redacted(pg_url)}"),
-        (("state", "migrate", pg_url, "state/copy.json"), f"Error: {redacted(pg_url)} holds no state yet; "
-                                                          "nothing to copy"),
+        (
+            ("state", "pull", "--state", pg_url, "--serial", "7"),
+            f"Error: serial 7 is not in the history of {redacted(pg_url)}",
+        ),
+        (
+            ("state", "migrate", pg_url, "state/copy.json"),
+            f"Error: {redacted(pg_url)} holds no state yet; nothing to copy",
+        ),
         (("state", "migrate", pg_url, pg_url), f"Error: FROM and TO are the same state ({redacted(pg_url)})"),
-        (("plan", "--state", "s3://bucket/renders.json"), "Error: state location s3://…: no state backend for 's3'"),
+        (
+            ("plan", "--state", "s3://bucket/renders.json"),
+            "Error: state location s3://…: no state backend for 's3'",
+        ),
     ]
     for args, expected in cases:
         result = seen(project.cli(*args))

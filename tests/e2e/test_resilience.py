@@ -62,8 +62,16 @@ def test_killed_between_write_ahead_and_trigger_is_waited_for_then_retried_once(
 
 
 def test_apply_converges_through_throttling_unavailability_and_early_url_expiry(project: Project) -> None:
-    project.sandbox.set_faults(FaultConfig(rate_429=0.25, retry_after_seconds=0, rate_503=0.15,
-                                           signed_url_ttl_override=0.05, latency_seconds=0.01, seed=7))
+    project.sandbox.set_faults(
+        FaultConfig(
+            rate_429=0.25,
+            retry_after_seconds=0,
+            rate_503=0.15,
+            signed_url_ttl_override=0.05,
+            latency_seconds=0.01,
+            seed=7,
+        )
+    )
     project.write_manifest(manifest(SOME))
     result = project.apply("--download-dir", "files", env={"VNTANA_DOWNLOAD_ROUTE": "signed-url"})
     assert result.returncode == 0, result.stderr
@@ -96,13 +104,24 @@ def test_failed_jobs_are_recorded_failed_and_retried_by_the_next_apply(project: 
     assert project.triggers(bad) == 2
 
 
-def test_webhook_failed_event_fails_fast_and_dropped_deliveries_fall_back_to_polling(project: Project) -> None:
+def test_webhook_failed_event_fails_fast_and_dropped_deliveries_fall_back_to_polling(
+    project: Project,
+) -> None:
     bad = PRODUCTS["chair"]
-    project.sandbox.set_faults(FaultConfig(fail_products=frozenset({bad}), webhook_drop_rate=0.5,
-                                           webhook_duplicate_rate=0.5, seed=3))
+    project.sandbox.set_faults(
+        FaultConfig(fail_products=frozenset({bad}), webhook_drop_rate=0.5, webhook_duplicate_rate=0.5, seed=3)
+    )
     project.write_manifest(manifest(SOME))
-    result = project.cli("apply", "--auto-approve", "--webhook-listen", "127.0.0.1:0", "--poll-interval", "0.5",
-                         "--timeout", "20")
+    result = project.cli(
+        "apply",
+        "--auto-approve",
+        "--webhook-listen",
+        "127.0.0.1:0",
+        "--poll-interval",
+        "0.5",
+        "--timeout",
+        "20",
+    )
     assert result.returncode == 1, result.stderr
     state = project.state()["products"]
     assert state[bad]["status"] == "failed"
@@ -131,14 +150,18 @@ def test_a_second_apply_fails_fast_naming_the_lock_holder(project: Project) -> N
     assert all(project.triggers(u) == 1 for u in SOME)
 
 
-def test_a_render_that_cannot_be_downloaded_stays_in_flight_and_is_fetched_not_paid_again(project: Project) -> None:
+def test_a_render_that_cannot_be_downloaded_stays_in_flight_and_is_fetched_not_paid_again(
+    project: Project,
+) -> None:
     project.write_manifest(manifest(SOME))
     project.sandbox.set_faults(FaultConfig(signed_url_ttl_override=0.0))  # every signed URL is already late
     broken = project.apply(env={"VNTANA_DOWNLOAD_ROUTE": "signed-url"})
     assert broken.returncode == 1
     assert "still in flight, the next apply resumes it" in broken.stderr
     assert {r["status"] for r in project.state()["products"].values()} == {"in_flight"}
-    assert {a["kind"] for a in json.loads(project.cli("plan", "--format", "json").stdout)["actions"]} == {"resume"}
+    assert {a["kind"] for a in json.loads(project.cli("plan", "--format", "json").stdout)["actions"]} == {
+        "resume"
+    }
 
     project.sandbox.set_faults(FaultConfig())
     fixed = project.apply()

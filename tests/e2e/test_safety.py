@@ -22,11 +22,16 @@ def test_apply_from_an_offline_plan_does_not_trigger_over_a_hand_made_render(pro
     project.write_manifest(manifest([TRAIL, COURT], gif=False))  # both need a re-render
 
     plan = json.loads(project.cli("plan", "--format", "json").stdout)
-    assert {a["product"]: a["kind"] for a in plan["actions"]} == {TRAIL: "rerender", COURT: "rerender"}  # offline
+    assert {a["product"]: a["kind"] for a in plan["actions"]} == {
+        TRAIL: "rerender",
+        COURT: "rerender",
+    }  # offline
     result = project.apply()
     assert result.returncode == 1
-    assert (f"{TRAIL}: not triggered: its Renders tab holds 1 file(s) the reconciler did not make "
-            f"(hand-made.png (RENDER)), which a trigger may replace") in result.stderr
+    assert (
+        f"{TRAIL}: not triggered: its Renders tab holds 1 file(s) the reconciler did not make "
+        f"(hand-made.png (RENDER)), which a trigger may replace"
+    ) in result.stderr
     assert f"--replace {TRAIL} renders over them" in result.stderr
     assert project.state()["products"][TRAIL] == before, "the refused product's record is untouched"
     assert (project.triggers(TRAIL), project.triggers(COURT)) == (1, 2)

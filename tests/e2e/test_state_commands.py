@@ -44,7 +44,9 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> Path:
         project = Project(base / "project", sandbox)
         project.write_manifest(manifest(CATALOGUE, overrides={TRAIL: "protect: true"}))
         assert project.apply().returncode == 1  # the unknown product fails; the rest render
-        project.write_manifest(manifest(CATALOGUE, overrides={TRAIL: "protect: true", CHAIR: "imageFormat: WEBP"}))
+        project.write_manifest(
+            manifest(CATALOGUE, overrides={TRAIL: "protect: true", CHAIR: "imageFormat: WEBP"})
+        )
         assert project.apply().returncode == 1
     return project.root
 
@@ -88,8 +90,14 @@ def test_list_shows_every_record_and_each_filter_narrows_it(work: Work) -> None:
     lines = listed.stdout.splitlines()
     assert lines[0].split() == ["UUID", "NAME", "STATUS", "SPEC", "FILES", "PROTECT"]
     rows = {r[0]: r for r in _rows(listed.stdout)}
-    assert rows[TRAIL] == [TRAIL, "trail", "rendered", state["products"][TRAIL]["spec_hash"][:12],
-                           "still,turntable,gif", "yes"]
+    assert rows[TRAIL] == [
+        TRAIL,
+        "trail",
+        "rendered",
+        state["products"][TRAIL]["spec_hash"][:12],
+        "still,turntable,gif",
+        "yes",
+    ]
     assert rows[UNKNOWN_PRODUCT][1:3] == ["dead", "failed"] and rows[UNKNOWN_PRODUCT][4:] == ["-", "no"]
     assert list(rows) == sorted(CATALOGUE.values())
     assert lines[-1] == f"4 product(s); state state/renders.state.json, serial {state['serial']}."
@@ -102,12 +110,18 @@ def test_list_shows_every_record_and_each_filter_narrows_it(work: Work) -> None:
     by_uuid = work.cli("state", "list", "--match", CHAIR[:8].upper() + "*")
     assert [r[0] for r in _rows(by_uuid.stdout)] == [CHAIR]
 
-    work.write_manifest(manifest(CATALOGUE, overrides={TRAIL: "protect: true", CHAIR: "imageFormat: WEBP",
-                                                          COURT: "imageWidth: 40"}))
+    work.write_manifest(
+        manifest(
+            CATALOGUE, overrides={TRAIL: "protect: true", CHAIR: "imageFormat: WEBP", COURT: "imageWidth: 40"}
+        )
+    )
     planned = work.cli("state", "list", "--action", "rerender", "--action", "retry", "--format", "json")
     assert planned.exit_code == 0, planned.stderr
     data = json.loads(planned.stdout)
-    assert [(p["uuid"], p["action"]) for p in data["products"]] == [(UNKNOWN_PRODUCT, "retry"), (COURT, "rerender")]
+    assert [(p["uuid"], p["action"]) for p in data["products"]] == [
+        (UNKNOWN_PRODUCT, "retry"),
+        (COURT, "rerender"),
+    ]
     assert data["state"]["serial"] == state["serial"]
     noop = work.cli("state", "list", "--action", "noop", "--status", "rendered")
     assert _rows(noop.stdout)[0][-1] == "noop"
@@ -130,8 +144,10 @@ def test_show_prints_spec_files_hashes_and_history_in_text_and_json(work: Work) 
         assert f"sha256:{att['sha256']}  {att['size']} bytes  {att['content_type']}" in out
     (past,) = chair["history"]
     assert "  history (1 earlier render(s), newest first):\n" in out
-    assert (f"    {past['recorded_at']}  spec {past['spec_hash'][:12]}  still PNG 32x24, turntable 4 frames @ 4 fps "
-            "32x32 + GIF\n") in out
+    assert (
+        f"    {past['recorded_at']}  spec {past['spec_hash'][:12]}  still PNG 32x24, turntable 4 frames @ 4 fps "
+        "32x32 + GIF\n"
+    ) in out
     assert all(f"sha256:{a['sha256']}" in out for a in past["attachments"])
     failed = work.cli("state", "show", UNKNOWN_PRODUCT.upper())
     assert "  error:     PRODUCT_NOT_FOUND\n" in failed.stdout
@@ -142,8 +158,10 @@ def test_show_prints_spec_files_hashes_and_history_in_text_and_json(work: Work) 
 
     missing = work.cli("state", "show", TOTE)
     assert missing.exit_code == 1
-    assert missing.stderr == (f"Error: not in the state state/renders.state.json: {TOTE}\n"
-                              "Hint: 'reconciler state list' shows the recorded products\n")
+    assert missing.stderr == (
+        f"Error: not in the state state/renders.state.json: {TOTE}\n"
+        "Hint: 'reconciler state list' shows the recorded products\n"
+    )
 
 
 def test_rm_dry_run_changes_nothing_and_rm_keeps_a_backup_and_bumps_the_serial(work: Work) -> None:
@@ -152,7 +170,10 @@ def test_rm_dry_run_changes_nothing_and_rm_keeps_a_backup_and_bumps_the_serial(w
     dry = work.cli("state", "rm", COURT, CHAIR, "--dry-run")
     assert dry.exit_code == 0, dry.stderr
     assert f"would forget {COURT} court (rendered, 3 files)" in dry.stdout
-    assert f"Dry run: the state was not changed (state/renders.state.json, serial {state['serial']})." in dry.stdout
+    assert (
+        f"Dry run: the state was not changed (state/renders.state.json, serial {state['serial']})."
+        in dry.stdout
+    )
     assert work.state_path.read_text() == before
 
     unknown = work.cli("state", "rm", COURT, TOTE, NEW_UUID)
@@ -167,9 +188,10 @@ def test_rm_dry_run_changes_nothing_and_rm_keeps_a_backup_and_bumps_the_serial(w
     assert after["serial"] == state["serial"] + 1 and after["lineage"] == state["lineage"]
     backup = work.root / "state" / "renders.state.json.backup"
     assert json.loads(backup.read_text()) == state
-    assert (f"Removed 2 product(s) from state/renders.state.json (serial {state['serial']} → {after['serial']}); "
-            "the previous state is in state/renders.state.json.backup. Nothing was changed on the platform.") \
-        in removed.stdout
+    assert (
+        f"Removed 2 product(s) from state/renders.state.json (serial {state['serial']} → {after['serial']}); "
+        "the previous state is in state/renders.state.json.backup. Nothing was changed on the platform."
+    ) in removed.stdout
     plan = json.loads(work.cli("plan", "--format", "json").stdout)
     assert {a["product"]: a["kind"] for a in plan["actions"]}[COURT] == "render"
 
@@ -205,16 +227,23 @@ with FileStateStore(sys.argv[1]).lock("apply") as info:
 
 
 def test_writing_commands_fail_naming_the_holder_while_another_process_holds_the_lock(work: Work) -> None:
-    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(work.state_path)], cwd=ROOT,
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(work.state_path)],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout is not None
         lock_id = holder.stdout.readline().strip()
         for args in (("rm", TRAIL), ("mv", TRAIL, NEW_UUID)):
             result = work.cli("state", *args, "--lock-timeout", "0.2")
             assert result.exit_code == 1
-            assert (f"Error: state state/renders.state.json is locked by another process (id={lock_id}, "
-                    f"operation=apply, who=") in result.stderr
+            assert (
+                f"Error: state state/renders.state.json is locked by another process (id={lock_id}, "
+                f"operation=apply, who="
+            ) in result.stderr
             assert f"pid={holder.pid}" in result.stderr
             assert f"reconciler force-unlock --state state/renders.state.json {lock_id}" in result.stderr
         # readers are not blocked

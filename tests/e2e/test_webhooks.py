@@ -9,7 +9,7 @@ import select
 import signal
 import socket
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -59,11 +59,21 @@ def listening(project: Project, url: str) -> Any:
 
 
 def delivery(secret: str, product: str, event: str, sent: datetime) -> tuple[bytes, dict[str, str]]:
-    body = json.dumps({"event": event, "organization": {"uuid": "org"}, "product": {"uuid": product, "name": "x"},
-                       "client": {"uuid": "ws"}}, separators=(",", ":")).encode()
-    stamp = sent.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    return body, {"X-TIMESTAMP": stamp, "X-VNTANA-SIGNATURE": sign(secret, stamp, body),
-                  "Content-Type": "application/json"}
+    body = json.dumps(
+        {
+            "event": event,
+            "organization": {"uuid": "org"},
+            "product": {"uuid": product, "name": "x"},
+            "client": {"uuid": "ws"},
+        },
+        separators=(",", ":"),
+    ).encode()
+    stamp = sent.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return body, {
+        "X-TIMESTAMP": stamp,
+        "X-VNTANA-SIGNATURE": sign(secret, stamp, body),
+        "Content-Type": "application/json",
+    }
 
 
 def peak_rss_mib(pid: int) -> float:
@@ -74,29 +84,47 @@ def peak_rss_mib(pid: int) -> float:
 
 
 @pytest.mark.timeout(120)
-def test_a_replayed_failure_event_neither_fails_the_render_nor_makes_the_next_apply_pay_again(project: Project) -> None:
+def test_a_replayed_failure_event_neither_fails_the_render_nor_makes_the_next_apply_pay_again(
+    project: Project,
+) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}/webhook"
     # TRAIL's turntable takes seconds to make, its still milliseconds: a window mid-render.
     project.write_manifest(manifest([TRAIL, COURT], overrides={TRAIL: HEAVY_TURNTABLE}))
-    run = project.popen("apply", "--auto-approve", "--webhook-listen", f"127.0.0.1:{port}", "--poll-interval", "0.2",
-                        "--timeout", "600")
+    run = project.popen(
+        "apply",
+        "--auto-approve",
+        "--webhook-listen",
+        f"127.0.0.1:{port}",
+        "--poll-interval",
+        "0.2",
+        "--timeout",
+        "600",
+    )
     try:
         hook = listening(project, url)
         secret = hook.secret.get_secret_value()
         wait_for(lambda: project.triggers(TRAIL) == 1, timeout=30)
         # A validly signed renders.failed for TRAIL, 60 s old: inside the 5-minute window, but sent
         # before this render was triggered (a replay of an earlier delivery).
-        body, headers = delivery(secret, TRAIL, "renders.failed", datetime.now(timezone.utc) - timedelta(seconds=60))
+        body, headers = delivery(secret, TRAIL, "renders.failed", datetime.now(UTC) - timedelta(seconds=60))
         first = httpx.post(url, content=body, headers=headers)
         again = httpx.post(url, content=body, headers=headers)
-        assert (first.status_code, first.json()) == (200, {"accepted": False, "reason": "not a render we wait for"})
-        assert (again.status_code, again.json()) == (200, {"accepted": False, "reason": "duplicate delivery: ignored"})
+        assert (first.status_code, first.json()) == (
+            200,
+            {"accepted": False, "reason": "not a render we wait for"},
+        )
+        assert (again.status_code, again.json()) == (
+            200,
+            {"accepted": False, "reason": "duplicate delivery: ignored"},
+        )
         # A fresh, validly signed renders.failed for TRAIL once its still is there (its turntable is
         # still rendering): not this render's failure, as its files show before anything is recorded.
         with platform_client(project.sandbox) as client:
-            wait_for(lambda: any(a.entity_type == "RENDER" for a in client.list_attachments(TRAIL)), timeout=30)
-        body, headers = delivery(secret, TRAIL, "renders.failed", datetime.now(timezone.utc))
+            wait_for(
+                lambda: any(a.entity_type == "RENDER" for a in client.list_attachments(TRAIL)), timeout=30
+            )
+        body, headers = delivery(secret, TRAIL, "renders.failed", datetime.now(UTC))
         fresh = httpx.post(url, content=body, headers=headers)
         assert (fresh.status_code, fresh.json()) == (200, {"accepted": True})
         out, err = run.communicate(timeout=90)
@@ -119,8 +147,16 @@ def test_an_oversized_body_is_refused_before_it_is_read_and_costs_no_memory(slow
     port = free_port()
     url = f"http://127.0.0.1:{port}/webhook"
     project.write_manifest(manifest([TRAIL]))
-    run = project.popen("apply", "--auto-approve", "--webhook-listen", f"127.0.0.1:{port}", "--poll-interval", "0.2",
-                        "--timeout", "600")
+    run = project.popen(
+        "apply",
+        "--auto-approve",
+        "--webhook-listen",
+        f"127.0.0.1:{port}",
+        "--poll-interval",
+        "0.2",
+        "--timeout",
+        "600",
+    )
     try:
         hook = listening(project, url)
         before = peak_rss_mib(run.pid)
@@ -128,7 +164,7 @@ def test_an_oversized_body_is_refused_before_it_is_read_and_costs_no_memory(slow
         unsigned = _raw_post(port, {"Content-Length": str(300 << 20)}, send=1 << 20)
         assert unsigned.startswith(b"HTTP/1.1 401"), unsigned[:200]
         # Headers that pass, 300 MB declared: refused from Content-Length, body unread.
-        _, headers = delivery(hook.secret.get_secret_value(), TRAIL, "renders.completed", datetime.now(timezone.utc))
+        _, headers = delivery(hook.secret.get_secret_value(), TRAIL, "renders.completed", datetime.now(UTC))
         declared = _raw_post(port, {**headers, "Content-Length": str(300 << 20)}, send=1 << 20)
         assert declared.startswith(b"HTTP/1.1 413"), declared[:200]
         # Chunked, no length: read up to the cap, then refused.
@@ -159,7 +195,9 @@ def _complete(answer: bytes) -> bool:
 
 def _raw_post(port: int, headers: dict[str, str], *, send: int, chunked: bool = False) -> bytes:
     """POST up to ``send`` bytes of body on a raw socket, stopping when the server answers; its answer."""
-    head = "POST /webhook HTTP/1.1\r\nHost: 127.0.0.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    head = "POST /webhook HTTP/1.1\r\nHost: 127.0.0.1\r\n" + "".join(
+        f"{k}: {v}\r\n" for k, v in headers.items()
+    )
     block = b"x" * 65536
     piece = (f"{len(block):x}\r\n".encode() + block + b"\r\n") if chunked else block
     sock = socket.create_connection(("127.0.0.1", port), timeout=30)
@@ -196,13 +234,23 @@ def _raw_post(port: int, headers: dict[str, str], *, send: int, chunked: bool = 
 
 
 @pytest.mark.timeout(120)
-def test_the_webhook_a_killed_apply_left_is_replaced_by_the_next_run_on_the_same_address(slow: Project) -> None:
+def test_the_webhook_a_killed_apply_left_is_replaced_by_the_next_run_on_the_same_address(
+    slow: Project,
+) -> None:
     project = slow
     port = free_port()
     url = f"http://127.0.0.1:{port}/webhook"
     project.write_manifest(manifest([TRAIL, COURT]))
-    run = project.popen("apply", "--auto-approve", "--webhook-listen", f"127.0.0.1:{port}", "--poll-interval", "0.2",
-                        "--timeout", "600")
+    run = project.popen(
+        "apply",
+        "--auto-approve",
+        "--webhook-listen",
+        f"127.0.0.1:{port}",
+        "--poll-interval",
+        "0.2",
+        "--timeout",
+        "600",
+    )
     stale = listening(project, url)
     wait_for(lambda: project.triggers(TRAIL) == 1, timeout=30)
     run.send_signal(signal.SIGKILL)
@@ -214,8 +262,16 @@ def test_the_webhook_a_killed_apply_left_is_replaced_by_the_next_run_on_the_same
     assert f"reconciler  {stale.uuid}  reconciler apply  {url}" in listed.stdout
     assert stale.secret.get_secret_value() not in listed.stdout + listed.stderr
 
-    again = project.cli("apply", "--auto-approve", "--webhook-listen", f"127.0.0.1:{port}", "--poll-interval", "0.2",
-                        "--timeout", "600")
+    again = project.cli(
+        "apply",
+        "--auto-approve",
+        "--webhook-listen",
+        f"127.0.0.1:{port}",
+        "--poll-interval",
+        "0.2",
+        "--timeout",
+        "600",
+    )
     assert again.returncode == 0, again.stderr
     assert f"Replaced the webhook an earlier, interrupted apply left at {url} ({stale.uuid})" in again.stderr
     assert {r["status"] for r in project.state()["products"].values()} == {"rendered"}
@@ -228,13 +284,16 @@ def test_a_webhook_the_reconciler_did_not_make_is_never_touched(project: Project
     url = f"http://127.0.0.1:{port}/webhook"
     with platform_client(project.sandbox) as client:
         theirs = client.create_webhook(url=url, events=EVENTS, name="ERP sync")
-        ours = client.create_webhook(url=f"http://127.0.0.1:{free_port()}/webhook", events=EVENTS,
-                                     name="reconciler apply")
+        ours = client.create_webhook(
+            url=f"http://127.0.0.1:{free_port()}/webhook", events=EVENTS, name="reconciler apply"
+        )
     project.write_manifest(manifest([TRAIL]))
     refused = project.cli("apply", "--auto-approve", "--webhook-listen", f"127.0.0.1:{port}")
     assert refused.returncode == 1
-    assert (f"Error: a webhook the reconciler did not make is registered at {url}: {theirs.uuid} (ERP sync); "
-            "it was left alone") in refused.stderr
+    assert (
+        f"Error: a webhook the reconciler did not make is registered at {url}: {theirs.uuid} (ERP sync); "
+        "it was left alone"
+    ) in refused.stderr
     assert "Hint: listen on another address: --webhook-listen HOST:OTHER_PORT" in refused.stderr
     assert project.triggers(TRAIL) == 0 and not project.state_path.exists()
 
@@ -242,8 +301,9 @@ def test_a_webhook_the_reconciler_did_not_make_is_never_touched(project: Project
     assert rm.returncode == 1
     assert f"nothing removed: {theirs.uuid} (ERP sync) was not made by the reconciler" in rm.stderr
     # The hint, followed: another port.
-    followed = project.cli("apply", "--auto-approve", "--webhook-listen", f"127.0.0.1:{free_port()}",
-                           "--poll-interval", "0.05")
+    followed = project.cli(
+        "apply", "--auto-approve", "--webhook-listen", f"127.0.0.1:{free_port()}", "--poll-interval", "0.05"
+    )
     assert followed.returncode == 0, followed.stderr
     removed = project.cli("webhooks", "rm", "--all")
     assert removed.returncode == 0, removed.stderr

@@ -42,7 +42,10 @@ defaults:
     width: 720
     height: 720
 """
-VALID = DEFAULTS + f"products:\n  - uuid: {A}\n    name: Trail Runner\n  - uuid: {B}\n    turntable:\n      includeGif: true\n"
+VALID = (
+    DEFAULTS
+    + f"products:\n  - uuid: {A}\n    name: Trail Runner\n  - uuid: {B}\n    turntable:\n      includeGif: true\n"
+)
 
 Layout = Callable[[Path], None]
 
@@ -50,12 +53,14 @@ Layout = Callable[[Path], None]
 def _text(text: str, name: str = "a.yaml") -> Layout:
     def lay(folder: Path) -> None:
         (folder / name).write_text(text, encoding="utf-8")
+
     return lay
 
 
 def _bytes(data: bytes, name: str = "a.yaml") -> Layout:
     def lay(folder: Path) -> None:
         (folder / name).write_bytes(data)
+
     return lay
 
 
@@ -68,7 +73,9 @@ def _laughs(levels: int, fanout: int, where: str) -> str:
     if where == "defaults":
         return DEFAULTS + "\n".join(anchors) + f"\nproducts:\n  - uuid: {A}\n"
     if where == "override":  # the issue's case: anchors in defaults, a product override aliases the last
-        return (DEFAULTS + "\n".join(anchors) + f"\nproducts:\n  - uuid: {A}\n    turntable: {{junk: {last}}}\n")
+        return (
+            DEFAULTS + "\n".join(anchors) + f"\nproducts:\n  - uuid: {A}\n    turntable: {{junk: {last}}}\n"
+        )
     if where == "name":
         return DEFAULTS + "\n".join(anchors) + f"\nproducts:\n  - uuid: {A}\n    name: {last}\n"
     return DEFAULTS.replace("imageWidth: 1200", f"imageWidth: {last}") + "\n".join(anchors) + "\n"
@@ -107,7 +114,9 @@ def _dense(folder: Path) -> None:
 
 
 def _many_errors(folder: Path) -> None:
-    (folder / "a.yaml").write_text(DEFAULTS + "products:\n" + "".join(f"  - uuid: nope{i}\n" for i in range(10_000)))
+    (folder / "a.yaml").write_text(
+        DEFAULTS + "products:\n" + "".join(f"  - uuid: nope{i}\n" for i in range(10_000))
+    )
 
 
 def _many_files(folder: Path) -> None:
@@ -121,116 +130,180 @@ SPEC = DEFAULTS.removeprefix("defaults:\n")
 def _preset_chain(n: int, spread: int = 1) -> Layout:
     """``n`` presets, each building on the next, the last a whole spec, over ``spread`` files;
     a product names the first."""
+
     def lay(folder: Path) -> None:
         per = -(-n // spread)
         for f in range(spread):
-            body = "".join(f"  p{i}:\n    preset: p{i + 1}\n" for i in range(f * per, min(n - 1, (f + 1) * per)))
+            body = "".join(
+                f"  p{i}:\n    preset: p{i + 1}\n" for i in range(f * per, min(n - 1, (f + 1) * per))
+            )
             if f == spread - 1:
                 body += f"  p{n - 1}:\n" + "".join("  " + line + "\n" for line in SPEC.splitlines())
             (folder / f"presets{f:03}.yaml").write_text("presets:\n" + body)
         (folder / "a.yaml").write_text(f"products:\n  - uuid: {A}\n    preset: p0\n")
+
     return lay
 
 
 def _presets_wide(n: int, depth: int) -> Layout:
     """A valid catalogue: ``n`` presets in chains of ``depth``, a product on each."""
+
     def lay(folder: Path) -> None:
         text = "presets:\n  base:\n" + "".join("  " + line + "\n" for line in SPEC.splitlines())
         for i in range(n):
             text += f"  p{i}:\n    preset: {'base' if i % depth == 0 else f'p{i - 1}'}\n    imageWidth: {100 + i % 5000}\n"
         (folder / "presets.yaml").write_text(text)
         uuids = [f"{i:08x}-0000-4000-8000-{i:012x}" for i in range(n)]
-        (folder / "b.yaml").write_text("products:\n" + "".join(f"  - uuid: {u}\n    preset: p{i}\n"
-                                                               for i, u in enumerate(uuids)))
+        (folder / "b.yaml").write_text(
+            "products:\n" + "".join(f"  - uuid: {u}\n    preset: p{i}\n" for i, u in enumerate(uuids))
+        )
+
     return lay
 
 
 def _unknown_presets(folder: Path) -> None:
-    (folder / "a.yaml").write_text("presets:\n" + "".join(f"  known{i}: {{}}\n" for i in range(1000)) +
-                                   "products:\n" + "".join(f"  - uuid: {i:08x}-0000-4000-8000-{i:012x}\n"
-                                                            f"    preset: known{i}x\n" for i in range(10_000)))
+    (folder / "a.yaml").write_text(
+        "presets:\n"
+        + "".join(f"  known{i}: {{}}\n" for i in range(1000))
+        + "products:\n"
+        + "".join(
+            f"  - uuid: {i:08x}-0000-4000-8000-{i:012x}\n    preset: known{i}x\n" for i in range(10_000)
+        )
+    )
 
 
 HOSTILE_MANIFESTS: dict[str, Layout] = {
     # Presets: chains are walked without recursion and capped; circles and unknown names are located.
     "preset_chain_10000": _preset_chain(10_000),
     "preset_chain_100000_in_50_files": _preset_chain(100_000, spread=50),
-    "preset_circle": _text(DEFAULTS + "presets:\n  a:\n    preset: b\n  b:\n    preset: c\n  c:\n    preset: a\n"
-                           f"products:\n  - uuid: {A}\n    preset: b\n"),
+    "preset_circle": _text(
+        DEFAULTS + "presets:\n  a:\n    preset: b\n  b:\n    preset: c\n  c:\n    preset: a\n"
+        f"products:\n  - uuid: {A}\n    preset: b\n"
+    ),
     "preset_self": _text(f"presets:\n  me:\n    preset: me\nproducts:\n  - uuid: {A}\n    preset: me\n"),
-    "preset_circle_in_defaults": _text("presets:\n  a:\n    preset: a\ndefaults:\n  preset: a\nproducts:\n" +
-                                       "".join(f"  - uuid: {i:08x}-0000-4000-8000-{i:012x}\n" for i in range(3000))),
-    "preset_unknown": _text(DEFAULTS + f"presets:\n  hero:\n    imageWidth: 2400\nproducts:\n  - uuid: {A}\n"
-                                       "    preset: heor\n"),
+    "preset_circle_in_defaults": _text(
+        "presets:\n  a:\n    preset: a\ndefaults:\n  preset: a\nproducts:\n"
+        + "".join(f"  - uuid: {i:08x}-0000-4000-8000-{i:012x}\n" for i in range(3000))
+    ),
+    "preset_unknown": _text(
+        DEFAULTS + f"presets:\n  hero:\n    imageWidth: 2400\nproducts:\n  - uuid: {A}\n    preset: heor\n"
+    ),
     "preset_unknown_many": _unknown_presets,
-    "preset_twice": lambda folder: [(folder / n).write_text("presets:\n  x:\n    imageWidth: 1\n")
-                                    for n in ("a.yaml", "b.yaml")] and None,
+    "preset_twice": lambda folder: (
+        [(folder / n).write_text("presets:\n  x:\n    imageWidth: 1\n") for n in ("a.yaml", "b.yaml")]
+        and None
+    ),
     "preset_alias_circle": _text("presets: &p\n  a:\n    preset: *p\n"),
-    "preset_laughs": _text("presets:\n" + "\n".join(
-        a.replace("  x", "  p") for a in _laughs(10, 10, "top").splitlines()) + "\n"),
-    "preset_laughs_ref": _text("presets:\n  l0: &l0 [" + ", ".join(["lol"] * 10) + "]\n" + "".join(
-        f"  l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 10)}]\n" for i in range(1, 10)) +
-        f"products:\n  - uuid: {A}\n    preset: *l9\n"),
+    "preset_laughs": _text(
+        "presets:\n" + "\n".join(a.replace("  x", "  p") for a in _laughs(10, 10, "top").splitlines()) + "\n"
+    ),
+    "preset_laughs_ref": _text(
+        "presets:\n  l0: &l0 ["
+        + ", ".join(["lol"] * 10)
+        + "]\n"
+        + "".join(f"  l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 10)}]\n" for i in range(1, 10))
+        + f"products:\n  - uuid: {A}\n    preset: *l9\n"
+    ),
     "preset_deep_flow": _text("presets:\n  x:\n    turntable: " + "[" * 5000 + "]" * 5000 + "\n"),
-    "preset_huge_name": _text("presets:\n  ? " + "p" * 1_000_000 + f"\n  : {{}}\nproducts:\n  - uuid: {A}\n"
-                              "    preset: " + "p" * 999_999 + "\n"),
+    "preset_huge_name": _text(
+        "presets:\n  ? " + "p" * 1_000_000 + f"\n  : {{}}\nproducts:\n  - uuid: {A}\n"
+        "    preset: " + "p" * 999_999 + "\n"
+    ),
     "preset_megabyte_name_bad_field": _text("presets:\n  ? " + "p" * 1_000_000 + "\n  : {imagewidth: 1}\n"),
-    "preset_many_names": _text("presets:\n" + "".join(f"  preset-number-{i}: {{}}\n" for i in range(100_000)) +
-                               "products:\n" + "".join(f"  - uuid: {i:08x}-0000-4000-8000-{i:012x}\n    preset: "
-                                                        f"preset-numbr-{i}\n" for i in range(2000))),
+    "preset_many_names": _text(
+        "presets:\n"
+        + "".join(f"  preset-number-{i}: {{}}\n" for i in range(100_000))
+        + "products:\n"
+        + "".join(
+            f"  - uuid: {i:08x}-0000-4000-8000-{i:012x}\n    preset: preset-numbr-{i}\n" for i in range(2000)
+        )
+    ),
     "preset_list_key": _text("presets:\n  ? [1, 2]\n  : {}\n"),
-    "preset_ref_mapping": _text(f"presets:\n  x:\n    preset: {{a: 1}}\nproducts:\n  - uuid: {A}\n    preset: x\n"),
-    "preset_bad_value": _text(f"presets:\n  x:\n{SPEC.replace('imageCount: 36', 'imageCount: 9999')}"
-                              .replace("\n  ", "\n    ").replace("presets:\n    x:", "presets:\n  x:") +
-                              "products:\n" + "".join(f"  - uuid: {i:08x}-0000-4000-8000-{i:012x}\n    preset: x\n"
-                                                       for i in range(5000))),
+    "preset_ref_mapping": _text(
+        f"presets:\n  x:\n    preset: {{a: 1}}\nproducts:\n  - uuid: {A}\n    preset: x\n"
+    ),
+    "preset_bad_value": _text(
+        f"presets:\n  x:\n{SPEC.replace('imageCount: 36', 'imageCount: 9999')}".replace(
+            "\n  ", "\n    "
+        ).replace("presets:\n    x:", "presets:\n  x:")
+        + "products:\n"
+        + "".join(f"  - uuid: {i:08x}-0000-4000-8000-{i:012x}\n    preset: x\n" for i in range(5000))
+    ),
     "presets_wide_fine": _presets_wide(20_000, 10),
-
     # Aliases: expanded wherever the data is walked.
     "laughs_override": _text(_laughs(10, 10, "override")),
     "laughs_top": _text(_laughs(10, 10, "top")),
     "laughs_defaults": _text(_laughs(9, 10, "defaults")),
     "laughs_name": _text(_laughs(8, 12, "name")),
     "laughs_value": _text(_laughs(9, 9, "value")),
-    "laughs_wide": _text(DEFAULTS + "big: &b " + "x" * 200_000 + "\nproducts:\n  - uuid: " + A +
-                         "\n    turntable: {junk: [" + ", ".join(["*b"] * 2000) + "]}\n"),
+    "laughs_wide": _text(
+        DEFAULTS
+        + "big: &b "
+        + "x" * 200_000
+        + "\nproducts:\n  - uuid: "
+        + A
+        + "\n    turntable: {junk: ["
+        + ", ".join(["*b"] * 2000)
+        + "]}\n"
+    ),
     "merge_key_cycle": _text("base: &b\n  <<: *b\n  a: 1\n"),
     "alias_cycle": _text(DEFAULTS + "products: &p\n  - uuid: " + A + "\n    turntable: {junk: *p}\n"),
     "alias_unknown": _text(DEFAULTS + "products:\n  - uuid: *nope\n"),
-    "merge_keys_fine": _text("x: &d\n  imageWidth: 1200\n  imageHeight: 1200\n  imageFormat: PNG\n"
-                             "  turntable: {includeGif: false, imageCount: 36, frameRate: 12, width: 720, height: 720}\n"
-                             f"products:\n  - uuid: {A}\n    <<: *d\n"),
+    "merge_keys_fine": _text(
+        "x: &d\n  imageWidth: 1200\n  imageHeight: 1200\n  imageFormat: PNG\n"
+        "  turntable: {includeGif: false, imageCount: 36, frameRate: 12, width: 720, height: 720}\n"
+        f"products:\n  - uuid: {A}\n    <<: *d\n"
+    ),
     # Nesting: RecursionError near 1,000 levels, a segfault of the C composer near 50,000.
     "deep_flow_1000": _text(_deep_flow(1000)),
     "deep_flow_50000": _text(_deep_flow(50_000)),
-    "deep_flow_maps_50000": _text(DEFAULTS + f"products:\n  - uuid: {A}\n    name: " + "{a: " * 50_000 + "b" +
-                                  "}" * 50_000 + "\n"),
+    "deep_flow_maps_50000": _text(
+        DEFAULTS + f"products:\n  - uuid: {A}\n    name: " + "{a: " * 50_000 + "b" + "}" * 50_000 + "\n"
+    ),
     "deep_block_2000": _text(_deep_block(2000)),
     "deep_compact_2000": _text("- " * 2000 + "x\n"),
     "deep_cr_breaks": _text("".join(" " * i + f"k{i}:\r" for i in range(500)) + " " * 500 + "v\r"),
     "deep_nel_breaks": _text("".join(" " * i + f"k{i}:\u0085" for i in range(500)) + " " * 500 + "v\u0085"),
     "deep_quoted_closers": _text("a: [" + '"]]]]]]]]", [' * 3000 + "x" + "]" * 3000 + "]\n"),
     "deep_unclosed": _text("a: " + "[" * 100_000 + "\n"),
-    "deep_override": _text(DEFAULTS + f"products:\n  - uuid: {A}\n    turntable:\n      includeGif: " +
-                           "[" * 900 + "]" * 900 + "\n"),
+    "deep_override": _text(
+        DEFAULTS
+        + f"products:\n  - uuid: {A}\n    turntable:\n      includeGif: "
+        + "[" * 900
+        + "]" * 900
+        + "\n"
+    ),
     # Values.
-    "huge_int": _text(DEFAULTS.replace("imageWidth: 1200", "imageWidth: " + "9" * 5000) + f"products:\n  - uuid: {A}\n"),
-    "huge_int_4000": _text(DEFAULTS.replace("imageWidth: 1200", "imageWidth: " + "9" * 4000) +
-                           f"products:\n  - uuid: {A}\n"),
-    "huge_int_via_ruamel": _text(DEFAULTS.replace("imageWidth: 1200", "imageWidth: " + "9" * 5000) +
-                                 f"products:\n  - uuid: {A}\n    name: 1.5\n"),
-    "huge_negative_int": _text(DEFAULTS + f"products:\n  - uuid: {A}\n    imageHeight: -" + "1" * 9000 + "\n"),
+    "huge_int": _text(
+        DEFAULTS.replace("imageWidth: 1200", "imageWidth: " + "9" * 5000) + f"products:\n  - uuid: {A}\n"
+    ),
+    "huge_int_4000": _text(
+        DEFAULTS.replace("imageWidth: 1200", "imageWidth: " + "9" * 4000) + f"products:\n  - uuid: {A}\n"
+    ),
+    "huge_int_via_ruamel": _text(
+        DEFAULTS.replace("imageWidth: 1200", "imageWidth: " + "9" * 5000)
+        + f"products:\n  - uuid: {A}\n    name: 1.5\n"
+    ),
+    "huge_negative_int": _text(
+        DEFAULTS + f"products:\n  - uuid: {A}\n    imageHeight: -" + "1" * 9000 + "\n"
+    ),
     "huge_string": _text(DEFAULTS + f"products:\n  - uuid: {A}\n    imageFormat: " + "P" * 2_000_000 + "\n"),
     "huge_key": _text(DEFAULTS + f"products:\n  - uuid: {A}\n    " + "k" * 1_000_000 + ": 1\n"),
-    "int_key_in_override": _text(DEFAULTS + f"products:\n  - uuid: {A}\n    turntable: {{1: 2, includeGif: true}}\n"),
+    "int_key_in_override": _text(
+        DEFAULTS + f"products:\n  - uuid: {A}\n    turntable: {{1: 2, includeGif: true}}\n"
+    ),
     "null_key_in_override": _text(DEFAULTS + f"products:\n  - uuid: {A}\n    turntable: {{null: 2, ~: 3}}\n"),
     "list_key": _text(DEFAULTS + f"products:\n  - uuid: {A}\n    ? [1, 2]\n    : x\n"),
     "bool_keys_top": _text("true: 1\nfalse: 2\n1: 3\n"),
     "uuid_block_scalar": _text(DEFAULTS + f"products:\n  - uuid: |\n      {A}\n"),
-    "uuid_folded_spaces": _text(DEFAULTS + f"products:\n  - uuid: \"  {A} \"\n"),
+    "uuid_folded_spaces": _text(DEFAULTS + f'products:\n  - uuid: "  {A} "\n'),
     "uuid_as_list": _text(DEFAULTS + f"products:\n  - uuid: [{A}]\n"),
-    "underscore_int": _text(DEFAULTS.replace("imageWidth: 1200", "imageWidth: 1_200") + f"products:\n  - uuid: {A}\n"),
-    "hex_int": _text(DEFAULTS.replace("imageWidth: 1200", "imageWidth: 0x4B0") + f"products:\n  - uuid: {A}\n"),
+    "underscore_int": _text(
+        DEFAULTS.replace("imageWidth: 1200", "imageWidth: 1_200") + f"products:\n  - uuid: {A}\n"
+    ),
+    "hex_int": _text(
+        DEFAULTS.replace("imageWidth: 1200", "imageWidth: 0x4B0") + f"products:\n  - uuid: {A}\n"
+    ),
     "octal_int": _text(DEFAULTS.replace("frameRate: 12", "frameRate: 0o14") + f"products:\n  - uuid: {A}\n"),
     "plus_int": _text(DEFAULTS.replace("imageCount: 36", "imageCount: +36") + f"products:\n  - uuid: {A}\n"),
     "bad_timestamp": _text(DEFAULTS + f"products:\n  - uuid: {A}\n    name: 2026-13-45\n"),
@@ -240,10 +313,16 @@ HOSTILE_MANIFESTS: dict[str, Layout] = {
     "set_tag": _text(DEFAULTS + f"products:\n  - uuid: {A}\n    turntable: !!set {{a, b}}\n"),
     "python_tag": _text("!!python/object/apply:os.system ['true']\n"),
     "nan_inf": _text(DEFAULTS + f"products:\n  - uuid: {A}\n    imageWidth: .nan\n    imageHeight: -.inf\n"),
-    "tt_too_large": _text(DEFAULTS.replace("imageCount: 36", "imageCount: 720").replace("width: 720", "width: 4096")
-                          .replace("height: 720", "height: 4096") + f"products:\n  - uuid: {A}\n"),
-    "tt_too_large_override": _text(DEFAULTS + f"products:\n  - uuid: {A}\n    turntable: {{imageCount: 720, "
-                                              "width: 4096, height: 4096}\n"),
+    "tt_too_large": _text(
+        DEFAULTS.replace("imageCount: 36", "imageCount: 720")
+        .replace("width: 720", "width: 4096")
+        .replace("height: 720", "height: 4096")
+        + f"products:\n  - uuid: {A}\n"
+    ),
+    "tt_too_large_override": _text(
+        DEFAULTS + f"products:\n  - uuid: {A}\n    turntable: {{imageCount: 720, "
+        "width: 4096, height: 4096}\n"
+    ),
     # Files.
     "fifo": _fifo,
     "devzero": _devzero,
@@ -259,7 +338,9 @@ HOSTILE_MANIFESTS: dict[str, Layout] = {
     "many_files": _many_files,
     "empty_dir_named_yaml": lambda folder: (folder / "dir.yaml").mkdir(),
     # Syntax.
-    "merge_conflict": _text(VALID.replace("  - uuid: " + B, "<<<<<<< HEAD\n  - uuid: " + B + "\n=======\n>>>>>>> x")),
+    "merge_conflict": _text(
+        VALID.replace("  - uuid: " + B, "<<<<<<< HEAD\n  - uuid: " + B + "\n=======\n>>>>>>> x")
+    ),
     "tabs": _text("defaults:\n\timageWidth: 1\n"),
     "multi_document": _text(VALID + "---\n" + VALID),
     "directive_11": _text("%YAML 1.1\n---\n" + VALID.replace("false", "no")),
@@ -270,7 +351,7 @@ HOSTILE_MANIFESTS: dict[str, Layout] = {
     "defaults_list": _text("defaults: [1, 2]\nproducts: []\n"),
     "duplicate_keys": _text(DEFAULTS + f"products:\n  - uuid: {A}\n    uuid: {B}\n"),
     "duplicate_uuid_many": _text(DEFAULTS + "products:\n" + f"  - uuid: {A}\n" * 3000),
-    "unicode_names": _text(VALID.replace("Trail Runner", "\"\U0001f45f \u202e\u0000\"")),
+    "unicode_names": _text(VALID.replace("Trail Runner", '"\U0001f45f \u202e\u0000"')),
     "valid": _text(VALID),
 }
 
@@ -279,14 +360,37 @@ HOSTILE_MANIFESTS: dict[str, Layout] = {
 
 LINEAGE = "5c1b8a4e-0000-4000-8000-000000000000"
 RECORD: dict[str, Any] = {
-    "name": "x", "spec": {"imageWidth": 1200, "imageHeight": 1200, "imageFormat": "PNG", "imageBackground": None,
-                          "transparentBackground": False, "turntable": {
-                              "includeGif": False, "imageCount": 36, "frameRate": 12, "width": 720, "height": 720,
-                              "background": None, "transparentBackground": False}},
-    "spec_hash": "0" * 64, "status": "rendered", "attachments": [
-        {"kind": "still", "uuid": "att-1", "name": "s.png", "sha256": "a" * 64, "size": 10,
-         "content_type": "image/png"}],
-    "updated_at": "2026-01-01T00:00:00Z"}
+    "name": "x",
+    "spec": {
+        "imageWidth": 1200,
+        "imageHeight": 1200,
+        "imageFormat": "PNG",
+        "imageBackground": None,
+        "transparentBackground": False,
+        "turntable": {
+            "includeGif": False,
+            "imageCount": 36,
+            "frameRate": 12,
+            "width": 720,
+            "height": 720,
+            "background": None,
+            "transparentBackground": False,
+        },
+    },
+    "spec_hash": "0" * 64,
+    "status": "rendered",
+    "attachments": [
+        {
+            "kind": "still",
+            "uuid": "att-1",
+            "name": "s.png",
+            "sha256": "a" * 64,
+            "size": 10,
+            "content_type": "image/png",
+        }
+    ],
+    "updated_at": "2026-01-01T00:00:00Z",
+}
 
 
 def state_json(**changes: Any) -> dict[str, Any]:
@@ -301,6 +405,7 @@ def _state(data: Any, journal: str | None = None) -> Layout:
         (folder / "renders.state.json").write_bytes(raw)
         if journal is not None:
             (folder / "renders.state.json.journal").write_text(journal)
+
     return lay
 
 
@@ -324,8 +429,11 @@ def _journal_line(**changes: Any) -> str:
 
 DAMAGED_STATES: dict[str, Layout] = {
     "deep_100000": _state(b'{"products": {"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}}"),
-    "deep_900_in_spec": _state(json.dumps(_record(spec={"imageWidth": 1})).encode().replace(
-        b'"imageWidth": 1', b'"imageWidth": ' + b"[" * 900 + b"]" * 900)),
+    "deep_900_in_spec": _state(
+        json.dumps(_record(spec={"imageWidth": 1}))
+        .encode()
+        .replace(b'"imageWidth": 1', b'"imageWidth": ' + b"[" * 900 + b"]" * 900)
+    ),
     "deep_unclosed": _state(b"[" * 200_000),
     "key_not_uuid": _state(state_json(products={"not-a-uuid": RECORD})),
     "key_upper_case": _state(state_json(products={A.upper(): RECORD})),
@@ -368,8 +476,9 @@ DAMAGED_STATES: dict[str, Layout] = {
     "journal_gap": _state(state_json(), journal=_journal_line(serial=9)),
     "journal_serial_bool": _state(state_json(), journal=_journal_line(serial=True)),
     "journal_bad_record": _state(state_json(), journal=_journal_line(record={"status": 5})),
-    "journal_spec_scalar_turntable": _state(state_json(), journal=_journal_line(record={**RECORD, "spec": {
-        "turntable": "x"}})),
+    "journal_spec_scalar_turntable": _state(
+        state_json(), journal=_journal_line(record={**RECORD, "spec": {"turntable": "x"}})
+    ),
 }
 
 
@@ -406,8 +515,14 @@ class Batch:
 
 def run_batch(kind: str, root: Path) -> Batch:
     """Run the driver on the case folders under ``root`` in one child with the limits."""
-    proc = subprocess.run([sys.executable, str(DRIVER), kind, str(root)], capture_output=True, text=True,
-                          preexec_fn=limited, timeout=CPU_SECONDS * 2, check=False)
+    proc = subprocess.run(
+        [sys.executable, str(DRIVER), kind, str(root)],
+        capture_output=True,
+        text=True,
+        preexec_fn=limited,
+        timeout=CPU_SECONDS * 2,
+        check=False,
+    )
     results: dict[str, dict[str, Any]] = {}
     peak = 0.0
     for line in proc.stdout.splitlines():

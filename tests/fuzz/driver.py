@@ -41,8 +41,14 @@ def main() -> None:
         escaped = None
         if result.exception is not None and not isinstance(result.exception, SystemExit):
             escaped = f"{type(result.exception).__name__}: {result.exception}"
-        line = {"case": case.name, "exit": result.exit_code, "stdout": result.stdout, "stderr": result.stderr,
-                "exception": escaped, "seconds": round(seconds, 3)}
+        line = {
+            "case": case.name,
+            "exit": result.exit_code,
+            "stdout": result.stdout,
+            "stderr": result.stderr,
+            "exception": escaped,
+            "seconds": round(seconds, 3),
+        }
         sys.stdout.write(json.dumps(line) + "\n")
         sys.stdout.flush()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

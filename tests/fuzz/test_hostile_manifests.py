@@ -22,11 +22,11 @@ from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
 from tests.fuzz.corpus import (
-    A,
-    B,
     DEFAULTS,
     HOSTILE_MANIFESTS,
     VALID,
+    A,
+    B,
     Batch,
     _deep_flow,
     _laughs,
@@ -87,7 +87,10 @@ def check(batch: Batch, folders: dict[str, Path]) -> dict[str, dict[str, Any]]:
     outputs = {}
     for name, result in batch.results.items():
         assert result["exception"] is None, (name, result["exception"])
-        assert "Traceback" not in result["stderr"] and "Internal error" not in result["stderr"], (name, result["stderr"])
+        assert "Traceback" not in result["stderr"] and "Internal error" not in result["stderr"], (
+            name,
+            result["stderr"],
+        )
         out = json.loads(result["stdout"])  # JSON, never a traceback
         assert result["exit"] == (0 if out["valid"] else 1), name
         for d in out.get("diagnostics", []):
@@ -123,7 +126,9 @@ def test_the_issues_cases_say_what_is_wrong(hand_written: tuple[dict[str, Any], 
 
 
 @pytest.mark.parametrize("name", sorted(PRESET_EXPECTED))
-def test_broken_presets_say_what_is_wrong_where(hand_written: tuple[dict[str, Any], Batch], name: str) -> None:
+def test_broken_presets_say_what_is_wrong_where(
+    hand_written: tuple[dict[str, Any], Batch], name: str
+) -> None:
     outputs, _ = hand_written
     found = [d for d in outputs[name]["diagnostics"] if PRESET_EXPECTED[name] in d["message"]]
     assert found, [d["message"] for d in outputs[name]["diagnostics"]]
@@ -138,9 +143,15 @@ def test_no_diagnostic_quotes_a_megabyte(hand_written: tuple[dict[str, Any], Bat
 
 
 def test_a_broken_preset_chain_or_circle_is_one_error_not_one_per_preset(
-        hand_written: tuple[dict[str, Any], Batch]) -> None:
+    hand_written: tuple[dict[str, Any], Batch],
+) -> None:
     outputs, _ = hand_written
-    for name in ("preset_chain_10000", "preset_chain_100000_in_50_files", "preset_circle", "preset_circle_in_defaults"):
+    for name in (
+        "preset_chain_10000",
+        "preset_chain_100000_in_50_files",
+        "preset_circle",
+        "preset_circle_in_defaults",
+    ):
         assert len(outputs[name]["diagnostics"]) == 1 and outputs[name]["more"] == 0, (name, outputs[name])
     many = outputs["preset_unknown_many"]
     assert (len(many["diagnostics"]), many["more"]) == (100, 9900)
@@ -149,7 +160,8 @@ def test_a_broken_preset_chain_or_circle_is_one_error_not_one_per_preset(
 
 
 def test_ten_thousand_errors_show_the_first_hundred_and_count_the_rest(
-        hand_written: tuple[dict[str, Any], Batch]) -> None:
+    hand_written: tuple[dict[str, Any], Batch],
+) -> None:
     outputs, _ = hand_written
     out = outputs["many_errors"]
     assert (len(out["diagnostics"]), out["more"]) == (100, 9900)
@@ -160,7 +172,13 @@ def test_the_real_console_script_prints_json_for_every_case_at_once(tmp_path: Pa
     """The installed ``reconciler`` in its own process, all the issue's cases in one run."""
     folders = lay_out({n: HOSTILE_MANIFESTS[n] for n in EXPECTED}, tmp_path)  # many_errors comes last
     script = Path(sys.executable).with_name("reconciler")
-    argv = [str(script), "validate", "--format", "json", *[a for f in folders.values() for a in ("-m", str(f))]]
+    argv = [
+        str(script),
+        "validate",
+        "--format",
+        "json",
+        *[a for f in folders.values() for a in ("-m", str(f))],
+    ]
     proc = subprocess.run(argv, capture_output=True, text=True, preexec_fn=limited, timeout=120, check=False)
     assert proc.returncode == 1, proc.stderr
     assert proc.stderr == ""
@@ -174,28 +192,93 @@ def test_the_real_console_script_prints_json_for_every_case_at_once(tmp_path: Pa
 
 # -- generated documents -------------------------------------------------------------------------
 
-FIELDS = ["imageWidth", "imageHeight", "imageFormat", "imageBackground", "transparentBackground", "turntable",
-          "includeGif", "imageCount", "frameRate", "width", "height", "background", "uuid", "name", "protect",
-          "defaults", "products", "<<", "preset", "presets"]
+FIELDS = [
+    "imageWidth",
+    "imageHeight",
+    "imageFormat",
+    "imageBackground",
+    "transparentBackground",
+    "turntable",
+    "includeGif",
+    "imageCount",
+    "frameRate",
+    "width",
+    "height",
+    "background",
+    "uuid",
+    "name",
+    "protect",
+    "defaults",
+    "products",
+    "<<",
+    "preset",
+    "presets",
+]
 keys = st.one_of(st.sampled_from(FIELDS), st.text(max_size=8), st.integers(-3, 3), st.none(), st.booleans())
 scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(-10**20, 10**20), st.floats(), st.text(max_size=20),
-    st.sampled_from([A, B, A.upper(), A + "\n", "1_200", "0x4B0", "+5", "012", "#F4F4F4", "F4F4F4", "PNG", "JPG",
-                     "WEBP", "yes", "~", "*", "&a", "!!int", "<<", "9" * 5000, "2026-13-45", "-.inf"]),
-    st.integers(0, 9000))
-values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=4),
-                                                       st.dictionaries(keys, inner, max_size=5)), max_leaves=25)
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**20), 10**20),
+    st.floats(),
+    st.text(max_size=20),
+    st.sampled_from(
+        [
+            A,
+            B,
+            A.upper(),
+            A + "\n",
+            "1_200",
+            "0x4B0",
+            "+5",
+            "012",
+            "#F4F4F4",
+            "F4F4F4",
+            "PNG",
+            "JPG",
+            "WEBP",
+            "yes",
+            "~",
+            "*",
+            "&a",
+            "!!int",
+            "<<",
+            "9" * 5000,
+            "2026-13-45",
+            "-.inf",
+        ]
+    ),
+    st.integers(0, 9000),
+)
+values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(keys, inner, max_size=5)),
+    max_leaves=25,
+)
 PRESET_NAMES = ["a", "b", "c", "A", "a "]
 preset_ref = st.one_of(st.sampled_from(PRESET_NAMES), values)
-spec_like = st.dictionaries(st.sampled_from(FIELDS[:12] + ["preset"]), st.one_of(values, preset_ref), max_size=7)
-product_like = st.fixed_dictionaries({}, optional={"uuid": st.one_of(st.sampled_from([A, B]), values), "name": values,
-                                                   "protect": values, "turntable": spec_like,
-                                                   "imageWidth": values, "imageFormat": values,
-                                                   "preset": preset_ref})
-presets_like = st.one_of(st.dictionaries(st.one_of(st.sampled_from(PRESET_NAMES), keys), st.one_of(spec_like, values),
-                                         max_size=4), values)
-manifests = st.fixed_dictionaries({"products": st.one_of(st.lists(product_like, min_size=1, max_size=5), values)},
-                                  optional={"defaults": st.one_of(spec_like, values), "presets": presets_like})
+spec_like = st.dictionaries(
+    st.sampled_from(FIELDS[:12] + ["preset"]), st.one_of(values, preset_ref), max_size=7
+)
+product_like = st.fixed_dictionaries(
+    {},
+    optional={
+        "uuid": st.one_of(st.sampled_from([A, B]), values),
+        "name": values,
+        "protect": values,
+        "turntable": spec_like,
+        "imageWidth": values,
+        "imageFormat": values,
+        "preset": preset_ref,
+    },
+)
+presets_like = st.one_of(
+    st.dictionaries(st.one_of(st.sampled_from(PRESET_NAMES), keys), st.one_of(spec_like, values), max_size=4),
+    values,
+)
+manifests = st.fixed_dictionaries(
+    {"products": st.one_of(st.lists(product_like, min_size=1, max_size=5), values)},
+    optional={"defaults": st.one_of(spec_like, values), "presets": presets_like},
+)
 
 
 def dumped(data: Any, flow: bool | None) -> str:
@@ -220,9 +303,9 @@ def mutated(draw: st.DrawFn) -> str:
         if edit == "insert":
             text = text[:at] + draw(st.text(ALPHABET, min_size=1, max_size=6)) + text[at:]
         elif edit == "cut":
-            text = text[:at] + text[at + draw(st.integers(1, 30)):]
+            text = text[:at] + text[at + draw(st.integers(1, 30)) :]
         else:
-            piece = text[at:at + draw(st.integers(1, 12))]
+            piece = text[at : at + draw(st.integers(1, 12))]
             text = text[:at] + piece * draw(st.integers(2, 400)) + text[at:]
     return text
 
@@ -234,8 +317,12 @@ def deep_flow(draw: st.DrawFn) -> str:
 
 
 templates = st.one_of(
-    st.builds(_laughs, st.integers(2, 12), st.integers(2, 12),
-              st.sampled_from(["top", "defaults", "override", "name", "value"])),
+    st.builds(
+        _laughs,
+        st.integers(2, 12),
+        st.integers(2, 12),
+        st.sampled_from(["top", "defaults", "override", "name", "value"]),
+    ),
     deep_flow(),
     st.integers(1, 300).map(lambda n: "- " * n + "x\n"),
     st.integers(1, 200).map(lambda n: "".join(" " * i + f"k{i}:\n" for i in range(n)) + " " * n + "v\n"),
@@ -254,10 +341,17 @@ BATCHES = int(os.environ.get("RECONCILER_FUZZ_BATCHES", "0")) or None
 
 
 @given(st.lists(documents, min_size=60, max_size=60))
-@settings(max_examples=BATCHES or 2, deadline=None, database=None, derandomize=BATCHES is None, phases=[Phase.generate],
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example])
-def test_generated_manifests_never_crash_and_always_name_file_and_line(tmp_path_factory: pytest.TempPathFactory,
-                                                                       docs: list[str]) -> None:
+@settings(
+    max_examples=BATCHES or 2,
+    deadline=None,
+    database=None,
+    derandomize=BATCHES is None,
+    phases=[Phase.generate],
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example],
+)
+def test_generated_manifests_never_crash_and_always_name_file_and_line(
+    tmp_path_factory: pytest.TempPathFactory, docs: list[str]
+) -> None:
     # 2 batches of 60 generated documents, each batch in one child under the limits.
     root = tmp_path_factory.mktemp("generated")
     folders = {}

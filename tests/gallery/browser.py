@@ -21,9 +21,18 @@ CHROMIUM = Path(os.environ.get("RECONCILER_CHROMIUM", "/usr/bin/chromium"))
 INSTALL = "sudo apt-get install -y chromium"
 # The closed network refuses Chromium's background connections (updates, sync, field trials):
 # without these flags it retries them for the whole run. Root needs --no-sandbox.
-FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-default-apps", "--autoplay-policy=no-user-gesture-required"]
+FLAGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-default-apps",
+    "--autoplay-policy=no-user-gesture-required",
+]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "gallery"
 
 
@@ -66,7 +75,9 @@ class Tab:
         self.page.wait_for_load_state("load")
 
     def visible_cards(self) -> list[str]:
-        return list(self.page.eval_on_selector_all(".card:not([hidden])", "cs => cs.map(c => c.dataset.uuid)"))
+        return list(
+            self.page.eval_on_selector_all(".card:not([hidden])", "cs => cs.map(c => c.dataset.uuid)")
+        )
 
 
 @pytest.fixture
@@ -74,7 +85,10 @@ def tab(browser: Any) -> Iterator[Tab]:
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
     watched = Tab(page)
-    page.on("console", lambda m: watched.errors.append(f"console.{m.type}: {m.text}") if m.type == "error" else None)
+    page.on(
+        "console",
+        lambda m: watched.errors.append(f"console.{m.type}: {m.text}") if m.type == "error" else None,
+    )
     page.on("pageerror", lambda e: watched.errors.append(f"uncaught: {e}"))
     page.on("requestfailed", lambda r: watched.errors.append(f"request failed: {r.url} ({r.failure})"))
     try:

@@ -24,7 +24,15 @@ from pathlib import Path
 from reconciler.gallery.downloads import LastApply, write_last_apply
 from reconciler.sandbox.media import SHAPES, render_still, render_turntable
 from reconciler.spec import RenderSpec
-from reconciler.state import Attachment, FileStateStore, PastRender, ProductRecord, RenderRequest, State, Status
+from reconciler.state import (
+    Attachment,
+    FileStateStore,
+    PastRender,
+    ProductRecord,
+    RenderRequest,
+    State,
+    Status,
+)
 
 _NS = uuidlib.UUID("0b8a3c59-2f44-4c2e-b0c1-6a1f0c9e4d21")
 FORMATS = ("PNG", "JPG", "WEBP")
@@ -45,10 +53,21 @@ class Catalogue:
 
 def spec_for(index: int, *, background: str = "#FFFFFF") -> dict[str, object]:
     fmt = FORMATS[index % 3]
-    return RenderSpec.model_validate({
-        "imageWidth": 32, "imageHeight": 24, "imageFormat": fmt, "imageBackground": background,
-        "turntable": {"includeGif": index % 4 == 0, "imageCount": 4, "frameRate": 4, "width": 32, "height": 32},
-    }).canonical()
+    return RenderSpec.model_validate(
+        {
+            "imageWidth": 32,
+            "imageHeight": 24,
+            "imageFormat": fmt,
+            "imageBackground": background,
+            "turntable": {
+                "includeGif": index % 4 == 0,
+                "imageCount": 4,
+                "frameRate": 4,
+                "width": 32,
+                "height": 32,
+            },
+        }
+    ).canonical()
 
 
 def make_catalogue(root: Path, count: int, *, distinct: int | None = None) -> Catalogue:
@@ -73,8 +92,14 @@ def make_catalogue(root: Path, count: int, *, distinct: int | None = None) -> Ca
             old = _files(pool, downloads, uuid, variant, old_spec, tag="old")
             for att in old:
                 _move_aside(downloads, uuid, att)
-            history = [PastRender(spec_hash=_hash(old_spec), spec=old_spec, recorded_at="2026-11-29T09:00:00Z",
-                                  attachments=old)]
+            history = [
+                PastRender(
+                    spec_hash=_hash(old_spec),
+                    spec=old_spec,
+                    recorded_at="2026-11-29T09:00:00Z",
+                    attachments=old,
+                )
+            ]
             spec = spec_for(i, background="#D0E4FF")
             rerendered.append(uuid)
             when = "2026-12-01T08:00:00Z"
@@ -82,8 +107,14 @@ def make_catalogue(root: Path, count: int, *, distinct: int | None = None) -> Ca
             spec = spec_for(i)
         if i % step == 2:  # failed: no files
             failed.append(uuid)
-            records[uuid] = ProductRecord(name=name, spec=spec, spec_hash=_hash(spec), status=Status.FAILED,
-                                          error="RENDER_ERROR: the platform gave up", updated_at=when)
+            records[uuid] = ProductRecord(
+                name=name,
+                spec=spec,
+                spec_hash=_hash(spec),
+                status=Status.FAILED,
+                error="RENDER_ERROR: the platform gave up",
+                updated_at=when,
+            )
             continue
         atts = _files(pool, downloads, uuid, variant, spec, tag="new" if history else "")
         if i % step == 3 and len(missing) < 5:
@@ -95,41 +126,73 @@ def make_catalogue(root: Path, count: int, *, distinct: int | None = None) -> Ca
             path.unlink()  # break the hard link: alter this copy only
             path.write_bytes(data[: len(data) // 2])
             altered.append(uuid)
-        request = RenderRequest(request_id=str(uuidlib.uuid5(_NS, f"r{i}")), spec_hash=_hash(spec), requested_at=when,
-                                accepted_at=when)
-        records[uuid] = ProductRecord(name=name, spec=spec, spec_hash=_hash(spec), status=Status.RENDERED,
-                                      request=request, attachments=atts, updated_at=when, history=history)
+        request = RenderRequest(
+            request_id=str(uuidlib.uuid5(_NS, f"r{i}")),
+            spec_hash=_hash(spec),
+            requested_at=when,
+            accepted_at=when,
+        )
+        records[uuid] = ProductRecord(
+            name=name,
+            spec=spec,
+            spec_hash=_hash(spec),
+            status=Status.RENDERED,
+            request=request,
+            attachments=atts,
+            updated_at=when,
+            history=history,
+        )
     state = State(lineage=str(uuidlib.uuid5(_NS, "lineage")), products=records)
     store = FileStateStore(root / "state.json")
     with store.lock("synthetic catalogue"):
         store.write(state)
-    write_last_apply(downloads, LastApply(lineage=state.lineage, finished_at="2026-12-01T08:05:00Z",
-                                          rendered=rerendered, failed=failed))
+    write_last_apply(
+        downloads,
+        LastApply(
+            lineage=state.lineage, finished_at="2026-12-01T08:05:00Z", rendered=rerendered, failed=failed
+        ),
+    )
     return Catalogue(root / "state.json", downloads, count, rerendered, failed, missing, altered)
 
 
-def _files(pool: Path, downloads: Path, uuid: str, variant: int, spec: dict[str, object], tag: str) -> list[Attachment]:
+def _files(
+    pool: Path, downloads: Path, uuid: str, variant: int, spec: dict[str, object], tag: str
+) -> list[Attachment]:
     fmt = str(spec["imageFormat"])
     gif = bool(spec["turntable"]["includeGif"])  # type: ignore[index]
     key = f"{variant}-{_hash(spec)[:12]}"
     shape = SHAPES[variant % len(SHAPES)]
     seed = str(uuidlib.uuid5(_NS, f"v{variant}"))
     made = {
-        "still": (pool / f"{key}.{EXT[fmt]}", lambda: render_still(shape, seed, width=32, height=24, fmt=fmt,
-                                                                   background=str(spec["imageBackground"]))),
+        "still": (
+            pool / f"{key}.{EXT[fmt]}",
+            lambda: render_still(
+                shape, seed, width=32, height=24, fmt=fmt, background=str(spec["imageBackground"])
+            ),
+        ),
     }
     still_path = made["still"][0]
     if not still_path.exists():
         still_path.write_bytes(made["still"][1]())
     mp4_path, gif_path = pool / f"{key}.mp4", pool / f"{key}.gif"
     if not mp4_path.exists():
-        mp4, gif_bytes = render_turntable(shape, seed, image_count=4, frame_rate=4, width=32, height=32,
-                                          background=str(spec["imageBackground"]), include_gif=True)
+        mp4, gif_bytes = render_turntable(
+            shape,
+            seed,
+            image_count=4,
+            frame_rate=4,
+            width=32,
+            height=32,
+            background=str(spec["imageBackground"]),
+            include_gif=True,
+        )
         mp4_path.write_bytes(mp4)
         gif_path.write_bytes(gif_bytes or b"")
     suffix = f"-{tag}" if tag else ""
-    wanted = [("still", still_path, f"render{suffix}.{EXT[fmt]}", CONTENT[fmt]),
-              ("turntable", mp4_path, f"turntable{suffix}.mp4", "video/mp4")]
+    wanted = [
+        ("still", still_path, f"render{suffix}.{EXT[fmt]}", CONTENT[fmt]),
+        ("turntable", mp4_path, f"turntable{suffix}.mp4", "video/mp4"),
+    ]
     if gif:
         wanted.append(("gif", gif_path, f"turntable{suffix}.gif", "image/gif"))
     folder = downloads / uuid
@@ -140,8 +203,16 @@ def _files(pool: Path, downloads: Path, uuid: str, variant: int, spec: dict[str,
         if not target.exists():
             os.link(source, target)
         data = source.read_bytes()
-        out.append(Attachment(kind=kind, uuid=str(uuidlib.uuid5(_NS, f"{uuid}/{name}")), name=name,  # type: ignore[arg-type]
-                              sha256=hashlib.sha256(data).hexdigest(), size=len(data), content_type=content_type))
+        out.append(
+            Attachment(
+                kind=kind,
+                uuid=str(uuidlib.uuid5(_NS, f"{uuid}/{name}")),
+                name=name,  # type: ignore[arg-type]
+                sha256=hashlib.sha256(data).hexdigest(),
+                size=len(data),
+                content_type=content_type,
+            )
+        )
     return out
 
 

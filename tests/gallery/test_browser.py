@@ -50,12 +50,16 @@ def _catalogue_yaml(products: dict[str, str], *, recoloured: set[str] = frozense
         fmt = ("PNG", "JPG", "WEBP")[i % 3]
         width, height = (33, 31) if i == 5 else (32, 32)
         background = "#D0E4FF" if uuid in recoloured else "#F4F4F4"
-        lines.append(f"  - uuid: {uuid}\n    name: {json.dumps(name)}\n    imageFormat: {fmt}\n"
-                     f"    imageBackground: \"{background}\"\n    turntable:\n      includeGif: {str(i % 2 == 0).lower()}\n"
-                     f"      width: {width}\n      height: {height}\n")
-    return ("defaults:\n  imageWidth: 32\n  imageHeight: 24\n  imageFormat: PNG\n  turntable:\n"
-            "    includeGif: false\n    imageCount: 4\n    frameRate: 4\n    width: 32\n    height: 32\n"
-            "products:\n" + "".join(lines))
+        lines.append(
+            f"  - uuid: {uuid}\n    name: {json.dumps(name)}\n    imageFormat: {fmt}\n"
+            f'    imageBackground: "{background}"\n    turntable:\n      includeGif: {str(i % 2 == 0).lower()}\n'
+            f"      width: {width}\n      height: {height}\n"
+        )
+    return (
+        "defaults:\n  imageWidth: 32\n  imageHeight: 24\n  imageFormat: PNG\n  turntable:\n"
+        "    includeGif: false\n    imageCount: 4\n    frameRate: 4\n    width: 32\n    height: 32\n"
+        "products:\n" + "".join(lines)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -88,11 +92,22 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
     still = file_of(altered_still, "still")
     with Image.open(still) as im:  # altered but still a picture: shown, with a warning
         im.convert("RGB").rotate(90).save(still, format=im.format)
-    built = project.cli("gallery", "--download-dir", "downloads", "--out", "site", "--page-size", str(PAGE_SIZE))
+    built = project.cli(
+        "gallery", "--download-dir", "downloads", "--out", "site", "--page-size", str(PAGE_SIZE)
+    )
     assert built.returncode == 0, built.stderr
     assert "Local files 1 missing, 2 altered, 1 undecodable: their cards say so." in built.stdout
-    yield Scenario(project.root, project.root / "site", state, rerendered, evil, missing_still, broken_mp4,
-                   altered_still, uuids[5])
+    yield Scenario(
+        project.root,
+        project.root / "site",
+        state,
+        rerendered,
+        evil,
+        missing_still,
+        broken_mp4,
+        altered_still,
+        uuids[5],
+    )
 
 
 def _pages(site: Path) -> list[Path]:
@@ -130,13 +145,18 @@ def test_every_image_loads_every_video_plays_and_no_page_logs_an_error(scenario:
     assert images == stills + gifs + 2 * len(scenario.rerendered)  # before/after: the old and new still again
 
 
-def test_rerendered_products_show_before_and_after_with_the_field_change(scenario: Scenario, tab: Tab) -> None:
+def test_rerendered_products_show_before_and_after_with_the_field_change(
+    scenario: Scenario, tab: Tab
+) -> None:
     tab.goto(scenario.site / "page-1.html")
-    pairs = tab.page.eval_on_selector_all(".beforeafter", """els => els.map(s => ({
+    pairs = tab.page.eval_on_selector_all(
+        ".beforeafter",
+        """els => els.map(s => ({
         uuid: s.closest(".card").dataset.uuid,
         imgs: Array.from(s.querySelectorAll("img")).map(i => i.getAttribute("src")),
         alts: Array.from(s.querySelectorAll("img")).map(i => i.alt),
-        changes: Array.from(s.querySelectorAll(".changes li")).map(li => li.textContent)}))""")
+        changes: Array.from(s.querySelectorAll(".changes li")).map(li => li.textContent)}))""",
+    )
     assert sorted(p["uuid"] for p in pairs) == sorted(scenario.rerendered)  # changed ones come first: page 1
     for p in pairs:
         before, after = p["imgs"]
@@ -174,7 +194,12 @@ def test_the_filter_narrows_the_cards_and_travels_with_the_pager(scenario: Scena
 
 def test_the_index_counts_and_finds_a_product_on_any_page(scenario: Scenario, tab: Tab) -> None:
     tab.goto(scenario.site / "index.html")
-    counts = dict(tab.page.eval_on_selector_all(".counts dl div", "ds => ds.map(d => [d.querySelector('dt').textContent, d.querySelector('dd').textContent])"))
+    counts = dict(
+        tab.page.eval_on_selector_all(
+            ".counts dl div",
+            "ds => ds.map(d => [d.querySelector('dt').textContent, d.querySelector('dd').textContent])",
+        )
+    )
     assert counts["rendered"] == "40" and counts["changed in the last apply"] == "3"
     assert counts["files missing locally"] == "1" and counts["files altered locally"] == "2"
     assert counts["drifted"] == "3"
@@ -196,11 +221,16 @@ def test_the_index_counts_and_finds_a_product_on_any_page(scenario: Scenario, ta
     assert tab.errors == []
 
 
-def test_missing_and_altered_files_show_on_their_cards_and_break_nothing(scenario: Scenario, tab: Tab) -> None:
+def test_missing_and_altered_files_show_on_their_cards_and_break_nothing(
+    scenario: Scenario, tab: Tab
+) -> None:
     for page in _pages(scenario.site):
         tab.goto(page)
-        for uuid, expect in ((scenario.missing_still, "1 file missing"), (scenario.broken_mp4, "1 altered"),
-                             (scenario.altered_still, "1 altered")):
+        for uuid, expect in (
+            (scenario.missing_still, "1 file missing"),
+            (scenario.broken_mp4, "1 altered"),
+            (scenario.altered_still, "1 altered"),
+        ):
             card = tab.page.query_selector(f"#p-{uuid}")
             if card is None:
                 continue
@@ -246,7 +276,8 @@ def test_keyboard_alone_finds_filters_and_opens_a_render(scenario: Scenario, tab
     keys.press("ArrowDown")
     below = tab.page.evaluate("document.activeElement.dataset.uuid")
     assert below != first and tab.page.evaluate(
-        f"document.getElementById('p-{below}').offsetTop > document.getElementById('p-{first}').offsetTop")
+        f"document.getElementById('p-{below}').offsetTop > document.getElementById('p-{first}').offsetTop"
+    )
     keys.press("/")
     assert tab.page.evaluate("document.activeElement.name") == "q"
     keys.type(scenario.state["products"][first]["name"])
@@ -264,9 +295,26 @@ def test_keyboard_alone_finds_filters_and_opens_a_render(scenario: Scenario, tab
 def big_gallery(tmp_path_factory: pytest.TempPathFactory) -> Path:
     base = tmp_path_factory.mktemp("gallery-10k")
     catalogue = make_catalogue(base, 10_000, distinct=40)
-    built = subprocess.run([sys.executable, "-m", "reconciler", "gallery", "--state", str(catalogue.state_path),
-                            "--download-dir", str(catalogue.downloads), "--out", str(base / "site"),
-                            "--format", "json"], check=False, capture_output=True, text=True, timeout=600)
+    built = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "reconciler",
+            "gallery",
+            "--state",
+            str(catalogue.state_path),
+            "--download-dir",
+            str(catalogue.downloads),
+            "--out",
+            str(base / "site"),
+            "--format",
+            "json",
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert built.returncode == 0, built.stderr
     report = json.loads(built.stdout)
     assert (report["products"], report["pages"]) == (10_000, 50)
@@ -277,7 +325,9 @@ def test_a_gallery_of_10000_products_opens_its_first_page(big_gallery: Path, tab
     tab.goto(big_gallery / "index.html")
     assert tab.page.text_content("#counts-h") == "10,000 products"
     tab.page.fill("input[name=q]", "product 09999")
-    assert tab.page.eval_on_selector_all("#results a", "as => as.map(a => a.textContent)") == ["Product 09999 Box"]
+    assert tab.page.eval_on_selector_all("#results a", "as => as.map(a => a.textContent)") == [
+        "Product 09999 Box"
+    ]
     tab.goto(big_gallery / "page-1.html")
     assert len(tab.visible_cards()) == 200
     # what is on screen loads; the rest waits for scrolling (lazy)
@@ -293,14 +343,21 @@ def test_a_gallery_of_10000_products_opens_its_first_page(big_gallery: Path, tab
     assert tab.errors == []
 
 
-def test_the_media_check_fails_for_a_video_or_image_the_browser_cannot_decode(scenario: Scenario, tab: Tab) -> None:
+def test_the_media_check_fails_for_a_video_or_image_the_browser_cannot_decode(
+    scenario: Scenario, tab: Tab
+) -> None:
     """The loader the tests above rely on reports what does not play: it is not a check that passes anyway."""
-    broken = next(p for p in (scenario.site / "media").rglob("*.mp4") if p.stat().st_size == 200)  # the truncated one
+    broken = next(
+        p for p in (scenario.site / "media").rglob("*.mp4") if p.stat().st_size == 200
+    )  # the truncated one
     tab.goto(scenario.site / "index.html")
-    tab.page.evaluate("""src => {
+    tab.page.evaluate(
+        """src => {
         const v = document.createElement("video"); v.setAttribute("src", src); document.body.appendChild(v);
         const i = document.createElement("img"); i.setAttribute("src", "assets/gallery.css"); document.body.appendChild(i);
-    }""", broken.relative_to(scenario.site).as_posix())
+    }""",
+        broken.relative_to(scenario.site).as_posix(),
+    )
     media = tab.page.evaluate(LOAD_ALL_MEDIA)
     assert [("error" in m) for m in media["videos"]] == [True]
     assert [("error" in m) for m in media["images"]] == [True]

@@ -32,10 +32,14 @@ def _cards(root: Path) -> dict[str, Element]:
 
 def _rerender_chair(project: Project) -> None:
     """A new background for the still and a new frame rate for the turntable: new bytes under the same names."""
-    project.write_manifest(manifest(PRODUCTS, overrides={CHAIR: "imageBackground: \"#D0E4FF\"\nturntable:\n  frameRate: 8"}))
+    project.write_manifest(
+        manifest(PRODUCTS, overrides={CHAIR: 'imageBackground: "#D0E4FF"\nturntable:\n  frameRate: 8'})
+    )
 
 
-def test_a_rerender_keeps_the_old_files_aside_and_the_gallery_shows_before_and_after(project: Project) -> None:
+def test_a_rerender_keeps_the_old_files_aside_and_the_gallery_shows_before_and_after(
+    project: Project,
+) -> None:
     project.write_manifest(manifest(PRODUCTS))
     first = project.apply("--download-dir", "downloads")
     assert first.returncode == 0, first.stderr
@@ -66,9 +70,16 @@ def test_a_rerender_keeps_the_old_files_aside_and_the_gallery_shows_before_and_a
     chair = site[CHAIR]
     assert "changed" in chair.attrs["data-flags"].split()
     [pair] = find(chair, "section", "beforeafter")
-    assert [li.text for li in find(pair, "li")] == ["imageBackground: (none) → #D0E4FF", "turntable.frameRate: 4 → 8"]
+    assert [li.text for li in find(pair, "li")] == [
+        "imageBackground: (none) → #D0E4FF",
+        "turntable.frameRate: 4 → 8",
+    ]
     before, after = (find(f, "img")[0].attrs["src"] for f in find(pair, "figure"))
-    assert before != after and (project.root / "site" / before).is_file() and (project.root / "site" / after).is_file()
+    assert (
+        before != after
+        and (project.root / "site" / before).is_file()
+        and (project.root / "site" / after).is_file()
+    )
     assert all(not find(c, "section", "beforeafter") for u, c in site.items() if u != CHAIR)
     for card in site.values():  # every link and picture of every card exists in the site
         for el in [*find(card, "img"), *find(card, "video"), *find(card, "a")]:
@@ -115,27 +126,34 @@ def test_gallery_refuses_what_it_cannot_do_with_a_clear_message(project: Project
         assert "Traceback" not in result.stderr
         return result.stderr
 
-    assert error() == ("Error: no state at state/renders.state.json: nothing has been applied yet\n"
-                       "Hint: run 'reconciler apply' first, or pass --state FILE\n")
+    assert error() == (
+        "Error: no state at state/renders.state.json: nothing has been applied yet\n"
+        "Hint: run 'reconciler apply' first, or pass --state FILE\n"
+    )
     project.write_manifest(manifest([TRAIL]))
     assert project.apply().returncode == 0
     assert error("--changed") == (
         "Error: --changed: no record of the last apply in the downloads folder\n"
         "Hint: apply writes it when it keeps files (--download-dir, or downloads: in reconciler.yaml); "
-        "or use --since-plan PLANFILE\n")
+        "or use --since-plan PLANFILE\n"
+    )
     assert error("--changed", "--since-plan", "p.json") == (
-        "Error: --since-plan and --changed both choose the products: give one of them\n")
+        "Error: --since-plan and --changed both choose the products: give one of them\n"
+    )
     assert error("--since-plan", "nope.json") == "Error: plan file nope.json does not exist\n"
     (project.root / "notes").mkdir()
     (project.root / "notes" / "mine.txt").write_text("keep me")
     assert error("--out", "notes") == (
         "Error: notes is not empty and is not a gallery (no .reconciler-gallery in it); nothing was written\n"
-        "Hint: choose a new or empty folder with --out\n")
+        "Hint: choose a new or empty folder with --out\n"
+    )
     assert (project.root / "notes" / "mine.txt").read_text() == "keep me"
     assert sorted(p.name for p in (project.root / "notes").iterdir()) == ["mine.txt"]
 
 
-def test_a_gallery_without_downloads_lists_the_products_and_says_how_to_get_pictures(project: Project) -> None:
+def test_a_gallery_without_downloads_lists_the_products_and_says_how_to_get_pictures(
+    project: Project,
+) -> None:
     project.write_manifest(manifest([TRAIL, COURT]))
     assert project.apply().returncode == 0
     result = project.cli("gallery")
@@ -164,19 +182,43 @@ def test_first_apply_with_the_sandbox_keeps_the_files_and_ends_with_open_gallery
     (tmp_path / "manifests").mkdir()
     (tmp_path / "manifests" / "m.yaml").write_text(manifest({"Trail <Runner>": TRAIL, "Court": COURT}))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VNTANA_", "RECONCILER_"))}
-    result = subprocess.run([sys.executable, "-m", "reconciler", "apply", "--sandbox", "--auto-approve",
-                             "--poll-interval", "0.05"], check=False, cwd=tmp_path, env={**env, "NO_COLOR": "1"},
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "reconciler",
+            "apply",
+            "--sandbox",
+            "--auto-approve",
+            "--poll-interval",
+            "0.05",
+        ],
+        check=False,
+        cwd=tmp_path,
+        env={**env, "NO_COLOR": "1"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
-    assert result.stderr.rstrip().endswith("Renders kept in downloads/sandbox/ (one folder per product uuid).\n"
-                                           "Gallery of 2 products written: open gallery/index.html")
+    assert result.stderr.rstrip().endswith(
+        "Renders kept in downloads/sandbox/ (one folder per product uuid).\n"
+        "Gallery of 2 products written: open gallery/index.html"
+    )
     state = json.loads((tmp_path / "state" / "sandbox.state.json").read_text())
     for uuid, rec in state["products"].items():
         for att in rec["attachments"]:
             assert _sha(tmp_path / "downloads" / "sandbox" / uuid / att["name"]) == att["sha256"]
     site = _cards(tmp_path / "gallery")
     assert find(site[TRAIL], "h2")[0].text == "Trail <Runner>"
-    rebuilt = subprocess.run([sys.executable, "-m", "reconciler", "gallery", "--sandbox"], check=False, cwd=tmp_path,
-                             env={**env, "NO_COLOR": "1"}, capture_output=True, text=True, timeout=120)
+    rebuilt = subprocess.run(
+        [sys.executable, "-m", "reconciler", "gallery", "--sandbox"],
+        check=False,
+        cwd=tmp_path,
+        env={**env, "NO_COLOR": "1"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert rebuilt.returncode == 0, rebuilt.stderr
     assert "Gallery of 2 products on 1 page" in rebuilt.stdout and "Local files" not in rebuilt.stdout

@@ -66,8 +66,11 @@ def test_a_product_folder_keeps_at_most_the_current_and_history_length_renders(t
     files = [p for p in folder.rglob("*") if p.is_file()]
     assert len(files) == KEEP_FILES == 3 * (HISTORY_LENGTH + 1)
     kept = {p.read_bytes() for p in files}
-    newest = {f"render {i} file {n}".encode() for i in range(renders - HISTORY_LENGTH - 1, renders)
-              for n in ("still.png", "turn.mp4", "turn.gif")}
+    newest = {
+        f"render {i} file {n}".encode()
+        for i in range(renders - HISTORY_LENGTH - 1, renders)
+        for n in ("still.png", "turn.mp4", "turn.gif")
+    }
     assert kept == newest
     assert all(any(d.iterdir()) for d in (folder / ".previous").iterdir())  # emptied hash folders removed
 
@@ -88,7 +91,9 @@ def test_the_last_apply_record_round_trips_and_a_damaged_one_is_named(tmp_path: 
     record = LastApply(lineage="L", finished_at="2026-12-01T08:00:00Z", rendered=["b", "a"], failed=["c"])
     write_last_apply(tmp_path, record)
     back = read_last_apply(tmp_path)
-    assert back == LastApply(lineage="L", finished_at="2026-12-01T08:00:00Z", rendered=["a", "b"], failed=["c"])
+    assert back == LastApply(
+        lineage="L", finished_at="2026-12-01T08:00:00Z", rendered=["a", "b"], failed=["c"]
+    )
     (tmp_path / LAST_APPLY).write_text("{not json")
     with pytest.raises(ConfigError, match=r"\.last-apply\.json is unreadable"):
         read_last_apply(tmp_path)

@@ -7,8 +7,14 @@ import pytest
 
 from tests.test_layers import IO_LIBRARIES, PACKAGE, _imports, _offending
 
-EDGE = ("reconciler.gallery.build", "reconciler.gallery.command", "reconciler.cli", "reconciler.applying",
-        "reconciler.settings", "jinja2")
+EDGE = (
+    "reconciler.gallery.build",
+    "reconciler.gallery.command",
+    "reconciler.cli",
+    "reconciler.applying",
+    "reconciler.settings",
+    "jinja2",
+)
 
 
 @pytest.mark.parametrize("module", ["gallery/model.py", "gallery/pages.py"])

@@ -12,27 +12,53 @@ from tests.gallery.test_model import spec
 
 U1, U2 = "11111111-1111-4111-8111-111111111111", "22222222-2222-4222-8222-222222222222"
 EVIL = '<img src=x onerror="alert(1)"> & <script>alert("x")</script> \'quoted\''
-WEIRD_FILE = 'a #1 ?x=1 %20 <b>.png'
+WEIRD_FILE = "a #1 ?x=1 %20 <b>.png"
 SHA_A, SHA_B, SHA_M = "a" * 64, "b" * 64, "d" * 64
 
 
 def _site(listing: dict[str, FileFacts], previews: dict[tuple[str, str], Preview | None]) -> dict[str, str]:
     s = spec(turntable={"includeGif": True})
     records = {
-        U1: ProductRecord(name=EVIL, spec=s, spec_hash="h", status=Status.RENDERED, updated_at="2026-12-01T08:30:00Z",
-                          attachments=[Attachment(kind="still", uuid="a1", name=WEIRD_FILE, sha256=SHA_A, size=5,
-                                                  content_type="image/png"),
-                                       Attachment(kind="turntable", uuid="a2", name="t.mp4", sha256=SHA_M, size=5,
-                                                  content_type="video/mp4"),
-                                       Attachment(kind="gif", uuid="a3", name="t.gif", sha256=SHA_B, size=5,
-                                                  content_type="image/gif")]),
-        U2: ProductRecord(name="Failed <one>", spec=s, spec_hash="h", status=Status.FAILED,
-                          error="RENDER_ERROR: <bad> & worse", updated_at="2026-12-01T08:30:00Z"),
+        U1: ProductRecord(
+            name=EVIL,
+            spec=s,
+            spec_hash="h",
+            status=Status.RENDERED,
+            updated_at="2026-12-01T08:30:00Z",
+            attachments=[
+                Attachment(
+                    kind="still", uuid="a1", name=WEIRD_FILE, sha256=SHA_A, size=5, content_type="image/png"
+                ),
+                Attachment(
+                    kind="turntable", uuid="a2", name="t.mp4", sha256=SHA_M, size=5, content_type="video/mp4"
+                ),
+                Attachment(
+                    kind="gif", uuid="a3", name="t.gif", sha256=SHA_B, size=5, content_type="image/gif"
+                ),
+            ],
+        ),
+        U2: ProductRecord(
+            name="Failed <one>",
+            spec=s,
+            spec_hash="h",
+            status=Status.FAILED,
+            error="RENDER_ERROR: <bad> & worse",
+            updated_at="2026-12-01T08:30:00Z",
+        ),
     }
     chosen = Focus(products=None, changed=frozenset(), description="all <2>")
     built = build_cards(records, chosen, listing, kept=True)
-    return render_site(layout(built, chosen, title="Renders & <co>", source="state s", built_at="2026-12-01T09:00:00Z",
-                              kept=True), previews)
+    return render_site(
+        layout(
+            built,
+            chosen,
+            title="Renders & <co>",
+            source="state s",
+            built_at="2026-12-01T09:00:00Z",
+            kept=True,
+        ),
+        previews,
+    )
 
 
 def test_html_in_names_errors_and_file_names_is_text_never_markup() -> None:

@@ -27,8 +27,11 @@ def uuids(n: int, salt: str = "p") -> list[str]:
 
 
 def pr_event(number: int = PR, head: str = HEAD) -> dict[str, Any]:
-    return {"action": "synchronize", "number": number,
-            "pull_request": {"number": number, "head": {"sha": head}}}
+    return {
+        "action": "synchronize",
+        "number": number,
+        "pull_request": {"number": number, "head": {"sha": head}},
+    }
 
 
 @dataclass
@@ -47,29 +50,53 @@ class Step:
     def outputs(self) -> Path:
         return self.root / "github-output.txt"
 
-    def env(self, event: dict[str, Any] | None, event_name: str, extra: dict[str, str] | None) -> dict[str, str]:
+    def env(
+        self, event: dict[str, Any] | None, event_name: str, extra: dict[str, str] | None
+    ) -> dict[str, str]:
         event_path = self.root / f"event-{self.run_id}.json"
         event_path.write_text(json.dumps(event or {}))
         env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "VNTANA_", "RECONCILER_"))}
-        env.update({
-            "GITHUB_ACTIONS": "true", "CI": "true", "NO_COLOR": "1",
-            "GITHUB_TOKEN": self.gh.state.token, "GITHUB_REPOSITORY": f"{self.gh.state.owner}/{self.gh.state.name}",
-            "GITHUB_API_URL": self.gh.url, "GITHUB_GRAPHQL_URL": self.gh.url + "/graphql",
-            "GITHUB_SERVER_URL": "https://github.com", "GITHUB_EVENT_NAME": event_name,
-            "GITHUB_EVENT_PATH": str(event_path), "GITHUB_RUN_ID": str(self.run_id), "GITHUB_RUN_ATTEMPT": "1",
-            "GITHUB_SHA": HEAD, "GITHUB_STEP_SUMMARY": str(self.summary), "GITHUB_OUTPUT": str(self.outputs),
-            "GITHUB_WORKSPACE": str(self.root),
-        })
+        env.update(
+            {
+                "GITHUB_ACTIONS": "true",
+                "CI": "true",
+                "NO_COLOR": "1",
+                "GITHUB_TOKEN": self.gh.state.token,
+                "GITHUB_REPOSITORY": f"{self.gh.state.owner}/{self.gh.state.name}",
+                "GITHUB_API_URL": self.gh.url,
+                "GITHUB_GRAPHQL_URL": self.gh.url + "/graphql",
+                "GITHUB_SERVER_URL": "https://github.com",
+                "GITHUB_EVENT_NAME": event_name,
+                "GITHUB_EVENT_PATH": str(event_path),
+                "GITHUB_RUN_ID": str(self.run_id),
+                "GITHUB_RUN_ATTEMPT": "1",
+                "GITHUB_SHA": HEAD,
+                "GITHUB_STEP_SUMMARY": str(self.summary),
+                "GITHUB_OUTPUT": str(self.outputs),
+                "GITHUB_WORKSPACE": str(self.root),
+            }
+        )
         env.update(extra or {})
         return env
 
-    def cli(self, *args: str, event: dict[str, Any] | None = None, event_name: str = "pull_request",
-            env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    def cli(
+        self,
+        *args: str,
+        event: dict[str, Any] | None = None,
+        event_name: str = "pull_request",
+        env: dict[str, str] | None = None,
+        timeout: float = 120,
+    ) -> subprocess.CompletedProcess[str]:
         """``reconciler ARGS`` as a step would run it; a new run id each time, like a new push."""
         self.run_id += 1
-        return subprocess.run([sys.executable, "-m", "reconciler", *args], cwd=self.root,
-                              env=self.env(pr_event() if event is None else event, event_name, env),
-                              capture_output=True, text=True, timeout=timeout)
+        return subprocess.run(
+            [sys.executable, "-m", "reconciler", *args],
+            cwd=self.root,
+            env=self.env(pr_event() if event is None else event, event_name, env),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
 
     def plan(self, products: dict[str, str] | list[str], *, name: str = "plan.json", **kw: Any) -> Path:
         """Manifests of ``products`` and a saved plan of them against an empty state (offline)."""
@@ -77,10 +104,25 @@ class Step:
         folder.mkdir(exist_ok=True)
         (folder / "catalogue.yaml").write_text(manifest(products, **kw))
         out = self.root / name
-        done = subprocess.run([sys.executable, "-m", "reconciler", "plan", "--out", str(out), "--state",
-                               str(self.root / "state" / "renders.state.json"), "--format", "json"],
-                              cwd=self.root, capture_output=True, text=True, timeout=120,
-                              env={**os.environ, "NO_COLOR": "1"})
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "reconciler",
+                "plan",
+                "--out",
+                str(out),
+                "--state",
+                str(self.root / "state" / "renders.state.json"),
+                "--format",
+                "json",
+            ],
+            cwd=self.root,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "NO_COLOR": "1"},
+        )
         assert done.returncode == 0, done.stderr
         return out
 

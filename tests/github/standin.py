@@ -70,12 +70,19 @@ class GitHubState:
     def issue(self, number: int) -> Issue:
         return self.issues.setdefault(number, Issue())
 
-    def add_comment(self, number: int, body: str, *, login: str = "github-actions[bot]", type_: str = "Bot") -> dict:
+    def add_comment(
+        self, number: int, body: str, *, login: str = "github-actions[bot]", type_: str = "Bot"
+    ) -> dict:
         cid = next(self.ids)
-        comment = {"id": cid, "node_id": "IC_" + base64.b64encode(f"comment{cid}".encode()).decode(),
-                   "body": body, "user": {"login": login, "type": type_},
-                   "html_url": f"https://github.com/{self.owner}/{self.name}/pull/{number}#issuecomment-{cid}",
-                   "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z"}
+        comment = {
+            "id": cid,
+            "node_id": "IC_" + base64.b64encode(f"comment{cid}".encode()).decode(),
+            "body": body,
+            "user": {"login": login, "type": type_},
+            "html_url": f"https://github.com/{self.owner}/{self.name}/pull/{number}#issuecomment-{cid}",
+            "created_at": "2026-01-01T00:00:00Z",
+            "updated_at": "2026-01-01T00:00:00Z",
+        }
         self.issue(number).comments.append(comment)
         return comment
 
@@ -90,10 +97,14 @@ class GitHubState:
         return None
 
     def calls(self, method: str | None = None, prefix: str = "") -> list[Recorded]:
-        return [r for r in self.requests if (method is None or r.method == method) and r.path.startswith(prefix)]
+        return [
+            r for r in self.requests if (method is None or r.method == method) and r.path.startswith(prefix)
+        ]
 
 
-def _error(status: int, message: str, errors: list[dict[str, Any]] | None = None, headers: dict | None = None):
+def _error(
+    status: int, message: str, errors: list[dict[str, Any]] | None = None, headers: dict | None = None
+):
     body: dict[str, Any] = {"message": message, "documentation_url": "https://docs.github.com/rest"}
     if errors:
         body["errors"] = errors
@@ -107,7 +118,7 @@ def create_app(state: GitHubState) -> Starlette:
         per_page = min(int(request.query_params.get("per_page", 30)), 100)
         number = max(int(request.query_params.get("page", 1)), 1)
         start = (number - 1) * per_page
-        chunk = items[start:start + per_page]
+        chunk = items[start : start + per_page]
         last = max((len(items) + per_page - 1) // per_page, 1)
         base = f"{request.url.scheme}://{request.url.netloc}{path}"
         links = []
@@ -124,9 +135,16 @@ def create_app(state: GitHubState) -> Starlette:
             body = await request.json() if (await request.body()) else None
         except json.JSONDecodeError:
             return _error(400, "Problems parsing JSON")
-        state.requests.append(Recorded(request.method, request.url.path, request.scope["raw_path"].decode(),
-                                       dict(request.query_params),
-                                       {k.lower(): v for k, v in request.headers.items()}, body))
+        state.requests.append(
+            Recorded(
+                request.method,
+                request.url.path,
+                request.scope["raw_path"].decode(),
+                dict(request.query_params),
+                {k.lower(): v for k, v in request.headers.items()},
+                body,
+            )
+        )
         request.state.body = body
         for i, (method, status, headers) in enumerate(state.faults):
             if method in ("*", request.method):
@@ -135,19 +153,35 @@ def create_app(state: GitHubState) -> Starlette:
         if request.headers.get("authorization") != f"Bearer {state.token}":
             return _error(401, "Bad credentials")
         if not request.headers.get("user-agent"):
-            return _error(403, "Request forbidden by administrative rules. Please make sure your request has a "
-                               "User-Agent header")
+            return _error(
+                403,
+                "Request forbidden by administrative rules. Please make sure your request has a "
+                "User-Agent header",
+            )
         if state.read_only and request.method != "GET":
             return _error(403, "Resource not accessible by integration")
         return None
 
     def body_ok(body: Any) -> Response | None:
         if not isinstance(body, dict) or not isinstance(body.get("body"), str):
-            return _error(422, "Validation Failed", [{"resource": "IssueComment", "code": "missing_field",
-                                                      "field": "body"}])
+            return _error(
+                422,
+                "Validation Failed",
+                [{"resource": "IssueComment", "code": "missing_field", "field": "body"}],
+            )
         if len(body["body"]) > BODY_LIMIT:
-            return _error(422, "Validation Failed", [{"resource": "IssueComment", "code": "custom", "field": "body",
-                                                      "message": "body is too long (maximum is 65536 characters)"}])
+            return _error(
+                422,
+                "Validation Failed",
+                [
+                    {
+                        "resource": "IssueComment",
+                        "code": "custom",
+                        "field": "body",
+                        "message": "body is too long (maximum is 65536 characters)",
+                    }
+                ],
+            )
         return None
 
     async def list_comments(request: Request) -> Response:
@@ -156,8 +190,9 @@ def create_app(state: GitHubState) -> Starlette:
         number = int(request.path_params["number"])
         if number not in state.issues:
             return _error(404, "Not Found")
-        return page(request, state.comments(number),
-                    f"/repositories/{state.repo_id}/issues/{number}/comments")
+        return page(
+            request, state.comments(number), f"/repositories/{state.repo_id}/issues/{number}/comments"
+        )
 
     async def create_comment(request: Request) -> Response:
         if (denied := await guard(request)) is not None:
@@ -191,13 +226,18 @@ def create_app(state: GitHubState) -> Starlette:
         if request.method == "POST":
             names = (request.state.body or {}).get("labels")
             if not isinstance(names, list) or not names:
-                return _error(422, "Validation Failed", [{"resource": "Label", "code": "invalid", "field": "labels"}])
+                return _error(
+                    422, "Validation Failed", [{"resource": "Label", "code": "invalid", "field": "labels"}]
+                )
             for n in names:
                 state.labels.setdefault(n, {"name": n, "color": "ededed", "description": ""})
                 if n not in issue.labels:
                     issue.labels.append(n)
-        return page(request, [state.labels[n] for n in issue.labels],
-                    f"/repositories/{state.repo_id}/issues/{number}/labels")
+        return page(
+            request,
+            [state.labels[n] for n in issue.labels],
+            f"/repositories/{state.repo_id}/issues/{number}/labels",
+        )
 
     async def remove_label(request: Request) -> Response:
         if (denied := await guard(request)) is not None:
@@ -215,18 +255,30 @@ def create_app(state: GitHubState) -> Starlette:
         body = request.state.body or {}
         name = body.get("name")
         if name in state.labels:
-            return _error(422, "Validation Failed", [{"resource": "Label", "code": "already_exists", "field": "name"}])
-        state.labels[name] = {"name": name, "color": body.get("color", "ededed"),
-                              "description": body.get("description", "")}
+            return _error(
+                422, "Validation Failed", [{"resource": "Label", "code": "already_exists", "field": "name"}]
+            )
+        state.labels[name] = {
+            "name": name,
+            "color": body.get("color", "ededed"),
+            "description": body.get("description", ""),
+        }
         return JSONResponse(state.labels[name], status_code=201)
 
     async def pulls_for_commit(request: Request) -> Response:
         if (denied := await guard(request)) is not None:
             return denied
         sha = request.path_params["sha"]
-        found = [{"number": n, "merge_commit_sha": i.merge_commit_sha, "merged_at": i.merged_at,
-                  "head": {"sha": i.head_sha}} for n, i in state.issues.items()
-                 if sha in (i.merge_commit_sha, i.head_sha)]
+        found = [
+            {
+                "number": n,
+                "merge_commit_sha": i.merge_commit_sha,
+                "merged_at": i.merged_at,
+                "head": {"sha": i.head_sha},
+            }
+            for n, i in state.issues.items()
+            if sha in (i.merge_commit_sha, i.head_sha)
+        ]
         return page(request, found, f"/repositories/{state.repo_id}/commits/{sha}/pulls")
 
     async def pull(request: Request) -> Response:
@@ -236,7 +288,9 @@ def create_app(state: GitHubState) -> Starlette:
         if number not in state.issues:
             return _error(404, "Not Found")
         i = state.issue(number)
-        return JSONResponse({"number": number, "head": {"sha": i.head_sha}, "merge_commit_sha": i.merge_commit_sha})
+        return JSONResponse(
+            {"number": number, "head": {"sha": i.head_sha}, "merge_commit_sha": i.merge_commit_sha}
+        )
 
     async def check_runs(request: Request) -> Response:
         if (denied := await guard(request)) is not None:
@@ -244,8 +298,17 @@ def create_app(state: GitHubState) -> Starlette:
         body = request.state.body or {}
         annotations = ((body.get("output") or {}).get("annotations")) or []
         if len(annotations) > 50:
-            return _error(422, "Validation Failed", [{"resource": "CheckRun", "code": "custom",
-                                                      "message": "Only 50 annotations are allowed per request"}])
+            return _error(
+                422,
+                "Validation Failed",
+                [
+                    {
+                        "resource": "CheckRun",
+                        "code": "custom",
+                        "message": "Only 50 annotations are allowed per request",
+                    }
+                ],
+            )
         if "run_id" in request.path_params:
             run = state.check_runs.get(int(request.path_params["run_id"]))
             if run is None:
@@ -254,12 +317,21 @@ def create_app(state: GitHubState) -> Starlette:
             return JSONResponse(run)
         for required in ("name", "head_sha"):
             if not body.get(required):
-                return _error(422, "Validation Failed", [{"resource": "CheckRun", "code": "missing_field",
-                                                          "field": required}])
+                return _error(
+                    422,
+                    "Validation Failed",
+                    [{"resource": "CheckRun", "code": "missing_field", "field": required}],
+                )
         rid = next(state.ids)
-        run = {"id": rid, "name": body["name"], "head_sha": body["head_sha"], "status": body.get("status"),
-               "conclusion": body.get("conclusion"), "html_url": f"https://github.com/runs/{rid}",
-               "output": {**(body.get("output") or {}), "annotations": list(annotations)}}
+        run = {
+            "id": rid,
+            "name": body["name"],
+            "head_sha": body["head_sha"],
+            "status": body.get("status"),
+            "conclusion": body.get("conclusion"),
+            "html_url": f"https://github.com/runs/{rid}",
+            "output": {**(body.get("output") or {}), "annotations": list(annotations)},
+        }
         state.check_runs[rid] = run
         return JSONResponse(run, status_code=201)
 
@@ -271,20 +343,39 @@ def create_app(state: GitHubState) -> Starlette:
         if "minimizeComment" not in query:
             return JSONResponse({"errors": [{"message": "the stand-in knows only minimizeComment"}]})
         if variables.get("classifier") not in CLASSIFIERS:
-            return JSONResponse({"errors": [{"message": f"Variable $classifier of type ReportedContentClassifiers! "
-                                                        f"was provided invalid value {variables.get('classifier')}"}]})
+            return JSONResponse(
+                {
+                    "errors": [
+                        {
+                            "message": f"Variable $classifier of type ReportedContentClassifiers! "
+                            f"was provided invalid value {variables.get('classifier')}"
+                        }
+                    ]
+                }
+            )
         node = variables.get("id")
-        if node in state.unresolvable or not any(c["node_id"] == node for i in state.issues.values()
-                                                  for c in i.comments):
-            return JSONResponse({"data": {"minimizeComment": None},
-                                 "errors": [{"type": "NOT_FOUND", "message": f"Could not resolve to a node with "
-                                                                             f"the global id of '{node}'"}]})
+        if node in state.unresolvable or not any(
+            c["node_id"] == node for i in state.issues.values() for c in i.comments
+        ):
+            return JSONResponse(
+                {
+                    "data": {"minimizeComment": None},
+                    "errors": [
+                        {
+                            "type": "NOT_FOUND",
+                            "message": f"Could not resolve to a node with the global id of '{node}'",
+                        }
+                    ],
+                }
+            )
         state.minimized.add(node)
         return JSONResponse({"data": {"minimizeComment": {"minimizedComment": {"isMinimized": True}}}})
 
     routes = [
         Route(repo_prefix + "/issues/{number:int}/comments", list_comments, methods=["GET"]),
-        Route(f"/repositories/{state.repo_id}/issues/{{number:int}}/comments", list_comments, methods=["GET"]),
+        Route(
+            f"/repositories/{state.repo_id}/issues/{{number:int}}/comments", list_comments, methods=["GET"]
+        ),
         Route(repo_prefix + "/issues/{number:int}/comments", create_comment, methods=["POST"]),
         Route(repo_prefix + "/issues/comments/{cid:int}", comment, methods=["PATCH"]),
         Route(repo_prefix + "/issues/{number:int}/labels", issue_labels, methods=["GET", "POST"]),
@@ -315,8 +406,14 @@ class GitHubStandIn:
         return f"http://127.0.0.1:{self.port}"
 
     def __enter__(self) -> GitHubStandIn:
-        config = uvicorn.Config(create_app(self.state), host="127.0.0.1", port=0, log_level="warning",
-                                access_log=False, lifespan="off")
+        config = uvicorn.Config(
+            create_app(self.state),
+            host="127.0.0.1",
+            port=0,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+        )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name="github-standin", daemon=True)
         self._thread.start()

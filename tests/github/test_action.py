@@ -33,8 +33,11 @@ def test_the_action_is_composite_and_passes_inputs_through_env_only() -> None:
             for expr in EXPRESSION.findall(str(value)):
                 if expr.startswith("inputs."):
                     assert expr.removeprefix("inputs.") in inputs, expr
-    used = {m.removeprefix("inputs.") for m in EXPRESSION.findall((ROOT / "action.yml").read_text())
-            if m.startswith("inputs.")}
+    used = {
+        m.removeprefix("inputs.")
+        for m in EXPRESSION.findall((ROOT / "action.yml").read_text())
+        if m.startswith("inputs.")
+    }
     assert used == inputs  # no input is declared and ignored
     for name, output in ACTION["outputs"].items():
         assert output["value"] == f"${{{{ steps.run.outputs.{name} }}}}"
@@ -45,8 +48,9 @@ def test_the_action_scripts_pass_shellcheck() -> None:
         pytest.skip("shellcheck is not installed (.ci/run installs it from Debian)")
     for step in ACTION["runs"]["steps"]:
         if "run" in step:
-            done = subprocess.run(["shellcheck", "-s", "bash", "-"], input=step["run"], capture_output=True,
-                                  text=True)
+            done = subprocess.run(
+                ["shellcheck", "-s", "bash", "-"], input=step["run"], capture_output=True, text=True
+            )
             assert done.returncode == 0, done.stdout
 
 
@@ -64,11 +68,16 @@ class ActionStep:
         bin_dir = self.temp / "reconciler-venv" / "bin"
         bin_dir.mkdir(parents=True, exist_ok=True)
         shim = bin_dir / "reconciler"
-        shim.write_text(f"#!/bin/sh\nexec {sys.executable} -m reconciler \"$@\"\n")
+        shim.write_text(f'#!/bin/sh\nexec {sys.executable} -m reconciler "$@"\n')
         shim.chmod(0o755)
 
-    def run(self, event: dict[str, Any] | None = None, event_name: str = "pull_request",
-            extra_env: dict[str, str] | None = None, **inputs: str) -> subprocess.CompletedProcess[str]:
+    def run(
+        self,
+        event: dict[str, Any] | None = None,
+        event_name: str = "pull_request",
+        extra_env: dict[str, str] | None = None,
+        **inputs: str,
+    ) -> subprocess.CompletedProcess[str]:
         script, env_block = _script()
         values = {name: str(spec.get("default", "")) for name, spec in ACTION["inputs"].items()}
         values.update({k.replace("_", "-"): v for k, v in inputs.items()})
@@ -81,8 +90,14 @@ class ActionStep:
         env = self.step.env(pr_event() if event is None else event, event_name, extra_env)
         env.update({k: resolve(str(v)) for k, v in env_block.items()})
         env["RUNNER_TEMP"] = str(self.temp)
-        return subprocess.run(["bash", "-e", "-c", script], cwd=self.step.root, env=env, capture_output=True,
-                              text=True, timeout=180)
+        return subprocess.run(
+            ["bash", "-e", "-c", script],
+            cwd=self.step.root,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
 
     def outputs(self) -> dict[str, str]:
         out: dict[str, str] = {}
@@ -95,7 +110,9 @@ class ActionStep:
 @pytest.fixture
 def action(step: Step) -> ActionStep:
     (step.root / "manifests").mkdir()
-    (step.root / "manifests" / "catalogue.yaml").write_text(manifest({k: PRODUCTS[k] for k in ("trail", "court")}))
+    (step.root / "manifests" / "catalogue.yaml").write_text(
+        manifest({k: PRODUCTS[k] for k in ("trail", "court")})
+    )
     return ActionStep(step)
 
 
@@ -104,7 +121,10 @@ def test_plan_on_a_pull_request_comments_labels_and_sets_outputs(action: ActionS
     assert done.returncode == 0, done.stdout + done.stderr
     outputs = action.outputs()
     assert outputs["exit-code"] == "2" and outputs["has-changes"] == "true"
-    assert outputs["plan-file"] == "reconciler-plan.json" and (action.step.root / "reconciler-plan.json").exists()
+    assert (
+        outputs["plan-file"] == "reconciler-plan.json"
+        and (action.step.root / "reconciler-plan.json").exists()
+    )
     assert outputs["comment-url"].startswith("https://github.com/octo/catalogue/pull/7#issuecomment-")
     (comment,) = action.step.gh.state.comments(PR)
     assert "**Plan: 2 to render" in comment["body"]
@@ -131,14 +151,17 @@ def test_a_drift_check_fails_the_step_on_changes(action: ActionStep) -> None:
 
 
 def test_only_the_chosen_categories_count_as_changes(action: ActionStep) -> None:
-    done = action.run(command="plan", exit_code_on="drift", fail_on_changes="true", event={}, event_name="schedule")
+    done = action.run(
+        command="plan", exit_code_on="drift", fail_on_changes="true", event={}, event_name="schedule"
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert action.outputs()["has-changes"] == "false"
 
 
 def test_validate_annotates_and_fails(action: ActionStep) -> None:
     (action.step.root / "manifests" / "catalogue.yaml").write_text(
-        TINY_DEFAULTS.format(gif="true") + "products:\n  - uuid: nope\n")
+        TINY_DEFAULTS.format(gif="true") + "products:\n  - uuid: nope\n"
+    )
     done = action.run(command="validate")
     assert done.returncode == 1
     assert "::error file=manifests/catalogue.yaml,line=12,col=11,title=reconciler validate::" in done.stdout
@@ -149,7 +172,10 @@ def test_validate_annotates_and_fails(action: ActionStep) -> None:
 def test_an_unknown_command_is_named(action: ActionStep) -> None:
     done = action.run(command="deploy")
     assert done.returncode == 1
-    assert "::error title=reconciler::command must be validate, plan, comment or apply, not 'deploy'" in done.stdout
+    assert (
+        "::error title=reconciler::command must be validate, plan, comment or apply, not 'deploy'"
+        in done.stdout
+    )
 
 
 def test_manifests_and_extra_args_are_never_evaluated(action: ActionStep) -> None:
@@ -166,11 +192,16 @@ def platform(tmp_path: Path) -> Iterator[EmbeddedSandbox]:
         yield sb
 
 
-def test_apply_applies_the_saved_plan_and_reports_on_the_pull_request(action: ActionStep,
-                                                                     platform: EmbeddedSandbox) -> None:
+def test_apply_applies_the_saved_plan_and_reports_on_the_pull_request(
+    action: ActionStep, platform: EmbeddedSandbox
+) -> None:
     assert action.run(command="plan", comment="never").returncode == 0
-    creds = dict(vntana_api_token=platform.access_token, vntana_organization=platform.organization_uuid,
-                 vntana_api_url=platform.url, extra_args="--poll-interval 0.05 --timeout 30")
+    creds = dict(
+        vntana_api_token=platform.access_token,
+        vntana_organization=platform.organization_uuid,
+        vntana_api_url=platform.url,
+        extra_args="--poll-interval 0.05 --timeout 30",
+    )
     done = action.run(command="apply", state="state/renders.state.json", **creds)
     assert done.returncode == 0, done.stdout + done.stderr
     assert action.outputs()["exit-code"] == "0"
@@ -187,19 +218,27 @@ def test_apply_applies_the_saved_plan_and_reports_on_the_pull_request(action: Ac
     assert os.path.getsize(state) > 0
 
 
-def test_a_plan_the_breaker_refuses_is_still_shown_on_the_pull_request(action: ActionStep,
-                                                                      platform: EmbeddedSandbox) -> None:
+def test_a_plan_the_breaker_refuses_is_still_shown_on_the_pull_request(
+    action: ActionStep, platform: EmbeddedSandbox
+) -> None:
     assert action.run(command="plan", comment="never").returncode == 0
-    creds = dict(vntana_api_token=platform.access_token, vntana_organization=platform.organization_uuid,
-                 vntana_api_url=platform.url, extra_args="--poll-interval 0.05 --timeout 30")
+    creds = dict(
+        vntana_api_token=platform.access_token,
+        vntana_organization=platform.organization_uuid,
+        vntana_api_url=platform.url,
+        extra_args="--poll-interval 0.05 --timeout 30",
+    )
     assert action.run(command="apply", comment="never", **creds).returncode == 0
     (action.step.root / "manifests" / "catalogue.yaml").write_text(
-        manifest({k: PRODUCTS[k] for k in ("trail", "court")}, gif=False))
+        manifest({k: PRODUCTS[k] for k in ("trail", "court")}, gif=False)
+    )
     done = action.run(command="plan", extra_args="--max-rerender-share 0.1")
     assert done.returncode == 1
     assert "Error: refusing a large change: re-renders 2 of 2 products" in done.stderr
     (comment,) = action.step.gh.state.comments(PR)
-    assert "> [!CAUTION]\n> Large change (refused without --allow-large): re-renders 2 of 2" in comment["body"]
+    assert (
+        "> [!CAUTION]\n> Large change (refused without --allow-large): re-renders 2 of 2" in comment["body"]
+    )
     assert "2 product(s) lose existing files" in comment["body"]
     assert sorted(action.step.gh.state.issue(PR).labels) == ["renders:delete", "renders:spec"]
     assert not (action.step.root / "reconciler-plan.json").exists()  # nothing saved to apply

@@ -23,12 +23,16 @@ def test_errors_become_ten_annotations_at_most_and_the_summary_lists_all(step: S
     assert done.returncode == 1
     commands = [line for line in done.stdout.splitlines() if line.startswith("::")]
     assert len(commands) == 10  # GitHub shows 10 error annotations per step
-    assert commands[0] == ("::error file=manifests/broken.yaml,line=13,col=17,title=reconciler validate::"
-                           "products[0].imageWidth: expected 16..8192 (still width in pixels), got 99999")
+    assert commands[0] == (
+        "::error file=manifests/broken.yaml,line=13,col=17,title=reconciler validate::"
+        "products[0].imageWidth: expected 16..8192 (still width in pixels), got 99999"
+    )
     lines = [int(m) for m in re.findall(r",line=(\d+),", "\n".join(commands))]
     assert lines == list(range(13, 13 + 2 * 9, 2))
-    assert commands[-1] == ("::error title=reconciler validate::3 more manifest error(s) not annotated (GitHub "
-                            "shows 10 per step): all of them are in the job summary and the log below")
+    assert commands[-1] == (
+        "::error title=reconciler validate::3 more manifest error(s) not annotated (GitHub "
+        "shows 10 per step): all of them are in the job summary and the log below"
+    )
     assert "Error: 12 errors in manifests:" in done.stderr
     summary = step.summary.read_text()
     assert summary.startswith("### reconciler validate: 12 errors\n")
@@ -55,9 +59,15 @@ def test_a_check_run_carries_every_error_fifty_per_request(step: Step) -> None:
     assert first["name"] == "manifests" and first["head_sha"] == HEAD and first["conclusion"] == "failure"
     assert first["output"]["title"] == "120 error(s) in manifests"
     assert first["output"]["annotations"][0] == {
-        "path": "manifests/broken.yaml", "start_line": 13, "end_line": 13, "start_column": 17, "end_column": 17,
-        "annotation_level": "failure", "title": "products[0].imageWidth",
-        "message": "products[0].imageWidth: expected 16..8192 (still width in pixels), got 99999"}
+        "path": "manifests/broken.yaml",
+        "start_line": 13,
+        "end_line": 13,
+        "start_column": 17,
+        "end_column": 17,
+        "annotation_level": "failure",
+        "title": "products[0].imageWidth",
+        "message": "products[0].imageWidth: expected 16..8192 (still width in pixels), got 99999",
+    }
     (run,) = step.gh.state.check_runs.values()
     assert len(run["output"]["annotations"]) == 100
     assert "_and 20 more, not listed: fix these first._" in first["output"]["summary"]
@@ -85,8 +95,9 @@ def test_paths_are_named_as_the_repository_names_them(step: Step) -> None:
 
 def test_annotation_messages_are_escaped(step: Step) -> None:
     (step.root / "manifests").mkdir()
-    (step.root / "manifests" / "x.yaml").write_text(TINY_DEFAULTS.format(gif="true") +
-                                                   "products:\n  - uuid: 'not, a: uuid%'\n")
+    (step.root / "manifests" / "x.yaml").write_text(
+        TINY_DEFAULTS.format(gif="true") + "products:\n  - uuid: 'not, a: uuid%'\n"
+    )
     done = step.cli("github", "annotate")
     (line,) = [x for x in done.stdout.splitlines() if x.startswith("::error")]
     assert line.startswith("::error file=manifests/x.yaml,line=12,col=11,title=reconciler validate::")

@@ -17,7 +17,9 @@ MARK = "<!-- reconciler:apply key=default -->"
 
 @pytest.fixture
 def platform(tmp_path: Path) -> Iterator[EmbeddedSandbox]:
-    with EmbeddedSandbox(data_dir=tmp_path / "platform", config=fast_config(fail_products=[PRODUCTS["tote"]])) as sb:
+    with EmbeddedSandbox(
+        data_dir=tmp_path / "platform", config=fast_config(fail_products=[PRODUCTS["tote"]])
+    ) as sb:
         yield sb
 
 
@@ -40,8 +42,16 @@ def test_the_merged_pull_request_gets_what_was_rendered_failed_and_cost(step: St
     issue.merge_commit_sha, issue.merged_at = MERGE, "2026-01-02T00:00:00Z"
     stream, code = _apply(project, PRODUCTS)
     assert code == 1  # the tote's jobs always fail on this platform
-    done = step.cli("github", "apply-comment", str(stream), "--exit-code", str(code),
-                    event={"ref": "refs/heads/main", "after": MERGE}, event_name="push", env={"GITHUB_SHA": MERGE})
+    done = step.cli(
+        "github",
+        "apply-comment",
+        str(stream),
+        "--exit-code",
+        str(code),
+        event={"ref": "refs/heads/main", "after": MERGE},
+        event_name="push",
+        env={"GITHUB_SHA": MERGE},
+    )
     assert done.returncode == 0, done.stderr
     assert [(r.method, r.raw_path) for r in step.gh.state.requests] == [
         ("GET", f"/repos/octo/catalogue/commits/{MERGE}/pulls"),
@@ -76,16 +86,20 @@ def test_a_second_report_for_the_same_pull_request_replaces_the_first(step: Step
 
 def test_an_apply_that_died_early_is_reported_as_such(step: Step) -> None:
     stream = step.root / "apply.ndjson"
-    stream.write_text('{"kind": "reconciler-plan", "format_version": 1, "summary": {"changes": true}, '
-                      '"cost": {"requests": 2, "frames": 40, "video_seconds": 4}, "actions": []}\n'
-                      '{"event": "RunStarted", "triggers": 2, "resumes": 0, "batches": 2}\n'
-                      '{"event": "Recorded", "product": "p1", "name": "One", "attachments": 3}\n'
-                      '{"event": "Trigg')
+    stream.write_text(
+        '{"kind": "reconciler-plan", "format_version": 1, "summary": {"changes": true}, '
+        '"cost": {"requests": 2, "frames": 40, "video_seconds": 4}, "actions": []}\n'
+        '{"event": "RunStarted", "triggers": 2, "resumes": 0, "batches": 2}\n'
+        '{"event": "Recorded", "product": "p1", "name": "One", "attachments": 3}\n'
+        '{"event": "Trigg'
+    )
     done = step.cli("github", "apply-comment", str(stream), "--pr", str(PR), "--exit-code", "143")
     assert done.returncode == 0, done.stderr
     body = step.gh.state.comments(PR)[0]["body"]
-    assert "> The apply run ended before it finished (exit code 143): see the job log. 1 product(s) were recorded" \
+    assert (
+        "> The apply run ended before it finished (exit code 143): see the job log. 1 product(s) were recorded"
         in body
+    )
     assert "| `p1` | One | 3 |" in body
     assert "_1 line(s) of the event stream were not JSON and were skipped._" in body
 
@@ -99,8 +113,14 @@ def test_no_output_at_all_still_reports(step: Step) -> None:
 def test_a_commit_without_a_pull_request_reports_in_the_summary_only(step: Step) -> None:
     stream = step.root / "apply.ndjson"
     stream.write_text("")
-    done = step.cli("github", "apply-comment", str(stream), event={"ref": "refs/heads/main"}, event_name="push",
-                    env={"GITHUB_SHA": "e" * 40})
+    done = step.cli(
+        "github",
+        "apply-comment",
+        str(stream),
+        event={"ref": "refs/heads/main"},
+        event_name="push",
+        env={"GITHUB_SHA": "e" * 40},
+    )
     assert done.returncode == 0, done.stderr
     assert f"::notice title=reconciler github::commit {'e' * 40} belongs to no pull request" in done.stdout
     assert "### reconciler apply" in step.summary.read_text()
@@ -111,10 +131,29 @@ def test_a_commit_without_a_pull_request_reports_in_the_summary_only(step: Step)
 def test_a_report_too_long_for_a_comment_is_cut_and_the_summary_has_it_all(step: Step) -> None:
     import json
 
-    events = [{"event": "Recorded", "product": f"{i:08d}-0000-4000-8000-000000000000", "name": f"Product {i}",
-               "attachments": 3} for i in range(3000)]
-    events.append({"event": "RunFinished", "rendered": 3000, "failed": 0, "skipped": 0, "bytes_downloaded": 1 << 30,
-                   "seconds": 600.0, "requests": 9000, "retries": 4, "throttled_seconds": 0.0, "failures": {}})
+    events = [
+        {
+            "event": "Recorded",
+            "product": f"{i:08d}-0000-4000-8000-000000000000",
+            "name": f"Product {i}",
+            "attachments": 3,
+        }
+        for i in range(3000)
+    ]
+    events.append(
+        {
+            "event": "RunFinished",
+            "rendered": 3000,
+            "failed": 0,
+            "skipped": 0,
+            "bytes_downloaded": 1 << 30,
+            "seconds": 600.0,
+            "requests": 9000,
+            "retries": 4,
+            "throttled_seconds": 0.0,
+            "failures": {},
+        }
+    )
     stream = step.root / "apply.ndjson"
     stream.write_text("\n".join(json.dumps(e) for e in events) + "\n")
     done = step.cli("github", "apply-comment", str(stream), "--exit-code", "0")

@@ -13,8 +13,10 @@ def test_a_plan_over_budget_is_commented_as_refused_and_the_step_fails(action: A
     assert done.returncode == 1
     assert "Error: refusing a plan over budget: 10 frames, more than the budget of 8" in done.stderr
     (comment,) = action.step.gh.state.comments(PR)
-    assert "> [!CAUTION]\n> Over budget (refused without --allow-over-budget): 10 frames, more than the budget " \
-           "of 8 (budget.max_frames in " in comment["body"]
+    assert (
+        "> [!CAUTION]\n> Over budget (refused without --allow-over-budget): 10 frames, more than the budget "
+        "of 8 (budget.max_frames in " in comment["body"]
+    )
     assert not (action.step.root / "reconciler-plan.json").exists()  # nothing saved to apply
 
     done = action.run(command="plan", extra_args="--allow-over-budget")

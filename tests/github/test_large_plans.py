@@ -20,15 +20,19 @@ def big(step: Step):
 
 def test_5000_products_by_default_is_the_summary_alone_with_links(step: Step, big) -> None:
     products, plan = big
-    done = step.cli("github", "plan-comment", str(plan), "--artifact-url", "https://example.test/artifacts/77")
+    done = step.cli(
+        "github", "plan-comment", str(plan), "--artifact-url", "https://example.test/artifacts/77"
+    )
     assert done.returncode == 0, done.stderr
     (comment,) = step.gh.state.comments(PR)
     body = comment["body"]
     assert len(body) < 2000
     assert "**Plan: 5000 to render, 0 to re-render" in body
-    assert ("The plan changes 5000 product(s): 11 comments would be needed, more than the limit of 5 "
-            "(`--max-parts`). Read it in the [job summary](https://github.com/octo/catalogue/actions/runs/1002) "
-            "or the [plan artifact](https://example.test/artifacts/77).") in body.replace("\n> ", " ")
+    assert (
+        "The plan changes 5000 product(s): 11 comments would be needed, more than the limit of 5 "
+        "(`--max-parts`). Read it in the [job summary](https://github.com/octo/catalogue/actions/runs/1002) "
+        "or the [plan artifact](https://example.test/artifacts/77)."
+    ) in body.replace("\n> ", " ")
     summary = step.summary.read_text()
     assert len(summary.encode()) < 1 << 20
     assert all(f"`{u}`" in summary for u in products)  # the job summary has every product
@@ -49,12 +53,16 @@ def test_5000_products_split_into_balanced_parts_on_product_rows(step: Step, big
         assert body.count("<details>") == body.count("</details>") == 1
         assert body.index("<details>") < body.index("</details>")
         assert f"_Part {i} of 11" in body
-        rows = re.findall(r"^\| `([0-9a-f-]{36})` \| Product \d{5}, Oak finish \| still PNG 32x24", body, re.M)
+        rows = re.findall(
+            r"^\| `([0-9a-f-]{36})` \| Product \d{5}, Oak finish \| still PNG 32x24", body, re.M
+        )
         seen += rows
         if i > 1:
             assert f"### reconciler plan, part {i} of 11" in body
-            assert "<details><summary>New products (5000) (continued)</summary>\n\n| product | name | change |\n" \
-                   "|---|---|---|\n" in body
+            assert (
+                "<details><summary>New products (5000) (continued)</summary>\n\n| product | name | change |\n"
+                "|---|---|---|\n" in body
+            )
     assert sorted(seen) == sorted(products) and len(seen) == N  # each product exactly once, none cut
 
 
@@ -69,11 +77,15 @@ def test_a_shorter_plan_supersedes_and_minimises_the_parts_it_no_longer_needs(st
     assert [c["id"] for c in after] == [c["id"] for c in before]  # nothing deleted, nothing new
     assert "**Plan: 3 to render" in after[0]["body"] and "part=1" in after[0]["body"]
     for c in after[1:]:
-        assert c["body"].startswith("<!-- reconciler:plan key=default superseded -->\n_This part of an earlier")
+        assert c["body"].startswith(
+            "<!-- reconciler:plan key=default superseded -->\n_This part of an earlier"
+        )
     minimised = [r.body["variables"] for r in step.gh.state.calls("POST", "/graphql")]
     assert minimised == [{"id": c["node_id"], "classifier": "OUTDATED"} for c in before[1:]]
-    assert "minimizeComment(input: {subjectId: $id, classifier: $classifier})" in \
-        step.gh.state.calls("POST", "/graphql")[0].body["query"]
+    assert (
+        "minimizeComment(input: {subjectId: $id, classifier: $classifier})"
+        in step.gh.state.calls("POST", "/graphql")[0].body["query"]
+    )
     assert step.gh.state.minimized == {c["node_id"] for c in before[1:]}
     assert "1 updated, 10 superseded" in done.stdout
     # A stub is never touched again, and a longer plan gets fresh parts at the end.
@@ -91,7 +103,9 @@ def test_a_failed_minimise_is_reported_after_the_comment_is_posted(step: Step, b
     assert done.returncode == 1
     assert "**Plan: 3 to render" in step.gh.state.comments(PR)[0]["body"]
     assert "could not supersede the older comment" in done.stderr
-    assert f"minimizeComment failed: Could not resolve to a node with the global id of '{gone}'" in done.stderr
+    assert (
+        f"minimizeComment failed: Could not resolve to a node with the global id of '{gone}'" in done.stderr
+    )
     assert len(step.gh.state.minimized) == 9  # the others were still minimised
 
 

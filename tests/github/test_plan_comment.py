@@ -41,16 +41,24 @@ def test_first_plan_posts_one_sticky_comment_sets_labels_and_writes_the_job_summ
     assert body.startswith(MARK + "\n### reconciler plan\n")
     assert "**Plan: 3 to render, 0 to re-render" in body
     assert all(f"`{u}`" in body for u in THREE.values())
-    assert f"commit {HEAD[:7]}" in body and "[run 1002](https://github.com/octo/catalogue/actions/runs/1002)" in body
-    assert step.gh.state.requests[3].body == {"name": "renders:new", "color": "0e8a16",
-                                              "description": "reconciler: renders products for the first time"}
+    assert (
+        f"commit {HEAD[:7]}" in body
+        and "[run 1002](https://github.com/octo/catalogue/actions/runs/1002)" in body
+    )
+    assert step.gh.state.requests[3].body == {
+        "name": "renders:new",
+        "color": "0e8a16",
+        "description": "reconciler: renders products for the first time",
+    }
     assert step.gh.state.requests[4].body == {"labels": ["renders:new"]}
     assert step.gh.state.issue(PR).labels == ["renders:new"]
     summary = step.summary.read_text()
     assert summary.startswith("### reconciler plan") and all(u in summary for u in THREE.values())
     outputs = step.outputs.read_text()
     assert "has-changes=true\n" in outputs and f"pull-request={PR}\n" in outputs
-    assert re.search(r"^comment-url=https://github.com/octo/catalogue/pull/7#issuecomment-\d+$", outputs, re.M)
+    assert re.search(
+        r"^comment-url=https://github.com/octo/catalogue/pull/7#issuecomment-\d+$", outputs, re.M
+    )
     assert "Plan comment on #7 (1 part): 1 created" in done.stdout
     assert step.gh.state.token not in done.stdout + done.stderr + summary
 
@@ -72,8 +80,9 @@ def test_a_new_push_updates_the_same_comment_in_place(step: Step) -> None:
 
 def test_no_changes_posts_no_comment_but_labels_the_pull_request_none(step: Step) -> None:
     step.gh.state.issue(PR).labels = ["renders:new", "needs-review"]
-    step.gh.state.labels.update({n: {"name": n, "color": "ededed", "description": ""}
-                                 for n in ("renders:new", "needs-review")})
+    step.gh.state.labels.update(
+        {n: {"name": n, "color": "ededed", "description": ""} for n in ("renders:new", "needs-review")}
+    )
     done = step.cli("github", "plan-comment", str(step.plan([])))
     assert done.returncode == 0, done.stderr
     assert step.gh.state.comments(PR) == []
@@ -114,7 +123,9 @@ def test_the_sticky_comment_is_found_on_the_third_page_of_a_long_conversation(st
         (f"/repositories/4242/issues/{PR}/comments", {"per_page": "100", "page": "2"}),
         (f"/repositories/4242/issues/{PR}/comments", {"per_page": "100", "page": "3"}),
     ]
-    assert [r.path for r in step.gh.state.calls("PATCH")] == [f"/repos/octo/catalogue/issues/comments/{sticky['id']}"]
+    assert [r.path for r in step.gh.state.calls("PATCH")] == [
+        f"/repos/octo/catalogue/issues/comments/{sticky['id']}"
+    ]
     assert step.gh.state.calls("POST") == []
     assert len(step.gh.state.comments(PR)) == 261
 
@@ -134,7 +145,9 @@ def test_stale_render_labels_are_removed_and_other_labels_kept(step: Step) -> No
 
 
 def test_a_person_quoting_the_marker_is_left_alone(step: Step) -> None:
-    quoted = step.gh.state.add_comment(PR, MARK + "\nI pasted the bot's comment", login="someone", type_="User")
+    quoted = step.gh.state.add_comment(
+        PR, MARK + "\nI pasted the bot's comment", login="someone", type_="User"
+    )
     step.cli("github", "plan-comment", str(step.plan(THREE)), "--no-labels")
     comments = step.gh.state.comments(PR)
     assert comments[0] == quoted and len(comments) == 2 and comments[1]["user"]["type"] == "Bot"
@@ -142,8 +155,9 @@ def test_a_person_quoting_the_marker_is_left_alone(step: Step) -> None:
 
 def test_comment_author_names_whose_comments_are_ours(step: Step) -> None:
     mine = step.gh.state.add_comment(PR, MARK + "\nold plan", login="deploy-person", type_="User")
-    done = step.cli("github", "plan-comment", str(step.plan(THREE)), "--no-labels",
-                    "--comment-author", "deploy-person")
+    done = step.cli(
+        "github", "plan-comment", str(step.plan(THREE)), "--no-labels", "--comment-author", "deploy-person"
+    )
     assert done.returncode == 0, done.stderr
     (only,) = step.gh.state.comments(PR)
     assert only["id"] == mine["id"] and "**Plan: 3 to render" in only["body"]
@@ -164,8 +178,10 @@ def test_a_read_only_token_fails_loudly_with_the_fork_hint(step: Step) -> None:
     step.gh.state.read_only = True
     done = step.cli("github", "plan-comment", str(step.plan(THREE)))
     assert done.returncode == 1
-    assert ("Error: GitHub POST /repos/octo/catalogue/issues/7/comments: 403 Resource not accessible by "
-            "integration") in done.stderr
+    assert (
+        "Error: GitHub POST /repos/octo/catalogue/issues/7/comments: 403 Resource not accessible by "
+        "integration"
+    ) in done.stderr
     assert "two-workflow pattern in docs/gitops.md" in done.stderr
     assert done.stdout.splitlines()[-1].startswith("::error title=reconciler github::GitHub POST ")
     assert step.gh.state.token not in done.stdout + done.stderr
@@ -187,12 +203,20 @@ def test_a_missing_token_says_which_variable(step: Step) -> None:
 
 
 def test_throttling_and_server_errors_are_retried_without_posting_twice(step: Step) -> None:
-    step.gh.state.faults = [("GET", 502, {}), ("POST", 429, {"Retry-After": "0"}),
-                            ("POST", 403, {"Retry-After": "0"})]
+    step.gh.state.faults = [
+        ("GET", 502, {}),
+        ("POST", 429, {"Retry-After": "0"}),
+        ("POST", 403, {"Retry-After": "0"}),
+    ]
     done = step.cli("github", "plan-comment", str(step.plan(THREE)), "--no-labels")
     assert done.returncode == 0, done.stderr
     assert [(r.method, r.path.rsplit("/", 1)[-1]) for r in step.gh.state.requests] == [
-        ("GET", "comments"), ("GET", "comments"), ("POST", "comments"), ("POST", "comments"), ("POST", "comments")]
+        ("GET", "comments"),
+        ("GET", "comments"),
+        ("POST", "comments"),
+        ("POST", "comments"),
+        ("POST", "comments"),
+    ]
     assert len(step.gh.state.comments(PR)) == 1
 
 
@@ -205,28 +229,53 @@ def test_a_5xx_on_a_post_is_not_retried(step: Step) -> None:
 
 
 def test_an_event_without_a_pull_request_writes_the_summary_only(step: Step) -> None:
-    done = step.cli("github", "plan-comment", str(step.plan(THREE)), event={"ref": "refs/heads/main"},
-                    event_name="push")
+    done = step.cli(
+        "github", "plan-comment", str(step.plan(THREE)), event={"ref": "refs/heads/main"}, event_name="push"
+    )
     assert done.returncode == 0, done.stderr
-    assert "::notice title=reconciler github::push event is not about a pull request: no comment" in done.stdout
+    assert (
+        "::notice title=reconciler github::push event is not about a pull request: no comment" in done.stdout
+    )
     assert step.gh.state.requests == []
     assert THREE["court"] in step.summary.read_text()
 
 
 def test_workflow_run_comments_only_on_the_pull_request_whose_head_made_the_plan(step: Step) -> None:
     plan = step.plan(THREE)
-    event = {"workflow_run": {"id": 55, "head_sha": HEAD, "pull_requests": [],
-                              "html_url": "https://github.com/octo/catalogue/actions/runs/55"}}
-    done = step.cli("github", "plan-comment", str(plan), "--pr", str(PR), "--no-labels",
-                    event=event, event_name="workflow_run")
+    event = {
+        "workflow_run": {
+            "id": 55,
+            "head_sha": HEAD,
+            "pull_requests": [],
+            "html_url": "https://github.com/octo/catalogue/actions/runs/55",
+        }
+    }
+    done = step.cli(
+        "github",
+        "plan-comment",
+        str(plan),
+        "--pr",
+        str(PR),
+        "--no-labels",
+        event=event,
+        event_name="workflow_run",
+    )
     assert done.returncode == 0, done.stderr
     assert [r.raw_path for r in step.gh.state.requests][:1] == [f"/repos/octo/catalogue/pulls/{PR}"]
     (comment,) = step.gh.state.comments(PR)
     # The full plan is in the run that made it: link there, not to this commenting run.
     step.gh.state.requests.clear()
     step.gh.state.issue(8).head_sha = "f" * 40
-    done = step.cli("github", "plan-comment", str(plan), "--pr", "8", "--no-labels",
-                    event=event, event_name="workflow_run")
+    done = step.cli(
+        "github",
+        "plan-comment",
+        str(plan),
+        "--pr",
+        "8",
+        "--no-labels",
+        event=event,
+        event_name="workflow_run",
+    )
     assert done.returncode == 0, done.stderr
     assert "::warning title=reconciler github::not commenting on #8: its head is ffffffffffff" in done.stdout
     assert step.gh.state.comments(8) == [] and [r.method for r in step.gh.state.requests] == ["GET"]

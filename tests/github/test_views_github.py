@@ -45,8 +45,10 @@ def _balanced(text: str) -> bool:
     return depth == 0
 
 
-@given(st.lists(st.lists(st.text("abcdefé€😀", min_size=1, max_size=300), max_size=80), min_size=1, max_size=4),
-       st.integers(1024, 8000))
+@given(
+    st.lists(st.lists(st.text("abcdefé€😀", min_size=1, max_size=300), max_size=80), min_size=1, max_size=4),
+    st.integers(1024, 8000),
+)
 def test_every_part_fits_is_balanced_and_keeps_every_row_once(sections: list[list[str]], budget: int) -> None:
     text = _doc(sections)
     parts = split_markdown(text, budget)
@@ -64,8 +66,9 @@ def test_a_continued_part_reopens_the_section_and_its_table_header() -> None:
     parts = split_markdown(_doc([[f"row-{i:03d}" + "x" * 60 for i in range(40)]]), 1024)
     assert len(parts) > 1
     second = parts[1].text
-    assert second.startswith("<details><summary>Section 0 (40) (continued)</summary>\n\n"
-                             "| product | name |\n|---|---|\n| `")
+    assert second.startswith(
+        "<details><summary>Section 0 (40) (continued)</summary>\n\n| product | name |\n|---|---|\n| `"
+    )
     assert parts[0].text.endswith("\n\n</details>\n")
 
 
@@ -96,14 +99,17 @@ def test_cut_markdown_keeps_short_text_and_says_what_it_left_out() -> None:
     assert f"_{500 - shown} more product(s) not shown" in cut
 
 
-@pytest.mark.parametrize(("body", "parsed"), [
-    ("<!-- reconciler:plan key=default part=3 -->\nx", ("reconciler:plan", "default", 3, False)),
-    ("<!-- reconciler:plan key=a/b.c superseded -->\n", ("reconciler:plan", "a/b.c", None, True)),
-    ("<!-- reconciler:apply key=k -->", ("reconciler:apply", "k", None, False)),
-    ("hello <!-- reconciler:plan key=default part=1 -->", None),
-    ("<!-- reconciler:plan key=bad key part=1 -->", None),
-    ("", None),
-])
+@pytest.mark.parametrize(
+    ("body", "parsed"),
+    [
+        ("<!-- reconciler:plan key=default part=3 -->\nx", ("reconciler:plan", "default", 3, False)),
+        ("<!-- reconciler:plan key=a/b.c superseded -->\n", ("reconciler:plan", "a/b.c", None, True)),
+        ("<!-- reconciler:apply key=k -->", ("reconciler:apply", "k", None, False)),
+        ("hello <!-- reconciler:plan key=default part=1 -->", None),
+        ("<!-- reconciler:plan key=bad key part=1 -->", None),
+        ("", None),
+    ],
+)
 def test_markers(body: str, parsed: tuple | None) -> None:
     m = parse_marker(body)
     assert (None if m is None else (m.kind, m.key, m.part, m.superseded)) == parsed
@@ -115,22 +121,32 @@ def test_marker_round_trip() -> None:
 
 
 def _plan(*actions: Action) -> Plan:
-    return Plan(state=StateToken("", 0, "s"), actions=list(actions), batches=[], cost=Cost(), max_batch_size=50)
+    return Plan(
+        state=StateToken("", 0, "s"), actions=list(actions), batches=[], cost=Cost(), max_batch_size=50
+    )
 
 
-@pytest.mark.parametrize(("actions", "labels"), [
-    ([], {"renders:none"}),
-    ([(ActionKind.NOOP, Reason.UNCHANGED, [])], {"renders:none"}),
-    ([(ActionKind.RENDER, Reason.NEW, [])], {"renders:new"}),
-    ([(ActionKind.RERENDER, Reason.SPEC_CHANGED, ["the GIF"])], {"renders:spec", "renders:delete"}),
-    ([(ActionKind.RERENDER, Reason.REMOTE_MISSING, [])], {"renders:drift"}),
-    ([(ActionKind.DELETE, Reason.NOT_IN_MANIFESTS, ["the still"])], {"renders:delete"}),
-    ([(ActionKind.BLOCKED, Reason.SPEC_CHANGED, ["the GIF"])], {"renders:none"}),  # protected: nothing happens
-    ([(ActionKind.ORPHAN, Reason.NOT_IN_MANIFESTS, [])], {"renders:none"}),
-    ([(ActionKind.RETRY, Reason.FAILED_BEFORE, [])], set()),  # carried over from an earlier run
-])
+@pytest.mark.parametrize(
+    ("actions", "labels"),
+    [
+        ([], {"renders:none"}),
+        ([(ActionKind.NOOP, Reason.UNCHANGED, [])], {"renders:none"}),
+        ([(ActionKind.RENDER, Reason.NEW, [])], {"renders:new"}),
+        ([(ActionKind.RERENDER, Reason.SPEC_CHANGED, ["the GIF"])], {"renders:spec", "renders:delete"}),
+        ([(ActionKind.RERENDER, Reason.REMOTE_MISSING, [])], {"renders:drift"}),
+        ([(ActionKind.DELETE, Reason.NOT_IN_MANIFESTS, ["the still"])], {"renders:delete"}),
+        (
+            [(ActionKind.BLOCKED, Reason.SPEC_CHANGED, ["the GIF"])],
+            {"renders:none"},
+        ),  # protected: nothing happens
+        ([(ActionKind.ORPHAN, Reason.NOT_IN_MANIFESTS, [])], {"renders:none"}),
+        ([(ActionKind.RETRY, Reason.FAILED_BEFORE, [])], set()),  # carried over from an earlier run
+    ],
+)
 def test_labels_by_change_category(actions: list, labels: set[str]) -> None:
-    plan = _plan(*[Action(kind=k, reason=r, product=f"p{i}", deletes=d) for i, (k, r, d) in enumerate(actions)])
+    plan = _plan(
+        *[Action(kind=k, reason=r, product=f"p{i}", deletes=d) for i, (k, r, d) in enumerate(actions)]
+    )
     assert labels_for(plan) == labels
 
 
@@ -142,21 +158,32 @@ def test_workflow_command_escaping_follows_the_actions_toolkit() -> None:
 def test_annotation_lines_cap_and_count() -> None:
     diags = [Diagnostic(SourceLocation("m.yaml", i, 3), f"bad {i}", "f") for i in range(1, 12)]
     lines = annotation_lines(diags, ["m.yaml"] * 11, cap=10)
-    assert len(lines) == 10 and lines[0] == "::error file=m.yaml,line=1,col=3,title=reconciler validate::f: bad 1"
+    assert (
+        len(lines) == 10
+        and lines[0] == "::error file=m.yaml,line=1,col=3,title=reconciler validate::f: bad 1"
+    )
     assert "2 more manifest error(s)" in lines[-1]
     assert annotation_lines([Diagnostic(SourceLocation("m.yaml"), "unreadable")], ["m.yaml"]) == [
-        "::error file=m.yaml,title=reconciler validate::unreadable"]
+        "::error file=m.yaml,title=reconciler validate::unreadable"
+    ]
 
 
 def test_apply_stream_reader_takes_the_plan_events_and_survives_garbage() -> None:
-    plan = json.dumps({"kind": "reconciler-plan", "cost": {"frames": 5},
-                       "actions": [{"product": "p2", "name": "Two"}]}, indent=2)
-    text = "\n".join([plan, "not json at all", json.dumps({"event": "Failed", "product": "p2", "name": None,
-                                                           "reason": "boom"}),
-                      json.dumps({"event": "Recorded", "product": "p1", "name": "One", "attachments": 2}),
-                      json.dumps({"event": "SomethingNew", "x": 1}),
-                      json.dumps({"event": "RunFinished", "rendered": 1, "failed": 1, "failures": {"p3": "rejected"}}),
-                      '{"event": "Recor'])
+    plan = json.dumps(
+        {"kind": "reconciler-plan", "cost": {"frames": 5}, "actions": [{"product": "p2", "name": "Two"}]},
+        indent=2,
+    )
+    text = "\n".join(
+        [
+            plan,
+            "not json at all",
+            json.dumps({"event": "Failed", "product": "p2", "name": None, "reason": "boom"}),
+            json.dumps({"event": "Recorded", "product": "p1", "name": "One", "attachments": 2}),
+            json.dumps({"event": "SomethingNew", "x": 1}),
+            json.dumps({"event": "RunFinished", "rendered": 1, "failed": 1, "failures": {"p3": "rejected"}}),
+            '{"event": "Recor',
+        ]
+    )
     run = parse_apply_stream(text)
     assert run.plan is not None and run.plan["cost"] == {"frames": 5} and run.plan["names"] == {"p2": "Two"}
     assert sorted(run.failed) == ["p2", "p3"] and list(run.recorded) == ["p1"]

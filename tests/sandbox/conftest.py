@@ -23,7 +23,9 @@ def sandbox_factory(tmp_path: Path) -> Iterator[Callable[..., EmbeddedSandbox]]:
     """Start sandboxes of one test (fast timing unless told otherwise); stopped afterwards."""
     started: list[EmbeddedSandbox] = []
 
-    def make(config: SandboxConfig | None = None, data_dir: Path | None = None, **options: Any) -> EmbeddedSandbox:
+    def make(
+        config: SandboxConfig | None = None, data_dir: Path | None = None, **options: Any
+    ) -> EmbeddedSandbox:
         cfg = config or SandboxConfig(**{**FAST, **options})
         sb = EmbeddedSandbox(data_dir or tmp_path / f"sandbox-{len(started)}", cfg)
         sb.start()
@@ -94,7 +96,11 @@ def validate() -> Callable[[str, Any], None]:
 
     def check(name: str, instance: Any) -> None:
         assert name in spec()["components"]["schemas"], name
-        if isinstance(instance, dict) and instance.get("success") is False and instance.get("response", 0) is None:
+        if (
+            isinstance(instance, dict)
+            and instance.get("success") is False
+            and instance.get("response", 0) is None
+        ):
             instance = {k: v for k, v in instance.items() if k != "response"}
         _validator(name, True, ()).validate(instance)
 

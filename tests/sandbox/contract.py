@@ -47,8 +47,11 @@ GUIDE_PATHS = {
     "/v1/webhooks/events": "/v1/webhooks/events/",
     "/v1/webhooks/organizations/{organizationUuid}": "/v1/webhooks/organization/{organizationUuid}",
 }
-FILE_ROUTES = ("/v1/comments/images/{blobId}", "/v1/products/{productUuid}/download/model",
-               "/v1/products/{productUuid}/clients/{clientUuid}/thumbnails/{thumbnailBlobId}")
+FILE_ROUTES = (
+    "/v1/comments/images/{blobId}",
+    "/v1/products/{productUuid}/download/model",
+    "/v1/products/{productUuid}/clients/{clientUuid}/thumbnails/{thumbnailBlobId}",
+)
 _ZONED = re.compile(r".*(Z|[+-]\d\d:\d\d)$")
 
 
@@ -122,7 +125,9 @@ def _codes_of(entries: Any, objects: bool) -> Any:
     for entry in entries:
         if objects:
             assert isinstance(entry, dict) and set(entry) == {"code", "message"}, entry
-            assert isinstance(entry["code"], str) and isinstance(entry["message"], str) and entry["message"], entry
+            assert (
+                isinstance(entry["code"], str) and isinstance(entry["message"], str) and entry["message"]
+            ), entry
             out.append(entry["code"])
         else:
             assert isinstance(entry, str), entry
@@ -137,7 +142,11 @@ def check_answer(method: str, path: str, answer: httpx.Response, readings: Any) 
     template = documented_path(path)
     if template is None:  # not an operation of the platform: 404 NOT_FOUND in the envelope
         body = answer.json()
-        assert answer.status_code == 404 and set(body) == {"success", "errors", "response"}, (method, path, body)
+        assert answer.status_code == 404 and set(body) == {"success", "errors", "response"}, (
+            method,
+            path,
+            body,
+        )
         assert _codes_of(body["errors"], readings.error_entries == "objects") == ["NOT_FOUND"], body
         return None
     ctype = answer.headers.get("content-type", "")
@@ -183,4 +192,6 @@ PLATFORM_ERRORS = "LoginUserResultResponseForbidden"
 
 @functools.cache
 def _platform_codes() -> frozenset[str]:
-    return frozenset(spec()["components"]["schemas"][PLATFORM_ERRORS]["properties"]["errors"]["items"]["enum"])
+    return frozenset(
+        spec()["components"]["schemas"][PLATFORM_ERRORS]["properties"]["errors"]["items"]["enum"]
+    )

@@ -31,7 +31,9 @@ FAST: dict[str, Any] = {
 SHOE = "58472097-fec0-516d-8326-f7a5eb192f2c"  # Trail Runner GTX (footwear.yaml)
 CHAIR = "6079b22e-4327-5d30-ba4c-90855571b56d"  # Lounge Chair, Oak (furniture/seating.yaml)
 TINY: dict[str, Any] = {
-    "imageWidth": 32, "imageHeight": 24, "imageFormat": "PNG",
+    "imageWidth": 32,
+    "imageHeight": 24,
+    "imageFormat": "PNG",
     "turntable": {"includeGif": True, "imageCount": 4, "frameRate": 2, "width": 32, "height": 16},
 }
 ORIGIN = "https://platform.vntana.com"
@@ -50,8 +52,14 @@ class Api:
     def close(self) -> None:
         self.http.close()
 
-    def login(self, client_uuid: str | None = None, organization_uuid: str | None = None, *,
-              role: str | None = None, access_token: str | None = None) -> str:
+    def login(
+        self,
+        client_uuid: str | None = None,
+        organization_uuid: str | None = None,
+        *,
+        role: str | None = None,
+        access_token: str | None = None,
+    ) -> str:
         """The documented login: key, organization token, and the workspace token for workspace-level users.
 
         ``role`` logs in as the seed user with that role; ``client_uuid`` (default: the
@@ -61,8 +69,9 @@ class Api:
         first = self.post("/v1/auth/login/token", token="", json={"personal-access-token": key})
         assert first.status_code == 200, first.text
         org = organization_uuid or self.sandbox.organization_uuid
-        second = self.post("/v1/auth/refresh-token", token=first.headers["X-AUTH-TOKEN"],
-                           headers={"organizationUuid": org})
+        second = self.post(
+            "/v1/auth/refresh-token", token=first.headers["X-AUTH-TOKEN"], headers={"organizationUuid": org}
+        )
         assert second.status_code == 200, second.text
         self.token = second.headers["X-AUTH-TOKEN"]
         user = self.sandbox.users.by_token(key)
@@ -70,7 +79,9 @@ class Api:
         if client_uuid is None and user.org_roles.get(org) not in ORG_LEVEL_ROLES and user.client_roles:
             client_uuid = next(iter(user.client_roles))
         if client_uuid:
-            third = self.post("/v1/auth/refresh-token", headers={"organizationUuid": org, "clientUuid": client_uuid})
+            third = self.post(
+                "/v1/auth/refresh-token", headers={"organizationUuid": org, "clientUuid": client_uuid}
+            )
             assert third.status_code == 200, third.text
             self.token = third.headers["X-AUTH-TOKEN"]
         return self.token
@@ -120,8 +131,11 @@ class Api:
     def sign(self, attachment: dict[str, Any]) -> str:
         kind = attachment["entityType"]
         store = kind if kind in ("RENDER", "TURNTABLE") else "ATTACHMENT"
-        answer = self.post("/v1/storage/download/clients/sign-url", headers={"Origin": ORIGIN},
-                           json={"entityUuid": attachment["uuid"], "storeType": store})
+        answer = self.post(
+            "/v1/storage/download/clients/sign-url",
+            headers={"Origin": ORIGIN},
+            json={"entityUuid": attachment["uuid"], "storeType": store},
+        )
         assert answer.status_code == 200, answer.text
         return str(answer.json()["response"]["location"])
 
@@ -168,18 +182,35 @@ class Api:
     def create_webhook(self, url: str, events: list[str], **extra: Any) -> httpx.Response:
         if "clients" in extra:
             extra["clients"] = [self.workspace_ref(c) for c in extra["clients"]]
-        return self.post(self.webhook_path("create"), json={"url": url, "events": self.events(*events), **extra})
+        return self.post(
+            self.webhook_path("create"), json={"url": url, "events": self.events(*events), **extra}
+        )
 
     # -- uploads ------------------------------------------------------------------------
-    def upload(self, product: str, name: str, data: bytes, store_type: str = "ATTACHMENT",
-               client_uuid: str | None = None) -> dict[str, Any]:
+    def upload(
+        self,
+        product: str,
+        name: str,
+        data: bytes,
+        store_type: str = "ATTACHMENT",
+        client_uuid: str | None = None,
+    ) -> dict[str, Any]:
         """Put a file on a product through the resource sign-url and the signed PUT; its attachment."""
         client = client_uuid or str(self.get(f"/v1/products/{product}").json()["response"]["clientUuid"])
-        answer = self.post("/v1/storage/upload/clients/resource/sign-url", json={
-            "clientUuid": client, "parentEntityUuid": product, "parentEntityType": "PRODUCT", "storeType": store_type,
-            "resourceSettings": {"contentType": "application/octet-stream", "originalName": name,
-                                 "originalSize": len(data)},
-        })
+        answer = self.post(
+            "/v1/storage/upload/clients/resource/sign-url",
+            json={
+                "clientUuid": client,
+                "parentEntityUuid": product,
+                "parentEntityType": "PRODUCT",
+                "storeType": store_type,
+                "resourceSettings": {
+                    "contentType": "application/octet-stream",
+                    "originalName": name,
+                    "originalSize": len(data),
+                },
+            },
+        )
         assert answer.status_code == 200, answer.text
         session = answer.json()["response"]
         put = self.http.put(session["location"], content=data)
@@ -213,8 +244,12 @@ class Receiver:
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02},
-                                       name="test-receiver", daemon=True)
+        self.thread = threading.Thread(
+            target=self.server.serve_forever,
+            kwargs={"poll_interval": 0.02},
+            name="test-receiver",
+            daemon=True,
+        )
         self.thread.start()
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
 

@@ -27,7 +27,9 @@ def _refresh(api: Api, token: str, org: str | None, client: str | None = None):
 
 
 def test_login_with_access_token_returns_token_in_header(api: Api, validate) -> None:
-    answer = api.post("/v1/auth/login/token", token="", json={"personal-access-token": api.sandbox.access_token})
+    answer = api.post(
+        "/v1/auth/login/token", token="", json={"personal-access-token": api.sandbox.access_token}
+    )
     assert answer.status_code == 200
     assert answer.headers["X-AUTH-TOKEN"]
     validate("LoginUserResultResponseOk", answer.json())
@@ -57,7 +59,9 @@ def test_login_without_access_token_is_400(api: Api, body) -> None:
 
 def test_login_with_email_and_password(api: Api, validate) -> None:
     for user in (api.sandbox.user, api.sandbox.user_for("ORGANIZATION_ADMIN")):
-        answer = api.post("/v1/auth/login", token="", json={"email": user["email"], "password": user["password"]})
+        answer = api.post(
+            "/v1/auth/login", token="", json={"email": user["email"], "password": user["password"]}
+        )
         assert answer.status_code == 200
         validate("LoginUserResultResponseOk", answer.json())
         assert answer.json()["response"]["email"] == user["email"]
@@ -76,7 +80,9 @@ def test_refresh_token_errors(api: Api, sandbox) -> None:
     assert (missing.status_code, missing.json()["errors"]) == (403, ["MISSING_ORGANIZATION_UUID"])
     other_org = _refresh(api, token, "not-mine")
     assert (other_org.status_code, other_org.json()["errors"]) == (403, ["FORBIDDEN"])
-    no_token = api.post("/v1/auth/refresh-token", token="", headers={"organizationUuid": sandbox.organization_uuid})
+    no_token = api.post(
+        "/v1/auth/refresh-token", token="", headers={"organizationUuid": sandbox.organization_uuid}
+    )
     assert no_token.status_code == 403  # the default reading of revoked_token_status
 
 
@@ -90,8 +96,14 @@ def test_owners_and_admins_get_bad_credentials_for_a_workspace_token(api: Api, s
     assert "X-AUTH-TOKEN" not in answer.headers
     # the organization token reaches every workspace
     assert api.get(f"/v1/products/{SHOE}", token=org_token).status_code == 200
-    assert api.post(f"/v1/products/clients/{ARCHIVE}/search", token=org_token,
-                    json={"page": 1, "size": 5, "organizationUuid": sandbox.organization_uuid}).status_code == 200
+    assert (
+        api.post(
+            f"/v1/products/clients/{ARCHIVE}/search",
+            token=org_token,
+            json={"page": 1, "size": 5, "organizationUuid": sandbox.organization_uuid},
+        ).status_code
+        == 200
+    )
 
 
 def test_workspace_level_users_need_the_workspace_step(api: Api, sandbox) -> None:
@@ -100,7 +112,9 @@ def test_workspace_level_users_need_the_workspace_step(api: Api, sandbox) -> Non
     assert org_answer.status_code == 200
     org_token = org_answer.headers["X-AUTH-TOKEN"]
     workspaces = api.get("/v1/clients/client-organizations", token=org_token).json()["response"]["grid"]
-    assert [(w["uuid"], w["role"]) for w in workspaces] == [(CATALOGUE, "CLIENT_ORGANIZATION_CONTENT_MANAGER")]
+    assert [(w["uuid"], w["role"]) for w in workspaces] == [
+        (CATALOGUE, "CLIENT_ORGANIZATION_CONTENT_MANAGER")
+    ]
     # the organization token of a workspace-level user reaches no workspace's products
     assert api.get(f"/v1/products/{SHOE}", token=org_token).status_code == 403
     not_theirs = _refresh(api, org_token, sandbox.organization_uuid, ARCHIVE)
@@ -112,7 +126,9 @@ def test_workspace_level_users_need_the_workspace_step(api: Api, sandbox) -> Non
     token = workspace.headers["X-AUTH-TOKEN"]
     assert api.get(f"/v1/products/{SHOE}", token=token).status_code == 200
     orgs = api.get("/v1/organizations", token=token).json()["response"]["grid"]
-    assert [(o["uuid"], o["role"]) for o in orgs] == [(sandbox.organization_uuid, "ORGANIZATION_CLIENT_MEMBER")]
+    assert [(o["uuid"], o["role"]) for o in orgs] == [
+        (sandbox.organization_uuid, "ORGANIZATION_CLIENT_MEMBER")
+    ]
 
 
 def test_roles_decide_what_a_token_may_do(api_factory, sandbox) -> None:
@@ -136,8 +152,16 @@ def test_roles_decide_what_a_token_may_do(api_factory, sandbox) -> None:
 
 def test_access_token_for_names_the_roles_there_are(sandbox) -> None:
     assert sandbox.access_token_for("ORGANIZATION_OWNER") == sandbox.access_token
-    tokens = {sandbox.access_token_for(r) for r in ("ORGANIZATION_OWNER", "ORGANIZATION_ADMIN", "CLIENT_ORGANIZATION_ADMIN",
-                                                    "CLIENT_ORGANIZATION_CONTENT_MANAGER", "CLIENT_ORGANIZATION_VIEWER")}
+    tokens = {
+        sandbox.access_token_for(r)
+        for r in (
+            "ORGANIZATION_OWNER",
+            "ORGANIZATION_ADMIN",
+            "CLIENT_ORGANIZATION_ADMIN",
+            "CLIENT_ORGANIZATION_CONTENT_MANAGER",
+            "CLIENT_ORGANIZATION_VIEWER",
+        )
+    }
     assert len(tokens) == 5  # every user has a key of its own
     with pytest.raises(KeyError, match="ORGANIZATION_ADMIN"):
         sandbox.access_token_for("SHOWROOM_SHARELINK_VIEWER")
@@ -157,7 +181,9 @@ def test_bad_tokens_answer_per_reading(sandbox, api: Api, header, status: int, c
 
 
 @pytest.mark.parametrize("status", [403, 401])
-def test_new_refresh_revokes_the_previous_one_of_the_same_user_and_scope(sandbox_factory, api_factory, status) -> None:
+def test_new_refresh_revokes_the_previous_one_of_the_same_user_and_scope(
+    sandbox_factory, api_factory, status
+) -> None:
     sb = sandbox_factory(readings=Readings(revoked_token_status=status))
     api = api_factory(sb)
     first = api.login()
@@ -165,7 +191,10 @@ def test_new_refresh_revokes_the_previous_one_of_the_same_user_and_scope(sandbox
     other = api_factory(sb)
     other.login()  # a second process logging in with the same key
     answer = api.get(f"/v1/products/{SHOE}", token=first)
-    assert (answer.status_code, answer.json()["errors"]) == (status, ["FORBIDDEN" if status == 403 else "UNAUTHORIZED"])
+    assert (answer.status_code, answer.json()["errors"]) == (
+        status,
+        ["FORBIDDEN" if status == 403 else "UNAUTHORIZED"],
+    )
     assert other.get(f"/v1/products/{SHOE}").status_code == 200
     # Another user's login, or a workspace token of another user, leaves it alone.
     api_factory(sb).login(role="ORGANIZATION_ADMIN")
@@ -174,8 +203,11 @@ def test_new_refresh_revokes_the_previous_one_of_the_same_user_and_scope(sandbox
     # A workspace token is another scope than the same user's organization token.
     manager = api_factory(sb)
     manager.login(role="CLIENT_ORGANIZATION_CONTENT_MANAGER")
-    org_token = _refresh(manager, _key_login(manager, sb.access_token_for("CLIENT_ORGANIZATION_CONTENT_MANAGER")),
-                         sb.organization_uuid).headers["X-AUTH-TOKEN"]
+    org_token = _refresh(
+        manager,
+        _key_login(manager, sb.access_token_for("CLIENT_ORGANIZATION_CONTENT_MANAGER")),
+        sb.organization_uuid,
+    ).headers["X-AUTH-TOKEN"]
     assert manager.get(f"/v1/products/{SHOE}").status_code == 200
     assert manager.get("/v1/clients/client-organizations", token=org_token).status_code == 200
 
@@ -207,6 +239,11 @@ def test_custom_access_token(sandbox_factory, api_factory) -> None:
     sb = sandbox_factory(access_token="my-own-key")
     assert sb.access_token == "my-own-key"
     api = api_factory(sb)
-    assert api.post("/v1/auth/login/token", token="", json={"personal-access-token": "my-own-key"}).status_code == 200
-    default = api.post("/v1/auth/login/token", token="", json={"personal-access-token": "vntana-sandbox-demo-token"})
+    assert (
+        api.post("/v1/auth/login/token", token="", json={"personal-access-token": "my-own-key"}).status_code
+        == 200
+    )
+    default = api.post(
+        "/v1/auth/login/token", token="", json={"personal-access-token": "vntana-sandbox-demo-token"}
+    )
     assert default.status_code == 403

@@ -22,17 +22,39 @@ from .helpers import SHOE
 
 
 def _options(**given):
-    names = ["config", "access_token", "seed", "job_pending_seconds", "job_processing_seconds", "workers",
-             "auto_create_products", "rate_429", "retry_after", "rate_500", "rate_503", "latency", "job_failure_rate",
-             "fail_product", "signed_url_ttl", "webhook_drop_rate", "webhook_duplicate_rate", "fault_seed", "reading"]
+    names = [
+        "config",
+        "access_token",
+        "seed",
+        "job_pending_seconds",
+        "job_processing_seconds",
+        "workers",
+        "auto_create_products",
+        "rate_429",
+        "retry_after",
+        "rate_500",
+        "rate_503",
+        "latency",
+        "job_failure_rate",
+        "fail_product",
+        "signed_url_ttl",
+        "webhook_drop_rate",
+        "webhook_duplicate_rate",
+        "fault_seed",
+        "reading",
+    ]
     return {name: given.get(name) for name in names}
 
 
 def test_flags_win_over_the_config_file(tmp_path: Path) -> None:
     config = tmp_path / "sandbox.yaml"
-    config.write_text("job_pending_seconds: 1.5\nworkers: 3\nfaults:\n  rate_429: 0.1\n  rate_500: 0.2\n"
-                      f"  fail_products: [{SHOE}]\n")
-    merged = build_config(_options(config=config, rate_429=0.3, fail_product=("other",), job_processing_seconds=0.1))
+    config.write_text(
+        "job_pending_seconds: 1.5\nworkers: 3\nfaults:\n  rate_429: 0.1\n  rate_500: 0.2\n"
+        f"  fail_products: [{SHOE}]\n"
+    )
+    merged = build_config(
+        _options(config=config, rate_429=0.3, fail_product=("other",), job_processing_seconds=0.1)
+    )
     assert (merged.job_pending_seconds, merged.job_processing_seconds, merged.workers) == (1.5, 0.1, 3)
     assert (merged.faults.rate_429, merged.faults.rate_500) == (0.3, 0.2)
     assert merged.faults.fail_products == frozenset({SHOE, "other"})
@@ -51,32 +73,52 @@ def test_defaults_without_flags() -> None:
 
 def test_readings_from_the_config_file_and_flags(tmp_path: Path) -> None:
     config = tmp_path / "sandbox.yaml"
-    config.write_text("readings:\n  entity_type_filter: honoured\n  revoked_token_status: 401\n  download: comments\n")
-    merged = build_config(_options(config=config, reading=("download=signed-url-origin", "manual_renders_replaced=true",
-                                                           "throttle_status=403")))
-    assert merged.readings == Readings(entity_type_filter="honoured", revoked_token_status=401,
-                                       download="signed-url-origin", manual_renders_replaced=True, throttle_status=403)
+    config.write_text(
+        "readings:\n  entity_type_filter: honoured\n  revoked_token_status: 401\n  download: comments\n"
+    )
+    merged = build_config(
+        _options(
+            config=config,
+            reading=("download=signed-url-origin", "manual_renders_replaced=true", "throttle_status=403"),
+        )
+    )
+    assert merged.readings == Readings(
+        entity_type_filter="honoured",
+        revoked_token_status=401,
+        download="signed-url-origin",
+        manual_renders_replaced=True,
+        throttle_status=403,
+    )
 
 
-@pytest.mark.parametrize("flag, message", [
-    ("download=ftp", "reading download cannot be 'ftp'; choose one of: both, comments, signed-url, signed-url-origin"),
-    ("entity_type=honoured", "unknown reading 'entity_type'"),
-    ("honoured", "expected NAME=VALUE"),
-    ("throttle_status=418", "choose one of: 429, 403, 400, 409"),
-])
+@pytest.mark.parametrize(
+    "flag, message",
+    [
+        (
+            "download=ftp",
+            "reading download cannot be 'ftp'; choose one of: both, comments, signed-url, signed-url-origin",
+        ),
+        ("entity_type=honoured", "unknown reading 'entity_type'"),
+        ("honoured", "expected NAME=VALUE"),
+        ("throttle_status=418", "choose one of: 429, 403, 400, 409"),
+    ],
+)
 def test_bad_readings_are_clear_errors(tmp_path: Path, flag: str, message: str) -> None:
     result = CliRunner().invoke(sandbox_command, ["--reading", flag, "--data-dir", str(tmp_path / "d")])
     assert result.exit_code == 1
     assert message in result.output
 
 
-@pytest.mark.parametrize("text, message", [
-    ("job_pendng_seconds: 1\n", "unknown sandbox option(s): job_pendng_seconds"),
-    ("faults:\n  rate_429: 2\n", "fault rate_429 must be between 0 and 1"),
-    ("- a list\n", "expected a mapping"),
-    ("readings:\n  timestamp: utc\n", "unknown reading(s): timestamp"),
-    ("readings:\n  timestamps: local\n", "reading timestamps cannot be 'local'"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("job_pendng_seconds: 1\n", "unknown sandbox option(s): job_pendng_seconds"),
+        ("faults:\n  rate_429: 2\n", "fault rate_429 must be between 0 and 1"),
+        ("- a list\n", "expected a mapping"),
+        ("readings:\n  timestamp: utc\n", "unknown reading(s): timestamp"),
+        ("readings:\n  timestamps: local\n", "reading timestamps cannot be 'local'"),
+    ],
+)
 def test_bad_config_files_are_clear_errors(tmp_path: Path, text: str, message: str) -> None:
     config = tmp_path / "bad.yaml"
     config.write_text(text)
@@ -92,9 +134,23 @@ def test_bad_flag_values_are_usage_errors(tmp_path: Path) -> None:
 
 def test_serves_until_interrupted(tmp_path: Path) -> None:
     code = "from reconciler.sandbox.command import sandbox_command; sandbox_command()"
-    args = [sys.executable, "-c", code, "--port", "0", "--data-dir", str(tmp_path / "data"),
-            "--job-pending-seconds", "0.01", "--rate-503", "0", "--reading", "entity_type_filter=honoured",
-            "--reading", "revoked_token_status=401"]
+    args = [
+        sys.executable,
+        "-c",
+        code,
+        "--port",
+        "0",
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--job-pending-seconds",
+        "0.01",
+        "--rate-503",
+        "0",
+        "--reading",
+        "entity_type_filter=honoured",
+        "--reading",
+        "revoked_token_status=401",
+    ]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) as proc:
         try:
@@ -109,9 +165,13 @@ def test_serves_until_interrupted(tmp_path: Path) -> None:
             assert DEFAULT_ACCESS_TOKEN in banner
             assert re.search(r"organization uuid:\s+[0-9a-f-]{36}", banner)
             assert "readings:              entity_type_filter=honoured,revoked_token_status=401" in banner
-            assert re.search(r"content-manager@sandbox.local +CLIENT_ORGANIZATION_CONTENT_MANAGER +vntana-sandbox-", banner)
+            assert re.search(
+                r"content-manager@sandbox.local +CLIENT_ORGANIZATION_CONTENT_MANAGER +vntana-sandbox-", banner
+            )
             with httpx.Client(base_url=url) as http:
-                login = http.post("/v1/auth/login/token", json={"personal-access-token": DEFAULT_ACCESS_TOKEN})
+                login = http.post(
+                    "/v1/auth/login/token", json={"personal-access-token": DEFAULT_ACCESS_TOKEN}
+                )
                 assert login.status_code == 200
                 assert http.get("/v1/organizations").status_code == 401  # the reading took effect
             proc.send_signal(signal.SIGINT)
@@ -126,7 +186,17 @@ def test_serves_until_interrupted(tmp_path: Path) -> None:
 
 def test_custom_access_token_is_not_echoed(tmp_path: Path) -> None:
     code = "from reconciler.sandbox.command import sandbox_command; sandbox_command()"
-    args = [sys.executable, "-c", code, "--port", "0", "--data-dir", str(tmp_path), "--access-token", "s3cret-key"]
+    args = [
+        sys.executable,
+        "-c",
+        code,
+        "--port",
+        "0",
+        "--data-dir",
+        str(tmp_path),
+        "--access-token",
+        "s3cret-key",
+    ]
     with subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
         try:
             assert proc.stdout is not None

@@ -15,8 +15,15 @@ from .helpers import CHAIR, SHOE, Api, Receiver
 
 def test_everything_is_off_by_default() -> None:
     config = FaultConfig()
-    assert (config.rate_429, config.rate_500, config.rate_503, config.latency_seconds, config.job_failure_rate,
-            config.webhook_drop_rate, config.webhook_duplicate_rate) == (0, 0, 0, 0, 0, 0, 0)
+    assert (
+        config.rate_429,
+        config.rate_500,
+        config.rate_503,
+        config.latency_seconds,
+        config.job_failure_rate,
+        config.webhook_drop_rate,
+        config.webhook_duplicate_rate,
+    ) == (0, 0, 0, 0, 0, 0, 0)
     assert config.signed_url_ttl_override is None and config.fail_products == frozenset()
 
 
@@ -33,11 +40,14 @@ def test_fault_config_from_mapping() -> None:
         FaultConfig.from_mapping({"rate_492": 0.25})
 
 
-@pytest.mark.parametrize("switch, status, code, retry_after", [
-    ({"rate_429": 1.0, "retry_after_seconds": 7}, 429, "API_RATE_LIMIT_EXCEEDED", "7"),
-    ({"rate_500": 1.0}, 500, "INTERNAL_SERVER_ERROR", None),
-    ({"rate_503": 1.0, "retry_after_seconds": 2}, 503, "SERVICE_UNAVAILABLE", "2"),
-])
+@pytest.mark.parametrize(
+    "switch, status, code, retry_after",
+    [
+        ({"rate_429": 1.0, "retry_after_seconds": 7}, 429, "API_RATE_LIMIT_EXCEEDED", "7"),
+        ({"rate_500": 1.0}, 500, "INTERNAL_SERVER_ERROR", None),
+        ({"rate_503": 1.0, "retry_after_seconds": 2}, 503, "SERVICE_UNAVAILABLE", "2"),
+    ],
+)
 def test_api_error_faults(fresh_api: Api, switch, status, code, retry_after) -> None:
     sb = fresh_api.sandbox
     fresh_api.rendered(SHOE)
@@ -57,15 +67,18 @@ def test_api_error_faults(fresh_api: Api, switch, status, code, retry_after) -> 
 @pytest.mark.parametrize("status", [429, 403, 400, 409])
 def test_throttling_per_reading(sandbox_factory, api_factory, status: int) -> None:
     # Undocumented; API_RATE_LIMIT_EXCEEDED appears only under 403, 400 and 409 (Y:17637-17718, Y:26592).
-    sb = sandbox_factory(readings=Readings(throttle_status=status),
-                         faults=FaultConfig(rate_429=1.0, retry_after_seconds=3))
+    sb = sandbox_factory(
+        readings=Readings(throttle_status=status), faults=FaultConfig(rate_429=1.0, retry_after_seconds=3)
+    )
     api = api_factory(sb)
     answer = api.post("/v1/auth/login/token", token="", json={"personal-access-token": sb.access_token})
     assert (answer.status_code, answer.json()["errors"]) == (status, ["API_RATE_LIMIT_EXCEEDED"])
     assert answer.headers.get("retry-after") == ("3" if status == 429 else None)
     sb.set_readings(Readings(throttle_status=status, error_entries="objects"))
     entry = api.get("/v1/organizations", token="").json()["errors"]
-    assert entry == [{"code": "API_RATE_LIMIT_EXCEEDED", "message": entry[0]["message"]}] and entry[0]["message"]
+    assert (
+        entry == [{"code": "API_RATE_LIMIT_EXCEEDED", "message": entry[0]["message"]}] and entry[0]["message"]
+    )
 
 
 def test_rates_are_shares_and_deterministic_with_a_seed(fresh_api: Api) -> None:

@@ -69,23 +69,36 @@ def test_search_attachments_pages_from_zero(rendered: Api) -> None:
         seen += [a["uuid"] for a in answer.json()["response"]["grid"]]
     assert len(seen) == len(set(seen)) == 3
     # the first page is 0: asking for page 1 with a size that holds everything gets nothing
-    assert rendered.post("/v1/attachments/search", json={"productUuid": SHOE, "page": 1, "size": 10}).json()[
-        "response"]["grid"] == []
-    desc = rendered.post("/v1/attachments/search", json={"productUuid": SHOE, "page": 0, "size": 10, "sortDirection": "DESC"})
-    asc = rendered.post("/v1/attachments/search", json={"productUuid": SHOE, "page": 0, "size": 10, "sortDirection": "ASC"})
-    assert [a["uuid"] for a in desc.json()["response"]["grid"]] == [a["uuid"] for a in asc.json()["response"]["grid"]][::-1]
+    assert (
+        rendered.post("/v1/attachments/search", json={"productUuid": SHOE, "page": 1, "size": 10}).json()[
+            "response"
+        ]["grid"]
+        == []
+    )
+    desc = rendered.post(
+        "/v1/attachments/search", json={"productUuid": SHOE, "page": 0, "size": 10, "sortDirection": "DESC"}
+    )
+    asc = rendered.post(
+        "/v1/attachments/search", json={"productUuid": SHOE, "page": 0, "size": 10, "sortDirection": "ASC"}
+    )
+    assert [a["uuid"] for a in desc.json()["response"]["grid"]] == [
+        a["uuid"] for a in asc.json()["response"]["grid"]
+    ][::-1]
 
 
-@pytest.mark.parametrize("body, status, code", [
-    ({"page": 0, "size": 10}, 422, "MISSING_PRODUCT_UUID"),
-    ({"productUuid": SHOE, "size": 10}, 422, "MISSING_PAGE"),
-    ({"productUuid": SHOE, "page": 0}, 422, "MISSING_SIZE"),
-    ({"productUuid": SHOE, "page": -1, "size": 10}, 400, "INVALID_PAGE"),
-    ({"productUuid": SHOE, "page": 0, "size": 101}, 400, "INVALID_SIZE"),
-    ({"productUuid": SHOE, "page": 0, "size": 0}, 400, "INVALID_SIZE"),
-    ({"productUuid": SHOE, "page": 0, "size": 10, "sortDirection": "UP"}, 400, "INVALID_SORT_ORDER"),
-    ({"productUuid": "nope", "page": 0, "size": 10}, 404, "PRODUCT_NOT_FOUND"),
-])
+@pytest.mark.parametrize(
+    "body, status, code",
+    [
+        ({"page": 0, "size": 10}, 422, "MISSING_PRODUCT_UUID"),
+        ({"productUuid": SHOE, "size": 10}, 422, "MISSING_PAGE"),
+        ({"productUuid": SHOE, "page": 0}, 422, "MISSING_SIZE"),
+        ({"productUuid": SHOE, "page": -1, "size": 10}, 400, "INVALID_PAGE"),
+        ({"productUuid": SHOE, "page": 0, "size": 101}, 400, "INVALID_SIZE"),
+        ({"productUuid": SHOE, "page": 0, "size": 0}, 400, "INVALID_SIZE"),
+        ({"productUuid": SHOE, "page": 0, "size": 10, "sortDirection": "UP"}, 400, "INVALID_SORT_ORDER"),
+        ({"productUuid": "nope", "page": 0, "size": 10}, 404, "PRODUCT_NOT_FOUND"),
+    ],
+)
 def test_search_attachments_errors(api: Api, validate, response_schema, body, status, code) -> None:
     answer = api.post("/v1/attachments/search", json=body)
     assert (answer.status_code, answer.json()["errors"]) == (status, [code])
@@ -104,8 +117,12 @@ def test_delete_attachment(api: Api, validate, response_schema) -> None:
     assert answer.json()["response"] == {"uuid": gif["uuid"]}
     assert gif["uuid"] not in {a["uuid"] for a in rendered.attachments(CHAIR)}
     assert rendered.fetch(url).status_code == 404  # the bytes are gone too
-    assert rendered.get(f"/v1/comments/images/{gif['blobId']}",
-                        params={"clientUuid": rendered.sandbox.client_uuid}).status_code == 404
+    assert (
+        rendered.get(
+            f"/v1/comments/images/{gif['blobId']}", params={"clientUuid": rendered.sandbox.client_uuid}
+        ).status_code
+        == 404
+    )
     again = rendered.request("DELETE", f"/v1/attachments/{CHAIR}/{gif['uuid']}")
     assert (again.status_code, again.json()["errors"]) == (404, ["ATTACHMENT_NOT_FOUND"])
     validate(response_schema("/v1/attachments/{productUuid}/{uuid}", "delete", 404), again.json())
@@ -115,8 +132,11 @@ def test_delete_attachment(api: Api, validate, response_schema) -> None:
 
 def test_sign_url_and_download(rendered: Api, validate) -> None:
     still = rendered.attachments(SHOE, "RENDER")[0]
-    answer = rendered.post("/v1/storage/download/clients/sign-url", headers={"Origin": ORIGIN},
-                           json={"entityUuid": still["uuid"], "storeType": "RENDER", "format": "PNG"})
+    answer = rendered.post(
+        "/v1/storage/download/clients/sign-url",
+        headers={"Origin": ORIGIN},
+        json={"entityUuid": still["uuid"], "storeType": "RENDER", "format": "PNG"},
+    )
     assert answer.status_code == 200
     validate("GCloudStorageResourceCreateSignUrlSessionResponse", answer.json())
     location = answer.json()["response"]["location"]
@@ -142,7 +162,9 @@ def test_comments_route_serves_the_bytes(rendered: Api) -> None:
     assert answer.status_code == 200
     assert answer.headers["content-type"] == "image/png"
     assert answer.content == rendered.download(still).content
-    part = rendered.get(path, params={"clientUuid": rendered.sandbox.client_uuid}, headers={"Range": "bytes=0-7"})
+    part = rendered.get(
+        path, params={"clientUuid": rendered.sandbox.client_uuid}, headers={"Range": "bytes=0-7"}
+    )
     assert part.status_code == 206 and part.content == answer.content[:8]
     missing = rendered.get(path)
     assert (missing.status_code, missing.json()["errors"]) == (422, ["MISSING_CLIENT_UUID"])
@@ -151,25 +173,34 @@ def test_comments_route_serves_the_bytes(rendered: Api) -> None:
     assert (wrong.status_code, wrong.json()["errors"]) == (404, ["BLOB_NOT_FOUND"])
     foreign = rendered.get(path, params={"clientUuid": "someone-elses"})
     assert (foreign.status_code, foreign.json()["errors"]) == (403, ["FORBIDDEN"])
-    assert rendered.get(path, token="", params={"clientUuid": rendered.sandbox.client_uuid}).status_code == 403
+    assert (
+        rendered.get(path, token="", params={"clientUuid": rendered.sandbox.client_uuid}).status_code == 403
+    )
 
 
-@pytest.mark.parametrize("reading, comments, signed, needs_origin", [
-    ("both", True, True, True),
-    ("comments", True, False, False),
-    ("signed-url", False, True, False),
-    ("signed-url-origin", False, True, True),
-])
+@pytest.mark.parametrize(
+    "reading, comments, signed, needs_origin",
+    [
+        ("both", True, True, True),
+        ("comments", True, False, False),
+        ("signed-url", False, True, False),
+        ("signed-url-origin", False, True, True),
+    ],
+)
 def test_download_routes_per_reading(sandbox, rendered: Api, reading, comments, signed, needs_origin) -> None:
     still = rendered.attachments(SHOE, "RENDER")[0]
     sandbox.set_readings(Readings(download=reading))
     try:
-        route = rendered.get(f"/v1/comments/images/{still['blobId']}", params={"clientUuid": sandbox.client_uuid})
+        route = rendered.get(
+            f"/v1/comments/images/{still['blobId']}", params={"clientUuid": sandbox.client_uuid}
+        )
         assert route.status_code == (200 if comments else 404)
         if not comments:
             assert route.json()["errors"] == ["NOT_FOUND"]
         body = {"entityUuid": still["uuid"], "storeType": "RENDER"}
-        with_origin = rendered.post("/v1/storage/download/clients/sign-url", headers={"Origin": ORIGIN}, json=body)
+        with_origin = rendered.post(
+            "/v1/storage/download/clients/sign-url", headers={"Origin": ORIGIN}, json=body
+        )
         without = rendered.post("/v1/storage/download/clients/sign-url", json=body)
         if not signed:
             for answer in (with_origin, without):
@@ -185,12 +216,15 @@ def test_download_routes_per_reading(sandbox, rendered: Api, reading, comments, 
         sandbox.set_readings(Readings())
 
 
-@pytest.mark.parametrize("body, status, code", [
-    ({"storeType": "RENDER"}, 400, "MISSING_ENTITY_UUID"),
-    ({"entityUuid": "x"}, 400, "MISSING_STORE_TYPE"),
-    ({"entityUuid": "x", "storeType": "ASSET"}, 400, "NOT_SUPPORTED_STORE_TYPE"),
-    ({"entityUuid": "x", "storeType": "RENDER"}, 404, "BLOB_NOT_FOUND"),
-])
+@pytest.mark.parametrize(
+    "body, status, code",
+    [
+        ({"storeType": "RENDER"}, 400, "MISSING_ENTITY_UUID"),
+        ({"entityUuid": "x"}, 400, "MISSING_STORE_TYPE"),
+        ({"entityUuid": "x", "storeType": "ASSET"}, 400, "NOT_SUPPORTED_STORE_TYPE"),
+        ({"entityUuid": "x", "storeType": "RENDER"}, 404, "BLOB_NOT_FOUND"),
+    ],
+)
 def test_sign_url_errors(api: Api, validate, body, status, code) -> None:
     answer = api.post("/v1/storage/download/clients/sign-url", headers={"Origin": ORIGIN}, json=body)
     assert (answer.status_code, answer.json()["errors"]) == (status, [code])
@@ -200,17 +234,33 @@ def test_sign_url_errors(api: Api, validate, body, status, code) -> None:
 def test_sign_url_checks_store_type_and_format(rendered: Api) -> None:
     still = rendered.attachments(SHOE, "RENDER")[0]
     origin = {"Origin": ORIGIN}
-    wrong_type = rendered.post("/v1/storage/download/clients/sign-url", headers=origin,
-                               json={"entityUuid": still["uuid"], "storeType": "TURNTABLE"})
+    wrong_type = rendered.post(
+        "/v1/storage/download/clients/sign-url",
+        headers=origin,
+        json={"entityUuid": still["uuid"], "storeType": "TURNTABLE"},
+    )
     assert (wrong_type.status_code, wrong_type.json()["errors"]) == (400, ["INVALID_STORE_TYPE"])
-    as_attachment = rendered.post("/v1/storage/download/clients/sign-url", headers=origin,
-                                  json={"entityUuid": still["uuid"], "storeType": "ATTACHMENT"})
+    as_attachment = rendered.post(
+        "/v1/storage/download/clients/sign-url",
+        headers=origin,
+        json={"entityUuid": still["uuid"], "storeType": "ATTACHMENT"},
+    )
     assert (as_attachment.status_code, as_attachment.json()["errors"]) == (400, ["INVALID_STORE_TYPE"])
-    wrong_fmt = rendered.post("/v1/storage/download/clients/sign-url", headers=origin,
-                              json={"entityUuid": still["uuid"], "storeType": "RENDER", "format": "MP4"})
+    wrong_fmt = rendered.post(
+        "/v1/storage/download/clients/sign-url",
+        headers=origin,
+        json={"entityUuid": still["uuid"], "storeType": "RENDER", "format": "MP4"},
+    )
     assert (wrong_fmt.status_code, wrong_fmt.json()["errors"]) == (400, ["INVALID_RESOURCE_FORMAT"])
-    assert rendered.post("/v1/storage/download/clients/sign-url", token="", headers=origin,
-                         json={"entityUuid": still["uuid"], "storeType": "RENDER"}).status_code == 403
+    assert (
+        rendered.post(
+            "/v1/storage/download/clients/sign-url",
+            token="",
+            headers=origin,
+            json={"entityUuid": still["uuid"], "storeType": "RENDER"},
+        ).status_code
+        == 403
+    )
 
 
 def _with_query(url: str, **changes: str) -> str:
@@ -223,8 +273,11 @@ def _with_query(url: str, **changes: str) -> str:
 def test_download_refuses_a_tampered_url(rendered: Api) -> None:
     url = rendered.sign(rendered.attachments(SHOE, "RENDER")[0])
     expires = parse_qs(urlsplit(url).query)["expires"][0]
-    for bad in (_with_query(url, signature="0" * 64), _with_query(url, expires=str(int(expires) + 100000)),
-                _with_query(url, expires="soon")):
+    for bad in (
+        _with_query(url, signature="0" * 64),
+        _with_query(url, expires=str(int(expires) + 100000)),
+        _with_query(url, expires="soon"),
+    ):
         answer = rendered.fetch(bad)
         assert answer.status_code == 403
         assert answer.json()["errors"] == ["INVALID_SIGNATURE"]
@@ -247,16 +300,22 @@ def test_range_requests(rendered: Api) -> None:
     url = rendered.sign(mp4)
     whole = rendered.fetch(url).content
     size = len(whole)
-    cases = {"bytes=0-9": (0, 9), "bytes=10-": (10, size - 1), "bytes=-5": (size - 5, size - 1),
-             f"bytes=5-{size + 100}": (5, size - 1)}
+    cases = {
+        "bytes=0-9": (0, 9),
+        "bytes=10-": (10, size - 1),
+        "bytes=-5": (size - 5, size - 1),
+        f"bytes=5-{size + 100}": (5, size - 1),
+    }
     for header, (first, last) in cases.items():
         part = rendered.fetch(url, headers={"Range": header})
         assert part.status_code == 206, header
         assert part.headers["content-range"] == f"bytes {first}-{last}/{size}"
-        assert part.content == whole[first:last + 1]
+        assert part.content == whole[first : last + 1]
         assert int(part.headers["content-length"]) == last - first + 1
         assert part.headers["content-type"] == "video/mp4"
-    chunks = b"".join(rendered.fetch(url, headers={"Range": f"bytes={i}-{i + 99}"}).content for i in range(0, size, 100))
+    chunks = b"".join(
+        rendered.fetch(url, headers={"Range": f"bytes={i}-{i + 99}"}).content for i in range(0, size, 100)
+    )
     assert chunks == whole
     for unsatisfiable in (f"bytes={size}-", "bytes=-0"):
         answer = rendered.fetch(url, headers={"Range": unsatisfiable})

@@ -45,10 +45,10 @@ def parse_glb(data: bytes) -> tuple[dict, bytes]:
     assert (magic, version, total) == (b"glTF", 2, len(data))
     json_len, json_type = struct.unpack_from("<I4s", data, 12)
     assert json_type == b"JSON" and json_len % 4 == 0
-    doc = json.loads(data[20:20 + json_len])
+    doc = json.loads(data[20 : 20 + json_len])
     bin_len, bin_type = struct.unpack_from("<I4s", data, 20 + json_len)
     assert bin_type == b"BIN\0" and bin_len % 4 == 0
-    blob = data[28 + json_len:28 + json_len + bin_len]
+    blob = data[28 + json_len : 28 + json_len + bin_len]
     assert 28 + json_len + bin_len == len(data)
     return doc, blob
 
@@ -57,9 +57,25 @@ def parse_glb(data: bytes) -> tuple[dict, bytes]:
 
 
 def test_shapes_and_content_types() -> None:
-    assert set(media.SHAPES) == {"shoe", "chair", "sofa", "table", "bag", "bottle", "glasses", "watch", "cap", "box"}
-    assert media.CONTENT_TYPES == {"PNG": "image/png", "JPG": "image/jpeg", "WEBP": "image/webp",
-                                   "MP4": "video/mp4", "GIF": "image/gif"}
+    assert set(media.SHAPES) == {
+        "shoe",
+        "chair",
+        "sofa",
+        "table",
+        "bag",
+        "bottle",
+        "glasses",
+        "watch",
+        "cap",
+        "box",
+    }
+    assert media.CONTENT_TYPES == {
+        "PNG": "image/png",
+        "JPG": "image/jpeg",
+        "WEBP": "image/webp",
+        "MP4": "video/mp4",
+        "GIF": "image/gif",
+    }
 
 
 @pytest.mark.parametrize("shape", media.SHAPES)
@@ -75,8 +91,11 @@ def test_mesh_is_closed_outward_and_normalised(shape: str) -> None:
         a = mesh.vertices[face[0]]
         for i in range(1, len(face) - 1):
             b, c = mesh.vertices[face[i]], mesh.vertices[face[i + 1]]
-            volume += (a[0] * (b[1] * c[2] - b[2] * c[1]) + a[1] * (b[2] * c[0] - b[0] * c[2])
-                       + a[2] * (b[0] * c[1] - b[1] * c[0])) / 6
+            volume += (
+                a[0] * (b[1] * c[2] - b[2] * c[1])
+                + a[1] * (b[2] * c[0] - b[0] * c[2])
+                + a[2] * (b[0] * c[1] - b[1] * c[0])
+            ) / 6
         assert math.isclose(math.hypot(*normal), 1.0, abs_tol=1e-9)  # no degenerate faces
     assert volume > 0
     ys = [v[1] for v in mesh.vertices]
@@ -105,10 +124,12 @@ def test_glb_is_valid_and_product_specific(shape: str) -> None:
         view = doc["bufferViews"][pos["bufferView"]]
         values = struct.unpack_from(f"<{pos['count'] * 3}f", blob, view["byteOffset"])
         for k in range(3):
-            assert min(values[k::3]) == pytest.approx(pos["min"][k]) and max(values[k::3]) == pytest.approx(pos["max"][k])
+            assert min(values[k::3]) == pytest.approx(pos["min"][k]) and max(values[k::3]) == pytest.approx(
+                pos["max"][k]
+            )
         view = doc["bufferViews"][nor["bufferView"]]
         normals = struct.unpack_from(f"<{nor['count'] * 3}f", blob, view["byteOffset"])
-        assert all(abs(math.hypot(*normals[i:i + 3]) - 1) < 1e-4 for i in range(0, len(normals), 3))
+        assert all(abs(math.hypot(*normals[i : i + 3]) - 1) < 1e-4 for i in range(0, len(normals), 3))
     for material in doc["materials"]:
         assert all(0 <= c <= 1 for c in material["pbrMetallicRoughness"]["baseColorFactor"])
 
@@ -116,10 +137,14 @@ def test_glb_is_valid_and_product_specific(shape: str) -> None:
 # --- stills -------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("fmt", "pil_format"), [("PNG", "PNG"), ("JPG", "JPEG"), ("WEBP", "WEBP"), ("png", "PNG")])
+@pytest.mark.parametrize(
+    ("fmt", "pil_format"), [("PNG", "PNG"), ("JPG", "JPEG"), ("WEBP", "WEBP"), ("png", "PNG")]
+)
 @pytest.mark.parametrize("transparent", [False, True])
 def test_still_decodes_at_exact_size(fmt: str, pil_format: str, transparent: bool) -> None:
-    data = media.render_still("chair", UUID_A, width=96, height=64, fmt=fmt, transparent=transparent, background="#336699")
+    data = media.render_still(
+        "chair", UUID_A, width=96, height=64, fmt=fmt, transparent=transparent, background="#336699"
+    )
     img = decode_still(data)
     assert img.format == pil_format and img.size == (96, 64)
     if transparent and pil_format != "JPEG":
@@ -132,12 +157,20 @@ def test_still_decodes_at_exact_size(fmt: str, pil_format: str, transparent: boo
         assert all(abs(c - e) <= 3 for c, e in zip(corner, (0x33, 0x66, 0x99)))
 
 
-@pytest.mark.parametrize(("background", "expected"), [
-    (None, (255, 255, 255)), ("#F4F4F4", (244, 244, 244)), ("f4f4f4", (244, 244, 244)),
-    ("#aB1203", (171, 18, 3)), ("#fff", (255, 255, 255)),
-])
+@pytest.mark.parametrize(
+    ("background", "expected"),
+    [
+        (None, (255, 255, 255)),
+        ("#F4F4F4", (244, 244, 244)),
+        ("f4f4f4", (244, 244, 244)),
+        ("#aB1203", (171, 18, 3)),
+        ("#fff", (255, 255, 255)),
+    ],
+)
 def test_background_colour(background: str | None, expected: tuple[int, int, int]) -> None:
-    img = decode_still(media.render_still("bottle", UUID_A, width=40, height=40, fmt="PNG", background=background))
+    img = decode_still(
+        media.render_still("bottle", UUID_A, width=40, height=40, fmt="PNG", background=background)
+    )
     assert img.getpixel((0, 0)) == expected
     assert media.parse_color(background) == expected
 
@@ -145,7 +178,10 @@ def test_background_colour(background: str | None, expected: tuple[int, int, int
 @pytest.mark.parametrize(("width", "height"), [(1, 1), (33, 17), (17, 33), (101, 3)])
 def test_still_odd_and_tiny_sizes(width: int, height: int) -> None:
     for fmt in ("PNG", "JPG", "WEBP"):
-        assert decode_still(media.render_still("sofa", UUID_A, width=width, height=height, fmt=fmt)).size == (width, height)
+        assert decode_still(media.render_still("sofa", UUID_A, width=width, height=height, fmt=fmt)).size == (
+            width,
+            height,
+        )
 
 
 def test_still_shows_the_product_and_differs_by_product_and_angle() -> None:
@@ -174,15 +210,21 @@ def test_still_is_deterministic(fmt: str) -> None:
 # --- turntables ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("image_count", "frame_rate", "width", "height", "pix_fmt"), [
-    (12, 24, 64, 48, "yuv420p"),
-    (7, 5, 33, 21, "yuv444p"),  # odd sizes cannot be 4:2:0; the size must still be exact
-    (1, 30, 16, 16, "yuv420p"),
-    (30, 60, 40, 40, "yuv420p"),
-])
-def test_mp4_frames_rate_and_size(image_count: int, frame_rate: int, width: int, height: int, pix_fmt: str) -> None:
-    mp4, gif = media.render_turntable("bag", UUID_A, image_count=image_count, frame_rate=frame_rate,
-                                      width=width, height=height)
+@pytest.mark.parametrize(
+    ("image_count", "frame_rate", "width", "height", "pix_fmt"),
+    [
+        (12, 24, 64, 48, "yuv420p"),
+        (7, 5, 33, 21, "yuv444p"),  # odd sizes cannot be 4:2:0; the size must still be exact
+        (1, 30, 16, 16, "yuv420p"),
+        (30, 60, 40, 40, "yuv420p"),
+    ],
+)
+def test_mp4_frames_rate_and_size(
+    image_count: int, frame_rate: int, width: int, height: int, pix_fmt: str
+) -> None:
+    mp4, gif = media.render_turntable(
+        "bag", UUID_A, image_count=image_count, frame_rate=frame_rate, width=width, height=height
+    )
     assert gif is None
     assert mp4[4:8] == b"ftyp"
     with av.open(io.BytesIO(mp4)) as container:
@@ -200,25 +242,52 @@ def test_mp4_frames_rate_and_size(image_count: int, frame_rate: int, width: int,
 
 def test_turntable_turns_through_360_degrees() -> None:
     n, size = 8, 64
-    mp4, gif = media.render_turntable("shoe", UUID_A, image_count=n, frame_rate=8, width=size, height=size,
-                                      include_gif=True, background="#F4F4F4")
+    mp4, gif = media.render_turntable(
+        "shoe",
+        UUID_A,
+        image_count=n,
+        frame_rate=8,
+        width=size,
+        height=size,
+        include_gif=True,
+        background="#F4F4F4",
+    )
     frames, _, _ = decode_mp4(mp4)
     assert gif is not None
     anim = Image.open(io.BytesIO(gif))
     for i in (0, 3, 5):
         # Frame i is the still at 360*i/n degrees: near-equal after lossy H.264, very close after the GIF palette.
-        still = decode_still(media.render_still("shoe", UUID_A, width=size, height=size, fmt="PNG",
-                                                background="#F4F4F4", angle_deg=360 * i / n))
+        still = decode_still(
+            media.render_still(
+                "shoe",
+                UUID_A,
+                width=size,
+                height=size,
+                fmt="PNG",
+                background="#F4F4F4",
+                angle_deg=360 * i / n,
+            )
+        )
         assert mean_diff(frames[i], still) < 4
         anim.seek(i)
         assert mean_diff(anim.convert("RGB"), still) < 1.5
     assert mean_diff(frames[0], frames[2]) > 3  # it really moves
 
 
-@pytest.mark.parametrize(("image_count", "frame_rate", "transparent"), [(12, 10, False), (9, 24, True), (5, 30, False)])
+@pytest.mark.parametrize(
+    ("image_count", "frame_rate", "transparent"), [(12, 10, False), (9, 24, True), (5, 30, False)]
+)
 def test_gif_frames_size_timing_and_alpha(image_count: int, frame_rate: int, transparent: bool) -> None:
-    _, gif = media.render_turntable("cap", UUID_A, image_count=image_count, frame_rate=frame_rate, width=51, height=37,
-                                    include_gif=True, transparent=transparent)
+    _, gif = media.render_turntable(
+        "cap",
+        UUID_A,
+        image_count=image_count,
+        frame_rate=frame_rate,
+        width=51,
+        height=37,
+        include_gif=True,
+        transparent=transparent,
+    )
     assert gif is not None and gif.startswith(b"GIF89a")
     anim = Image.open(io.BytesIO(gif))
     assert anim.format == "GIF" and anim.size == (51, 37) and anim.n_frames == image_count
@@ -239,13 +308,24 @@ def test_gif_frames_size_timing_and_alpha(image_count: int, frame_rate: int, tra
 
 def test_identical_frames_are_kept() -> None:
     # At 2x2 pixels consecutive angles look alike; each must still be its own GIF frame.
-    _, gif = media.render_turntable("box", UUID_A, image_count=24, frame_rate=12, width=2, height=2, include_gif=True)
+    _, gif = media.render_turntable(
+        "box", UUID_A, image_count=24, frame_rate=12, width=2, height=2, include_gif=True
+    )
     assert gif is not None and Image.open(io.BytesIO(gif)).n_frames == 24
 
 
 def test_transparent_turntable_mp4_uses_the_background() -> None:
-    mp4, gif = media.render_turntable("table", UUID_A, image_count=3, frame_rate=3, width=64, height=64,
-                                      transparent=True, background="#204080", include_gif=False)
+    mp4, gif = media.render_turntable(
+        "table",
+        UUID_A,
+        image_count=3,
+        frame_rate=3,
+        width=64,
+        height=64,
+        transparent=True,
+        background="#204080",
+        include_gif=False,
+    )
     frames, _, _ = decode_mp4(mp4)
     assert gif is None and len(frames) == 3
     corner = ImageStat.Stat(frames[0].crop((0, 0, 6, 6))).mean  # away from the product, so no codec ringing
@@ -263,35 +343,49 @@ def test_turntable_is_deterministic_and_product_specific() -> None:
 # --- bad input ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"shape": "spaceship"}, "unknown shape"),
-    ({"fmt": "BMP"}, "unknown still format"),
-    ({"fmt": "MP4"}, "unknown still format"),
-    ({"width": 0}, "width"),
-    ({"height": -5}, "height"),
-    ({"width": 8193}, "at most 8192"),
-    ({"width": 2.5}, "width"),
-    ({"width": True}, "width"),
-    ({"background": "#12345"}, "hex colour"),
-    ({"background": "#GGGGGG"}, "hex colour"),
-    ({"background": "+1+2+3"}, "hex colour"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"shape": "spaceship"}, "unknown shape"),
+        ({"fmt": "BMP"}, "unknown still format"),
+        ({"fmt": "MP4"}, "unknown still format"),
+        ({"width": 0}, "width"),
+        ({"height": -5}, "height"),
+        ({"width": 8193}, "at most 8192"),
+        ({"width": 2.5}, "width"),
+        ({"width": True}, "width"),
+        ({"background": "#12345"}, "hex colour"),
+        ({"background": "#GGGGGG"}, "hex colour"),
+        ({"background": "+1+2+3"}, "hex colour"),
+    ],
+)
 def test_still_rejects_bad_input(kwargs: dict, message: str) -> None:
     args = {"shape": "box", "product_uuid": UUID_A, "width": 8, "height": 8, "fmt": "PNG", **kwargs}
     with pytest.raises(ValueError, match=message):
         media.render_still(**args)
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"shape": "spaceship"}, "unknown shape"),
-    ({"image_count": 0}, "image_count"),
-    ({"frame_rate": 0}, "frame_rate"),
-    ({"width": -1}, "width"),
-    ({"height": 4097}, "at most 4096"),
-    ({"background": "blue"}, "hex colour"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"shape": "spaceship"}, "unknown shape"),
+        ({"image_count": 0}, "image_count"),
+        ({"frame_rate": 0}, "frame_rate"),
+        ({"width": -1}, "width"),
+        ({"height": 4097}, "at most 4096"),
+        ({"background": "blue"}, "hex colour"),
+    ],
+)
 def test_turntable_rejects_bad_input(kwargs: dict, message: str) -> None:
-    args = {"shape": "box", "product_uuid": UUID_A, "image_count": 2, "frame_rate": 2, "width": 8, "height": 8, **kwargs}
+    args = {
+        "shape": "box",
+        "product_uuid": UUID_A,
+        "image_count": 2,
+        "frame_rate": 2,
+        "width": 8,
+        "height": 8,
+        **kwargs,
+    }
     with pytest.raises(ValueError, match=message):
         media.render_turntable(**args)
 

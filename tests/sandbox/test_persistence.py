@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import hashlib
 import json
 import sqlite3
@@ -75,7 +74,10 @@ def test_stopping_joins_every_thread(tmp_path, api_factory) -> None:
 
 def test_unknown_routes_and_methods_use_the_envelope(api: Api) -> None:
     missing = api.get("/v1/nothing-here")
-    assert (missing.status_code, missing.json()) == (404, {"success": False, "errors": ["NOT_FOUND"], "response": None})
+    assert (missing.status_code, missing.json()) == (
+        404,
+        {"success": False, "errors": ["NOT_FOUND"], "response": None},
+    )
     wrong = api.request("PATCH", "/v1/organizations")
     assert (wrong.status_code, wrong.json()["errors"]) == (405, ["METHOD_NOT_ALLOWED"])
 
@@ -122,21 +124,64 @@ def _version_1_directory(data: Path, receiver_url: str) -> bytes:
     db = sqlite3.connect(data / "sandbox.sqlite3")
     db.executescript(V1_SCHEMA)
     db.execute("INSERT INTO meta VALUES ('url_secret', ?)", ("ab" * 32,))
-    db.execute("INSERT INTO organizations VALUES (?,?,?,?,?,?)", (ORG, "Demo Org", "demo-org", "ORGANIZATION_OWNER", 0, now))
+    db.execute(
+        "INSERT INTO organizations VALUES (?,?,?,?,?,?)",
+        (ORG, "Demo Org", "demo-org", "ORGANIZATION_OWNER", 0, now),
+    )
     db.execute("INSERT INTO clients VALUES (?,?,?,?,?,?)", (CATALOGUE, ORG, "Catalogue", "catalogue", 0, now))
-    db.execute("INSERT INTO products VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-               (SHOE, ORG, CATALOGUE, "Trail Runner GTX", "", "LIVE_PUBLIC", "shoe", f"{SHOE}/model-{MODEL}.glb", 64, 10,
-                now, now))
-    db.execute("INSERT INTO tokens VALUES (?,?,?,?,?,?,0)",
-               (hashlib.sha256(TOKEN.encode()).hexdigest(), "refresh", ORG, None, now, now + 3600))
-    db.execute("INSERT INTO jobs (uuid, trigger_uuid, product_uuid, kind, status, spec, created, updated)"
-               " VALUES (?,?,?,?,?,?,?,?)", (JOB, "t", SHOE, "RENDER", "COMPLETED", "{}", now, now))
-    db.execute("INSERT INTO attachments VALUES (?,?,?,?,?,?,?,?,?,?)",
-               (STILL, SHOE, "RENDER", JOB, f"{SHOE}/{STILL}.png", "trail-runner-gtx-render.png", "image/png", len(png),
-                now, now))
-    hook = {"url": receiver_url, "eventNames": ["renders.completed"], "clients": [CATALOGUE], "name": "", "description": "",
-            "disable": False, "userEmail": ""}
-    db.execute("INSERT INTO webhooks VALUES (?,?,?,?,?,?)", ("hook-1", ORG, json.dumps(hook), "s" * 64, now, now))
+    db.execute(
+        "INSERT INTO products VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+        (
+            SHOE,
+            ORG,
+            CATALOGUE,
+            "Trail Runner GTX",
+            "",
+            "LIVE_PUBLIC",
+            "shoe",
+            f"{SHOE}/model-{MODEL}.glb",
+            64,
+            10,
+            now,
+            now,
+        ),
+    )
+    db.execute(
+        "INSERT INTO tokens VALUES (?,?,?,?,?,?,0)",
+        (hashlib.sha256(TOKEN.encode()).hexdigest(), "refresh", ORG, None, now, now + 3600),
+    )
+    db.execute(
+        "INSERT INTO jobs (uuid, trigger_uuid, product_uuid, kind, status, spec, created, updated)"
+        " VALUES (?,?,?,?,?,?,?,?)",
+        (JOB, "t", SHOE, "RENDER", "COMPLETED", "{}", now, now),
+    )
+    db.execute(
+        "INSERT INTO attachments VALUES (?,?,?,?,?,?,?,?,?,?)",
+        (
+            STILL,
+            SHOE,
+            "RENDER",
+            JOB,
+            f"{SHOE}/{STILL}.png",
+            "trail-runner-gtx-render.png",
+            "image/png",
+            len(png),
+            now,
+            now,
+        ),
+    )
+    hook = {
+        "url": receiver_url,
+        "eventNames": ["renders.completed"],
+        "clients": [CATALOGUE],
+        "name": "",
+        "description": "",
+        "disable": False,
+        "userEmail": "",
+    }
+    db.execute(
+        "INSERT INTO webhooks VALUES (?,?,?,?,?,?)", ("hook-1", ORG, json.dumps(hook), "s" * 64, now, now)
+    )
     db.commit()
     db.close()
     return png
@@ -152,7 +197,10 @@ def test_a_version_1_directory_opens_and_is_migrated(tmp_path, api_factory, rece
             [still] = api.attachments(SHOE)
             assert (still["uuid"], still["blobId"]) == (STILL, f"{STILL}.png")  # flat now
             assert api.download(still).content == png
-            assert api.get(f"/v1/comments/images/{still['blobId']}", params={"clientUuid": CATALOGUE}).content == png
+            assert (
+                api.get(f"/v1/comments/images/{still['blobId']}", params={"clientUuid": CATALOGUE}).content
+                == png
+            )
             asset = api.get(f"/v1/products/{SHOE}").json()["response"]["asset"]
             assert asset["assetBlobId"] == f"{MODEL}.glb"
             hooks = api.get(api.webhook_path("list")).json()["response"]["grid"]

@@ -9,6 +9,7 @@ from pathlib import Path
 from ruamel.yaml import YAML
 
 from reconciler.sandbox import media
+
 from .helpers import SHOE, Api
 
 SEED = json.loads((Path(__file__).resolve().parents[2] / "reconciler" / "sandbox" / "seed.json").read_text())
@@ -38,7 +39,11 @@ def test_organizations_lists_only_the_users_organizations(api: Api, validate) ->
     validate("UserOrganizationResultResponseOk", answer.json())
     grid = answer.json()["response"]["grid"]
     assert [o["uuid"] for o in grid] == [api.sandbox.organization_uuid]
-    assert (grid[0]["name"], grid[0]["slug"], grid[0]["role"]) == ("Demo Org", "demo-org", "ORGANIZATION_OWNER")
+    assert (grid[0]["name"], grid[0]["slug"], grid[0]["role"]) == (
+        "Demo Org",
+        "demo-org",
+        "ORGANIZATION_OWNER",
+    )
     # organizations-clients.md's example: 2022-06-20T14:42:15.488732 (microseconds, no zone)
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}", grid[0]["created"])
     assert api.get("/v1/organizations", token="").status_code == 403
@@ -52,7 +57,9 @@ def test_client_organizations(api: Api, validate, api_factory) -> None:
     assert {c["slug"] for c in grid} == {"catalogue", "archive"}
     scoped = api_factory(api.sandbox)
     scoped.login(role="CLIENT_ORGANIZATION_CONTENT_MANAGER")
-    assert [c["uuid"] for c in scoped.get("/v1/clients/client-organizations").json()["response"]["grid"]] == [grid[0]["uuid"]]
+    assert [c["uuid"] for c in scoped.get("/v1/clients/client-organizations").json()["response"]["grid"]] == [
+        grid[0]["uuid"]
+    ]
 
 
 def test_get_product(api: Api, validate) -> None:
@@ -85,8 +92,11 @@ def test_workspace_token_sees_only_its_workspace(api_factory, sandbox) -> None:
 
 def _search(api: Api, path: str = "/v1/products/clients/search", **body):
     params = {"clientUuid": api.sandbox.client_uuid} if path.endswith("/clients/search") else None
-    return api.post(path, params=params, json={"page": 1, "size": 10, "organizationUuid": api.sandbox.organization_uuid,
-                                               **body})
+    return api.post(
+        path,
+        params=params,
+        json={"page": 1, "size": 10, "organizationUuid": api.sandbox.organization_uuid, **body},
+    )
 
 
 def test_search_pages_from_one_and_never_returns_drafts(api: Api, validate) -> None:
@@ -114,7 +124,10 @@ def test_search_filters_before_paging(api: Api) -> None:
     # 40 live products, two of them Chelsea boots: a filter applied after paging would lose them.
     answer = _search(api, searchTerm="chelsea", size=2)
     assert answer.json()["response"]["totalCount"] == 2
-    assert sorted(p["name"] for p in answer.json()["response"]["grid"]) == ["Chelsea Boot, Black", "Chelsea Boot, Tan"]
+    assert sorted(p["name"] for p in answer.json()["response"]["grid"]) == [
+        "Chelsea Boot, Black",
+        "Chelsea Boot, Tan",
+    ]
     by_uuid = _search(api, productsUuids=[SHOE])
     assert [p["uuid"] for p in by_uuid.json()["response"]["grid"]] == [SHOE]
     by_status = _search(api, status=["LIVE_PUBLIC"], size=1, page=40)
@@ -133,16 +146,28 @@ def test_search_in_one_client(api: Api, validate) -> None:
 
 def test_search_errors(api: Api, validate) -> None:
     org = api.sandbox.organization_uuid
-    for body, code in (({"page": 0, "size": 5}, "INVALID_PAGE"), ({"page": 1, "size": 0}, "INVALID_SIZE"),
-                       ({"page": 1, "size": 1000}, "INVALID_SIZE"), ({"size": 5}, "MISSING_PAGE"),
-                       ({"page": 1}, "MISSING_SIZE"), ({"sorts": {"colour": "ASC"}}, "INVALID_SORT_FIELD")):
-        answer = api.post("/v1/products/clients/search", params={"clientUuid": api.sandbox.client_uuid},
-                          json={"organizationUuid": org, "page": 1, "size": 5, **body} if "sorts" in body else
-                          {"organizationUuid": org, **body})
+    for body, code in (
+        ({"page": 0, "size": 5}, "INVALID_PAGE"),
+        ({"page": 1, "size": 0}, "INVALID_SIZE"),
+        ({"page": 1, "size": 1000}, "INVALID_SIZE"),
+        ({"size": 5}, "MISSING_PAGE"),
+        ({"page": 1}, "MISSING_SIZE"),
+        ({"sorts": {"colour": "ASC"}}, "INVALID_SORT_FIELD"),
+    ):
+        answer = api.post(
+            "/v1/products/clients/search",
+            params={"clientUuid": api.sandbox.client_uuid},
+            json={"organizationUuid": org, "page": 1, "size": 5, **body}
+            if "sorts" in body
+            else {"organizationUuid": org, **body},
+        )
         assert (answer.status_code, answer.json()["errors"]) == (422, [code]), body
         validate("ProductSearchInOneClientResultResponseUnprocessable", answer.json())
-    no_org = api.post("/v1/products/clients/search", params={"clientUuid": api.sandbox.client_uuid},
-                      json={"page": 1, "size": 5})
+    no_org = api.post(
+        "/v1/products/clients/search",
+        params={"clientUuid": api.sandbox.client_uuid},
+        json={"page": 1, "size": 5},
+    )
     assert (no_org.status_code, no_org.json()["errors"]) == (422, ["MISSING_ORGANIZATION_UUID"])
     # Y:4765: the multi-workspace route requires the clientUuid query parameter
     no_client = api.post("/v1/products/clients/search", json={"page": 1, "size": 5, "organizationUuid": org})

@@ -12,9 +12,16 @@ from .helpers import SHOE, Api
 
 def test_defaults_follow_the_guides_and_vntanas_client() -> None:
     assert Readings().as_dict() == {
-        "entity_type_filter": "ignored", "revoked_token_status": 403, "download": "both", "webhook_paths": "guide",
-        "webhook_clients": "slugs", "timestamps": "zoneless", "error_entries": "strings", "throttle_status": 429,
-        "manual_renders_replaced": False, "webhook_body": "compact",
+        "entity_type_filter": "ignored",
+        "revoked_token_status": 403,
+        "download": "both",
+        "webhook_paths": "guide",
+        "webhook_clients": "slugs",
+        "timestamps": "zoneless",
+        "error_entries": "strings",
+        "throttle_status": 429,
+        "manual_renders_replaced": False,
+        "webhook_body": "compact",
     }
     assert all(getattr(Readings(), name) == values[0] for name, values in CHOICES.items())
     assert SandboxConfig().readings == Readings()
@@ -24,16 +31,20 @@ def test_values_are_normalised_so_text_and_python_agree() -> None:
     assert Readings(revoked_token_status="401") == Readings(revoked_token_status=401)  # type: ignore[arg-type]
     assert Readings(manual_renders_replaced="true") == Readings(manual_renders_replaced=True)  # type: ignore[arg-type]
     assert Readings.parse(["throttle_status=403", "manual-renders-replaced=yes"]) == Readings(
-        throttle_status=403, manual_renders_replaced=True)
+        throttle_status=403, manual_renders_replaced=True
+    )
     assert Readings.from_mapping({"download": "comments"}).download == "comments"
 
 
-@pytest.mark.parametrize("changes, message", [
-    ({"download": "ftp"}, "reading download cannot be 'ftp'"),
-    ({"revoked_token_status": 402}, "choose one of: 403, 401 (default 403)"),
-    ({"revoked_token_status": True}, "reading revoked_token_status cannot be True"),
-    ({"manual_renders_replaced": "maybe"}, "choose one of: false, true"),
-])
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"download": "ftp"}, "reading download cannot be 'ftp'"),
+        ({"revoked_token_status": 402}, "choose one of: 403, 401 (default 403)"),
+        ({"revoked_token_status": True}, "reading revoked_token_status cannot be True"),
+        ({"manual_renders_replaced": "maybe"}, "choose one of: false, true"),
+    ],
+)
 def test_bad_values_name_the_switch_and_the_choices(changes, message) -> None:
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
         Readings(**changes)
@@ -84,7 +95,9 @@ def test_error_objects_reach_the_render_trigger(fresh_api: Api) -> None:
     unknown = "a0000000-0000-0000-0000-00000000dead"
     answer = fresh_api.render(SHOE, unknown)
     assert answer.status_code == 200
-    assert answer.json()["response"]["errors"] == {unknown: {"code": "PRODUCT_NOT_FOUND", "message": "Product not found"}}
+    assert answer.json()["response"]["errors"] == {
+        unknown: {"code": "PRODUCT_NOT_FOUND", "message": "Product not found"}
+    }
     none = fresh_api.render(unknown)
     assert none.status_code == 404
     assert none.json()["errors"] == [{"code": "PRODUCT_NOT_FOUND", "message": "Product not found"}]

@@ -19,7 +19,9 @@ def test_trigger_accepts_known_products_and_reports_unknown_ones(api: Api, valid
     assert answer.status_code == 200
     validate("RenderGenerateResultResponse", answer.json())
     assert answer.json() == {
-        "success": True, "errors": [], "response": {"uuids": [SHOE], "errors": {SOFA: "PRODUCT_NOT_FOUND"}},
+        "success": True,
+        "errors": [],
+        "response": {"uuids": [SHOE], "errors": {SOFA: "PRODUCT_NOT_FOUND"}},
     }
     assert api.sandbox.wait_idle(timeout=20)
 
@@ -47,34 +49,45 @@ def test_format_is_case_insensitive(api: Api, fmt: str) -> None:
     assert api.sandbox.wait_idle(timeout=20)
 
 
-@pytest.mark.parametrize("change, codes", [
-    ({"imageFormat": "TIFF"}, ["NOT_SUPPORTED_IMAGE_FORMAT"]),
-    ({"imageFormat": "JPEG"}, ["NOT_SUPPORTED_IMAGE_FORMAT"]),
-    ({"imageFormat": None}, ["MISSING_IMAGE_FORMAT"]),
-    ({"imageWidth": None}, ["MISSING_IMAGE_WIDTH"]),
-    ({"imageHeight": None}, ["MISSING_IMAGE_HEIGHT"]),
-    ({"imageWidth": 0}, ["INVALID_IMAGE_SIZE"]),
-    ({"imageWidth": 9000}, ["INVALID_IMAGE_SIZE"]),
-    ({"imageWidth": "32"}, ["INVALID_IMAGE_SIZE"]),
-    ({"imageBackground": "not-a-colour"}, ["INVALID_IMAGE_BACKGROUND"]),
-    ({"transparentBackground": "yes"}, ["INVALID_TRANSPARENT_BACKGROUND"]),
-    ({"turntable": None}, ["MISSING_TURNTABLE"]),
-    ({"turntable": {"imageCount": None}}, ["MISSING_TURNTABLE_IMAGE_COUNT"]),
-    ({"turntable": {"frameRate": None}}, ["MISSING_TURNTABLE_FRAME_RATE"]),
-    ({"turntable": {"width": None, "height": None}}, ["MISSING_TURNTABLE_WIDTH", "MISSING_TURNTABLE_HEIGHT"]),
-    ({"turntable": {"imageCount": 3601}}, ["INVALID_IMAGE_COUNT"]),
-    ({"turntable": {"imageCount": 0}}, ["INVALID_IMAGE_COUNT"]),
-    ({"turntable": {"frameRate": 0}}, ["INVALID_FRAME_RATE"]),
-    ({"turntable": {"width": 4097}}, ["INVALID_TURNTABLE_SIZE"]),
-    ({"turntable": {"imageCount": 3600, "width": 4096, "height": 4096}}, ["TURNTABLE_TOO_LARGE"]),
-    ({"imageBackground": "white"}, ["INVALID_IMAGE_BACKGROUND"]),
-    ({"turntable": {"background": 7}}, ["INVALID_TURNTABLE_BACKGROUND"]),
-    ({"turntable": {"includeGif": "no"}}, ["INVALID_INCLUDE_GIF"]),
-    ({"imageFormat": "BMP", "imageWidth": None}, ["MISSING_IMAGE_WIDTH", "NOT_SUPPORTED_IMAGE_FORMAT"]),
-])
+@pytest.mark.parametrize(
+    "change, codes",
+    [
+        ({"imageFormat": "TIFF"}, ["NOT_SUPPORTED_IMAGE_FORMAT"]),
+        ({"imageFormat": "JPEG"}, ["NOT_SUPPORTED_IMAGE_FORMAT"]),
+        ({"imageFormat": None}, ["MISSING_IMAGE_FORMAT"]),
+        ({"imageWidth": None}, ["MISSING_IMAGE_WIDTH"]),
+        ({"imageHeight": None}, ["MISSING_IMAGE_HEIGHT"]),
+        ({"imageWidth": 0}, ["INVALID_IMAGE_SIZE"]),
+        ({"imageWidth": 9000}, ["INVALID_IMAGE_SIZE"]),
+        ({"imageWidth": "32"}, ["INVALID_IMAGE_SIZE"]),
+        ({"imageBackground": "not-a-colour"}, ["INVALID_IMAGE_BACKGROUND"]),
+        ({"transparentBackground": "yes"}, ["INVALID_TRANSPARENT_BACKGROUND"]),
+        ({"turntable": None}, ["MISSING_TURNTABLE"]),
+        ({"turntable": {"imageCount": None}}, ["MISSING_TURNTABLE_IMAGE_COUNT"]),
+        ({"turntable": {"frameRate": None}}, ["MISSING_TURNTABLE_FRAME_RATE"]),
+        (
+            {"turntable": {"width": None, "height": None}},
+            ["MISSING_TURNTABLE_WIDTH", "MISSING_TURNTABLE_HEIGHT"],
+        ),
+        ({"turntable": {"imageCount": 3601}}, ["INVALID_IMAGE_COUNT"]),
+        ({"turntable": {"imageCount": 0}}, ["INVALID_IMAGE_COUNT"]),
+        ({"turntable": {"frameRate": 0}}, ["INVALID_FRAME_RATE"]),
+        ({"turntable": {"width": 4097}}, ["INVALID_TURNTABLE_SIZE"]),
+        ({"turntable": {"imageCount": 3600, "width": 4096, "height": 4096}}, ["TURNTABLE_TOO_LARGE"]),
+        ({"imageBackground": "white"}, ["INVALID_IMAGE_BACKGROUND"]),
+        ({"turntable": {"background": 7}}, ["INVALID_TURNTABLE_BACKGROUND"]),
+        ({"turntable": {"includeGif": "no"}}, ["INVALID_INCLUDE_GIF"]),
+        ({"imageFormat": "BMP", "imageWidth": None}, ["MISSING_IMAGE_WIDTH", "NOT_SUPPORTED_IMAGE_FORMAT"]),
+    ],
+)
 def test_invalid_bodies_are_400_with_every_code(api: Api, change: dict, codes: list[str]) -> None:
-    body = {"productUuids": [SHOE], "imageWidth": 32, "imageHeight": 24, "imageFormat": "PNG",
-            "turntable": {"includeGif": False, "imageCount": 4, "frameRate": 2, "width": 32, "height": 32}}
+    body = {
+        "productUuids": [SHOE],
+        "imageWidth": 32,
+        "imageHeight": 24,
+        "imageFormat": "PNG",
+        "turntable": {"includeGif": False, "imageCount": 4, "frameRate": 2, "width": 32, "height": 32},
+    }
     for key, value in change.items():
         if key == "turntable" and value is not None:
             for k, v in value.items():
@@ -93,8 +106,12 @@ def test_invalid_bodies_are_400_with_every_code(api: Api, change: dict, codes: l
 
 @pytest.mark.parametrize("uuids", [None, [], "not-a-list"])
 def test_missing_product_uuids_is_400(api: Api, uuids) -> None:
-    body = {"imageWidth": 32, "imageHeight": 24, "imageFormat": "PNG",
-            "turntable": {"includeGif": False, "imageCount": 4, "frameRate": 2, "width": 32, "height": 32}}
+    body = {
+        "imageWidth": 32,
+        "imageHeight": 24,
+        "imageFormat": "PNG",
+        "turntable": {"includeGif": False, "imageCount": 4, "frameRate": 2, "width": 32, "height": 32},
+    }
     if uuids is not None:
         body["productUuids"] = uuids
     answer = api.post("/v1/products/renders", json=body)
@@ -121,10 +138,19 @@ def test_renders_need_a_token(api: Api) -> None:
 
 
 def test_results_are_real_files_of_the_requested_spec(fresh_api: Api) -> None:
-    fresh_api.rendered(BOOT, imageFormat="webp", imageWidth=40, imageHeight=30,
-                       turntable={"imageCount": 5, "frameRate": 10, "width": 48, "height": 32, "includeGif": True})
+    fresh_api.rendered(
+        BOOT,
+        imageFormat="webp",
+        imageWidth=40,
+        imageHeight=30,
+        turntable={"imageCount": 5, "frameRate": 10, "width": 48, "height": 32, "includeGif": True},
+    )
     files = {a["name"]: a for a in fresh_api.attachments(BOOT)}
-    assert set(files) == {"chelsea-boot-tan-render.webp", "chelsea-boot-tan-turntable.mp4", "chelsea-boot-tan-turntable.gif"}
+    assert set(files) == {
+        "chelsea-boot-tan-render.webp",
+        "chelsea-boot-tan-turntable.mp4",
+        "chelsea-boot-tan-turntable.gif",
+    }
     still = fresh_api.download(files["chelsea-boot-tan-render.webp"])
     assert still.headers["content-type"] == "image/webp"
     image = Image.open(io.BytesIO(still.content))
@@ -152,8 +178,11 @@ def test_still_formats(fresh_api: Api, fmt: str, pil: str) -> None:
 def test_rerender_replaces_everything_and_drops_the_gif(fresh_api: Api) -> None:
     fresh_api.rendered(SHOE, turntable={"includeGif": True})
     first = {a["uuid"]: a["name"] for a in fresh_api.attachments(SHOE)}
-    assert sorted(first.values()) == ["trail-runner-gtx-render.png", "trail-runner-gtx-turntable.gif",
-                                      "trail-runner-gtx-turntable.mp4"]
+    assert sorted(first.values()) == [
+        "trail-runner-gtx-render.png",
+        "trail-runner-gtx-turntable.gif",
+        "trail-runner-gtx-turntable.mp4",
+    ]
     fresh_api.rendered(SHOE, turntable={"includeGif": False})
     second = {a["uuid"]: a["name"] for a in fresh_api.attachments(SHOE)}
     assert sorted(second.values()) == ["trail-runner-gtx-render.png", "trail-runner-gtx-turntable.mp4"]
@@ -183,8 +212,12 @@ def test_attachments_appear_only_when_the_job_completes(sandbox_factory, api_fac
 
 
 def test_backgrounds_and_transparency_reach_the_files(fresh_api: Api) -> None:
-    fresh_api.rendered(SHOE, imageBackground="#F4F4F4", transparentBackground=False,
-                       turntable={"background": "#fff", "includeGif": False})
+    fresh_api.rendered(
+        SHOE,
+        imageBackground="#F4F4F4",
+        transparentBackground=False,
+        turntable={"background": "#fff", "includeGif": False},
+    )
     still = Image.open(io.BytesIO(fresh_api.download(fresh_api.attachments(SHOE, "RENDER")[0]).content))
     assert still.convert("RGB").getpixel((0, 0)) == (244, 244, 244)  # a corner shows the background
     fresh_api.rendered(SHOE, transparentBackground=True)

@@ -25,10 +25,17 @@ def _png(colour: tuple[int, int, int] = (200, 30, 30)) -> bytes:
 
 
 def _session(api: Api, **changes):
-    body = {"clientUuid": api.sandbox.client_uuid, "parentEntityUuid": SHOE, "parentEntityType": "PRODUCT",
-            "storeType": "ATTACHMENT",
-            "resourceSettings": {"contentType": "application/octet-stream", "originalName": "spec.pdf",
-                                 "originalSize": len(PDF)}}
+    body = {
+        "clientUuid": api.sandbox.client_uuid,
+        "parentEntityUuid": SHOE,
+        "parentEntityType": "PRODUCT",
+        "storeType": "ATTACHMENT",
+        "resourceSettings": {
+            "contentType": "application/octet-stream",
+            "originalName": "spec.pdf",
+            "originalSize": len(PDF),
+        },
+    }
     for key, value in changes.items():
         if key in ("originalName", "originalSize", "contentType"):
             body["resourceSettings"][key] = value  # type: ignore[index]
@@ -47,7 +54,11 @@ def test_a_pdf_a_qr_code_and_hand_made_renders_land_on_the_product(fresh_api: Ap
     still = api.upload(SHOE, "studio-shot.png", _png(), store_type="RENDER")
     video = api.upload(SHOE, "spin.mp4", b"\x00\x00\x00\x18ftypmp42" + b"\0" * 32, store_type="RENDER")
     assert (pdf["entityType"], qr["entityType"], still["entityType"], video["entityType"]) == (
-        "PRODUCT", "PRODUCT", "RENDER", "TURNTABLE")
+        "PRODUCT",
+        "PRODUCT",
+        "RENDER",
+        "TURNTABLE",
+    )
     assert (pdf["name"], qr["name"]) == ("spec.pdf", qr_name)
     for a in (pdf, qr, still, video):
         assert re.fullmatch(r"[0-9a-f-]{36}\.(pdf|png|mp4)", a["blobId"])
@@ -81,8 +92,9 @@ def test_a_new_render_and_the_files_a_user_put_there(sandbox_factory, api_factor
 def test_entity_type_ignored_returns_every_kind(fresh_api: Api) -> None:
     fresh_api.upload(SHOE, "spec.pdf", PDF)
     fresh_api.rendered(SHOE)
-    grid = fresh_api.post("/v1/attachments/search", json={"productUuid": SHOE, "entityType": "RENDER", "page": 0,
-                                                           "size": 100}).json()["response"]["grid"]
+    grid = fresh_api.post(
+        "/v1/attachments/search", json={"productUuid": SHOE, "entityType": "RENDER", "page": 0, "size": 100}
+    ).json()["response"]["grid"]
     assert sorted(a["entityType"] for a in grid) == ["PRODUCT", "RENDER", "TURNTABLE", "TURNTABLE"]
 
 
@@ -103,25 +115,32 @@ def test_resumable_start_then_put_and_a_repeated_put(fresh_api: Api) -> None:
     assert fresh_api.http.post(session["location"]).status_code == 400  # a POST that starts nothing
 
 
-@pytest.mark.parametrize("changes, status, code", [
-    ({"storeType": None}, 400, "MISSING_STORE_TYPE"),
-    ({"storeType": "TURNTABLE"}, 400, "NOT_SUPPORTED_STORE_TYPE"),
-    ({"clientUuid": None}, 400, "MISSING_CLIENT_UUID"),
-    ({"clientUuid": "someone-elses"}, 403, "FORBIDDEN"),
-    ({"parentEntityUuid": None}, 400, "MISSING_PARENT_ENTITY_UUID"),
-    ({"parentEntityType": None}, 400, "MISSING_PARENT_ENTITY_TYPE"),
-    ({"parentEntityType": "COMMENT"}, 400, "INVALID_ENTITY_TYPE"),
-    ({"resourceSettings": "x"}, 400, "MISSING_RESOURCE_SETTINGS"),
-    ({"originalName": ""}, 400, "MISSING_RESOURCE_ORIGINAL_NAME"),
-    ({"originalName": "README"}, 400, "MISSING_RESOURCE_ORIGINAL_NAME_EXTENSION"),
-    ({"originalSize": None}, 400, "MISSING_RESOURCE_ORIGINAL_SIZE"),
-    ({"originalSize": 0}, 400, "INVALID_RESOURCE_SIZE"),
-    ({"originalSize": 3 * 1024**3 + 1}, 400, "INVALID_RESOURCE_SIZE"),
-    ({"contentType": ""}, 400, "MISSING_RESOURCE_CONTENT_TYPE"),
-    ({"storeType": "RENDER", "originalName": "shot.webp"}, 400, "INVALID_RESOURCE_EXTENSION"),
-    ({"parentEntityUuid": "a0000000-0000-0000-0000-00000000dead"}, 404, "PRODUCT_NOT_FOUND"),
-    ({"clientUuid": "a983026e-cb31-58d8-8ec4-6753670e6cfd"}, 404, "PRODUCT_NOT_FOUND"),  # not the product's workspace
-])
+@pytest.mark.parametrize(
+    "changes, status, code",
+    [
+        ({"storeType": None}, 400, "MISSING_STORE_TYPE"),
+        ({"storeType": "TURNTABLE"}, 400, "NOT_SUPPORTED_STORE_TYPE"),
+        ({"clientUuid": None}, 400, "MISSING_CLIENT_UUID"),
+        ({"clientUuid": "someone-elses"}, 403, "FORBIDDEN"),
+        ({"parentEntityUuid": None}, 400, "MISSING_PARENT_ENTITY_UUID"),
+        ({"parentEntityType": None}, 400, "MISSING_PARENT_ENTITY_TYPE"),
+        ({"parentEntityType": "COMMENT"}, 400, "INVALID_ENTITY_TYPE"),
+        ({"resourceSettings": "x"}, 400, "MISSING_RESOURCE_SETTINGS"),
+        ({"originalName": ""}, 400, "MISSING_RESOURCE_ORIGINAL_NAME"),
+        ({"originalName": "README"}, 400, "MISSING_RESOURCE_ORIGINAL_NAME_EXTENSION"),
+        ({"originalSize": None}, 400, "MISSING_RESOURCE_ORIGINAL_SIZE"),
+        ({"originalSize": 0}, 400, "INVALID_RESOURCE_SIZE"),
+        ({"originalSize": 3 * 1024**3 + 1}, 400, "INVALID_RESOURCE_SIZE"),
+        ({"contentType": ""}, 400, "MISSING_RESOURCE_CONTENT_TYPE"),
+        ({"storeType": "RENDER", "originalName": "shot.webp"}, 400, "INVALID_RESOURCE_EXTENSION"),
+        ({"parentEntityUuid": "a0000000-0000-0000-0000-00000000dead"}, 404, "PRODUCT_NOT_FOUND"),
+        (
+            {"clientUuid": "a983026e-cb31-58d8-8ec4-6753670e6cfd"},
+            404,
+            "PRODUCT_NOT_FOUND",
+        ),  # not the product's workspace
+    ],
+)
 def test_upload_sign_url_errors(api: Api, changes, status, code) -> None:
     answer = _session(api, **changes)
     assert (answer.status_code, answer.json()["errors"]) == (status, [code])
@@ -134,8 +153,10 @@ def test_upload_urls_are_signed_short_lived_and_bounded(sandbox_factory, api_fac
     location = _session(api).json()["response"]["location"]
     query = parse_qs(urlsplit(location).query)
     tampered = location.replace(f"store={query['store'][0]}", "store=ASSET")
-    assert (api.http.put(tampered, content=PDF).status_code, api.http.put(tampered, content=PDF).json()["errors"]) == (
-        403, ["INVALID_SIGNATURE"])
+    assert (
+        api.http.put(tampered, content=PDF).status_code,
+        api.http.put(tampered, content=PDF).json()["errors"],
+    ) == (403, ["INVALID_SIGNATURE"])
     too_big = api.http.put(location, content=b"x" * 101)
     assert (too_big.status_code, too_big.json()["errors"]) == (400, ["INVALID_RESOURCE_SIZE"])
     assert [a for a in api.attachments(SHOE) if a["entityType"] == "PRODUCT"] == []  # nothing half-uploaded
@@ -155,6 +176,9 @@ def test_viewers_cannot_upload(api_factory, sandbox) -> None:
 def test_a_deleted_attachment_can_be_signed_no_more(fresh_api: Api) -> None:
     pdf = fresh_api.upload(CHAIR, "spec.pdf", PDF)
     assert fresh_api.request("DELETE", f"/v1/attachments/{CHAIR}/{pdf['uuid']}").status_code == 200
-    answer = fresh_api.post("/v1/storage/download/clients/sign-url", headers={"Origin": ORIGIN},
-                            json={"entityUuid": pdf["uuid"], "storeType": "ATTACHMENT"})
+    answer = fresh_api.post(
+        "/v1/storage/download/clients/sign-url",
+        headers={"Origin": ORIGIN},
+        json={"entityUuid": pdf["uuid"], "storeType": "ATTACHMENT"},
+    )
     assert (answer.status_code, answer.json()["errors"]) == (404, ["BLOB_NOT_FOUND"])

@@ -7,7 +7,7 @@ import hmac
 import json
 import time
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -16,7 +16,9 @@ from reconciler.sandbox.readings import Readings
 
 from .helpers import CHAIR, SHOE, Api, Receiver
 
-ALL_EVENTS = [f"{c}.{p}" for c in ("renders", "turntable") for p in ("pending", "processing", "completed", "failed")]
+ALL_EVENTS = [
+    f"{c}.{p}" for c in ("renders", "turntable") for p in ("pending", "processing", "completed", "failed")
+]
 
 
 def _create(api: Api, url: str, events: list[str] = ALL_EVENTS, **extra) -> dict:
@@ -27,7 +29,9 @@ def _create(api: Api, url: str, events: list[str] = ALL_EVENTS, **extra) -> dict
 
 def _verify(secret: str, delivery: dict) -> bool:
     timestamp = delivery["headers"]["X-TIMESTAMP"]
-    expected = hmac.new(secret.encode(), timestamp.encode() + b"#" + delivery["body"], hashlib.sha256).hexdigest()
+    expected = hmac.new(
+        secret.encode(), timestamp.encode() + b"#" + delivery["body"], hashlib.sha256
+    ).hexdigest()
     return hmac.compare_digest(expected, delivery["headers"]["X-VNTANA-SIGNATURE"])
 
 
@@ -39,7 +43,9 @@ def test_events_catalogue(api: Api, validate, response_schema) -> None:
     grid = answer.json()["response"]["grid"]
     assert {g["category"] for g in grid} == {"renders", "turntable"}
     assert sorted(e["name"] for g in grid for e in g["events"]) == sorted(ALL_EVENTS)
-    assert all(set(e) == {"name", "description", "uuid"} and e["description"] for g in grid for e in g["events"])
+    assert all(
+        set(e) == {"name", "description", "uuid"} and e["description"] for g in grid for e in g["events"]
+    )
     assert api.get("/v1/webhooks/events", token="").status_code == 403
 
 
@@ -49,12 +55,24 @@ def test_webhook_paths_per_reading(sandbox_factory, api_factory, reading: str) -
     api = api_factory(sb)
     api.login()
     org = sb.organization_uuid
-    guide = {"create": "/v1/webhooks", "events": "/v1/webhooks/events", "list": f"/v1/webhooks/organizations/{org}"}
-    yaml = {"create": "/v1/webhooks/", "events": "/v1/webhooks/events/", "list": f"/v1/webhooks/organization/{org}"}
+    guide = {
+        "create": "/v1/webhooks",
+        "events": "/v1/webhooks/events",
+        "list": f"/v1/webhooks/organizations/{org}",
+    }
+    yaml = {
+        "create": "/v1/webhooks/",
+        "events": "/v1/webhooks/events/",
+        "list": f"/v1/webhooks/organization/{org}",
+    }
     works, other = (guide, yaml) if reading == "guide" else (yaml, guide)
     body = {"url": "http://127.0.0.1:9/p", "events": api.events("renders.completed")}
     for spelling, status in ((other, 404), (works, 200)):
-        answers = [api.post(spelling["create"], json=body), api.get(spelling["events"]), api.get(spelling["list"])]
+        answers = [
+            api.post(spelling["create"], json=body),
+            api.get(spelling["events"]),
+            api.get(spelling["list"]),
+        ]
         assert [a.status_code for a in answers] == [status] * 3, (spelling, [a.text for a in answers])
         if status == 404:
             assert all(a.json()["errors"] == ["NOT_FOUND"] for a in answers)
@@ -64,8 +82,10 @@ def test_webhook_paths_per_reading(sandbox_factory, api_factory, reading: str) -
 def test_webhook_lifecycle(fresh_api: Api, validate) -> None:
     api = fresh_api
     org = api.sandbox.organization_uuid
-    created = api.post("/v1/webhooks", json={"url": "http://127.0.0.1:9/a", "name": "ci",
-                                             "events": api.events("renders.completed")})
+    created = api.post(
+        "/v1/webhooks",
+        json={"url": "http://127.0.0.1:9/a", "name": "ci", "events": api.events("renders.completed")},
+    )
     validate("WebHookResponse", created.json())
     hook = created.json()["response"]
     assert hook["organizationUuid"] == org and len(hook["secret"]) >= 32
@@ -74,8 +94,11 @@ def test_webhook_lifecycle(fresh_api: Api, validate) -> None:
     got = api.get(f"/v1/webhooks/{hook['uuid']}")
     validate("WebHookResponse", got.json())
     assert got.json()["response"] == hook
-    updated = api.request("PUT", f"/v1/webhooks/{hook['uuid']}",
-                          json={"url": "http://127.0.0.1:9/b", "events": api.events("turntable.failed"), "disable": True})
+    updated = api.request(
+        "PUT",
+        f"/v1/webhooks/{hook['uuid']}",
+        json={"url": "http://127.0.0.1:9/b", "events": api.events("turntable.failed"), "disable": True},
+    )
     validate("WebHookResponse", updated.json())
     assert updated.json()["response"]["url"] == "http://127.0.0.1:9/b"
     assert updated.json()["response"]["disable"] is True
@@ -95,14 +118,21 @@ def test_webhook_lifecycle(fresh_api: Api, validate) -> None:
 def test_events_must_be_catalogue_objects(fresh_api: Api) -> None:
     [event] = fresh_api.events("renders.completed")
     url = "http://127.0.0.1:9/x"
-    for events, code in (([{"name": "renders.completed"}], "INVALID_EVENT"), (["renders.completed"], "INVALID_EVENT"),
-                         ([{"uuid": event["uuid"]}], "INVALID_EVENT"),
-                         ([{**event, "name": "renders.failed"}], "INVALID_EVENT"),
-                         ([{**event, "uuid": "00000000-0000-0000-0000-000000000000"}], "EVENT_NOT_FOUND")):
+    for events, code in (
+        ([{"name": "renders.completed"}], "INVALID_EVENT"),
+        (["renders.completed"], "INVALID_EVENT"),
+        ([{"uuid": event["uuid"]}], "INVALID_EVENT"),
+        ([{**event, "name": "renders.failed"}], "INVALID_EVENT"),
+        ([{**event, "uuid": "00000000-0000-0000-0000-000000000000"}], "EVENT_NOT_FOUND"),
+    ):
         answer = fresh_api.post("/v1/webhooks", json={"url": url, "events": events})
         assert (answer.status_code, answer.json()["errors"]) == (400, [code]), events
-    with_category = fresh_api.post("/v1/webhooks", json={"url": url, "events": [{**event, "category": "renders"}]})
-    assert [e["name"] for g in with_category.json()["response"]["events"]["grid"] for e in g["events"]] == [event["name"]]
+    with_category = fresh_api.post(
+        "/v1/webhooks", json={"url": url, "events": [{**event, "category": "renders"}]}
+    )
+    assert [e["name"] for g in with_category.json()["response"]["events"]["grid"] for e in g["events"]] == [
+        event["name"]
+    ]
 
 
 @pytest.mark.parametrize("reading", ["slugs", "uuids"])
@@ -113,21 +143,32 @@ def test_webhook_clients_per_reading(sandbox_factory, api_factory, reading: str)
     events = api.events("renders.completed")
     slug, uuid = "catalogue", sb.client_uuid
     right, wrong = (slug, uuid) if reading == "slugs" else (uuid, slug)
-    refused = api.post("/v1/webhooks", json={"url": "http://127.0.0.1:9/w", "events": events, "clients": [wrong]})
+    refused = api.post(
+        "/v1/webhooks", json={"url": "http://127.0.0.1:9/w", "events": events, "clients": [wrong]}
+    )
     assert (refused.status_code, refused.json()["errors"]) == (400, ["INVALID_CLIENT_UUID"])
-    accepted = api.post("/v1/webhooks", json={"url": "http://127.0.0.1:9/w", "events": events, "clients": [right]})
+    accepted = api.post(
+        "/v1/webhooks", json={"url": "http://127.0.0.1:9/w", "events": events, "clients": [right]}
+    )
     assert accepted.status_code == 200 and accepted.json()["response"]["clients"] == [right]
 
 
-@pytest.mark.parametrize("body, status, code", [
-    ({"events": "EVENTS"}, 400, "MISSING_URL"),
-    ({"url": "ftp://x/y", "events": "EVENTS"}, 400, "INVALID_URL"),
-    ({"url": "http://127.0.0.1:9/"}, 400, "MISSING_EVENTS"),
-    ({"url": "http://127.0.0.1:9/", "events": []}, 400, "MISSING_EVENTS"),
-    ({"url": "http://127.0.0.1:9/", "events": "EVENTS", "clients": ["nope"]}, 400, "INVALID_CLIENT_UUID"),
-    ({"url": "http://127.0.0.1:9/", "events": "EVENTS", "clients": "catalogue"}, 400, "INVALID_CLIENT_UUID"),
-    ({"url": "http://127.0.0.1:9/", "events": "EVENTS", "organizationUuid": "x"}, 403, "FORBIDDEN"),
-])
+@pytest.mark.parametrize(
+    "body, status, code",
+    [
+        ({"events": "EVENTS"}, 400, "MISSING_URL"),
+        ({"url": "ftp://x/y", "events": "EVENTS"}, 400, "INVALID_URL"),
+        ({"url": "http://127.0.0.1:9/"}, 400, "MISSING_EVENTS"),
+        ({"url": "http://127.0.0.1:9/", "events": []}, 400, "MISSING_EVENTS"),
+        ({"url": "http://127.0.0.1:9/", "events": "EVENTS", "clients": ["nope"]}, 400, "INVALID_CLIENT_UUID"),
+        (
+            {"url": "http://127.0.0.1:9/", "events": "EVENTS", "clients": "catalogue"},
+            400,
+            "INVALID_CLIENT_UUID",
+        ),
+        ({"url": "http://127.0.0.1:9/", "events": "EVENTS", "organizationUuid": "x"}, 403, "FORBIDDEN"),
+    ],
+)
 def test_webhook_validation(api: Api, body, status, code) -> None:
     if body.get("events") == "EVENTS":
         body = {**body, "events": api.events("renders.failed")}
@@ -140,8 +181,12 @@ def test_webhook_conflicts_and_not_found(fresh_api: Api) -> None:
     events = fresh_api.events("renders.failed")
     again = fresh_api.post("/v1/webhooks", json={"url": "http://127.0.0.1:9/dup", "events": events})
     assert (again.status_code, again.json()["errors"]) == (409, ["WEBHOOK_ALREADY_EXISTS"])
-    for method, path in (("GET", "/v1/webhooks/nope"), ("PUT", "/v1/webhooks/nope"), ("DELETE", "/v1/webhooks/nope"),
-                         ("PATCH", "/v1/webhooks/nope/secret")):
+    for method, path in (
+        ("GET", "/v1/webhooks/nope"),
+        ("PUT", "/v1/webhooks/nope"),
+        ("DELETE", "/v1/webhooks/nope"),
+        ("PATCH", "/v1/webhooks/nope/secret"),
+    ):
         answer = fresh_api.request(method, path, json={"url": "http://127.0.0.1:9/", "events": events})
         assert (answer.status_code, answer.json()["errors"]) == (404, ["WEBHOOK_NOT_FOUND"]), (method, path)
     other = fresh_api.get("/v1/webhooks/organizations/someone-else")
@@ -152,7 +197,9 @@ def test_webhook_conflicts_and_not_found(fresh_api: Api) -> None:
 def test_viewers_cannot_manage_webhooks(api_factory, sandbox) -> None:
     viewer = api_factory(sandbox)
     viewer.login(role="CLIENT_ORGANIZATION_VIEWER")
-    answer = viewer.post("/v1/webhooks", json={"url": "http://127.0.0.1:9/v", "events": viewer.events("renders.failed")})
+    answer = viewer.post(
+        "/v1/webhooks", json={"url": "http://127.0.0.1:9/v", "events": viewer.events("renders.failed")}
+    )
     assert (answer.status_code, answer.json()["errors"]) == (403, ["FORBIDDEN"])
 
 
@@ -160,20 +207,31 @@ def test_deliveries_are_signed_and_carry_the_documented_payload(fresh_api: Api, 
     hook = _create(fresh_api, receiver.url)
     fresh_api.rendered(SHOE)
     assert Counter(receiver.events()) == Counter(
-        ["renders.pending", "renders.processing", "renders.completed",
-         "turntable.pending", "turntable.processing", "turntable.completed"])
+        [
+            "renders.pending",
+            "renders.processing",
+            "renders.completed",
+            "turntable.pending",
+            "turntable.processing",
+            "turntable.completed",
+        ]
+    )
     for delivery in receiver.ok():
         assert _verify(hook["secret"], delivery)
         assert not _verify(hook["secret"] + "x", delivery)
         assert not _verify("wrong-secret", delivery)
         sent = datetime.fromisoformat(delivery["headers"]["X-TIMESTAMP"].replace("Z", "+00:00"))
-        assert sent.tzinfo is not None and abs((datetime.now(timezone.utc) - sent).total_seconds()) < 30
+        assert sent.tzinfo is not None and abs((datetime.now(UTC) - sent).total_seconds()) < 30
         payload = json.loads(delivery["body"])
         assert set(payload) == {"event", "organization", "product", "client"}
         assert payload["organization"] == {"uuid": fresh_api.sandbox.organization_uuid}
         assert payload["client"] == {"uuid": fresh_api.sandbox.client_uuid}
         product = payload["product"]
-        assert (product["uuid"], product["name"], product["status"]) == (SHOE, "Trail Runner GTX", "LIVE_PUBLIC")
+        assert (product["uuid"], product["name"], product["status"]) == (
+            SHOE,
+            "Trail Runner GTX",
+            "LIVE_PUBLIC",
+        )
         assert set(product) == {"uuid", "name", "description", "status", "asset"}
         assert set(product["asset"]) == {"assetOriginalName", "assetOriginalSize", "generationRequestUuid"}
 
@@ -193,7 +251,9 @@ def test_failed_jobs_send_failed_events(sandbox_factory, api_factory, receiver: 
     api.login()
     _create(api, receiver.url)
     api.rendered(SHOE, CHAIR)
-    by_product = Counter((json.loads(d["body"])["product"]["uuid"], json.loads(d["body"])["event"]) for d in receiver.ok())
+    by_product = Counter(
+        (json.loads(d["body"])["product"]["uuid"], json.loads(d["body"])["event"]) for d in receiver.ok()
+    )
     assert by_product[(SHOE, "renders.failed")] == by_product[(SHOE, "turntable.failed")] == 1
     assert by_product[(CHAIR, "renders.completed")] == by_product[(CHAIR, "turntable.completed")] == 1
     assert not any(event.endswith("completed") for uuid, event in by_product if uuid == SHOE)
@@ -239,7 +299,9 @@ def test_unreachable_receiver_does_not_block_the_sandbox(sandbox_factory, api_fa
 def test_rotated_secret_signs_later_deliveries(fresh_api: Api, receiver: Receiver) -> None:
     hook = _create(fresh_api, receiver.url, events=["renders.completed"])
     fresh_api.rendered(SHOE)
-    new_secret = fresh_api.request("PATCH", f"/v1/webhooks/{hook['uuid']}/secret").json()["response"]["secret"]
+    new_secret = fresh_api.request("PATCH", f"/v1/webhooks/{hook['uuid']}/secret").json()["response"][
+        "secret"
+    ]
     fresh_api.rendered(SHOE)
     first, second = receiver.ok()
     assert _verify(hook["secret"], first) and not _verify(new_secret, first)
@@ -264,8 +326,11 @@ def test_a_webhook_that_keeps_failing_is_disabled(sandbox_factory, api_factory, 
     assert len(receiver.deliveries) == sent  # a disabled webhook gets nothing
     # enabling it again (PUT with disable false) restores deliveries
     receiver.fail_next = 0
-    api.request("PUT", f"/v1/webhooks/{hook['uuid']}",
-                json={"url": receiver.url, "events": api.events("renders.completed"), "disable": False})
+    api.request(
+        "PUT",
+        f"/v1/webhooks/{hook['uuid']}",
+        json={"url": receiver.url, "events": api.events("renders.completed"), "disable": False},
+    )
     api.rendered(SHOE)
     assert len(receiver.ok()) == 2
 
@@ -280,5 +345,7 @@ def test_webhook_bodies_per_reading(sandbox_factory, api_factory, receiver: Rece
     [delivery] = receiver.ok()
     assert _verify(hook["secret"], delivery)  # over the raw bytes: always
     # webhooks.md's Node example signs JSON.stringify(parsed body): that matches compact bodies only
-    reserialised = json.dumps(json.loads(delivery["body"]), separators=(",", ":"), ensure_ascii=False).encode()
+    reserialised = json.dumps(
+        json.loads(delivery["body"]), separators=(",", ":"), ensure_ascii=False
+    ).encode()
     assert (reserialised == delivery["body"]) is (reading == "compact")

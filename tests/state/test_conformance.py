@@ -24,8 +24,16 @@ from typing import Any
 import pytest
 
 from reconciler.errors import LockNotFoundError, StateError, StateLockedError, StateVersionError
-from reconciler.state import FORMAT_VERSION, Attachment, PastRender, ProductRecord, RenderRequest, State, Status
-from reconciler.state import open_store
+from reconciler.state import (
+    FORMAT_VERSION,
+    Attachment,
+    PastRender,
+    ProductRecord,
+    RenderRequest,
+    State,
+    Status,
+    open_store,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -35,17 +43,43 @@ def uuid_of(i: int) -> str:
 
 
 def rec(i: int = 0, status: Status = Status.RENDERED) -> ProductRecord:
-    att = Attachment(kind="still", uuid=f"att-{i}", name="still.png", sha256=f"{i:064x}", size=10 + i,
-                     content_type="image/png")
+    att = Attachment(
+        kind="still",
+        uuid=f"att-{i}",
+        name="still.png",
+        sha256=f"{i:064x}",
+        size=10 + i,
+        content_type="image/png",
+    )
     return ProductRecord(
-        name=f"Product {i} \"ü\"", protect=i % 3 == 0,
-        spec={"imageWidth": 1200, "imageHeight": 1200, "imageFormat": "PNG", "turntable": {"includeGif": True}},
-        spec_hash=f"{i:064x}", status=status, error="boom" if status is Status.FAILED else None,
-        request=RenderRequest(request_id=f"req-{i}", spec_hash=f"{i:064x}", requested_at="2026-01-01T00:00:00Z",
-                              accepted_at="2026-01-01T00:00:01Z"),
-        attachments=[att], updated_at="2026-01-01T00:00:00Z",
-        history=[PastRender(spec_hash="b" * 64, spec={"imageWidth": 1000}, recorded_at="2025-12-01T00:00:00Z",
-                            attachments=[att])])
+        name=f'Product {i} "ü"',
+        protect=i % 3 == 0,
+        spec={
+            "imageWidth": 1200,
+            "imageHeight": 1200,
+            "imageFormat": "PNG",
+            "turntable": {"includeGif": True},
+        },
+        spec_hash=f"{i:064x}",
+        status=status,
+        error="boom" if status is Status.FAILED else None,
+        request=RenderRequest(
+            request_id=f"req-{i}",
+            spec_hash=f"{i:064x}",
+            requested_at="2026-01-01T00:00:00Z",
+            accepted_at="2026-01-01T00:00:01Z",
+        ),
+        attachments=[att],
+        updated_at="2026-01-01T00:00:00Z",
+        history=[
+            PastRender(
+                spec_hash="b" * 64,
+                spec={"imageWidth": 1000},
+                recorded_at="2025-12-01T00:00:00Z",
+                attachments=[att],
+            )
+        ],
+    )
 
 
 def state_with(n: int) -> State:
@@ -65,9 +99,15 @@ class Backend:
         return open_store(self.location)
 
     def child(self, script: str, *args: str, **kw: Any) -> subprocess.Popen[str]:
-        return subprocess.Popen([sys.executable, "-c", textwrap.dedent(script), self.location, *args], cwd=ROOT,
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                **kw)
+        return subprocess.Popen(
+            [sys.executable, "-c", textwrap.dedent(script), self.location, *args],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            **kw,
+        )
 
 
 def _file_backend(tmp_path: Path) -> Backend:
@@ -88,7 +128,9 @@ def _pg_backend(url: str) -> Backend:
 
     def set_format_version(version: int) -> None:
         with psycopg.connect(base, autocommit=True) as conn:
-            conn.execute("UPDATE reconciler.workspaces SET format_version = %s WHERE name = %s", (version, workspace))
+            conn.execute(
+                "UPDATE reconciler.workspaces SET format_version = %s WHERE name = %s", (version, workspace)
+            )
 
     return Backend("postgresql", url, set_format_version)
 
@@ -198,7 +240,9 @@ def test_a_state_from_a_newer_reconciler_is_refused_and_left_alone(backend: Back
     backend.set_format_version(FORMAT_VERSION + 1)
     with pytest.raises(StateVersionError) as info:
         backend.open().read()
-    assert f"has format_version {FORMAT_VERSION + 1}, newer than this reconciler understands" in str(info.value)
+    assert f"has format_version {FORMAT_VERSION + 1}, newer than this reconciler understands" in str(
+        info.value
+    )
     assert info.value.hint == "upgrade reconciler; the state was not modified"
     store = backend.open()
     with pytest.raises(StateVersionError), store.lock("apply"):
@@ -235,7 +279,9 @@ def test_readers_see_whole_states_while_a_writer_checkpoints(backend: Backend) -
         stop.set()
         thread.join()
     assert errors == []
-    assert seen and all(products == serial - 1 for serial, products in seen)  # never a half-applied checkpoint
+    assert seen and all(
+        products == serial - 1 for serial, products in seen
+    )  # never a half-applied checkpoint
 
 
 # -- several processes -----------------------------------------------------------------------
@@ -264,7 +310,9 @@ def test_concurrent_checkpoints_from_several_processes_lose_nothing(backend: Bac
     state = backend.open().read()
     assert sorted(state.products) == [uuid_of(i) for i in range(processes * per_process)]
     assert state.serial == 1 + processes * per_process  # one serial per checkpoint, none lost or shared
-    assert all(state.products[uuid_of(i)].spec == {"imageWidth": 100 + i} for i in range(processes * per_process))
+    assert all(
+        state.products[uuid_of(i)].spec == {"imageWidth": 100 + i} for i in range(processes * per_process)
+    )
 
 
 HOLDER = """
@@ -296,8 +344,9 @@ def holder(backend: Backend) -> Iterator[tuple[subprocess.Popen[str], str]]:
                 stream.close()
 
 
-def test_a_second_writer_fails_fast_naming_the_holder(backend: Backend,
-                                                    holder: tuple[subprocess.Popen[str], str]) -> None:
+def test_a_second_writer_fails_fast_naming_the_holder(
+    backend: Backend, holder: tuple[subprocess.Popen[str], str]
+) -> None:
     proc, lock_id = holder
     store = backend.open()
     with pytest.raises(StateLockedError) as info, store.lock("apply"):
@@ -305,13 +354,15 @@ def test_a_second_writer_fails_fast_naming_the_holder(backend: Backend,
     err = info.value
     assert (err.holder["id"], err.holder["operation"], err.holder["pid"]) == (lock_id, "apply", proc.pid)
     assert err.holder["host"] == socket.gethostname()
-    assert str(err).startswith(f"state {store.location} is locked by another process (id={lock_id}, "
-                               "operation=apply, ")
+    assert str(err).startswith(
+        f"state {store.location} is locked by another process (id={lock_id}, operation=apply, "
+    )
     assert err.hint is not None and f"reconciler force-unlock --state {store.location} {lock_id}" in err.hint
 
 
-def test_a_writer_with_a_lock_timeout_waits_for_the_holder(backend: Backend,
-                                                         holder: tuple[subprocess.Popen[str], str]) -> None:
+def test_a_writer_with_a_lock_timeout_waits_for_the_holder(
+    backend: Backend, holder: tuple[subprocess.Popen[str], str]
+) -> None:
     proc, _ = holder
     assert proc.stdin is not None
     release = threading.Timer(0.5, proc.stdin.close)
@@ -324,8 +375,9 @@ def test_a_writer_with_a_lock_timeout_waits_for_the_holder(backend: Backend,
     assert proc.wait(timeout=20) == 0
 
 
-def test_a_lock_timeout_that_runs_out_still_names_the_holder(backend: Backend,
-                                                           holder: tuple[subprocess.Popen[str], str]) -> None:
+def test_a_lock_timeout_that_runs_out_still_names_the_holder(
+    backend: Backend, holder: tuple[subprocess.Popen[str], str]
+) -> None:
     _, lock_id = holder
     started = time.monotonic()
     with pytest.raises(StateLockedError) as info, backend.open().lock("apply", timeout=0.3):
@@ -334,8 +386,9 @@ def test_a_lock_timeout_that_runs_out_still_names_the_holder(backend: Backend,
     assert info.value.holder["id"] == lock_id
 
 
-def test_a_holder_killed_with_sigkill_releases_the_lock(backend: Backend,
-                                                      holder: tuple[subprocess.Popen[str], str]) -> None:
+def test_a_holder_killed_with_sigkill_releases_the_lock(
+    backend: Backend, holder: tuple[subprocess.Popen[str], str]
+) -> None:
     proc, lock_id = holder
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=10)
@@ -344,8 +397,9 @@ def test_a_holder_killed_with_sigkill_releases_the_lock(backend: Backend,
         assert info.id != lock_id and info.pid == os.getpid()
 
 
-def test_force_unlock_with_the_right_id_frees_the_state(backend: Backend,
-                                                      holder: tuple[subprocess.Popen[str], str]) -> None:
+def test_force_unlock_with_the_right_id_frees_the_state(
+    backend: Backend, holder: tuple[subprocess.Popen[str], str]
+) -> None:
     proc, lock_id = holder
     released = backend.open().force_unlock(lock_id)
     assert (released.id, released.operation, released.pid) == (lock_id, "apply", proc.pid)
@@ -353,13 +407,16 @@ def test_force_unlock_with_the_right_id_frees_the_state(backend: Backend,
         assert info.id != lock_id
 
 
-def test_force_unlock_with_a_wrong_id_is_refused_and_keeps_the_lock(backend: Backend,
-                                                                  holder: tuple[subprocess.Popen[str], str]) -> None:
+def test_force_unlock_with_a_wrong_id_is_refused_and_keeps_the_lock(
+    backend: Backend, holder: tuple[subprocess.Popen[str], str]
+) -> None:
     _, lock_id = holder
     store = backend.open()
     with pytest.raises(LockNotFoundError) as info:
         store.force_unlock("not-the-id")
-    assert str(info.value) == f"no lock with id not-the-id on {store.location}: the current holder is {lock_id}"
+    assert (
+        str(info.value) == f"no lock with id not-the-id on {store.location}: the current holder is {lock_id}"
+    )
     with pytest.raises(StateLockedError), store.lock("apply"):
         pass
 

@@ -27,8 +27,12 @@ def store(tmp_path: Path) -> FileStateStore:
 
 
 def valid_state(serial: int = 1) -> dict:
-    return {"format_version": 1, "serial": serial, "lineage": LINEAGE,
-            "products": {uuid_of(1): rec(1).model_dump(mode="json")}}
+    return {
+        "format_version": 1,
+        "serial": serial,
+        "lineage": LINEAGE,
+        "products": {uuid_of(1): rec(1).model_dump(mode="json")},
+    }
 
 
 def refused(store: FileStateStore, content: bytes) -> StateCorruptError:
@@ -48,31 +52,54 @@ def damaged(**changes: object) -> bytes:
     return json.dumps(data).encode()
 
 
-@pytest.mark.parametrize(("content", "problem"), [
-    (b'{"products": {"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}}",
-     "not a state: JSON nested about 1,000 levels deep (a state is 6 levels deep)"),
-    (damaged(products={"not-a-uuid": rec(1).model_dump(mode="json")}),
-     "products.not-a-uuid: the key is not a product uuid (8-4-4-4-12 hex digits, lower case)"),
-    (damaged(products={LINEAGE.upper(): rec(1).model_dump(mode="json")}),
-     f"products.{LINEAGE.upper()}: the key is not a product uuid"),
-    (damaged(serial=-3), "serial: Input should be greater than or equal to 0, got -3"),
-    (damaged(serial=True), "serial: Input should be a valid integer, got True"),
-    (damaged(serial=1.0), "serial: Input should be a valid integer, got 1.0"),
-    (damaged(format_version="1"), "format_version: Input should be a valid integer, got '1'"),
-    (damaged(format_version="2"), "format_version: Input should be a valid integer, got '2'"),
-    (damaged(format_version=0), "format_version: Input should be greater than or equal to 1, got 0"),
-    (damaged(products={uuid_of(1): {**rec(1).model_dump(mode="json"), "spec": {"turntable": 5}}}),
-     f"products.{uuid_of(1)}.spec.turntable: Input should be a valid dictionary"),
-    (damaged(products={uuid_of(1): {**rec(1).model_dump(mode="json"), "spec": {"imageWidth": [[[[1]]]]}}}),
-     f"products.{uuid_of(1)}.spec.imageWidth: Input should be a valid integer"),
-    (damaged(products={uuid_of(1): {**rec(1).model_dump(mode="json"), "spec": {"junk": {"a": {"b": 1}}}}}),
-     f"products.{uuid_of(1)}.spec.junk: Extra inputs are not permitted"),
-    (b'{"format_version": 1, "serial": ', "not valid JSON at line 1, column 33: Expecting value"),
-    (b'{"format_version": 1,\n  "serial": 1,\n  "lineage" "x"}', "not valid JSON at line 3, column 13: Expecting ':'"),
-    (b'{"lineage": "caf\xe9"}', "not valid JSON at line 1, column 17: byte 0xE9 is not UTF-8"),
-])
-def test_a_damaged_state_is_refused_with_its_file_and_place(store: FileStateStore, content: bytes,
-                                                            problem: str) -> None:
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (
+            b'{"products": {"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}}",
+            "not a state: JSON nested about 1,000 levels deep (a state is 6 levels deep)",
+        ),
+        (
+            damaged(products={"not-a-uuid": rec(1).model_dump(mode="json")}),
+            "products.not-a-uuid: the key is not a product uuid (8-4-4-4-12 hex digits, lower case)",
+        ),
+        (
+            damaged(products={LINEAGE.upper(): rec(1).model_dump(mode="json")}),
+            f"products.{LINEAGE.upper()}: the key is not a product uuid",
+        ),
+        (damaged(serial=-3), "serial: Input should be greater than or equal to 0, got -3"),
+        (damaged(serial=True), "serial: Input should be a valid integer, got True"),
+        (damaged(serial=1.0), "serial: Input should be a valid integer, got 1.0"),
+        (damaged(format_version="1"), "format_version: Input should be a valid integer, got '1'"),
+        (damaged(format_version="2"), "format_version: Input should be a valid integer, got '2'"),
+        (damaged(format_version=0), "format_version: Input should be greater than or equal to 1, got 0"),
+        (
+            damaged(products={uuid_of(1): {**rec(1).model_dump(mode="json"), "spec": {"turntable": 5}}}),
+            f"products.{uuid_of(1)}.spec.turntable: Input should be a valid dictionary",
+        ),
+        (
+            damaged(
+                products={uuid_of(1): {**rec(1).model_dump(mode="json"), "spec": {"imageWidth": [[[[1]]]]}}}
+            ),
+            f"products.{uuid_of(1)}.spec.imageWidth: Input should be a valid integer",
+        ),
+        (
+            damaged(
+                products={uuid_of(1): {**rec(1).model_dump(mode="json"), "spec": {"junk": {"a": {"b": 1}}}}}
+            ),
+            f"products.{uuid_of(1)}.spec.junk: Extra inputs are not permitted",
+        ),
+        (b'{"format_version": 1, "serial": ', "not valid JSON at line 1, column 33: Expecting value"),
+        (
+            b'{"format_version": 1,\n  "serial": 1,\n  "lineage" "x"}',
+            "not valid JSON at line 3, column 13: Expecting ':'",
+        ),
+        (b'{"lineage": "caf\xe9"}', "not valid JSON at line 1, column 17: byte 0xE9 is not UTF-8"),
+    ],
+)
+def test_a_damaged_state_is_refused_with_its_file_and_place(
+    store: FileStateStore, content: bytes, problem: str
+) -> None:
     error = refused(store, content)
     assert problem in str(error)
 
@@ -81,11 +108,14 @@ def test_a_product_attachment_with_a_negative_size_is_refused(store: FileStateSt
     record = rec(1).model_dump(mode="json")
     record["attachments"][0]["size"] = -1
     assert "attachments.0.size: Input should be greater than or equal to 0" in str(
-        refused(store, damaged(products={uuid_of(1): record})))
+        refused(store, damaged(products={uuid_of(1): record}))
+    )
 
 
 @pytest.mark.parametrize("kind", ["fifo", "devzero"])
-def test_a_state_path_that_is_no_regular_file_is_refused_without_reading(store: FileStateStore, kind: str) -> None:
+def test_a_state_path_that_is_no_regular_file_is_refused_without_reading(
+    store: FileStateStore, kind: str
+) -> None:
     store.path.parent.mkdir(parents=True)
     if kind == "fifo":
         os.mkfifo(store.path)
@@ -103,8 +133,14 @@ def test_the_recorded_spec_shape_has_the_render_specs_fields() -> None:
 
 
 def test_a_real_spec_is_recorded_unchanged(store: FileStateStore) -> None:
-    spec = RenderSpec.model_validate({"imageWidth": 100, "imageHeight": 100, "imageFormat": "PNG", "turntable": {
-        "includeGif": True, "imageCount": 8, "frameRate": 8, "width": 64, "height": 64}}).canonical()
+    spec = RenderSpec.model_validate(
+        {
+            "imageWidth": 100,
+            "imageHeight": 100,
+            "imageFormat": "PNG",
+            "turntable": {"includeGif": True, "imageCount": 8, "frameRate": 8, "width": 64, "height": 64},
+        }
+    ).canonical()
     record = ProductRecord(spec=spec, spec_hash="h", status=Status.RENDERED, updated_at="t")
     write(store, State(lineage="", products={uuid_of(1): record}))
     assert store.read().products[uuid_of(1)].spec == spec
@@ -121,6 +157,7 @@ def test_the_store_never_writes_a_key_it_could_not_read_back(store: FileStateSto
 
 
 # -- hints that are true ----------------------------------------------------------------------
+
 
 def follow(hint: str, step: str) -> None:
     """Run the shell command the hint gives for ``step`` (the text in parentheses or after ':')."""
@@ -143,8 +180,10 @@ def test_a_readable_backup_is_offered_and_restoring_it_works(store: FileStateSto
     write(store, state_with(3))  # the backup now holds the 2-product state, serial 1
     error = refused(store, b'{"serial": ')
     assert error.hint is not None
-    assert f"restore the previous state (serial 1, before the last write) from its backup: cp {store.backup_path} " \
-           f"{store.path}" in error.hint
+    assert (
+        f"restore the previous state (serial 1, before the last write) from its backup: cp {store.backup_path} "
+        f"{store.path}" in error.hint
+    )
     follow(error.hint, "from its backup")
     restored = store.read()
     assert (restored.serial, sorted(restored.products)) == (1, [uuid_of(0), uuid_of(1)])
@@ -161,15 +200,22 @@ def test_a_damaged_backup_is_not_offered(store: FileStateStore) -> None:
 def test_a_state_tracked_in_git_is_offered_and_restoring_it_works(store: FileStateStore) -> None:
     write(store, state_with(1))
     repo = store.path.parent
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@t"}
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@t",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@t",
+    }
     for args in (["init", "-q"], ["add", store.path.name], ["commit", "-q", "-m", "state"]):
         subprocess.run(["git", "-C", str(repo), *args], check=True, env=env)
     store.backup_path.unlink(missing_ok=True)
     error = refused(store, b'{"serial": 2')
     assert error.hint is not None
-    assert f"restore the version in git (serial 1): git -C {shlex.quote(str(repo))} checkout -- " \
-           f"{store.path.name}" in error.hint
+    assert (
+        f"restore the version in git (serial 1): git -C {shlex.quote(str(repo))} checkout -- "
+        f"{store.path.name}" in error.hint
+    )
     assert ".backup" not in error.hint
     follow(error.hint, "version in git")
     assert sorted(store.read().products) == [uuid_of(0)]
@@ -180,8 +226,13 @@ def test_a_git_version_identical_to_the_damage_is_not_offered(store: FileStateSt
     store.path.parent.mkdir(parents=True)
     store.path.write_bytes(b"{")
     repo = store.path.parent
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@t"}
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@t",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@t",
+    }
     for args in (["init", "-q"], ["add", store.path.name], ["commit", "-q", "-m", "state"]):
         subprocess.run(["git", "-C", str(repo), *args], check=True, env=env)
     hint = refused(store, b"{").hint
@@ -216,6 +267,7 @@ def test_following_the_journal_hint_gives_the_last_complete_state(store: FileSta
 
 # -- the journal against the state it extends ----------------------------------------------------
 
+
 def test_journal_lines_the_state_already_has_are_skipped(store: FileStateStore) -> None:
     """A write that died between its rename and removing the journal leaves lines it folded."""
     write(store, state_with(1))
@@ -236,15 +288,20 @@ def test_a_gap_in_the_journal_is_damage(store: FileStateStore) -> None:
     write(store, state_with(1))
     line = {"serial": 5, "lineage": store.read().lineage, "product": uuid_of(2), "record": None}
     store.journal_path.write_text(json.dumps(line) + "\n")
-    with pytest.raises(StateCorruptError, match="line 1 has serial 5 where 2 is next: a checkpoint is missing"):
+    with pytest.raises(
+        StateCorruptError, match="line 1 has serial 5 where 2 is next: a checkpoint is missing"
+    ):
         store.read()
 
 
-@pytest.mark.parametrize("line", [
-    '{"serial": 2, "lineage": "%s", "product": "p2", "record": null}',
-    '{"serial": true, "lineage": "%s", "product": "%s", "record": null}' % ("%s", uuid_of(2)),
-    '[' * 10_000 + ']' * 10_000,
-])
+@pytest.mark.parametrize(
+    "line",
+    [
+        '{"serial": 2, "lineage": "%s", "product": "p2", "record": null}',
+        '{"serial": true, "lineage": "%s", "product": "%s", "record": null}' % ("%s", uuid_of(2)),
+        "[" * 10_000 + "]" * 10_000,
+    ],
+)
 def test_damaged_journal_lines_are_refused_by_line(store: FileStateStore, line: str) -> None:
     write(store, state_with(1))
     text = line % store.read().lineage if "%s" in line else line

@@ -18,8 +18,22 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.errors import LockNotFoundError, StateCorruptError, StateError, StateLockedError, StateVersionError
-from reconciler.state import FORMAT_VERSION, Attachment, FileStateStore, ProductRecord, RenderRequest, State, Status
+from reconciler.errors import (
+    LockNotFoundError,
+    StateCorruptError,
+    StateError,
+    StateLockedError,
+    StateVersionError,
+)
+from reconciler.state import (
+    FORMAT_VERSION,
+    Attachment,
+    FileStateStore,
+    ProductRecord,
+    RenderRequest,
+    State,
+    Status,
+)
 
 
 def uuid_of(i: int) -> str:
@@ -29,12 +43,29 @@ def uuid_of(i: int) -> str:
 def rec(i: int = 0, status: Status = Status.RENDERED) -> ProductRecord:
     return ProductRecord(
         name=f"Product {i}",
-        spec={"imageWidth": 1200, "imageHeight": 1200, "imageFormat": "PNG", "turntable": {"includeGif": True}},
-        spec_hash=f"{i:064x}", status=status,
-        request=RenderRequest(request_id=f"req-{i}", spec_hash=f"{i:064x}", requested_at="2026-01-01T00:00:00Z"),
-        attachments=[Attachment(kind="still", uuid=f"att-{i}", name="still.png", sha256="a" * 64, size=10,
-                                content_type="image/png")],
-        updated_at="2026-01-01T00:00:00Z")
+        spec={
+            "imageWidth": 1200,
+            "imageHeight": 1200,
+            "imageFormat": "PNG",
+            "turntable": {"includeGif": True},
+        },
+        spec_hash=f"{i:064x}",
+        status=status,
+        request=RenderRequest(
+            request_id=f"req-{i}", spec_hash=f"{i:064x}", requested_at="2026-01-01T00:00:00Z"
+        ),
+        attachments=[
+            Attachment(
+                kind="still",
+                uuid=f"att-{i}",
+                name="still.png",
+                sha256="a" * 64,
+                size=10,
+                content_type="image/png",
+            )
+        ],
+        updated_at="2026-01-01T00:00:00Z",
+    )
 
 
 def state_with(n: int) -> State:
@@ -101,8 +132,9 @@ def test_write_keeps_the_previous_version_as_backup(store: FileStateStore) -> No
     assert leftovers(store) == []
 
 
-def test_a_failed_write_leaves_the_old_state_and_no_temp_file(store: FileStateStore,
-                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failed_write_leaves_the_old_state_and_no_temp_file(
+    store: FileStateStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
     write(store, state_with(1))
     before = store.path.read_bytes()
 
@@ -147,17 +179,23 @@ def test_a_reader_sees_the_old_or_the_new_state_never_half(store: FileStateStore
 # -- corruption and versions ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("content", "problem"), [
-    (b'{"format_version": 1, "serial": 3, "lineage": "x", "products": {', "not valid JSON"),
-    (b"\xff\xfe garbage", "not valid JSON"),
-    (b"[1, 2, 3]", "expected a JSON object at the top level"),
-    (b'{"format_version": 1, "serial": "three", "lineage": "x"}', "serial: "),
-    (b'{"format_version": 1, "serial": 1, "lineage": "x", "products": {"a": {"spec": {}}}}',
-     "products.a: the key is not a product uuid"),
-    (b'{"format_version": 1, "serial": 1, "lineage": "x", "surprise": true}', "surprise: "),
-])
-def test_corrupt_state_is_an_error_and_is_never_overwritten(store: FileStateStore, content: bytes,
-                                                           problem: str) -> None:
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (b'{"format_version": 1, "serial": 3, "lineage": "x", "products": {', "not valid JSON"),
+        (b"\xff\xfe garbage", "not valid JSON"),
+        (b"[1, 2, 3]", "expected a JSON object at the top level"),
+        (b'{"format_version": 1, "serial": "three", "lineage": "x"}', "serial: "),
+        (
+            b'{"format_version": 1, "serial": 1, "lineage": "x", "products": {"a": {"spec": {}}}}',
+            "products.a: the key is not a product uuid",
+        ),
+        (b'{"format_version": 1, "serial": 1, "lineage": "x", "surprise": true}', "surprise: "),
+    ],
+)
+def test_corrupt_state_is_an_error_and_is_never_overwritten(
+    store: FileStateStore, content: bytes, problem: str
+) -> None:
     store.path.parent.mkdir(parents=True)
     store.path.write_bytes(content)
     with pytest.raises(StateCorruptError) as info:
@@ -182,13 +220,16 @@ def test_a_directory_in_place_of_the_state_is_reported(store: FileStateStore) ->
 
 def test_state_from_a_newer_reconciler_is_refused(store: FileStateStore) -> None:
     store.path.parent.mkdir(parents=True)
-    content = json.dumps({"format_version": FORMAT_VERSION + 1, "serial": 1, "lineage": "x", "products": {},
-                          "new_field": 1}).encode()
+    content = json.dumps(
+        {"format_version": FORMAT_VERSION + 1, "serial": 1, "lineage": "x", "products": {}, "new_field": 1}
+    ).encode()
     store.path.write_bytes(content)
     with pytest.raises(StateVersionError) as info:
         store.read()
-    assert str(info.value) == (f"state file {store.path} has format_version {FORMAT_VERSION + 1}, newer than this "
-                               f"reconciler understands ({FORMAT_VERSION})")
+    assert str(info.value) == (
+        f"state file {store.path} has format_version {FORMAT_VERSION + 1}, newer than this "
+        f"reconciler understands ({FORMAT_VERSION})"
+    )
     assert info.value.hint == "upgrade reconciler; the state was not modified"
     assert store.path.read_bytes() == content
 
@@ -263,8 +304,9 @@ def test_a_corrupt_journal_line_before_the_last_is_an_error(store: FileStateStor
 
 def test_a_journal_of_another_state_is_an_error(store: FileStateStore) -> None:
     write(store, state_with(1))
-    store.journal_path.write_text(json.dumps({"serial": 9, "lineage": "someone-else", "product": uuid_of(1),
-                                              "record": None}) + "\n")
+    store.journal_path.write_text(
+        json.dumps({"serial": 9, "lineage": "someone-else", "product": uuid_of(1), "record": None}) + "\n"
+    )
     with pytest.raises(StateCorruptError, match="line 1 belongs to another state"):
         store.read()
 
@@ -272,8 +314,10 @@ def test_a_journal_of_another_state_is_an_error(store: FileStateStore) -> None:
 def test_an_invalid_journal_record_is_an_error(store: FileStateStore) -> None:
     write(store, state_with(1))
     lineage = store.read().lineage
-    store.journal_path.write_text(json.dumps({"serial": 2, "lineage": lineage, "product": uuid_of(1),
-                                              "record": {"status": "bogus"}}) + "\n")
+    store.journal_path.write_text(
+        json.dumps({"serial": 2, "lineage": lineage, "product": uuid_of(1), "record": {"status": "bogus"}})
+        + "\n"
+    )
     with pytest.raises(StateCorruptError, match=f"invalid record for {uuid_of(1)}"):
         store.read()
 
@@ -293,8 +337,20 @@ def test_checkpoint_cost_does_not_grow_with_the_state(tmp_path: Path, size: int)
         second = store.journal_path.stat().st_size - first
     assert store.path.stat().st_size == state_bytes  # the state file is not rewritten
     # Same record, same serial width: the same number of bytes whatever the catalogue size.
-    expected = len(json.dumps({"serial": state.serial, "lineage": state.lineage, "product": uuid_of(1),
-                               "record": rec(1).model_dump(mode="json")}, separators=(",", ":")).encode()) + 1
+    expected = (
+        len(
+            json.dumps(
+                {
+                    "serial": state.serial,
+                    "lineage": state.lineage,
+                    "product": uuid_of(1),
+                    "record": rec(1).model_dump(mode="json"),
+                },
+                separators=(",", ":"),
+            ).encode()
+        )
+        + 1
+    )
     assert second == expected
     assert second < 1000
 
@@ -314,8 +370,12 @@ HOLDER = textwrap.dedent("""
 @pytest.fixture
 def holder(store: FileStateStore) -> Iterator[tuple[subprocess.Popen[str], str]]:
     """Another process holding the state lock; writes its lock id on stdout."""
-    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(store.path), "apply"], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(store.path), "apply"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stdout is not None and proc.stdin is not None
     lock_id = proc.stdout.readline().strip()
     assert lock_id, "the holder process did not take the lock"
@@ -327,8 +387,9 @@ def holder(store: FileStateStore) -> Iterator[tuple[subprocess.Popen[str], str]]
         proc.stdout.close()
 
 
-def test_a_second_writer_fails_fast_naming_the_holder(store: FileStateStore,
-                                                    holder: tuple[subprocess.Popen[str], str]) -> None:
+def test_a_second_writer_fails_fast_naming_the_holder(
+    store: FileStateStore, holder: tuple[subprocess.Popen[str], str]
+) -> None:
     proc, lock_id = holder
     started = time.monotonic()
     with pytest.raises(StateLockedError) as info, store.lock("apply"):
@@ -339,13 +400,16 @@ def test_a_second_writer_fails_fast_naming_the_holder(store: FileStateStore,
     assert err.holder["operation"] == "apply"
     assert err.holder["pid"] == proc.pid
     assert err.holder["host"] == socket.gethostname()
-    assert str(err).startswith(f"state {store.path} is locked by another process (id={lock_id}, operation=apply, ")
+    assert str(err).startswith(
+        f"state {store.path} is locked by another process (id={lock_id}, operation=apply, "
+    )
     assert f"pid={proc.pid}, host={socket.gethostname()}" in str(err)
     assert err.hint is not None and f"reconciler force-unlock --state {store.path} {lock_id}" in err.hint
 
 
-def test_a_writer_with_a_lock_timeout_waits_for_the_holder(store: FileStateStore,
-                                                         holder: tuple[subprocess.Popen[str], str]) -> None:
+def test_a_writer_with_a_lock_timeout_waits_for_the_holder(
+    store: FileStateStore, holder: tuple[subprocess.Popen[str], str]
+) -> None:
     proc, _ = holder
     assert proc.stdin is not None
     release = threading.Timer(0.5, proc.stdin.close)
@@ -361,8 +425,9 @@ def test_a_writer_with_a_lock_timeout_waits_for_the_holder(store: FileStateStore
     assert not store.info_path.exists()  # released with the lock
 
 
-def test_a_lock_timeout_that_runs_out_still_names_the_holder(store: FileStateStore,
-                                                           holder: tuple[subprocess.Popen[str], str]) -> None:
+def test_a_lock_timeout_that_runs_out_still_names_the_holder(
+    store: FileStateStore, holder: tuple[subprocess.Popen[str], str]
+) -> None:
     _, lock_id = holder
     started = time.monotonic()
     with pytest.raises(StateLockedError) as info, store.lock("apply", timeout=0.3):
@@ -371,8 +436,9 @@ def test_a_lock_timeout_that_runs_out_still_names_the_holder(store: FileStateSto
     assert info.value.holder["id"] == lock_id
 
 
-def test_the_kernel_releases_the_lock_of_a_killed_holder(store: FileStateStore,
-                                                       holder: tuple[subprocess.Popen[str], str]) -> None:
+def test_the_kernel_releases_the_lock_of_a_killed_holder(
+    store: FileStateStore, holder: tuple[subprocess.Popen[str], str]
+) -> None:
     proc, _ = holder
     proc.kill()
     proc.wait(timeout=10)
@@ -380,8 +446,9 @@ def test_the_kernel_releases_the_lock_of_a_killed_holder(store: FileStateStore,
         assert info.pid == os.getpid()
 
 
-def test_force_unlock_with_the_right_id_frees_the_state(store: FileStateStore,
-                                                      holder: tuple[subprocess.Popen[str], str]) -> None:
+def test_force_unlock_with_the_right_id_frees_the_state(
+    store: FileStateStore, holder: tuple[subprocess.Popen[str], str]
+) -> None:
     proc, lock_id = holder
     released = store.force_unlock(lock_id)
     assert (released.id, released.operation, released.pid) == (lock_id, "apply", proc.pid)
@@ -389,8 +456,9 @@ def test_force_unlock_with_the_right_id_frees_the_state(store: FileStateStore,
         assert info.id != lock_id
 
 
-def test_force_unlock_with_a_wrong_id_is_refused_and_keeps_the_lock(store: FileStateStore,
-                                                                  holder: tuple[subprocess.Popen[str], str]) -> None:
+def test_force_unlock_with_a_wrong_id_is_refused_and_keeps_the_lock(
+    store: FileStateStore, holder: tuple[subprocess.Popen[str], str]
+) -> None:
     _, lock_id = holder
     with pytest.raises(LockNotFoundError) as info:
         store.force_unlock("not-the-id")
@@ -407,6 +475,5 @@ def test_force_unlock_when_nothing_is_locked(store: FileStateStore) -> None:
 def test_lock_is_reentrant_for_nobody_else_in_the_same_process(store: FileStateStore) -> None:
     """Two stores on one file in one process exclude each other too (is_singleton=False)."""
     other = FileStateStore(store.path)
-    with store.lock("apply"):
-        with pytest.raises(StateLockedError), other.lock("apply"):
-            pass
+    with store.lock("apply"), pytest.raises(StateLockedError), other.lock("apply"):
+        pass

@@ -25,12 +25,18 @@ def _store_with_one_checkpoint(tmp_path: Path) -> FileStateStore:
     return store
 
 
-@pytest.mark.parametrize("line, problem", [
-    ("[1]", "line 2 is not a checkpoint (needs serial, product and record)"),
-    ('{"lineage": "x", "serial": 4}', "line 2 is not a checkpoint (needs serial, product and record)"),
-    ('{"lineage": "x", "serial": 4, "product": "%s", "record": null}' % P2, "line 2 belongs to another state (lineage 'x')"),
-    ("not json", "line 2 is not valid JSON (column 1: Expecting value)"),
-])
+@pytest.mark.parametrize(
+    "line, problem",
+    [
+        ("[1]", "line 2 is not a checkpoint (needs serial, product and record)"),
+        ('{"lineage": "x", "serial": 4}', "line 2 is not a checkpoint (needs serial, product and record)"),
+        (
+            '{"lineage": "x", "serial": 4, "product": "%s", "record": null}' % P2,
+            "line 2 belongs to another state (lineage 'x')",
+        ),
+        ("not json", "line 2 is not valid JSON (column 1: Expecting value)"),
+    ],
+)
 def test_damaged_journal_lines_are_named_with_a_journal_hint(tmp_path: Path, line: str, problem: str) -> None:
     store = _store_with_one_checkpoint(tmp_path)
     state_bytes = store.path.read_bytes()
@@ -48,6 +54,8 @@ def test_an_invalid_record_in_the_journal_names_the_product_and_line(tmp_path: P
     store = _store_with_one_checkpoint(tmp_path)
     lineage = json.loads(store.path.read_text())["lineage"]
     with store.journal_path.open("a") as fh:
-        fh.write(json.dumps({"lineage": lineage, "serial": 3, "product": P9, "record": {"status": "?"}}) + "\n")
+        fh.write(
+            json.dumps({"lineage": lineage, "serial": 3, "product": P9, "record": {"status": "?"}}) + "\n"
+        )
     with pytest.raises(StateCorruptError, match=f"line 2 is an invalid record for {P9}: "):
         store.read()

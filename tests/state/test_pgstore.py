@@ -67,10 +67,15 @@ def test_open_store_picks_the_backend_from_the_location(tmp_path: Path) -> None:
 
 def test_the_password_never_reaches_the_location(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PGPASSWORD", "env-secret-123")
-    where = parse_location("postgresql://ci:s%40cret-pw@db.example:5432/recon?sslmode=require&password=q-secret#team")
+    where = parse_location(
+        "postgresql://ci:s%40cret-pw@db.example:5432/recon?sslmode=require&password=q-secret#team"
+    )
     assert where.display == "postgresql://ci:***@db.example:5432/recon?sslmode=require&password=***#team"
     assert where.workspace == "team"
-    assert where.conninfo == "postgresql://ci:s%40cret-pw@db.example:5432/recon?sslmode=require&password=q-secret"
+    assert (
+        where.conninfo
+        == "postgresql://ci:s%40cret-pw@db.example:5432/recon?sslmode=require&password=q-secret"
+    )
     text = "failed: s%40cret-pw s@cret-pw q-secret env-secret-123"
     assert where.scrub(text) == "failed: *** *** *** ***"
     assert parse_location("postgresql://").workspace == "default"
@@ -131,23 +136,32 @@ def test_first_writers_racing_migrate_the_schema_once(fresh_db: str) -> None:
 
 def test_a_newer_schema_is_refused_and_the_database_left_alone(fresh_db: str) -> None:
     write(open_store(fresh_db), state_with(2))
-    sql(fresh_db, "INSERT INTO reconciler.schema_migrations (version, name) VALUES (%s, 'from_the_future')",
-        (SCHEMA_VERSION + 1,))
+    sql(
+        fresh_db,
+        "INSERT INTO reconciler.schema_migrations (version, name) VALUES (%s, 'from_the_future')",
+        (SCHEMA_VERSION + 1,),
+    )
     before = sql(fresh_db, "SELECT uuid, record::text FROM reconciler.products ORDER BY uuid")
     store = open_store(fresh_db)
     for attempt in (store.read, lambda: store.lock("apply").__enter__()):
         with pytest.raises(StateSchemaError) as info:
             attempt()
         assert isinstance(info.value, StateVersionError)  # the same kind of error as the file store's
-        assert str(info.value) == (f"state database {store.location} has schema version {SCHEMA_VERSION + 1}, "
-                                   f"newer than this reconciler understands ({SCHEMA_VERSION})")
+        assert str(info.value) == (
+            f"state database {store.location} has schema version {SCHEMA_VERSION + 1}, "
+            f"newer than this reconciler understands ({SCHEMA_VERSION})"
+        )
         assert info.value.hint == "upgrade reconciler; the database was not modified"
     assert sql(fresh_db, "SELECT uuid, record::text FROM reconciler.products ORDER BY uuid") == before
 
 
 def test_a_damaged_record_is_reported_naming_the_product(pg_url: str) -> None:
     write(open_store(pg_url), state_with(2))
-    sql(pg_url, """UPDATE reconciler.products SET record = '{"status": "bogus"}' WHERE uuid = %s""", (uuid_of(1),))
+    sql(
+        pg_url,
+        """UPDATE reconciler.products SET record = '{"status": "bogus"}' WHERE uuid = %s""",
+        (uuid_of(1),),
+    )
     with pytest.raises(StateCorruptError, match=f"product {uuid_of(1)}: ") as info:
         open_store(pg_url).read()
     assert info.value.hint is not None and "state history" in info.value.hint
@@ -160,7 +174,10 @@ def test_workspaces_are_separate_states_in_one_database(pg_url: str) -> None:
     other = pg_url + "-other"
     write(open_store(pg_url), state_with(1))
     write(open_store(other), state_with(3))
-    with open_store(pg_url).lock("apply"), open_store(other).lock("apply"):  # one lock does not block the other
+    with (
+        open_store(pg_url).lock("apply"),
+        open_store(other).lock("apply"),
+    ):  # one lock does not block the other
         pass
     one, three = open_store(pg_url).read(), open_store(other).read()
     assert (len(one.products), len(three.products)) == (1, 3)
@@ -182,7 +199,9 @@ def test_a_force_unlocked_holder_that_still_runs_can_no_longer_write(pg_url: str
             new.checkpoint(fresh, uuid_of(2), rec(2))
         with pytest.raises(LockLostError, match=f"lock {held.id} on .* is no longer this process's") as info:
             old.checkpoint(state, uuid_of(3), rec(3))
-        assert info.value.hint == "everything checkpointed before this was kept; run the command again to resume"
+        assert (
+            info.value.hint == "everything checkpointed before this was kept; run the command again to resume"
+        )
         with pytest.raises(LockLostError):
             old.write(state)
     assert sorted(open_store(pg_url).read().products) == [uuid_of(1), uuid_of(2)]
@@ -226,9 +245,16 @@ def test_workers_checkpoint_at_once_under_the_holders_lock(pg_url: str) -> None:
     with store.lock("apply") as held:
         state = store.fold()
         store.checkpoint(state, uuid_of(999), rec(999))
-        workers = [subprocess.Popen([sys.executable, "-c", textwrap.dedent(WORKER), pg_url, held.id,
-                                     str(w * 15), "15"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                    text=True) for w in range(4)]
+        workers = [
+            subprocess.Popen(
+                [sys.executable, "-c", textwrap.dedent(WORKER), pg_url, held.id, str(w * 15), "15"],
+                cwd=ROOT,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for w in range(4)
+        ]
         pids = set()
         for worker in workers:
             out, err = worker.communicate(timeout=120)
@@ -246,9 +272,8 @@ def test_a_worker_cannot_join_a_lock_that_is_not_held(pg_url: str) -> None:
     store = open_store(pg_url)
     with store.lock("apply") as held:
         pass
-    with pytest.raises(LockNotFoundError, match="no lock is held"):
-        with open_store(pg_url).join(held.id):
-            pass
+    with pytest.raises(LockNotFoundError, match="no lock is held"), open_store(pg_url).join(held.id):
+        pass
     with store.lock("apply") as held:
         worker = open_store(pg_url)
         with worker.join(held.id):
@@ -263,8 +288,9 @@ def test_a_worker_cannot_join_a_lock_that_is_not_held(pg_url: str) -> None:
 # -- history -------------------------------------------------------------------------------------
 
 
-def test_history_says_who_wrote_each_serial_how_and_from_which_plan(pg_url: str, pg_server: PgServer,
-                                                                   tmp_path: Path) -> None:
+def test_history_says_who_wrote_each_serial_how_and_from_which_plan(
+    pg_url: str, pg_server: PgServer, tmp_path: Path
+) -> None:
     plan = tmp_path / "plan.json"
     plan.write_text('{"kind": "reconciler-plan"}')
     store = open_store(pg_url, plan_file=plan)
@@ -273,10 +299,18 @@ def test_history_says_who_wrote_each_serial_how_and_from_which_plan(pg_url: str,
         store.checkpoint(state, uuid_of(1), rec(1))
         store.checkpoint(state, uuid_of(1), None)
     newest, first = store.history()
-    assert (newest.serial, newest.changes, first.changes) == (2, {uuid_of(1): "forgotten"}, {uuid_of(1): "rendered"})
+    assert (newest.serial, newest.changes, first.changes) == (
+        2,
+        {uuid_of(1): "forgotten"},
+        {uuid_of(1): "rendered"},
+    )
     assert newest.plan == f"{plan} sha256:{hashlib.sha256(plan.read_bytes()).hexdigest()}"
-    assert (newest.operation, newest.who, newest.host, newest.pid) == ("apply", getpass.getuser(),
-                                                                        socket.gethostname(), os.getpid())
+    assert (newest.operation, newest.who, newest.host, newest.pid) == (
+        "apply",
+        getpass.getuser(),
+        socket.gethostname(),
+        os.getpid(),
+    )
     assert newest.db_user == pg_server.user and newest.at.endswith("Z")
     assert [v.serial for v in store.history(uuid_of(2))] == []
 
@@ -304,16 +338,23 @@ def test_a_checkpoint_writes_one_row_whatever_the_size_of_the_state(pg_url: str)
     """The database-side twin of the file store's flat journal line: one version, one change, one product."""
     store = open_store(pg_url)
     write(store, state_with(2000))
-    mine = "(SELECT v.id FROM reconciler.versions v JOIN reconciler.workspaces w ON w.id = v.workspace_id " \
-           "WHERE w.name = %(ws)s)"
-    counts = (f"SELECT (SELECT count(*) FROM {mine} m), "
-              f"(SELECT count(*) FROM reconciler.changes WHERE version_id IN {mine})")
+    mine = (
+        "(SELECT v.id FROM reconciler.versions v JOIN reconciler.workspaces w ON w.id = v.workspace_id "
+        "WHERE w.name = %(ws)s)"
+    )
+    counts = (
+        f"SELECT (SELECT count(*) FROM {mine} m), "
+        f"(SELECT count(*) FROM reconciler.changes WHERE version_id IN {mine})"
+    )
     ws = {"ws": pg_url.partition("#")[2]}
-    (versions, changes), = sql(pg_url, counts, ws)
+    ((versions, changes),) = sql(pg_url, counts, ws)
     with store.lock("apply"):
         state = store.fold()
         store.checkpoint(state, uuid_of(1), rec(1).model_copy(update={"name": "renamed"}))
     assert sql(pg_url, counts, ws) == [(versions + 1, changes + 1)]
-    assert sql(pg_url, "SELECT count(*) FROM reconciler.products p JOIN reconciler.workspaces w "
-                       "ON w.id = p.workspace_id WHERE w.name = %s AND p.serial = %s",
-               (pg_url.partition("#")[2], state.serial)) == [(1,)]
+    assert sql(
+        pg_url,
+        "SELECT count(*) FROM reconciler.products p JOIN reconciler.workspaces w "
+        "ON w.id = p.workspace_id WHERE w.name = %s AND p.serial = %s",
+        (pg_url.partition("#")[2], state.serial),
+    ) == [(1,)]
