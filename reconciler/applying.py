@@ -220,7 +220,7 @@ def _in_workspaces(client: Any, state: State, named: dict[str, str], wanted: dic
     ``named``: the manifests' ``workspace:`` values → where each is written (resolved to uuids,
     or a WorkspaceError naming the place); ``wanted``: product → its value (None: the configured
     workspace). A product of the state the manifests do not name (an orphan, one in flight for
-    ``collect``) goes to the workspace its record names. ``plan``'s batches get the uuids."""
+    ``collect``) goes to the workspace its record names."""
     from reconciler.client.workspaces import WorkspaceClients, resolve_workspaces
 
     recorded = {u: r.workspace for u, r in state.products.items() if r.workspace}
@@ -431,7 +431,8 @@ def _execute(
         click.echo(
             f"{len(report.in_flight)} product(s) in flight: triggered and checkpointed, {why}. "
             f"'{command(req, 'collect')}' waits for them and records them without paying again "
-            f"(so does the next '{command(req, 'apply')}'); '{command(req, 'status')}' lists them."
+            f"(so does the next '{command(req, 'apply')}'); "
+            f"'reconciler status{state_flag(str(req.state_path))}' lists them."
         )
     if board is not None and req.fmt == "text":
         click.echo(
