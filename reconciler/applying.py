@@ -46,7 +46,7 @@ from reconciler.settings import (
 )
 from reconciler.spec import Desired
 from reconciler.state import FileStateStore, State, open_store
-from reconciler.stopping import stop_signals
+from reconciler.stopping import StopSignals, stop_signals
 from reconciler.views import render_json, render_text
 
 DEFAULT_STATE = Path("state/renders.state.json")
@@ -128,6 +128,7 @@ def run_apply(req: ApplyRequest) -> None:
         _check_plan_target(load_plan(req.planfile), req, store)  # before asking for a token
     with ExitStack() as stack:
         client = _client(req, stack)
+        stops = stack.enter_context(stop_signals(f"run '{command(req, 'apply')}' again"))
         with store.lock("apply", timeout=req.lock_timeout):
             state = store.fold()
             if req.planfile is not None:
@@ -167,7 +168,7 @@ def run_apply(req: ApplyRequest) -> None:
                 check_credentials(each, writes=writes)
             if req.planfile is None:
                 _confirm(req)
-            _execute(plan, store, state, client, req, stack)
+            _execute(plan, store, state, client, req, stack, stops)
 
 
 def run_collect(req: ApplyRequest) -> None:
@@ -188,6 +189,7 @@ def run_collect(req: ApplyRequest) -> None:
     desired = load_desired(req.manifests) if any(p.exists() for p in req.manifests) else None
     with ExitStack() as stack:
         client = _client(req, stack)
+        stops = stack.enter_context(stop_signals(f"run '{command(req, 'collect')}' again"))
         with store.lock("collect", timeout=req.lock_timeout):
             state = store.fold()
             plan, unknown = collect_plan(state, store.location, desired)
@@ -210,7 +212,7 @@ def run_collect(req: ApplyRequest) -> None:
                 )
             for each in _clients_of(client, plan):
                 check_credentials(each, writes=False)
-            _execute(plan, store, state, client, req, stack)
+            _execute(plan, store, state, client, req, stack, stops)
 
 
 def _in_workspaces(client: Any, state: State, named: dict[str, str], wanted: dict[str, str | None]) -> Any:
@@ -396,7 +398,13 @@ def _confirm(req: ApplyRequest) -> None:
 
 
 def _execute(
-    plan: Plan, store: FileStateStore, state: State, client: Any, req: ApplyRequest, stack: ExitStack
+    plan: Plan,
+    store: FileStateStore,
+    state: State,
+    client: Any,
+    req: ApplyRequest,
+    stack: ExitStack,
+    stops: StopSignals,
 ) -> None:
     from reconciler.executor import ApplyOptions, Executor
 
@@ -414,16 +422,16 @@ def _execute(
         wait=req.wait,
     )
     executor = Executor(client, store, state, hooks, options)
-    # From here a stop signal is a clean stop (reconciler.stopping); before, nothing was
-    # written but the folded journal, and Ctrl-C at the prompt or in a refresh stops at once.
+    # While the run executes, a stop signal is a clean stop: the run finishes what is under way
+    # and checkpoints it (reconciler.stopping).
+    stops.attach(executor.interrupt)
     try:
-        with stop_signals() as stops:
-            stops.attach(executor.interrupt)
-            report = executor.run(plan)
+        report = executor.run(plan)
     except RunInterruptedError as exc:
         exc.hint = _continue_hint(req, exc.in_flight, exc.not_triggered)
         raise
     finally:
+        stops.detach()
         hooks.on_event(executor.finish(client.stats.snapshot().as_dict()))
     _kept(req, state, report.rendered, list(report.failed))
     if report.in_flight and req.fmt == "text":

@@ -147,3 +147,28 @@ def test_collect_stopped_by_sigterm_exits_3_and_a_second_collect_finishes(
     assert project.cli("collect", "--poll-interval", "0.05", "--timeout", "60").returncode == 0
     assert {r["status"] for r in project.state()["products"].values()} == {"rendered"}
     assert [project.triggers(u) for u in TWO.values()] == [1, 1]
+
+
+def _catches_sigterm(pid: int) -> bool:
+    """Whether the process has a handler for SIGTERM (Linux: its SigCgt mask), i.e. has begun."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigCgt:"):
+            return bool(int(line.split()[1], 16) >> (signal.SIGTERM - 1) & 1)
+    return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc to know the handler is in")
+def test_sigterm_before_anything_is_triggered_exits_3_with_nothing_paid(project: Project) -> None:
+    """Stopped while it waits for the state lock: nothing triggered, nothing in flight, exit 3."""
+    from reconciler.state import open_store
+
+    project.write_manifest(manifest(TWO))
+    with open_store(project.state_path).lock("a test holding it"):
+        run = project.popen("apply", "--auto-approve", "--lock-timeout", "60")
+        wait_for(lambda: _catches_sigterm(run.pid))
+        run.send_signal(signal.SIGTERM)
+        _, stderr = run.communicate(timeout=30)
+    assert run.returncode == 3, stderr
+    assert "Error: stopped by SIGTERM before anything was triggered" in stderr
+    assert "Hint: run 'reconciler apply' again" in stderr
+    assert [project.triggers(u) for u in TWO.values()] == [0, 0]
