@@ -17,7 +17,7 @@ import pytest
 
 from reconciler.sandbox.server import EmbeddedSandbox
 
-from .conftest import PRODUCTS, Project, fast_config, manifest
+from .conftest import PRODUCTS, Project, fast_config, manifest, platform_client
 
 SEED = Path(__file__).resolve().parents[2] / "reconciler" / "sandbox" / "seed.json"
 CATALOGUE = "146866e1-6190-50c7-8bd1-85432273b3b1"
@@ -148,6 +148,17 @@ def test_a_workspace_user_gets_a_token_per_workspace_from_one_login_and_collect_
         team,
     )
     assert {s for (s,) in scopes} == {None, CATALOGUE, ARCHIVE}
+
+    # The archive team leaves: its orphans are deleted in their workspace, which only the state
+    # names now (the user's configured workspace is the catalogue).
+    (project.root / "manifests" / "archive.yaml").unlink()
+    pruned = project.apply("--prune=delete")
+    assert pruned.returncode == 0, pruned.stderr
+    assert set(project.state()["products"]) == set(TEAM.values())
+    with platform_client(team_sandbox) as owner:
+        assert [
+            a for u in ARCHIVED for a in owner.list_attachments(u) if a.entity_type in ("RENDER", "TURNTABLE")
+        ] == []
 
 
 def test_a_workspace_the_user_has_no_role_in_stops_before_anything_is_triggered(project: Project) -> None:
