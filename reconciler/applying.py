@@ -45,7 +45,7 @@ from reconciler.settings import (
 )
 from reconciler.spec import Desired
 from reconciler.state import FileStateStore, State, open_store
-from reconciler.views import render_json, render_text
+from reconciler.views.plan import render_json, render_text
 
 DEFAULT_STATE = Path("state/renders.state.json")
 SANDBOX_STATE = Path("state/sandbox.state.json")
@@ -451,7 +451,8 @@ def _delete_webhook(client: Any, uuid: str, rm: str) -> None:
 
 
 def _hooks(req: ApplyRequest) -> Hooks:
-    from reconciler.progress import JsonLines, LiveProgress, LogLines
+    from reconciler.progress import LiveProgress
+    from reconciler.views.progress import JsonLines, LogLines
 
     if req.fmt == "json":
         return JsonLines()

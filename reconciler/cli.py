@@ -35,7 +35,7 @@ from reconciler.planfile import save_plan
 from reconciler.planner import DEFAULT_MAX_BATCH_SIZE, PlanOptionsError
 from reconciler.spec import manifest_json_schema
 from reconciler.state import open_store
-from reconciler.views import render_json, render_markdown, render_text
+from reconciler.views.plan import render_json, render_markdown, render_text
 
 F = TypeVar("F", bound=Callable[..., Any])
 # DEFAULT_STATE, SANDBOX_STATE (the sandbox's renders do not exist on the real platform: their
@@ -85,7 +85,7 @@ class ReconcilerGroup(click.Group):
             # Python from failing again while it flushes stdout at exit.
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             sys.exit(141)
-        except Exception:  # noqa: BLE001 - the one place that turns bugs into a report
+        except Exception:
             click.echo(traceback.format_exc(), err=True)
             click.echo(
                 "Internal error: this is a bug in reconciler; please report it with the trace above.",

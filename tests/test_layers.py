@@ -13,7 +13,17 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "reconciler"
-PURE = ["spec.py", "plan.py", "planner.py", "observed.py", "views.py", "diagnostics.py", "state/model.py"]
+PURE = [
+    "spec.py",
+    "plan.py",
+    "planner.py",
+    "observed.py",
+    "views/plan.py",
+    "views/github.py",
+    "views/progress.py",
+    "diagnostics.py",
+    "state/model.py",
+]
 IO_LIBRARIES = (
     "httpx",
     "click",

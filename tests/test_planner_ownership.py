@@ -213,7 +213,7 @@ def test_files_of_our_own_unfinished_trigger_are_ours() -> None:
 
 
 def test_the_text_and_markdown_plans_name_what_is_left_alone() -> None:
-    from reconciler.views import render_markdown, render_text
+    from reconciler.views.plan import render_markdown, render_text
 
     plan = build_plan(
         desired({P1: {}, P2: WEBP_NO_GIF}),

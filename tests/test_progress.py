@@ -8,7 +8,8 @@ import json
 from rich.console import Console
 
 from reconciler.events import Downloaded, Failed, Recorded, RunFinished, RunStarted, Triggered, Waiting
-from reconciler.progress import JsonLines, LiveProgress, LogLines
+from reconciler.progress import LiveProgress
+from reconciler.views.progress import JsonLines, LogLines
 
 RUN = [
     RunStarted(triggers=2, resumes=1, batches=1),

@@ -8,7 +8,7 @@ import re
 from reconciler.plan import Plan
 from reconciler.planner import build_plan
 from reconciler.spec import Desired
-from reconciler.views import MARKDOWN_BUDGET, render_json, render_markdown, render_text
+from reconciler.views.plan import MARKDOWN_BUDGET, render_json, render_markdown, render_text
 from tests.test_planner import P1, P2, P3, P4, WEBP_NO_GIF, desired, record, state
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -260,7 +260,7 @@ def test_a_plan_within_its_budget_says_how_much_it_uses() -> None:
 
 def test_the_pull_request_comment_shows_an_over_budget_plan_as_refused_even_in_its_summary_alone() -> None:
     from reconciler.plan import Budget
-    from reconciler.views_github import Links, plan_comment_bodies
+    from reconciler.views.github import Links, plan_comment_bodies
 
     small = build_plan(desired({P1: {}}), state({}), budget=Budget(max_frames=1))
     (one,) = plan_comment_bodies(small, key="k", max_parts=5, links=Links())

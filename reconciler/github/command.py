@@ -35,8 +35,7 @@ from reconciler.github.publish import (
 from reconciler.github.rest import GitHubApi, GitHubError
 from reconciler.loader import load_desired
 from reconciler.planfile import load_plan
-from reconciler.views import render_markdown
-from reconciler.views_github import (
+from reconciler.views.github import (
     APPLY_MARKER,
     COMMENT_BUDGET,
     PLAN_MARKER,
@@ -52,6 +51,7 @@ from reconciler.views_github import (
     plan_comment_bodies,
     workflow_command,
 )
+from reconciler.views.plan import render_markdown
 
 F = TypeVar("F", bound=Callable[..., Any])
 _KEY = re.compile(r"^[A-Za-z0-9._/-]{1,64}$")

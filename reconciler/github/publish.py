@@ -19,7 +19,7 @@ from typing import Any
 
 from reconciler.errors import ReconcilerError
 from reconciler.github.rest import GitHubApi, GitHubError
-from reconciler.views_github import (
+from reconciler.views.github import (
     CHECK_RUN_BATCH,
     LABELS,
     STEP_SUMMARY_LIMIT,

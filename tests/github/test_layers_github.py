@@ -8,7 +8,7 @@ from tests.test_layers import IO_LIBRARIES, PACKAGE, _imports, _offending
 
 
 def test_views_github_imports_no_io_library() -> None:
-    assert _offending(_imports(PACKAGE / "views_github.py"), IO_LIBRARIES) == []
+    assert _offending(_imports(PACKAGE / "views" / "github.py"), IO_LIBRARIES) == []
 
 
 def test_the_github_package_does_not_use_the_vntana_client_or_sandbox() -> None:
