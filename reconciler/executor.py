@@ -95,7 +95,7 @@ from reconciler.state.model import AttachmentKind, attachment_kind
 from reconciler.waiting import Expectations, PendingRender, Scheduler, complete, job_of
 
 if TYPE_CHECKING:  # the receiver pulls in an ASGI server; only its type is needed here
-    from reconciler.webhooks import EventBoard
+    from reconciler.webhook_receiver import EventBoard
 
 
 class Client(Protocol):

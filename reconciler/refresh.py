@@ -22,7 +22,7 @@ from typing import Any
 
 from reconciler.diagnostics import SourceLocation
 from reconciler.errors import ApiError, AuthenticationError, PermanentApiError
-from reconciler.importer import examine
+from reconciler.importing import examine
 from reconciler.observed import Observed, ObservedAttachment, ObservedProduct, is_render
 from reconciler.plan import Reason
 from reconciler.planner import drift_of

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.errors import ConfigError
-from reconciler.gallery.command import SANDBOX_DOWNLOADS, resolve_download_dir
+from reconciler.gallery.after_apply import SANDBOX_DOWNLOADS, resolve_download_dir
 from reconciler.gallery.downloads import (
     KEEP_FILES,
     LAST_APPLY,

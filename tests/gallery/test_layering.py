@@ -9,7 +9,7 @@ from tests.test_layers import IO_LIBRARIES, PACKAGE, _imports, _offending
 
 EDGE = (
     "reconciler.gallery.build",
-    "reconciler.gallery.command",
+    "reconciler.gallery.after_apply",
     "reconciler.cli",
     "reconciler.applying",
     "reconciler.settings",

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 import click
 
-from reconciler.cli import _paths, manifests_option
+from reconciler.cli.options import manifest_paths, manifests_option
 from reconciler.errors import ConfigError, ManifestError, ReconcilerError
 from reconciler.github.context import GitHubContext, write_outputs
 from reconciler.github.publish import (
@@ -308,7 +308,7 @@ def annotate(manifests: tuple[Path, ...], check_run: str | None, step_summary: b
     """Validate manifests; print each error as a GitHub annotation at its file and line (exit 1)."""
     ctx = GitHubContext.from_env(os.environ)
     try:
-        desired = load_desired(_paths(manifests))
+        desired = load_desired(manifest_paths(manifests))
     except ManifestError as exc:
         diags, more = exc.diagnostics, int(getattr(exc, "more", 0))
         paths = [ctx.repo_path(d.location.file) for d in diags]
