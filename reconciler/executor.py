@@ -50,6 +50,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
+from reconciler.downloads import fetch, safe_name
 from reconciler.errors import (
     ApiError,
     AuthenticationError,
@@ -71,7 +72,6 @@ from reconciler.events import (
     Unknown,
     Waiting,
 )
-from reconciler.fetch import fetch, safe_name
 from reconciler.observed import (
     CREATED_SLACK,
     created_at,
@@ -398,7 +398,7 @@ class Executor:
         ) as pool:
             verdicts = list(pool.map(check, batch.products))
         ready, late = [], []
-        for product, refusal in zip(batch.products, verdicts):
+        for product, refusal in zip(batch.products, verdicts, strict=True):
             if refusal is None:
                 ready.append(product)
             elif refusal is LATE:

@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.connection import Connection, Note, open_client
+from reconciler.downloads import fetch
 from reconciler.errors import ReconcilerError
-from reconciler.fetch import fetch
 from reconciler.loader import load_desired
 from reconciler.renderfiles import (
     CONTENT_TYPES,

@@ -6,8 +6,8 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
+from reconciler.downloads import LastApply, write_last_apply
 from reconciler.errors import ReconcilerError
-from reconciler.gallery.downloads import LastApply, write_last_apply
 from reconciler.locations import DEFAULT_STATE
 from reconciler.settings import configured_downloads
 from reconciler.state import utcnow

@@ -31,8 +31,8 @@ import av
 from av.video.reformatter import VideoReformatter
 from PIL import Image
 
+from reconciler.downloads import read_last_apply, sha256_file
 from reconciler.gallery import model
-from reconciler.gallery.downloads import read_last_apply, sha256_file
 from reconciler.gallery.model import FileFacts, GalleryError, Preview, PreviewKey
 from reconciler.gallery.pages import render_site, static_assets
 from reconciler.planfile import load_plan

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from reconciler.gallery.pages import size
+from reconciler.views.units import size
 
 if TYPE_CHECKING:  # the report's type only: the build reads files and decodes video, views do not
     from reconciler.gallery.build import GalleryReport

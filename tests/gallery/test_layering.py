@@ -22,6 +22,6 @@ def test_the_gallery_model_and_pages_import_no_io_library(module: str) -> None:
     assert _offending(_imports(PACKAGE / module), IO_LIBRARIES) == []
 
 
-@pytest.mark.parametrize("module", ["gallery/model.py", "gallery/downloads.py"])
+@pytest.mark.parametrize("module", ["gallery/model.py", "downloads.py"])
 def test_the_model_and_the_downloads_layout_import_no_edge(module: str) -> None:
     assert _offending(_imports(PACKAGE / module), EDGE) == []
