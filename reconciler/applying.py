@@ -1,9 +1,7 @@
-"""``reconciler apply`` and ``refresh`` end to end: connect, lock, plan (or load a saved plan),
-confirm, execute, and say what was kept.
+"""``reconciler apply`` and ``refresh``: connect, hand the plan (saved, or made under the lock) to
+``executor.apply``, and say what was kept. ``--refresh-only`` accepts what the platform holds.
 
-This is the edge where the pure parts meet I/O: the sandbox (when asked), the client, the state
-store and the webhook receiver. The engine itself is executor.py; planning is planning.py. What
-is shown goes through the ``Terminal`` the caller gives (the CLI's): nothing here prints,
+What is shown goes through the ``Terminal`` the caller gives (the CLI's): nothing here prints,
 prompts or knows click.
 """
 
@@ -14,32 +12,18 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from reconciler import executor
 from reconciler.connection import open_client
-from reconciler.credentials import check_credentials
-from reconciler.errors import (
-    ApplyFailedError,
-    ConfigError,
-    LargeChangeError,
-    OverBudgetError,
-    ReconcilerError,
-)
+from reconciler.errors import ApplyFailedError, ConfigError, ReconcilerError
 from reconciler.events import Hooks
-from reconciler.executor import ApplyOptions, Executor, check_plan_current, sync_labels
+from reconciler.executor import ApplyOptions, ApplyReport
 from reconciler.gallery.after_apply import after_apply, resolve_download_dir
 from reconciler.loader import load_desired
 from reconciler.locations import DEFAULT_STATE
-from reconciler.observed import Observed
-from reconciler.plan import ActionKind, Plan
+from reconciler.plan import Plan
 from reconciler.planfile import load_plan
 from reconciler.planner import recheck_budget
-from reconciler.planning import (
-    ApplyRequest,
-    budget_of,
-    check_plan_target,
-    make_plan,
-    observe_for,
-    sandbox_note,
-)
+from reconciler.planning import ApplyRequest, check_plan_target, make_plan, observe_for, sandbox_note
 from reconciler.refresh import accept
 from reconciler.state import State, StateStore, open_store
 from reconciler.views.plan import render_json, render_text
@@ -68,60 +52,100 @@ class Terminal(Protocol):
 
 def run_apply(req: ApplyRequest, terminal: Terminal, hooks: Hooks) -> None:
     """Apply; raise ApplyFailedError if any product failed (exit 1). ``hooks`` show the run."""
+    run = req.execution
     sandbox = req.sandbox_dir is not None  # the sandbox keeps its files by default (issue 14)
-    req = replace(
-        req,
+    run = replace(
+        run,
         download_dir=resolve_download_dir(
-            req.download_dir, sandbox=sandbox, config_path=req.connection.config_file()
+            run.download_dir, sandbox=sandbox, config_path=req.connection.config_file()
         ),
     )
-    if req.planfile is None:
+    req = replace(req, execution=run)
+    if run.planfile is None:
         sandbox_note(req, "apply", terminal.note)
-    store = open_store(req.state_path, plan_file=req.planfile)
-    if req.planfile is not None:
-        check_plan_target(load_plan(req.planfile), req, store)  # before asking for a token
+    store = open_store(req.state_path, plan_file=run.planfile)
+    saved = load_plan(run.planfile) if run.planfile is not None else None
+    if saved is not None:
+        check_plan_target(saved, req, store)  # before asking for a token
+        recheck_budget(
+            saved, req.shaping.budget(req.connection.config_file()), allow=req.shaping.allow_over_budget
+        )
     with ExitStack() as stack:
-        client = open_client(req.connection, stack, terminal.note if req.fmt == "text" else None)
-        with store.lock("apply", timeout=req.lock_timeout):
-            state = store.fold()
-            if req.planfile is not None:
-                plan = load_plan(req.planfile)
-                check_plan_current(plan, state, again=(req.again("plan"), req.again("apply")))
-                if plan.limits_tripped and not (plan.allow_large or req.allow_large):
-                    raise LargeChangeError(plan.limits_tripped)
-                recheck_budget(plan, budget_of(req), allow=req.allow_over_budget)
-            else:
-                desired = load_desired(req.manifests)
-                observed = (
-                    observe_for(req, client, state, desired) if req.refresh or req.refresh_only else None
-                )
-                if req.refresh_only:
-                    _accept(req, terminal, client, store, state, observed)
-                    return
-                plan = make_plan(req, store, state, observed, desired)
-            terminal.out(render_json(plan) if req.fmt == "json" else render_text(plan, colour=req.colour))
-            if plan.refused:
-                raise LargeChangeError(plan.limits_tripped)
-            if plan.budget_refused:
-                raise OverBudgetError(plan.over_budget)
-            if not plan.has_changes:
-                if sync_labels(store, state, plan):
-                    store.write(state, bump=False)
-                if req.fmt == "text":
-                    terminal.out("Nothing to apply.\n")
-                _kept(req, terminal, state, [], [])
-                return
-            # Before the first checkpoint: a token or role that cannot do this stops here (issue 13).
-            check_credentials(
-                client, writes=bool(plan.batches) or any(a.kind is ActionKind.DELETE for a in plan.actions)
+        client = open_client(req.connection, stack, req.note(terminal.note))
+        if run.refresh_only:
+            _refresh_only(req, terminal, client, store)
+            return
+        boards: list[EventBoard] = []
+        report = executor.apply(
+            saved if saved is not None else _plan_maker(req, client, store),
+            client=client,
+            store=store,
+            hooks=hooks,
+            options=_options(req, terminal, client, stack, boards),
+        )
+        # Still connected: the webhook and the embedded sandbox go when the stack closes, after this.
+        if not report.changes and req.fmt == "text":
+            terminal.out("Nothing to apply.\n")
+        _kept(req, terminal, report)
+        for board in boards:
+            _deliveries(req, terminal, board)
+        if report.failed:
+            raise ApplyFailedError(
+                f"{len(report.failed)} product(s) failed; run '{req.again('plan')}' to see what "
+                "the next apply does with them (failed ones are retried, in-flight ones resumed)"
             )
-            if req.planfile is None:
-                _confirm(req, terminal)
-            _execute(plan, store, state, client, req, terminal, hooks, stack)
+
+
+def _plan_maker(req: ApplyRequest, client: Any, store: StateStore) -> executor.PlanMaker:
+    """The plan from the manifests and the state read under the lock (refreshed if asked)."""
+
+    def make(state: State) -> Plan:
+        desired = load_desired(req.manifests)
+        observed = observe_for(req, client, state, desired) if req.shaping.refresh else None
+        return make_plan(req, store, state, observed, desired)
+
+    return make
+
+
+def _options(
+    req: ApplyRequest, terminal: Terminal, client: Any, stack: ExitStack, boards: list[EventBoard]
+) -> ApplyOptions:
+    """The run's options, and the caller's part of it: show the plan, confirm it, listen for
+    webhooks (the board goes into ``boards``, for the deliveries line after the run)."""
+    run = req.execution
+    listening = run.webhook_listen is not None
+
+    def show(plan: Plan) -> None:
+        terminal.out(render_json(plan) if req.fmt == "json" else render_text(plan, colour=req.output.colour))
+
+    def confirm(plan: Plan) -> None:
+        if run.planfile is None:
+            _confirm(req, terminal)
+
+    def listen() -> EventBoard:
+        board = _webhooks(req, terminal, client, stack)
+        boards.append(board)
+        return board
+
+    # With webhooks a delivery wakes its product's poll at once; polling is the fallback for
+    # dropped deliveries, so it may be slower (the poll budget is --parallelism per interval).
+    default_interval = 5.0 if listening else (0.5 if req.sandbox_dir else 2.0)
+    return ApplyOptions(
+        parallelism=run.parallelism,
+        product_timeout=run.product_timeout,
+        poll_interval=run.poll_interval or default_interval,
+        download_dir=run.download_dir,
+        lock_timeout=run.lock_timeout,
+        allow_large=req.shaping.allow_large,
+        again=(req.again("plan"), req.again("apply")),
+        show=show,
+        confirm=confirm,
+        listen=listen if listening else None,
+    )
 
 
 def _confirm(req: ApplyRequest, terminal: Terminal) -> None:
-    if req.auto_approve:
+    if req.execution.auto_approve:
         return
     if not terminal.can_ask():
         raise ReconcilerError(
@@ -132,59 +156,27 @@ def _confirm(req: ApplyRequest, terminal: Terminal) -> None:
         raise ReconcilerError("apply cancelled; nothing was triggered")
 
 
-def _execute(
-    plan: Plan,
-    store: StateStore,
-    state: State,
-    client: Any,
-    req: ApplyRequest,
-    terminal: Terminal,
-    hooks: Hooks,
-    stack: ExitStack,
-) -> None:
-    board = _webhooks(req, terminal, client, stack) if req.webhook_listen else None
-    # With webhooks a delivery wakes its product's poll at once; polling is the fallback for
-    # dropped deliveries, so it may be slower (the poll budget is --parallelism per interval).
-    default_interval = 5.0 if board else (0.5 if req.sandbox_dir else 2.0)
-    options = ApplyOptions(
-        parallelism=req.parallelism,
-        product_timeout=req.product_timeout,
-        poll_interval=req.poll_interval or default_interval,
-        download_dir=req.download_dir,
-        board=board,
-    )
-    executor = Executor(client, store, state, hooks, options)
-    try:
-        report = executor.run(plan)
-    finally:
-        hooks.on_event(executor.finish(client.stats.snapshot().as_dict()))
-    _kept(req, terminal, state, report.rendered, list(report.failed))
-    if board is not None and req.fmt == "text":
+def _deliveries(req: ApplyRequest, terminal: Terminal, board: EventBoard) -> None:
+    if req.fmt == "text":
         terminal.note(
             f"Webhook deliveries: {board.accepted} accepted, {board.duplicates} repeated, {board.ignored} "
             f"about other renders, {board.refused} refused."
         )
-    if report.failed:
-        raise ApplyFailedError(
-            f"{len(report.failed)} product(s) failed; run '{req.again('plan')}' to see what "
-            "the next apply does with them (failed ones are retried, in-flight ones resumed)"
-        )
 
 
-def _kept(
-    req: ApplyRequest, terminal: Terminal, state: State, rendered: list[str], failed: list[str]
-) -> None:
+def _kept(req: ApplyRequest, terminal: Terminal, report: ApplyReport) -> None:
     """With a downloads folder: note what this run touched there (and, for the sandbox, build the gallery)."""
-    if req.download_dir is None or req.refresh_only:
+    download_dir = req.execution.download_dir
+    if download_dir is None:
         return
     # --state arrives as text: a file path, or a URL the gallery cannot read (and whose password
     # must not be printed in its "See them" line).
     url = "://" in str(req.state_path)
     for line in after_apply(
-        req.download_dir,
-        lineage=state.lineage,
-        rendered=rendered,
-        failed=failed,
+        download_dir,
+        lineage=report.lineage,
+        rendered=report.rendered,
+        failed=list(report.failed),
         state_path=DEFAULT_STATE if url else Path(req.state_path),
         sandbox=req.sandbox_dir is not None and not url,
     ):
@@ -192,17 +184,12 @@ def _kept(
             terminal.note(line)
 
 
-def _accept(
-    req: ApplyRequest,
-    terminal: Terminal,
-    client: Any,
-    store: StateStore,
-    state: State,
-    observed: Observed | None,
-) -> None:
+def _refresh_only(req: ApplyRequest, terminal: Terminal, client: Any, store: StateStore) -> None:
     """``--refresh-only``: record what the platform holds for drifted products; render nothing."""
-    assert observed is not None
-    accepted, failed = accept(client, store, state, observed, req.download_dir)
+    with store.lock("apply", timeout=req.execution.lock_timeout):
+        state = store.fold()
+        observed = observe_for(req, client, state, load_desired(req.manifests))
+        accepted, failed = accept(client, store, state, observed, req.execution.download_dir)
     if req.fmt == "json":
         terminal.out(refresh_json(len(observed.products), accepted, failed))
     else:
@@ -218,12 +205,12 @@ def _webhooks(req: ApplyRequest, terminal: Terminal, client: Any, stack: ExitSta
     # Lazy: an ASGI server (uvicorn, starlette) only for --webhook-listen (start-up time of apply).
     from reconciler.webhook_receiver import EVENTS, EventBoard, WebhookReceiver, parse_listen
 
-    assert req.webhook_listen is not None
+    assert req.execution.webhook_listen is not None
     board = EventBoard()
     secret_box: dict[str, str] = {}
-    host, port = parse_listen(req.webhook_listen)
+    host, port = parse_listen(req.execution.webhook_listen)
     receiver = stack.enter_context(WebhookReceiver(host, port, lambda: secret_box.get("s"), board))
-    hook, replaced = register(client, req.webhook_url or receiver.url, list(EVENTS))
+    hook, replaced = register(client, req.execution.webhook_url or receiver.url, list(EVENTS))
     stack.callback(_delete_webhook, terminal, client, hook.uuid, req.again("webhooks rm"))
     if replaced and req.fmt == "text":
         terminal.note(

@@ -9,8 +9,7 @@ the executor: a trigger refused 401/403 stops the run and takes its write-ahead 
 
 from __future__ import annotations
 
-from typing import Any
-
+from reconciler.client_protocols import RenderClient
 from reconciler.errors import ApiError, CredentialsError, ReconcilerError
 
 RENDER_ROLES = frozenset(
@@ -27,7 +26,7 @@ RENDER_ROLES = frozenset(
 ORGANIZATION_WIDE = frozenset({"ORGANIZATION_OWNER", "ORGANIZATION_ADMIN", "OWNER", "ADMIN"})
 
 
-def check_credentials(client: Any, *, writes: bool) -> None:
+def check_credentials(client: RenderClient, *, writes: bool) -> None:
     """Log in and check the role before the first checkpoint; CredentialsError if it cannot work.
 
     ``writes``: the plan triggers renders or deletes files (a read-only run needs only the

@@ -25,12 +25,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from reconciler.client import VntanaClient
-from reconciler.client.api import ROUTES
+from reconciler.client.api import ROUTES, ProbeResult
+from reconciler.client.wire import Attachment, Grid, Product, Webhook, WebhookEvent
+from reconciler.client_protocols import RenderClient
 from reconciler.connection import Connection, Note, client_settings, verbose_logging
 from reconciler.errors import ApiError, ConfigError, ReconcilerError
 from reconciler.loader import load_desired
@@ -102,11 +105,31 @@ class DoctorReport:
         )
 
 
+class DoctorClient(RenderClient, Protocol):
+    """The client as doctor asks it: the executor's calls, plus the raw reads that tell readings apart."""
+
+    def get_product(self, uuid: str) -> Product: ...
+
+    def attachment_page(
+        self, product_uuid: str, page: int, size: int, entity_type: str | None = None
+    ) -> Grid[Attachment]: ...
+
+    def probe_download(
+        self, attachment: Attachment, route: str, store_type: str | None = None
+    ) -> ProbeResult: ...
+
+    def list_webhooks(self, *, spelling: str | None = None) -> list[Webhook]: ...
+
+    def webhook_events(self, *, spelling: str | None = None) -> list[WebhookEvent]: ...
+
+    def server_clock(self) -> tuple[datetime | None, datetime]: ...
+
+
 class DoctorProblems(ReconcilerError):
     """Doctor found problems the client cannot work around (exit 1)."""
 
 
-def diagnose(client: Any, settings: ClientSettings, product: str | None) -> DoctorReport:
+def diagnose(client: DoctorClient, settings: ClientSettings, product: str | None) -> DoctorReport:
     """Run every check against ``client`` (read-only); ``product`` is the uuid to look at, if any."""
     report = DoctorReport(api_url=settings.api_url)
     add = report.checks.append
@@ -149,7 +172,7 @@ def diagnose(client: Any, settings: ClientSettings, product: str | None) -> Doct
 # -- the checks ------------------------------------------------------------------------------
 
 
-def _login(client: Any, settings: ClientSettings) -> Check:
+def _login(client: DoctorClient, settings: ClientSettings) -> Check:
     try:
         info = client.login_info
         workspaces = client.workspaces()
@@ -195,7 +218,7 @@ def _login(client: Any, settings: ClientSettings) -> Check:
     return Check("login", Status.OK, found, action, detail)
 
 
-def _product(client: Any, product: str | None, add: Callable[[Check], None]) -> bool:
+def _product(client: DoctorClient, product: str | None, add: Callable[[Check], None]) -> bool:
     """The product check; whether the checks that need a product can run."""
     later = ("pages", "entity type", "download")
     if product is None:
@@ -240,7 +263,7 @@ def _product(client: Any, product: str | None, add: Callable[[Check], None]) -> 
     return True
 
 
-def _pages(client: Any, product: str) -> Check:
+def _pages(client: DoctorClient, product: str) -> Check:
     action = "pages attachment searches from 0 and product searches from 1, as VNTANA's guides say"
     try:
         first = client.attachment_page(product, 0, 1)
@@ -290,7 +313,7 @@ def _pages(client: Any, product: str) -> Check:
     )
 
 
-def _entity_filter(client: Any, product: str, files: list[Any]) -> Check:
+def _entity_filter(client: DoctorClient, product: str, files: list[Attachment]) -> Check:
     action = "filters by the entityType each entry carries, whatever the server does"
     try:
         answer = client.attachment_page(product, 0, 100, entity_type="RENDER")
@@ -331,7 +354,9 @@ def _entity_filter(client: Any, product: str, files: list[Any]) -> Check:
     )
 
 
-def _download(client: Any, settings: ClientSettings, files: list[Any], detected: dict[str, Any]) -> Check:
+def _download(
+    client: DoctorClient, settings: ClientSettings, files: list[Attachment], detected: dict[str, Any]
+) -> Check:
     render = next(
         (a for t in ("RENDER", "TURNTABLE") for a in files if (a.entity_type or "").upper() == t), None
     )
@@ -373,7 +398,7 @@ def _download(client: Any, settings: ClientSettings, files: list[Any], detected:
     return Check("download", Status.OK, found, f"download_route: {detected['download_route']}", detail)
 
 
-def _webhooks(client: Any, settings: ClientSettings, detected: dict[str, Any]) -> Check:
+def _webhooks(client: DoctorClient, settings: ClientSettings, detected: dict[str, Any]) -> Check:
     results: dict[str, str | None] = {}
     catalogue: list[str] = []
     for spelling in ("guide", "yaml"):
@@ -426,7 +451,7 @@ def _webhooks(client: Any, settings: ClientSettings, detected: dict[str, Any]) -
     )
 
 
-def _clock(client: Any) -> Check:
+def _clock(client: DoctorClient) -> Check:
     try:
         server, local = client.server_clock()
     except ApiError as exc:

@@ -28,6 +28,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from reconciler.client.wire import Attachment as WireAttachment
+from reconciler.client.wire import DownloadResult
+from reconciler.client_protocols import AttachmentReader
 from reconciler.errors import ConfigError, DownloadError
 from reconciler.state.model import HISTORY_LENGTH
 
@@ -155,13 +158,15 @@ def read_last_apply(root: Path) -> LastApply | None:
 # -- one download, into the folder ----------------------------------------------------------
 
 
-def safe_name(att: Any) -> str:
+def safe_name(att: WireAttachment) -> str:
     """The attachment's file name, reduced to a base name: a platform-chosen name must not
     escape the folder it is written to."""
     return Path(att.name or att.uuid).name
 
 
-def fetch(client: Any, att: Any, store_type: str, folder: Path | None) -> tuple[Path | None, Any]:
+def fetch(
+    client: AttachmentReader, att: WireAttachment, store_type: str, folder: Path | None
+) -> tuple[Path | None, DownloadResult]:
     """(where the file was kept or None, the client's DownloadResult)."""
     if folder is None:
         return None, client.download(att, store_type, None)

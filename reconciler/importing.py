@@ -31,6 +31,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from reconciler.client.wire import Attachment as WireAttachment
+from reconciler.client_protocols import AttachmentReader
 from reconciler.connection import Connection, Note, open_client
 from reconciler.downloads import fetch
 from reconciler.errors import ReconcilerError
@@ -173,7 +175,7 @@ def run_import(req: ImportRequest, note: Note | None = None) -> ImportReport:
 
 
 def _examine_all(
-    req: ImportRequest, client: Any, todo: list[ProductSpec], store: StateStore, state: State
+    req: ImportRequest, client: AttachmentReader, todo: list[ProductSpec], store: StateStore, state: State
 ) -> list[ProductImport]:
     out = []
     recorded = False
@@ -192,7 +194,7 @@ def _examine_all(
     return out
 
 
-def examine(client: Any, want: ProductSpec, download_dir: Path | None = None) -> ProductImport:
+def examine(client: AttachmentReader, want: ProductSpec, download_dir: Path | None = None) -> ProductImport:
     """Find, download and inspect one product's renders; never raises for a per-product problem."""
     try:
         return _examine(client, want, download_dir)
@@ -200,7 +202,7 @@ def examine(client: Any, want: ProductSpec, download_dir: Path | None = None) ->
         return ProductImport(want.uuid, want.name, Outcome.FAILED, error=exc.message)
 
 
-def _examine(client: Any, want: ProductSpec, download_dir: Path | None) -> ProductImport:
+def _examine(client: AttachmentReader, want: ProductSpec, download_dir: Path | None) -> ProductImport:
     result = ProductImport(want.uuid, want.name, Outcome.NO_RENDERS)
     # One search serves stills and turntables: entries are told apart by the entityType they
     # carry (the server may ignore the filter), and anything else on the product is ignored.
@@ -252,7 +254,9 @@ def _examine(client: Any, want: ProductSpec, download_dir: Path | None) -> Produ
     return result
 
 
-def _download(client: Any, store_type: str, att: Any, kind: str, folder: Path) -> tuple[Path, Attachment]:
+def _download(
+    client: AttachmentReader, store_type: str, att: WireAttachment, kind: str, folder: Path
+) -> tuple[Path, Attachment]:
     """Stream one attachment into ``folder`` (hashed while streaming); the file and its record."""
     target, got = fetch(client, att, store_type, folder)
     assert target is not None
@@ -267,15 +271,15 @@ def _download(client: Any, store_type: str, att: Any, kind: str, folder: Path) -
     )
 
 
-def _is_gif(att: Any) -> bool:
+def _is_gif(att: WireAttachment) -> bool:
     return attachment_kind(att.entity_type or "TURNTABLE", att.name) == "gif"
 
 
-def _newest(attachments: list[Any]) -> Any | None:
+def _newest(attachments: list[WireAttachment]) -> WireAttachment | None:
     """The most recently created attachment (uuid breaks ties, so the choice is stable)."""
     oldest = datetime.min.replace(tzinfo=UTC)
 
-    def key(a: Any) -> tuple[datetime, str]:
+    def key(a: WireAttachment) -> tuple[datetime, str]:
         created = a.created or oldest
         return (created if created.tzinfo else created.replace(tzinfo=UTC), a.uuid)
 

@@ -1,7 +1,9 @@
 """``reconciler plan``: load the manifests and the state, ask the platform when refreshing, and build
 the plan. Never writes the state. ``apply`` (reconciler.applying) plans the same way.
 
-Nothing here prints or knows click: notes go through the ``Note`` callable the caller gives.
+``ApplyRequest`` is what plan, apply and refresh were asked, split by concern: what to plan
+(``PlanShaping``), which platform (``Connection``), how apply runs (``Execution``) and how it is
+shown (``Output``). Nothing here prints or knows click: notes go through the ``Note`` the caller gives.
 """
 
 from __future__ import annotations
@@ -17,21 +19,17 @@ from reconciler.loader import load_desired
 from reconciler.locations import DEFAULT_SANDBOX_DIR, DEFAULT_STATE, SANDBOX_STATE, command, same_location
 from reconciler.observed import Observed
 from reconciler.plan import Budget, Plan
-from reconciler.planner import DEFAULT_MAX_BATCH_SIZE, Limits, build_plan
+from reconciler.planner import DEFAULT_MAX_BATCH_SIZE, Limits, PlanOptions, build_plan
 from reconciler.refresh import observe
 from reconciler.settings import BUDGET_KEYS, resolve_budget
 from reconciler.spec import Desired
 from reconciler.state import State, StateStore, open_store
 
 
-@dataclass
-class ApplyRequest:
-    """Every option of plan / apply / refresh, typed (the CLI only parses)."""
+@dataclass(frozen=True)
+class PlanShaping:
+    """What to plan: forcing, targeting, pruning, batching, the breaker, the budget, refreshing."""
 
-    manifests: list[Path]
-    state_path: Path | str
-    planfile: Path | None = None
-    lock_timeout: float = 0.0
     replace: tuple[str, ...] = ()
     targets: tuple[str, ...] = ()
     excludes: tuple[str, ...] = ()
@@ -45,27 +43,87 @@ class ApplyRequest:
     max_video_seconds: float | None = None
     allow_over_budget: bool = False
     refresh: bool = False
+    """Ask the platform what each product holds and plan drift as re-renders."""
     verify: bool = False
-    refresh_only: bool = False
+    """With ``refresh``: download and re-hash every recorded file."""
+
+    def limits(self) -> Limits:
+        """The large-change breaker's limits from ``--max-rerender-share`` and ``--max-deletes``."""
+        if self.max_rerender_share is None:
+            return Limits(max_deletes=self.max_deletes)
+        # An explicit share is taken at its word: no floor for small catalogues.
+        return Limits(rerender_share=self.max_rerender_share, rerender_floor=0, max_deletes=self.max_deletes)
+
+    def budget(self, config_path: Path | None) -> Budget:
+        """Flags over ``budget:`` in the config file (none for the sandbox: its renders are free)."""
+        return resolve_budget({k: getattr(self, k) for k in BUDGET_KEYS}, config_path)
+
+    def plan_options(self, config_path: Path | None) -> PlanOptions:
+        return PlanOptions(
+            replace=self.replace,
+            targets=self.targets,
+            excludes=self.excludes,
+            prune=self.prune,
+            max_batch_size=self.max_batch_size,
+            limits=self.limits(),
+            allow_large=self.allow_large,
+            budget=self.budget(config_path),
+            allow_over_budget=self.allow_over_budget,
+        )
+
+
+@dataclass(frozen=True)
+class Execution:
+    """How apply runs: a saved plan or not, the lock, confirmation, waiting, webhooks, downloads."""
+
+    planfile: Path | None = None
+    lock_timeout: float = 0.0
     auto_approve: bool = False
-    connection: Connection = field(default_factory=Connection)
+    refresh_only: bool = False
+    """Accept what the platform holds into the state; render nothing."""
     parallelism: int = 4
     product_timeout: float = 900.0
     poll_interval: float | None = None
     webhook_listen: str | None = None
     webhook_url: str | None = None
     download_dir: Path | None = None
+
+
+@dataclass(frozen=True)
+class Output:
+    """How a run is shown: ``fmt`` text, json or markdown; ``colour`` on a terminal that wants it."""
+
     fmt: str = "text"
     colour: bool = False
+
+
+@dataclass(frozen=True)
+class ApplyRequest:
+    """Every option of plan / apply / refresh, typed and grouped by concern (the CLI only parses)."""
+
+    manifests: list[Path]
+    state_path: Path | str
+    shaping: PlanShaping = field(default_factory=PlanShaping)
+    connection: Connection = field(default_factory=Connection)
+    execution: Execution = field(default_factory=Execution)
+    output: Output = field(default_factory=Output)
 
     @property
     def sandbox_dir(self) -> Path | None:
         """The embedded sandbox's data folder, when this run uses it (what a hint names)."""
         return self.connection.sandbox_dir
 
+    @property
+    def fmt(self) -> str:
+        return self.output.fmt
+
     def again(self, verb: str) -> str:
         """``reconciler VERB`` as this run would need it typed again (for hints)."""
         return command(self, verb)
+
+    def note(self, note: Note) -> Note | None:
+        """``note`` for text output; nothing for JSON, where stdout is for machines and stderr stays quiet."""
+        return note if self.output.fmt == "text" else None
 
 
 def run_plan(req: ApplyRequest, note: Note) -> Plan:
@@ -74,10 +132,10 @@ def run_plan(req: ApplyRequest, note: Note) -> Plan:
     sandbox_note(req, "plan", note)
     store = open_store(req.state_path)
     state = store.read()
-    if not req.refresh:
+    if not req.shaping.refresh:
         return make_plan(req, store, state, None, desired)
     with ExitStack() as stack:
-        client = open_client(req.connection, stack, note if req.fmt == "text" else None)
+        client = open_client(req.connection, stack, req.note(note))
         return make_plan(req, store, state, observe_for(req, client, state, desired), desired)
 
 
@@ -97,8 +155,8 @@ def check_plan_target(plan: Plan, req: ApplyRequest, store: StateStore) -> None:
     )
     where = "the embedded sandbox's state" if sandbox else "the state"
     raise PlanFileError(
-        f"{req.planfile} was made from {where} {made_for}, not {store.location}",
-        hint=f"run '{fixed.again('apply')} {req.planfile}'",
+        f"{req.execution.planfile} was made from {where} {made_for}, not {store.location}",
+        hint=f"run '{fixed.again('apply')} {req.execution.planfile}'",
     )
 
 
@@ -128,34 +186,8 @@ def make_plan(
 ) -> Plan:
     """The plan for this request, from the manifests (loaded unless given) and ``state``."""
     desired = desired or load_desired(req.manifests)
-    return build_plan(
-        desired,
-        state,
-        location=store.location,
-        replace=req.replace,
-        max_batch_size=req.max_batch_size,
-        observed=observed,
-        targets=req.targets,
-        excludes=req.excludes,
-        prune=req.prune,
-        allow_large=req.allow_large,
-        limits=limits_of(req),
-        budget=budget_of(req),
-        allow_over_budget=req.allow_over_budget,
-    )
-
-
-def budget_of(req: ApplyRequest) -> Budget:
-    """Flags over ``budget:`` in reconciler.yaml; the sandbox's renders are free, its file is not read."""
-    return resolve_budget({k: getattr(req, k) for k in BUDGET_KEYS}, req.connection.config_file())
-
-
-def limits_of(req: ApplyRequest) -> Limits:
-    """The large-change breaker's limits from ``--max-rerender-share`` and ``--max-deletes``."""
-    if req.max_rerender_share is None:
-        return Limits(max_deletes=req.max_deletes)
-    # An explicit share is taken at its word: no floor for small catalogues.
-    return Limits(rerender_share=req.max_rerender_share, rerender_floor=0, max_deletes=req.max_deletes)
+    options = req.shaping.plan_options(req.connection.config_file())
+    return build_plan(desired, state, options, location=store.location, observed=observed)
 
 
 def observe_for(req: ApplyRequest, client: Any, state: State, desired: Desired | None = None) -> Observed:
@@ -163,7 +195,7 @@ def observe_for(req: ApplyRequest, client: Any, state: State, desired: Desired |
     for the products about to be rendered for the first time (renders made elsewhere?)."""
     new = (
         [u for u in desired.products if u not in state.products]
-        if desired is not None and not req.refresh_only
+        if desired is not None and not req.execution.refresh_only
         else []
     )
-    return observe(client, state, verify=req.verify, parallelism=req.parallelism, also=new)
+    return observe(client, state, verify=req.shaping.verify, parallelism=req.execution.parallelism, also=new)

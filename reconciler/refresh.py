@@ -18,8 +18,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
+from reconciler.client_protocols import AttachmentReader
 from reconciler.diagnostics import SourceLocation
 from reconciler.errors import ApiError, AuthenticationError, PermanentApiError
 from reconciler.importing import examine
@@ -27,13 +27,13 @@ from reconciler.observed import Observed, ObservedAttachment, ObservedProduct, i
 from reconciler.plan import Reason
 from reconciler.planner import drift_of
 from reconciler.spec import ProductSpec, RenderSpec
-from reconciler.state.filestore import FileStateStore
+from reconciler.state import StateStore
 from reconciler.state.model import ProductRecord, State, Status
 from reconciler.state.store import utcnow
 
 
 def observe(
-    client: Any,
+    client: AttachmentReader,
     state: State,
     products: Iterable[str] | None = None,
     *,
@@ -78,7 +78,11 @@ def observe(
 
 
 def accept(
-    client: Any, store: FileStateStore, state: State, observed: Observed, download_dir: Path | None = None
+    client: AttachmentReader,
+    store: StateStore,
+    state: State,
+    observed: Observed,
+    download_dir: Path | None = None,
 ) -> tuple[dict[str, str], dict[str, str]]:
     """Record what the platform holds for each drifted product.
 
@@ -107,7 +111,7 @@ def accept(
 
 
 def _adopt(
-    client: Any, uuid: str, rec: ProductRecord, download_dir: Path | None
+    client: AttachmentReader, uuid: str, rec: ProductRecord, download_dir: Path | None
 ) -> tuple[ProductRecord, str | None]:
     spec = RenderSpec.model_validate(rec.spec)
     known = ProductSpec(

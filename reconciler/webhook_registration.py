@@ -19,15 +19,16 @@ from __future__ import annotations
 
 import os
 import socket
-from typing import Any
 
+from reconciler.client.wire import Webhook
+from reconciler.client_protocols import WebhookClient
 from reconciler.errors import ConfigError, PermanentApiError
 
 WEBHOOK_NAME = "reconciler apply"
 """The name apply gives every webhook it registers: how the reconciler knows its own."""
 
 
-def is_ours(hook: Any) -> bool:
+def is_ours(hook: Webhook) -> bool:
     """Whether the reconciler made this webhook: apply names every one it registers so."""
     return (hook.name or "").strip() == WEBHOOK_NAME
 
@@ -36,7 +37,7 @@ def _same_url(a: str | None, b: str) -> bool:
     return (a or "").rstrip("/").lower() == b.rstrip("/").lower()
 
 
-def register(client: Any, url: str, events: list[str]) -> tuple[Any, list[str]]:
+def register(client: WebhookClient, url: str, events: list[str]) -> tuple[Webhook, list[str]]:
     """Create apply's webhook at ``url``; (the webhook, uuids of stale ones of ours replaced).
 
     ConfigError when a webhook the reconciler did not make holds the URL."""

@@ -70,7 +70,7 @@ def apply(**kw: Any) -> None:
     """Trigger what the plan says, wait, download, hash and record. Resumes where a run died."""
     verify, refreshing = kw["verify"], kw["refresh"] or kw["refresh_only"]
     req = planning_request(kw)
-    if req.planfile is not None:
+    if req.execution.planfile is not None:
         ctx = click.get_current_context()
         given = [
             p.opts[0]

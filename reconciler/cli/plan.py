@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +22,11 @@ from reconciler.cli.options import (
     use_colour,
 )
 from reconciler.cli.terminal import echo_json, note
-from reconciler.errors import LargeChangeError, ManifestError, OverBudgetError, ReconcilerError
+from reconciler.errors import ManifestError, ReconcilerError
 from reconciler.loader import load_desired
 from reconciler.plan import CATEGORIES
 from reconciler.planfile import save_plan
-from reconciler.planning import ApplyRequest, run_plan
+from reconciler.planning import ApplyRequest, Execution, Output, PlanShaping, run_plan
 from reconciler.spec import manifest_json_schema
 from reconciler.views.plan import render_json, render_markdown, render_text
 
@@ -64,19 +65,28 @@ def schema() -> None:
 
 
 def planning_request(kw: dict[str, Any], **extra: Any) -> ApplyRequest:
-    """The options every planning command shares (plan, apply, refresh), as one typed request."""
+    """The options of a planning command (plan, apply, refresh), as one typed request grouped by
+    concern; ``extra`` sets options the command implies (refresh: ``refresh_only=True`` ...)."""
+    kw = {**kw, **extra}
     connection = connection_from(kw)
     state_path = state_from(kw.pop("state_path", None), sandbox=connection.sandbox)
     manifests = manifest_paths(kw.pop("manifests"))
-    no_color = kw.pop("no_color", False)
-    return ApplyRequest(
+    colour = use_colour(kw.pop("no_color", False))
+    request = ApplyRequest(
         manifests=manifests,
         state_path=state_path,
+        shaping=PlanShaping(**_take(kw, PlanShaping)),
         connection=connection,
-        colour=use_colour(no_color),
-        **kw,
-        **extra,
+        execution=Execution(**_take(kw, Execution)),
+        output=Output(fmt=kw.pop("fmt"), colour=colour),
     )
+    assert not kw, f"options no request field takes: {sorted(kw)}"
+    return request
+
+
+def _take(kw: dict[str, Any], kind: type) -> dict[str, Any]:
+    """The options of ``kw`` that are fields of the dataclass ``kind``, taken out of ``kw``."""
+    return {f.name: kw.pop(f.name) for f in fields(kind) if f.name in kw}
 
 
 @click.command()
@@ -103,7 +113,7 @@ def plan(**kw: Any) -> None:
     out, detailed, show_unchanged = kw.pop("out"), kw.pop("detailed_exitcode"), kw.pop("show_unchanged")
     categories = _categories(kw.pop("exit_code_on"))
     req = planning_request(kw)
-    if req.verify and not req.refresh:
+    if req.shaping.verify and not req.shaping.refresh:
         raise ReconcilerError("--verify needs --refresh (it re-downloads what the platform holds)")
     result = run_plan(req, note)
     if req.fmt == "json":
@@ -111,11 +121,8 @@ def plan(**kw: Any) -> None:
     elif req.fmt == "markdown":
         click.echo(render_markdown(result), nl=False)
     else:
-        click.echo(render_text(result, colour=req.colour, show_noop=show_unchanged), nl=False)
-    if result.refused:
-        raise LargeChangeError(result.limits_tripped)
-    if result.budget_refused:
-        raise OverBudgetError(result.over_budget)
+        click.echo(render_text(result, colour=req.output.colour, show_noop=show_unchanged), nl=False)
+    result.enforce_limits()
     if out is not None:
         save_plan(result, out)
         if req.fmt == "text":
