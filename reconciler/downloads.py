@@ -26,13 +26,15 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from reconciler.client.wire import Attachment as WireAttachment
-from reconciler.client.wire import DownloadResult
-from reconciler.client_protocols import AttachmentReader
 from reconciler.errors import ConfigError, DownloadError
 from reconciler.state.model import HISTORY_LENGTH
+
+if TYPE_CHECKING:  # the client's types only: the folder's layout is read by the gallery's pure model
+    from reconciler.client.wire import Attachment as WireAttachment
+    from reconciler.client.wire import DownloadResult
+    from reconciler.client_protocols import AttachmentReader
 
 PREVIOUS = ".previous"
 LAST_APPLY = ".last-apply.json"

@@ -39,6 +39,7 @@ from reconciler.errors import ReconcilerError
 from reconciler.loader import load_desired
 from reconciler.renderfiles import (
     CONTENT_TYPES,
+    UNKNOWABLE,
     InferredSpec,
     InspectError,
     Mismatch,
@@ -130,6 +131,8 @@ class ImportReport:
     location: str
     lineage: str
     serial: int
+    unknowable: tuple[str, ...] = tuple(UNKNOWABLE)
+    """The spec fields files cannot reveal (taken from the manifests)."""
 
     @property
     def failed(self) -> list[ProductImport]:

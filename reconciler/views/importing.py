@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from reconciler.renderfiles import UNKNOWABLE
-
 if TYPE_CHECKING:  # the report's types only: the importing module talks to the platform, views do not
     from reconciler.importing import ImportReport, ProductImport
 
@@ -56,7 +54,9 @@ def import_text(report: ImportReport) -> str:
         f"without renders, {counts['skipped']} skipped, {counts['failed']} failed."
     )
     if counts["in_sync"]:
-        lines.append(f"Files cannot reveal {', '.join(UNKNOWABLE)}: those were taken from the manifests.")
+        lines.append(
+            f"Files cannot reveal {', '.join(report.unknowable)}: those were taken from the manifests."
+        )
     lines.append(
         f"State: {report.location} (serial {report.serial}). Run 'reconciler plan' to see what is left."
     )
