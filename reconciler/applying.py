@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from reconciler import executor
+from reconciler.accepting import accept
 from reconciler.connection import open_client
 from reconciler.errors import ApplyFailedError, ConfigError, ReconcilerError
 from reconciler.events import Hooks
@@ -24,7 +25,6 @@ from reconciler.plan import Plan
 from reconciler.planfile import load_plan
 from reconciler.planner import recheck_budget
 from reconciler.planning import ApplyRequest, check_plan_target, make_plan, observe_for, sandbox_note
-from reconciler.refresh import accept
 from reconciler.state import State, StateStore, open_store
 from reconciler.views.plan import render_json, render_text
 from reconciler.views.refresh import refresh_json, refresh_text

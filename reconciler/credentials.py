@@ -9,8 +9,12 @@ the executor: a trigger refused 401/403 stops the run and takes its write-ahead 
 
 from __future__ import annotations
 
-from reconciler.client_protocols import RenderClient
+from typing import TYPE_CHECKING
+
 from reconciler.errors import ApiError, CredentialsError, ReconcilerError
+
+if TYPE_CHECKING:  # types only: the client loads httpx and its models (start-up time)
+    from reconciler.client_protocols import RenderClient
 
 RENDER_ROLES = frozenset(
     {

@@ -55,7 +55,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from reconciler.client_protocols import RenderClient
 from reconciler.credentials import check_credentials
 from reconciler.downloads import fetch, safe_name
 from reconciler.errors import (
@@ -102,6 +101,7 @@ from reconciler.state.model import AttachmentKind, attachment_kind
 from reconciler.waiting import Expectations, PendingRender, Scheduler, complete, job_of
 
 if TYPE_CHECKING:  # the receiver pulls in an ASGI server; only its type is needed here
+    from reconciler.client_protocols import RenderClient
     from reconciler.webhook_receiver import EventBoard
 
 

@@ -29,10 +29,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from reconciler.client.wire import Attachment as WireAttachment
-from reconciler.client_protocols import AttachmentReader
 from reconciler.connection import Connection, Note, open_client
 from reconciler.downloads import fetch
 from reconciler.errors import ReconcilerError
@@ -57,6 +55,10 @@ from reconciler.state import (
     utcnow,
 )
 from reconciler.state.model import attachment_kind
+
+if TYPE_CHECKING:  # types only: the client loads httpx and its models (start-up time)
+    from reconciler.client.wire import Attachment as WireAttachment
+    from reconciler.client_protocols import AttachmentReader
 
 
 class Outcome(StrEnum):

@@ -19,10 +19,13 @@ from __future__ import annotations
 
 import os
 import socket
+from typing import TYPE_CHECKING
 
-from reconciler.client.wire import Webhook
-from reconciler.client_protocols import WebhookClient
 from reconciler.errors import ConfigError, PermanentApiError
+
+if TYPE_CHECKING:  # types only: the client loads httpx and its models (start-up time)
+    from reconciler.client.wire import Webhook
+    from reconciler.client_protocols import WebhookClient
 
 WEBHOOK_NAME = "reconciler apply"
 """The name apply gives every webhook it registers: how the reconciler knows its own."""

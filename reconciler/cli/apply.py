@@ -5,6 +5,8 @@ progress display, which ``plan`` never needs."""
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +25,10 @@ from reconciler.cli.options import (
     state_option,
 )
 from reconciler.cli.plan import planning_request
-from reconciler.cli.terminal import ClickTerminal, progress_hooks
+from reconciler.cli.terminal import ClickTerminal
 from reconciler.errors import ReconcilerError
+from reconciler.events import Hooks
+from reconciler.views.progress import JsonLines, LogLines
 
 
 @click.command()
@@ -119,3 +123,15 @@ def refresh(**kw: Any) -> None:
     """Accept what the platform holds into the state (same as 'apply --refresh-only --auto-approve')."""
     req = planning_request(kw, refresh=True, refresh_only=True, auto_approve=True)
     run_apply(req, ClickTerminal(), progress_hooks(req.fmt))
+
+
+def progress_hooks(fmt: str) -> Hooks:
+    """JSON lines with ``--format json``; a live display on a terminal (not in CI); else log lines."""
+    if fmt == "json":
+        return JsonLines()
+    if sys.stderr.isatty() and "CI" not in os.environ:
+        # Lazy: rich's live display only when there is a terminal to draw on (start-up time).
+        from reconciler.cli.live import LiveProgress
+
+        return LiveProgress()
+    return LogLines()
