@@ -7,8 +7,8 @@ import json
 
 from rich.console import Console
 
-from reconciler.events import Downloaded, Failed, Recorded, RunFinished, RunStarted, Triggered, Waiting
 from reconciler.cli.live import LiveProgress
+from reconciler.events import Downloaded, Failed, Recorded, RunFinished, RunStarted, Triggered, Waiting
 from reconciler.views.progress import JsonLines, LogLines
 
 RUN = [
