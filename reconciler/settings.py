@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from reconciler.errors import ConfigError
@@ -338,8 +339,6 @@ def save_settings(path: Path, values: Mapping[str, Any]) -> list[str]:
         except (OSError, YAMLError) as exc:  # pragma: no cover - _read_config reported it already
             raise ConfigError(f"cannot read config file {path}: {exc}") from exc
     if data is None:
-        from ruamel.yaml.comments import CommentedMap
-
         data = CommentedMap()
     changed = []
     for key, value in values.items():

@@ -17,7 +17,7 @@ import pytest
 from reconciler.diagnostics import SourceLocation
 from reconciler.errors import PlanFileError
 from reconciler.plan import Action, ActionKind, Budget, FieldChange, Plan, Reason
-from reconciler.planner import PlanOptionsError, build_plan, recheck_budget, tighter
+from reconciler.planner import PlanOptions, PlanOptionsError, build_plan, recheck_budget, tighter
 from reconciler.spec import Desired, ProductSpec, RenderSpec
 from reconciler.state import Attachment, ProductRecord, RenderRequest, State, Status
 
@@ -320,7 +320,9 @@ CASES = [
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_plan(case: Case) -> None:
-    plan = build_plan(desired(case.desired), state(case.state), location="s.json", replace=case.replace)
+    plan = build_plan(
+        desired(case.desired), state(case.state), PlanOptions(replace=case.replace), location="s.json"
+    )
     got = {a.product: (a.kind, a.reason) for a in plan.actions}
     assert got == case.expect
     by_product = {a.product: a for a in plan.actions}
@@ -346,13 +348,13 @@ def test_plan_should_rerender_and_warn_when_gif_removed() -> None:
 
 def test_plan_should_refuse_replace_of_a_product_not_in_the_manifests() -> None:
     with pytest.raises(PlanOptionsError) as info:
-        build_plan(desired({P1: {}}), state({P2: record()}), replace=(P2, P3))
+        build_plan(desired({P1: {}}), state({P2: record()}), PlanOptions(replace=(P2, P3)))
     assert str(info.value) == f"--replace names products that are not in the manifests: {P2}, {P3}"
 
 
 def test_plan_should_refuse_a_batch_size_below_one() -> None:
     with pytest.raises(PlanOptionsError, match="at least 1"):
-        build_plan(desired({P1: {}}), state({}), max_batch_size=0)
+        build_plan(desired({P1: {}}), state({}), PlanOptions(max_batch_size=0))
 
 
 def _uuid(i: int) -> str:
@@ -362,7 +364,7 @@ def _uuid(i: int) -> str:
 def test_plan_should_batch_by_identical_spec_and_split_at_max_batch_size() -> None:
     small = {"imageWidth": 640, "imageHeight": 480}
     world = {_uuid(i): (small if i % 2 else {}) for i in range(14)}  # 7 at BASE, 7 at `small`
-    plan = build_plan(desired(world), state({}), max_batch_size=3)
+    plan = build_plan(desired(world), state({}), PlanOptions(max_batch_size=3))
     assert [len(b.products) for b in plan.batches] == [3, 3, 1, 3, 3, 1]
     assert [b.index for b in plan.batches] == list(range(6))
     for b in plan.batches:
@@ -391,7 +393,7 @@ def test_plan_should_count_the_cost_of_what_it_triggers() -> None:
         P3: {"turntable": {"imageCount": 24, "frameRate": 8, "includeGif": False}},  # 24 frames @ 8
         P4: {},  # unchanged: free
     }
-    plan = build_plan(desired(world), state({P4: record()}), max_batch_size=1)
+    plan = build_plan(desired(world), state({P4: record()}), PlanOptions(max_batch_size=1))
     k = plan.cost
     assert (k.requests, k.products, k.stills, k.turntable_frames, k.frames) == (3, 3, 3, 96, 99)
     assert k.video_seconds == 3.0 + 3.0 + 3.0
@@ -441,7 +443,7 @@ def test_plan_should_carry_the_state_token_it_was_made_from() -> None:
 def test_plan_should_not_change_its_inputs() -> None:
     world, recorded = desired({P1: WEBP_NO_GIF, P2: {}}), state({P1: record(), P3: record()})
     before = recorded.model_dump_json()
-    build_plan(world, recorded, replace=(P2,))
+    build_plan(world, recorded, PlanOptions(replace=(P2,)))
     assert recorded.model_dump_json() == before
     assert sorted(world.products) == [P1, P2]
 
@@ -577,8 +579,9 @@ def test_breaker(case: BreakerCase) -> None:
     plan = build_plan(
         desired(world),
         state(records),
-        replace=changing if case.replace else (),
-        limits=Limits(rerender_share=0.25, rerender_floor=0),
+        PlanOptions(
+            replace=changing if case.replace else (), limits=Limits(rerender_share=0.25, rerender_floor=0)
+        ),
     )
     assert {a.kind for a in plan.actions if a.product in changing} == {case.kind}
     if case.trips:
@@ -599,7 +602,7 @@ def test_plan_should_refuse_a_target_that_matches_nothing_and_suggest_close_name
 
     world = desired({P1: {}, P2: {}}, names={P1: "Court Classic", P2: "Trail Runner"})
     with pytest.raises(SelectionError) as info:
-        build_plan(world, state({}), targets=("Cort*", "nosuch*", P1))
+        build_plan(world, state({}), PlanOptions(targets=("Cort*", "nosuch*", P1)))
     assert info.value.message == (
         "the selection --target 'Cort*', --target 'nosuch*': patterns match no product in "
         "the manifests or the state"
@@ -613,11 +616,13 @@ def test_plan_should_refuse_an_exclude_that_matches_nothing() -> None:
     from reconciler.planner import SelectionError
 
     with pytest.raises(SelectionError, match="--exclude 'Chiar': pattern matches no product"):
-        build_plan(desired({P1: {}}, names={P1: "Chair"}), state({}), excludes=("Chiar",))
+        build_plan(desired({P1: {}}, names={P1: "Chair"}), state({}), PlanOptions(excludes=("Chiar",)))
 
 
 def test_plan_should_accept_a_target_that_matches_only_an_unchanged_or_recorded_product() -> None:
-    plan = build_plan(desired({P1: {}}), state({P1: record(), P2: record(name="Old")}), targets=(P1, "Old"))
+    plan = build_plan(
+        desired({P1: {}}), state({P1: record(), P2: record(name="Old")}), PlanOptions(targets=(P1, "Old"))
+    )
     assert {a.product: a.kind for a in plan.actions} == {P1: ActionKind.NOOP, P2: ActionKind.ORPHAN}
 
 
@@ -698,11 +703,13 @@ BUDGET_WORLD = {P1: {}, P2: {}, P3: {"imageWidth": 1000}}  # 2 requests, 3 x 37 
 def test_plan_should_be_over_budget_when_it_triggers_more_than_a_limit(
     budget: Budget, over: list[str]
 ) -> None:
-    plan = build_plan(desired(BUDGET_WORLD), state({}), budget=budget)
+    plan = build_plan(desired(BUDGET_WORLD), state({}), PlanOptions(budget=budget))
     assert plan.over_budget == over
     assert plan.budget_refused is bool(over)
     assert (
-        build_plan(desired(BUDGET_WORLD), state({}), budget=budget, allow_over_budget=True).budget_refused
+        build_plan(
+            desired(BUDGET_WORLD), state({}), PlanOptions(budget=budget, allow_over_budget=True)
+        ).budget_refused
         is False
     )
 
@@ -711,17 +718,20 @@ def test_plan_should_count_only_what_it_pays_for_against_the_budget() -> None:
     # Resumes, unchanged and blocked products cost nothing; retries pay again.
     world = desired({P1: {}, P2: {}, P3: {}, P4: {}})
     records = {P1: record(), P2: record(status="in_flight"), P3: record(status="failed")}
-    plan = build_plan(world, state(records), budget=Budget(max_frames=74))  # P3 retried, P4 new: 2 x 37
+    plan = build_plan(
+        world, state(records), PlanOptions(budget=Budget(max_frames=74))
+    )  # P3 retried, P4 new: 2 x 37
     assert plan.over_budget == []
-    assert build_plan(world, state(records), budget=Budget(max_frames=73)).over_budget != []
+    assert build_plan(world, state(records), PlanOptions(budget=Budget(max_frames=73))).over_budget != []
 
 
 def test_plan_should_record_its_budget_in_the_saved_plan() -> None:
     plan = build_plan(
         desired(BUDGET_WORLD),
         state({}),
-        allow_over_budget=True,
-        budget=Budget(max_frames=100, sources={"max_frames": "--max-frames"}),
+        PlanOptions(
+            allow_over_budget=True, budget=Budget(max_frames=100, sources={"max_frames": "--max-frames"})
+        ),
     )
     data = json.loads(json.dumps(plan.to_json()))
     assert data["budget"] == {
@@ -758,7 +768,9 @@ def test_a_saved_plan_with_a_damaged_budget_is_refused(budget: Any) -> None:
 
 
 def test_a_saved_plan_is_checked_again_from_its_batches_against_the_tighter_budget() -> None:
-    plan = build_plan(desired(BUDGET_WORLD), state({}), budget=Budget(max_frames=500, max_requests=5))
+    plan = build_plan(
+        desired(BUDGET_WORLD), state({}), PlanOptions(budget=Budget(max_frames=500, max_requests=5))
+    )
     saved = Plan.from_json(json.loads(json.dumps(plan.to_json())), "plan.json")
     recheck_budget(saved, Budget())  # nothing in force now: the recorded budget still holds
     assert saved.over_budget == [] and saved.budget.max_frames == 500

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from reconciler.sandbox.server import EmbeddedSandbox
-from reconciler.webhooks import MAX_BODY_BYTES, sign
+from reconciler.webhook_receiver import MAX_BODY_BYTES, sign
 from tests.e2e.conftest import PRODUCTS, Project, fast_config, manifest, platform_client, wait_for
 
 TRAIL, COURT = PRODUCTS["trail"], PRODUCTS["court"]
