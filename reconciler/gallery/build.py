@@ -36,7 +36,7 @@ from reconciler.gallery.downloads import read_last_apply, sha256_file
 from reconciler.gallery.model import FileFacts, GalleryError, Preview, PreviewKey
 from reconciler.gallery.pages import render_site, static_assets
 from reconciler.planfile import load_plan
-from reconciler.state import FileStateStore, utcnow
+from reconciler.state import open_store, utcnow
 
 MARKER = ".reconciler-gallery"
 CACHE = ".gallery-cache.json"
@@ -100,7 +100,7 @@ def build_gallery(req: GalleryRequest, *, built_at: str | None = None) -> Galler
             else "run 'reconciler apply' first, or pass --state FILE"
         )
         raise GalleryError(f"no state at {req.state_path}: nothing has been applied yet", hint=hint)
-    state = FileStateStore(req.state_path).read()
+    state = open_store(req.state_path).read()
     kept = req.download_dir is not None
     downloads = req.download_dir or Path()
     downloads_missing = kept and not downloads.is_dir()

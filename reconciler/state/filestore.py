@@ -53,7 +53,7 @@ from reconciler.state.model import (
     State,
     is_product_uuid,
 )
-from reconciler.state.store import LockInfo
+from reconciler.state.store import LockInfo, StateStore
 
 
 class FileStateStore:
@@ -477,3 +477,6 @@ def _fsync_dir(path: Path) -> None:
         pass  # some filesystems refuse fsync on directories; the rename is still atomic
     finally:
         os.close(fd)
+
+
+_CONFORMS: type[StateStore] = FileStateStore  # mypy checks the backend against the contract here
