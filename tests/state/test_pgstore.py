@@ -121,7 +121,7 @@ def test_first_writers_racing_migrate_the_schema_once(fresh_db: str) -> None:
     def first_write(workspace: str) -> None:
         try:
             write(open_store(f"{fresh_db}#{workspace}"), state_with(2))
-        except BaseException as exc:  # noqa: BLE001 - any failure is the finding
+        except BaseException as exc:  # any failure is the finding
             errors.append(exc)
 
     threads = [threading.Thread(target=first_write, args=(f"w{i}",)) for i in range(4)]
