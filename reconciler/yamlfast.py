@@ -63,7 +63,7 @@ from ruamel.yaml.resolver import Resolver
 from ruamel.yaml.tag import Tag
 
 try:
-    from ruamel.yaml.cyaml import CParser
+    from ruamel.yaml.cyaml import CParser  # type: ignore[attr-defined]  # not in ruamel's type hints
 except ImportError:  # pragma: no cover - ruamel.yaml.clib missing (e.g. PyPy): no fast path
     CParser = None
 
@@ -353,7 +353,7 @@ AVAILABLE = CParser is not None
 
 if CParser is not None:
 
-    class _Parser(CParser):  # type: ignore[misc, valid-type]
+    class _Parser(CParser):  # type: ignore[misc]
         """ruamel's C parser and composer, with a YAML 1.2 resolver that needs no lookups."""
 
         def descend_resolver(self, current_node: Any, current_index: Any) -> None:

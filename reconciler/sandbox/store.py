@@ -702,7 +702,7 @@ def _flat_id(old: str) -> str:
 
 
 def _webhook(row: dict[str, Any]) -> dict[str, Any]:
-    out = json.loads(row["data"])
+    out: dict[str, Any] = json.loads(row["data"])
     out.update(
         uuid=row["uuid"],
         organizationUuid=row["organization_uuid"],
