@@ -139,7 +139,7 @@ _ODD_BREAKS = ("\r", "\x85", "\u2028", "\u2029")
 @lru_cache(maxsize=MAX_DEPTH)
 def _prefixes(n: int) -> tuple[re.Pattern[str], re.Pattern[str]]:
     """Patterns for a line that starts with at least ``n`` indentation or indicator characters."""
-    chars = r"[ \t\-?:]{%d}" % n
+    chars = rf"[ \t\-?:]{{{n}}}"
     return re.compile(chars), re.compile("\n" + chars)
 
 

@@ -753,7 +753,7 @@ def test_plan_should_record_its_budget_in_the_saved_plan() -> None:
 def test_a_saved_plan_with_a_damaged_budget_is_refused(budget: Any) -> None:
     data = build_plan(desired(BUDGET_WORLD), state({})).to_json()
     data["budget"] = budget
-    with pytest.raises(PlanFileError, match="plan.json is damaged"):
+    with pytest.raises(PlanFileError, match=r"plan\.json is damaged"):
         Plan.from_json(json.loads(json.dumps(data)), "plan.json")
 
 

@@ -209,7 +209,7 @@ def _remove_stale(out: Path, keep: set[str]) -> int:
             elif not entry.name.startswith("."):
                 total += entry.stat().st_size
     for top in ("assets", *_DERIVED):
-        for folder, dirs, files in os.walk(out / top, topdown=False):
+        for folder, _dirs, files in os.walk(out / top, topdown=False):
             rel = Path(folder).relative_to(out).as_posix()
             for name in files:
                 path = os.path.join(folder, name)
@@ -290,8 +290,7 @@ def _previews(
         return (role, sha), _make(role, root / source, out, _target(role, sha))
 
     with ThreadPoolExecutor(max_workers=max(1, parallelism), thread_name_prefix="gallery-thumb") as pool:
-        for key, preview in pool.map(one, todo):
-            done[key] = preview
+        done.update(pool.map(one, todo))
     cache["previews"] = {
         f"{r}:{s}": (None if p is None else [p.width, p.height]) for (r, s), p in done.items()
     }

@@ -16,6 +16,7 @@ apply, import and refresh keep previous versions alike.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -89,10 +90,8 @@ def bound_folder(folder: Path, keep: int) -> list[Path]:
         path.unlink(missing_ok=True)
         removed.append(path)
         if path.parent.parent.name == PREVIOUS:
-            try:
+            with contextlib.suppress(OSError):  # not empty: another name of the same content
                 path.parent.rmdir()
-            except OSError:
-                pass  # not empty: another name of the same content
     return removed
 
 

@@ -73,7 +73,7 @@ def _glb(mesh: Mesh) -> bytes:
     for mat in range(len(mesh.materials)):
         pos: list[float] = []
         nor: list[float] = []
-        for face, normal, fm in zip(mesh.faces, normals, mesh.face_material):
+        for face, normal, fm in zip(mesh.faces, normals, mesh.face_material, strict=True):
             if fm != mat:
                 continue
             for i in range(
@@ -184,7 +184,9 @@ class _Scene:
         self.verts = mesh.vertices
         self.faces = [
             (face, n, mesh.materials[m], bias)
-            for face, n, m, bias in zip(mesh.faces, face_normals(mesh), mesh.face_material, mesh.face_bias)
+            for face, n, m, bias in zip(
+                mesh.faces, face_normals(mesh), mesh.face_material, mesh.face_bias, strict=True
+            )
         ]
         self.materials = mesh.materials
 

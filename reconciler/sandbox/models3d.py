@@ -178,7 +178,7 @@ class _Builder:
         self.loft(rings, mat, loop=loop)
 
     def finish(self) -> Mesh:
-        xs, ys, zs = zip(*self.verts)
+        xs, ys, zs = zip(*self.verts, strict=True)
         cx, cz, y0 = (min(xs) + max(xs)) / 2, (min(zs) + max(zs)) / 2, min(ys)
         half = (max(ys) - y0) / 2
         moved = [(x - cx, y - y0, z - cz) for x, y, z in self.verts]
