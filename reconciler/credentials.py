@@ -9,28 +9,9 @@ the executor: a trigger refused 401/403 stops the run and takes its write-ahead 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from typing import Any
 
 from reconciler.errors import ApiError, CredentialsError, ReconcilerError
-
-if TYPE_CHECKING:  # names for the annotations only: this module loads no client code
-    from reconciler.client.session import LoginInfo
-    from reconciler.client.wire import Workspace
-    from reconciler.settings import ClientSettings
-
-
-class CredentialsClient(Protocol):
-    """What ``check_credentials`` asks of the client (``VntanaClient`` satisfies it)."""
-
-    @property
-    def settings(self) -> ClientSettings: ...
-    @property
-    def organization_uuid(self) -> str: ...
-    @property
-    def login_info(self) -> LoginInfo: ...
-    def login(self) -> None: ...
-    def workspaces(self) -> list[Workspace]: ...
-
 
 RENDER_ROLES = frozenset(
     {
@@ -46,7 +27,7 @@ RENDER_ROLES = frozenset(
 ORGANIZATION_WIDE = frozenset({"ORGANIZATION_OWNER", "ORGANIZATION_ADMIN", "OWNER", "ADMIN"})
 
 
-def check_credentials(client: CredentialsClient, *, writes: bool) -> None:
+def check_credentials(client: Any, *, writes: bool) -> None:
     """Log in and check the role before the first checkpoint; CredentialsError if it cannot work.
 
     ``writes``: the plan triggers renders or deletes files (a read-only run needs only the
@@ -90,9 +71,3 @@ def check_credentials(client: CredentialsClient, *, writes: bool) -> None:
                 else ""
             ),
         )
-
-
-if TYPE_CHECKING:
-    from reconciler.client.api import VntanaClient
-
-    _CONFORMS: type[CredentialsClient] = VntanaClient  # mypy checks the real client against it
