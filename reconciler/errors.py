@@ -5,8 +5,8 @@ message from structured fields and may carry a ``hint`` (what to do next). Forei
 exceptions (httpx, ruamel, pydantic, OSError) are translated at the module boundary that
 meets them and chained with ``raise ... from exc``.
 
-Every class below is a ``ReconcilerError``. The CLI (``ReconcilerGroup.invoke`` in
-``reconciler/cli.py``) prints ``Error: <message>`` and ``Hint: <hint>`` on stderr, never a
+Every class below is a ``ReconcilerError``. The CLI (``reconciler.cli``, its click group's
+``invoke``) prints ``Error: <message>`` and ``Hint: <hint>`` on stderr, never a
 traceback, and exits with the class's ``exit_code``: 1 for every class today, so the exit
 code says "failed" and the message says why. The other exit codes are not errors of this
 tree: 0 success; 2 only from ``plan --detailed-exitcode`` ("changes present"); 130 on
@@ -48,7 +48,7 @@ outside this module are drawn with their module (they belong to one command or b
     ├── FormatError             formatting.py: fmt would change what a manifest means
     ├── GalleryError            gallery/model.py: the gallery cannot be built from what it was given
     ├── GitHubError             github/rest.py: GitHub refused or failed a request
-    │   └── GitHubPermissionError  401/403 that is not a rate limit
+    │   └── GitHubPermissionError  github/rest.py: 401/403 that is not a rate limit
     └── SandboxDataError        sandbox/store.py: the sandbox's data directory cannot be used
 
 Not in the tree, on purpose: exceptions that are signals inside one module and never

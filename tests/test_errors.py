@@ -28,20 +28,26 @@ def _all_subclasses(cls: type) -> set[type]:
 
 def _drawn() -> dict[str, str | None]:
     """name → parent name, from the box drawing in the module docstring."""
+    return {name: parent for name, (parent, _) in _drawing().items()}
+
+
+def _drawing() -> dict[str, tuple[str | None, str]]:
+    """name → (parent name, module it is drawn in), from the box drawing in the module docstring."""
     doc = errors.__doc__ or ""
     lines = doc.split("    ReconcilerError", 1)[1].split("\n\n", 1)[0].splitlines()
-    parents: dict[str, str | None] = {"ReconcilerError": None}
+    drawn: dict[str, tuple[str | None, str]] = {"ReconcilerError": (None, "reconciler.errors")}
     stack = ["ReconcilerError"]
     for line in lines[1:]:
         body = line[4:]  # the docstring's own indent
-        match = re.match(r"^((?:│   |    )*)[├└]── ([A-Z][A-Za-z]+)", body)
+        match = re.match(r"^((?:│   |    )*)[├└]── ([A-Z][A-Za-z]+)\b(?:\s+([a-z_/]+)\.py:)?", body)
         if not match:
             continue  # a description wrapped onto the next line
         depth = len(match[1]) // 4 + 1
         del stack[depth:]
-        parents[match[2]] = stack[-1]
+        module = "reconciler." + match[3].replace("/", ".") if match[3] else "reconciler.errors"
+        drawn[match[2]] = (stack[-1], module)
         stack.append(match[2])
-    return parents
+    return drawn
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +68,11 @@ def test_every_error_is_drawn_under_its_parent(classes: set[type]) -> None:
     assert not missing, f"draw these in errors.py's docstring: {missing}"
     assert {name: drawn[name] for name in real} == real
     assert set(drawn) - {"ReconcilerError"} == set(real), "drawn but gone from the code"
+
+
+def test_every_error_is_drawn_with_the_module_that_defines_it(classes: set[type]) -> None:
+    drawn = _drawing()
+    assert {c.__name__: c.__module__ for c in classes} == {c.__name__: drawn[c.__name__][1] for c in classes}
 
 
 def test_every_error_exits_1_as_drawn(classes: set[type]) -> None:
