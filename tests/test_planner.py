@@ -813,6 +813,11 @@ def _protected(rec: ProductRecord) -> ProductRecord:
 ALL_FILES = ("still", "turntable", "gif")
 
 
+def _plan(wanted: Desired, have: State, *, observed: Observed | None = None, **options: Any) -> Plan:
+    """``build_plan`` with plan-shaping options by name (the one place that knows how they are passed)."""
+    return build_plan(wanted, have, observed=observed, **options)
+
+
 @dataclass
 class WorldCase:
     id: str
@@ -996,7 +1001,7 @@ def test_drift_protect_prune(case: WorldCase) -> None:
     for uuid in case.protect:
         wanted.products[uuid] = dataclasses.replace(wanted.products[uuid], protect=True)
     observed = None if case.platform is None else Observed(case.platform, verified=case.verified)
-    plan = build_plan(wanted, state(case.have), observed=observed, replace=case.replace, prune=case.prune)
+    plan = _plan(wanted, state(case.have), observed=observed, replace=case.replace, prune=case.prune)
     by_product = {a.product: a for a in plan.actions}
     assert {u: (a.kind, a.reason) for u, a in by_product.items()} == case.expect
     for uuid, detail in case.detail.items():
@@ -1036,7 +1041,7 @@ def test_breaker_on_deletions(
 
     gone = _catalogue(orphans)
     records = {u: (_protected(record()) if i < protected else record()) for i, u in enumerate(gone)}
-    plan = build_plan(
+    plan = _plan(
         desired({P1: {}}),
         state({**records, P1: record()}),
         prune=prune,
