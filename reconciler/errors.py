@@ -27,6 +27,7 @@ outside this module are drawn with their module (they belong to one command or b
     │   ├── LockNotFoundError   force-unlock of an id that is not held
     │   ├── StateWriteError     the disk refused a write (full, read-only, permission);
     │   │                       the state stays the last good one
+    │   ├── StateReadError      this user may not read the state (not damage: nothing changed)
     │   ├── LockLostError       state/pgstore.py: a write under a lock this run no longer holds
     │   └── NotInStateError     state_commands.py: products named that the state does not record
     ├── PlanFileError           unreadable saved plan
@@ -141,6 +142,21 @@ _WRITE_HINTS = {
     errno.EPERM: "this user may not write there: fix the permissions of the file and its folder, or run "
     "as the user that owns them; the state was left as it was",
 }
+
+
+class StateReadError(StateError):
+    """This user may not read one of the store's files (EACCES, EPERM): not damage, nothing is
+    wrong with the file, and nothing was changed."""
+
+    def __init__(self, path: str, exc: OSError) -> None:
+        self.path = path
+        self.errno = exc.errno
+        cause = errno.errorcode.get(exc.errno or 0, "")
+        super().__init__(
+            f"cannot read {path}: {exc.strerror or type(exc).__name__}{f' ({cause})' if cause else ''}",
+            hint="this user may not read it: fix the permissions of the file and its folder, or run as "
+            "the user that owns them; nothing was changed",
+        )
 
 
 class StateCorruptError(StateError):

@@ -44,6 +44,7 @@ from reconciler.errors import (
     StateCorruptError,
     StateError,
     StateLockedError,
+    StateReadError,
     StateVersionError,
     StateWriteError,
 )
@@ -98,6 +99,8 @@ class FileStateStore:
                 f"state path {self.location} is a directory",
                 hint="pass the state file itself, e.g. --state state/renders.state.json",
             ) from exc
+        except PermissionError as exc:  # not damage: the file is fine, this user may not read it
+            raise StateReadError(self.location, exc) from exc
         except OSError as exc:
             raise self._corrupt(f"cannot read it ({exc.strerror})") from exc
         except _Damaged as exc:
@@ -146,6 +149,8 @@ class FileStateStore:
             return
         except _Damaged as exc:
             raise self._journal_damaged(0, exc.problem) from None
+        except PermissionError as exc:
+            raise StateReadError(str(self.journal_path), exc) from exc
         except OSError as exc:
             raise StateCorruptError(str(self.journal_path), f"cannot read it ({exc.strerror})") from exc
         complete = lines[:-1]  # a journal line is acknowledged only once its newline is on disk

@@ -139,5 +139,18 @@ def test_a_folder_this_user_may_not_write_is_named_with_its_fix(project: Project
             pytest.skip(f"user nobody cannot run this checkout's Python: {result.stderr.strip()[:200]}")
         assert_refused(result, path.parent / "renders.state.json.lock", "EACCES", "permissions")
         assert snapshot(path.parent) == before
+        # A state this user may not even read is not called damaged, and gets no recovery hint.
+        path.chmod(0o600)
+        listed = subprocess.run(
+            [*nobody, sys.executable, "-m", "reconciler", "state", "list"],
+            cwd=home,
+            env={**project.env(), "HOME": str(home)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert_refused(listed, path, "EACCES", "may not read it")
+        assert "unreadable" not in listed.stderr and "restore" not in listed.stderr, listed.stderr
+        assert snapshot(path.parent) == before
     finally:
         shutil.rmtree(home, ignore_errors=True)
