@@ -322,8 +322,11 @@ class FileStateStore:
             raise LockNotFoundError(f"no lock with id {lock_id} on {self.location}: {current}")
         # Unlinking the lock file lets the next writer lock a fresh inode even if the
         # old holder still lives (hung, or on another host sharing the disk).
-        self.lock_path.unlink(missing_ok=True)
-        self.info_path.unlink(missing_ok=True)
+        for path in (self.lock_path, self.info_path):
+            try:
+                path.unlink(missing_ok=True)
+            except OSError as exc:
+                raise StateWriteError(str(path), "remove the lock file", exc) from exc
         return LockInfo(**{k: holder[k] for k in ("id", "operation", "who", "pid", "host", "since")})
 
     def _mkdir(self) -> None:

@@ -154,3 +154,41 @@ def test_a_folder_this_user_may_not_write_is_named_with_its_fix(project: Project
         assert snapshot(path.parent) == before
     finally:
         shutil.rmtree(home, ignore_errors=True)
+
+
+HOLDER = """
+import sys
+from reconciler.state import open_store
+with open_store(sys.argv[1]).lock("apply") as info:
+    print(info.id, flush=True)
+    sys.stdin.readline()
+"""
+
+
+def test_force_unlock_on_a_read_only_file_system_names_the_lock_file(
+    on_disk: Project, disk: SmallDisk
+) -> None:
+    """A holder killed with SIGKILL leaves its note; on a read-only disk it cannot be removed."""
+    path = state_file(on_disk)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None and holder.stdin is not None
+    lock_id = holder.stdout.readline().strip()
+    holder.kill()
+    holder.wait(timeout=20)
+    holder.stdout.close()
+    holder.stdin.close()
+    before = snapshot(path.parent)
+    disk.remount("ro")
+    try:
+        result = on_disk.cli("force-unlock", lock_id)
+        assert_refused(result, path.parent / "renders.state.json.lock", "EROFS", "read-only")
+    finally:
+        disk.remount("rw")
+    assert snapshot(path.parent) == before
+    freed = on_disk.cli("force-unlock", lock_id)  # writable again: the same command works
+    assert freed.returncode == 0, freed.stderr
