@@ -299,8 +299,11 @@ class FileStateStore:
         finally:
             self._held = None
             try:
+                # A note that cannot be removed (the disk turned read-only mid-run) is harmless: the
+                # OS lock is released below, and the next holder writes its own note over it.
                 if self._holder_id() == info.id:
-                    self.info_path.unlink(missing_ok=True)
+                    with contextlib.suppress(OSError):
+                        self.info_path.unlink(missing_ok=True)
             finally:
                 lock.release()
 
