@@ -29,7 +29,7 @@ outside this module are drawn with their module (they belong to one command or b
     │   │                       the state stays the last good one
     │   ├── StateReadError      this user may not read the state (not damage: nothing changed)
     │   ├── LockLostError       state/pgstore.py: a write under a lock this run no longer holds
-    │   └── NotInStateError     state_commands.py: products named that the state does not record
+    │   └── NotInStateError     state_edits.py: products named that the state does not record
     ├── PlanFileError           unreadable saved plan
     │   └── StalePlanError      saved plan no longer matches the state (lineage/serial)
     ├── ApiError                anything the VNTANA API (or the way to it) answered badly
@@ -43,8 +43,8 @@ outside this module are drawn with their module (they belong to one command or b
     ├── OverBudgetError         the plan exceeds the budget (see --allow-over-budget)
     ├── DownloadError           a result could not be fetched or failed its size check
     ├── ApplyFailedError        the run finished but some products failed
-    ├── ImportFailedError       importer.py: import finished, some products could not be examined
-    ├── InspectError            inspect.py: a downloaded file is not the image or video it should be
+    ├── ImportFailedError       importing.py: import finished, some products could not be examined
+    ├── InspectError            renderfiles.py: a downloaded file is not the image or video it should be
     ├── DoctorProblems          doctor.py: problems the client cannot work around
     ├── FormatError             formatting.py: fmt would change what a manifest means
     ├── GalleryError            gallery/model.py: the gallery cannot be built from what it was given

@@ -827,7 +827,7 @@ ALL_FILES = ("still", "turntable", "gif")
 
 def _plan(wanted: Desired, have: State, *, observed: Observed | None = None, **options: Any) -> Plan:
     """``build_plan`` with plan-shaping options by name (the one place that knows how they are passed)."""
-    return build_plan(wanted, have, observed=observed, **options)
+    return build_plan(wanted, have, PlanOptions(**options), observed=observed)
 
 
 @dataclass
