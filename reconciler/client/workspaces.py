@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from typing import Any, BinaryIO
 
 from reconciler.errors import ApiError, WorkspaceError
+from reconciler.plan import Plan
 
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _SHOWN = 12  # workspaces listed in an error's hint
@@ -76,6 +78,29 @@ class WorkspaceClients:
         self.base = base
         self._of = dict(workspaces)
         self._product_of: dict[str, str] = {}  # attachment uuid → its product, as listed
+
+    def follow(self, state: Any, named: Mapping[str, str], wanted: Mapping[str, str | None]) -> None:
+        """Learn where each product lives: ``wanted`` (product → its manifest's ``workspace:``,
+        None for the configured one), whose values ``named`` maps to where they are written
+        (resolved here: WorkspaceError naming the place if one is unknown); a product of
+        ``state`` that ``wanted`` does not name (an orphan, one in flight for ``collect``) goes
+        to the workspace its record names. Without workspaces anywhere, nothing changes."""
+        recorded = {u: r.workspace for u, r in state.products.items() if r.workspace}
+        if not named and not recorded:
+            return
+        uuids = resolve_workspaces(self.base, named)
+        of = {u: w for u, w in recorded.items() if u not in wanted}
+        of.update({u: uuids[v] for u, v in wanted.items() if v is not None})
+        self._of = of
+
+    def resolved(self, plan: Plan) -> Plan:
+        """``plan`` with each batch's workspace as a uuid (what the write-ahead record keeps)."""
+        if not any(b.workspace for b in plan.batches):
+            return plan
+        batches = [
+            replace(b, workspace=self._of.get(b.products[0])) if b.workspace else b for b in plan.batches
+        ]
+        return replace(plan, batches=batches)
 
     def workspace_of(self, product: str) -> str | None:
         """The workspace uuid of ``product``; None: the base client's (the configured one)."""

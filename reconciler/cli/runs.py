@@ -9,23 +9,36 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import click
 
-from reconciler.applying import ApplyRequest, run_collect
-from reconciler.cli import _request, api_options, lock_timeout_option, manifests_option, state_option
+from reconciler.applying import run_collect
+from reconciler.cli.apply import progress_hooks
+from reconciler.cli.options import (
+    connection_options,
+    download_dir_option,
+    format_option,
+    lock_timeout_option,
+    manifests_option,
+    no_color_option,
+    parallelism_option,
+    state_from,
+    state_option,
+)
+from reconciler.cli.plan import planning_request
+from reconciler.cli.terminal import ClickTerminal
 from reconciler.inflight import InFlight, age_text, pending
+from reconciler.locations import state_flag
 from reconciler.state import open_store
 
 
 @click.command("collect")
 @manifests_option
-@state_option
+@state_option()
 @lock_timeout_option
-@api_options
-@click.option("--parallelism", type=click.IntRange(1, 64), default=4, show_default=True)
+@connection_options
+@parallelism_option()
 @click.option(
     "--timeout",
     "product_timeout",
@@ -35,46 +48,31 @@ from reconciler.state import open_store
     help="Most seconds to wait for one product's results before marking it failed.",
 )
 @click.option("--poll-interval", type=click.FloatRange(min=0.01), default=None)
-@click.option(
-    "--download-dir", type=click.Path(path_type=Path, file_okay=False), help="Keep the files, by product."
-)
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="json: one JSON event per line.",
-)
-@click.option("--no-color", is_flag=True)
+@download_dir_option
+@format_option("text", "json", help="json: one JSON event per line.")
+@no_color_option
 def collect_command(**kw: Any) -> None:
     """Wait for the products in flight and record them; trigger nothing, pay for nothing again.
 
     After 'apply --no-wait', or a run a signal stopped. Needs only the state (manifests, when
     present, serve records written by an older reconciler)."""
-    req: ApplyRequest = _request(kw, auto_approve=True)
-    run_collect(req)
+    req = planning_request(kw, auto_approve=True)
+    run_collect(req, ClickTerminal(), progress_hooks(req.fmt))
 
 
 @click.command("status")
-@state_option
+@state_option(with_sandbox=True)
 @click.option("--sandbox", is_flag=True, help="The sandbox's state.")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@format_option("text", "json")
 def status_command(state_path: str | None, sandbox: bool, fmt: str) -> None:
     """List the products in flight: triggered, not yet recorded; their age and their request.
 
     Offline: reads the state (and its journal, so a running apply shows), takes no lock."""
-    from reconciler.applying import DEFAULT_STATE, SANDBOX_STATE, state_flag
-
-    store = open_store(state_path or (SANDBOX_STATE if sandbox else DEFAULT_STATE))
+    store = open_store(state_from(state_path, sandbox=sandbox))
     rows = pending(store.read(), datetime.now(UTC))
     if fmt == "json":
-        click.echo(
-            json.dumps(
-                {"state": store.location, "in_flight": len(rows), "products": [r.to_json() for r in rows]},
-                indent=2,
-            )
-        )
+        data = {"state": store.location, "in_flight": len(rows), "products": [r.to_json() for r in rows]}
+        click.echo(json.dumps(data, indent=2))
         return
     if not rows:
         click.echo(f"Nothing in flight in {store.location}.")
@@ -103,6 +101,7 @@ def _table(rows: list[InFlight]) -> str:
         for r in rows
     ]
     widths = [max(len(row[i]) for row in (head, *body)) for i in range(len(head))]
-    return "\n".join(
+    lines = (
         "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in (head, *body)
     )
+    return "\n".join(lines)
