@@ -179,3 +179,15 @@ def test_a_workspace_the_user_has_no_role_in_stops_before_anything_is_triggered(
     assert f"catalogue ({CATALOGUE})" in result.stderr
     assert [project.triggers(u) for u in [*TEAM.values(), *ARCHIVED]] == [0, 0, 0, 0]
     assert not project.state_path.exists()
+
+
+def test_a_saved_plan_with_workspaces_is_resolved_and_applied_exactly(project: Project) -> None:
+    project.write_manifest(manifest(TEAM))
+    project.write_manifest("workspace: archive\n" + manifest(ARCHIVED), "archive.yaml")
+    saved = project.cli("plan", "--out", "plan.json")
+    assert saved.returncode == 0, saved.stderr
+    result = project.apply("plan.json")
+    assert result.returncode == 0, result.stderr
+    products = project.state()["products"]
+    assert {u: products[u].get("workspace") for u in ARCHIVED} == dict.fromkeys(ARCHIVED, ARCHIVE)
+    assert [project.triggers(u) for u in [*TEAM.values(), *ARCHIVED]] == [1, 1, 1, 1]
