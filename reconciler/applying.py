@@ -89,6 +89,8 @@ class ApplyRequest:
     fmt: str = "text"
     colour: bool = False
     verbose: bool = False
+    workers: bool = False
+    """Enqueue the batches for ``reconciler worker`` processes and follow them (reconciler.workers)."""
 
 
 def run_plan(req: ApplyRequest) -> Plan:
@@ -117,6 +119,10 @@ def run_apply(req: ApplyRequest) -> None:
     )
     if req.planfile is None:
         _sandbox_note(req, "apply")
+    if req.workers:
+        from reconciler.workers.run import check_workers_request
+
+        check_workers_request(req)
     store = open_store(req.state_path, plan_file=req.planfile)
     if req.planfile is not None:
         _check_plan_target(load_plan(req.planfile), req, store)  # before asking for a token
@@ -155,6 +161,11 @@ def run_apply(req: ApplyRequest) -> None:
             )
             if req.planfile is None:
                 _confirm(req)
+            if req.workers:
+                from reconciler.workers.run import execute_on_workers
+
+                execute_on_workers(plan, store, state, client, req, _hooks(req))
+                return
             _execute(plan, store, state, client, req, stack)
 
 
@@ -259,7 +270,12 @@ def _client(req: ApplyRequest, stack: ExitStack) -> Any:
     if req.verbose:
         _verbose_logging()
     settings = stack.enter_context(client_settings(req))
-    return stack.enter_context(VntanaClient(settings))
+    shared = None
+    if req.workers:  # one login and one throttle with the workers (reconciler.workers.shared)
+        from reconciler.workers.run import shared_api
+
+        shared = shared_api(req, settings, stack)
+    return stack.enter_context(VntanaClient(settings, shared=shared))
 
 
 @contextmanager

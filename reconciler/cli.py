@@ -53,6 +53,7 @@ LAZY_COMMANDS = {
     "gallery": ("reconciler.gallery.command", "gallery_command"),
     "github": ("reconciler.github.command", "github_group"),
     "fmt": ("reconciler.formatting", "fmt_command"),
+    "worker": ("reconciler.worker_commands", "worker_command"),
 }
 
 
@@ -468,6 +469,9 @@ def _categories(text: str) -> set[str]:
     default="text",
     show_default=True,
     help="json: the plan, then one JSON event per line.",
+)
+@click.option(
+    "--workers", is_flag=True, help="Enqueue the batches for 'reconciler worker' processes and follow them."
 )
 @click.option("--no-color", is_flag=True)
 def apply(**kw: Any) -> None:

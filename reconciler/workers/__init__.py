@@ -1,0 +1,12 @@
+"""``apply --workers`` and ``reconciler worker``: one run spread over many machines (issue 10).
+
+    coordinator.py  the apply's side: prune and labels locally, one job per batch, follow the events
+    worker.py       the worker's side: procrastinate's worker loop, heartbeats, stalled-job recovery
+    job.py          one job: the local executor on the job's products, under the run's state lock
+    queue.py        procrastinate on the state's database: its schema, the job's arguments
+    shared.py       one VNTANA login (encrypted) and one throttle for every worker
+    events.py       the run's progress events, from the workers to the apply
+    run.py          the glue ``reconciler.applying`` calls
+
+Imported only for ``--workers`` and ``worker``: procrastinate and cryptography load only then.
+"""
