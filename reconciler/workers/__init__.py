@@ -10,3 +10,14 @@
 
 Imported only for ``--workers`` and ``worker``: procrastinate and cryptography load only then.
 """
+
+from importlib.util import find_spec
+
+from reconciler.errors import ConfigError
+
+_MISSING = [name for name in ("procrastinate", "cryptography") if find_spec(name) is None]
+if _MISSING:  # checked on import, so the commands say it instead of failing with a traceback
+    raise ConfigError(
+        f"apply --workers and 'reconciler worker' need {' and '.join(_MISSING)}, which this installation lacks",
+        hint="pip install 'reconciler[workers]'",
+    )

@@ -286,3 +286,24 @@ def _cancelled(pg_url: str) -> int:
         "SELECT count(*) FROM procrastinate_jobs WHERE queue_name = 'reconciler.' || %s AND status = 'cancelled'",
     )
     return int(rows[0][0])  # type: ignore[call-overload]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("apply", "--workers", "--auto-approve"), "apply --workers needs the state in PostgreSQL"),
+        (("apply", "--workers", "--auto-approve", "--sandbox", "--state", "PG"), "--workers cannot use the embedded sandbox"),
+        (("apply", "--workers", "--auto-approve", "--state", "PG", "--webhook-listen", "127.0.0.1:0"), "--workers cannot listen for webhooks"),
+        (("worker", "--state", "state/x.json"), "reconciler worker needs the state in PostgreSQL"),
+        (("worker", "--state", "PG", "--sandbox"), "a worker cannot use the embedded sandbox"),
+    ],
+)  # fmt: skip
+def test_what_cannot_work_across_machines_is_refused_before_anything_runs(
+    project: Project, pg_url: str, args: tuple[str, ...], message: str
+) -> None:
+    project.write_manifest(manifest({"trail": PRODUCTS["trail"]}))
+    result = project.cli(*[pg_url if a == "PG" else a for a in args], timeout=60)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert project.triggers(PRODUCTS["trail"]) == 0
+    assert pg_url.split("@")[0].split(":")[-1] not in result.stderr  # the password never shows
