@@ -51,7 +51,7 @@ def worker_command(**kw: Any) -> None:
     if kw.pop("sandbox"):
         raise ConfigError(
             "a worker cannot use the embedded sandbox: the apply and the other workers would not reach it",
-            hint="run 'reconciler sandbox serve' and give every process its URL (VNTANA_API_URL)",
+            hint="run 'reconciler sandbox' and give every process its URL (VNTANA_API_URL)",
         )
     if kw.pop("verbose"):
         logging.basicConfig(level=logging.DEBUG, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)

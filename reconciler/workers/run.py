@@ -27,7 +27,7 @@ def check_workers_request(req: ApplyRequest) -> None:
     if req.sandbox_dir is not None:
         raise ConfigError(
             "--workers cannot use the embedded sandbox: it lives inside this process, where no worker reaches it",
-            hint="run 'reconciler sandbox serve' and point the apply and the workers at it with VNTANA_API_URL",
+            hint="run 'reconciler sandbox' and point the apply and the workers at it with VNTANA_API_URL",
         )
     if req.webhook_listen:
         raise ConfigError(

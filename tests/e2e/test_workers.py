@@ -133,7 +133,7 @@ def test_workers_killed_at_random_points_leave_every_product_triggered_once_and_
         )  # fmt: skip
         started = time.monotonic()
         while run.poll() is None and len(signalled) < KILLS:
-            time.sleep(rng.uniform(0.5, 1.2))
+            time.sleep(rng.uniform(0.3, 0.8))
             alive = crew.alive()
             if run.poll() is not None or not alive:
                 break
