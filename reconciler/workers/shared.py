@@ -77,8 +77,12 @@ class SharedApi:
         context = f"{settings.api_url}|{settings.organization_uuid or ''}|{settings.client_uuid or ''}"
         self.scope = _derive(pat, "reconciler scope v1|" + context, 16).hex()
         self._aead = AESGCM(_derive(pat, "reconciler session key v1|" + context, 32))
-        self._lock = threading.Lock()  # one connection, shared by the process's threads
+        # Two connections, each with its lock: a login's own requests read (and, when throttled,
+        # write) the throttle while the login's transaction is open.
+        self._lock = threading.Lock()
         self._conn: psycopg.Connection[tuple[Any, ...]] | None = None
+        self._throttle_lock = threading.Lock()
+        self._throttle_conn: psycopg.Connection[tuple[Any, ...]] | None = None
         self._cached: SharedLogin | None = None
         self._not_before = 0.0  # time.monotonic() before which nobody may call the API
         self._read_at = -REFRESH
@@ -86,24 +90,33 @@ class SharedApi:
         """Logins this process made itself (the rest were shared)."""
 
     # -- the connection ------------------------------------------------------------------------
+    def _connect(self) -> psycopg.Connection[tuple[Any, ...]]:
+        try:
+            return psycopg.connect(
+                self._where.conninfo, autocommit=True, application_name="reconciler shared session"
+            )
+        except psycopg.Error as exc:
+            raise StateError(
+                f"cannot reach {self._where.display} for the shared VNTANA session: "
+                f"{self._where.scrub(str(exc).strip())}"
+            ) from None
+
     def _connection(self) -> psycopg.Connection[tuple[Any, ...]]:
         if self._conn is None or self._conn.closed:
-            try:
-                self._conn = psycopg.connect(
-                    self._where.conninfo, autocommit=True, application_name="reconciler shared session"
-                )
-            except psycopg.Error as exc:
-                raise StateError(
-                    f"cannot reach {self._where.display} for the shared VNTANA session: "
-                    f"{self._where.scrub(str(exc).strip())}"
-                ) from None
+            self._conn = self._connect()
         return self._conn
 
+    def _throttle_connection(self) -> psycopg.Connection[tuple[Any, ...]]:
+        if self._throttle_conn is None or self._throttle_conn.closed:
+            self._throttle_conn = self._connect()
+        return self._throttle_conn
+
     def close(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+        with self._lock, self._throttle_lock:
+            for conn in (self._conn, self._throttle_conn):
+                if conn is not None:
+                    conn.close()
+            self._conn = self._throttle_conn = None
 
     # -- the login -----------------------------------------------------------------------------
     def login(self, fresh: Callable[[], SharedLogin], stale: int | None) -> SharedLogin:
@@ -180,11 +193,11 @@ class SharedApi:
     # -- the throttle --------------------------------------------------------------------------
     def pause(self) -> float:
         now = time.monotonic()
-        if now - self._read_at >= REFRESH and self._lock.acquire(blocking=False):
+        if now - self._read_at >= REFRESH and self._throttle_lock.acquire(blocking=False):
             try:
                 self._read_at = now
                 row = (
-                    self._connection()
+                    self._throttle_connection()
                     .execute(
                         "SELECT extract(epoch FROM not_before - clock_timestamp())::float8 "
                         f"FROM {SCHEMA}.api_throttle WHERE scope = %s",
@@ -196,16 +209,18 @@ class SharedApi:
                     self._not_before = max(self._not_before, time.monotonic() + float(row[0]))
             except psycopg.Error as exc:  # the throttle is advice: a lost read must not stop the run
                 log.debug("reading the shared throttle: %s", self._where.scrub(str(exc)))
-                self._conn = None
+                self._throttle_conn = None
+            except StateError as exc:
+                log.debug("reading the shared throttle: %s", exc.message)
             finally:
-                self._lock.release()
+                self._throttle_lock.release()
         return max(0.0, self._not_before - time.monotonic())
 
     def throttled(self, seconds: float) -> None:
         self._not_before = max(self._not_before, time.monotonic() + seconds)
-        with self._lock:
+        with self._throttle_lock:
             try:
-                self._connection().execute(
+                self._throttle_connection().execute(
                     f"INSERT INTO {SCHEMA}.api_throttle AS t (scope, not_before) "
                     "VALUES (%s, clock_timestamp() + make_interval(secs => %s)) ON CONFLICT (scope) DO UPDATE "
                     "SET not_before = greatest(t.not_before, excluded.not_before)",
@@ -213,4 +228,6 @@ class SharedApi:
                 )
             except psycopg.Error as exc:
                 log.debug("writing the shared throttle: %s", self._where.scrub(str(exc)))
-                self._conn = None
+                self._throttle_conn = None
+            except StateError as exc:
+                log.debug("writing the shared throttle: %s", exc.message)

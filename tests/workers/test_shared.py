@@ -160,3 +160,20 @@ def test_a_throttle_seen_by_one_worker_slows_the_others(sandbox: EmbeddedSandbox
     assert not_shared.throttled_seconds == 0.0
     seer.close()
     other.close()
+
+
+def test_a_login_that_is_throttled_fails_cleanly_and_tells_the_others(
+    sandbox: EmbeddedSandbox, db: str
+) -> None:
+    settings = settings_for(sandbox, max_attempts=1)
+    shared = SharedApi(parse_location(db), settings)
+    sandbox.set_faults(FaultConfig(rate_429=1.0, retry_after_seconds=1))
+    with VntanaClient(settings, shared=shared) as client, pytest.raises(ApiError):
+        client.organizations()  # the login itself is throttled, inside the shared login's transaction
+    sandbox.set_faults(FaultConfig())
+    with psycopg.connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM reconciler.api_throttle").fetchone() == (1,)
+        assert conn.execute("SELECT count(*) FROM reconciler.api_sessions").fetchone() == (0,)
+    with VntanaClient(settings, shared=shared) as client:
+        assert client.organizations()
+    shared.close()
