@@ -182,7 +182,10 @@ class Executor:
         state: State,
         hooks: Hooks,
         options: ApplyOptions | None = None,
+        expectations: Expectations | None = None,
     ) -> None:
+        """``expectations``: render times observed so far in this run, when several executors
+        share one run (a worker's jobs of an ``apply --workers`` run); else this run's own."""
         self.client = client
         self.store = store
         self.state = state
@@ -192,7 +195,7 @@ class Executor:
         self._mutex = threading.Lock()
         self._specs: dict[str, dict[str, Any]] = {}  # spec hash → spec being rendered
         self._before: dict[str, set[str]] = {}  # product → uuids of its files just before our trigger
-        self._expect = Expectations(self.options.product_timeout, self.options.poll_interval)
+        self._expect = expectations or Expectations(self.options.product_timeout, self.options.poll_interval)
         self._scheduler = Scheduler(
             self._poll,
             self._expect,

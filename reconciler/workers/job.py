@@ -38,6 +38,7 @@ from reconciler.executor import ApplyOptions, ApplyReport, Executor
 from reconciler.plan import Action, ActionKind, Batch, Cost, Plan, Reason, StateToken
 from reconciler.state import ProductRecord, State, Status
 from reconciler.state.pgstore import LockLostError, PgStateStore
+from reconciler.waiting import Expectations
 from reconciler.workers.events import EventSink
 from reconciler.workers.queue import BatchJob
 
@@ -178,6 +179,7 @@ def run_job(
     sink: EventSink,
     download_dir: Path | None,
     stop: threading.Event | None = None,
+    expectations: Expectations | None = None,
 ) -> JobResult:
     """Do what is left of ``job``. The run being over (its lock gone) is not an error: nothing is done."""
     store = PgStateStore(state_url)
@@ -196,7 +198,14 @@ def run_job(
                     poll_interval=job.poll_interval,
                     download_dir=download_dir,
                 )
-                executor = Executor(client, JobStore(store), state, Forward(sink, job.run), options)  # type: ignore[arg-type]
+                executor = Executor(
+                    client,
+                    JobStore(store),  # type: ignore[arg-type]
+                    state,
+                    Forward(sink, job.run),
+                    options,
+                    expectations,
+                )
                 report = ApplyReport()
                 try:
                     report = executor.run(plan)

@@ -28,6 +28,7 @@ from reconciler.errors import ConfigError, StateError
 from reconciler.settings import find_config_file, resolve_settings
 from reconciler.state import open_store, pgschema
 from reconciler.state.pgstore import PgLocation, PgStateStore, parse_location
+from reconciler.waiting import Expectations
 from reconciler.workers.events import EventSink
 from reconciler.workers.job import run_job
 from reconciler.workers.queue import TASK, BatchJob, ensure_schema, make_app, queue_name
@@ -90,6 +91,19 @@ def run_worker(req: WorkerRequest, say: Callable[[str], None]) -> None:
 
     app = make_app(where, max_size=max(2, req.concurrency + 1))
 
+    # Render times seen by this worker's jobs, per run: a job resumed after a kill has triggered
+    # nothing itself, and would otherwise have only --timeout to give up a trigger that never left.
+    seen: dict[str, Expectations] = {}
+    seen_lock = threading.Lock()
+
+    def expectations(batch: BatchJob) -> Expectations:
+        with seen_lock:
+            if batch.run not in seen:
+                while len(seen) >= 8:  # runs end; keep the few latest
+                    seen.pop(next(iter(seen)))
+                seen[batch.run] = Expectations(batch.product_timeout, batch.poll_interval)
+            return seen[batch.run]
+
     @app.task(name=TASK, pass_context=True, retry=procrastinate.RetryStrategy(max_attempts=3, wait=1))
     def apply_batch(context: procrastinate.JobContext, job: dict[str, Any]) -> None:
         batch = BatchJob.from_json(job)
@@ -101,6 +115,7 @@ def run_worker(req: WorkerRequest, say: Callable[[str], None]) -> None:
             sink=sink,
             download_dir=req.download_dir,
             stop=stop,
+            expectations=expectations(batch),
         )
         if result.gone:
             say(f"job {batch.index} of run {batch.run}: nothing done ({result.gone})")

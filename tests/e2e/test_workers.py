@@ -32,6 +32,8 @@ class Workers:
     def __init__(self, project: Project, state: str) -> None:
         self.project, self.state = project, state
         self.procs: list[subprocess.Popen[str]] = []
+        self.since: dict[int, float] = {}
+        self.others: list[subprocess.Popen[str]] = []
 
     def start(
         self, n: int = 1, *extra: str, env: dict[str, str] | None = None
@@ -41,13 +43,28 @@ class Workers:
             for _ in range(n)
         ]
         self.procs += started
+        self.since.update({p.pid: time.monotonic() for p in started})
         return started
+
+    def settled(self, seconds: float) -> list[subprocess.Popen[str]]:
+        """Those alive that started at least ``seconds`` ago (so have had time to take a job)."""
+        now = time.monotonic()
+        return [p for p in self.alive() if now - self.since[p.pid] >= seconds]
 
     def alive(self) -> list[subprocess.Popen[str]]:
         return [p for p in self.procs if p.poll() is None]
 
+    def watch(self, proc: subprocess.Popen[str]) -> subprocess.Popen[str]:
+        """Another process of the test (an apply), killed with the workers if still running."""
+        self.others.append(proc)
+        return proc
+
     def stop(self) -> str:
         """Kill those still running; everything the workers wrote to stderr."""
+        for p in self.others:
+            if p.poll() is None:
+                p.kill()
+                p.wait(timeout=30)
         for p in self.procs:
             if p.poll() is None:
                 p.send_signal(signal.SIGKILL)
@@ -124,7 +141,8 @@ def test_workers_killed_at_random_points_leave_every_product_triggered_once_and_
     crew = Workers(project, pg_url)
     rng = random.Random(10)
     signalled: set[int] = set()
-    named = 0
+    named: set[int] = set()
+    run = None
     try:
         crew.start(3, "--concurrency", "2")
         run = project.popen(
@@ -132,9 +150,10 @@ def test_workers_killed_at_random_points_leave_every_product_triggered_once_and_
             "--timeout", "20", "--max-batch-size", "2",
         )  # fmt: skip
         started = time.monotonic()
+        wait_for(lambda: _queued(pg_url, "any") > 0, timeout=60)  # the kills begin with the work
         while run.poll() is None and len(signalled) < KILLS:
             time.sleep(rng.uniform(0.3, 0.8))
-            alive = crew.alive()
+            alive = crew.settled(1.5) or crew.alive()  # rather one that is at work than one starting
             if run.poll() is not None or not alive:
                 break
             victim = rng.choice(alive)
@@ -143,11 +162,22 @@ def test_workers_killed_at_random_points_leave_every_product_triggered_once_and_
             # Its replacement, now and then, dies by itself at a named point of the executor:
             # just after the platform accepted its trigger, or between two downloads.
             point = rng.choice(["after-trigger", "mid-download", None])
-            crew.start(1, "--concurrency", "2", env={"RECONCILER_FAILPOINT": point} if point else None)
-            named += point is not None
-        while len(crew.alive()) < 2:
-            crew.start(1, "--concurrency", "2")  # the named-point ones may all have died
-        _, err = run.communicate(timeout=120)
+            replacement = crew.start(
+                1, "--concurrency", "2", env={"RECONCILER_FAILPOINT": point} if point else None
+            )
+            if point is not None:
+                named.add(replacement[0].pid)
+        while len([p for p in crew.alive() if p.pid not in named]) < 2:
+            crew.start(1, "--concurrency", "2")  # those with a named point die at their first job
+        try:
+            _, err = run.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            jobs = _sql(
+                pg_url,
+                "SELECT id, status::text, attempts, worker_id FROM procrastinate_jobs "
+                "WHERE queue_name = 'reconciler.' || %s AND status NOT IN ('succeeded')",
+            )
+            pytest.fail(f"the apply did not finish; its jobs: {jobs}")
         seconds = time.monotonic() - started
         again = None
         if run.returncode != 0:
@@ -156,6 +186,9 @@ def test_workers_killed_at_random_points_leave_every_product_triggered_once_and_
             again = apply_workers(project, pg_url, "--max-batch-size", "2")
             assert again.returncode == 0, again.stdout + again.stderr
     finally:
+        if run is not None and run.poll() is None:
+            run.kill()
+            run.communicate()
         logs = crew.stop()
     died = {p.pid for p in crew.procs if p.returncode == -signal.SIGKILL}
     self_killed = died - signalled
@@ -172,11 +205,12 @@ def test_workers_killed_at_random_points_leave_every_product_triggered_once_and_
     assert logins(project) == 1, "every worker, killed or not, used the one shared login"
     print(
         f"\nkill test: {len(products)} products, {len(signalled)} workers SIGKILLed at random moments, "
-        f"{len(self_killed)} at a named point ({named} started with one); {logs.count('retrying job')} stalled "
+        f"{len(self_killed)} at a named point ({len(named)} started with one); {logs.count('retrying job')} stalled "
         f"job(s) retried, {logs.count(' resumed, ') - logs.count(' 0 resumed, ')} job attempt(s) resumed products; "
         f"apply {seconds:.1f} s, exit {run.returncode}"
         + ("" if again is None else ", a second apply finished it")
         + f"\n{err.splitlines()[-1]}"
+        + "".join(f"\n{line}" for line in err.splitlines() if line.startswith("  ") and ": " in line)
     )
 
 
@@ -187,31 +221,35 @@ def test_a_second_apply_waits_for_the_first_or_fails_naming_it_and_nothing_is_lo
     project: Project, pg_url: str, workers: Workers
 ) -> None:
     project.write_manifest(manifest(PRODUCTS))
-    first = project.popen(
-        "apply",
-        "--workers",
-        "--auto-approve",
-        "--state",
-        pg_url,
-        "--poll-interval",
-        "0.05",
-        "--max-batch-size",
-        "2",
+    first = workers.watch(
+        project.popen(
+            "apply",
+            "--workers",
+            "--auto-approve",
+            "--state",
+            pg_url,
+            "--poll-interval",
+            "0.05",
+            "--max-batch-size",
+            "2",
+        )
     )  # no worker yet: it holds the lock and waits for one
     wait_for(lambda: "lock" in str(_holder(pg_url)), timeout=30)
     refused = apply_workers(project, pg_url)
     assert refused.returncode == 1
     assert "is locked by another process" in refused.stderr and _holder(pg_url)["id"] in refused.stderr
-    waiting = project.popen(
-        "apply",
-        "--workers",
-        "--auto-approve",
-        "--state",
-        pg_url,
-        "--poll-interval",
-        "0.05",
-        "--lock-timeout",
-        "60",
+    waiting = workers.watch(
+        project.popen(
+            "apply",
+            "--workers",
+            "--auto-approve",
+            "--state",
+            pg_url,
+            "--poll-interval",
+            "0.05",
+            "--lock-timeout",
+            "60",
+        )
     )
     workers.start(2)
     out, err = first.communicate(timeout=120)
@@ -229,20 +267,24 @@ def test_the_jobs_of_an_apply_that_died_are_replaced_not_run_twice(
     project: Project, pg_url: str, workers: Workers
 ) -> None:
     project.write_manifest(manifest(PRODUCTS))
-    dead = project.popen("apply", "--workers", "--auto-approve", "--state", pg_url, "--max-batch-size", "2")
+    dead = workers.watch(
+        project.popen("apply", "--workers", "--auto-approve", "--state", pg_url, "--max-batch-size", "2")
+    )
     wait_for(lambda: _queued(pg_url) == 3, timeout=30)  # enqueued, and no worker to take them
     dead.send_signal(signal.SIGKILL)
     dead.communicate(timeout=30)
-    applied = project.popen(
-        "apply",
-        "--workers",
-        "--auto-approve",
-        "--state",
-        pg_url,
-        "--poll-interval",
-        "0.05",
-        "--max-batch-size",
-        "2",
+    applied = workers.watch(
+        project.popen(
+            "apply",
+            "--workers",
+            "--auto-approve",
+            "--state",
+            pg_url,
+            "--poll-interval",
+            "0.05",
+            "--max-batch-size",
+            "2",
+        )
     )
     wait_for(lambda: _cancelled(pg_url) == 3, timeout=30)  # the same products: its jobs give way
     workers.start(2)
@@ -269,11 +311,12 @@ def _holder(pg_url: str) -> dict[str, object]:
     return {"id": rows[0][0], "lock": True} if rows else {}
 
 
-def _queued(pg_url: str) -> int:
+def _queued(pg_url: str, status: str = "todo") -> int:
     try:
         rows = _sql(
             pg_url,
-            "SELECT count(*) FROM procrastinate_jobs WHERE queue_name = 'reconciler.' || %s AND status = 'todo'",
+            "SELECT count(*) FROM procrastinate_jobs WHERE queue_name = 'reconciler.' || %s"
+            + ("" if status == "any" else f" AND status = '{status}'"),
         )
     except Exception:  # the queue's tables are not there yet
         return 0
