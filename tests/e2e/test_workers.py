@@ -350,3 +350,24 @@ def test_what_cannot_work_across_machines_is_refused_before_anything_runs(
     assert message in result.stderr and "Traceback" not in result.stderr
     assert project.triggers(PRODUCTS["trail"]) == 0
     assert pg_url.split("@")[0].split(":")[-1] not in result.stderr  # the password never shows
+
+
+def test_a_worker_whose_key_may_not_render_stops_the_run_and_the_products_stay_as_they_were(
+    project: Project, pg_url: str, workers: Workers
+) -> None:
+    project.write_manifest(manifest(PRODUCTS))
+    viewer = {
+        "VNTANA_API_TOKEN": project.sandbox.access_token_for("CLIENT_ORGANIZATION_VIEWER"),
+        "VNTANA_CLIENT_UUID": project.sandbox.client_uuid,
+    }
+    (misconfigured,) = workers.start(1, env=viewer)
+    stopped = apply_workers(project, pg_url, "--max-batch-size", "2")
+    assert stopped.returncode == 1, stopped.stdout + stopped.stderr
+    assert "Error: the run stopped: the platform refused the render request" in stopped.stderr
+    assert all(project.triggers(u) == 0 for u in PRODUCTS.values())
+    assert not any(r.request for r in open_store(pg_url).read().products.values())  # write-ahead taken back
+    misconfigured.kill()
+    workers.start(1)
+    applied = apply_workers(project, pg_url, "--max-batch-size", "2")
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert all(project.triggers(u) == 1 for u in PRODUCTS.values())

@@ -4,6 +4,7 @@ in-memory connector), and the queue's schema versions (a real PostgreSQL)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from typing import Any
 
 import procrastinate
@@ -126,3 +127,32 @@ def test_the_queue_schema_is_applied_once_versioned_and_a_newer_one_refused(pg_s
         )
     upgrade = [p.name for p in _migrations_between("3.3.0", "3.4.0")]
     assert upgrade and all(name.startswith("03.04.00_") for name in upgrade) and upgrade == sorted(upgrade)
+
+
+def test_a_job_of_a_run_that_is_over_does_nothing(pg_url: str) -> None:
+    from reconciler.state import open_store
+    from reconciler.state.pgstore import parse_location
+    from reconciler.workers.events import EventSink
+    from reconciler.workers.job import run_job
+
+    store = open_store(pg_url)
+    with store.lock("apply") as info:
+        store.write(State(lineage="l"))
+        held = info.id
+        sink = EventSink(parse_location(pg_url))
+
+        def no_client() -> Any:
+            raise AssertionError("a job of a run that is over must not reach the platform")
+
+        common = {"state_url": pg_url, "conninfo": parse_location(pg_url).conninfo, "sink": sink}
+        other = run_job(
+            dataclasses.replace(job({P[0]: None}), run=held, lineage="another"),
+            client_factory=no_client,
+            download_dir=None,
+            **common,  # type: ignore[arg-type]
+        )
+        assert other.gone == "the state's lineage is l, the run's was another"
+    gone = run_job(job({P[0]: None}), client_factory=no_client, download_dir=None, **common)  # type: ignore[arg-type]
+    assert gone.gone is not None and "no lock with id lock" in gone.gone
+    sink.close()
+    assert store.read().products == {}
