@@ -343,6 +343,8 @@ class PgStateStore:
             if head is None:
                 return State(lineage=""), {}
             ws, lineage, serial, version = head
+            if version > FORMAT_VERSION:
+                raise StateVersionError(self.location, version, FORMAT_VERSION)
             state = State(lineage=lineage, serial=serial, format_version=version)
             digests: dict[str, str] = {}
             rows = conn.execute(
@@ -351,7 +353,17 @@ class PgStateStore:
                 (ws, list(products)),
             )
             for uuid, digest, text in rows:
-                state.products[uuid] = RECORD_ADAPTER.validate_json(text)
+                try:
+                    state.products[uuid] = RECORD_ADAPTER.validate_json(text)
+                except ValidationError as exc:
+                    first = exc.errors()[0]
+                    where = ".".join(str(p) for p in first["loc"])
+                    raise StateCorruptError(
+                        self.location,
+                        f"product {uuid}: {where}: {first['msg']}",
+                        hint="the database was left untouched; 'reconciler state history' (with the same "
+                        "--state) shows who wrote it",
+                    ) from exc
                 digests[uuid] = digest
         return state, digests
 

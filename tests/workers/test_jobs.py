@@ -156,3 +156,26 @@ def test_a_job_of_a_run_that_is_over_does_nothing(pg_url: str) -> None:
     assert gone.gone is not None and "no lock with id lock" in gone.gone
     sink.close()
     assert store.read().products == {}
+
+
+def test_a_workers_share_of_the_state_is_read_as_strictly_as_the_whole(pg_url: str) -> None:
+    from reconciler.errors import StateCorruptError
+    from reconciler.state import open_store
+
+    store = open_store(pg_url)
+    state = State(lineage="l")
+    state.products[P[0]] = record(Status.RENDERED)
+    state.products[P[1]] = record(Status.IN_FLIGHT)
+    with store.lock("apply"):
+        store.write(state)
+    share, digests = store.read_products([P[1], P[2]])
+    assert list(share.products) == [P[1]] and list(digests) == [P[1]] and share.lineage == "l"
+    workspace = pg_url.partition("#")[2]
+    with psycopg.connect(pg_url.partition("#")[0], autocommit=True) as conn:
+        conn.execute(
+            "UPDATE reconciler.products SET record = '{\"spec\": 1}' WHERE uuid = %s AND workspace_id = "
+            "(SELECT id FROM reconciler.workspaces WHERE name = %s)",
+            (P[1], workspace),
+        )
+    with pytest.raises(StateCorruptError, match=f"product {P[1]}"):
+        store.read_products([P[1]])
