@@ -32,7 +32,7 @@ from reconciler.workers.queue import TASK, BatchJob, JobAction, make_app, produc
 FOLLOW_INTERVAL = 0.2
 """Seconds between two looks at the run's events and jobs."""
 NO_WORKER_NOTICE = 10.0
-"""Seconds without a live worker before the run says how to start one."""
+"""Seconds with no event and no job of the run taken before the run says how to start a worker."""
 _SETTLED = ("succeeded", "failed", "cancelled", "aborted")
 
 
@@ -200,13 +200,12 @@ def _follow(
     noticed = False
     cancelled = False
     while True:
-        pending = {
-            job_id
-            for job_id, status in conn.execute(
+        statuses = dict(
+            conn.execute(
                 "SELECT id, status::text FROM procrastinate_jobs WHERE id = ANY(%s)", (ids,)
-            )
-            if status not in _SETTLED
-        }
+            ).fetchall()
+        )
+        pending = {job_id for job_id, status in statuses.items() if status not in _SETTLED}
         for event_id, data in conn.execute(
             f"SELECT id, event FROM {SCHEMA}.run_events WHERE run_id = %s AND id > %s ORDER BY id",
             (run, last),
@@ -223,16 +222,14 @@ def _follow(
             for (job_id,) in todo:
                 conn.execute("SELECT procrastinate_cancel_job_v1(%s, false, false)", (job_id,))
             cancelled = True
-        if not noticed and time.monotonic() - quiet_since > NO_WORKER_NOTICE:
-            row = conn.execute(
-                "SELECT count(*) FROM procrastinate_workers WHERE last_heartbeat > now() - interval '1 minute'"
-            ).fetchone()
-            if not row or not row[0]:
-                say(
-                    f"Waiting for workers: no 'reconciler worker --state {store.location}' is running "
-                    f"({len(pending)} job(s) queued); start one anywhere that reaches the database and the API."
-                )
-                noticed = True
+        taken = any(statuses[job_id] == "doing" for job_id in pending)
+        if not noticed and not taken and time.monotonic() - quiet_since > NO_WORKER_NOTICE:
+            say(
+                f"Waiting for workers: no worker has taken a job of this run for {NO_WORKER_NOTICE:.0f} s "
+                f"({len(pending)} queued); start 'reconciler worker --state {store.location}' anywhere that "
+                "reaches the database and the API."
+            )
+            noticed = True
         time.sleep(FOLLOW_INTERVAL)
 
 

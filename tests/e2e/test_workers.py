@@ -14,11 +14,13 @@ import time
 import uuid as uuidlib
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
 from reconciler.sandbox.server import EmbeddedSandbox, SandboxConfig
 from reconciler.state import Status, open_store
+from reconciler.workers.coordinator import NO_WORKER_NOTICE
 from tests.e2e.conftest import PRODUCTS, Project, manifest, wait_for
 
 HEARTBEAT = "0.3"
@@ -110,11 +112,22 @@ def test_workers_apply_a_catalogue_and_a_plan_after_finds_nothing_to_do(
 ) -> None:
     project.write_manifest(manifest(PRODUCTS))
     workers.start(2)
-    applied = apply_workers(project, pg_url, "--max-batch-size", "2")
+    made = project.cli("plan", "--state", pg_url, "--max-batch-size", "2", "--out", "plan.json")
+    assert made.returncode == 0, made.stderr
+    applied = apply_workers(project, pg_url, "plan.json")
     assert applied.returncode == 0, applied.stdout + applied.stderr
     assert "Apply finished: 5 rendered, 0 failed" in applied.stderr, applied.stderr
     assert all(project.triggers(u) == 1 for u in PRODUCTS.values())
     assert logins(project) == 1  # the apply and both workers share one login
+    # The workers wrote under the apply's lock, and the history names the saved plan they applied.
+    written = _sql(
+        pg_url,
+        "SELECT DISTINCT v.operation, v.lock_id, v.plan FROM reconciler.versions v JOIN reconciler.workspaces w "
+        "ON w.id = v.workspace_id WHERE w.name = %s AND v.operation LIKE 'apply%%'",
+    )
+    assert {op for op, _, _ in written} == {"apply", "apply (worker)"}, written
+    assert len({lock for _, lock, _ in written}) == 1
+    assert all(str(plan).startswith("plan.json sha256:") for _, _, plan in written), written
     plan = project.cli("plan", "--state", pg_url, "--detailed-exitcode")
     assert plan.returncode == 0, plan.stdout + plan.stderr
 
@@ -271,8 +284,11 @@ def test_the_jobs_of_an_apply_that_died_are_replaced_not_run_twice(
         project.popen("apply", "--workers", "--auto-approve", "--state", pg_url, "--max-batch-size", "2")
     )
     wait_for(lambda: _queued(pg_url) == 3, timeout=30)  # enqueued, and no worker to take them
+    time.sleep(NO_WORKER_NOTICE + 1)  # long enough to say how to start one
     dead.send_signal(signal.SIGKILL)
-    dead.communicate(timeout=30)
+    _, said = dead.communicate(timeout=30)
+    assert "Waiting for workers: no worker has taken a job of this run for 10 s (3 queued); start " in said
+    assert f"'reconciler worker --state {redacted(pg_url)}'" in said
     applied = workers.watch(
         project.popen(
             "apply",
@@ -293,6 +309,11 @@ def test_the_jobs_of_an_apply_that_died_are_replaced_not_run_twice(
     assert "Cancelled 1 job(s) of an earlier run" in err
     assert "Apply finished: 5 rendered, 0 failed" in err
     assert all(project.triggers(u) == 1 for u in PRODUCTS.values())
+
+
+def redacted(url: str) -> str:
+    password = urlsplit(url).password or ""
+    return url.replace(f":{password}@", ":***@")
 
 
 def _sql(pg_url: str, query: str) -> list[tuple[object, ...]]:
