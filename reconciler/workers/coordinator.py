@@ -46,7 +46,7 @@ class _NoRunStarted:
 
 
 @dataclasses.dataclass
-class WorkersRun:
+class RunOutcome:
     """What the workers did for one run (the local executor's report, plus the API counters)."""
 
     report: ApplyReport
@@ -121,7 +121,7 @@ def apply_on_workers(
     options: ApplyOptions,
     where: PgLocation,
     say: Callable[[str], None],
-) -> WorkersRun:
+) -> RunOutcome:
     """Run ``plan`` on the workers; returns when none of its jobs waits or runs any more."""
     run = store.lock_id
     if run is None:
@@ -140,12 +140,12 @@ def apply_on_workers(
         batches=[],
         actions=[a for a in plan.actions if not a.kind.triggers and a.kind is not ActionKind.RESUME],
     )
-    report = Executor(client, store, state, _NoRunStarted(hooks), options).run(local)  # type: ignore[arg-type]
+    report = Executor(client, store, state, _NoRunStarted(hooks), options).run(local)
     products = [p for b in plan.batches for p in b.products]
     products += [a.product for a in plan.actions if a.kind is ActionKind.RESUME]
     _, digests = store.read_products(products)
     jobs = jobs_for(plan, run, state, digests, options)
-    result = WorkersRun(report=report)
+    result = RunOutcome(report=report)
     with psycopg.connect(where.conninfo, autocommit=True, application_name=f"reconciler apply {run}") as conn:
         try:
             ids = _enqueue(jobs, store.workspace, where, conn, say)
@@ -191,7 +191,7 @@ def _follow(
     ids: list[int],
     conn: psycopg.Connection[Any],
     hooks: Hooks,
-    result: WorkersRun,
+    result: RunOutcome,
     say: Callable[[str], None],
     store: PgStateStore,
 ) -> None:
@@ -233,7 +233,7 @@ def _follow(
         time.sleep(FOLLOW_INTERVAL)
 
 
-def _take(data: dict[str, Any], hooks: Hooks, result: WorkersRun) -> None:
+def _take(data: dict[str, Any], hooks: Hooks, result: RunOutcome) -> None:
     kind = data.get("event")
     if kind == "JobStats":
         result.requests += int(data.get("requests", 0))
@@ -258,7 +258,7 @@ def _take(data: dict[str, Any], hooks: Hooks, result: WorkersRun) -> None:
 
 
 def _settle(
-    result: WorkersRun, store: PgStateStore, state: State, products: list[str], planned: dict[str, str]
+    result: RunOutcome, store: PgStateStore, state: State, products: list[str], planned: dict[str, str]
 ) -> None:
     """The run's outcome, from the state: recorded, failed, or left as it was (and why)."""
     final, digests = store.read_products(products)
@@ -287,7 +287,7 @@ def _settle(
     state.serial = final.serial
 
 
-def finished(result: WorkersRun, client_stats: dict[str, Any]) -> RunFinished:
+def finished(result: RunOutcome, client_stats: dict[str, Any]) -> RunFinished:
     """The run's summary event, counting the API requests of every worker and of this process."""
     r = result.report
     return RunFinished(

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import logging
-import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
-from reconciler.cli import api_options
+from reconciler.cli.options import connection_from, connection_options
+from reconciler.connection import verbose_logging
 from reconciler.errors import ConfigError
 
 
@@ -22,7 +21,7 @@ from reconciler.errors import ConfigError
     envvar="RECONCILER_STATE",
     help="The state's postgresql:// URL (with #workspace if not the default); its database holds the queue.",
 )
-@api_options
+@connection_options
 @click.option(
     "--concurrency",
     type=click.IntRange(1, 64),
@@ -48,19 +47,18 @@ def worker_command(**kw: Any) -> None:
     """Work on the render batches that 'reconciler apply --workers' enqueues, on this machine."""
     from reconciler.workers.worker import WorkerRequest, run_worker
 
-    if kw.pop("sandbox"):
+    if kw.get("sandbox"):
         raise ConfigError(
             "a worker cannot use the embedded sandbox: the apply and the other workers would not reach it",
             hint="run 'reconciler sandbox' and give every process its URL (VNTANA_API_URL)",
         )
-    if kw.pop("verbose"):
-        logging.basicConfig(level=logging.DEBUG, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
-        for noisy in ("httpcore", "httpx", "psycopg", "procrastinate", "asyncio"):
-            logging.getLogger(noisy).setLevel(logging.WARNING)
+    connection = connection_from(kw)
+    if connection.verbose:
+        verbose_logging()
     request = WorkerRequest(
         state_url=kw["state_url"],
-        flags={k: kw[k] for k in ("api_url", "organization_uuid", "client_uuid", "download_route")},
-        config_path=kw["config_path"],
+        flags=dict(connection.flags),
+        config_path=connection.config_file(),
         concurrency=kw["concurrency"],
         heartbeat=kw["heartbeat"],
         download_dir=kw["download_dir"],
