@@ -51,7 +51,7 @@ from .errors import describe_status, error_for_response, json_or_none, unexpecte
 from .limiter import ClientStats, Limiter
 from .redact import install_log_filters
 from .retry import Idempotency, RetryPolicy
-from .session import LoginInfo, Session
+from .session import LoginInfo, Session, SharedSession
 from .wire import (
     Attachment,
     DownloadResult,
@@ -128,9 +128,11 @@ class VntanaClient:
         http_client: httpx.Client | None = None,
         retry_policy: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        shared: SharedSession | None = None,
     ) -> None:
         """``transport`` or a ready ``http_client`` may be injected (not both); the client
-        closes only an ``httpx.Client`` it created itself."""
+        closes only an ``httpx.Client`` it created itself. ``shared``: one login and one
+        throttle with other processes (``apply --workers``), instead of this client's own."""
         if transport is not None and http_client is not None:
             raise ValueError("pass either transport or http_client, not both")
         self._owns_http = http_client is None
@@ -153,7 +155,7 @@ class VntanaClient:
             sleep=sleep,
         )
         self._session = Session(
-            settings, self._http, limiter=limiter, stats=self.stats, policy=policy, sleep=sleep
+            settings, self._http, limiter=limiter, stats=self.stats, policy=policy, sleep=sleep, shared=shared
         )
         self.settings = settings
         self._lock = threading.Lock()
