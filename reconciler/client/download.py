@@ -48,7 +48,8 @@ import hashlib
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import BinaryIO, Protocol
 from urllib.parse import quote
@@ -58,6 +59,7 @@ from pydantic import SecretStr
 
 from reconciler.errors import ApiError, DownloadError, PermanentApiError, TransientApiError
 
+from .bodies import Answer, BodyPool, Fallback
 from .errors import (
     TRANSPORT_ERRORS,
     TokenRejected,
@@ -253,9 +255,15 @@ def _seekable(sink: BinaryIO) -> bool:
 
 
 def download(
-    session: Session, source: SignedUrlSource | CommentsSource, *, name: str, sink: BinaryIO | None
+    session: Session,
+    source: SignedUrlSource | CommentsSource,
+    *,
+    name: str,
+    sink: BinaryIO | None,
+    bodies: BodyPool | None = None,
 ) -> DownloadResult:
     """Fetch ``source``'s file into ``sink`` (or only hash it); ``name`` labels errors and logs.
+    With ``bodies``, the GET goes over its ``http.client`` connections where it can (bodies.py).
 
     Raises RouteUnavailable (nothing written) when the route does not serve the file, else
     DownloadError when the bytes cannot be fetched intact."""
@@ -263,7 +271,7 @@ def download(
 
     def attempt() -> DownloadResult:
         try:
-            return _fetch(session, source, progress, name)
+            return _fetch(session, source, progress, name, bodies)
         except _Renew:
             # Retry at once: fresh access is not a reason to back off.
             raise TransientApiError("access renewed", retry_after=0.0) from None
@@ -292,7 +300,11 @@ def download(
 
 
 def _fetch(
-    session: Session, source: SignedUrlSource | CommentsSource, p: _Progress, name: str
+    session: Session,
+    source: SignedUrlSource | CommentsSource,
+    p: _Progress,
+    name: str,
+    bodies: BodyPool | None,
 ) -> DownloadResult:
     """One GET, continuing ``p``; raises TransientApiError to be retried, _Renew to repeat at once."""
     headers = source.headers()
@@ -308,7 +320,8 @@ def _fetch(
     session.stats.count_request(source.endpoint)
     started = time.monotonic()
     try:
-        with session.http.stream("GET", url, headers=headers, follow_redirects=True) as response:
+        with _get(session, bodies, url, headers) as answer:
+            response = answer.response
             session.stats.count_status(response.status_code)
             log.debug("GET %s -> %d (%s)", shown, response.status_code, "resume" if resuming else "start")
             status = response.status_code
@@ -318,7 +331,7 @@ def _fetch(
                     sha256=p.hasher.hexdigest(), size=p.received, content_type=p.content_type
                 )
             if status not in (200, 206):
-                _refused(session, source, response, p, shown, name)
+                _refused(session, source, answer.read_error_body(), p, shown, name)
             if status == 200 and source.route == "comments" and _is_json(response):
                 # The YAML describes this route's 200 as a JSON comment list (Y:8791): such an
                 # answer is not the file, whatever it says.
@@ -331,14 +344,8 @@ def _fetch(
             _note_headers(p, response)
             expected = _int_header(response, "content-length")
             encoded = response.headers.get("content-encoding", "identity").lower() != "identity"
-            # Identity bodies are read as they arrive: httpx's re-chunking to a fixed size
-            # copies every byte once more (measured ~1.8x slower on loopback than raw reads).
-            if encoded or response.is_stream_consumed:  # (an in-memory body: a test transport)
-                chunks = response.iter_bytes(CHUNK_SIZE)
-            else:
-                chunks = response.iter_raw()
             this_response = 0
-            for chunk in chunks:
+            for chunk in answer.chunks():
                 p.hasher.update(chunk)
                 if p.sink is not None:
                     p.sink.write(chunk)
@@ -347,7 +354,7 @@ def _fetch(
                 session.stats.add("bytes_downloaded", len(chunk))
             # Content-Length counts encoded bytes; we asked for identity, but if the server
             # encoded anyway, compare what came over the wire instead of the decoded bytes.
-            wire_bytes = response.num_bytes_downloaded if encoded else this_response
+            wire_bytes = answer.num_bytes if encoded else this_response
     except TRANSPORT_ERRORS as exc:
         log.debug(
             "GET %s -> %s after %.3fs, %d bytes so far",
@@ -367,6 +374,49 @@ def _fetch(
         raise DownloadError(f"{name}: received {p.received} bytes of {p.total} ({shown})")
     log.debug("GET %s: %d bytes in %.3fs", shown, p.received, time.monotonic() - started)
     return DownloadResult(sha256=p.hasher.hexdigest(), size=p.received, content_type=p.content_type)
+
+
+class _HttpxAnswer:
+    """An httpx answer behind the same face as ``bodies.Answer``."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        self.response = response
+
+    def read_error_body(self) -> httpx.Response:
+        self.response.read()
+        return self.response
+
+    def chunks(self) -> Iterator[bytes]:
+        response = self.response
+        encoded = response.headers.get("content-encoding", "identity").lower() != "identity"
+        # Identity bodies are read as they arrive: httpx's re-chunking to a fixed size copies
+        # every byte once more (measured ~1.8x slower on loopback than raw reads).
+        if encoded or response.is_stream_consumed:  # (an in-memory body: a test transport)
+            return response.iter_bytes(CHUNK_SIZE)
+        return response.iter_raw()
+
+    @property
+    def num_bytes(self) -> int:
+        return self.response.num_bytes_downloaded
+
+
+@contextmanager
+def _get(
+    session: Session, bodies: BodyPool | None, url: str, headers: dict[str, str]
+) -> Iterator[Answer | _HttpxAnswer]:
+    """The GET of a file: over ``bodies`` where it serves the URL, else (or for a redirect or an
+    encoded body, which httpx follows and decodes) over the session's httpx client."""
+    if bodies is not None and BodyPool.serves(url):
+        try:
+            answer = bodies.get(url, headers)
+        except Fallback:
+            log.debug("GET %s: redirected or encoded; sent again over httpx", scrub_url(url))
+        else:
+            with answer:
+                yield answer
+            return
+    with session.http.stream("GET", url, headers=headers, follow_redirects=True) as response:
+        yield _HttpxAnswer(response)
 
 
 def _refused(
