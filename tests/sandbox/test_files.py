@@ -140,7 +140,7 @@ def test_sign_url_and_download(rendered: Api, validate) -> None:
     assert answer.status_code == 200
     validate("GCloudStorageResourceCreateSignUrlSessionResponse", answer.json())
     location = answer.json()["response"]["location"]
-    assert location.startswith(rendered.sandbox.url)
+    assert location.startswith(f"{rendered.sandbox.storage_url}/sandbox-storage/")  # the bucket's host
     assert answer.json()["response"]["blobId"] == still["blobId"]
     download = rendered.fetch(location)  # no token: the URL is the credential
     assert download.status_code == 200
