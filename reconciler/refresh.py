@@ -3,7 +3,9 @@
 ``observe`` returns an ``Observed`` snapshot for the pure planner: every attachment of each
 product, with the entityType the platform gave it (one unfiltered search per product serves
 RENDER and TURNTABLE, and shows what else is there). Searches and verification downloads run
-in a bounded thread pool over one client, so the client's limiter paces them together.
+in a bounded thread pool over one client, so the client's limiter paces them together: one
+request per product (more only past 100 attachments, a page each). On a terminal, a progress
+bar on stderr counts the products done (bench/refresh_scale.py: 10,000 products).
 
 ``accept`` makes the state say what the platform holds for drifted products, without
 rendering: a product re-rendered behind our back (its recorded files gone, others in their
@@ -15,10 +17,12 @@ drift: they are neither adopted nor recorded.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import sys
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from reconciler.diagnostics import SourceLocation
 from reconciler.errors import ApiError, AuthenticationError, PermanentApiError
@@ -73,8 +77,41 @@ def observe(
             found.append(ObservedAttachment(att.uuid, entity_type, att.name, created, sha))
         return uuid, ObservedProduct(tuple(found))
 
-    with ThreadPoolExecutor(max_workers=parallelism, thread_name_prefix="refresh") as pool:
-        return Observed(products=dict(pool.map(one, wanted)), verified=verify)
+    with (
+        _progress(len(wanted)) as advance,
+        ThreadPoolExecutor(max_workers=parallelism, thread_name_prefix="refresh") as pool,
+    ):
+
+        def counted(uuid: str) -> tuple[str, ObservedProduct]:
+            found = one(uuid)
+            advance()
+            return found
+
+        return Observed(products=dict(pool.map(counted, wanted)), verified=verify)
+
+
+@contextmanager
+def _progress(total: int, stream: TextIO | None = None) -> Iterator[Callable[[], None]]:
+    """A bar of products refreshed on stderr when it is a terminal (gone once done); else nothing.
+
+    Yields the thread-safe call that counts one product done."""
+    stream = stream or sys.stderr
+    if total == 0 or not stream.isatty():
+        yield lambda: None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(
+        TextColumn("Refreshing products"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=Console(file=stream),
+        transient=True,
+    ) as bar:
+        task = bar.add_task("refresh", total=total)
+        yield lambda: bar.advance(task)
 
 
 def accept(
