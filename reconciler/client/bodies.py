@@ -95,6 +95,11 @@ class Answer:
         while True:
             n = self._wrap(lambda: readinto(buffer))
             if not n:
+                if self._raw.length:  # http.client ends quietly when the peer closes early
+                    raise httpx.ReadError(
+                        f"connection closed with {self._raw.length} bytes of the body still to come",
+                        request=self.response.request,
+                    )
                 return
             self.num_bytes += n
             yield view[:n]

@@ -344,6 +344,8 @@ def _fetch(
             _note_headers(p, response)
             expected = _int_header(response, "content-length")
             encoded = response.headers.get("content-encoding", "identity").lower() != "identity"
+            if encoded:  # lengths and ranges count encoded bytes: neither applies to the decoded ones
+                p.total, p.ranges_ok = None, False
             this_response = 0
             for chunk in answer.chunks():
                 p.hasher.update(chunk)
