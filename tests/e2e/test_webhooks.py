@@ -181,6 +181,18 @@ def test_an_oversized_body_is_refused_before_it_is_read_and_costs_no_memory(slow
     assert project.state()["products"][TRAIL]["status"] == "rendered"
 
 
+def _complete(answer: bytes) -> bool:
+    """Whether ``answer`` holds a whole HTTP response (headers and the body its Content-Length names)."""
+    head, sep, body = answer.partition(b"\r\n\r\n")
+    if not sep:
+        return False
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return len(body) >= int(value.strip())
+    return True
+
+
 def _raw_post(port: int, headers: dict[str, str], *, send: int, chunked: bool = False) -> bytes:
     """POST up to ``send`` bytes of body on a raw socket, stopping when the server answers; its answer."""
     head = "POST /webhook HTTP/1.1\r\nHost: 127.0.0.1\r\n" + "".join(
@@ -205,7 +217,9 @@ def _raw_post(port: int, headers: dict[str, str], *, send: int, chunked: bool = 
                 pending, sent = pending[n:], sent + n
         sock.settimeout(10)
         try:
-            while b"\r\n\r\n" not in answer or len(answer) < 60:
+            # Until the whole answer is in: its headers, then as many body bytes as they declare
+            # (one recv may hold the headers alone).
+            while not _complete(answer):
                 more = sock.recv(65536)
                 if not more:
                     break
