@@ -26,11 +26,12 @@ httpx's own (``TRANSPORT_ERRORS``).
 from __future__ import annotations
 
 import http.client
+import queue
 import socket
 import ssl
 import threading
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from types import TracebackType
 from typing import TypeVar
 from urllib.parse import urlsplit
@@ -43,6 +44,11 @@ vanishes, small enough to stay in the last-level cache's neighbourhood (1 MiB wa
 ERROR_BODY_LIMIT = 1 << 20
 """An error answer's body is read up to this (its codes decide what happens next)."""
 IDLE_PER_HOST = 8
+OVERLAP_FROM = 8 << 20
+"""Bodies from this size on are hashed on a second thread while the socket is read (``feed``);
+smaller ones are not worth a thread."""
+PIPELINE_BUFFERS = 3
+"""Buffers in rotation while overlapping: one being read into, one being hashed, one spare."""
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 T = TypeVar("T")
 
@@ -52,12 +58,17 @@ class Fallback(Exception):
 
 
 class _Conn:
-    __slots__ = ("buffer", "conn", "key")
+    __slots__ = ("buffers", "conn", "key")
 
     def __init__(self, key: tuple[str, str, int], conn: http.client.HTTPConnection) -> None:
         self.key = key
         self.conn = conn
-        self.buffer: bytearray | None = None
+        self.buffers: list[bytearray] = []  # reused by every body read on this connection
+
+    def buffer(self, i: int) -> bytearray:
+        while len(self.buffers) <= i:
+            self.buffers.append(bytearray(BUFFER_SIZE))
+        return self.buffers[i]
 
 
 class Answer:
@@ -83,26 +94,60 @@ class Answer:
             request=self.response.request,
         )
 
-    def chunks(self) -> Iterator[memoryview]:
-        """The body, each piece a view of one buffer: use it before asking for the next."""
+    def feed(self, consume: Callable[[memoryview], None]) -> None:
+        """Read the whole body, handing each piece to ``consume`` in order (a view of a reused
+        buffer, valid only during the call). From ``OVERLAP_FROM`` bytes on, ``consume`` runs
+        on a second thread while this one reads the next piece: hashlib and file writes release
+        the GIL, so the socket keeps draining while a piece is hashed. Whatever ``consume`` or
+        the socket raises is raised here, after every piece read before it was consumed."""
         held = self._held
         assert held is not None
-        if held.buffer is None:
-            held.buffer = bytearray(BUFFER_SIZE)
-        buffer = held.buffer
-        view = memoryview(buffer)
-        readinto = self._raw.readinto
-        while True:
-            n = self._wrap(lambda: readinto(buffer))
-            if not n:
-                if self._raw.length:  # http.client ends quietly when the peer closes early
-                    raise httpx.ReadError(
-                        f"connection closed with {self._raw.length} bytes of the body still to come",
-                        request=self.response.request,
-                    )
-                return
-            self.num_bytes += n
-            yield view[:n]
+        if (self._raw.length or 0) < OVERLAP_FROM:
+            buffer = held.buffer(0)
+            view = memoryview(buffer)
+            while n := self._readinto(buffer):
+                consume(view[:n])
+            return
+        free: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
+        full: queue.SimpleQueue[tuple[bytearray, int] | None] = queue.SimpleQueue()
+        for i in range(PIPELINE_BUFFERS):
+            free.put(held.buffer(i))
+        failed: list[BaseException] = []
+
+        def consumer() -> None:
+            while (item := full.get()) is not None:
+                buffer, n = item
+                if not failed:
+                    try:
+                        consume(memoryview(buffer)[:n])
+                    except BaseException as exc:  # raised on the reading thread below
+                        failed.append(exc)
+                free.put(buffer)
+
+        worker = threading.Thread(target=consumer, name="download-hash", daemon=True)
+        worker.start()
+        try:
+            while not failed:
+                buffer = free.get()
+                n = self._readinto(buffer)
+                if not n:
+                    break
+                full.put((buffer, n))
+        finally:
+            full.put(None)
+            worker.join()
+        if failed:
+            raise failed[0]
+
+    def _readinto(self, buffer: bytearray) -> int:
+        n = self._wrap(lambda: self._raw.readinto(buffer))
+        if not n and self._raw.length:  # http.client ends quietly when the peer closes early
+            raise httpx.ReadError(
+                f"connection closed with {self._raw.length} bytes of the body still to come",
+                request=self.response.request,
+            )
+        self.num_bytes += n
+        return n
 
     def _wrap(self, read: Callable[[], T]) -> T:
         try:

@@ -24,7 +24,8 @@ from reconciler.client.download import SignedUrlSource, download
 from reconciler.errors import DownloadError
 from reconciler.settings import ClientSettings
 
-DATA = hashlib.sha256(b"seed").digest() * 40_000  # 1.28 MB
+DATA = hashlib.sha256(b"seed").digest() * 40_000  # 1.28 MB: read and hashed on one thread
+BIG = hashlib.sha256(b"big").digest() * (10 << 15)  # 10 MiB: hashed on a second thread (OVERLAP_FROM)
 FAST = RetryPolicy(max_attempts=3, max_elapsed=10, backoff_initial=0.01, backoff_max=0.02)
 
 
@@ -39,6 +40,8 @@ class Far(BaseHTTPRequestHandler):
             far.connections.add(self.client_address)
         path = self.path.split("?")[0]
         rng = self.headers.get("range")
+        data = BIG if path.startswith("/big") else DATA
+        path = path.removeprefix("/big") or "/file"
         if path == "/redirect":
             self._head(302, {"Location": "/file", "Content-Length": "0"})
         elif path == "/gzip":
@@ -46,17 +49,17 @@ class Far(BaseHTTPRequestHandler):
             self._head(200, {"Content-Encoding": "gzip", "Content-Length": str(len(body))})
             self.wfile.write(body)
         elif path == "/drop" and rng is None:
-            self._head(200, {"Content-Length": str(len(DATA)), "Accept-Ranges": "bytes"})
-            self.wfile.write(DATA[:300_000])
+            self._head(200, {"Content-Length": str(len(data)), "Accept-Ranges": "bytes"})
+            self.wfile.write(data[: len(data) // 2 + 12_345])
             self.close_connection = True
             self.connection.shutdown(socket.SHUT_RDWR)
         elif path in ("/file", "/drop", "/stale"):
             start = int(rng.removeprefix("bytes=").rstrip("-")) if rng else 0
-            headers = {"Content-Length": str(len(DATA) - start), "Accept-Ranges": "bytes"}
+            headers = {"Content-Length": str(len(data) - start), "Accept-Ranges": "bytes"}
             if rng:
-                headers["Content-Range"] = f"bytes {start}-{len(DATA) - 1}/{len(DATA)}"
+                headers["Content-Range"] = f"bytes {start}-{len(data) - 1}/{len(data)}"
             self._head(206 if rng else 200, headers)
-            self.wfile.write(DATA[start:])
+            self.wfile.write(data[start:])
             if path == "/stale":  # keep-alive promised, then the connection closed anyway
                 self.close_connection = True
         else:
@@ -124,8 +127,36 @@ def test_a_body_arrives_whole_and_hashed_and_the_connection_is_kept(
 def test_a_connection_dropped_mid_body_resumes_with_range(far: FarServer, client: VntanaClient) -> None:
     sink = io.BytesIO()
     result = fetch(client, f"{far.base}/drop?signature=x", sink)
-    assert [r for _, r in far.requests] == [None, "bytes=300000-"]
+    assert [r for _, r in far.requests] == [None, f"bytes={len(DATA) // 2 + 12_345}-"]
     assert sink.getvalue() == DATA and result.sha256 == hashlib.sha256(DATA).hexdigest()
+
+
+def test_a_large_body_hashed_on_a_second_thread_resumes_after_a_drop(
+    far: FarServer, client: VntanaClient
+) -> None:
+    sink = io.BytesIO()
+    result = fetch(client, f"{far.base}/big/drop?signature=x", sink)
+    assert [r for _, r in far.requests] == [None, f"bytes={len(BIG) // 2 + 12_345}-"]
+    assert sink.getvalue() == BIG and result.sha256 == hashlib.sha256(BIG).hexdigest()
+    assert fetch(client, f"{far.base}/big/file?signature=y").size == len(BIG)
+
+
+class FullDisk(io.BytesIO):
+    def write(self, data: object) -> int:
+        if self.tell() >= 4 << 20:
+            raise OSError(28, "No space left on device")
+        return super().write(data)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("path", ["/file", "/big/file"])
+def test_a_sink_that_fails_is_a_download_error_and_not_retried(
+    far: FarServer, client: VntanaClient, path: str
+) -> None:
+    sink = FullDisk()
+    sink.write(b"x" * (4 << 20))  # already full
+    with pytest.raises(DownloadError, match=r"cannot write the download: .*No space left"):
+        fetch(client, f"{far.base}{path}?signature=x", sink)
+    assert len(far.requests) == 1
 
 
 def test_a_kept_connection_the_server_closed_is_replaced_without_a_failure(
