@@ -1,19 +1,20 @@
-"""File GETs over the standard library's ``http.client``, read straight into a reused buffer.
+"""File GETs over the standard library's ``http.client``, read straight into reused buffers.
 
 Why not httpx for these: httpcore reads the socket 64 KiB at a time and every byte passes
 through h11's receive buffer, so a body is copied three times and parsed per 64 KiB event;
-against the sandbox that cost 0.38 s of client CPU per 256 MiB where hashing costs 0.16 s
+against the sandbox that cost ~0.3 s of client CPU per 256 MiB beyond hashing
 (bench/download_speed.py). ``http.client.HTTPResponse.readinto`` reads a Content-Length or
 chunked body from the socket into the caller's buffer (one copy, by the kernel), in 4 MiB
-pieces that ``hashlib`` hashes with the GIL released. Measured on the same run: urllib3 2.x
-(``read(amt)`` allocates and copies each piece twice over ``http.client``) and pycurl (a copy
-into a ``bytes`` per write callback, and a C dependency) both cost more CPU than this; see
-bench/README.md.
+pieces that ``hashlib`` hashes with the GIL released; from 8 MiB on, a second thread hashes
+one piece while this one reads the next (``Answer.feed``). Measured in the same runs and not
+kept: urllib3 2.x (``read(amt)`` allocates and copies each piece over ``http.client``) and
+pycurl (a copy into a ``bytes`` per write callback, and a C dependency); see bench/README.md.
 
 Used only for the two download routes' GET, and only where httpx would have sent the request
 the same way: the client built its own httpx client (no injected transport: tests that fake
-the far end with ``httpx.MockTransport`` keep httpx end to end) and no proxy variable applies to the URL. A redirect
-or an encoded body is handed back to httpx (``Fallback``), which follows and decodes.
+the far end with ``httpx.MockTransport`` keep httpx end to end) and no proxy variable applies
+to the URL. A redirect or an encoded body is handed back to httpx (``Fallback``), which
+follows and decodes.
 TLS uses ``httpx.create_ssl_context()``: the same certificates and ``SSL_CERT_*`` variables.
 
 Connections are kept alive and reused, a few per host (a render is often a few kilobytes, and

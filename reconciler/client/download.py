@@ -18,18 +18,17 @@ try the other route; anything later is a ``DownloadError``.
 
 Decisions and invariants:
 * ``Accept-Encoding: identity`` so that the bytes hashed are the stored bytes. The sha256 is
-  computed over exactly the bytes written to the sink, in one pass, over the chunks as the
-  socket delivers them (``iter_raw``). Re-chunking to 1 MiB looked attractive but httpx's
-  chunker copies every byte again: on loopback it halved throughput. Only a body the server
-  encoded despite ``identity`` is decoded, in 1 MiB chunks.
-* Measured and left out (bench/apply_scale.py, 256 MiB over loopback, 2 cores): hashing in a
-  second thread fed by a bounded queue. Per 64 KiB chunk it was slower; in 1 MiB batches it
-  sped one lone download from a fast server by ~20% but slowed two parallel downloads by ~20%
-  and the sandbox's by ~5% (the other core is busy serving, and the executor downloads in
-  parallel). Socket reads of 1 MiB instead of httpcore's 64 KiB gave ~+50% from a fast server,
-  but that size is no public httpx/httpcore setting, and over TLS a read yields one 16 KiB
-  record anyway. Against the sandbox the server is the limit (it spends ~1.2 s of CPU per
-  256 MiB), not this loop.
+  computed over exactly the bytes written to the sink, in one pass, over the pieces as they
+  are read. The GET goes over ``bodies.BodyPool`` (http.client, 4 MiB reads into reused
+  buffers, hashing overlapped from 8 MiB on) where the client owns its transport; otherwise
+  (an injected transport, a proxy, a redirect, an encoded body) over httpx, whose chunks are
+  taken as the socket delivers them (``iter_raw``: re-chunking copies every byte again). Only
+  a body the server encoded despite ``identity`` is decoded, in 1 MiB chunks; lengths and
+  ranges are then not checked against it (they count encoded bytes).
+* Measured (bench/download_speed.py, 256 MiB from the sandbox process, 2 shared cores): httpx
+  spent ~0.3 s of client CPU per 256 MiB beyond hashing, http.client ~0.01-0.05 s. Hashing on
+  a second thread did not pay while the sandbox served through uvicorn (the other core was
+  busy serving); since it serves signed URLs with sendfile it does.
 * A refused fetch is renewed and repeated at most ``max_resigns`` times: an expired signed URL
   (400/401/403 from the storage) is signed again; a dead token on the comments route gets the
   session's one fresh login. Throttling (429 or ``API_RATE_LIMIT_EXCEEDED``), 5xx and dropped
