@@ -191,9 +191,8 @@ class EmbeddedSandbox(Sandbox):
 
     @property
     def storage_url(self) -> str:
-        """Where signed download URLs point: the storage listener (storage_server.py)."""
-        assert self._storage is not None, "sandbox not started"
-        return f"http://{self.host}:{self._storage.port}"
+        """Where signed download URLs point: the storage listener (storage_server.py), or the API."""
+        return f"http://{self.host}:{self._storage.port}" if self._storage is not None else self.url
 
     def start(self, timeout: float = 10.0) -> None:
         """Start the background parts and uvicorn; return once it accepts requests."""
@@ -225,9 +224,16 @@ class EmbeddedSandbox(Sandbox):
         self._bound_port = int(self._server.servers[0].sockets[0].getsockname()[1])
         # Signed download URLs point at a storage listener of their own (sendfile), as the real
         # platform's point at its bucket: storage_server.py.
-        self._storage = StorageServer(self.context, self.host)
-        self._storage.start()
-        self.context.storage_port = self._storage.port
+        if self.config.storage_listener:
+            try:
+                self._storage = StorageServer(self.context, self.host, self.config.storage_port)
+            except OSError as exc:
+                self.stop()
+                raise RuntimeError(
+                    f"the sandbox storage listener cannot listen on {self.host}:{self.config.storage_port} ({exc})"
+                ) from exc
+            self._storage.start()
+            self.context.storage_port = self._storage.port
 
     @staticmethod
     def _run_http(server: uvicorn.Server) -> None:

@@ -295,6 +295,25 @@ def test_download_refuses_an_expired_url(sandbox_factory, api_factory) -> None:
     assert (late.status_code, late.json()["errors"]) == (403, ["EXPIRED_SIGNED_URL"])
 
 
+@pytest.mark.parametrize("listener", [True, False])
+def test_signed_urls_point_at_the_storage_listener_or_the_api_and_serve_the_same_bytes(
+    sandbox_factory, api_factory, listener: bool
+) -> None:
+    sb = sandbox_factory(storage_listener=listener)
+    api = api_factory(sb)
+    api.login()
+    api.rendered(SHOE)
+    url = api.sign(api.attachments(SHOE, "RENDER")[0])
+    assert url.startswith(f"{sb.storage_url}/sandbox-storage/")
+    assert (sb.storage_url != sb.url) is listener
+    whole = api.fetch(url)
+    assert whole.status_code == 200 and whole.content[:8] == b"\x89PNG\r\n\x1a\n"
+    part = api.fetch(url, headers={"Range": "bytes=1-3"})
+    assert (part.status_code, part.content) == (206, b"PNG")
+    counts = sb.request_counts()
+    assert counts.get("GET /sandbox-storage/" + url.split("/sandbox-storage/")[1].split("?")[0]) == 2
+
+
 def test_range_requests(rendered: Api) -> None:
     mp4 = next(a for a in rendered.attachments(SHOE, "TURNTABLE") if a["name"].endswith(".mp4"))
     url = rendered.sign(mp4)
