@@ -1,6 +1,6 @@
 """Download + sha256 of one large render against the sandbox process, against what bounds it.
 
-    .venv/bin/python bench/download_speed.py                  # 256 MiB, 5 rounds
+    .venv/bin/python bench/download_speed.py                  # 256 MiB, 9 rounds
     .venv/bin/python bench/download_speed.py --candidates     # also the body paths that lost
 
 One blob of random bytes is registered as a RENDER attachment in a sandbox data dir, and
@@ -23,14 +23,12 @@ import hashlib
 import http.client
 import importlib.util
 import os
-import queue
 import shutil
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -103,41 +101,24 @@ def curl_sha(url: str) -> str:
 # -- candidates that lost (--candidates): the same GET, other body paths ----------------------------
 
 
-def http_client_threaded(url: str, size: int = 4 * MIB) -> str:
-    """http.client readinto, hashing on a second thread over three rotating buffers."""
+def http_client_serial(url: str, size: int = 4 * MIB) -> str:
+    """http.client readinto into one reused buffer, hashed on the reading thread."""
     parts = urlsplit(url)
     conn = http.client.HTTPConnection(parts.hostname or "", parts.port)
     conn.request("GET", f"{parts.path}?{parts.query}", headers=STORAGE_HEADERS)
     response = conn.getresponse()
     hasher = hashlib.sha256()
-    free: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
-    full: queue.SimpleQueue[tuple[bytearray, int] | None] = queue.SimpleQueue()
-    for _ in range(3):
-        free.put(bytearray(size))
-
-    def hash_them() -> None:
-        while (item := full.get()) is not None:
-            buf, n = item
-            hasher.update(memoryview(buf)[:n])
-            free.put(buf)
-
-    worker = threading.Thread(target=hash_them)
-    worker.start()
-    while True:
-        buf = free.get()
-        n = response.readinto(buf)
-        if not n:
-            break
-        full.put((buf, n))
-    full.put(None)
-    worker.join()
+    buf = bytearray(size)
+    view = memoryview(buf)
+    while n := response.readinto(buf):
+        hasher.update(view[:n])
     conn.close()
     return hasher.hexdigest()
 
 
 def candidates(url: str) -> dict[str, Callable[[], str]]:
     found: dict[str, Callable[[], str]] = {
-        "http.client readinto, hash thread": lambda: http_client_threaded(url)
+        "http.client, hashed on the reading thread": lambda: http_client_serial(url)
     }
     try:
         import urllib3
@@ -215,7 +196,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--mib", type=int, default=256, help="size of the render (MiB)")
-    parser.add_argument("--rounds", type=int, default=5, help="rounds; every figure is a median over them")
+    parser.add_argument("--rounds", type=int, default=9, help="rounds; every figure is a median over them")
     parser.add_argument("--before", default=BEFORE, help="git revision whose download.py is the 'before'")
     parser.add_argument("--candidates", action="store_true", help="also time the body paths that lost")
     args = parser.parse_args()
