@@ -310,8 +310,17 @@ def test_signed_urls_point_at_the_storage_listener_or_the_api_and_serve_the_same
     assert whole.status_code == 200 and whole.content[:8] == b"\x89PNG\r\n\x1a\n"
     part = api.fetch(url, headers={"Range": "bytes=1-3"})
     assert (part.status_code, part.content) == (206, b"PNG")
+    head = api.fetch(url, "HEAD")
+    assert (head.status_code, head.content) == (200, b"")
+    assert head.headers["content-length"] == str(len(whole.content))
     counts = sb.request_counts()
     assert counts.get("GET /sandbox-storage/" + url.split("/sandbox-storage/")[1].split("?")[0]) == 2
+    elsewhere = api.fetch(f"{sb.storage_url}/not-storage")
+    assert (elsewhere.status_code, elsewhere.json()["errors"]) == (404, ["NOT_FOUND"])
+    still = api.attachments(SHOE, "RENDER")[0]
+    assert api.request("DELETE", f"/v1/attachments/{SHOE}/{still['uuid']}").status_code == 200
+    gone = api.fetch(url)
+    assert (gone.status_code, gone.json()["errors"]) == (404, ["BLOB_NOT_FOUND"])
 
 
 def test_range_requests(rendered: Api) -> None:
