@@ -24,6 +24,7 @@ Nothing is asserted: a missed target prints [MISS] and the exit code is 1.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -140,10 +141,8 @@ def settle(url: str) -> None:
             "VACUUM ANALYZE reconciler.products, reconciler.changes, reconciler.versions, "
             "reconciler.workspaces"
         )
-        try:
-            conn.execute("CHECKPOINT")  # superusers (or pg_checkpoint members) only; fine to skip
-        except psycopg.Error:
-            pass
+        with contextlib.suppress(psycopg.Error):  # superusers (or pg_checkpoint members) only; fine to skip
+            conn.execute("CHECKPOINT")
 
 
 # -- the plan phase, in a child process --------------------------------------------------------
@@ -154,7 +153,7 @@ def phase_plan(manifests: Path, location: str) -> dict[str, Any]:
     from reconciler.loader import load_desired
     from reconciler.planner import build_plan
     from reconciler.state import open_store
-    from reconciler.views import render_json, render_text
+    from reconciler.views.plan import render_json, render_text
 
     marks = {"import": time.perf_counter() - started}
     t = time.perf_counter()

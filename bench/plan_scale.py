@@ -172,7 +172,7 @@ def phase_plan(manifests: Path, state_path: Path) -> dict[str, Any]:
     from reconciler.loader import load_desired
     from reconciler.planner import build_plan
     from reconciler.state import FileStateStore
-    from reconciler.views import render_json, render_text
+    from reconciler.views.plan import render_json, render_text
 
     marks = {"import": time.perf_counter() - started}
     t = time.perf_counter()

@@ -9,9 +9,12 @@ the executor: a trigger refused 401/403 stops the run and takes its write-ahead 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from reconciler.errors import ApiError, CredentialsError, ReconcilerError
+
+if TYPE_CHECKING:  # types only: the client loads httpx and its models (start-up time)
+    from reconciler.client_protocols import RenderClient
 
 RENDER_ROLES = frozenset(
     {
@@ -27,7 +30,7 @@ RENDER_ROLES = frozenset(
 ORGANIZATION_WIDE = frozenset({"ORGANIZATION_OWNER", "ORGANIZATION_ADMIN", "OWNER", "ADMIN"})
 
 
-def check_credentials(client: Any, *, writes: bool) -> None:
+def check_credentials(client: RenderClient, *, writes: bool) -> None:
     """Log in and check the role before the first checkpoint; CredentialsError if it cannot work.
 
     ``writes``: the plan triggers renders or deletes files (a read-only run needs only the

@@ -22,19 +22,21 @@ around; warnings (nothing to check with, webhooks unusable while polling works) 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
-from enum import Enum
+from datetime import datetime
+from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-import click
-
-from reconciler.applying import ApplyRequest, client_settings
-from reconciler.cli import api_options, manifests_option
+from reconciler.client import VntanaClient
+from reconciler.client.api import ROUTES, ProbeResult
+from reconciler.client.wire import Attachment, Grid, Product, Webhook, WebhookEvent
+from reconciler.client_protocols import RenderClient
+from reconciler.connection import Connection, Note, client_settings, verbose_logging
 from reconciler.errors import ApiError, ConfigError, ReconcilerError
+from reconciler.loader import load_desired
 from reconciler.settings import DEFAULT_CONFIG_NAME, ClientSettings, save_settings
 
 RENDER_EVENTS = ("renders.completed", "renders.failed", "turntable.completed", "turntable.failed")
@@ -48,7 +50,7 @@ SKEW_FAIL_SECONDS = 300.0
 _MAGIC = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"GIF8", "GIF"))
 
 
-class Status(str, Enum):
+class Status(StrEnum):
     OK = "ok"
     """Found as expected, or a disagreement the client works around."""
     WARN = "warn"
@@ -92,12 +94,42 @@ class DoctorReport:
             "problems": [f"{c.name}: {c.found}" for c in self.problems],
         }
 
+    def error(self) -> DoctorProblems | None:
+        """The error doctor ends with when a check failed (after the report is shown)."""
+        if not self.problems:
+            return None
+        return DoctorProblems(
+            f"{len(self.problems)} problem(s) the client cannot work around: "
+            + "; ".join(c.name for c in self.problems),
+            hint="see each one above; nothing was triggered",
+        )
+
+
+class DoctorClient(RenderClient, Protocol):
+    """The client as doctor asks it: the executor's calls, plus the raw reads that tell readings apart."""
+
+    def get_product(self, uuid: str) -> Product: ...
+
+    def attachment_page(
+        self, product_uuid: str, page: int, size: int, entity_type: str | None = None
+    ) -> Grid[Attachment]: ...
+
+    def probe_download(
+        self, attachment: Attachment, route: str, store_type: str | None = None
+    ) -> ProbeResult: ...
+
+    def list_webhooks(self, *, spelling: str | None = None) -> list[Webhook]: ...
+
+    def webhook_events(self, *, spelling: str | None = None) -> list[WebhookEvent]: ...
+
+    def server_clock(self) -> tuple[datetime | None, datetime]: ...
+
 
 class DoctorProblems(ReconcilerError):
     """Doctor found problems the client cannot work around (exit 1)."""
 
 
-def diagnose(client: Any, settings: ClientSettings, product: str | None) -> DoctorReport:
+def diagnose(client: DoctorClient, settings: ClientSettings, product: str | None) -> DoctorReport:
     """Run every check against ``client`` (read-only); ``product`` is the uuid to look at, if any."""
     report = DoctorReport(api_url=settings.api_url)
     add = report.checks.append
@@ -140,14 +172,14 @@ def diagnose(client: Any, settings: ClientSettings, product: str | None) -> Doct
 # -- the checks ------------------------------------------------------------------------------
 
 
-def _login(client: Any, settings: ClientSettings) -> Check:
+def _login(client: DoctorClient, settings: ClientSettings) -> Check:
     try:
         info = client.login_info
         workspaces = client.workspaces()
     except (ApiError, ConfigError) as exc:
         return Check("login", Status.FAIL, exc.message, exc.hint or "check the token and the organization")
     org = client.organization_uuid
-    entry = next((o for o in info.organizations if o.get("uuid") == org), {})
+    entry: dict[str, Any] = next((o for o in info.organizations if o.get("uuid") == org), {})
     who = f"organization {org}" + (f" ({entry['name']})" if entry.get("name") else "")
     found = f"{who} as {info.role or 'an unknown role'}; {len(workspaces)} workspace(s) visible"
     if workspaces:
@@ -186,7 +218,7 @@ def _login(client: Any, settings: ClientSettings) -> Check:
     return Check("login", Status.OK, found, action, detail)
 
 
-def _product(client: Any, product: str | None, add: Callable[[Check], None]) -> bool:
+def _product(client: DoctorClient, product: str | None, add: Callable[[Check], None]) -> bool:
     """The product check; whether the checks that need a product can run."""
     later = ("pages", "entity type", "download")
     if product is None:
@@ -231,7 +263,7 @@ def _product(client: Any, product: str | None, add: Callable[[Check], None]) -> 
     return True
 
 
-def _pages(client: Any, product: str) -> Check:
+def _pages(client: DoctorClient, product: str) -> Check:
     action = "pages attachment searches from 0 and product searches from 1, as VNTANA's guides say"
     try:
         first = client.attachment_page(product, 0, 1)
@@ -281,7 +313,7 @@ def _pages(client: Any, product: str) -> Check:
     )
 
 
-def _entity_filter(client: Any, product: str, files: list[Any]) -> Check:
+def _entity_filter(client: DoctorClient, product: str, files: list[Attachment]) -> Check:
     action = "filters by the entityType each entry carries, whatever the server does"
     try:
         answer = client.attachment_page(product, 0, 100, entity_type="RENDER")
@@ -322,9 +354,9 @@ def _entity_filter(client: Any, product: str, files: list[Any]) -> Check:
     )
 
 
-def _download(client: Any, settings: ClientSettings, files: list[Any], detected: dict[str, Any]) -> Check:
-    from reconciler.client.api import ROUTES
-
+def _download(
+    client: DoctorClient, settings: ClientSettings, files: list[Attachment], detected: dict[str, Any]
+) -> Check:
     render = next(
         (a for t in ("RENDER", "TURNTABLE") for a in files if (a.entity_type or "").upper() == t), None
     )
@@ -366,7 +398,7 @@ def _download(client: Any, settings: ClientSettings, files: list[Any], detected:
     return Check("download", Status.OK, found, f"download_route: {detected['download_route']}", detail)
 
 
-def _webhooks(client: Any, settings: ClientSettings, detected: dict[str, Any]) -> Check:
+def _webhooks(client: DoctorClient, settings: ClientSettings, detected: dict[str, Any]) -> Check:
     results: dict[str, str | None] = {}
     catalogue: list[str] = []
     for spelling in ("guide", "yaml"):
@@ -419,7 +451,7 @@ def _webhooks(client: Any, settings: ClientSettings, detected: dict[str, Any]) -
     )
 
 
-def _clock(client: Any) -> Check:
+def _clock(client: DoctorClient) -> Check:
     try:
         server, local = client.server_clock()
     except ApiError as exc:
@@ -465,161 +497,43 @@ def _what(head: bytes) -> str:
     return f"{len(head)} bytes"
 
 
-# -- output ----------------------------------------------------------------------------------
-
-
-def render_text(report: DoctorReport) -> str:
-    lines = [f"reconciler doctor: {report.api_url} (read-only: nothing is triggered or written)", ""]
-    for c in report.checks:
-        lines.append(f"  {c.status.value:<5} {c.name:<12} {c.found}")
-        if c.action:
-            lines.append(f"  {'':<5} {'':<12} → {c.action}")
-    lines.append("")
-    if report.settings:
-        shown = ", ".join(f"{k}: {v}" for k, v in report.settings.items())
-        lines.append(
-            f"Settings for this platform: {shown}" + ("" if report.saved else " (--save writes them)")
-        )
-    if report.saved:
-        lines.append("Saved to the config file: " + ", ".join(report.saved))
-    if report.problems:
-        lines.append(f"{len(report.problems)} problem(s) the client cannot work around:")
-        lines += [f"  - {c.name}: {c.found}" for c in report.problems]
-    else:
-        lines.append("No problems found.")
-    return "\n".join(lines) + "\n"
-
-
-# -- command ---------------------------------------------------------------------------------
+# -- the run -------------------------------------------------------------------------------
 
 
 @dataclass
 class DoctorRequest:
+    """What ``reconciler doctor`` was asked: the product to check with, and the platform."""
+
     product: str | None
     manifests: list[Path]
-    fmt: str = "text"
     save: bool = False
-    sandbox_dir: Path | None = None
-    flags: dict[str, Any] = field(default_factory=dict)
-    config_path: Path | None = None
-    verbose: bool = False
+    connection: Connection = field(default_factory=Connection)
 
 
-def run_doctor(req: DoctorRequest) -> DoctorReport:
-    """Check the platform; write the settings with ``save``; DoctorProblems if any check failed."""
-    from reconciler.client import VntanaClient
-
-    if req.save and req.sandbox_dir is not None:
+def run_doctor(req: DoctorRequest, note: Note | None = None) -> DoctorReport:
+    """Check the platform and write the settings with ``save``. ``report.error()`` is the error to
+    end with when a check failed; ``note`` hears what was started (the embedded sandbox)."""
+    if req.save and req.connection.sandbox:
         raise ReconcilerError(
             "--save with --sandbox would write the embedded sandbox's settings",
             hint="run doctor without --sandbox (with your credentials) to save settings",
         )
     product = req.product.lower() if req.product else _first_product(req.manifests)
-    if req.verbose:
-        from reconciler.applying import _verbose_logging
-
-        _verbose_logging()
+    if req.connection.verbose:
+        verbose_logging()
     with ExitStack() as stack:
-        settings = stack.enter_context(
-            client_settings(
-                ApplyRequest(
-                    manifests=req.manifests,
-                    state_path=Path("."),
-                    sandbox_dir=req.sandbox_dir,
-                    flags=req.flags,
-                    config_path=req.config_path,
-                    fmt=req.fmt,
-                    verbose=req.verbose,
-                )
-            )
-        )
+        settings = stack.enter_context(client_settings(req.connection, note))
         client = stack.enter_context(VntanaClient(settings))
         report = diagnose(client, settings, product)
     if req.save and report.checks[0].status is not Status.FAIL:
-        path = req.config_path or Path.cwd() / DEFAULT_CONFIG_NAME
+        path = req.connection.config_path or Path.cwd() / DEFAULT_CONFIG_NAME
         report.saved = save_settings(path, report.settings)
-    if req.fmt == "json":
-        click.echo(json.dumps(report.to_json(), indent=2))
-    else:
-        click.echo(render_text(report), nl=False)
-    if report.problems:
-        raise DoctorProblems(
-            f"{len(report.problems)} problem(s) the client cannot work around: "
-            + "; ".join(c.name for c in report.problems),
-            hint="see each one above; nothing was triggered",
-        )
     return report
 
 
 def _first_product(manifests: list[Path]) -> str | None:
     """The first product (in uuid order) of the manifests, if there are manifests to read."""
-    from reconciler.loader import load_desired
-
     if not any(p.exists() for p in manifests):
         return None
     desired = load_desired(manifests)  # broken manifests are an error here too (ManifestError)
     return min(desired.products) if desired.products else None
-
-
-@click.command("doctor")
-@click.option(
-    "--product",
-    metavar="UUID",
-    help="The product to check with (default: the first in the manifests). "
-    "A rendered one lets doctor check downloads too.",
-)
-@manifests_option
-@api_options
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-@click.option(
-    "--save",
-    is_flag=True,
-    help=f"Write the detected settings into {DEFAULT_CONFIG_NAME} (or --config); never the token.",
-)
-def doctor_command(
-    product: str | None,
-    manifests: tuple[Path, ...],
-    sandbox: bool,
-    sandbox_dir: Path,
-    api_url: str | None,
-    organization_uuid: str | None,
-    client_uuid: str | None,
-    config_path: Path | None,
-    verbose: bool,
-    download_route: str | None,
-    fmt: str,
-    save: bool,
-) -> None:
-    """Check, read-only, how this platform reads VNTANA's documents, before paying for a render."""
-    if sandbox:
-        clash = [
-            f"--{n}"
-            for n, v in (
-                ("api-url", api_url),
-                ("organization", organization_uuid),
-                ("workspace", client_uuid),
-                ("config", config_path),
-            )
-            if v
-        ]
-        if clash:
-            raise ReconcilerError(
-                f"--sandbox chooses the platform itself; it cannot be combined with {', '.join(clash)}"
-            )
-    run_doctor(
-        DoctorRequest(
-            product=product,
-            manifests=list(manifests) or [Path("manifests")],
-            fmt=fmt,
-            save=save,
-            sandbox_dir=sandbox_dir if sandbox else None,
-            config_path=config_path,
-            verbose=verbose,
-            flags={
-                "api_url": api_url,
-                "organization_uuid": organization_uuid,
-                "client_uuid": client_uuid,
-                "download_route": download_route,
-            },
-        )
-    )

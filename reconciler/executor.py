@@ -33,8 +33,12 @@ Never touch what the reconciler did not make (reconciler.observed decides what i
     them) unless the plan names it in ``--replace``. That guards saved and offline plans, and
     the listing tells the wait which files were there before the trigger.
 
-The caller holds the state lock for the whole run. Worker threads share one client (and so
-one rate limiter) and serialise their checkpoints through ``self._mutex``.
+``apply`` owns a whole run: it takes the state lock, reads the state, checks a saved plan is
+still current (or makes the plan from the state it read), shows it, enforces the breaker and the
+budget (``Plan.enforce_limits``), syncs labels, checks the credentials, asks for confirmation,
+then prunes, triggers and waits (``Executor``), and always ends with the finish event. Worker
+threads share one client (and so one rate limiter) and serialise their checkpoints through
+``self._mutex``.
 """
 
 from __future__ import annotations
@@ -44,12 +48,15 @@ import signal
 import threading
 import time
 import uuid as uuidlib
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
+from typing import TYPE_CHECKING, Any
 
+from reconciler.credentials import check_credentials
+from reconciler.downloads import fetch, safe_name
 from reconciler.errors import (
     ApiError,
     AuthenticationError,
@@ -71,7 +78,6 @@ from reconciler.events import (
     Unknown,
     Waiting,
 )
-from reconciler.fetch import fetch, safe_name
 from reconciler.observed import (
     CREATED_SLACK,
     created_at,
@@ -84,10 +90,10 @@ from reconciler.observed import (
 from reconciler.plan import Action, ActionKind, Batch, Plan
 from reconciler.state import (
     Attachment,
-    FileStateStore,
     ProductRecord,
     RenderRequest,
     State,
+    StateStore,
     Status,
     utcnow,
 )
@@ -95,24 +101,36 @@ from reconciler.state.model import AttachmentKind, attachment_kind
 from reconciler.waiting import Expectations, PendingRender, Scheduler, complete, job_of
 
 if TYPE_CHECKING:  # the receiver pulls in an ASGI server; only its type is needed here
-    from reconciler.webhooks import EventBoard
+    from reconciler.client_protocols import RenderClient
+    from reconciler.webhook_receiver import EventBoard
 
 
-class Client(Protocol):
-    def trigger_renders(self, product_uuids: list[str], spec: dict[str, Any]) -> Any: ...
-    def list_attachments(self, product_uuid: str, entity_type: str | None = None) -> list[Any]: ...
-    def download(self, attachment: Any, store_type: str, sink: BinaryIO | None = None) -> Any: ...
-    def delete_attachment(self, product_uuid: str, uuid: str) -> None: ...
+PlanMaker = Callable[[State], Plan]
+"""Makes the plan from the state ``apply`` read under the lock (a plan not saved beforehand)."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class ApplyOptions:
+    """How a run goes: what it waits for and how long, where files are kept, the lock, and the
+    caller's part (showing the plan, confirming it, listening for webhooks)."""
+
     parallelism: int = 4
     product_timeout: float = 900.0
     poll_interval: float = 2.0
     download_dir: Path | None = None
     board: EventBoard | None = None
     """Webhook events, when listening: wake pollers early and report ``*.failed``."""
+    lock_timeout: float = 0.0
+    allow_large: bool = False
+    """Accept a plan that trips the large-change breaker (``--allow-large`` at apply time)."""
+    again: tuple[str, str] = ("reconciler plan", "reconciler apply")
+    """The plan and apply commands of this run, for the hint of a stale saved plan."""
+    show: Callable[[Plan], None] | None = None
+    """Shows the plan once it is made (before the breaker: a refused plan is shown too)."""
+    confirm: Callable[[Plan], None] | None = None
+    """Asked before the first change, once the credentials are known to work; raises to cancel."""
+    listen: Callable[[], EventBoard] | None = None
+    """Starts receiving webhook deliveries, once the run is confirmed (``board`` for the run)."""
 
 
 @dataclass
@@ -122,10 +140,58 @@ class ApplyReport:
     skipped: int = 0
     bytes_downloaded: int = 0
     seconds: float = 0.0
+    changes: bool = True
+    """False when the plan had nothing to apply (labels may still have been synced)."""
+    lineage: str = ""
+    """The lineage of the state the run read."""
 
     @property
     def ok(self) -> bool:
         return not self.failed
+
+
+def apply(
+    plan: Plan | PlanMaker,
+    *,
+    client: RenderClient,
+    store: StateStore,
+    hooks: Hooks,
+    options: ApplyOptions | None = None,
+) -> ApplyReport:
+    """Run ``plan`` under the state lock: a saved ``Plan`` is refused if the state moved since it
+    was made (StalePlanError); a ``PlanMaker`` is given the state read under the lock, so a run
+    that waited for the lock plans from what the previous run left. Raises what the breaker,
+    the budget, the confirmation or the credentials raise; the finish event is always emitted
+    once execution started."""
+    options = options or ApplyOptions()
+    with store.lock("apply", timeout=options.lock_timeout):
+        state = store.fold()
+        if isinstance(plan, Plan):
+            check_plan_current(plan, state, again=options.again)
+        else:
+            plan = plan(state)
+        if options.show is not None:
+            options.show(plan)
+        plan.enforce_limits(allow_large=options.allow_large)
+        if not plan.has_changes:
+            if sync_labels(store, state, plan):
+                store.write(state, bump=False)
+            return ApplyReport(changes=False, lineage=state.lineage)
+        # Before the first checkpoint: a token or role that cannot do this stops here (issue 13).
+        check_credentials(
+            client, writes=bool(plan.batches) or any(a.kind is ActionKind.DELETE for a in plan.actions)
+        )
+        if options.confirm is not None:
+            options.confirm(plan)
+        if options.listen is not None:
+            options = replace(options, board=options.listen())
+        executor = Executor(client, store, state, hooks, options)
+        try:
+            report = executor.run(plan)
+        finally:
+            hooks.on_event(executor.finish(client.stats.snapshot().as_dict()))
+        report.lineage = state.lineage
+        return report
 
 
 def check_plan_current(
@@ -150,7 +216,7 @@ def check_plan_current(
         raise StalePlanError(moved, plan=again[0], apply=again[1])
 
 
-def sync_labels(store: FileStateStore, state: State, plan: Plan) -> int:
+def sync_labels(store: StateStore, state: State, plan: Plan) -> int:
     """Names and ``protect`` live in the manifests; copy them into the state (no render needed).
 
     Runs on every apply, changes or not: ``protect`` must be on record before the product
@@ -177,8 +243,8 @@ def failpoint(name: str) -> None:
 class Executor:
     def __init__(
         self,
-        client: Client,
-        store: FileStateStore,
+        client: RenderClient,
+        store: StateStore,
         state: State,
         hooks: Hooks,
         options: ApplyOptions | None = None,
@@ -398,7 +464,7 @@ class Executor:
         ) as pool:
             verdicts = list(pool.map(check, batch.products))
         ready, late = [], []
-        for product, refusal in zip(batch.products, verdicts):
+        for product, refusal in zip(batch.products, verdicts, strict=True):
             if refusal is None:
                 ready.append(product)
             elif refusal is LATE:

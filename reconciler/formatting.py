@@ -1,4 +1,4 @@
-"""``reconciler fmt``: one layout for every manifest, comments kept, meaning never changed.
+"""The manifest formatter behind ``reconciler fmt`` (reconciler.cli.fmt): one layout for every manifest, comments kept, meaning never changed.
 
 The layout: two-space indentation with sequence dashes indented under their key, block
 style throughout, keys in the API's order (``presets``, ``defaults``, ``products``; on a product
@@ -28,13 +28,11 @@ import difflib
 import io
 import json
 import re
-import shlex
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import click
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.emitter import RoundTripEmitter
@@ -314,7 +312,7 @@ class _Move:
         col = self.depth
         chunks = [lines[a:b] for a, b in self.spans]
         if self.dash is not None:  # the dash stays on the first line, whichever key that is
-            chunks[0] = [" " * col + chunks[0][0][col:]] + chunks[0][1:]
+            chunks[0] = [" " * col + chunks[0][0][col:], *chunks[0][1:]]
         block = [line for i in self.wanted for line in chunks[i]]
         if self.dash is not None:
             lead = next(i for i, line in enumerate(block) if line.strip() and not _is_comment(line))
@@ -450,7 +448,7 @@ def _plain(text: str) -> str:
     return json.dumps(data, sort_keys=True, default=repr, ensure_ascii=False)
 
 
-# ---------------------------------------------------------------------------- the command
+# ---------------------------------------------------------------------------- many files
 
 
 def format_paths(paths: Iterable[Path]) -> tuple[list[Formatted], list[Diagnostic]]:
@@ -467,37 +465,8 @@ def format_paths(paths: Iterable[Path]) -> tuple[list[Formatted], list[Diagnosti
     return results, problems
 
 
-@click.command("fmt")
-@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
-@click.option(
-    "--check", is_flag=True, help="Change nothing: print a diff of what would change and exit 1 if any."
-)
-def fmt_command(paths: tuple[Path, ...], check: bool) -> None:
-    """Rewrite manifests in one layout (indentation, key order, quoting), keeping every comment.
-
-    PATHS are manifest files or folders (default: manifests/). The meaning never changes:
-    each file is read back and compared before it is written."""
-    results, problems = format_paths(list(paths) or [Path("manifests")])
-    changed = [r for r in results if r.changed]
-    for r in changed:
-        if check:
-            click.echo(r.diff(), nl=False)
-        else:
-            _write(r)
-            click.echo(f"Formatted {r.path}")
-    verb = "would be reformatted" if check else "reformatted"
-    click.echo(f"{len(changed)} file(s) {verb}, {len(results) - len(changed)} unchanged.", err=check)
-    if problems:
-        raise ManifestError(problems)
-    if check and changed:
-        again = "".join(" " + shlex.quote(str(p)) for p in paths)
-        raise ReconcilerError(
-            f"{len(changed)} manifest file(s) are not formatted",
-            hint=f"run 'reconciler fmt{again}' to rewrite them",
-        )
-
-
-def _write(r: Formatted) -> None:
+def write_formatted(r: Formatted) -> None:
+    """Replace the file with its formatted text (through a temporary file: never half written)."""
     tmp = r.path.with_name(r.path.name + ".fmt-tmp")
     try:
         tmp.write_bytes(r.after.encode("utf-8"))

@@ -13,7 +13,7 @@ from enum import Enum
 from typing import Any
 
 from reconciler._gc import gc_paused
-from reconciler.errors import PlanFileError
+from reconciler.errors import LargeChangeError, OverBudgetError, PlanFileError
 
 PLAN_FORMAT_VERSION = 1
 
@@ -232,6 +232,15 @@ class Plan:
     @property
     def refused(self) -> bool:
         return bool(self.limits_tripped) and not self.allow_large
+
+    def enforce_limits(self, *, allow_large: bool = False) -> None:
+        """The breaker, in one place: LargeChangeError when the plan trips a large-change limit that
+        neither it nor ``allow_large`` accepts; OverBudgetError when it exceeds a budget it does not
+        accept. ``plan`` and ``apply`` call it once the plan is shown, a saved plan's apply too."""
+        if self.limits_tripped and not (self.allow_large or allow_large):
+            raise LargeChangeError(self.limits_tripped)
+        if self.budget_refused:
+            raise OverBudgetError(self.over_budget)
 
     @property
     def budget_refused(self) -> bool:

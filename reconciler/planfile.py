@@ -8,7 +8,7 @@ from pathlib import Path
 
 from reconciler.errors import PlanFileError
 from reconciler.plan import Plan
-from reconciler.views import render_json
+from reconciler.views.plan import render_json
 
 
 def save_plan(plan: Plan, out: Path) -> None:

@@ -29,15 +29,16 @@ plan's cost the same way; ``recheck_budget`` does it again for a saved plan at a
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any
 
 from deepdiff import DeepDiff
 
 from reconciler._gc import gc_paused
-from reconciler.errors import ReconcilerError
+from reconciler.errors import PlanOptionsError as PlanOptionsError  # re-exported: callers import it here
+from reconciler.errors import SelectionError as SelectionError  # re-exported: callers import it here
 from reconciler.observed import (
     Observed,
     ObservedProduct,
@@ -64,10 +65,6 @@ from reconciler.state.model import ProductRecord, State, Status, attachment_kind
 DEFAULT_MAX_BATCH_SIZE = 50
 
 
-class PlanOptionsError(ValueError):
-    pass
-
-
 @dataclass(frozen=True)
 class Limits:
     """The large-change breaker. Re-renders trip it above ``rerender_share`` of the catalogue
@@ -79,26 +76,41 @@ class Limits:
     max_deletes: int = 10
 
 
+@dataclass(frozen=True)
+class PlanOptions:
+    """What shapes a plan besides the manifests, the state and what the platform holds: the options
+    of ``plan`` and ``apply`` as the planner takes them."""
+
+    replace: tuple[str, ...] = ()
+    """Product uuids to re-render regardless of their state."""
+    targets: tuple[str, ...] = ()
+    """Only these products (uuids, or globs on the name); the others wait."""
+    excludes: tuple[str, ...] = ()
+    """Leave these products out (uuids, or globs on the name)."""
+    prune: str | None = None
+    """What to do with orphans: None (keep), "forget" or "delete"."""
+    max_batch_size: int = DEFAULT_MAX_BATCH_SIZE
+    limits: Limits = field(default_factory=Limits)
+    """The large-change breaker."""
+    allow_large: bool = False
+    budget: Budget = field(default_factory=Budget)
+    """The most the plan may trigger (``over_budget`` lists what it exceeds)."""
+    allow_over_budget: bool = False
+
+
 @gc_paused()  # ~10^5 actions at once: see reconciler/_gc.py
 def build_plan(
     desired: Desired,
     state: State,
+    options: PlanOptions | None = None,
     *,
     location: str = "",
-    replace: Iterable[str] = (),
-    max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
     observed: Observed | None = None,
-    targets: Iterable[str] = (),
-    excludes: Iterable[str] = (),
-    prune: str | None = None,
-    limits: Limits | None = None,
-    allow_large: bool = False,
-    budget: Budget | None = None,
-    allow_over_budget: bool = False,
 ) -> Plan:
-    """Compute the plan. ``replace`` lists product uuids to re-render regardless of their state;
-    ``prune`` is None, "forget" or "delete" (what to do with orphans); ``budget`` is the most
-    the plan may trigger (``over_budget`` lists what it exceeds)."""
+    """Compute the plan for ``desired`` against ``state`` (recorded at ``location``), shaped by
+    ``options``; ``observed``: what the platform holds now (``--refresh``), drift becomes re-renders."""
+    options = options or PlanOptions()
+    replace, max_batch_size, prune = options.replace, options.max_batch_size, options.prune
     if max_batch_size < 1:
         raise PlanOptionsError("max batch size must be at least 1")
     if prune not in (None, "forget", "delete"):
@@ -109,7 +121,7 @@ def build_plan(
         raise PlanOptionsError(
             "--replace names products that are not in the manifests: " + ", ".join(unknown)
         )
-    targets, excludes = list(targets), list(excludes)
+    targets, excludes = list(options.targets), list(options.excludes)
     selection = _Selection(targets, excludes)
     diffs: dict[tuple[str, str], list[FieldChange]] = {}
     actions: list[Action] = []
@@ -140,20 +152,15 @@ def build_plan(
         targets=targets,
         excludes=excludes,
         waiting=waiting,
-        allow_large=allow_large,
+        allow_large=options.allow_large,
         prune=prune,
         refreshed=observed is not None,
     )
-    plan.limits_tripped = _tripped(plan, len(desired.products), limits or Limits())
-    plan.budget = budget or Budget()
+    plan.limits_tripped = _tripped(plan, len(desired.products), options.limits)
+    plan.budget = options.budget
     plan.over_budget = over_budget(plan.cost, plan.budget)
-    plan.allow_over_budget = allow_over_budget
+    plan.allow_over_budget = options.allow_over_budget
     return plan
-
-
-class SelectionError(ReconcilerError):
-    """``--target`` / ``--exclude`` patterns that match no product: a typo must not pass as
-    "No changes" (issue 13)."""
 
 
 class _Selection:

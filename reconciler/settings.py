@@ -22,10 +22,11 @@ import difflib
 import math
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from reconciler.errors import ConfigError
@@ -203,7 +204,7 @@ def _read_config(path: Path) -> tuple[dict[str, Any], dict[str, int], str | None
 
     def line_of(key: Any) -> int:
         try:
-            return int(data.lc.key(key)[0]) + 1
+            return int(cast(Any, data).lc.key(key)[0]) + 1  # ruamel's line info, when it has one
         except (AttributeError, KeyError, TypeError):
             return 1
 
@@ -338,8 +339,6 @@ def save_settings(path: Path, values: Mapping[str, Any]) -> list[str]:
         except (OSError, YAMLError) as exc:  # pragma: no cover - _read_config reported it already
             raise ConfigError(f"cannot read config file {path}: {exc}") from exc
     if data is None:
-        from ruamel.yaml.comments import CommentedMap
-
         data = CommentedMap()
     changed = []
     for key, value in values.items():

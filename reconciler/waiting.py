@@ -44,7 +44,7 @@ from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 QUIET = 2.0
 """The platform is taken to have stopped when it has delivered nothing for this many times its
@@ -56,6 +56,10 @@ MIN_SLACK = 5.0
 JOBS = ("still", "turntable")
 """The platform's jobs per trigger (sandbox and renders.md): the still, and the turntable (MP4 and,
 when asked, the GIF, which appear together)."""
+
+
+A = TypeVar("A")
+"""An attachment as the caller lists it (the client's wire model)."""
 
 
 def job_of(kind: str) -> str:
@@ -321,7 +325,7 @@ class Scheduler:
             return min(waits)
 
 
-def complete(new: list[Any], kind_of: Callable[[Any], str], want_gif: bool) -> list[tuple[str, Any]] | None:
+def complete(new: list[A], kind_of: Callable[[A], str], want_gif: bool) -> list[tuple[str, A]] | None:
     """The results to download (store type, attachment) when the still, the MP4 (and the GIF if
     asked) are all among ``new``, the newest of each kind; else None."""
     stills = [a for a in new if kind_of(a) == "still"]

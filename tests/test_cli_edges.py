@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import uuid
@@ -28,3 +29,22 @@ def test_a_reader_that_stops_early_gets_no_traceback(tmp_path: Path) -> None:
     proc.stderr.close()
     assert proc.wait(timeout=60) == 141
     assert "Traceback" not in stderr and "Internal error" not in stderr
+
+
+def test_sandbox_with_an_option_that_chooses_another_platform_is_refused_not_ignored(tmp_path: Path) -> None:
+    # import took --api-url with --sandbox and silently used the sandbox; every command that
+    # connects now takes the same options and refuses the pair before it starts anything.
+    for command in (["import", "--all"], ["doctor"], ["webhooks", "list"], ["plan", "--refresh"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "reconciler", *command, "--sandbox", "--api-url", "https://x.invalid"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "NO_COLOR": "1"},
+        )
+        assert done.returncode == 1, (command, done.stdout, done.stderr)
+        assert done.stderr.splitlines()[0] == (
+            "Error: --sandbox chooses the platform itself; it cannot be combined with --api-url"
+        ), command
+        assert not (tmp_path / ".reconciler").exists(), "the sandbox must not have been started"

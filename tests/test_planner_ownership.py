@@ -13,7 +13,7 @@ import pytest
 
 from reconciler.observed import Observed, ObservedAttachment, ObservedProduct, foreign_renders
 from reconciler.plan import ActionKind, Reason
-from reconciler.planner import build_plan
+from reconciler.planner import PlanOptions, build_plan
 from reconciler.state import Status
 from tests.test_planner import P1, P2, WEBP_NO_GIF, desired, record, state
 
@@ -181,7 +181,10 @@ CASES = [
 def test_plan(case: Case) -> None:
     observed = Observed(products=case.platform)
     plan = build_plan(
-        desired(case.want), state(case.have), replace=case.replace, prune=case.prune, observed=observed
+        desired(case.want),
+        state(case.have),
+        PlanOptions(replace=case.replace, prune=case.prune),
+        observed=observed,
     )
     by_product = {a.product: a for a in plan.actions}
     assert {u: (by_product[u].kind, by_product[u].reason) for u in case.expect} == case.expect
@@ -213,7 +216,7 @@ def test_files_of_our_own_unfinished_trigger_are_ours() -> None:
 
 
 def test_the_text_and_markdown_plans_name_what_is_left_alone() -> None:
-    from reconciler.views import render_markdown, render_text
+    from reconciler.views.plan import render_markdown, render_text
 
     plan = build_plan(
         desired({P1: {}, P2: WEBP_NO_GIF}),

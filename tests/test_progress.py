@@ -7,8 +7,9 @@ import json
 
 from rich.console import Console
 
+from reconciler.cli.live import LiveProgress
 from reconciler.events import Downloaded, Failed, Recorded, RunFinished, RunStarted, Triggered, Waiting
-from reconciler.progress import JsonLines, LiveProgress, LogLines
+from reconciler.views.progress import JsonLines, LogLines
 
 RUN = [
     RunStarted(triggers=2, resumes=1, batches=1),

@@ -6,9 +6,9 @@ import json
 import re
 
 from reconciler.plan import Plan
-from reconciler.planner import build_plan
+from reconciler.planner import PlanOptions, build_plan
 from reconciler.spec import Desired
-from reconciler.views import MARKDOWN_BUDGET, render_json, render_markdown, render_text
+from reconciler.views.plan import MARKDOWN_BUDGET, render_json, render_markdown, render_text
 from tests.test_planner import P1, P2, P3, P4, WEBP_NO_GIF, desired, record, state
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -194,7 +194,7 @@ def preset_plan(**options: object) -> Plan:
     world = desired_with_presets(
         {P1: ("hero", {}), P2: ("hero", {"imageWidth": 1000}), P3: (None, {}), P4: ("<b>odd</b>", {})}
     )
-    return build_plan(world, state({}), **options)  # type: ignore[arg-type]
+    return build_plan(world, state({}), PlanOptions(**options))  # type: ignore[arg-type]
 
 
 def test_text_shows_the_cost_by_preset_when_presets_are_used() -> None:
@@ -260,12 +260,12 @@ def test_a_plan_within_its_budget_says_how_much_it_uses() -> None:
 
 def test_the_pull_request_comment_shows_an_over_budget_plan_as_refused_even_in_its_summary_alone() -> None:
     from reconciler.plan import Budget
-    from reconciler.views_github import Links, plan_comment_bodies
+    from reconciler.views.github import Links, plan_comment_bodies
 
-    small = build_plan(desired({P1: {}}), state({}), budget=Budget(max_frames=1))
+    small = build_plan(desired({P1: {}}), state({}), PlanOptions(budget=Budget(max_frames=1)))
     (one,) = plan_comment_bodies(small, key="k", max_parts=5, links=Links())
     assert "> [!CAUTION]\n> Over budget (refused without --allow-over-budget): 37 frames" in one
-    big = build_plan(_big_desired(), state({}), max_batch_size=1, budget=Budget(max_requests=10))
+    big = build_plan(_big_desired(), state({}), PlanOptions(max_batch_size=1, budget=Budget(max_requests=10)))
     bodies = plan_comment_bodies(big, key="k", max_parts=1, links=Links())  # too long: the summary alone
     assert len(bodies) == 1 and "comments would be needed" in bodies[0]
     assert (

@@ -31,12 +31,12 @@ import av
 from av.video.reformatter import VideoReformatter
 from PIL import Image
 
+from reconciler.downloads import read_last_apply, sha256_file
 from reconciler.gallery import model
-from reconciler.gallery.downloads import read_last_apply, sha256_file
 from reconciler.gallery.model import FileFacts, GalleryError, Preview, PreviewKey
 from reconciler.gallery.pages import render_site, static_assets
 from reconciler.planfile import load_plan
-from reconciler.state import FileStateStore, utcnow
+from reconciler.state import open_store, utcnow
 
 MARKER = ".reconciler-gallery"
 CACHE = ".gallery-cache.json"
@@ -100,7 +100,7 @@ def build_gallery(req: GalleryRequest, *, built_at: str | None = None) -> Galler
             else "run 'reconciler apply' first, or pass --state FILE"
         )
         raise GalleryError(f"no state at {req.state_path}: nothing has been applied yet", hint=hint)
-    state = FileStateStore(req.state_path).read()
+    state = open_store(req.state_path).read()
     kept = req.download_dir is not None
     downloads = req.download_dir or Path()
     downloads_missing = kept and not downloads.is_dir()
@@ -209,7 +209,7 @@ def _remove_stale(out: Path, keep: set[str]) -> int:
             elif not entry.name.startswith("."):
                 total += entry.stat().st_size
     for top in ("assets", *_DERIVED):
-        for folder, dirs, files in os.walk(out / top, topdown=False):
+        for folder, _dirs, files in os.walk(out / top, topdown=False):
             rel = Path(folder).relative_to(out).as_posix()
             for name in files:
                 path = os.path.join(folder, name)
@@ -290,8 +290,7 @@ def _previews(
         return (role, sha), _make(role, root / source, out, _target(role, sha))
 
     with ThreadPoolExecutor(max_workers=max(1, parallelism), thread_name_prefix="gallery-thumb") as pool:
-        for key, preview in pool.map(one, todo):
-            done[key] = preview
+        done.update(pool.map(one, todo))
     cache["previews"] = {
         f"{r}:{s}": (None if p is None else [p.width, p.height]) for (r, s), p in done.items()
     }
@@ -360,7 +359,7 @@ def _first_frame(source: Path) -> Image.Image | None:
             scale = min(1.0, THUMB_EDGE / max(frame.width, frame.height, 1))
             width, height = max(1, round(frame.width * scale)), max(1, round(frame.height * scale))
             rgb = _reformatter().reformat(frame, format="rgb24", width=width, height=height)
-            return rgb.to_image()  # type: ignore[no-untyped-call,no-any-return]
+            return rgb.to_image()  # type: ignore[no-any-return]  # PyAV ships no annotations
     return None
 
 

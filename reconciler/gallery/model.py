@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from reconciler.downloads import LastApply, current_path, previous_path
 from reconciler.errors import ReconcilerError
-from reconciler.gallery.downloads import LastApply, current_path, previous_path
 from reconciler.plan import Action, ActionKind, FieldChange, Plan
 from reconciler.planner import field_changes
 from reconciler.state.model import Attachment, ProductRecord, Status

@@ -26,6 +26,7 @@ from reconciler.gallery.model import (
     human_time,
     search_index,
 )
+from reconciler.views.units import size
 
 ASSETS = ("gallery.css", "gallery.js")
 
@@ -81,16 +82,6 @@ def _helpers(previews: Mapping[PreviewKey, Preview | None]) -> dict[str, Any]:
 def url(path: str | None) -> str:
     """A relative URL for a site path: every segment percent-encoded."""
     return quote(path or "", safe="/")
-
-
-def size(count: int) -> str:
-    step = 1024.0
-    amount = float(count)
-    for unit in ("bytes", "KiB", "MiB", "GiB"):
-        if amount < step or unit == "GiB":
-            return f"{int(amount)} {unit}" if unit == "bytes" else f"{amount:.1f} {unit}"
-        amount /= step
-    return f"{count} bytes"  # unreachable: the loop returns at GiB
 
 
 def local_words(f: FileView) -> str:

@@ -1,6 +1,6 @@
 """Putting text on a pull request: sticky comments, labels, check-run annotations, step summaries.
 
-Sticky comments: our comments start with a hidden marker (``views_github.marker``) naming
+Sticky comments: our comments start with a hidden marker (``views.github.marker``) naming
 their kind (plan or apply), a key (one sticky thread per key, e.g. per catalogue) and a part.
 Part N of the current text updates the oldest comment that holds part N, so the comment
 stays where the conversation first had it; missing parts are created. Comments holding
@@ -19,7 +19,7 @@ from typing import Any
 
 from reconciler.errors import ReconcilerError
 from reconciler.github.rest import GitHubApi, GitHubError
-from reconciler.views_github import (
+from reconciler.views.github import (
     CHECK_RUN_BATCH,
     LABELS,
     STEP_SUMMARY_LIMIT,

@@ -10,7 +10,8 @@ from email.utils import format_datetime
 
 import httpx
 
-from reconciler.doctor import Status, diagnose, render_text
+from reconciler.doctor import Status, diagnose
+from reconciler.views.doctor import render_text
 from tests.client.test_client_readings import (
     DATA,
     ORG,

@@ -192,7 +192,9 @@ def test_a_large_change_allow_it(project: Project) -> None:
 
 @pytest.mark.timeout(120)
 def test_a_locked_state_retry_with_lock_timeout(project: Project) -> None:
-    project.sandbox.set_faults(FaultConfig(latency_seconds=0.2))
+    # A second of latency on every request keeps the first apply holding the lock for tens of
+    # seconds, longer than a CLI takes to start on a loaded machine (0.2 s lost that race).
+    project.sandbox.set_faults(FaultConfig(latency_seconds=1.0))
     project.write_manifest(manifest([TRAIL, COURT]))
     first = project.popen("apply", "--auto-approve", "--poll-interval", "0.05")
     try:

@@ -21,7 +21,7 @@ import uuid as uuidlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from reconciler.gallery.downloads import LastApply, write_last_apply
+from reconciler.downloads import LastApply, write_last_apply
 from reconciler.sandbox.media import SHAPES, render_still, render_turntable
 from reconciler.spec import RenderSpec
 from reconciler.state import (

@@ -9,9 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.errors import ConfigError
-from reconciler.gallery.command import SANDBOX_DOWNLOADS, resolve_download_dir
-from reconciler.gallery.downloads import (
+from reconciler.downloads import (
     KEEP_FILES,
     LAST_APPLY,
     LastApply,
@@ -20,6 +18,8 @@ from reconciler.gallery.downloads import (
     read_last_apply,
     write_last_apply,
 )
+from reconciler.errors import ConfigError
+from reconciler.gallery.after_apply import SANDBOX_DOWNLOADS, resolve_download_dir
 from reconciler.settings import configured_downloads, resolve_settings
 from reconciler.state.model import HISTORY_LENGTH
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from reconciler.gallery.downloads import LastApply
+from reconciler.downloads import LastApply
 from reconciler.gallery.model import (
     PLANNED,
     FileFacts,

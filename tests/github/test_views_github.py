@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from reconciler.diagnostics import Diagnostic, SourceLocation
 from reconciler.plan import Action, ActionKind, Cost, Plan, Reason, StateToken
-from reconciler.views_github import (
+from reconciler.views.github import (
     annotation_lines,
     cut_markdown,
     escape_data,

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
-from reconciler.sandbox.command import build_config, sandbox_command
+from reconciler.cli.sandbox import build_config, sandbox_command
 from reconciler.sandbox.config import DEFAULT_ACCESS_TOKEN
 from reconciler.sandbox.readings import Readings
 
@@ -133,7 +133,7 @@ def test_bad_flag_values_are_usage_errors(tmp_path: Path) -> None:
 
 
 def test_serves_until_interrupted(tmp_path: Path) -> None:
-    code = "from reconciler.sandbox.command import sandbox_command; sandbox_command()"
+    code = "from reconciler.cli.sandbox import sandbox_command; sandbox_command()"
     args = [
         sys.executable,
         "-c",
@@ -186,7 +186,7 @@ def test_serves_until_interrupted(tmp_path: Path) -> None:
 
 
 def test_custom_access_token_is_not_echoed(tmp_path: Path) -> None:
-    code = "from reconciler.sandbox.command import sandbox_command; sandbox_command()"
+    code = "from reconciler.cli.sandbox import sandbox_command; sandbox_command()"
     args = [
         sys.executable,
         "-c",

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from reconciler.sandbox.command import sandbox_command
+from reconciler.cli.sandbox import sandbox_command
 from reconciler.sandbox.server import EmbeddedSandbox, SandboxConfig
 from reconciler.sandbox.store import SandboxDataError
 

@@ -168,8 +168,9 @@ def render_text(plan: Plan, *, colour: bool = False, show_noop: bool = False) ->
         lines.append("")
     if plan.batches:
         lines.append(f"Batches: {len(plan.batches)} request(s), at most {plan.max_batch_size} products each")
-        for b in plan.batches:
-            lines.append(f"  #{b.index + 1}: {len(b.products)} product(s), {spec_summary(b.spec)}")
+        lines.extend(
+            f"  #{b.index + 1}: {len(b.products)} product(s), {spec_summary(b.spec)}" for b in plan.batches
+        )
         lines.append("")
     lines.append(cost_line(plan))
     presets = _named_presets(plan)
@@ -180,11 +181,11 @@ def render_text(plan: Plan, *, colour: bool = False, show_noop: bool = False) ->
             for column in ([r.products for r in presets], [r.frames for r in presets])
         )
         lines.append("Cost by preset:")
-        for r in presets:
-            lines.append(
-                f"  {_preset_label(r):<{width}}  {r.products:>{pw},} product{'s' if r.products != 1 else ' '}"
-                f"  {r.frames:>{fw},} frames  {number(r.video_seconds)} s of video"
-            )
+        lines.extend(
+            f"  {_preset_label(r):<{width}}  {r.products:>{pw},} product{'s' if r.products != 1 else ' '}"
+            f"  {r.frames:>{fw},} frames  {number(r.video_seconds)} s of video"
+            for r in presets
+        )
     lines.append(bold(summary_line(plan)))
     if plan.limits_tripped:
         lines.append(paint("31", limits_text(plan)))

@@ -2,7 +2,7 @@
 
 Large catalogues arrive with renders made by hand or by older scripts. For each product the
 command finds its newest still, MP4 and GIF (RENDER and TURNTABLE attachments), downloads
-and hashes them, infers from the files what spec made them (reconciler.inspect) and compares
+and hashes them, infers from the files what spec made them (reconciler.renderfiles) and compares
 that with the manifests:
 
   in sync     every knowable field matches → recorded ``rendered`` with the manifest's spec:
@@ -22,28 +22,20 @@ and checkpoints each product, in uuid order, as soon as its result is in.
 
 from __future__ import annotations
 
-import json
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import click
-
-from reconciler.applying import ApplyRequest, client_settings
-from reconciler.cli import (
-    DEFAULT_STATE,
-    SANDBOX_STATE,
-    lock_timeout_option,
-    manifests_option,
-)
+from reconciler.connection import Connection, Note, open_client
+from reconciler.downloads import fetch
 from reconciler.errors import ReconcilerError
-from reconciler.fetch import fetch
-from reconciler.inspect import (
+from reconciler.loader import load_desired
+from reconciler.renderfiles import (
     CONTENT_TYPES,
     UNKNOWABLE,
     InferredSpec,
@@ -52,21 +44,24 @@ from reconciler.inspect import (
     infer_spec,
     sniff_file,
 )
-from reconciler.loader import load_desired
 from reconciler.spec import ProductSpec, fingerprint
 from reconciler.state import (
     Attachment,
-    FileStateStore,
     ProductRecord,
     State,
+    StateStore,
     Status,
     open_store,
     utcnow,
 )
 from reconciler.state.model import attachment_kind
 
+if TYPE_CHECKING:  # types only: the client loads httpx and its models (start-up time)
+    from reconciler.client.wire import Attachment as WireAttachment
+    from reconciler.client_protocols import AttachmentReader
 
-class Outcome(str, Enum):
+
+class Outcome(StrEnum):
     IN_SYNC = "in_sync"
     """Recorded with the manifest's spec: the platform's files match it."""
     MISMATCH = "mismatch"
@@ -87,18 +82,17 @@ class ImportFailedError(ReconcilerError):
 
 @dataclass
 class ImportRequest:
+    """What ``reconciler import`` was asked: which products, from which platform, into which state."""
+
     products: tuple[str, ...]
     all_products: bool
     manifests: list[Path]
-    state_path: Path
+    state_path: Path | str
     lock_timeout: float = 0.0
     force: bool = False
     parallelism: int = 4
     download_dir: Path | None = None
-    sandbox_dir: Path | None = None
-    flags: dict[str, Any] = field(default_factory=dict)
-    config_path: Path | None = None
-    fmt: str = "text"
+    connection: Connection = field(default_factory=Connection)
 
 
 @dataclass
@@ -131,8 +125,34 @@ class ProductImport:
         }
 
 
-def run_import(req: ImportRequest) -> list[ProductImport]:
-    """Examine and record the requested products; ImportFailedError if any failed."""
+@dataclass
+class ImportReport:
+    """Every product asked for, in uuid order, and the state they were recorded in."""
+
+    results: list[ProductImport]
+    location: str
+    lineage: str
+    serial: int
+    unknowable: tuple[str, ...] = tuple(UNKNOWABLE)
+    """The spec fields files cannot reveal (taken from the manifests)."""
+
+    @property
+    def failed(self) -> list[ProductImport]:
+        return [r for r in self.results if r.outcome is Outcome.FAILED]
+
+    def error(self) -> ImportFailedError | None:
+        """The error the run ends with when some products could not be examined."""
+        if not self.failed:
+            return None
+        return ImportFailedError(
+            f"{len(self.failed)} product(s) could not be imported: " + ", ".join(r.uuid for r in self.failed),
+            hint="fix the cause and run import again",
+        )
+
+
+def run_import(req: ImportRequest, note: Note | None = None) -> ImportReport:
+    """Examine and record the requested products. Products that could not be examined are in the
+    report (``report.error()`` is the error to end with); ``note`` hears what was started."""
     desired = load_desired(req.manifests)
     wanted = sorted(desired.products) if req.all_products else sorted({u.lower() for u in req.products})
     unknown = [u for u in wanted if u not in desired.products]
@@ -153,41 +173,20 @@ def run_import(req: ImportRequest) -> list[ProductImport]:
             else:
                 todo.append(desired.products[uuid])
         if todo:
-            results += _examine_all(req, todo, store, state, stack)
+            client = open_client(req.connection, stack, note)
+            results += _examine_all(req, client, todo, store, state)
     results.sort(key=lambda r: r.uuid)
-    _report(results, store, state, req.fmt)
-    failed = [r for r in results if r.outcome is Outcome.FAILED]
-    if failed:
-        raise ImportFailedError(
-            f"{len(failed)} product(s) could not be imported: " + ", ".join(r.uuid for r in failed),
-            hint="fix the cause and run import again",
-        )
-    return results
+    return ImportReport(results, store.location, state.lineage, state.serial)
 
 
 def _examine_all(
-    req: ImportRequest, todo: list[ProductSpec], store: FileStateStore, state: State, stack: ExitStack
+    req: ImportRequest, client: AttachmentReader, todo: list[ProductSpec], store: StateStore, state: State
 ) -> list[ProductImport]:
-    from reconciler.client import VntanaClient
-
-    settings = stack.enter_context(
-        client_settings(
-            ApplyRequest(
-                manifests=req.manifests,
-                state_path=req.state_path,
-                sandbox_dir=req.sandbox_dir,
-                flags=req.flags,
-                config_path=req.config_path,
-                fmt=req.fmt,
-            )
-        )
-    )
-    client = stack.enter_context(VntanaClient(settings))
     out = []
     recorded = False
     with ThreadPoolExecutor(max_workers=req.parallelism, thread_name_prefix="import") as pool:
         futures = [pool.submit(examine, client, want, req.download_dir) for want in todo]
-        for want, future in zip(todo, futures):
+        for want, future in zip(todo, futures, strict=True):
             result = future.result()
             if result.record is not None:
                 previous = state.products.get(want.uuid)
@@ -200,7 +199,7 @@ def _examine_all(
     return out
 
 
-def examine(client: Any, want: ProductSpec, download_dir: Path | None = None) -> ProductImport:
+def examine(client: AttachmentReader, want: ProductSpec, download_dir: Path | None = None) -> ProductImport:
     """Find, download and inspect one product's renders; never raises for a per-product problem."""
     try:
         return _examine(client, want, download_dir)
@@ -208,7 +207,7 @@ def examine(client: Any, want: ProductSpec, download_dir: Path | None = None) ->
         return ProductImport(want.uuid, want.name, Outcome.FAILED, error=exc.message)
 
 
-def _examine(client: Any, want: ProductSpec, download_dir: Path | None) -> ProductImport:
+def _examine(client: AttachmentReader, want: ProductSpec, download_dir: Path | None) -> ProductImport:
     result = ProductImport(want.uuid, want.name, Outcome.NO_RENDERS)
     # One search serves stills and turntables: entries are told apart by the entityType they
     # carry (the server may ignore the filter), and anything else on the product is ignored.
@@ -260,7 +259,9 @@ def _examine(client: Any, want: ProductSpec, download_dir: Path | None) -> Produ
     return result
 
 
-def _download(client: Any, store_type: str, att: Any, kind: str, folder: Path) -> tuple[Path, Attachment]:
+def _download(
+    client: AttachmentReader, store_type: str, att: WireAttachment, kind: str, folder: Path
+) -> tuple[Path, Attachment]:
     """Stream one attachment into ``folder`` (hashed while streaming); the file and its record."""
     target, got = fetch(client, att, store_type, folder)
     assert target is not None
@@ -270,20 +271,20 @@ def _download(client: Any, store_type: str, att: Any, kind: str, folder: Path) -
         uuid=att.uuid,
         name=target.name,
         sha256=got.sha256,
-        size=got.size,  # type: ignore[arg-type]
+        size=got.size,
         content_type=content_type,
     )
 
 
-def _is_gif(att: Any) -> bool:
+def _is_gif(att: WireAttachment) -> bool:
     return attachment_kind(att.entity_type or "TURNTABLE", att.name) == "gif"
 
 
-def _newest(attachments: list[Any]) -> Any | None:
+def _newest(attachments: list[WireAttachment]) -> WireAttachment | None:
     """The most recently created attachment (uuid breaks ties, so the choice is stable)."""
     oldest = datetime.min.replace(tzinfo=UTC)
 
-    def key(a: Any) -> tuple[datetime, str]:
+    def key(a: WireAttachment) -> tuple[datetime, str]:
         created = a.created or oldest
         return (created if created.tzinfo else created.replace(tzinfo=UTC), a.uuid)
 
@@ -297,185 +298,3 @@ def _history(previous: ProductRecord | None, new: ProductRecord) -> list[Any]:
     if {a.uuid for a in previous.attachments} == {a.uuid for a in new.attachments}:
         return previous.history
     return previous.superseded()
-
-
-# -- output ------------------------------------------------------------------------------
-
-_SYMBOL = {
-    Outcome.IN_SYNC: "=",
-    Outcome.MISMATCH: "~",
-    Outcome.INCOMPLETE: "!",
-    Outcome.NO_RENDERS: "+",
-    Outcome.SKIPPED: " ",
-    Outcome.FAILED: "x",
-}
-
-
-def _report(results: list[ProductImport], store: FileStateStore, state: State, fmt: str) -> None:
-    counts = {o.value: sum(1 for r in results if r.outcome is o) for o in Outcome}
-    if fmt == "json":
-        click.echo(
-            json.dumps(
-                {
-                    "state": {"location": store.location, "lineage": state.lineage, "serial": state.serial},
-                    "products": [r.to_json() for r in results],
-                    "summary": counts,
-                },
-                indent=2,
-            )
-        )
-        return
-    for r in results:
-        click.echo(f"{_SYMBOL[r.outcome]} {r.uuid}  {r.name or ''}".rstrip())
-        for line in _explain(r):
-            click.echo(f"    {line}")
-    imported = counts["in_sync"] + counts["mismatch"]
-    click.echo(
-        f"\nImported {imported} of {len(results)} product(s): {counts['in_sync']} in sync, "
-        f"{counts['mismatch']} mismatched, {counts['incomplete']} incomplete, {counts['no_renders']} "
-        f"without renders, {counts['skipped']} skipped, {counts['failed']} failed."
-    )
-    if counts["in_sync"]:
-        click.echo(f"Files cannot reveal {', '.join(UNKNOWABLE)}: those were taken from the manifests.")
-    click.echo(f"State: {store.location} (serial {state.serial}). Run 'reconciler plan' to see what is left.")
-
-
-def _explain(r: ProductImport) -> list[str]:
-    if r.outcome is Outcome.SKIPPED:
-        return ["already in the state; skipped (--force imports it again)"]
-    if r.outcome is Outcome.FAILED:
-        return [f"failed: {r.error}"]
-    if r.outcome is Outcome.NO_RENDERS:
-        return ["no renders on the platform; nothing recorded, the plan renders it"]
-    assert r.inferred is not None
-    files = _files_summary(r.inferred.known)
-    if r.outcome is Outcome.IN_SYNC:
-        return [f"in sync, no render triggered ({files})"]
-    lines = []
-    if r.outcome is Outcome.INCOMPLETE:
-        lines.append(
-            f"incomplete: no {' and no '.join(r.missing)} on the platform; nothing recorded, "
-            "the plan renders it"
-        )
-    else:
-        lines.append("does not match the manifest; recorded as the platform has it, the plan re-renders it:")
-    lines += [f"  {m.field}: platform {_v(m.platform)}, manifest {_v(m.manifest)}" for m in r.mismatches]
-    lines.append("  unknown from the files (taken from the manifest): " + ", ".join(r.inferred.unknown))
-    return lines
-
-
-def _files_summary(known: dict[str, Any]) -> str:
-    parts = []
-    if "imageFormat" in known:
-        parts.append(f"still {known['imageFormat']} {known['imageWidth']}x{known['imageHeight']}")
-    if "turntable.imageCount" in known:
-        parts.append(
-            f"MP4 {known['turntable.imageCount']} frames @ {known['turntable.frameRate']} fps "
-            f"{known['turntable.width']}x{known['turntable.height']}"
-        )
-    if known.get("turntable.includeGif"):
-        parts.append("GIF")
-    return ", ".join(parts)
-
-
-def _v(value: Any) -> str:
-    return str(value).lower() if isinstance(value, bool) else str(value)
-
-
-# -- command -----------------------------------------------------------------------------
-
-
-@click.command("import")
-@click.argument("products", nargs=-1, metavar="[UUID]...")
-@click.option("--all", "all_products", is_flag=True, help="Every product in the manifests.")
-@manifests_option
-@click.option(
-    "--state",
-    "state_path",
-    type=str,
-    metavar="FILE|URL",
-    envvar="RECONCILER_STATE",
-    help=f"State file, or a postgresql:// URL. Default: {DEFAULT_STATE} ({SANDBOX_STATE} with --sandbox).",
-)
-@lock_timeout_option
-@click.option("--force", is_flag=True, help="Import products already in the state again.")
-@click.option(
-    "--parallelism",
-    type=click.IntRange(1, 64),
-    default=4,
-    show_default=True,
-    help="Products examined at once.",
-)
-@click.option(
-    "--download-dir", type=click.Path(path_type=Path, file_okay=False), help="Keep the files, by product."
-)
-@click.option("--sandbox", is_flag=True, help="Start the embedded VNTANA sandbox and import from it.")
-@click.option(
-    "--sandbox-dir",
-    type=click.Path(path_type=Path),
-    default=Path(".reconciler/sandbox"),
-    show_default=True,
-    help="Where the embedded sandbox keeps its products, jobs and files.",
-)
-@click.option("--api-url", help="VNTANA API base URL (env VNTANA_API_URL).")
-@click.option("--organization", "organization_uuid", help="Organization uuid (env VNTANA_ORGANIZATION_UUID).")
-@click.option("--workspace", "client_uuid", help='Workspace ("client") uuid (env VNTANA_CLIENT_UUID).')
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(path_type=Path, exists=True, dir_okay=False),
-    help="Config file (default: ./reconciler.yaml if present).",
-)
-@click.option(
-    "--download-route",
-    type=click.Choice(["auto", "comments", "signed-url"]),
-    default=None,
-    help="How renders are downloaded (env VNTANA_DOWNLOAD_ROUTE; default auto).",
-)
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-def import_command(
-    products: tuple[str, ...],
-    all_products: bool,
-    manifests: tuple[Path, ...],
-    state_path: Path | None,
-    lock_timeout: float,
-    force: bool,
-    parallelism: int,
-    download_dir: Path | None,
-    sandbox: bool,
-    sandbox_dir: Path,
-    api_url: str | None,
-    organization_uuid: str | None,
-    client_uuid: str | None,
-    config_path: Path | None,
-    download_route: str | None,
-    fmt: str,
-) -> None:
-    """Adopt renders already on the platform: infer their spec from the files, record them, trigger nothing."""
-    if all_products == bool(products):
-        flag = " --sandbox" if sandbox else ""
-        raise ReconcilerError(
-            "name the products to import, or pass --all (not both)",
-            hint=f"reconciler import{flag} UUID... | reconciler import{flag} --all",
-        )
-    run_import(
-        ImportRequest(
-            products=products,
-            all_products=all_products,
-            manifests=list(manifests) or [Path("manifests")],
-            state_path=state_path or (SANDBOX_STATE if sandbox else DEFAULT_STATE),
-            lock_timeout=lock_timeout,
-            force=force,
-            parallelism=parallelism,
-            download_dir=download_dir,
-            sandbox_dir=sandbox_dir if sandbox else None,
-            flags={
-                "api_url": api_url,
-                "organization_uuid": organization_uuid,
-                "client_uuid": client_uuid,
-                "download_route": download_route,
-            },
-            config_path=config_path,
-            fmt=fmt,
-        )
-    )

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.inspect import (
+from reconciler.renderfiles import (
     UNKNOWABLE,
     InferredSpec,
     InspectError,

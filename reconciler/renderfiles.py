@@ -123,6 +123,7 @@ def inspect_still(source: Source) -> dict[str, Any]:
     Only the header is read: format and size are all a still reveals, and decoding an 8K
     image just to measure it would cost hundreds of megabytes.
     """
+    # Lazy: Pillow loads only when a render file is read (import, refresh), not with every command.
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -141,6 +142,7 @@ def inspect_still(source: Source) -> dict[str, Any]:
 
 def inspect_mp4(source: Source) -> dict[str, Any]:
     """turntable.imageCount (frames decoded, not the header's claim), frameRate, width, height."""
+    # Lazy: PyAV (FFmpeg) loads only when a turntable is read (import, refresh): start-up time.
     import av
 
     with _open(source) as fh:
@@ -239,7 +241,7 @@ class _open:
             return io.BytesIO(self._source)
         if isinstance(self._source, (str, Path)):
             try:
-                self._owned = open(self._source, "rb")  # noqa: SIM115 - closed in __exit__
+                self._owned = open(self._source, "rb")
             except OSError as exc:
                 raise InspectError(f"cannot read {self._source}: {exc.strerror}") from exc
             return self._owned

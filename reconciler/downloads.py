@@ -1,4 +1,6 @@
-"""The downloads folder that ``apply --download-dir`` (or ``downloads:``) keeps, and its layout.
+"""The downloads folder that ``apply --download-dir`` (or ``downloads:``) keeps: its layout, and the
+one way a download lands in it (``fetch``). The bytes themselves are streamed and hashed by the
+client (reconciler.client.download); this module decides where they go and what they replace.
 
     DIR/<product uuid>/<name>                          the current render's files
     DIR/<product uuid>/.previous/<sha256>/<name>       files that a re-render replaced
@@ -10,21 +12,29 @@ the gallery finds "before" from the state alone. The folder of a product is boun
 ``KEEP_FILES`` files (current and previous), the oldest downloads removed first, which keeps
 the files of the current render and of the ``HISTORY_LENGTH`` renders the state remembers.
 
-Only ``keep_download`` writes a product's files (fetch.py calls it for every download), so
-apply, import and refresh keep previous versions alike.
+Only ``keep_download`` writes a product's files (``fetch`` calls it for every download), so
+apply, import and refresh keep previous versions alike. ``fetch`` writes the bytes to
+``<folder>/<name>.part`` and renames them into place only once complete and hashed, so a kept
+file is never half written; without a folder they are only hashed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from reconciler.errors import ConfigError
+from reconciler.errors import ConfigError, DownloadError
 from reconciler.state.model import HISTORY_LENGTH
+
+if TYPE_CHECKING:  # the client's types only: the folder's layout is read by the gallery's pure model
+    from reconciler.client.wire import Attachment as WireAttachment
+    from reconciler.client.wire import DownloadResult
+    from reconciler.client_protocols import AttachmentReader
 
 PREVIOUS = ".previous"
 LAST_APPLY = ".last-apply.json"
@@ -89,10 +99,8 @@ def bound_folder(folder: Path, keep: int) -> list[Path]:
         path.unlink(missing_ok=True)
         removed.append(path)
         if path.parent.parent.name == PREVIOUS:
-            try:
+            with contextlib.suppress(OSError):  # not empty: another name of the same content
                 path.parent.rmdir()
-            except OSError:
-                pass  # not empty: another name of the same content
     return removed
 
 
@@ -147,3 +155,32 @@ def read_last_apply(root: Path) -> LastApply | None:
             f"{path} is not a record of an apply (missing {exc})",
             hint="delete it; the next apply writes it again",
         ) from exc
+
+
+# -- one download, into the folder ----------------------------------------------------------
+
+
+def safe_name(att: WireAttachment) -> str:
+    """The attachment's file name, reduced to a base name: a platform-chosen name must not
+    escape the folder it is written to."""
+    return Path(att.name or att.uuid).name
+
+
+def fetch(
+    client: AttachmentReader, att: WireAttachment, store_type: str, folder: Path | None
+) -> tuple[Path | None, DownloadResult]:
+    """(where the file was kept or None, the client's DownloadResult)."""
+    if folder is None:
+        return None, client.download(att, store_type, None)
+    target = folder / safe_name(att)
+    part = target.with_name(target.name + ".part")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with part.open("wb") as sink:
+            result = client.download(att, store_type, sink)
+        keep_download(part, target, result.sha256)  # keeps the file it replaces, bounded
+    except OSError as exc:
+        raise DownloadError(f"cannot write {target}: {exc.strerror}") from exc
+    finally:
+        part.unlink(missing_ok=True)
+    return target, result

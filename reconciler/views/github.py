@@ -21,7 +21,7 @@ from typing import Any
 
 from reconciler.diagnostics import Diagnostic
 from reconciler.plan import ActionKind, Plan
-from reconciler.views import render_markdown
+from reconciler.views.plan import render_markdown
 
 COMMENT_LIMIT = 65_536
 """GitHub's limit for an issue comment body ("maximum is 65536 characters")."""
