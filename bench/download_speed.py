@@ -345,13 +345,13 @@ def main() -> None:
         now = "now: VntanaClient.download, signed URL"
         ratio = statistics.median(ratios[now])
         misses = []
-        print(f"  {mark(ratio >= 0.8)} download+sha256 {ratio:.2f} x in-memory sha256 (target >= 0.8)")
+        print(f"  {mark(ratio >= 0.8)} download+sha256 {ratio:.3f} x in-memory sha256 (target >= 0.8)")
         if ratio < 0.8:
             misses.append("ratio")
         curl = "curl -s URL | sha256sum"
         if curl in rates:
             vs = statistics.median(a / b for a, b in zip(rates[now], rates[curl], strict=True))
-            print(f"  {mark(vs >= 1.0)} download+sha256 {vs:.2f} x curl -s URL | sha256sum (target >= 1)")
+            print(f"  {mark(vs >= 1.0)} download+sha256 {vs:.3f} x curl -s URL | sha256sum (target >= 1)")
             if vs < 1.0:
                 misses.append("curl")
         print(f"  {mark(delta < 64)} streaming: the download adds {delta:.0f} MiB of RSS (target < 64 MiB)")
