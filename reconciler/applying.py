@@ -34,6 +34,7 @@ from reconciler.webhook_registration import register
 if TYPE_CHECKING:  # the receiver pulls in an ASGI server; only its type is needed here
     from reconciler.client.workspaces import WorkspaceClients
     from reconciler.webhook_receiver import EventBoard
+    from reconciler.workers.run import WorkersRun
 
 
 class Terminal(Protocol):
@@ -65,6 +66,11 @@ def run_apply(req: ApplyRequest, terminal: Terminal, hooks: Hooks) -> None:
     req = replace(req, execution=run)
     if run.planfile is None:
         sandbox_note(req, "apply", terminal.note)
+    workers = None
+    if run.workers:  # Lazy: procrastinate and cryptography only for --workers
+        from reconciler.workers.run import WorkersRun
+
+        workers = WorkersRun.check(req, terminal.note)
     store = open_store(req.state_path, plan_file=run.planfile)
     saved = load_plan(run.planfile) if run.planfile is not None else None
     if saved is not None:
@@ -73,7 +79,8 @@ def run_apply(req: ApplyRequest, terminal: Terminal, hooks: Hooks) -> None:
             saved, req.shaping.budget(req.connection.config_file()), allow=req.shaping.allow_over_budget
         )
     with ExitStack() as stack:
-        client: Any = open_client(req.connection, stack, req.note(terminal.note))
+        shared = workers.shared(stack) if workers is not None else None
+        client: Any = open_client(req.connection, stack, req.note(terminal.note), shared)
         if run.refresh_only:
             _refresh_only(req, terminal, client, store)
             return
@@ -90,12 +97,13 @@ def run_apply(req: ApplyRequest, terminal: Terminal, hooks: Hooks) -> None:
             router,
             store,
             hooks,
-            _options(req, terminal, router, stack, boards, stops),
+            _options(req, terminal, router, stack, boards, workers, stops),
         )
         # Still connected: the webhook and the embedded sandbox go when the stack closes, after this.
         if not report.changes and req.fmt == "text":
             terminal.out("Nothing to apply.\n")
-        _kept(req, terminal, report)
+        if workers is None:  # the workers keep their files where they downloaded them
+            _kept(req, terminal, report)
         _pending_line(req, terminal, report)
         for board in boards:
             _deliveries(req, terminal, board)
@@ -172,7 +180,7 @@ def run_collect(req: ApplyRequest, terminal: Terminal, hooks: Hooks) -> None:
             return plan
 
         boards: list[EventBoard] = []
-        options = replace(_options(req, terminal, client, stack, boards, stops), show=None, listen=None)
+        options = replace(_options(req, terminal, client, stack, boards, None, stops), show=None, listen=None)
         report = _run(req, make, client, store, hooks, options)
         if not report.changes and req.fmt == "text":
             terminal.out("Nothing in flight: nothing to collect.\n")
@@ -225,6 +233,7 @@ def _options(
     client: Any,
     stack: ExitStack,
     boards: list[EventBoard],
+    workers: WorkersRun | None = None,
     stops: StopSignals | None = None,
 ) -> ApplyOptions:
     """The run's options, and the caller's part of it: show the plan, confirm it, listen for
@@ -258,6 +267,7 @@ def _options(
         show=show,
         confirm=confirm,
         listen=listen if listening else None,
+        execute=workers.execute if workers is not None else None,
         wait=run.wait,
         stops=stops,
     )

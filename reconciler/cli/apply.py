@@ -76,6 +76,9 @@ from reconciler.views.progress import JsonLines, LogLines
     "next apply) waits for it and records it without paying again.",
 )
 @format_option("text", "json", help="json: the plan, then one JSON event per line.")
+@click.option(
+    "--workers", is_flag=True, help="Enqueue the batches for 'reconciler worker' processes and follow them."
+)
 @no_color_option
 def apply(**kw: Any) -> None:
     """Trigger what the plan says, wait, download, hash and record. Resumes where a run died."""

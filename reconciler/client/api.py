@@ -46,12 +46,13 @@ from reconciler.errors import ApiError, ConfigError, DownloadError, PermanentApi
 from reconciler.settings import ClientSettings
 
 from . import download as _download
+from .bodies import BodyPool
 from .download import CommentsSource, RouteUnavailable, SignedUrlSource
 from .errors import describe_status, error_for_response, json_or_none, unexpected_payload
 from .limiter import ClientStats, Limiter
 from .redact import install_log_filters
 from .retry import Idempotency, RetryPolicy
-from .session import LoginInfo, Session
+from .session import LoginInfo, Session, SharedSession
 from .wire import (
     Attachment,
     DownloadResult,
@@ -123,6 +124,7 @@ class VntanaClient:
     stats: ClientStats
     _limiter: Limiter
     _session: Session
+    _bodies: BodyPool | None
 
     def __init__(
         self,
@@ -132,10 +134,13 @@ class VntanaClient:
         http_client: httpx.Client | None = None,
         retry_policy: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        shared: SharedSession | None = None,
         _parent: VntanaClient | None = None,
     ) -> None:
         """``transport`` or a ready ``http_client`` may be injected (not both); the client
-        closes only an ``httpx.Client`` it created itself. ``_parent``: see ``for_workspace``."""
+        closes only an ``httpx.Client`` it created itself. ``shared``: one login and one
+        throttle with other processes (``apply --workers``), instead of this client's own.
+        ``_parent``: see ``for_workspace``."""
         if transport is not None and http_client is not None:
             raise ValueError("pass either transport or http_client, not both")
         self._owns_http = http_client is None
@@ -145,6 +150,15 @@ class VntanaClient:
             # Unbounded pool: API concurrency is capped by the limiter, downloads by the
             # executor's --parallelism; a second cap here would only add PoolTimeouts.
             limits=httpx.Limits(max_connections=None, max_keepalive_connections=32),
+        )
+        # File GETs over http.client into a reused buffer (bodies.py: httpx's body path costs more
+        # CPU than hashing); not when a transport or an httpx client is injected (tests fake the far end).
+        self._bodies = (
+            _parent._bodies
+            if _parent
+            else BodyPool(timeout=settings.timeout, connect_timeout=min(settings.timeout, 10.0))
+            if self._owns_http and transport is None
+            else None
         )
         self.stats = _parent.stats if _parent else ClientStats()
         """Counters for the run summary; ``client.stats.snapshot()`` reads them."""
@@ -169,6 +183,7 @@ class VntanaClient:
             stats=self.stats,
             policy=policy,
             sleep=sleep,
+            shared=shared,
             parent=_parent._session if _parent else None,
         )
         self._workspace_clients: dict[str, VntanaClient] = {}
@@ -195,6 +210,8 @@ class VntanaClient:
     def close(self) -> None:
         if self._owns_http:
             self._http.close()
+        if self._bodies is not None:
+            self._bodies.close()
 
     def __repr__(self) -> str:
         scope = self._session.organization_uuid or "?"
@@ -449,7 +466,7 @@ class VntanaClient:
         for route in self._route_order():
             try:
                 source = self._source(route, attachment, kind, format, name, max_resigns)
-                result = _download.download(self._session, source, name=name, sink=sink)
+                result = _download.download(self._session, source, name=name, sink=sink, bodies=self._bodies)
             except RouteUnavailable as exc:
                 log.info("%s: the %s route does not serve it (%s)", name, route, exc.reason)
                 passed_over.append(f"{route}: {exc.reason}")
