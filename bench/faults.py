@@ -28,6 +28,7 @@ that does not converge is marked MISS.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import shutil
@@ -104,7 +105,7 @@ def paid_twice(data_dir: Path) -> tuple[int, list[str]]:
         by_product.setdefault(product, []).append(entry)
     twice = []
     for product, entries in by_product.items():
-        for earlier, later in zip(entries, entries[1:]):
+        for earlier, later in itertools.pairwise(entries):
             # The still's and the turntable's job specs differ; a trigger's pair is its spec.
             same_spec = earlier["specs"] == later["specs"]
             if same_spec and "FAILED" not in earlier["statuses"]:

@@ -24,6 +24,7 @@ Nothing is asserted: a missed target prints [MISS] and the exit code is 1.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -140,10 +141,8 @@ def settle(url: str) -> None:
             "VACUUM ANALYZE reconciler.products, reconciler.changes, reconciler.versions, "
             "reconciler.workspaces"
         )
-        try:
-            conn.execute("CHECKPOINT")  # superusers (or pg_checkpoint members) only; fine to skip
-        except psycopg.Error:
-            pass
+        with contextlib.suppress(psycopg.Error):  # superusers (or pg_checkpoint members) only; fine to skip
+            conn.execute("CHECKPOINT")
 
 
 # -- the plan phase, in a child process --------------------------------------------------------

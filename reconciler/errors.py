@@ -5,29 +5,64 @@ message from structured fields and may carry a ``hint`` (what to do next). Forei
 exceptions (httpx, ruamel, pydantic, OSError) are translated at the module boundary that
 meets them and chained with ``raise ... from exc``.
 
-    ReconcilerError
+Every class below is a ``ReconcilerError``. The CLI (``reconciler.cli``, its click group's
+``invoke``) prints ``Error: <message>`` and ``Hint: <hint>`` on stderr, never a
+traceback, and exits with the class's ``exit_code``: 1 for every class today, so the exit
+code says "failed" and the message says why. The other exit codes are not errors of this
+tree: 0 success; 2 only from ``plan --detailed-exitcode`` ("changes present"); 130 on
+Ctrl-C; 141 when the reader of stdout went away; click's usage errors exit 1 too; anything
+else is a bug, printed with its traceback and "Internal error", exit 1. Classes defined
+outside this module are drawn with their module (they belong to one command or backend).
+
+    ReconcilerError                                                   exit 1
     ├── ManifestError           one or more diagnostics with file:line:col
     ├── ConfigError             bad flag / environment / config file value
+    │   └── PlanOptionsError    plan shaping options that contradict each other (also a ValueError)
+    ├── SelectionError          --target/--exclude patterns that match no product
     ├── StateError
     │   ├── StateCorruptError   unreadable or invalid state file (never overwritten)
     │   ├── StateVersionError   written by a newer reconciler
+    │   │   └── StateSchemaError      state/pgschema.py: the database schema is newer
     │   ├── StateLockedError    another process holds the lock (carries the holder)
-    │   └── LockNotFoundError   force-unlock of an id that is not held
+    │   ├── LockNotFoundError   force-unlock of an id that is not held
+    │   ├── StateWriteError     the disk refused a write (full, read-only, permission);
+    │   │                       the state stays the last good one
+    │   ├── StateReadError      this user may not read the state (not damage: nothing changed)
+    │   ├── LockLostError       state/pgstore.py: a write under a lock this run no longer holds
+    │   └── NotInStateError     state_edits.py: products named that the state does not record
     ├── PlanFileError           unreadable saved plan
     │   └── StalePlanError      saved plan no longer matches the state (lineage/serial)
     ├── ApiError                anything the VNTANA API (or the way to it) answered badly
     │   ├── TransientApiError   429, 5xx, connection trouble: retry later (retry_after)
     │   └── PermanentApiError   400/403/404/422: retrying will not help
     │       └── AuthenticationError  401 even after one fresh login
+    │           └── TokenRejected     client/errors.py: handled inside the client (one fresh
+    │                                 login); leaves it only when the fresh token is refused too
     ├── CredentialsError        the token or its role cannot do what the plan needs: the run stops
     ├── LargeChangeError        the plan trips the large-change breaker (see --allow-large)
     ├── OverBudgetError         the plan exceeds the budget (see --allow-over-budget)
     ├── DownloadError           a result could not be fetched or failed its size check
-    └── ApplyFailedError        the run finished but some products failed
+    ├── ApplyFailedError        the run finished but some products failed
+    ├── ImportFailedError       importing.py: import finished, some products could not be examined
+    ├── InspectError            renderfiles.py: a downloaded file is not the image or video it should be
+    ├── DoctorProblems          doctor.py: problems the client cannot work around
+    ├── FormatError             formatting.py: fmt would change what a manifest means
+    ├── GalleryError            gallery/model.py: the gallery cannot be built from what it was given
+    ├── GitHubError             github/rest.py: GitHub refused or failed a request
+    │   └── GitHubPermissionError  github/rest.py: 401/403 that is not a rate limit
+    └── SandboxDataError        sandbox/store.py: the sandbox's data directory cannot be used
+
+Not in the tree, on purpose: exceptions that are signals inside one module and never
+leave it (``yamlfast.Refused``/``Unsupported``, ``client.retry.AlreadyRetried``,
+``client.download.RouteUnavailable``/``_Renew``, ``github.rest._Retry``,
+``state.filestore._Damaged``), and ``sandbox.envelope.ApiError``, which is the sandbox
+server's way of answering an HTTP error and is turned into a response, never raised to a
+user. ``tests/test_errors.py`` checks this drawing against the classes.
 """
 
 from __future__ import annotations
 
+import errno
 from typing import Any
 
 
@@ -67,8 +102,61 @@ class ConfigError(ReconcilerError):
     """A setting from flags, environment or config file is missing or invalid."""
 
 
+class PlanOptionsError(ConfigError, ValueError):
+    """Plan shaping options that cannot be honoured together (a ValueError too, as it was)."""
+
+
+class SelectionError(ReconcilerError):
+    """``--target`` / ``--exclude`` patterns that match no product: a typo must not pass as
+    "No changes" (issue 13)."""
+
+
 class StateError(ReconcilerError):
     """The state store could not be read, written or locked."""
+
+
+class StateWriteError(StateError):
+    """The disk refused one of the store's files (full, read-only, no permission). Raised by the
+    store before anything was replaced: the state on disk is the last good one."""
+
+    def __init__(self, path: str, doing: str, exc: OSError, *, hint: str | None = None) -> None:
+        self.path = path
+        self.errno = exc.errno
+        cause = errno.errorcode.get(exc.errno or 0, "")
+        reason = exc.strerror or type(exc).__name__
+        super().__init__(
+            f"cannot {doing} {path}: {reason}{f' ({cause})' if cause else ''}",
+            hint=hint or _WRITE_HINTS.get(exc.errno or 0, "check the file and its folder"),
+        )
+
+
+_WRITE_HINTS = {
+    errno.ENOSPC: "the disk is full: free some space (or point --state at another disk) and run again; "
+    "the state was left as it was before this write",
+    errno.EDQUOT: "the disk quota is used up: free some space and run again; "
+    "the state was left as it was before this write",
+    errno.EROFS: "the file system is mounted read-only: remount it read-write, or point --state at a "
+    "writable place; the state was left as it was",
+    errno.EACCES: "this user may not write there: fix the permissions of the file and its folder, or run "
+    "as the user that owns them; the state was left as it was",
+    errno.EPERM: "this user may not write there: fix the permissions of the file and its folder, or run "
+    "as the user that owns them; the state was left as it was",
+}
+
+
+class StateReadError(StateError):
+    """This user may not read one of the store's files (EACCES, EPERM): not damage, nothing is
+    wrong with the file, and nothing was changed."""
+
+    def __init__(self, path: str, exc: OSError) -> None:
+        self.path = path
+        self.errno = exc.errno
+        cause = errno.errorcode.get(exc.errno or 0, "")
+        super().__init__(
+            f"cannot read {path}: {exc.strerror or type(exc).__name__}{f' ({cause})' if cause else ''}",
+            hint="this user may not read it: fix the permissions of the file and its folder, or run as "
+            "the user that owns them; nothing was changed",
+        )
 
 
 class StateCorruptError(StateError):

@@ -763,7 +763,7 @@ def _check_labels(name: str, here: Path_, entry: dict[str, Any], problems: _Prob
     protect = entry.get("protect")
     if protect is not None and not isinstance(protect, bool):
         problems.append(_Problem(name, here + ("protect",), f"expected true or false, got {_short(protect)}"))
-    return uuid.lower() if ok else None
+    return uuid.lower() if ok and isinstance(uuid, str) else None
 
 
 def _resolve(
@@ -1036,8 +1036,8 @@ def _locate(problems: list[_Problem], texts: dict[str, str]) -> list[Diagnostic]
         if p.later is not None:
             p.hint = p.later()
         if p.path[:1] == ("@",):
-            line, col = int(p.path[1]), int(p.path[2])
-            out.append(Diagnostic(SourceLocation(p.file, line + 1, col + 1), p.message, None, p.hint))
+            at_line, at_col = int(p.path[1]), int(p.path[2])
+            out.append(Diagnostic(SourceLocation(p.file, at_line + 1, at_col + 1), p.message, None, p.hint))
             continue
         line, col = _position(_tree(trees, texts, p.file), p.path, p.at_key)
         field = _field_name(p.path)

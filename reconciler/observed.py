@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 from reconciler.state.model import ProductRecord, Status
 
@@ -109,12 +109,12 @@ def foreign_renders(files: Iterable[F], record: ProductRecord | None) -> list[F]
     return out
 
 
-def describe(f: Any) -> str:
+def describe(f: _File) -> str:
     """``qrCode_1.png (PRODUCT)``: a file as a plan or a run lists it."""
     return f"{getattr(f, 'name', None) or f.uuid} ({(f.entity_type or '?').upper()})"
 
 
-def created_at(f: Any) -> datetime | None:
+def created_at(f: _File) -> datetime | None:
     value = getattr(f, "created", None)
     if value is None:
         return None

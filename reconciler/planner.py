@@ -37,7 +37,8 @@ from typing import Any
 from deepdiff import DeepDiff
 
 from reconciler._gc import gc_paused
-from reconciler.errors import ReconcilerError
+from reconciler.errors import PlanOptionsError as PlanOptionsError  # re-exported: callers import it here
+from reconciler.errors import SelectionError as SelectionError  # re-exported: callers import it here
 from reconciler.observed import (
     Observed,
     ObservedProduct,
@@ -62,10 +63,6 @@ from reconciler.spec import Desired, ProductSpec
 from reconciler.state.model import ProductRecord, State, Status, attachment_kind
 
 DEFAULT_MAX_BATCH_SIZE = 50
-
-
-class PlanOptionsError(ValueError):
-    pass
 
 
 @dataclass(frozen=True)
@@ -164,11 +161,6 @@ def build_plan(
     plan.over_budget = over_budget(plan.cost, plan.budget)
     plan.allow_over_budget = options.allow_over_budget
     return plan
-
-
-class SelectionError(ReconcilerError):
-    """``--target`` / ``--exclude`` patterns that match no product: a typo must not pass as
-    "No changes" (issue 13)."""
 
 
 class _Selection:

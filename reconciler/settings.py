@@ -22,7 +22,7 @@ import difflib
 import math
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from ruamel.yaml import YAML
@@ -204,7 +204,7 @@ def _read_config(path: Path) -> tuple[dict[str, Any], dict[str, int], str | None
 
     def line_of(key: Any) -> int:
         try:
-            return int(data.lc.key(key)[0]) + 1
+            return int(cast(Any, data).lc.key(key)[0]) + 1  # ruamel's line info, when it has one
         except (AttributeError, KeyError, TypeError):
             return 1
 

@@ -63,7 +63,7 @@ from ruamel.yaml.resolver import Resolver
 from ruamel.yaml.tag import Tag
 
 try:
-    from ruamel.yaml.cyaml import CParser
+    from ruamel.yaml.cyaml import CParser  # type: ignore[attr-defined]  # not in ruamel's type hints
 except ImportError:  # pragma: no cover - ruamel.yaml.clib missing (e.g. PyPy): no fast path
     CParser = None
 
@@ -139,7 +139,7 @@ _ODD_BREAKS = ("\r", "\x85", "\u2028", "\u2029")
 @lru_cache(maxsize=MAX_DEPTH)
 def _prefixes(n: int) -> tuple[re.Pattern[str], re.Pattern[str]]:
     """Patterns for a line that starts with at least ``n`` indentation or indicator characters."""
-    chars = r"[ \t\-?:]{%d}" % n
+    chars = rf"[ \t\-?:]{{{n}}}"
     return re.compile(chars), re.compile("\n" + chars)
 
 
@@ -353,7 +353,7 @@ AVAILABLE = CParser is not None
 
 if CParser is not None:
 
-    class _Parser(CParser):  # type: ignore[misc, valid-type]
+    class _Parser(CParser):  # type: ignore[misc]
         """ruamel's C parser and composer, with a YAML 1.2 resolver that needs no lookups."""
 
         def descend_resolver(self, current_node: Any, current_index: Any) -> None:

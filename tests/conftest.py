@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
 
 from tests.pgserver import INSTALL_HINT, URL_ENV, PgServer, find_bindir
+from tests.smalldisk import SmallDisk, small_disk
 
 # The suite shares two cores with sandboxes, renders and subprocesses: a property test that is
 # slow because the machine is busy is not a failing property. Examples stay bounded per test.
@@ -40,7 +42,7 @@ def pg_server() -> Iterator[PgServer]:
         pytest.skip(message)
     try:
         server = PgServer.start()
-    except Exception as exc:  # noqa: BLE001 - whatever stops the server is the finding
+    except Exception as exc:  # whatever stops the server is the finding
         output = getattr(exc, "output", b"") or b""
         pytest.fail(f"could not start PostgreSQL: {exc}\n{output.decode(errors='replace')}")
     try:
@@ -59,3 +61,11 @@ def pg_database(pg_server: PgServer) -> str:
 def pg_url(pg_database: str) -> str:
     """A state URL of a workspace no other test uses (``…/reconciler_tests#t…``)."""
     return f"{pg_database}#t{uuid.uuid4().hex[:16]}"
+
+
+# -- a small real file system that can be filled or made read-only (tests/smalldisk.py) ---------
+@pytest.fixture
+def disk(tmp_path: Path) -> Iterator[SmallDisk]:
+    """A 256 KiB tmpfs at ``tmp_path/disk``, unmounted after the test."""
+    with small_disk(tmp_path / "disk") as mounted:
+        yield mounted

@@ -8,6 +8,7 @@ and the spec of a pending request). Nothing here touches disk, network or clock.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +17,7 @@ import pytest
 
 from reconciler.diagnostics import SourceLocation
 from reconciler.errors import PlanFileError
+from reconciler.observed import Observed, ObservedAttachment, ObservedProduct
 from reconciler.plan import Action, ActionKind, Budget, FieldChange, Plan, Reason
 from reconciler.planner import PlanOptions, PlanOptionsError, build_plan, recheck_budget, tighter
 from reconciler.spec import Desired, ProductSpec, RenderSpec
@@ -763,7 +765,7 @@ def test_plan_should_record_its_budget_in_the_saved_plan() -> None:
 def test_a_saved_plan_with_a_damaged_budget_is_refused(budget: Any) -> None:
     data = build_plan(desired(BUDGET_WORLD), state({})).to_json()
     data["budget"] = budget
-    with pytest.raises(PlanFileError, match="plan.json is damaged"):
+    with pytest.raises(PlanFileError, match=r"plan\.json is damaged"):
         Plan.from_json(json.loads(json.dumps(data)), "plan.json")
 
 
@@ -801,3 +803,265 @@ def test_the_tighter_budget_keeps_each_lower_limit_and_where_it_was_set() -> Non
     t = tighter(a, b)
     assert (t.max_frames, t.max_requests, t.max_video_seconds) == (10, 2, 1.5)
     assert t.sources == {"max_frames": "a", "max_requests": "b", "max_video_seconds": "b"}
+
+
+# -- drift, protect and prune: the world as data (state + what the platform holds) → actions ------
+
+B, F, D = ActionKind.BLOCKED, ActionKind.FORGET, ActionKind.DELETE
+
+
+def _ours(*kinds: str, sha: str = "0" * 64) -> tuple[ObservedAttachment, ...]:
+    """The platform's view of the files ``record()`` recorded (same uuids), with the bytes' hash."""
+    types = {"still": "RENDER", "turntable": "TURNTABLE", "gif": "TURNTABLE"}
+    return tuple(
+        ObservedAttachment(f"att-{k}", types[k], f"{k}.bin", "2026-01-01T00:00:00", sha256=sha) for k in kinds
+    )
+
+
+def _protected(rec: ProductRecord) -> ProductRecord:
+    return rec.model_copy(update={"protect": True})
+
+
+ALL_FILES = ("still", "turntable", "gif")
+
+
+def _plan(wanted: Desired, have: State, *, observed: Observed | None = None, **options: Any) -> Plan:
+    """``build_plan`` with plan-shaping options by name (the one place that knows how they are passed)."""
+    return build_plan(wanted, have, PlanOptions(**options), observed=observed)
+
+
+@dataclass
+class WorldCase:
+    id: str
+    want: dict[str, dict[str, Any]]
+    have: dict[str, ProductRecord]
+    expect: dict[str, tuple[ActionKind, Reason]]
+    platform: dict[str, ObservedProduct] | None = None
+    """None: planned offline (no refresh)."""
+    verified: bool = False
+    protect: tuple[str, ...] = ()
+    """Products the manifests mark ``protect: true``."""
+    replace: tuple[str, ...] = ()
+    prune: str | None = None
+    detail: dict[str, str] = field(default_factory=dict)
+    deletes: dict[str, list[str]] = field(default_factory=dict)
+
+
+WORLD_CASES = [
+    # drift
+    WorldCase(
+        "should_rerender_when_a_recorded_file_is_gone_from_the_platform",
+        {P1: {}},
+        {P1: record()},
+        {P1: (RR, Reason.REMOTE_MISSING)},
+        platform={P1: ObservedProduct(_ours("still", "turntable"))},
+        detail={P1: "gone from the platform: gif gif.bin"},
+    ),
+    WorldCase(
+        "should_rerender_when_the_platform_no_longer_knows_the_product",
+        {P1: {}},
+        {P1: record()},
+        {P1: (RR, Reason.REMOTE_MISSING)},
+        platform={P1: ObservedProduct(product_missing=True)},
+        detail={P1: "the platform no longer knows this product (PRODUCT_NOT_FOUND)"},
+    ),
+    WorldCase(
+        "should_rerender_offline_when_the_state_records_fewer_files_than_the_spec_makes",
+        {P1: {}},
+        {P1: record(files=("still", "turntable"))},
+        {P1: (RR, Reason.REMOTE_MISSING)},
+        detail={P1: "the state records no gif"},
+    ),
+    WorldCase(
+        "should_rerender_when_verified_bytes_no_longer_match_the_record",
+        {P1: {}},
+        {P1: record()},
+        {P1: (RR, Reason.CONTENT_CHANGED)},
+        platform={P1: ObservedProduct(_ours("still", sha="f" * 64) + _ours("turntable", "gif"))},
+        verified=True,
+        detail={P1: "bytes no longer match the recorded sha256: still.bin"},
+    ),
+    WorldCase(
+        "should_do_nothing_when_verified_bytes_match_the_record",
+        {P1: {}},
+        {P1: record()},
+        {P1: (N, Reason.UNCHANGED)},
+        platform={P1: ObservedProduct(_ours(*ALL_FILES))},
+        verified=True,
+    ),
+    WorldCase(
+        "should_not_compare_bytes_that_were_not_verified",
+        {P1: {}},
+        {P1: record()},
+        {P1: (N, Reason.UNCHANGED)},
+        platform={P1: ObservedProduct(_ours(*ALL_FILES, sha="f" * 64))},
+    ),
+    WorldCase(
+        "should_not_call_it_drift_when_the_refresh_did_not_look_at_the_product",
+        {P1: {}, P2: {}},
+        {P1: record(), P2: record()},
+        {P1: (N, Reason.UNCHANGED), P2: (RR, Reason.REMOTE_MISSING)},
+        platform={P2: ObservedProduct(_ours("still"))},
+    ),
+    # protect
+    WorldCase(
+        "should_block_a_spec_change_of_a_protected_product",
+        {P1: {"imageWidth": 640}},
+        {P1: record()},
+        {P1: (B, Reason.SPEC_CHANGED)},
+        protect=(P1,),
+        detail={P1: "protected: would rerender (spec_changed); remove 'protect: true' to allow it"},
+    ),
+    WorldCase(
+        "should_block_a_forced_rerender_of_a_protected_product",
+        {P1: {}},
+        {P1: record()},
+        {P1: (B, Reason.FORCED)},
+        protect=(P1,),
+        replace=(P1,),
+    ),
+    WorldCase(
+        "should_block_a_drift_rerender_of_a_protected_product",
+        {P1: {}},
+        {P1: record()},
+        {P1: (B, Reason.REMOTE_MISSING)},
+        platform={P1: ObservedProduct(_ours("still", "turntable"))},
+        protect=(P1,),
+    ),
+    WorldCase(
+        "should_render_a_protected_product_that_has_no_renders_yet",
+        {P1: {}},
+        {},
+        {P1: (R, Reason.NEW)},
+        protect=(P1,),
+    ),
+    WorldCase(
+        "should_retry_a_protected_product_whose_first_render_failed",
+        {P1: {}},
+        {P1: record(status="failed", files=(), error="boom")},
+        {P1: (RT, Reason.FAILED_BEFORE)},
+        protect=(P1,),
+    ),
+    WorldCase(
+        "should_leave_an_unchanged_protected_product_alone",
+        {P1: {}},
+        {P1: _protected(record())},
+        {P1: (N, Reason.UNCHANGED)},
+        protect=(P1,),
+    ),
+    WorldCase(
+        "should_let_the_manifest_unprotect_a_product_the_state_records_as_protected",
+        {P1: {"imageWidth": 640}},
+        {P1: _protected(record())},
+        {P1: (RR, Reason.SPEC_CHANGED)},
+    ),
+    # prune
+    WorldCase(
+        "should_keep_an_orphan_in_the_state_without_prune",
+        {P1: {}},
+        {P1: record(), P2: record()},
+        {P1: (N, Reason.UNCHANGED), P2: (O, Reason.NOT_IN_MANIFESTS)},
+        detail={P2: "not in the manifests; its renders are kept"},
+    ),
+    WorldCase(
+        "should_forget_an_orphan_and_delete_nothing_with_prune_forget",
+        {P1: {}},
+        {P1: record(), P2: record()},
+        {P1: (N, Reason.UNCHANGED), P2: (F, Reason.NOT_IN_MANIFESTS)},
+        prune="forget",
+        detail={P2: "not in the manifests; dropped from the state, its renders stay on the platform"},
+        deletes={P2: []},
+    ),
+    WorldCase(
+        "should_delete_only_the_orphans_recorded_renders_offline",
+        {P1: {}},
+        {P1: record(), P2: record({"turntable": {"includeGif": False}})},
+        {P1: (N, Reason.UNCHANGED), P2: (D, Reason.NOT_IN_MANIFESTS)},
+        prune="delete",
+        deletes={P2: ["the PNG still", "the MP4 turntable"]},
+    ),
+    WorldCase(
+        "should_delete_only_what_the_platform_still_holds_of_an_orphan",
+        {},
+        {P2: record()},
+        {P2: (D, Reason.NOT_IN_MANIFESTS)},
+        platform={P2: ObservedProduct(_ours("still"))},
+        prune="delete",
+        deletes={P2: ["the PNG still"]},
+    ),
+    WorldCase(
+        "should_never_prune_a_protected_orphan",
+        {},
+        {P1: _protected(record()), P2: _protected(record())},
+        {P1: (B, Reason.NOT_IN_MANIFESTS), P2: (B, Reason.NOT_IN_MANIFESTS)},
+        prune="delete",
+        detail={P1: "protected: would delete (not_in_manifests); remove 'protect: true' to allow it"},
+    ),
+    WorldCase(
+        "should_never_forget_a_protected_orphan",
+        {},
+        {P1: _protected(record())},
+        {P1: (B, Reason.NOT_IN_MANIFESTS)},
+        prune="forget",
+    ),
+]
+
+
+@pytest.mark.parametrize("case", WORLD_CASES, ids=[c.id for c in WORLD_CASES])
+def test_drift_protect_prune(case: WorldCase) -> None:
+    wanted = desired(case.want)
+    for uuid in case.protect:
+        wanted.products[uuid] = dataclasses.replace(wanted.products[uuid], protect=True)
+    observed = None if case.platform is None else Observed(case.platform, verified=case.verified)
+    plan = _plan(wanted, state(case.have), observed=observed, replace=case.replace, prune=case.prune)
+    by_product = {a.product: a for a in plan.actions}
+    assert {u: (a.kind, a.reason) for u, a in by_product.items()} == case.expect
+    for uuid, detail in case.detail.items():
+        assert by_product[uuid].detail == detail
+    for uuid, deletes in case.deletes.items():
+        assert by_product[uuid].deletes == deletes
+    blocked = {a.product for a in plan.actions if a.kind is B}
+    assert not any(blocked & set(b.products) for b in plan.batches)  # a blocked product is never sent
+
+
+# -- the breaker on deletions ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("orphans", "prune", "protected", "allow_large", "tripped", "refused"),
+    [
+        (10, "delete", 0, False, False, False),  # at the limit
+        (11, "delete", 0, False, True, True),  # one over
+        (11, "delete", 0, True, True, False),  # over, and allowed: listed, not refused
+        (11, "delete", 1, False, False, False),  # a protected orphan is blocked, not counted
+        (30, "forget", 0, False, False, False),  # forgetting deletes nothing on the platform
+        (30, None, 0, False, False, False),  # orphans are only reported
+    ],
+    ids=[
+        "should_not_trip_at_the_delete_limit",
+        "should_trip_one_over_the_delete_limit",
+        "should_list_but_not_refuse_with_allow_large",
+        "should_not_count_protected_orphans",
+        "should_not_trip_on_forgetting",
+        "should_not_trip_on_orphans_without_prune",
+    ],
+)
+def test_breaker_on_deletions(
+    orphans: int, prune: str | None, protected: int, allow_large: bool, tripped: bool, refused: bool
+) -> None:
+    from reconciler.planner import Limits
+
+    gone = _catalogue(orphans)
+    records = {u: (_protected(record()) if i < protected else record()) for i, u in enumerate(gone)}
+    plan = _plan(
+        desired({P1: {}}),
+        state({**records, P1: record()}),
+        prune=prune,
+        limits=Limits(max_deletes=10),
+        allow_large=allow_large,
+    )
+    deleting = orphans - protected
+    assert plan.limits_tripped == (
+        [f"deletes renders of {deleting} products, more than the limit of 10"] if tripped else []
+    )
+    assert plan.refused is refused

@@ -685,8 +685,8 @@ class VntanaClient:
     def _get_grid(self, path: str, endpoint: str, item: type[M]) -> list[M]:
         response = self._session.request("GET", path, endpoint=endpoint)
         grid = self._parse(
-            Grid[item], self._session.body(response, method="GET", path=path) or {}, "GET", path
-        )  # type: ignore[valid-type]
+            _grid_of(item), self._session.body(response, method="GET", path=path) or {}, "GET", path
+        )
         return list(grid.grid)
 
     def _search_all(
@@ -709,16 +709,16 @@ class VntanaClient:
         if page_size < 1:
             raise ValueError("page_size must be positive")
         items: list[M] = []
-        seen: set[str] = set()
+        seen: set[object] = set()
         page = first_page
         while True:
             response = self._session.request(
                 "POST", path, endpoint=endpoint, params=params, json={**body, "page": page, "size": page_size}
             )
             data = self._session.body(response, method="POST", path=path) or {}
-            grid = self._parse(Grid[item], data, "POST", path)  # type: ignore[valid-type]
-            fresh = [i for i in grid.grid if getattr(i, "uuid", id(i)) not in seen]
-            seen.update(getattr(i, "uuid", id(i)) for i in fresh)
+            grid = self._parse(_grid_of(item), data, "POST", path)
+            fresh = [i for i in grid.grid if _identity(i) not in seen]
+            seen.update(_identity(i) for i in fresh)
             items.extend(fresh)
             if not grid.grid or len(items) >= grid.total_count:
                 return items
@@ -755,3 +755,14 @@ def _server_date(response: httpx.Response) -> datetime | None:
     except (TypeError, ValueError, IndexError):
         return None
     return when.astimezone(UTC) if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def _grid_of(item: type[M]) -> type[Grid[M]]:
+    """The page model for ``item``: pydantic builds the generic at run time, which mypy cannot follow."""
+    return Grid[item]  # type: ignore[valid-type]
+
+
+def _identity(item: object) -> object:
+    """What makes a search result the same item on another page: its uuid, else the object itself."""
+    uuid = getattr(item, "uuid", None)
+    return id(item) if uuid is None else uuid

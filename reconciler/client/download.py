@@ -432,7 +432,8 @@ def probe(session: Session, source: SignedUrlSource | CommentsSource) -> tuple[i
 
 
 def _is_json(response: httpx.Response) -> bool:
-    return response.headers.get("content-type", "").split(";")[0].strip().lower() == "application/json"
+    content_type: str = response.headers.get("content-type", "")
+    return content_type.split(";")[0].strip().lower() == "application/json"
 
 
 def _note_headers(p: _Progress, response: httpx.Response) -> None:

@@ -97,7 +97,8 @@ class _Wait:
         exc = state.outcome.exception() if state.outcome else None
         retry_after = getattr(exc, "retry_after", None)
         if retry_after is not None:
-            delay = retry_after + random.uniform(0, min(1.0, 0.1 * retry_after))
+            after = float(retry_after)
+            delay = after + random.uniform(0, min(1.0, 0.1 * after))
         else:
             delay = self._backoff(state)
         if self._limiter is not None:

@@ -33,7 +33,7 @@ def thumbnail_blob_id(product_uuid: str) -> str:
 
 
 def has_asset(product: dict[str, Any]) -> bool:
-    return product.get("conversion_status", "COMPLETED") != "NO_ASSET"
+    return bool(product.get("conversion_status", "COMPLETED") != "NO_ASSET")
 
 
 def ensure_model(store: Store, product: dict[str, Any]) -> dict[str, Any]:

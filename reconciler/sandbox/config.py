@@ -92,5 +92,6 @@ def load_seed(seed: str | Path | dict[str, Any] | None) -> dict[str, Any]:
         return seed
     if seed is None:
         text = resources.files("reconciler.sandbox").joinpath("seed.json").read_text(encoding="utf-8")
-        return json.loads(text)
+        seeded: dict[str, Any] = json.loads(text)
+        return seeded
     return load_mapping(seed)

@@ -73,7 +73,7 @@ def _glb(mesh: Mesh) -> bytes:
     for mat in range(len(mesh.materials)):
         pos: list[float] = []
         nor: list[float] = []
-        for face, normal, fm in zip(mesh.faces, normals, mesh.face_material):
+        for face, normal, fm in zip(mesh.faces, normals, mesh.face_material, strict=True):
             if fm != mat:
                 continue
             for i in range(
@@ -170,7 +170,8 @@ class _Scene:
             (ax * math.cos(t), 0.0, az * math.sin(t)) for t in (2 * math.pi * i / 32 for i in range(32))
         ]
         self.focal, self.cx, self.cy = 1.0, 0.0, 0.0
-        xs, ys = [], []
+        xs: list[float] = []
+        ys: list[float] = []
         for step in range(24):
             t = math.radians(15 * step)
             pts = self._project(mesh.vertices + tuple(self.shadow), math.cos(t), math.sin(t))[0]
@@ -183,7 +184,9 @@ class _Scene:
         self.verts = mesh.vertices
         self.faces = [
             (face, n, mesh.materials[m], bias)
-            for face, n, m, bias in zip(mesh.faces, face_normals(mesh), mesh.face_material, mesh.face_bias)
+            for face, n, m, bias in zip(
+                mesh.faces, face_normals(mesh), mesh.face_material, mesh.face_bias, strict=True
+            )
         ]
         self.materials = mesh.materials
 
@@ -359,7 +362,9 @@ class _GifWriter:
             sheet = Image.new("RGB", (len(colours), 1))
             sheet.putdata(colours)
             reduced = sheet.quantize(255, method=Image.Quantize.MEDIANCUT).getpalette() or []
-            colours = [tuple(reduced[i : i + 3]) for i in range(0, len(reduced), 3)][:255]  # type: ignore[misc]
+            colours = [(reduced[i], reduced[i + 1], reduced[i + 2]) for i in range(0, len(reduced) - 2, 3)][
+                :255
+            ]
         self._palette = Image.new("P", (1, 1))
         self._palette.putpalette(bytes(v for rgb in colours for v in rgb))
         table = [v for rgb in colours for v in rgb] + list(background) * (256 - len(colours))
@@ -397,7 +402,7 @@ class _GifWriter:
         params: dict[str, int] = {"duration": delay * 10, "disposal": 2 if self._transparent else 1}
         if self._transparent:
             params["transparency"] = self._TRANSPARENT
-        self._chunks.extend(GifImagePlugin.getdata(frame, **params))
+        self._chunks.extend(GifImagePlugin.getdata(frame, offset=(0, 0), **params))
         self._count += 1
 
     def finish(self) -> bytes:

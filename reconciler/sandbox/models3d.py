@@ -146,9 +146,9 @@ class _Builder:
         self.fmat.extend([mat] * len(faces))
         self.bias.extend([0.0] * len(faces))
         if not loop:
-            cap = 1 if n <= 4 else n
-            self.fmat[-cap:] = [mat if end_mat is None else end_mat] * cap
-            self.bias[-cap:] = [end_bias] * cap
+            capped = 1 if n <= 4 else n
+            self.fmat[-capped:] = [mat if end_mat is None else end_mat] * capped
+            self.bias[-capped:] = [end_bias] * capped
 
     def box(self, x0: float, x1: float, y0: float, y1: float, z0: float, z1: float, mat: int) -> None:
         self.loft([_rect_y(x0, x1, z0, z1, y0), _rect_y(x0, x1, z0, z1, y1)], mat)
@@ -178,7 +178,7 @@ class _Builder:
         self.loft(rings, mat, loop=loop)
 
     def finish(self) -> Mesh:
-        xs, ys, zs = zip(*self.verts)
+        xs, ys, zs = zip(*self.verts, strict=True)
         cx, cz, y0 = (min(xs) + max(xs)) / 2, (min(zs) + max(zs)) / 2, min(ys)
         half = (max(ys) - y0) / 2
         moved = [(x - cx, y - y0, z - cz) for x, y, z in self.verts]

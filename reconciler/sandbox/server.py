@@ -15,6 +15,7 @@ runs in a worker thread, where it installs no signal handlers.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import signal
 import threading
@@ -214,10 +215,8 @@ class EmbeddedSandbox(Sandbox):
 
     @staticmethod
     def _run_http(server: uvicorn.Server) -> None:
-        try:
+        with contextlib.suppress(SystemExit):  # uvicorn exits when it cannot bind; start() reports that
             server.run()
-        except SystemExit:  # uvicorn exits when it cannot bind; start() reports that
-            pass
 
     def stop(self) -> None:
         """Stop uvicorn and every background thread; safe to call twice."""

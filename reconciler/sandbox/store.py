@@ -28,6 +28,7 @@ Invariants:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -180,10 +181,8 @@ class Store:
                 (str(SCHEMA_VERSION),),
             )
         for directory in sorted({self.blob_path(old).parent for old in renames}, reverse=True):
-            try:
-                directory.rmdir()  # the old per-product folders, once empty
-            except OSError:
-                pass
+            with contextlib.suppress(OSError):  # the old per-product folders, once empty
+                directory.rmdir()
 
     def close(self) -> None:
         with self._lock:
@@ -702,7 +701,7 @@ def _flat_id(old: str) -> str:
 
 
 def _webhook(row: dict[str, Any]) -> dict[str, Any]:
-    out = json.loads(row["data"])
+    out: dict[str, Any] = json.loads(row["data"])
     out.update(
         uuid=row["uuid"],
         organizationUuid=row["organization_uuid"],

@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from reconciler.errors import ConfigError
 from reconciler.state.filestore import FileStateStore
@@ -22,9 +21,6 @@ from reconciler.state.model import (
     Status,
 )
 from reconciler.state.store import LockInfo, StateStore, utcnow
-
-if TYPE_CHECKING:
-    from reconciler.state.pgstore import PgStateStore
 
 __all__ = [
     "FORMAT_VERSION",
@@ -45,9 +41,7 @@ POSTGRES_SCHEMES = ("postgresql", "postgres")
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):(//)?")
 
 
-def open_store(
-    location: str | os.PathLike[str], *, plan_file: Path | None = None
-) -> FileStateStore | PgStateStore:
+def open_store(location: str | os.PathLike[str], *, plan_file: Path | None = None) -> StateStore:
     """The state store at ``location``: a ``postgresql://`` (or ``postgres://``) URL, or a JSON file path.
 
     ``plan_file``: the saved plan this run applies, recorded with every write by backends

@@ -20,6 +20,7 @@ always moving the file aside.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -43,7 +44,9 @@ from reconciler.errors import (
     StateCorruptError,
     StateError,
     StateLockedError,
+    StateReadError,
     StateVersionError,
+    StateWriteError,
 )
 from reconciler.state.model import (
     FORMAT_VERSION,
@@ -53,7 +56,7 @@ from reconciler.state.model import (
     State,
     is_product_uuid,
 )
-from reconciler.state.store import LockInfo
+from reconciler.state.store import LockInfo, StateStore
 
 
 class FileStateStore:
@@ -96,6 +99,8 @@ class FileStateStore:
                 f"state path {self.location} is a directory",
                 hint="pass the state file itself, e.g. --state state/renders.state.json",
             ) from exc
+        except PermissionError as exc:  # not damage: the file is fine, this user may not read it
+            raise StateReadError(self.location, exc) from exc
         except OSError as exc:
             raise self._corrupt(f"cannot read it ({exc.strerror})") from exc
         except _Damaged as exc:
@@ -144,6 +149,8 @@ class FileStateStore:
             return
         except _Damaged as exc:
             raise self._journal_damaged(0, exc.problem) from None
+        except PermissionError as exc:
+            raise StateReadError(str(self.journal_path), exc) from exc
         except OSError as exc:
             raise StateCorruptError(str(self.journal_path), f"cannot read it ({exc.strerror})") from exc
         complete = lines[:-1]  # a journal line is acknowledged only once its newline is on disk
@@ -212,50 +219,55 @@ class FileStateStore:
         self._require_lock()
         _require_uuids([product], self.location)
         _ensure_lineage(state)
-        state.serial += 1
-        if record is None:
-            state.products.pop(product, None)
-        else:
-            state.products[product] = record
         entry = {
-            "serial": state.serial,
+            "serial": state.serial + 1,
             "lineage": state.lineage,
             "product": product,
             "record": None if record is None else record.model_dump(mode="json"),
         }
         line = (json.dumps(entry, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.journal_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(fd, line)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        self._mkdir()
+        _append(self.journal_path, line)  # durable first: the state in memory follows the disk
+        state.serial += 1
+        if record is None:
+            state.products.pop(product, None)
+        else:
+            state.products[product] = record
 
     def write(self, state: State, *, bump: bool = True) -> None:
-        """Atomic replace. ``bump=False`` only to fold a journal: content unchanged, serial kept."""
+        """Atomic replace. ``bump=False`` only to fold a journal: content unchanged, serial kept.
+
+        The new state is written to a temp file first, the one step that needs disk space; only
+        then is the old state kept as ``.backup`` (a hard link: no space) and replaced. A disk
+        that refuses any step raises StateWriteError with the state, backup and journal as they
+        were, and no temp file left."""
         self._require_lock()
         _require_uuids(state.products, self.location)
         _ensure_lineage(state)
+        before = state.serial
         if bump:
             state.serial += 1
-        with gc_paused():
-            data = state.to_json().encode()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        if self.path.exists():
-            shutil.copy2(self.path, self.backup_path)
-        fd, tmp = tempfile.mkstemp(prefix=self.path.name + ".", suffix=".tmp", dir=self.path.parent)
         try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.path)
+            with gc_paused():
+                data = state.to_json().encode()
+            self._mkdir()
+            tmp = _write_temp(self.path, data, self.location)
+            try:
+                if self.path.exists():
+                    _keep_backup(self.path, self.backup_path)
+                os.replace(tmp, self.path)
+            except OSError as exc:
+                raise StateWriteError(self.location, "write", exc) from exc
+            finally:
+                tmp.unlink(missing_ok=True)
         except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+            state.serial = before  # not written: the state in memory stays the one on disk
             raise
         _fsync_dir(self.path.parent)
-        self.journal_path.unlink(missing_ok=True)
+        # The state is written and its serial covers every journal line (reads skip them), so a
+        # journal that cannot be removed is harmless.
+        with contextlib.suppress(OSError):
+            self.journal_path.unlink(missing_ok=True)
 
     def fold(self) -> State:
         """Read state + journal and, if there was a journal, compact it into the state file."""
@@ -267,7 +279,7 @@ class FileStateStore:
     # -- locking -------------------------------------------------------------------------
     @contextmanager
     def lock(self, operation: str, timeout: float = 0.0) -> Iterator[LockInfo]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._mkdir()
         # thread_local=False: the executor's worker threads checkpoint under the caller's lock.
         lock = filelock.FileLock(self.lock_path, thread_local=False, is_singleton=False)
         try:
@@ -275,17 +287,23 @@ class FileStateStore:
         except filelock.Timeout as exc:
             raise StateLockedError(self.location, self._holder()) from exc
         except OSError as exc:
-            raise StateError(f"cannot lock {self.location}: {exc.strerror}") from exc
+            raise StateWriteError(str(self.lock_path), "create the lock file", exc) from exc
         info = LockInfo.new(operation)
         try:
-            self.info_path.write_text(json.dumps(info.to_dict()) + "\n")
+            try:
+                _replace_small(self.info_path, (json.dumps(info.to_dict()) + "\n").encode())
+            except OSError as exc:
+                raise StateWriteError(str(self.info_path), "record the lock's holder in", exc) from exc
             self._held = info
             yield info
         finally:
             self._held = None
             try:
+                # A note that cannot be removed (the disk turned read-only mid-run) is harmless: the
+                # OS lock is released below, and the next holder writes its own note over it.
                 if self._holder_id() == info.id:
-                    self.info_path.unlink(missing_ok=True)
+                    with contextlib.suppress(OSError):
+                        self.info_path.unlink(missing_ok=True)
             finally:
                 lock.release()
 
@@ -307,9 +325,18 @@ class FileStateStore:
             raise LockNotFoundError(f"no lock with id {lock_id} on {self.location}: {current}")
         # Unlinking the lock file lets the next writer lock a fresh inode even if the
         # old holder still lives (hung, or on another host sharing the disk).
-        self.lock_path.unlink(missing_ok=True)
-        self.info_path.unlink(missing_ok=True)
+        for path in (self.lock_path, self.info_path):
+            try:
+                path.unlink(missing_ok=True)
+            except OSError as exc:
+                raise StateWriteError(str(path), "remove the lock file", exc) from exc
         return LockInfo(**{k: holder[k] for k in ("id", "operation", "who", "pid", "host", "since")})
+
+    def _mkdir(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StateWriteError(str(self.path.parent), "create the state's folder", exc) from exc
 
     def _require_lock(self) -> None:
         if self._held is None:
@@ -466,6 +493,77 @@ def _ensure_lineage(state: State) -> None:
         state.lineage = str(uuidlib.uuid4())
 
 
+def _append(path: Path, line: bytes) -> None:
+    """Append one journal line durably, or leave the journal exactly as it was: a short write on
+    a full disk is cut off again, so no torn line is left for the next checkpoint to follow."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise StateWriteError(str(path), "append a checkpoint to", exc) from exc
+    try:
+        size = os.fstat(fd).st_size
+        try:
+            view = memoryview(line)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, size)
+                os.fsync(fd)
+            raise StateWriteError(str(path), "append a checkpoint to", exc) from exc
+    finally:
+        os.close(fd)
+
+
+def _write_temp(path: Path, data: bytes, location: str) -> Path:
+    """``data`` in a new fsync'd temp file beside ``path``; removed again if the disk refuses it."""
+    try:
+        fd, name = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise StateWriteError(location, "write", exc) from exc
+    tmp = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except BaseException as exc:
+        tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise StateWriteError(location, "write", exc) from exc
+        raise
+    return tmp
+
+
+def _keep_backup(path: Path, backup: Path) -> None:
+    """Make ``backup`` the current ``path``, atomically: a hard link (no disk space, the old state
+    never half-copied), or a copy through a temp file where the file system has no hard links."""
+    staged = backup.with_name(f"{backup.name}.{uuidlib.uuid4().hex[:8]}.tmp")
+    try:
+        try:
+            os.link(path, staged)
+        except OSError as exc:
+            if exc.errno not in (errno.EPERM, errno.EXDEV, errno.EMLINK, errno.ENOTSUP, errno.ENOSYS):
+                raise
+            shutil.copy2(path, staged)
+            with open(staged, "rb") as fh:
+                os.fsync(fh.fileno())
+        os.replace(staged, backup)
+    finally:
+        staged.unlink(missing_ok=True)
+
+
+def _replace_small(path: Path, data: bytes) -> None:
+    """Write a small file whole or not at all (the lock holder's description)."""
+    staged = path.with_name(f"{path.name}.{uuidlib.uuid4().hex[:8]}.tmp")
+    try:
+        staged.write_bytes(data)
+        os.replace(staged, path)
+    finally:
+        staged.unlink(missing_ok=True)
+
+
 def _fsync_dir(path: Path) -> None:
     try:
         fd = os.open(path, os.O_RDONLY)
@@ -477,3 +575,6 @@ def _fsync_dir(path: Path) -> None:
         pass  # some filesystems refuse fsync on directories; the rename is still atomic
     finally:
         os.close(fd)
+
+
+_CONFORMS: type[StateStore] = FileStateStore  # mypy checks the backend against the contract here

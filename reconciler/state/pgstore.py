@@ -58,7 +58,7 @@ from reconciler.state import pgschema
 from reconciler.state.history import Version
 from reconciler.state.model import FORMAT_VERSION, RECORD_ADAPTER, ProductRecord, State
 from reconciler.state.pgschema import LOCK_CLASS, SCHEMA
-from reconciler.state.store import LockInfo
+from reconciler.state.store import LockInfo, StateStore
 
 log = logging.getLogger("reconciler.state")
 
@@ -232,9 +232,8 @@ class PgStateStore:
             if "connect_timeout" not in given and "PGCONNECT_TIMEOUT" not in os.environ:
                 extra["connect_timeout"] = 10
             # Client-side keepalives: a lost server fails our next call instead of hanging it.
-            for key, value in (("keepalives_idle", 30), ("keepalives_interval", 10), ("keepalives_count", 3)):
-                if key not in given:
-                    extra[key] = value
+            keepalives = {"keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3}
+            extra.update({key: value for key, value in keepalives.items() if key not in given})
             return psycopg.connect(self._where.conninfo, **extra)
         except psycopg.Error as exc:
             # Not chained: libpq's text may quote the connection string, password included.
@@ -764,3 +763,6 @@ def _public(holder: dict[str, Any] | None) -> dict[str, Any] | None:
 def _ensure_lineage(state: State) -> None:
     if not state.lineage:
         state.lineage = str(uuidlib.uuid4())
+
+
+_CONFORMS: type[StateStore] = PgStateStore  # mypy checks the backend against the contract here

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from contextlib import ExitStack
 from dataclasses import dataclass
-from typing import Any
 
 from reconciler.errors import StateError
 from reconciler.state.model import State
+from reconciler.state.store import StateStore
 
 
 @dataclass(frozen=True)
@@ -29,8 +29,10 @@ def _holds_something(state: State) -> bool:
     return bool(state.lineage or state.products or state.serial)
 
 
-def copy_state(source: Any, target: Any, *, force: bool = False, lock_timeout: float = 0.0) -> Copied:
-    """Copy ``source``'s state into ``target`` (both StateStores). StateError if there is nothing
+def copy_state(
+    source: StateStore, target: StateStore, *, force: bool = False, lock_timeout: float = 0.0
+) -> Copied:
+    """Copy ``source``'s state into ``target`` . StateError if there is nothing
     to copy, if they are the same store, or if the target holds a state and not ``force``."""
     if source.location == target.location:
         raise StateError(f"FROM and TO are the same state ({source.location})")

@@ -46,7 +46,7 @@ def test_a_token_revoked_mid_run_costs_one_fresh_login_and_nothing_else(
         with platform_client(sandbox) as other:
             other.login()  # the same key logs in again: the platform revokes the running apply's token
     finally:
-        out, err = run.communicate(timeout=120)
+        _out, err = run.communicate(timeout=120)
     assert run.returncode == 0, err
     assert f"the API refused the token (HTTP {status}): logging in again" in err
     assert "still refused" not in err

@@ -145,7 +145,7 @@ def test_a_second_apply_fails_fast_naming_the_lock_holder(project: Project) -> N
         assert f"reconciler force-unlock --state state/renders.state.json {holder['id']}" in second.stderr
         assert "Traceback" not in second.stderr
     finally:
-        out, err = first.communicate(timeout=120)
+        _out, err = first.communicate(timeout=120)
     assert first.returncode == 0, err
     assert all(project.triggers(u) == 1 for u in SOME)
 

@@ -127,7 +127,7 @@ def test_a_replayed_failure_event_neither_fails_the_render_nor_makes_the_next_ap
         body, headers = delivery(secret, TRAIL, "renders.failed", datetime.now(UTC))
         fresh = httpx.post(url, content=body, headers=headers)
         assert (fresh.status_code, fresh.json()) == (200, {"accepted": True})
-        out, err = run.communicate(timeout=90)
+        _out, err = run.communicate(timeout=90)
     finally:
         if run.poll() is None:
             run.kill()
@@ -173,7 +173,7 @@ def test_an_oversized_body_is_refused_before_it_is_read_and_costs_no_memory(slow
         assert f"body larger than {MAX_BODY_BYTES} bytes".encode() in chunked
         grown = peak_rss_mib(run.pid) - before
         assert grown < 50, f"the receiver's process grew by {grown:.0f} MiB"
-        out, err = run.communicate(timeout=90)
+        _out, err = run.communicate(timeout=90)
     finally:
         if run.poll() is None:
             run.kill()

@@ -188,7 +188,7 @@ def test_generated_damage_is_refused_or_is_harmless(
     then the state reads, and the next write would keep it as it is."""
     root = tmp_path_factory.mktemp("generated")
     cases = {
-        f"doc{i:03}": (lambda raw: lambda folder: (folder / "renders.state.json").write_bytes(raw))(raw)
+        f"doc{i:03}": (lambda raw: lambda folder: (folder / "renders.state.json").write_bytes(raw))(raw)  # noqa: B023 - raw is bound by the outer lambda's call
         for i, raw in enumerate(docs)
     }
     batch, folders, before = run(cases, root)

@@ -87,7 +87,7 @@ def test_missing_altered_and_undecodable_files_are_said_on_the_card_and_never_li
     listing = {f"{U1}/t.mp4": FileFacts(5, "e" * 64), f"{U1}/t.gif": FileFacts(5, SHA_B)}
     previews = {("poster", "e" * 64): Preview(32, 32, poster_path("e" * 64)), ("probe", SHA_B): None}
     card = {c.attrs["id"]: c for c in cards(_site(listing, previews)["page-1.html"])}[f"p-{U1}"]
-    placeholders = [d for d in find(card, "div", "placeholder")]
+    placeholders = list(find(card, "div", "placeholder"))
     assert [d.attrs["class"] for d in placeholders] == ["placeholder missing", "placeholder broken"]
     assert WEIRD_FILE + ": missing locally" in placeholders[0].text
     assert "t.gif: the local file cannot be decoded" in placeholders[1].text

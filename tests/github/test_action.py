@@ -196,12 +196,12 @@ def test_apply_applies_the_saved_plan_and_reports_on_the_pull_request(
     action: ActionStep, platform: EmbeddedSandbox
 ) -> None:
     assert action.run(command="plan", comment="never").returncode == 0
-    creds = dict(
-        vntana_api_token=platform.access_token,
-        vntana_organization=platform.organization_uuid,
-        vntana_api_url=platform.url,
-        extra_args="--poll-interval 0.05 --timeout 30",
-    )
+    creds = {
+        "vntana_api_token": platform.access_token,
+        "vntana_organization": platform.organization_uuid,
+        "vntana_api_url": platform.url,
+        "extra_args": "--poll-interval 0.05 --timeout 30",
+    }
     done = action.run(command="apply", state="state/renders.state.json", **creds)
     assert done.returncode == 0, done.stdout + done.stderr
     assert action.outputs()["exit-code"] == "0"
@@ -222,12 +222,12 @@ def test_a_plan_the_breaker_refuses_is_still_shown_on_the_pull_request(
     action: ActionStep, platform: EmbeddedSandbox
 ) -> None:
     assert action.run(command="plan", comment="never").returncode == 0
-    creds = dict(
-        vntana_api_token=platform.access_token,
-        vntana_organization=platform.organization_uuid,
-        vntana_api_url=platform.url,
-        extra_args="--poll-interval 0.05 --timeout 30",
-    )
+    creds = {
+        "vntana_api_token": platform.access_token,
+        "vntana_organization": platform.organization_uuid,
+        "vntana_api_url": platform.url,
+        "extra_args": "--poll-interval 0.05 --timeout 30",
+    }
     assert action.run(command="apply", comment="never", **creds).returncode == 0
     (action.step.root / "manifests" / "catalogue.yaml").write_text(
         manifest({k: PRODUCTS[k] for k in ("trail", "court")}, gif=False)

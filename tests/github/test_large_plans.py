@@ -110,7 +110,7 @@ def test_a_failed_minimise_is_reported_after_the_comment_is_posted(step: Step, b
 
 
 def test_a_job_summary_already_near_1_mib_gets_the_plan_cut_with_a_note(step: Step, big) -> None:
-    products, plan = big
+    _products, plan = big
     step.summary.write_text("x" * 700_000 + "\n")
     done = step.cli("github", "plan-comment", str(plan), "--comment", "never", "--no-labels")
     assert done.returncode == 0, done.stderr
@@ -124,7 +124,7 @@ def test_a_job_summary_already_near_1_mib_gets_the_plan_cut_with_a_note(step: St
 
 
 def test_a_full_job_summary_is_an_error_not_a_silent_skip(step: Step, big) -> None:
-    products, plan = big
+    _products, plan = big
     step.summary.write_text("x" * ((1 << 20) - 1000))
     done = step.cli("github", "step-summary", str(plan))
     assert done.returncode == 1

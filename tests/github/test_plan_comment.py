@@ -262,7 +262,7 @@ def test_workflow_run_comments_only_on_the_pull_request_whose_head_made_the_plan
     )
     assert done.returncode == 0, done.stderr
     assert [r.raw_path for r in step.gh.state.requests][:1] == [f"/repos/octo/catalogue/pulls/{PR}"]
-    (comment,) = step.gh.state.comments(PR)
+    (_comment,) = step.gh.state.comments(PR)
     # The full plan is in the run that made it: link there, not to this commenting run.
     step.gh.state.requests.clear()
     step.gh.state.issue(8).head_sha = "f" * 40

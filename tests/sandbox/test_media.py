@@ -87,7 +87,7 @@ def test_mesh_is_closed_outward_and_normalised(shape: str) -> None:
     assert all(edges[(b, a)] == 1 for a, b in edges)
     # ...and outward: the enclosed volume of each solid is positive (flux of x through the surface).
     volume = 0.0
-    for face, normal in zip(mesh.faces, face_normals(mesh)):
+    for face, normal in zip(mesh.faces, face_normals(mesh), strict=True):
         a = mesh.vertices[face[0]]
         for i in range(1, len(face) - 1):
             b, c = mesh.vertices[face[i]], mesh.vertices[face[i + 1]]
@@ -154,7 +154,7 @@ def test_still_decodes_at_exact_size(fmt: str, pil_format: str, transparent: boo
     else:
         assert img.mode == "RGB"  # JPG has no alpha: transparent falls back to the background colour
         corner = img.getpixel((0, 0))
-        assert all(abs(c - e) <= 3 for c, e in zip(corner, (0x33, 0x66, 0x99)))
+        assert all(abs(c - e) <= 3 for c, e in zip(corner, (0x33, 0x66, 0x99), strict=True))
 
 
 @pytest.mark.parametrize(
@@ -329,7 +329,7 @@ def test_transparent_turntable_mp4_uses_the_background() -> None:
     frames, _, _ = decode_mp4(mp4)
     assert gif is None and len(frames) == 3
     corner = ImageStat.Stat(frames[0].crop((0, 0, 6, 6))).mean  # away from the product, so no codec ringing
-    assert all(abs(c - e) <= 4 for c, e in zip(corner, (0x20, 0x40, 0x80)))
+    assert all(abs(c - e) <= 4 for c, e in zip(corner, (0x20, 0x40, 0x80), strict=True))
 
 
 def test_turntable_is_deterministic_and_product_specific() -> None:

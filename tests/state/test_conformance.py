@@ -7,6 +7,7 @@ from its location, as another machine's run would.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -20,6 +21,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -31,9 +33,12 @@ from reconciler.state import (
     ProductRecord,
     RenderRequest,
     State,
+    StateStore,
     Status,
     open_store,
 )
+from reconciler.state.history import StateHistory
+from reconciler.state.transfer import copy_state
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -95,7 +100,10 @@ class Backend:
     """What --state would be given (credentials included: children need them)."""
     set_format_version: Callable[[int], None]
 
-    def open(self) -> Any:
+    sibling: str
+    """A second, empty state of the same backend (another file, another workspace)."""
+
+    def open(self) -> StateStore:
         return open_store(self.location)
 
     def child(self, script: str, *args: str, **kw: Any) -> subprocess.Popen[str]:
@@ -118,7 +126,7 @@ def _file_backend(tmp_path: Path) -> Backend:
         data["format_version"] = version
         path.write_text(json.dumps(data))
 
-    return Backend("file", str(path), set_format_version)
+    return Backend("file", str(path), set_format_version, str(tmp_path / "other" / "renders.state.json"))
 
 
 def _pg_backend(url: str) -> Backend:
@@ -132,7 +140,7 @@ def _pg_backend(url: str) -> Backend:
                 "UPDATE reconciler.workspaces SET format_version = %s WHERE name = %s", (version, workspace)
             )
 
-    return Backend("postgresql", url, set_format_version)
+    return Backend("postgresql", url, set_format_version, url + "b")
 
 
 @pytest.fixture(params=["file", "postgresql"])
@@ -142,7 +150,7 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     return _pg_backend(request.getfixturevalue("pg_url"))
 
 
-def write(store: Any, state: State) -> None:
+def write(store: StateStore, state: State) -> None:
     with store.lock("test"):
         store.write(state)
 
@@ -179,7 +187,9 @@ def test_write_fixes_the_lineage_once_and_bumps_the_serial(backend: Backend) -> 
 
 
 def test_a_state_reads_back_exactly_as_written(backend: Backend) -> None:
-    state = State(lineage="", products={uuid_of(i): rec(i, s) for i, s in zip(range(9, 0, -2), Status)})
+    state = State(
+        lineage="", products={uuid_of(i): rec(i, s) for i, s in zip(range(9, 0, -2), Status, strict=False)}
+    )
     store = backend.open()
     write(store, state)
     assert backend.open().read().to_json() == state.to_json()
@@ -235,6 +245,75 @@ def test_write_without_bump_stores_a_state_at_its_own_serial(backend: Backend) -
     assert back.to_json() == copy.to_json()
 
 
+def test_the_state_before_the_last_write_is_where_backup_path_says(backend: Backend) -> None:
+    store = backend.open()
+    write(store, state_with(2))
+    before = backend.open().read()
+    after = backend.open().read()
+    after.products[uuid_of(7)] = rec(7)
+    write(store, after)
+    where = store.backup_path
+    if isinstance(store, StateHistory):  # a history keeps every serial: backup_path says how to get it
+        assert f"--serial {before.serial}" in str(where) and store.location in str(where)
+        previous = store.read_serial(before.serial)
+    else:  # a file beside the state, itself a state file
+        previous = open_store(where).read()
+    assert previous.to_json() == before.to_json()
+
+
+def test_location_is_what_users_are_shown_and_never_holds_a_password(backend: Backend) -> None:
+    store = backend.open()
+    password = urlsplit(backend.location).password if backend.kind == "postgresql" else None
+    if password:
+        assert password not in store.location
+    else:
+        assert store.location == backend.location
+    write(store, state_with(1))
+    assert open_store(backend.location).location == store.location  # the same state, the same name
+
+
+def test_the_lock_describes_its_holder_and_is_free_after_the_block(backend: Backend) -> None:
+    store = backend.open()
+    with store.lock("state rm", timeout=5) as info:
+        assert (info.operation, info.pid, info.host) == ("state rm", os.getpid(), socket.gethostname())
+        with pytest.raises(StateLockedError) as busy, backend.open().lock("apply"):
+            pass
+        assert (busy.value.holder["id"], busy.value.holder["operation"]) == (info.id, "state rm")
+    with backend.open().lock("apply") as again:
+        assert again.id != info.id
+
+
+def test_only_backends_that_keep_a_history_say_so(backend: Backend) -> None:
+    store = backend.open()
+    write(store, state_with(1))
+    write(store, backend.open().read())
+    if backend.kind == "file":
+        assert not isinstance(store, StateHistory)  # its history is git's
+        return
+    assert isinstance(store, StateHistory)
+    assert [v.serial for v in store.history()] == [2, 1]
+    assert [v.operation for v in store.history(limit=1)] == ["test"]
+
+
+def test_migrate_copies_lineage_serial_and_records_into_an_empty_store(backend: Backend) -> None:
+    source = backend.open()
+    write(source, state_with(3))
+    with source.lock("apply"):
+        state = source.fold()
+        source.checkpoint(state, uuid_of(9), rec(9))
+    target = open_store(backend.sibling)
+    copied = copy_state(source, target)
+    assert copied.replaced is None and not copied.unchanged
+    assert open_store(backend.sibling).read().to_json() == backend.open().read().to_json()
+    again = copy_state(source, target)
+    assert again.unchanged  # the same lineage at the same serial: nothing written
+    changed = target.read()
+    del changed.products[uuid_of(0)]
+    write(target, changed)
+    with pytest.raises(StateError, match="already holds a state"):
+        copy_state(source, target)
+
+
 def test_a_state_from_a_newer_reconciler_is_refused_and_left_alone(backend: Backend) -> None:
     write(backend.open(), state_with(1))
     backend.set_format_version(FORMAT_VERSION + 1)
@@ -263,7 +342,7 @@ def test_readers_see_whole_states_while_a_writer_checkpoints(backend: Backend) -
         while not stop.is_set():
             try:
                 state = reading.read()
-            except BaseException as exc:  # noqa: BLE001 - any failure is the finding
+            except BaseException as exc:
                 errors.append(exc)
                 return
             seen.append((state.serial, len(state.products)))
@@ -334,10 +413,8 @@ def holder(backend: Backend) -> Iterator[tuple[subprocess.Popen[str], str]]:
     try:
         yield proc, lock_id
     finally:
-        try:
+        with contextlib.suppress(BrokenPipeError):
             proc.stdin.close()  # lets a live holder go
-        except BrokenPipeError:
-            pass
         proc.wait(timeout=20)
         for stream in (proc.stdout, proc.stderr):
             if stream:

@@ -298,7 +298,7 @@ def test_a_gap_in_the_journal_is_damage(store: FileStateStore) -> None:
     "line",
     [
         '{"serial": 2, "lineage": "%s", "product": "p2", "record": null}',
-        '{"serial": true, "lineage": "%s", "product": "%s", "record": null}' % ("%s", uuid_of(2)),
+        f'{{"serial": true, "lineage": "%s", "product": "{uuid_of(2)}", "record": null}}',
         "[" * 10_000 + "]" * 10_000,
     ],
 )

@@ -24,6 +24,7 @@ from reconciler.errors import (
     StateError,
     StateLockedError,
     StateVersionError,
+    StateWriteError,
 )
 from reconciler.state import (
     FORMAT_VERSION,
@@ -141,10 +142,12 @@ def test_a_failed_write_leaves_the_old_state_and_no_temp_file(
     def broken_replace(src: str, dst: str) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(os, "replace", broken_replace)
-    with pytest.raises(OSError), store.lock("test"):
-        store.write(state_with(3))
-    monkeypatch.undo()
+    with store.lock("test"):
+        monkeypatch.setattr(os, "replace", broken_replace)
+        # Once an OSError escaped here; now it is a StateError naming the file and the cause.
+        with pytest.raises(StateWriteError, match=r"No space left on device \(ENOSPC\)"):
+            store.write(state_with(3))
+        monkeypatch.undo()
     assert store.path.read_bytes() == before
     assert leftovers(store) == []
 
@@ -159,7 +162,7 @@ def test_a_reader_sees_the_old_or_the_new_state_never_half(store: FileStateStore
         while not stop.is_set():
             try:
                 seen.append(len(FileStateStore(store.path).read().products))
-            except BaseException as exc:  # noqa: BLE001 - any failure is the finding
+            except BaseException as exc:  # any failure is the finding
                 errors.append(exc)
                 return
 

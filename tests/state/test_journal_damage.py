@@ -31,7 +31,7 @@ def _store_with_one_checkpoint(tmp_path: Path) -> FileStateStore:
         ("[1]", "line 2 is not a checkpoint (needs serial, product and record)"),
         ('{"lineage": "x", "serial": 4}', "line 2 is not a checkpoint (needs serial, product and record)"),
         (
-            '{"lineage": "x", "serial": 4, "product": "%s", "record": null}' % P2,
+            f'{{"lineage": "x", "serial": 4, "product": "{P2}", "record": null}}',
             "line 2 belongs to another state (lineage 'x')",
         ),
         ("not json", "line 2 is not valid JSON (column 1: Expecting value)"),

@@ -92,7 +92,8 @@ def test_connection_errors_name_the_location_and_never_the_password(pg_server: P
     }
     for case, url in cases.items():
         store = open_store(url)
-        for attempt in (store.read, lambda: store.lock("apply").__enter__(), lambda: store.force_unlock("x")):
+        # B023: each lambda is called in the iteration that made it, with that iteration's store.
+        for attempt in (store.read, lambda: store.lock("apply").__enter__(), lambda: store.force_unlock("x")):  # noqa: B023
             with pytest.raises(StateError) as info:
                 attempt()
             message = f"{info.value} {info.value.hint}"
@@ -121,7 +122,7 @@ def test_first_writers_racing_migrate_the_schema_once(fresh_db: str) -> None:
     def first_write(workspace: str) -> None:
         try:
             write(open_store(f"{fresh_db}#{workspace}"), state_with(2))
-        except BaseException as exc:  # noqa: BLE001 - any failure is the finding
+        except BaseException as exc:  # any failure is the finding
             errors.append(exc)
 
     threads = [threading.Thread(target=first_write, args=(f"w{i}",)) for i in range(4)]
