@@ -39,6 +39,7 @@ import filelock
 from pydantic import ValidationError
 
 from reconciler._gc import gc_paused
+from reconciler.cache import Cache, digest
 from reconciler.errors import (
     LockNotFoundError,
     StateCorruptError,
@@ -48,6 +49,7 @@ from reconciler.errors import (
     StateVersionError,
     StateWriteError,
 )
+from reconciler.state.index import NotScannable, PlanState, from_payload, index_payload, scan
 from reconciler.state.model import (
     FORMAT_VERSION,
     RECORD_ADAPTER,
@@ -77,6 +79,38 @@ class FileStateStore:
             state = self._read_file()
             for entry in self._journal_entries(state.lineage, state.serial):
                 self._apply(state, entry)
+        return state
+
+    def read_for_plan(self) -> State | PlanState:
+        """The state as ``build_plan`` reads it, without validating every record up front: from
+        the index the cache keeps for these exact bytes (reconciler.state.index), else read and
+        validated whole as ``read`` does, in one pass that also makes the index. A journal (an
+        interrupted apply), a damaged state or no cache: ``read()``, and its errors."""
+        cache = Cache.default("state-index")
+        if cache is None or self.journal_path.exists():
+            return self.read()
+        try:
+            raw = _read_regular(self.path)
+            text = raw.decode("utf-8")
+        except (OSError, _Damaged, UnicodeDecodeError):
+            return self.read()  # which says what is wrong
+        content = digest(raw)
+        del raw
+        hit = cache.get(self.location, content)
+        if hit is not None:
+            header, payload = hit
+            lineage, serial = header.get("lineage"), header.get("serial")
+            records = from_payload(text, payload, header)
+            if records is not None and type(lineage) is str and type(serial) is int:
+                return PlanState(lineage, serial, records)
+        with gc_paused():
+            try:
+                data, spans = scan(text)
+                state = _validate_consuming(_checked(data, self.location))
+            except (NotScannable, _Damaged, ValidationError):
+                return self.read()
+            payload, extra = index_payload(state.products, spans)
+        cache.put(self.location, content, payload, lineage=state.lineage, serial=state.serial, **extra)
         return state
 
     def journal_length(self) -> int:
@@ -401,6 +435,10 @@ def _parse(raw: bytes, location: str) -> dict[str, Any]:
         raise _Damaged(
             "not a state: JSON nested about 1,000 levels deep (a state is 6 levels deep)"
         ) from None
+    return _checked(data, location)
+
+
+def _checked(data: Any, location: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise _Damaged("expected a JSON object at the top level")
     version = data.get("format_version")
