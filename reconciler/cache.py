@@ -75,8 +75,8 @@ class Cache:
         return self.folder / f"{name}.entry"
 
     def get(self, source: str, content: str) -> tuple[dict[str, Any], bytes] | None:
-        """The header and payload stored for ``source`` if they were made from ``content`` (its
-        digest) by this version of the code; None for a miss of any kind."""
+        """The ``meta`` and payload stored for ``source`` if they were made from ``content`` (its
+        digest) by this version of the code and are whole; None for a miss of any kind."""
         try:
             with open(self.entry_path(source), "rb") as fh:
                 raw = fh.read()
@@ -96,20 +96,22 @@ class Cache:
             and header.get("kind") == self.kind
             and header.get("source") == os.path.abspath(source)
             and header.get("content") == content
-            and header.get("payload") == digest(payload)
+            and isinstance(header.get("meta"), dict)
+            and header.get("payload") == _sealed(header["meta"], payload)
         ):
             return None
-        return header, payload
+        return header["meta"], payload
 
     def put(self, source: str, content: str, payload: bytes, **extra: Any) -> None:
-        """Store ``payload`` for ``source`` made from ``content``; silently skipped if the disk refuses."""
+        """Store ``payload`` and the small ``extra`` facts (JSON) for ``source`` made from ``content``;
+        both are sealed by one hash. Silently skipped if the disk refuses."""
         header = {
             "version": CACHE_VERSION,
             "kind": self.kind,
             "source": os.path.abspath(source),
             "content": content,
-            "payload": digest(payload),
-            **extra,
+            "meta": extra,
+            "payload": _sealed(extra, payload),
         }
         data = b"%s\n%s\n%s" % (_MAGIC, json.dumps(header).encode(), payload)
         try:
@@ -127,6 +129,11 @@ class Cache:
         finally:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
+
+
+def _sealed(meta: dict[str, Any], payload: bytes) -> str:
+    """The hash that proves an entry's facts and payload whole (JSON of the facts re-made the same way)."""
+    return digest(json.dumps(meta, sort_keys=True).encode() + b"\n" + payload)
 
 
 def _ignore_in_git(root: Path) -> None:

@@ -91,18 +91,22 @@ class FileStateStore:
             return self.read()
         try:
             raw = _read_regular(self.path)
-            text = raw.decode("utf-8")
-        except (OSError, _Damaged, UnicodeDecodeError):
+        except (OSError, _Damaged):
             return self.read()  # which says what is wrong
         content = digest(raw)
-        del raw
+        ascii = raw.isascii()  # then offsets in the text are offsets in the bytes: no decoding
         hit = cache.get(self.location, content)
         if hit is not None:
-            header, payload = hit
-            lineage, serial = header.get("lineage"), header.get("serial")
-            records = from_payload(text, payload, header)
+            meta, payload = hit
+            lineage, serial = meta.get("lineage"), meta.get("serial")
+            records = from_payload(raw if ascii else raw.decode("utf-8", "replace"), payload, meta)
             if records is not None and type(lineage) is str and type(serial) is int:
                 return PlanState(lineage, serial, records)
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return self.read()
+        del raw
         with gc_paused():
             try:
                 data, spans = scan(text)

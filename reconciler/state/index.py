@@ -117,7 +117,7 @@ class LazyRecords(Mapping[str, ProductRecord]):
 
     def __init__(
         self,
-        text: str,
+        text: str | bytes,
         uuids: list[str],
         spans: array[int],
         hashes: list[str],
@@ -189,8 +189,9 @@ def index_payload(
     return names + flat.tobytes() + hash_of.tobytes() + status_of.tobytes(), extra
 
 
-def from_payload(text: str, payload: bytes, header: dict[str, Any]) -> LazyRecords | None:
-    """The records of a state whose index the cache holds; None if the entry does not add up."""
+def from_payload(text: str | bytes, payload: bytes, header: dict[str, Any]) -> LazyRecords | None:
+    """The records of a state whose index the cache holds; None if the entry does not add up.
+    ``text``: the state's text, or its bytes when they are ASCII (the same offsets)."""
     try:
         n, hashes = header["count"], header["hashes"]
         statuses = [Status(s) for s in header["statuses"]]

@@ -189,11 +189,24 @@ def test_a_forged_index_that_does_not_add_up_is_ignored(store: FileStateStore, c
     cache = Cache(Path(os.environ["RECONCILER_CACHE_DIR"]), "state-index")
     hit = cache.get(store.location, digest(store.path.read_bytes()))
     assert hit is not None
-    header, payload = hit
-    extra = {k: v for k, v in header.items() if k not in ("version", "kind", "source", "content", "payload")}
-    cache.put(store.location, header["content"], payload, **{**extra, "count": header["count"] + 1})
+    meta, payload = hit
+    content = digest(store.path.read_bytes())
+    cache.put(store.location, content, payload, **{**meta, "count": meta["count"] + 1})
     assert isinstance(plans_agree(store, catalogue), State)
-    cache.put(store.location, header["content"], payload, **{**extra, "hashes": []})
+    cache.put(store.location, content, payload, **{**meta, "hashes": []})
+    assert isinstance(plans_agree(store, catalogue), State)
+
+
+def test_an_index_whose_facts_were_changed_is_ignored(store: FileStateStore, catalogue: Path) -> None:
+    """The spec hashes sit in the entry's header; one digit changed there (still valid JSON)
+    must not reach the plan: the seal covers the header's facts as well as the payload."""
+    store.read_for_plan()
+    entry = index_entry(store)
+    magic, header, payload = entry.read_bytes().split(b"\n", 2)
+    data = json.loads(header)
+    first = data["meta"]["hashes"][0]
+    data["meta"]["hashes"][0] = ("1" if first[0] != "1" else "2") + first[1:]
+    entry.write_bytes(b"\n".join([magic, json.dumps(data).encode(), payload]))
     assert isinstance(plans_agree(store, catalogue), State)
 
 
