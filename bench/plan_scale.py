@@ -333,7 +333,7 @@ def run_cli(manifests: Path, state_path: Path, cache: str, fmt: str = "text") ->
             proc.stderr.close()
     if proc.returncode not in (0, 2):  # 2: changes planned (--detailed-exitcode style) is fine
         raise SystemExit(f"reconciler plan failed ({proc.returncode}): {err}")
-    return {"seconds": seconds, "peak_mb": usage.ru_maxrss / 1024}
+    return {"seconds": seconds, "cpu": usage.ru_utime + usage.ru_stime, "peak_mb": usage.ru_maxrss / 1024}
 
 
 def median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -375,7 +375,10 @@ def measure(n: int, root: Path, args: argparse.Namespace, failed: list[str]) -> 
         f"\n{n:,} products: {FILES} manifest files ({size:.1f} MiB), state "
         f"{unchanged.stat().st_size / 2**20:.1f} MiB, built in {built:.1f} s; medians of {repeat}"
     )
-    print(f"  C parse ({parse['parser']}):         {p:6.2f} s   1.00x  peak {parse['peak_mb']:4.0f} MB")
+    print(f"  {'':<31}  wall  ratio to parse     cpu     peak")
+    print(
+        f"  {'C parse (' + parse['parser'] + '):':<31}{p:6.2f} s  {1:5.2f}x  {'':>9}  {parse['peak_mb']:4.0f} MB"
+    )
     rows = [
         ("plan, no cache (before)", off),
         ("plan, cold (first run)", cold),
