@@ -13,7 +13,8 @@ not mix, and each figure the median of ``--repeat`` runs:
   cold       `reconciler plan` with an empty cache (reconciler/cache.py): the first plan
   warm       `reconciler plan` again, the manifests' parse cache and the state's index warm,
              against the unchanged state and against the 1% one (and --format json)
-  no cache   `reconciler plan` with RECONCILER_CACHE_DIR=off: what every plan cost before the caches
+  no cache   `reconciler plan` with RECONCILER_CACHE_DIR=off: every plan parses and validates all
+  before     (with --before DIR) the same plan by the code checked out in DIR, e.g. main
   phases     (largest size) the warm plan in process: load, state read, build, text, JSON
 
 and, for the largest size, the state file's size and the `git diff --stat` of a 1% re-render
@@ -308,11 +309,15 @@ def child(argv: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
     return json.loads(out.stdout)
 
 
-def run_cli(manifests: Path, state_path: Path, cache: str, fmt: str = "text") -> dict[str, Any]:
-    """`reconciler plan` as a user runs it, in its own process, with the cache directory ``cache``."""
+def run_cli(
+    manifests: Path, state_path: Path, cache: str, fmt: str = "text", code: Path | None = None
+) -> dict[str, Any]:
+    """`reconciler plan` as a user runs it, in its own process, with the cache directory ``cache``;
+    ``code``: a checkout whose ``reconciler`` package runs instead of this one (``--before``)."""
     exe = Path(sys.executable).with_name("reconciler")
+    start = [sys.executable, "-m", "reconciler"] if code else [str(exe) if exe.exists() else "reconciler"]
     cmd = [
-        str(exe) if exe.exists() else "reconciler",
+        *start,
         "plan",
         "--manifests",
         str(manifests),
@@ -322,6 +327,8 @@ def run_cli(manifests: Path, state_path: Path, cache: str, fmt: str = "text") ->
         fmt,
     ]
     env = {**os.environ, "RECONCILER_CACHE_DIR": cache, "NO_COLOR": "1"}
+    if code:  # ahead of the editable install's finder, which comes after sys.path's entries
+        env["PYTHONPATH"] = str(code)
     started = time.perf_counter()
     with open(os.devnull, "wb") as sink:
         proc = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.PIPE, env=env)
@@ -370,17 +377,21 @@ def measure(n: int, root: Path, args: argparse.Namespace, failed: list[str]) -> 
     warm = median_of([run_cli(manifests, unchanged, warm_cache) for _ in range(repeat)])
     warm1 = median_of([run_cli(manifests, changed, warm_cache) for _ in range(repeat)])
     off = median_of([run_cli(manifests, changed, "off") for _ in range(repeat)])
+    before = None
+    if args.before:
+        before = median_of([run_cli(manifests, changed, "off", code=args.before) for _ in range(repeat)])
     p = parse["seconds"]
     print(
         f"\n{n:,} products: {FILES} manifest files ({size:.1f} MiB), state "
         f"{unchanged.stat().st_size / 2**20:.1f} MiB, built in {built:.1f} s; medians of {repeat}"
     )
-    print(f"  {'':<31}  wall  ratio to parse     cpu     peak")
+    print(f"  {'':<34}   wall   /parse        cpu  peak")
     print(
-        f"  {'C parse (' + parse['parser'] + '):':<31}{p:6.2f} s  {1:5.2f}x  {'':>9}  {parse['peak_mb']:4.0f} MB"
+        f"  {'C parse (' + parse['parser'] + '):':<34}{p:6.2f} s  {1:5.2f}x  {'':>9}  {parse['peak_mb']:4.0f} MB"
     )
-    rows = [
-        ("plan, no cache (before)", off),
+    rows = [("plan, --before code, 1% changed", before)] if before else []
+    rows += [
+        ("plan, no cache, 1% changed", off),
         ("plan, cold (first run)", cold),
         ("plan, warm, unchanged", warm),
         ("plan, warm, 1% changed", warm1),
@@ -391,9 +402,12 @@ def measure(n: int, root: Path, args: argparse.Namespace, failed: list[str]) -> 
         rows.append(("plan --format json, warm", json_warm))
     for label, r in rows:
         print(
-            f"  {label + ':':<31}{r['seconds']:6.2f} s  {r['seconds'] / p:5.2f}x  peak {r['peak_mb']:4.0f} MB"
+            f"  {label + ':':<34}{r['seconds']:6.2f} s  {r['seconds'] / p:5.2f}x  {r['cpu']:7.2f} s  "
+            f"{r['peak_mb']:4.0f} MB"
         )
     result = {"n": n, "parse": p, "cold": cold, "warm": warm, "warm1": warm1, "off": off, "json": json_warm}
+    if before:
+        result["before"] = before
     if n != max(args.sizes):
         return result
 
@@ -439,6 +453,11 @@ def main() -> None:
     parser.add_argument(
         "--keep", type=Path, help="build the catalogues under this folder once, keep and reuse them"
     )
+    parser.add_argument(
+        "--before",
+        type=Path,
+        help="a checkout of the code to compare with (git worktree add DIR main): its `plan` is timed too",
+    )
     parser.add_argument("--phase", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -470,7 +489,10 @@ def main() -> None:
                 shutil.rmtree(root / "git", ignore_errors=True)
     if 10_000 in results and 20_000 in results:
         print("\ngrowth, 20,000 / 10,000 products:")
-        for key, label in (("cold", "cold plan"), ("warm1", "warm plan, 1% changed"), ("off", "no cache")):
+        keys = [("cold", "cold plan"), ("warm1", "warm plan, 1% changed"), ("off", "no cache")]
+        if args.before:
+            keys.append(("before", "--before code"))
+        for key, label in keys:
             ratio = results[20_000][key]["seconds"] / results[10_000][key]["seconds"]
             mark(ratio < GROWTH, f"{label}: time ratio {ratio:.2f} under {GROWTH:g}", failed)
     if failed:
