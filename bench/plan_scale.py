@@ -306,7 +306,8 @@ def child(argv: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
         text=True,
         env={**os.environ, **(env or {})},
     )
-    return json.loads(out.stdout)
+    result: dict[str, Any] = json.loads(out.stdout)
+    return result
 
 
 def run_cli(

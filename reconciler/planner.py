@@ -127,20 +127,19 @@ def build_plan(
     records = state.products
     # A lazy state read (reconciler.state.index) tells an unchanged product from its index alone:
     # rendered, at the wanted spec, every file recorded. Offline only: a refresh looks at them all.
-    brief = getattr(records, "brief", None) if observed is None else None
+    ready = getattr(records, "unchanged", None) if observed is None else None
+    unchanged: dict[str, str] = ready() if ready is not None else {}
     everything = not targets and not excludes
     sources: dict[int, str] = {}  # str() of each file's SourceLocation, made once (by id: all alive)
     for uuid in sorted(desired.products.keys() | records.keys()):
         want = desired.products.get(uuid)
-        if brief is not None and want is not None and uuid not in forced:
-            known = brief(uuid)
-            if known is not None and known == (want.spec_hash, Status.RENDERED, True):
-                if everything or selection.selected(uuid, want.name):
-                    source = sources.get(id(want.source))
-                    if source is None:
-                        source = sources[id(want.source)] = str(want.source)
-                    actions.append(_unchanged(want, want.spec_hash, source))
-                continue
+        if want is not None and unchanged.get(uuid) == want.spec_hash and uuid not in forced:
+            if everything or selection.selected(uuid, want.name):
+                source = sources.get(id(want.source))
+                if source is None:
+                    source = sources[id(want.source)] = str(want.source)
+                actions.append(_unchanged(want, want.spec_hash, source))
+            continue
         have = records.get(uuid)
         seen = observed.products.get(uuid) if observed else None
         if want is None:

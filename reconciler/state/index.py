@@ -112,8 +112,8 @@ def _products(text: str, at: int, spans: dict[str, Span]) -> tuple[dict[str, Any
 class LazyRecords(Mapping[str, ProductRecord]):
     """The state's records by uuid, each validated from its JSON in the state's text on first use.
 
-    Read-only: a plan never writes the state. ``brief`` answers "is it rendered at this spec"
-    without building the record."""
+    Read-only: a plan never writes the state. ``unchanged`` answers "is it rendered at this
+    spec" without building any record."""
 
     def __init__(
         self,
@@ -128,8 +128,10 @@ class LazyRecords(Mapping[str, ProductRecord]):
         self._text, self._spans = text, spans
         self._hashes, self._hash_of = hashes, hash_of
         self._statuses, self._status_of = statuses, status_of
+        self._uuids = uuids
         self._at = dict(zip(uuids, range(len(uuids)), strict=True))
         self._built: dict[str, ProductRecord] = {}
+        self._unchanged: dict[str, str] | None = None
 
     def __getitem__(self, uuid: str) -> ProductRecord:
         record = self._built.get(uuid)
@@ -150,14 +152,20 @@ class LazyRecords(Mapping[str, ProductRecord]):
     def __contains__(self, uuid: object) -> bool:
         return uuid in self._at
 
-    def brief(self, uuid: str) -> tuple[str, Status, bool] | None:
-        """The record's ``spec_hash``, ``status`` and whether it records every file its spec
-        renders (``not missing_kinds()``); None if there is no record."""
-        i = self._at.get(uuid)
-        if i is None:
-            return None
-        flags = self._status_of[i]
-        return self._hashes[self._hash_of[i]], self._statuses[flags & 0x7F], not flags & _LACKING
+    def unchanged(self) -> dict[str, str]:
+        """``spec_hash`` by uuid of the records that are rendered and record every file their
+        spec renders (``not missing_kinds()``): what a plan calls unchanged when the manifests
+        still want that hash. Made once, in C loops but for the records it leaves out."""
+        if self._unchanged is None:
+            ready = dict(zip(self._uuids, map(self._hashes.__getitem__, self._hash_of), strict=True))
+            rendered = self._statuses.index(Status.RENDERED) if Status.RENDERED in self._statuses else None
+            others = re.compile(
+                b"[^%s]" % re.escape(bytes([rendered])) if rendered is not None else b".", re.S
+            )
+            for found in others.finditer(self._status_of.tobytes()):
+                del ready[self._uuids[found.start()]]
+            self._unchanged = ready
+        return self._unchanged
 
 
 class PlanState:

@@ -57,7 +57,7 @@ def record(spec: dict[str, object], spec_hash: str, status: Status, kinds: list[
         status=status,
         request=RenderRequest(request_id="r", spec_hash=spec_hash, requested_at="2026-01-01T00:00:00Z"),
         attachments=[
-            Attachment(kind=k, uuid=f"{k}-1", name=f"{k}.bin", sha256="0" * 64, size=1, content_type="x")  # type: ignore[arg-type]
+            Attachment(kind=k, uuid=f"{k}-1", name=f"{k}.bin", sha256="0" * 64, size=1, content_type="x")
             for k in kinds
         ],
         error="boom" if status is Status.FAILED else None,
