@@ -632,7 +632,7 @@ def raw_reader(url: str) -> tuple[int, float, float]:
         started = time.perf_counter()
         sock.sendall(
             f"GET {parts.path}?{parts.query} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
-            "Connection: close\r\n\r\n".encode()
+            "Content-Type: application/octet-stream\r\nConnection: close\r\n\r\n".encode()
         )
         buf = bytearray(MIB)
         view = memoryview(buf)
@@ -658,7 +658,7 @@ def raw_reader(url: str) -> tuple[int, float, float]:
 
 def bench_download(root: Path, args: argparse.Namespace) -> list[str]:
     from reconciler.client import VntanaClient
-    from reconciler.client.download import download
+    from reconciler.client.download import SignedUrlSource, download
     from reconciler.sandbox.config import DEFAULT_ACCESS_TOKEN
     from reconciler.sandbox.server import EmbeddedSandbox, SandboxConfig
     from reconciler.settings import ClientSettings
@@ -749,8 +749,9 @@ def bench_download(root: Path, args: argparse.Namespace) -> list[str]:
             def plain(i: int) -> Callable[[], int]:
                 def fetch() -> int:
                     # Its "signed URL" is a plain one: no API to sign it. Same streaming code path.
+                    source = SignedUrlSource(lambda: f"{base}/{i}?signature=none", client._session, "blob", 3)
                     result = download(
-                        client._session, lambda: f"{base}/{i}?signature=none", name=f"blob {i}", sink=None
+                        client._session, source, name=f"blob {i}", sink=None, bodies=client._bodies
                     )
                     if result.sha256 != digests[i]:
                         raise SystemExit("reference download: wrong bytes")

@@ -32,6 +32,7 @@ from reconciler.webhook_registration import register
 
 if TYPE_CHECKING:  # the receiver pulls in an ASGI server; only its type is needed here
     from reconciler.webhook_receiver import EventBoard
+    from reconciler.workers.run import WorkersRun
 
 
 class Terminal(Protocol):
@@ -63,6 +64,11 @@ def run_apply(req: ApplyRequest, terminal: Terminal, hooks: Hooks) -> None:
     req = replace(req, execution=run)
     if run.planfile is None:
         sandbox_note(req, "apply", terminal.note)
+    workers = None
+    if run.workers:  # Lazy: procrastinate and cryptography only for --workers
+        from reconciler.workers.run import WorkersRun
+
+        workers = WorkersRun.check(req, terminal.note)
     store = open_store(req.state_path, plan_file=run.planfile)
     saved = load_plan(run.planfile) if run.planfile is not None else None
     if saved is not None:
@@ -71,7 +77,8 @@ def run_apply(req: ApplyRequest, terminal: Terminal, hooks: Hooks) -> None:
             saved, req.shaping.budget(req.connection.config_file()), allow=req.shaping.allow_over_budget
         )
     with ExitStack() as stack:
-        client = open_client(req.connection, stack, req.note(terminal.note))
+        shared = workers.shared(stack) if workers is not None else None
+        client = open_client(req.connection, stack, req.note(terminal.note), shared)
         if run.refresh_only:
             _refresh_only(req, terminal, client, store)
             return
@@ -81,12 +88,13 @@ def run_apply(req: ApplyRequest, terminal: Terminal, hooks: Hooks) -> None:
             client=client,
             store=store,
             hooks=hooks,
-            options=_options(req, terminal, client, stack, boards),
+            options=_options(req, terminal, client, stack, boards, workers),
         )
         # Still connected: the webhook and the embedded sandbox go when the stack closes, after this.
         if not report.changes and req.fmt == "text":
             terminal.out("Nothing to apply.\n")
-        _kept(req, terminal, report)
+        if workers is None:  # the workers keep their files where they downloaded them
+            _kept(req, terminal, report)
         for board in boards:
             _deliveries(req, terminal, board)
         if report.failed:
@@ -108,7 +116,12 @@ def _plan_maker(req: ApplyRequest, client: Any, store: StateStore) -> executor.P
 
 
 def _options(
-    req: ApplyRequest, terminal: Terminal, client: Any, stack: ExitStack, boards: list[EventBoard]
+    req: ApplyRequest,
+    terminal: Terminal,
+    client: Any,
+    stack: ExitStack,
+    boards: list[EventBoard],
+    workers: WorkersRun | None = None,
 ) -> ApplyOptions:
     """The run's options, and the caller's part of it: show the plan, confirm it, listen for
     webhooks (the board goes into ``boards``, for the deliveries line after the run)."""
@@ -141,6 +154,7 @@ def _options(
         show=show,
         confirm=confirm,
         listen=listen if listening else None,
+        execute=workers.execute if workers is not None else None,
     )
 
 

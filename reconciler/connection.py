@@ -23,6 +23,7 @@ from reconciler.settings import ClientSettings, find_config_file, resolve_settin
 
 if TYPE_CHECKING:
     from reconciler.client import VntanaClient
+    from reconciler.client.session import SharedSession
 
 Note = Callable[[str], None]
 """Where a connection says what it started (the embedded sandbox's address); a line of text."""
@@ -89,15 +90,21 @@ def client_settings(conn: Connection, note: Note | None = None) -> Iterator[Clie
         )
 
 
-def open_client(conn: Connection, stack: ExitStack, note: Note | None = None) -> VntanaClient:
-    """A connected VntanaClient (and the embedded sandbox behind it, if asked), closed with ``stack``."""
+def open_client(
+    conn: Connection,
+    stack: ExitStack,
+    note: Note | None = None,
+    shared: Callable[[ClientSettings], SharedSession] | None = None,
+) -> VntanaClient:
+    """A connected VntanaClient (and the embedded sandbox behind it, if asked), closed with ``stack``;
+    ``shared`` makes the login and throttle to share with other processes (``apply --workers``)."""
     # Lazy: httpx and the client are needed only by commands that go online (start-up time of plan).
     from reconciler.client import VntanaClient
 
     if conn.verbose:
         verbose_logging()
     settings = stack.enter_context(client_settings(conn, note))
-    return stack.enter_context(VntanaClient(settings))
+    return stack.enter_context(VntanaClient(settings, shared=shared(settings) if shared else None))
 
 
 def verbose_logging() -> None:

@@ -109,6 +109,11 @@ PlanMaker = Callable[[State], Plan]
 """Makes the plan from the state ``apply`` read under the lock (a plan not saved beforehand)."""
 
 
+Execute = Callable[["Plan", "StateStore", "State", Any, "Hooks", "ApplyOptions"], "ApplyReport"]
+"""How ``apply`` runs a confirmed plan when not with an ``Executor`` of its own (plan, store, state
+read under the lock, client, hooks, options) -> the run's report."""
+
+
 @dataclass(frozen=True)
 class ApplyOptions:
     """How a run goes: what it waits for and how long, where files are kept, the lock, and the
@@ -131,6 +136,9 @@ class ApplyOptions:
     """Asked before the first change, once the credentials are known to work; raises to cancel."""
     listen: Callable[[], EventBoard] | None = None
     """Starts receiving webhook deliveries, once the run is confirmed (``board`` for the run)."""
+    execute: Execute | None = None
+    """Runs the confirmed plan elsewhere (``apply --workers``: reconciler.workers) instead of an
+    ``Executor`` here; it emits the run's finish event itself."""
 
 
 @dataclass
@@ -185,6 +193,10 @@ def apply(
             options.confirm(plan)
         if options.listen is not None:
             options = replace(options, board=options.listen())
+        if options.execute is not None:
+            report = options.execute(plan, store, state, client, hooks, options)
+            report.lineage = state.lineage
+            return report
         executor = Executor(client, store, state, hooks, options)
         try:
             report = executor.run(plan)
@@ -248,7 +260,10 @@ class Executor:
         state: State,
         hooks: Hooks,
         options: ApplyOptions | None = None,
+        expectations: Expectations | None = None,
     ) -> None:
+        """``expectations``: render times observed so far in this run, when several executors
+        share one run (a worker's jobs of an ``apply --workers`` run); else this run's own."""
         self.client = client
         self.store = store
         self.state = state
@@ -258,7 +273,7 @@ class Executor:
         self._mutex = threading.Lock()
         self._specs: dict[str, dict[str, Any]] = {}  # spec hash → spec being rendered
         self._before: dict[str, set[str]] = {}  # product → uuids of its files just before our trigger
-        self._expect = Expectations(self.options.product_timeout, self.options.poll_interval)
+        self._expect = expectations or Expectations(self.options.product_timeout, self.options.poll_interval)
         self._scheduler = Scheduler(
             self._poll,
             self._expect,

@@ -88,6 +88,8 @@ class Execution:
     webhook_listen: str | None = None
     webhook_url: str | None = None
     download_dir: Path | None = None
+    workers: bool = False
+    """Enqueue the batches for ``reconciler worker`` processes and follow them (reconciler.workers)."""
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ COMMANDS = {
     "github": ("reconciler.cli.github", "github_group"),
     "fmt": ("reconciler.cli.fmt", "fmt_command"),
     "sandbox": ("reconciler.cli.sandbox", "sandbox_command"),
+    "worker": ("reconciler.cli.worker", "worker_command"),
 }
 """Command name → (module, attribute): imported only when the command is looked up."""
 

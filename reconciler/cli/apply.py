@@ -69,6 +69,9 @@ from reconciler.views.progress import JsonLines, LogLines
 @click.option("--webhook-url", help="Public URL the platform should call, if not http://HOST:PORT/webhook.")
 @download_dir_option
 @format_option("text", "json", help="json: the plan, then one JSON event per line.")
+@click.option(
+    "--workers", is_flag=True, help="Enqueue the batches for 'reconciler worker' processes and follow them."
+)
 @no_color_option
 def apply(**kw: Any) -> None:
     """Trigger what the plan says, wait, download, hash and record. Resumes where a run died."""

@@ -55,6 +55,8 @@ def build_config(options: dict[str, Any]) -> SandboxConfig:
         "job_processing_seconds": options.get("job_processing_seconds"),
         "workers": options.get("workers"),
         "auto_create_products": True if options.get("auto_create_products") else None,
+        "storage_listener": False if options.get("storage_on_api_port") else None,
+        "storage_port": options.get("storage_port"),
     }
     return SandboxConfig.from_mapping(
         {**file_data, "faults": FaultConfig.from_mapping(faults), "readings": readings}, **direct
@@ -66,6 +68,7 @@ def _announce(sandbox: EmbeddedSandbox, custom_token: bool) -> None:
     lines = [
         f"VNTANA sandbox listening on {sandbox.url}",
         f"  data directory:        {sandbox.data_dir}",
+        f"  storage (signed URLs): {sandbox.storage_url}",
         f"  personal access token: {token}",
         f"  login:                 {sandbox.user['email']} / {sandbox.user['password']}",
         f"  organization uuid:     {sandbox.organization_uuid}",
@@ -117,6 +120,16 @@ def _announce(sandbox: EmbeddedSandbox, custom_token: bool) -> None:
 @click.option("--workers", type=click.IntRange(1), help="Render worker threads.  [default: 2]")
 @click.option(
     "--auto-create-products", is_flag=True, help="Create unknown product uuids on the fly (benchmarks)."
+)
+@click.option(
+    "--storage-port",
+    type=click.IntRange(0, 65535),
+    help="Port of the storage listener that serves signed download URLs (0 = any free port).  [default: 0]",
+)
+@click.option(
+    "--storage-on-api-port",
+    is_flag=True,
+    help="Serve signed download URLs on the API's port instead (one port to publish; slower).",
 )
 @click.option("--rate-429", type=_RATE, help="Share of API requests answered 429 Too Many Requests.")
 @click.option("--retry-after", type=click.IntRange(0), help="Retry-After seconds sent with injected 429/503.")

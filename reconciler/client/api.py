@@ -46,12 +46,13 @@ from reconciler.errors import ApiError, ConfigError, DownloadError, PermanentApi
 from reconciler.settings import ClientSettings
 
 from . import download as _download
+from .bodies import BodyPool
 from .download import CommentsSource, RouteUnavailable, SignedUrlSource
 from .errors import describe_status, error_for_response, json_or_none, unexpected_payload
 from .limiter import ClientStats, Limiter
 from .redact import install_log_filters
 from .retry import Idempotency, RetryPolicy
-from .session import LoginInfo, Session
+from .session import LoginInfo, Session, SharedSession
 from .wire import (
     Attachment,
     DownloadResult,
@@ -128,9 +129,11 @@ class VntanaClient:
         http_client: httpx.Client | None = None,
         retry_policy: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        shared: SharedSession | None = None,
     ) -> None:
         """``transport`` or a ready ``http_client`` may be injected (not both); the client
-        closes only an ``httpx.Client`` it created itself."""
+        closes only an ``httpx.Client`` it created itself. ``shared``: one login and one
+        throttle with other processes (``apply --workers``), instead of this client's own."""
         if transport is not None and http_client is not None:
             raise ValueError("pass either transport or http_client, not both")
         self._owns_http = http_client is None
@@ -140,6 +143,13 @@ class VntanaClient:
             # Unbounded pool: API concurrency is capped by the limiter, downloads by the
             # executor's --parallelism; a second cap here would only add PoolTimeouts.
             limits=httpx.Limits(max_connections=None, max_keepalive_connections=32),
+        )
+        # File GETs over http.client into a reused buffer (bodies.py: httpx's body path costs more
+        # CPU than hashing); not when a transport or an httpx client is injected (tests fake the far end).
+        self._bodies = (
+            BodyPool(timeout=settings.timeout, connect_timeout=min(settings.timeout, 10.0))
+            if self._owns_http and transport is None
+            else None
         )
         self.stats = ClientStats()
         """Counters for the run summary; ``client.stats.snapshot()`` reads them."""
@@ -153,7 +163,7 @@ class VntanaClient:
             sleep=sleep,
         )
         self._session = Session(
-            settings, self._http, limiter=limiter, stats=self.stats, policy=policy, sleep=sleep
+            settings, self._http, limiter=limiter, stats=self.stats, policy=policy, sleep=sleep, shared=shared
         )
         self.settings = settings
         self._lock = threading.Lock()
@@ -178,6 +188,8 @@ class VntanaClient:
     def close(self) -> None:
         if self._owns_http:
             self._http.close()
+        if self._bodies is not None:
+            self._bodies.close()
 
     def __repr__(self) -> str:
         scope = self._session.organization_uuid or "?"
@@ -407,7 +419,7 @@ class VntanaClient:
         for route in self._route_order():
             try:
                 source = self._source(route, attachment, kind, format, name, max_resigns)
-                result = _download.download(self._session, source, name=name, sink=sink)
+                result = _download.download(self._session, source, name=name, sink=sink, bodies=self._bodies)
             except RouteUnavailable as exc:
                 log.info("%s: the %s route does not serve it (%s)", name, route, exc.reason)
                 passed_over.append(f"{route}: {exc.reason}")

@@ -18,18 +18,17 @@ try the other route; anything later is a ``DownloadError``.
 
 Decisions and invariants:
 * ``Accept-Encoding: identity`` so that the bytes hashed are the stored bytes. The sha256 is
-  computed over exactly the bytes written to the sink, in one pass, over the chunks as the
-  socket delivers them (``iter_raw``). Re-chunking to 1 MiB looked attractive but httpx's
-  chunker copies every byte again: on loopback it halved throughput. Only a body the server
-  encoded despite ``identity`` is decoded, in 1 MiB chunks.
-* Measured and left out (bench/apply_scale.py, 256 MiB over loopback, 2 cores): hashing in a
-  second thread fed by a bounded queue. Per 64 KiB chunk it was slower; in 1 MiB batches it
-  sped one lone download from a fast server by ~20% but slowed two parallel downloads by ~20%
-  and the sandbox's by ~5% (the other core is busy serving, and the executor downloads in
-  parallel). Socket reads of 1 MiB instead of httpcore's 64 KiB gave ~+50% from a fast server,
-  but that size is no public httpx/httpcore setting, and over TLS a read yields one 16 KiB
-  record anyway. Against the sandbox the server is the limit (it spends ~1.2 s of CPU per
-  256 MiB), not this loop.
+  computed over exactly the bytes written to the sink, in one pass, over the pieces as they
+  are read. The GET goes over ``bodies.BodyPool`` (http.client, 4 MiB reads into reused
+  buffers, hashing overlapped from 8 MiB on) where the client owns its transport; otherwise
+  (an injected transport, a proxy, a redirect, an encoded body) over httpx, whose chunks are
+  taken as the socket delivers them (``iter_raw``: re-chunking copies every byte again). Only
+  a body the server encoded despite ``identity`` is decoded, in 1 MiB chunks; lengths and
+  ranges are then not checked against it (they count encoded bytes).
+* Measured (bench/download_speed.py, 256 MiB from the sandbox process, 2 shared cores): httpx
+  spent ~0.3 s of client CPU per 256 MiB beyond hashing, http.client ~0.01-0.05 s. Hashing on
+  a second thread did not pay while the sandbox served through uvicorn (the other core was
+  busy serving); since it serves signed URLs with sendfile it does.
 * A refused fetch is renewed and repeated at most ``max_resigns`` times: an expired signed URL
   (400/401/403 from the storage) is signed again; a dead token on the comments route gets the
   session's one fresh login. Throttling (429 or ``API_RATE_LIMIT_EXCEEDED``), 5xx and dropped
@@ -48,7 +47,8 @@ import hashlib
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import BinaryIO, Protocol
 from urllib.parse import quote
@@ -58,6 +58,7 @@ from pydantic import SecretStr
 
 from reconciler.errors import ApiError, DownloadError, PermanentApiError, TransientApiError
 
+from .bodies import Answer, BodyPool, Fallback
 from .errors import (
     TRANSPORT_ERRORS,
     TokenRejected,
@@ -253,9 +254,15 @@ def _seekable(sink: BinaryIO) -> bool:
 
 
 def download(
-    session: Session, source: SignedUrlSource | CommentsSource, *, name: str, sink: BinaryIO | None
+    session: Session,
+    source: SignedUrlSource | CommentsSource,
+    *,
+    name: str,
+    sink: BinaryIO | None,
+    bodies: BodyPool | None = None,
 ) -> DownloadResult:
     """Fetch ``source``'s file into ``sink`` (or only hash it); ``name`` labels errors and logs.
+    With ``bodies``, the GET goes over its ``http.client`` connections where it can (bodies.py).
 
     Raises RouteUnavailable (nothing written) when the route does not serve the file, else
     DownloadError when the bytes cannot be fetched intact."""
@@ -263,7 +270,7 @@ def download(
 
     def attempt() -> DownloadResult:
         try:
-            return _fetch(session, source, progress, name)
+            return _fetch(session, source, progress, name, bodies)
         except _Renew:
             # Retry at once: fresh access is not a reason to back off.
             raise TransientApiError("access renewed", retry_after=0.0) from None
@@ -292,7 +299,11 @@ def download(
 
 
 def _fetch(
-    session: Session, source: SignedUrlSource | CommentsSource, p: _Progress, name: str
+    session: Session,
+    source: SignedUrlSource | CommentsSource,
+    p: _Progress,
+    name: str,
+    bodies: BodyPool | None,
 ) -> DownloadResult:
     """One GET, continuing ``p``; raises TransientApiError to be retried, _Renew to repeat at once."""
     headers = source.headers()
@@ -308,7 +319,8 @@ def _fetch(
     session.stats.count_request(source.endpoint)
     started = time.monotonic()
     try:
-        with session.http.stream("GET", url, headers=headers, follow_redirects=True) as response:
+        with _get(session, bodies, url, headers) as answer:
+            response = answer.response
             session.stats.count_status(response.status_code)
             log.debug("GET %s -> %d (%s)", shown, response.status_code, "resume" if resuming else "start")
             status = response.status_code
@@ -318,7 +330,7 @@ def _fetch(
                     sha256=p.hasher.hexdigest(), size=p.received, content_type=p.content_type
                 )
             if status not in (200, 206):
-                _refused(session, source, response, p, shown, name)
+                _refused(session, source, answer.read_error_body(), p, shown, name)
             if status == 200 and source.route == "comments" and _is_json(response):
                 # The YAML describes this route's 200 as a JSON comment list (Y:8791): such an
                 # answer is not the file, whatever it says.
@@ -331,23 +343,23 @@ def _fetch(
             _note_headers(p, response)
             expected = _int_header(response, "content-length")
             encoded = response.headers.get("content-encoding", "identity").lower() != "identity"
-            # Identity bodies are read as they arrive: httpx's re-chunking to a fixed size
-            # copies every byte once more (measured ~1.8x slower on loopback than raw reads).
-            if encoded or response.is_stream_consumed:  # (an in-memory body: a test transport)
-                chunks = response.iter_bytes(CHUNK_SIZE)
-            else:
-                chunks = response.iter_raw()
+            if encoded:  # lengths and ranges count encoded bytes: neither applies to the decoded ones
+                p.total, p.ranges_ok = None, False
             this_response = 0
-            for chunk in chunks:
+
+            def consume(chunk: bytes | memoryview) -> None:
+                nonlocal this_response
                 p.hasher.update(chunk)
                 if p.sink is not None:
                     p.sink.write(chunk)
                 p.received += len(chunk)
                 this_response += len(chunk)
                 session.stats.add("bytes_downloaded", len(chunk))
+
+            answer.feed(consume)
             # Content-Length counts encoded bytes; we asked for identity, but if the server
             # encoded anyway, compare what came over the wire instead of the decoded bytes.
-            wire_bytes = response.num_bytes_downloaded if encoded else this_response
+            wire_bytes = answer.num_bytes if encoded else this_response
     except TRANSPORT_ERRORS as exc:
         log.debug(
             "GET %s -> %s after %.3fs, %d bytes so far",
@@ -367,6 +379,52 @@ def _fetch(
         raise DownloadError(f"{name}: received {p.received} bytes of {p.total} ({shown})")
     log.debug("GET %s: %d bytes in %.3fs", shown, p.received, time.monotonic() - started)
     return DownloadResult(sha256=p.hasher.hexdigest(), size=p.received, content_type=p.content_type)
+
+
+class _HttpxAnswer:
+    """An httpx answer behind the same face as ``bodies.Answer``."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        self.response = response
+
+    def read_error_body(self) -> httpx.Response:
+        self.response.read()
+        return self.response
+
+    def feed(self, consume: Callable[[bytes], None]) -> None:
+        response = self.response
+        encoded = response.headers.get("content-encoding", "identity").lower() != "identity"
+        # Identity bodies are read as they arrive: httpx's re-chunking to a fixed size copies
+        # every byte once more (measured ~1.8x slower on loopback than raw reads).
+        if encoded or response.is_stream_consumed:  # (an in-memory body: a test transport)
+            chunks = response.iter_bytes(CHUNK_SIZE)
+        else:
+            chunks = response.iter_raw()
+        for chunk in chunks:
+            consume(chunk)
+
+    @property
+    def num_bytes(self) -> int:
+        return self.response.num_bytes_downloaded
+
+
+@contextmanager
+def _get(
+    session: Session, bodies: BodyPool | None, url: str, headers: dict[str, str]
+) -> Iterator[Answer | _HttpxAnswer]:
+    """The GET of a file: over ``bodies`` where it serves the URL, else (or for a redirect or an
+    encoded body, which httpx follows and decodes) over the session's httpx client."""
+    if bodies is not None and BodyPool.serves(url):
+        try:
+            answer = bodies.get(url, headers)
+        except Fallback:
+            log.debug("GET %s: redirected or encoded; sent again over httpx", scrub_url(url))
+        else:
+            with answer:
+                yield answer
+            return
+    with session.http.stream("GET", url, headers=headers, follow_redirects=True) as response:
+        yield _HttpxAnswer(response)
 
 
 def _refused(

@@ -32,7 +32,8 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Collection, Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import httpx
 from pydantic import SecretStr
@@ -82,6 +83,30 @@ class LoginInfo:
         ``refused`` (BAD_CREDENTIALS: the organization token is used)."""
 
 
+@dataclass(frozen=True)
+class SharedLogin:
+    """A login that other processes share (``SharedSession``): the token and what the login found."""
+
+    token: SecretStr
+    organization_uuid: str | None
+    role: str | None
+    workspace_step: str
+    generation: int = 0
+
+
+class SharedSession(Protocol):
+    """One login and one throttle for many processes (reconciler.workers.shared implements it).
+
+    ``login(fresh, stale)``: the shared login, made with ``fresh()`` by one process at a time
+    when there is none yet or when it is still generation ``stale`` (the one that was refused).
+    ``pause()``: seconds until the API may be called again, by anyone's throttle;
+    ``throttled(seconds)`` tells the others about ours."""
+
+    def login(self, fresh: Callable[[], SharedLogin], stale: int | None) -> SharedLogin: ...
+    def pause(self) -> float: ...
+    def throttled(self, seconds: float) -> None: ...
+
+
 class Session:
     """Sends API requests for ``VntanaClient``; thread-safe."""
 
@@ -94,8 +119,10 @@ class Session:
         stats: ClientStats,
         policy: RetryPolicy,
         sleep: Callable[[float], None] = time.sleep,
+        shared: SharedSession | None = None,
     ) -> None:
         self.settings = settings
+        self.shared = shared
         self.http = http
         self.limiter = limiter
         self.stats = stats
@@ -269,6 +296,8 @@ class Session:
     ) -> httpx.Response:
         """One HTTP exchange through the limiter; non-2xx answers raise the mapped ApiError."""
         sent_headers = {"Accept": "application/json", **(headers or {})}
+        if self.shared is not None and (pause := self.shared.pause()) > 0:
+            self.limiter.block_for(pause)  # another process was throttled: wait as it does
         if token is not None:
             sent_headers["X-AUTH-TOKEN"] = f"Bearer {token.get_secret_value()}"
         with self.limiter.slot():
@@ -299,7 +328,10 @@ class Session:
             error = error_for_response(response, method=method, path=path)
             if is_throttle(error.status, error.codes):  # close the gate first, before anyone else sends
                 retry_after = getattr(error, "retry_after", None)
-                self.limiter.block_for(DEFAULT_429_PAUSE if retry_after is None else retry_after)
+                pause = DEFAULT_429_PAUSE if retry_after is None else retry_after
+                self.limiter.block_for(pause)
+                if self.shared is not None:
+                    self.shared.throttled(pause)
         self.stats.count_status(response.status_code)
         log.debug("%s %s -> %d in %.3fs (attempt %d)", method, path, response.status_code, elapsed, attempt)
         if error is not None:
@@ -326,20 +358,34 @@ class Session:
                 self.stats.add("relogins")
                 log.info("the API refused the token (HTTP %s): logging in again", status)
                 self._token = None
-                self._login_locked()
+                self._login_locked(stale=seen_generation)
             assert self._token is not None
             return self._token, self._generation
 
-    def _login_locked(self) -> None:
+    def _login_locked(self, stale: int | None = None) -> None:
         if self._login_failure is not None:
             # A refused key stays refused: do not hammer the login endpoint from every worker.
             raise self._login_failure
         try:
+            if self.shared is not None:
+                self._adopt(self.shared.login(self._shared_login, stale))
+                return
             self._token = self._login_steps()
         except (PermanentApiError, ConfigError) as exc:
             self._login_failure = exc
             raise
         self._generation += 1
+
+    def _shared_login(self) -> SharedLogin:
+        token = self._login_steps()
+        info = self.login_info
+        return SharedLogin(token, self.organization_uuid, info.role, info.workspace_step)
+
+    def _adopt(self, shared: SharedLogin) -> None:
+        """Use a login made by this or another process (``SharedSession``)."""
+        self._token, self._generation = shared.token, shared.generation
+        self.organization_uuid = shared.organization_uuid or self.organization_uuid
+        self.login_info.role, self.login_info.workspace_step = shared.role, shared.workspace_step
 
     def _login_steps(self) -> SecretStr:
         s = self.settings

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import hmac
 import secrets
+import threading
 import time
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.applications import Starlette
@@ -43,6 +45,28 @@ from reconciler.sandbox.users import Directory, User
 from reconciler.sandbox.webhooks import WebhookDispatcher
 
 
+class RequestCounts:
+    """Every HTTP request the sandbox was sent, by ``"METHOD /path"``: the platform's own count,
+    for benchmarks and tests that must not take the client's word for how many it sent.
+    Requests answered with an injected fault count too; thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: Counter[str] = Counter()
+
+    def add(self, method: str, path: str) -> None:
+        with self._lock:
+            self._counts[f"{method} {path}"] += 1
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._counts)
+
+    def reset(self) -> None:
+        with self._lock:
+            self._counts.clear()
+
+
 @dataclass
 class SandboxContext:
     """Everything a route needs; one per running sandbox (``request.app.state.ctx``)."""
@@ -55,6 +79,8 @@ class SandboxContext:
     users: Directory
     url_secret: bytes  # signs download and upload URLs; persisted so URLs survive a restart
     readings: Readings  # replaced whole (``Sandbox.set_readings``); every request reads it once or more
+    storage_port: int | None = None  # the storage listener's port (signed download URLs), once it runs
+    requests: RequestCounts = field(default_factory=RequestCounts)  # what the sandbox was sent
 
     @property
     def user(self) -> dict[str, Any]:
@@ -214,7 +240,7 @@ async def _not_found(request: Request, exc: Exception) -> Response:
 
 
 def create_app(ctx: SandboxContext) -> FaultMiddleware:
-    """The ASGI app for one sandbox context, wrapped in fault injection."""
+    """The ASGI app for one sandbox context, wrapped in fault injection (which counts requests)."""
     routes = [
         Route("/health", health, methods=["GET"]),
         Route("/v1/auth/login/token", login_token, methods=["POST"]),
@@ -236,4 +262,4 @@ def create_app(ctx: SandboxContext) -> FaultMiddleware:
     # never redirect one to the other.
     app.router.redirect_slashes = False
     app.state.ctx = ctx
-    return FaultMiddleware(app, ctx.faults, lambda: ctx.readings)
+    return FaultMiddleware(app, ctx.faults, lambda: ctx.readings, counts=ctx.requests.add)

@@ -39,6 +39,10 @@ class SandboxConfig:
     faults: FaultConfig = dataclasses.field(default_factory=FaultConfig)
     readings: Readings = dataclasses.field(default_factory=Readings)  # documented contradictions
     auto_create_products: bool = False  # unknown product uuids are created in the first workspace
+    # Signed download URLs point at a listener of their own (sendfile, storage_server.py) on this
+    # port (0 = any free one); off, they point at the API's own port (one port to publish).
+    storage_listener: bool = True
+    storage_port: int = 0
     webhook_max_attempts: int = 5  # sends per delivery, the first one included
     webhook_backoff_seconds: float = 1.0  # first retry delay; doubles with every attempt
     webhook_timeout_seconds: float = 5.0

@@ -130,13 +130,21 @@ class FaultMiddleware:
     """ASGI middleware that answers a share of ``/v1/`` requests with injected failures."""
 
     def __init__(
-        self, app: ASGIApp, injector: FaultInjector, readings: Callable[[], Readings] = Readings
+        self,
+        app: ASGIApp,
+        injector: FaultInjector,
+        readings: Callable[[], Readings] = Readings,
+        *,
+        counts: Callable[[str, str], None] | None = None,
     ) -> None:
         self.app = app
         self.injector = injector
         self.readings = readings
+        self.counts = counts  # called with (method, path) for every HTTP request, faulted or not
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and self.counts is not None:
+            self.counts(str(scope.get("method", "")), str(scope.get("path", "")))
         if scope["type"] != "http" or not str(scope.get("path", "")).startswith("/v1/"):
             await self.app(scope, receive, send)
             return

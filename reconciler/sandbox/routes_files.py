@@ -27,6 +27,7 @@ from __future__ import annotations
 import hmac
 import time
 import uuid as uuidlib
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -161,7 +162,11 @@ async def sign_url(request: Request) -> Response:
     expires_ms = int((time.time() + ttl) * 1000)
     blob_id = attachment["blob_id"]
     sig = signature(ctx.url_secret, blob_id, str(expires_ms))
+    # The storage listener (sendfile) when the sandbox runs one, on the host the caller used.
     base = str(request.base_url).rstrip("/")
+    if ctx.storage_port is not None:
+        host = request.url.hostname or "127.0.0.1"
+        base = f"{request.url.scheme}://{f'[{host}]' if ':' in host else host}:{ctx.storage_port}"
     location = f"{base}/sandbox-storage/{quote(blob_id)}?expires={expires_ms}&signature={sig}"
     return ok({"requestUuid": str(uuidlib.uuid4()), "location": location, "blobId": blob_id})
 
@@ -170,26 +175,43 @@ def _storage_error(request: Request, status: int, code: str) -> Response:
     return JSONResponse(error_body([code], ctx_of(request).readings), status_code=status)
 
 
-async def download(request: Request) -> Response:
-    """The signed URL target: check signature, expiry and content type, then serve (a range of) the file."""
-    ctx = ctx_of(request)
-    blob_id = request.path_params["blob_id"]
+def signed_download(
+    ctx: Any, blob_id: str, expires: str, given: str, content_type: str
+) -> tuple[int, str] | tuple[Path, dict[str, Any]]:
+    """Whether a signed download URL grants its blob: (status, error code), or (file, attachment).
+
+    Shared by this route and the storage listener (``storage_server.py``)."""
     try:
-        expires_ms = int(request.query_params.get("expires", ""))
+        expires_ms = int(expires)
     except ValueError:
-        return _storage_error(request, 403, "INVALID_SIGNATURE")
-    given = request.query_params.get("signature", "")
+        return 403, "INVALID_SIGNATURE"
     if not hmac.compare_digest(given, signature(ctx.url_secret, blob_id, str(expires_ms))):
-        return _storage_error(request, 403, "INVALID_SIGNATURE")
+        return 403, "INVALID_SIGNATURE"
     if time.time() * 1000 > expires_ms:
-        return _storage_error(request, 403, "EXPIRED_SIGNED_URL")
-    if request.headers.get("content-type", "").split(";")[0].strip().lower() != OCTET_STREAM:
-        return _storage_error(request, 403, "MISSING_CONTENT_TYPE")
+        return 403, "EXPIRED_SIGNED_URL"
+    if content_type.split(";")[0].strip().lower() != OCTET_STREAM:
+        return 403, "MISSING_CONTENT_TYPE"
     row = ctx.store.attachment_by_blob(blob_id)
     path = ctx.store.blob_path(blob_id)
     if row is None or not path.is_file():
-        return _storage_error(request, 404, "BLOB_NOT_FOUND")
-    return serve_file(request, path, row["content_type"], blob_id)
+        return 404, "BLOB_NOT_FOUND"
+    return path, row
+
+
+async def download(request: Request) -> Response:
+    """The signed URL target: check signature, expiry and content type, then serve (a range of) the file."""
+    found = signed_download(
+        ctx_of(request),
+        request.path_params["blob_id"],
+        request.query_params.get("expires", ""),
+        request.query_params.get("signature", ""),
+        request.headers.get("content-type", ""),
+    )
+    if isinstance(found[0], int):
+        return _storage_error(request, found[0], str(found[1]))
+    path, row = found
+    assert isinstance(path, Path) and isinstance(row, dict)
+    return serve_file(request, path, row["content_type"], request.path_params["blob_id"])
 
 
 async def comment_image(request: Request) -> Response:

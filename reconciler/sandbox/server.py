@@ -31,6 +31,7 @@ from reconciler.sandbox.config import DEFAULT_EMAIL, DEFAULT_PASSWORD, SandboxCo
 from reconciler.sandbox.faults import FaultConfig, FaultInjector
 from reconciler.sandbox.jobs import JobEngine
 from reconciler.sandbox.readings import MATRIX, Readings
+from reconciler.sandbox.storage_server import StorageServer
 from reconciler.sandbox.store import Store
 from reconciler.sandbox.users import Directory
 from reconciler.sandbox.webhooks import WebhookDispatcher
@@ -131,6 +132,10 @@ class Sandbox:
             raise TypeError("set_readings takes a Readings")
         self.context.readings = readings
 
+    def request_counts(self) -> dict[str, int]:
+        """How many requests the sandbox was sent, by ``"METHOD /path"`` (its own count)."""
+        return self.context.requests.snapshot()
+
     def access_token_for(self, role: str) -> str:
         """The personal access token of the seed user with ``role`` (KeyError naming the roles there are)."""
         return self.users.for_role(role).access_token
@@ -174,6 +179,7 @@ class EmbeddedSandbox(Sandbox):
         self._bound_port: int | None = None
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
+        self._storage: StorageServer | None = None
 
     @property
     def port(self) -> int:
@@ -183,6 +189,11 @@ class EmbeddedSandbox(Sandbox):
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def storage_url(self) -> str:
+        """Where signed download URLs point: the storage listener (storage_server.py), or the API."""
+        return f"http://{self.host}:{self._storage.port}" if self._storage is not None else self.url
 
     def start(self, timeout: float = 10.0) -> None:
         """Start the background parts and uvicorn; return once it accepts requests."""
@@ -212,6 +223,18 @@ class EmbeddedSandbox(Sandbox):
                 )
             time.sleep(0.005)
         self._bound_port = int(self._server.servers[0].sockets[0].getsockname()[1])
+        # Signed download URLs point at a storage listener of their own (sendfile), as the real
+        # platform's point at its bucket: storage_server.py.
+        if self.config.storage_listener:
+            try:
+                self._storage = StorageServer(self.context, self.host, self.config.storage_port)
+            except OSError as exc:
+                self.stop()
+                raise RuntimeError(
+                    f"the sandbox storage listener cannot listen on {self.host}:{self.config.storage_port} ({exc})"
+                ) from exc
+            self._storage.start()
+            self.context.storage_port = self._storage.port
 
     @staticmethod
     def _run_http(server: uvicorn.Server) -> None:
@@ -220,6 +243,10 @@ class EmbeddedSandbox(Sandbox):
 
     def stop(self) -> None:
         """Stop uvicorn and every background thread; safe to call twice."""
+        if self._storage is not None:
+            self.context.storage_port = None
+            self._storage.stop()
+            self._storage = None
         if self._server is not None:
             self._server.should_exit = True
         if self._thread is not None:

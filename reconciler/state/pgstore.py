@@ -219,6 +219,12 @@ class PgStateStore:
         self._previous_serial: int | None = None
 
     @property
+    def lock_id(self) -> str | None:
+        """The id of the lock this store writes under (held or joined), None when it holds none."""
+        with self._mutex:
+            return None if self._writer is None else self._writer.lock_id
+
+    @property
     def backup_path(self) -> str:
         """Where the state before the last write can be found (the file store's ``.backup``)."""
         serial = "N" if self._previous_serial is None else str(self._previous_serial)
@@ -323,6 +329,42 @@ class PgStateStore:
                             "it, 'reconciler state pull --serial N' an earlier version",
                         ) from exc
         return state
+
+    def read_products(self, products: list[str]) -> tuple[State, dict[str, str]]:
+        """The state's header with only ``products``' records, and their digests (sha256 of the
+        record as stored): a worker's share of a run, without reading the whole state."""
+        with self._session("cannot read the state from") as conn, conn.transaction():
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            head = conn.execute(
+                f"SELECT id, lineage, serial, format_version FROM {SCHEMA}.workspaces WHERE name = %s",
+                (self.workspace,),
+            ).fetchone()
+            if head is None:
+                return State(lineage=""), {}
+            ws, lineage, serial, version = head
+            if version > FORMAT_VERSION:
+                raise StateVersionError(self.location, version, FORMAT_VERSION)
+            state = State(lineage=lineage, serial=serial, format_version=version)
+            digests: dict[str, str] = {}
+            rows = conn.execute(
+                f"SELECT uuid, digest, record::text FROM {SCHEMA}.products WHERE workspace_id = %s "
+                "AND uuid = ANY(%s)",
+                (ws, list(products)),
+            )
+            for uuid, digest, text in rows:
+                try:
+                    state.products[uuid] = RECORD_ADAPTER.validate_json(text)
+                except ValidationError as exc:
+                    first = exc.errors()[0]
+                    where = ".".join(str(p) for p in first["loc"])
+                    raise StateCorruptError(
+                        self.location,
+                        f"product {uuid}: {where}: {first['msg']}",
+                        hint="the database was left untouched; 'reconciler state history' (with the same "
+                        "--state) shows who wrote it",
+                    ) from exc
+                digests[uuid] = digest
+        return state, digests
 
     def _version_token(self, conn: Connection, ws: int, version_id: int) -> tuple[int, str]:
         row = conn.execute(

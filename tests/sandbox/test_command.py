@@ -164,6 +164,7 @@ def test_serves_until_interrupted(tmp_path: Path) -> None:
             url = re.search(r"listening on (http://127\.0\.0\.1:\d+)", banner).group(1)  # type: ignore[union-attr]
             assert DEFAULT_ACCESS_TOKEN in banner
             assert re.search(r"organization uuid:\s+[0-9a-f-]{36}", banner)
+            assert re.search(r"storage \(signed URLs\): http://127\.0\.0\.1:\d+", banner)
             assert "readings:              entity_type_filter=honoured,revoked_token_status=401" in banner
             assert re.search(
                 r"content-manager@sandbox.local +CLIENT_ORGANIZATION_CONTENT_MANAGER +vntana-sandbox-", banner

@@ -140,7 +140,7 @@ def test_sign_url_and_download(rendered: Api, validate) -> None:
     assert answer.status_code == 200
     validate("GCloudStorageResourceCreateSignUrlSessionResponse", answer.json())
     location = answer.json()["response"]["location"]
-    assert location.startswith(rendered.sandbox.url)
+    assert location.startswith(f"{rendered.sandbox.storage_url}/sandbox-storage/")  # the bucket's host
     assert answer.json()["response"]["blobId"] == still["blobId"]
     download = rendered.fetch(location)  # no token: the URL is the credential
     assert download.status_code == 200
@@ -293,6 +293,34 @@ def test_download_refuses_an_expired_url(sandbox_factory, api_factory) -> None:
     time.sleep(0.3)
     late = api.fetch(url)
     assert (late.status_code, late.json()["errors"]) == (403, ["EXPIRED_SIGNED_URL"])
+
+
+@pytest.mark.parametrize("listener", [True, False])
+def test_signed_urls_point_at_the_storage_listener_or_the_api_and_serve_the_same_bytes(
+    sandbox_factory, api_factory, listener: bool
+) -> None:
+    sb = sandbox_factory(storage_listener=listener)
+    api = api_factory(sb)
+    api.login()
+    api.rendered(SHOE)
+    url = api.sign(api.attachments(SHOE, "RENDER")[0])
+    assert url.startswith(f"{sb.storage_url}/sandbox-storage/")
+    assert (sb.storage_url != sb.url) is listener
+    whole = api.fetch(url)
+    assert whole.status_code == 200 and whole.content[:8] == b"\x89PNG\r\n\x1a\n"
+    part = api.fetch(url, headers={"Range": "bytes=1-3"})
+    assert (part.status_code, part.content) == (206, b"PNG")
+    head = api.fetch(url, "HEAD")
+    assert (head.status_code, head.content) == (200, b"")
+    assert head.headers["content-length"] == str(len(whole.content))
+    counts = sb.request_counts()
+    assert counts.get("GET /sandbox-storage/" + url.split("/sandbox-storage/")[1].split("?")[0]) == 2
+    elsewhere = api.fetch(f"{sb.storage_url}/not-storage")
+    assert (elsewhere.status_code, elsewhere.json()["errors"]) == (404, ["NOT_FOUND"])
+    still = api.attachments(SHOE, "RENDER")[0]
+    assert api.request("DELETE", f"/v1/attachments/{SHOE}/{still['uuid']}").status_code == 200
+    gone = api.fetch(url)
+    assert (gone.status_code, gone.json()["errors"]) == (404, ["BLOB_NOT_FOUND"])
 
 
 def test_range_requests(rendered: Api) -> None:

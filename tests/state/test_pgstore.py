@@ -112,8 +112,11 @@ def test_readers_create_nothing_and_the_first_writer_creates_the_schema(fresh_db
     assert open_store(fresh_db).read().serial == 0
     assert sql(fresh_db, "SELECT to_regclass('reconciler.schema_migrations')") == [(None,)]
     write(open_store(fresh_db), state_with(1))
-    assert sql(fresh_db, "SELECT version, name FROM reconciler.schema_migrations") == [(1, "initial")]
-    assert SCHEMA_VERSION == 1
+    assert sql(fresh_db, "SELECT version, name FROM reconciler.schema_migrations ORDER BY version") == [
+        (1, "initial"),
+        (2, "workers"),
+    ]
+    assert SCHEMA_VERSION == 2
 
 
 def test_first_writers_racing_migrate_the_schema_once(fresh_db: str) -> None:
@@ -131,7 +134,7 @@ def test_first_writers_racing_migrate_the_schema_once(fresh_db: str) -> None:
     for t in threads:
         t.join()
     assert errors == []
-    assert sql(fresh_db, "SELECT count(*) FROM reconciler.schema_migrations") == [(1,)]
+    assert sql(fresh_db, "SELECT count(*) FROM reconciler.schema_migrations") == [(SCHEMA_VERSION,)]
     assert sql(fresh_db, "SELECT count(*) FROM reconciler.workspaces") == [(4,)]
 
 
