@@ -19,7 +19,7 @@ from reconciler.errors import StateCorruptError
 from reconciler.loader import load_desired
 from reconciler.planner import build_plan
 from reconciler.state import Attachment, FileStateStore, ProductRecord, RenderRequest, State, Status
-from reconciler.state.index import NotScannable, PlanState, scan
+from reconciler.state.index import NotScannable, PlanState, scan, written_spans
 from reconciler.views.plan import render_json
 
 DEFAULTS = """\
@@ -264,3 +264,12 @@ def test_scan_reads_what_json_reads(
 def test_scan_refuses_what_is_not_an_object(text: str) -> None:
     with pytest.raises(NotScannable):
         scan(text)
+
+
+def test_the_written_layout_is_found_by_its_keys_and_agrees_with_scan(store: FileStateStore) -> None:
+    text = store.path.read_text()
+    data, spans = scan(text)
+    assert written_spans(text, list(data["products"])) == spans
+    compact = json.dumps(json.loads(text), separators=(",", ":"))
+    assert written_spans(compact, list(data["products"])) is None
+    assert written_spans(text, list(reversed(data["products"]))) is None  # not the parsed order: not used
