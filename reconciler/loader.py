@@ -32,6 +32,7 @@ import re
 import stat
 from collections.abc import Callable, Iterable
 from dataclasses import replace
+from itertools import islice, repeat
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,7 @@ from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
 from reconciler import yamlfast
 from reconciler._gc import gc_paused
+from reconciler.cache import Cache, digest
 from reconciler.diagnostics import Diagnostic, SourceLocation
 from reconciler.errors import ManifestError
 from reconciler.spec import (
@@ -172,12 +174,23 @@ def manifest_files(paths: Iterable[Path]) -> list[Path]:
     return found
 
 
-def load_desired(paths: Iterable[Path]) -> Desired:
-    """Load and validate every manifest under ``paths``; raise ManifestError listing all problems."""
+_DEFAULT_CACHE: Any = object()
+
+
+def load_desired(paths: Iterable[Path], cache: Cache | None = _DEFAULT_CACHE) -> Desired:
+    """Load and validate every manifest under ``paths``; raise ManifestError listing all problems.
+
+    ``cache``: where validated files are kept between runs (default: ``reconciler.cache``'s
+    directory; None: parse everything). A file whose bytes hash as they did when it was cached
+    is not parsed again; only a file that stands alone is cached (no presets, no product or
+    defaults naming one), so a hit never depends on another file."""
+    if cache is _DEFAULT_CACHE:
+        cache = Cache.default("manifest")
     files = manifest_files(paths)
     catalogue = _Catalogue()
     problems = catalogue.problems
     texts: dict[str, str] = {}  # for the second parse, which locates problems
+    fresh: list[tuple[str, str, list[str]]] = []  # files to cache once all is well: name, hash, uuids
     with gc_paused():
         for path in files:
             name = str(path)
@@ -185,16 +198,31 @@ def load_desired(paths: Iterable[Path]) -> Desired:
             if text is None:
                 continue
             texts[name] = text
+            content = digest(text.encode()) if cache is not None else ""
+            if cache is not None and _from_cache(name, cache.get(name, content), catalogue):
+                continue
             try:
                 data = yamlfast.read(text)
             except (YAMLError, yamlfast.Refused) as exc:
                 problems.append(_yaml_problem(name, text, exc))
                 continue
+            before, waiting, seen = len(catalogue.products), len(catalogue.waiting), _seen(problems)
             _load_file(name, data, catalogue)
+            # A file with presets, or with a workspace (the cache does not keep one), is not cached.
+            alone = (
+                not (isinstance(data, dict) and ("presets" in data or WORKSPACE_KEY in data))
+                and len(catalogue.waiting) == waiting
+            )
+            if cache is not None and alone and _seen(problems) == seen:
+                added = len(catalogue.products) - before
+                fresh.append((name, content, list(islice(reversed(catalogue.products), added))[::-1]))
         if catalogue.presets or catalogue.waiting:
             catalogue.finish()
     if problems:
         raise ManifestError(_locate(problems.kept, texts), more=problems.more)
+    if cache is not None:
+        for name, content, uuids in fresh:
+            cache.put(name, content, _cache_payload(uuids, catalogue))
     products, workspaces = catalogue.products, dict[str, str]()
     if catalogue.workspaces:
         products, workspaces = _with_workspaces(products, catalogue.workspaces, texts)
@@ -243,6 +271,117 @@ def _file_workspace(name: str, value: Any, problems: _Problems) -> str | None:
         )
     )
     return None
+
+
+def _seen(problems: _Problems) -> int:
+    return len(problems.kept) + problems.more
+
+
+def _cache_payload(uuids: list[str], catalogue: _Catalogue) -> bytes:
+    """One file's products as the cache keeps them: its distinct specs once, then a column per
+    field (uuids as one text, checked by one regular expression when read back)."""
+    specs: dict[str, int] = {}
+    canon: list[dict[str, Any]] = []
+    names, protects, indexes, uses = [], [], [], []
+    for uuid in uuids:
+        p = catalogue.products[uuid]
+        at = specs.get(p.spec_hash)
+        if at is None:
+            at = specs[p.spec_hash] = len(canon)
+            canon.append(p.spec.canonical())
+        names.append(p.name)
+        protects.append(p.protect)
+        indexes.append(catalogue.first_seen[uuid][1])
+        uses.append(at)
+    columns = {
+        "specs": canon,
+        "uuids": "".join(u + "\n" for u in uuids),
+        "names": names,
+        "protect": protects,
+        "index": indexes,
+        "spec": uses,
+    }
+    return json.dumps(columns, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+_UUID_LINES = re.compile(r"(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\n)*")
+_NONE = type(None)
+
+
+def _from_cache(name: str, hit: tuple[dict[str, Any], bytes] | None, catalogue: _Catalogue) -> bool:
+    """Add one file's products from its cache entry; False (nothing added) if it is not usable.
+
+    The entry's payload hash already proves it whole; its specs are validated again and their
+    fingerprints recomputed, and every column's types checked, so not even an entry written by
+    someone else can put into the plan what the file would not have."""
+    if hit is None:
+        return False
+    try:
+        data = json.loads(hit[1])
+        specs = [RenderSpec.model_validate(c) for c in data["specs"]]
+        hashes = [s.fingerprint() for s in specs]
+        text, names, protects, indexes, uses = (
+            data[k] for k in ("uuids", "names", "protect", "index", "spec")
+        )
+        if not (type(text) is str and _UUID_LINES.fullmatch(text)):
+            return False
+        uuids = text.split("\n")[:-1]
+        columns = (names, protects, indexes, uses)
+        if not all(type(c) is list and len(c) == len(uuids) for c in columns):
+            return False
+        if not (
+            set(map(type, names)) <= {str, _NONE}
+            and set(map(type, protects)) <= {bool}
+            and set(map(type, indexes)) <= {int}
+            and set(map(type, uses)) <= {int}
+            and (not uses or (min(uses) >= 0 and max(uses) < len(specs)))
+        ):
+            return False
+    except (ValueError, KeyError, TypeError, ValidationError):
+        return False
+    problems, products, first_seen = catalogue.problems, catalogue.products, catalogue.first_seen
+    location = SourceLocation(name)
+    if first_seen.keys().isdisjoint(uuids):  # the usual case: no product declared twice
+        first_seen.update(zip(uuids, zip(repeat(name), indexes, strict=False), strict=True))
+        made = map(
+            ProductSpec,
+            uuids,
+            names,
+            map(specs.__getitem__, uses),
+            map(hashes.__getitem__, uses),
+            repeat(location),
+            protects,
+        )
+        products.update(zip(uuids, made, strict=True))
+        return True
+    for uuid, label, protect, index, at in zip(uuids, names, protects, indexes, uses, strict=True):
+        here: Path_ = ("products", index, "uuid")
+        if uuid in first_seen:  # as _load_file says it
+            other_file, other_index = first_seen[uuid]
+            other: Path_ = ("products", other_index, "uuid")
+            problems.append(
+                _Problem(
+                    name,
+                    here,
+                    f"product {uuid} is declared twice",
+                    hint="keep one",
+                    related=(other_file, other),
+                )
+            )
+            problems.append(
+                _Problem(
+                    other_file,
+                    other,
+                    f"product {uuid} is declared twice",
+                    hint="keep one",
+                    related=(name, here),
+                ),
+                repeatable=True,
+            )
+            continue
+        first_seen[uuid] = (name, index)
+        products[uuid] = ProductSpec(uuid, label, specs[at], hashes[at], location, protect)
+    return True
 
 
 def _read(name: str, problems: _Problems) -> str | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
 from enum import Enum
+from operator import attrgetter
 from typing import Any
 
 from reconciler._gc import gc_paused
@@ -368,7 +369,26 @@ def _plain(value: Any) -> Any:
     return value
 
 
+_GET_FIELDS = attrgetter(*_ACTION_FIELDS)
+_EMPTY_LISTS = ("changes", "replaces", "deletes", "keeps")
+
+
 def _action_json(a: Action) -> dict[str, Any]:
+    if a.spec is None and not (a.changes or a.replaces or a.deletes or a.keeps):
+        # An action of plain values (every unchanged product): the same dict as below, built from
+        # one C call for all fields; a JSON plan of 10^5 products is mostly these.
+        flat = dict(zip(_ACTION_FIELDS, _GET_FIELDS(a), strict=True))
+        for name in _EMPTY_LISTS:
+            flat[name] = []
+        flat["kind"] = a.kind.value
+        flat["reason"] = a.reason.value
+        flat["category"] = a.reason.category
+        flat["effect"] = ""
+        return flat
+    return _action_json_general(a)
+
+
+def _action_json_general(a: Action) -> dict[str, Any]:
     # What asdict(a) gives, field for field, ~10x faster: a plan may hold 10^5 actions.
     out = {
         name: value if type(value) in _ATOMS else _plain(value)

@@ -34,8 +34,6 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any
 
-from deepdiff import DeepDiff
-
 from reconciler._gc import gc_paused
 from reconciler.errors import PlanOptionsError as PlanOptionsError  # re-exported: callers import it here
 from reconciler.errors import SelectionError as SelectionError  # re-exported: callers import it here
@@ -60,7 +58,7 @@ from reconciler.plan import (
     StateToken,
 )
 from reconciler.spec import Desired, ProductSpec
-from reconciler.state.model import ProductRecord, State, Status, attachment_kind
+from reconciler.state.model import ProductRecord, RecordedState, Status, attachment_kind
 
 DEFAULT_MAX_BATCH_SIZE = 50
 
@@ -101,7 +99,7 @@ class PlanOptions:
 @gc_paused()  # ~10^5 actions at once: see reconciler/_gc.py
 def build_plan(
     desired: Desired,
-    state: State,
+    state: RecordedState,
     options: PlanOptions | None = None,
     *,
     location: str = "",
@@ -127,8 +125,21 @@ def build_plan(
     actions: list[Action] = []
     waiting = 0
     records = state.products
+    # A lazy state read (reconciler.state.index) tells an unchanged product from its index alone:
+    # rendered, at the wanted spec, every file recorded. Offline only: a refresh looks at them all.
+    ready = getattr(records, "unchanged", None) if observed is None else None
+    unchanged: dict[str, str] = ready() if ready is not None else {}
+    everything = not targets and not excludes
+    sources: dict[int, str] = {}  # str() of each file's SourceLocation, made once (by id: all alive)
     for uuid in sorted(desired.products.keys() | records.keys()):
         want = desired.products.get(uuid)
+        if want is not None and unchanged.get(uuid) == want.spec_hash and uuid not in forced:
+            if everything or selection.selected(uuid, want.name):
+                source = sources.get(id(want.source))
+                if source is None:
+                    source = sources[id(want.source)] = str(want.source)
+                actions.append(_unchanged(want, want.spec_hash, source))
+            continue
         have = records.get(uuid)
         seen = observed.products.get(uuid) if observed else None
         if want is None:
@@ -186,7 +197,7 @@ class _Selection:
         excluded = bool(self.excludes) and self._hit("--exclude", self.excludes, uuid, name)
         return chosen and not excluded
 
-    def check(self, desired: Desired, state: State) -> None:
+    def check(self, desired: Desired, state: RecordedState) -> None:
         """Raise SelectionError naming each pattern that matched nothing, with close names."""
         if not self._unmatched:
             return
@@ -332,7 +343,8 @@ def _tripped(plan: Plan, catalogue: int, limits: Limits) -> list[str]:
     first render, a resume or a re-render of a product that never finished rendering loses
     nothing, so a catalogue recovering from failures is never refused (issue 13); a retry of a
     failed re-render was let through (or allowed) when it was first tried."""
-    rerenders = sum(1 for a in plan.actions if _replaces_renders(a))
+    rerender = ActionKind.RERENDER
+    rerenders = sum(1 for a in plan.actions if a.kind is rerender and (a.replaces or a.deletes))
     allowed = max(limits.rerender_floor, int(limits.rerender_share * catalogue))
     out = []
     if rerenders > allowed:
@@ -345,10 +357,6 @@ def _tripped(plan: Plan, catalogue: int, limits: Limits) -> list[str]:
     if deleting > limits.max_deletes:
         out.append(f"deletes renders of {deleting} products, more than the limit of {limits.max_deletes}")
     return out
-
-
-def _replaces_renders(action: Action) -> bool:
-    return action.kind is ActionKind.RERENDER and bool(action.replaces or action.deletes)
 
 
 def _decide(
@@ -409,14 +417,18 @@ def _decide(
         return act(ActionKind.RERENDER, Reason.FORCED, "forced with --replace")
     if have.status is Status.FAILED:
         return act(ActionKind.RETRY, Reason.FAILED_BEFORE, have.error)
+    return _unchanged(want, have.spec_hash, str(want.source))
+
+
+def _unchanged(want: ProductSpec, recorded: str, source: str) -> Action:
     return Action(
         ActionKind.NOOP,
         Reason.UNCHANGED,
         want.uuid,
         name=want.name,
         spec_hash=want.spec_hash,
-        previous_hash=have.spec_hash,
-        source=str(want.source),
+        previous_hash=recorded,
+        source=source,
         protect=want.protect,
     )
 
@@ -427,10 +439,9 @@ def drift_of(have: ProductRecord, seen: ObservedProduct | None, verified: bool) 
     Files the reconciler did not make are drift only when its own are gone as well (someone
     re-rendered it: ``remote_replaced``); beside intact renders they change nothing (see
     ``_foreign``)."""
-    kinds = {a.kind for a in have.attachments}
-    need = {"still", "turntable"} | ({"gif"} if have.spec.get("turntable", {}).get("includeGif") else set())
-    if not need <= kinds:
-        return Reason.REMOTE_MISSING, "the state records no " + " or ".join(sorted(need - kinds))
+    lacking = have.missing_kinds()
+    if lacking:
+        return Reason.REMOTE_MISSING, "the state records no " + " or ".join(sorted(lacking))
     if seen is None:
         return None
     if seen.product_missing:
@@ -467,6 +478,8 @@ def _describe(kind: str, spec: dict[str, Any]) -> str:
 
 def field_changes(old: dict[str, Any], new: dict[str, Any]) -> list[FieldChange]:
     """Field-level differences between two canonical specs, as dotted paths."""
+    from deepdiff import DeepDiff  # here, not at the top: a tenth of plan's start-up, for changed specs only
+
     diff = DeepDiff(old, new, verbose_level=2)
     changes: list[FieldChange] = []
     for kind in ("values_changed", "type_changes"):
@@ -529,8 +542,9 @@ def _batch(actions: list[Action], desired: Desired, size: int) -> list[Batch]:
     """One batch per spec and workspace (a render request is made in one workspace), at most
     ``size`` products each; without workspaces, exactly the batches of one per spec."""
     groups: dict[tuple[str, str], list[Action]] = {}
+    triggering = {k for k in ActionKind if k.triggers}
     for a in actions:
-        if a.kind.triggers and a.spec_hash:
+        if a.kind in triggering and a.spec_hash:
             groups.setdefault((a.spec_hash, a.workspace or ""), []).append(a)
     batches: list[Batch] = []
     for spec_hash, workspace in sorted(groups):

@@ -23,7 +23,8 @@ from reconciler.planner import DEFAULT_MAX_BATCH_SIZE, Limits, PlanOptions, buil
 from reconciler.refresh import observe
 from reconciler.settings import BUDGET_KEYS, resolve_budget
 from reconciler.spec import Desired
-from reconciler.state import State, StateStore, open_store
+from reconciler.state import FileStateStore, State, StateStore, open_store
+from reconciler.state.model import RecordedState
 
 
 @dataclass(frozen=True)
@@ -135,6 +136,9 @@ def run_plan(req: ApplyRequest, note: Note) -> Plan:
     desired = load_desired(req.manifests)  # manifests first: their errors are the likelier ones
     sandbox_note(req, "plan", note)
     store = open_store(req.state_path)
+    if not req.shaping.refresh and isinstance(store, FileStateStore):
+        # Records validated as the planner needs them, from a cached index (reconciler.state.index).
+        return make_plan(req, store, store.read_for_plan(), None, desired)
     state = store.read()
     if not req.shaping.refresh:
         return make_plan(req, store, state, None, desired)
@@ -187,7 +191,7 @@ def sandbox_note(req: ApplyRequest, verb: str, note: Note) -> None:
 def make_plan(
     req: ApplyRequest,
     store: StateStore,
-    state: State,
+    state: RecordedState,
     observed: Observed | None,
     desired: Desired | None = None,
 ) -> Plan:

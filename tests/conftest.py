@@ -19,6 +19,19 @@ settings.register_profile("reconciler", deadline=None, suppress_health_check=[He
 settings.load_profile("reconciler")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The suite's parse and state-index caches (reconciler/cache.py) live in its own temp dir,
+    never in the user's ~/.cache; CLI subprocesses inherit it."""
+    before = os.environ.get("RECONCILER_CACHE_DIR")
+    os.environ["RECONCILER_CACHE_DIR"] = str(tmp_path_factory.mktemp("reconciler-cache"))
+    yield
+    if before is None:
+        os.environ.pop("RECONCILER_CACHE_DIR", None)
+    else:
+        os.environ["RECONCILER_CACHE_DIR"] = before
+
+
 # -- a real PostgreSQL server for the state-backend tests (tests/pgserver.py) -------------------
 PG_TEST_DATABASE = "reconciler_tests"
 

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from enum import Enum
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, with_config
 from typing_extensions import TypedDict
@@ -167,6 +168,13 @@ class ProductRecord(BaseModel):
     """The uuid of the workspace ("client") the product was rendered in, when its manifest names
     one (``workspace:``); absent otherwise, so states without workspaces read and write as before."""
 
+    def missing_kinds(self) -> set[str]:
+        """The kinds of file its spec renders that no recorded attachment is (the GIF only if asked)."""
+        need = {"still", "turntable"} | (
+            {"gif"} if self.spec.get("turntable", {}).get("includeGif") else set()
+        )
+        return need - {a.kind for a in self.attachments}
+
     def superseded(self) -> list[PastRender]:
         """History with the current render pushed on top: call when recording a new render."""
         if not self.attachments:
@@ -192,6 +200,17 @@ class State(BaseModel):
         data = self.model_dump(mode="json")
         data["products"] = {k: data["products"][k] for k in sorted(data["products"])}
         return json.dumps(data, indent=1, sort_keys=False, ensure_ascii=False) + "\n"
+
+
+class RecordedState(Protocol):
+    """What planning reads of a state: a ``State``, or the lazy read of ``reconciler.state.index``."""
+
+    @property
+    def lineage(self) -> str: ...
+    @property
+    def serial(self) -> int: ...
+    @property
+    def products(self) -> Mapping[str, ProductRecord]: ...
 
 
 RECORD_ADAPTER: TypeAdapter[ProductRecord] = TypeAdapter(ProductRecord)
