@@ -115,3 +115,17 @@ def test_collect_waits_for_every_product_in_flight_with_the_spec_its_trigger_ask
     assert [r.product for r in rows] == [B, A, C]  # the oldest first
     assert [age_text(r.age_seconds) for r in rows] == ["2 h 0 min", "5 min", "0 s"]
     assert rows[1].to_json()["spec"] == {"imageWidth": 20}
+
+
+def test_a_file_with_a_workspace_is_never_served_from_the_parse_cache_without_it(tmp_path: Path) -> None:
+    from reconciler.cache import Cache
+
+    cache = Cache(tmp_path / "cache", "manifest")
+    write(tmp_path / "m", "a.yaml", "workspace: archive\n" + DEFAULTS + products(A))
+    write(tmp_path / "m", "b.yaml", DEFAULTS + products(B))
+    for _ in range(2):  # the second load may use the cache
+        desired = load_desired([tmp_path / "m"], cache=cache)
+        assert (desired.products[A].workspace, desired.products[B].workspace) == ("archive", None)
+        assert desired.workspaces == {"archive": f"{tmp_path}/m/a.yaml:1"}
+    assert not cache.entry_path(str(tmp_path / "m" / "a.yaml")).exists()
+    assert cache.entry_path(str(tmp_path / "m" / "b.yaml")).exists()
