@@ -46,7 +46,10 @@ def _missing() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
+# Per module, not per session: while Playwright's sync API is open it keeps an asyncio loop
+# running in the main thread, and every later asyncio.run() in the process fails (the
+# workers' queue tests run after the gallery's).
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     problem = _missing()
     if problem:
