@@ -15,22 +15,24 @@ from typing import TYPE_CHECKING, Any, Protocol
 from reconciler import executor
 from reconciler.accepting import accept
 from reconciler.connection import open_client
-from reconciler.errors import ApplyFailedError, ConfigError, ReconcilerError
+from reconciler.errors import ApplyFailedError, ConfigError, ReconcilerError, RunInterruptedError
 from reconciler.events import Hooks
 from reconciler.executor import ApplyOptions, ApplyReport
 from reconciler.gallery.after_apply import after_apply, resolve_download_dir
 from reconciler.loader import load_desired
-from reconciler.locations import DEFAULT_STATE
+from reconciler.locations import DEFAULT_STATE, state_flag
 from reconciler.plan import Plan
 from reconciler.planfile import load_plan
 from reconciler.planner import recheck_budget
 from reconciler.planning import ApplyRequest, check_plan_target, make_plan, observe_for, sandbox_note
 from reconciler.state import State, StateStore, open_store
+from reconciler.stopping import StopSignals, stop_signals
 from reconciler.views.plan import render_json, render_text
 from reconciler.views.refresh import refresh_json, refresh_text
 from reconciler.webhook_registration import register
 
 if TYPE_CHECKING:  # the receiver pulls in an ASGI server; only its type is needed here
+    from reconciler.client.workspaces import WorkspaceClients
     from reconciler.webhook_receiver import EventBoard
     from reconciler.workers.run import WorkersRun
 
@@ -78,23 +80,31 @@ def run_apply(req: ApplyRequest, terminal: Terminal, hooks: Hooks) -> None:
         )
     with ExitStack() as stack:
         shared = workers.shared(stack) if workers is not None else None
-        client = open_client(req.connection, stack, req.note(terminal.note), shared)
+        client: Any = open_client(req.connection, stack, req.note(terminal.note), shared)
         if run.refresh_only:
             _refresh_only(req, terminal, client, store)
             return
+        stops = stack.enter_context(stop_signals(f"run '{req.again('apply')}' again"))
+        router = in_workspaces(client)
+        if saved is not None:
+            wanted = {a.product: a.workspace for a in saved.actions}
+            router.follow(store.read(), saved.workspaces, wanted)
+            saved = router.resolved(saved)
         boards: list[EventBoard] = []
-        report = executor.apply(
-            saved if saved is not None else _plan_maker(req, client, store),
-            client=client,
-            store=store,
-            hooks=hooks,
-            options=_options(req, terminal, client, stack, boards, workers),
+        report = _run(
+            req,
+            saved if saved is not None else _plan_maker(req, router, store),
+            router,
+            store,
+            hooks,
+            _options(req, terminal, router, stack, boards, workers, stops),
         )
         # Still connected: the webhook and the embedded sandbox go when the stack closes, after this.
         if not report.changes and req.fmt == "text":
             terminal.out("Nothing to apply.\n")
         if workers is None:  # the workers keep their files where they downloaded them
             _kept(req, terminal, report)
+        _pending_line(req, terminal, report)
         for board in boards:
             _deliveries(req, terminal, board)
         if report.failed:
@@ -104,15 +114,117 @@ def run_apply(req: ApplyRequest, terminal: Terminal, hooks: Hooks) -> None:
             )
 
 
-def _plan_maker(req: ApplyRequest, client: Any, store: StateStore) -> executor.PlanMaker:
-    """The plan from the manifests and the state read under the lock (refreshed if asked)."""
+def _plan_maker(req: ApplyRequest, client: WorkspaceClients, store: StateStore) -> executor.PlanMaker:
+    """The plan from the manifests and the state read under the lock (refreshed if asked); the
+    client learns where each product lives first (manifests for teams)."""
 
     def make(state: State) -> Plan:
         desired = load_desired(req.manifests)
+        client.follow(state, desired.workspaces, {u: p.workspace for u, p in desired.products.items()})
         observed = observe_for(req, client, state, desired) if req.shaping.refresh else None
-        return make_plan(req, store, state, observed, desired)
+        return client.resolved(make_plan(req, store, state, observed, desired))
 
     return make
+
+
+def _run(
+    req: ApplyRequest,
+    plan: Plan | executor.PlanMaker,
+    client: Any,
+    store: StateStore,
+    hooks: Hooks,
+    options: ApplyOptions,
+) -> ApplyReport:
+    """``executor.apply``; a run a signal stopped gets the hint that continues it."""
+    try:
+        return executor.apply(plan, client=client, store=store, hooks=hooks, options=options)
+    except RunInterruptedError as exc:
+        if exc.in_flight or exc.not_triggered:
+            exc.hint = _continue_hint(req, exc.in_flight, exc.not_triggered)
+        raise
+
+
+def run_collect(req: ApplyRequest, terminal: Terminal, hooks: Hooks) -> None:
+    """``reconciler collect``: wait for every product in flight and record it; trigger nothing.
+
+    Needs no manifests: the write-ahead record keeps the spec each trigger asked for (the
+    manifests, when there, serve records of an older reconciler that did not)."""
+    from reconciler.inflight import collect_plan
+
+    run = req.execution
+    sandbox = req.sandbox_dir is not None
+    download_dir = resolve_download_dir(
+        run.download_dir, sandbox=sandbox, config_path=req.connection.config_file()
+    )
+    req = replace(req, execution=replace(run, download_dir=download_dir, auto_approve=True))
+    store = open_store(req.state_path)
+    desired = load_desired(req.manifests) if any(p.exists() for p in req.manifests) else None
+    with ExitStack() as stack:
+        client = in_workspaces(open_client(req.connection, stack, req.note(terminal.note)))
+        stops = stack.enter_context(stop_signals(f"run '{req.again('collect')}' again"))
+
+        def make(state: State) -> Plan:
+            plan, unknown = collect_plan(state, store.location, desired)
+            client.follow(state, {}, {})
+            for product in unknown:
+                terminal.note(
+                    f"{product}: in flight, but its trigger's spec is not on record (an older reconciler "
+                    f"wrote it) nor in the manifests: '{req.again('apply')}' with the manifests that "
+                    "triggered it resumes it"
+                )
+            if plan.actions and req.fmt == "text":
+                terminal.out(
+                    f"Collecting {len(plan.actions)} product(s) in flight: waiting for their renders and "
+                    "recording them; nothing is triggered.\n"
+                )
+            return plan
+
+        boards: list[EventBoard] = []
+        options = replace(_options(req, terminal, client, stack, boards, None, stops), show=None, listen=None)
+        report = _run(req, make, client, store, hooks, options)
+        if not report.changes and req.fmt == "text":
+            terminal.out("Nothing in flight: nothing to collect.\n")
+        _kept(req, terminal, report)
+        if report.failed:
+            raise ApplyFailedError(
+                f"{len(report.failed)} product(s) failed; run '{req.again('plan')}' to see what "
+                "the next apply does with them"
+            )
+
+
+def in_workspaces(client: Any) -> WorkspaceClients:
+    """``client`` as the run's client: each product's calls go to its workspace's client once
+    ``follow`` has said where the products live (manifests for teams)."""
+    from reconciler.client.workspaces import WorkspaceClients
+
+    return WorkspaceClients(client, {})
+
+
+def _pending_line(req: ApplyRequest, terminal: Terminal, report: ApplyReport) -> None:
+    if report.in_flight and req.fmt == "text":
+        why = "not waited for (--no-wait)" if not req.execution.wait else "not recorded"
+        terminal.out(
+            f"{len(report.in_flight)} product(s) in flight: triggered and checkpointed, {why}. "
+            f"'{req.again('collect')}' waits for them and records them without paying again "
+            f"(so does the next '{req.again('apply')}'); "
+            f"'reconciler status{state_flag(str(req.state_path))}' lists them.\n"
+        )
+
+
+def _continue_hint(req: ApplyRequest, in_flight: list[str], not_triggered: list[str]) -> str:
+    """How to continue after a signal stopped the run: collect what is paid for, apply the rest."""
+    parts = []
+    if in_flight:
+        parts.append(
+            f"'{req.again('collect')}' waits for the {len(in_flight)} product(s) in flight and records "
+            "them without paying again"
+        )
+    if not_triggered or not in_flight:
+        parts.append(
+            f"'{req.again('apply')}' "
+            + ("does that too and triggers the rest" if in_flight else "continues where this run stopped")
+        )
+    return "; ".join(parts)
 
 
 def _options(
@@ -122,6 +234,7 @@ def _options(
     stack: ExitStack,
     boards: list[EventBoard],
     workers: WorkersRun | None = None,
+    stops: StopSignals | None = None,
 ) -> ApplyOptions:
     """The run's options, and the caller's part of it: show the plan, confirm it, listen for
     webhooks (the board goes into ``boards``, for the deliveries line after the run)."""
@@ -155,6 +268,8 @@ def _options(
         confirm=confirm,
         listen=listen if listening else None,
         execute=workers.execute if workers is not None else None,
+        wait=run.wait,
+        stops=stops,
     )
 
 

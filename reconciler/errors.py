@@ -7,8 +7,9 @@ meets them and chained with ``raise ... from exc``.
 
 Every class below is a ``ReconcilerError``. The CLI (``reconciler.cli``, its click group's
 ``invoke``) prints ``Error: <message>`` and ``Hint: <hint>`` on stderr, never a
-traceback, and exits with the class's ``exit_code``: 1 for every class today, so the exit
-code says "failed" and the message says why. The other exit codes are not errors of this
+traceback, and exits with the class's ``exit_code``: 1 for every class but one, so the exit
+code says "failed" and the message says why; ``RunInterruptedError`` exits 3 ("stopped by a
+signal, checkpointed: continue later"). The other exit codes are not errors of this
 tree: 0 success; 2 only from ``plan --detailed-exitcode`` ("changes present"); 130 on
 Ctrl-C; 141 when the reader of stdout went away; click's usage errors exit 1 too; anything
 else is a bug, printed with its traceback and "Internal error", exit 1. Classes defined
@@ -43,6 +44,8 @@ outside this module are drawn with their module (they belong to one command or b
     ├── OverBudgetError         the plan exceeds the budget (see --allow-over-budget)
     ├── DownloadError           a result could not be fetched or failed its size check
     ├── ApplyFailedError        the run finished but some products failed
+    ├── RunInterruptedError     SIGTERM/SIGINT stopped apply or collect, checkpointed (exit 3)
+    ├── WorkspaceError          a manifest's workspace: names no workspace the user may see
     ├── ImportFailedError       importing.py: import finished, some products could not be examined
     ├── InspectError            renderfiles.py: a downloaded file is not the image or video it should be
     ├── DoctorProblems          doctor.py: problems the client cannot work around
@@ -290,3 +293,22 @@ class DownloadError(ReconcilerError):
 
 class ApplyFailedError(ReconcilerError):
     """Apply finished, but some products failed; they are retried by the next plan."""
+
+
+class RunInterruptedError(ReconcilerError):
+    """SIGTERM or SIGINT (a CI job's time limit, a cancel, Ctrl-C) stopped apply or collect: no
+    further trigger, what was under way checkpointed, the lock released. Exit 3, so a CI step can
+    tell "stopped, continue later" from a failure (docs/apply.md, "Runs that outlive a CI job")."""
+
+    exit_code = 3
+
+    def __init__(
+        self, message: str, *, in_flight: list[str], not_triggered: list[str], hint: str | None = None
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.in_flight = in_flight
+        self.not_triggered = not_triggered
+
+
+class WorkspaceError(ReconcilerError):
+    """A manifest's ``workspace:`` names no workspace of the organization (or cannot be used)."""

@@ -102,6 +102,8 @@ class RunFinished(Event):
     retries: int
     throttled_seconds: float
     failures: dict[str, str] = field(default_factory=dict)
+    in_flight: int = 0
+    """Products triggered and not yet recorded when the run ended (``--no-wait``, a signal)."""
 
 
 class Hooks(Protocol):

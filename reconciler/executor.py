@@ -63,6 +63,7 @@ from reconciler.errors import (
     CredentialsError,
     PermanentApiError,
     ReconcilerError,
+    RunInterruptedError,
     StalePlanError,
 )
 from reconciler.events import (
@@ -102,6 +103,7 @@ from reconciler.waiting import Expectations, PendingRender, Scheduler, complete,
 
 if TYPE_CHECKING:  # the receiver pulls in an ASGI server; only its type is needed here
     from reconciler.client_protocols import RenderClient
+    from reconciler.stopping import StopSignals
     from reconciler.webhook_receiver import EventBoard
 
 
@@ -139,6 +141,11 @@ class ApplyOptions:
     execute: Execute | None = None
     """Runs the confirmed plan elsewhere (``apply --workers``: reconciler.workers) instead of an
     ``Executor`` here; it emits the run's finish event itself."""
+    wait: bool = True
+    """False (``apply --no-wait``): trigger and checkpoint, then stop; what was triggered stays
+    in flight for a later ``apply`` or ``collect`` (see ``Executor.left_in_flight``)."""
+    stops: StopSignals | None = None
+    """SIGTERM/SIGINT, told to the run while it executes (``Executor.interrupt``)."""
 
 
 @dataclass
@@ -152,6 +159,11 @@ class ApplyReport:
     """False when the plan had nothing to apply (labels may still have been synced)."""
     lineage: str = ""
     """The lineage of the state the run read."""
+    in_flight: list[str] = field(default_factory=list)
+    """Products triggered (this run or earlier) and not recorded when the run ended: paid for,
+    waited for by the next ``apply`` or ``collect``."""
+    not_triggered: list[str] = field(default_factory=list)
+    """Products the plan would trigger that a stop (a signal) left as they were."""
 
     @property
     def ok(self) -> bool:
@@ -186,9 +198,7 @@ def apply(
                 store.write(state, bump=False)
             return ApplyReport(changes=False, lineage=state.lineage)
         # Before the first checkpoint: a token or role that cannot do this stops here (issue 13).
-        check_credentials(
-            client, writes=bool(plan.batches) or any(a.kind is ActionKind.DELETE for a in plan.actions)
-        )
+        check_every_workspace(client, plan)
         if options.confirm is not None:
             options.confirm(plan)
         if options.listen is not None:
@@ -198,12 +208,26 @@ def apply(
             report.lineage = state.lineage
             return report
         executor = Executor(client, store, state, hooks, options)
+        if options.stops is not None:  # from here a stop signal is a clean stop (reconciler.stopping)
+            options.stops.attach(executor.interrupt)
         try:
             report = executor.run(plan)
         finally:
+            if options.stops is not None:
+                options.stops.detach()
             hooks.on_event(executor.finish(client.stats.snapshot().as_dict()))
         report.lineage = state.lineage
         return report
+
+
+def check_every_workspace(client: RenderClient, plan: Plan) -> None:
+    """``check_credentials`` for each workspace the plan's products live in (manifests for teams:
+    ``client`` is then a ``client.workspaces.WorkspaceClients``), else for ``client`` alone."""
+    writes = bool(plan.batches) or any(a.kind is ActionKind.DELETE for a in plan.actions)
+    clients_for = getattr(client, "clients_for", None)
+    changed = [a.product for a in plan.actions if a.kind is not ActionKind.NOOP]
+    for each in clients_for(changed) if clients_for is not None else [client]:
+        check_credentials(each, writes=writes)
 
 
 def check_plan_current(
@@ -281,7 +305,9 @@ class Executor:
             interval=self.options.poll_interval,
         )
         self._halt: ReconcilerError | None = None  # a credentials problem: stop the run
+        self._interrupted: str | None = None  # the signal that stopped the run (see ``interrupt``)
         self._untouched: list[str] = []  # products the halt left as they were
+        self._requests: set[str] = set()  # request ids of this run's triggers
 
     # -- checkpoints ---------------------------------------------------------------------
     def _checkpoint(self, product: str, record: ProductRecord | None) -> None:
@@ -342,23 +368,64 @@ class Executor:
             with self._mutex:
                 sync_labels(self.store, self.state, plan)
             with ThreadPoolExecutor(max_workers=self.options.parallelism, thread_name_prefix="apply") as pool:
-                for a in resumes:
+                for a in resumes if self.options.wait else ():
                     pending = self._resume(a.product)
                     if pending is not None:
                         self._scheduler.add(pending)
                 batches = iter(plan.batches)
 
                 def more() -> list[PendingRender] | None:
-                    batch = next(batches, None) if self._halt is None else None
-                    return None if batch is None else self._trigger(batch, by_product)
+                    go = self._halt is None and self._interrupted is None
+                    batch = next(batches, None) if go else None
+                    if batch is None:
+                        return None
+                    waits = self._trigger(batch, by_product)
+                    return waits if self.options.wait else []
 
                 self._scheduler.run(pool, more)
         finally:
             self.store.write(self.state, bump=False)  # fold the journal: content already counted
             self.report.seconds = time.monotonic() - started
+            self.left_in_flight(plan)
         if self._halt is not None:
             raise self._halted()
+        if self._interrupted is not None:
+            raise self._stopped_by_signal()
         return self.report
+
+    def interrupt(self, signal_name: str) -> None:
+        """Stop the run soon, as for the end of a CI job's time (SIGTERM, SIGINT): no further
+        trigger or poll; the polls and downloads under way finish and are checkpointed, and
+        ``run`` raises RunInterruptedError. Safe to call from a signal handler: it takes no lock
+        (the scheduler looks at ``stopped`` at least once a second)."""
+        self._interrupted = signal_name
+        self._scheduler.stopped = True  # a plain store: a lock here could deadlock the handler
+
+    def left_in_flight(self, plan: Plan) -> None:
+        """Fill the report's ``in_flight`` and ``not_triggered`` from the state, once the run ended."""
+        settled = set(self.report.rendered) | set(self.report.failed)
+        in_flight, untouched = [], []
+        for a in plan.actions:
+            if a.product in settled or not (a.kind is ActionKind.RESUME or a.kind.triggers):
+                continue
+            rec = self.state.products.get(a.product)
+            if rec is not None and rec.status in (Status.REQUESTED, Status.IN_FLIGHT):
+                in_flight.append(a.product)  # this run's trigger, or an earlier one still pending
+            if a.kind.triggers and (
+                rec is None or rec.request is None or rec.request.request_id not in self._requests
+            ):
+                untouched.append(a.product)
+        self.report.in_flight, self.report.not_triggered = in_flight, untouched
+
+    def _stopped_by_signal(self) -> RunInterruptedError:
+        r = self.report
+        return RunInterruptedError(
+            f"the run was stopped by {self._interrupted}: {len(r.rendered)} product(s) recorded, "
+            f"{len(r.in_flight)} in flight (paid for, not yet recorded), {len(r.not_triggered)} not "
+            "triggered; everything is checkpointed and the state lock is released",
+            in_flight=list(r.in_flight),
+            not_triggered=list(r.not_triggered),
+        )
 
     def _halted(self) -> CredentialsError:
         assert self._halt is not None
@@ -508,6 +575,7 @@ class Executor:
                 self._untouched.extend(products if self._halt is not None else [])
             return waits
         request_id = str(uuidlib.uuid4())
+        self._requests.add(request_id)
         now = utcnow()
         previous = {p: self._record(p) for p in products}
         for product in products:
@@ -528,8 +596,12 @@ class Executor:
                         "error": None,
                         "updated_at": now,
                         "protect": bool(action.protect),
+                        "workspace": batch.workspace,
                         "request": RenderRequest(
-                            request_id=request_id, spec_hash=batch.spec_hash, requested_at=now
+                            request_id=request_id,
+                            spec_hash=batch.spec_hash,
+                            requested_at=now,
+                            spec=batch.spec,
                         ),
                     }
                 ),
@@ -644,7 +716,9 @@ class Executor:
 
     def _spec_for(self, rec: ProductRecord) -> dict[str, Any]:
         assert rec.request is not None
-        return self._specs.get(rec.request.spec_hash, rec.spec)
+        # The plan's spec for its hash; else the one the write-ahead record keeps (``collect``
+        # has no manifests); else, for a record of an older reconciler, the recorded spec.
+        return self._specs.get(rec.request.spec_hash) or rec.request.spec or rec.spec
 
     # -- waiting -------------------------------------------------------------------------
     def _poll(self, pending: PendingRender) -> bool:
@@ -719,6 +793,7 @@ class Executor:
                 "error": None,
                 "updated_at": utcnow(),
                 "history": rec.superseded(),
+                "request": rec.request.model_copy(update={"spec": None}),  # recorded as ``spec`` now
             }
         )
         self._checkpoint(product, done)
@@ -776,6 +851,7 @@ class Executor:
             retries=int(client_stats.get("retries", 0)),
             throttled_seconds=round(float(client_stats.get("throttled_seconds", 0.0)), 3),
             failures=dict(r.failed),
+            in_flight=len(r.in_flight),
         )
 
 

@@ -31,6 +31,7 @@ import os
 import re
 import stat
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from itertools import islice, repeat
 from pathlib import Path
 from typing import Any
@@ -54,7 +55,9 @@ from reconciler.spec import (
     fingerprint,
 )
 
-TOP_KEYS = ("presets", "defaults", "products")
+TOP_KEYS = ("workspace", "presets", "defaults", "products")
+WORKSPACE_KEY = "workspace"
+"""A file's workspace (uuid or slug) for all of its products: see ``_file_workspace``."""
 LABEL_KEYS = ("uuid", "name", "protect")
 PRESET_KEY = "preset"
 SPEC_KEYS = tuple(RenderSpec.model_fields)
@@ -205,7 +208,11 @@ def load_desired(paths: Iterable[Path], cache: Cache | None = _DEFAULT_CACHE) ->
                 continue
             before, waiting, seen = len(catalogue.products), len(catalogue.waiting), _seen(problems)
             _load_file(name, data, catalogue)
-            alone = not (isinstance(data, dict) and "presets" in data) and len(catalogue.waiting) == waiting
+            # A file with presets, or with a workspace (the cache does not keep one), is not cached.
+            alone = (
+                not (isinstance(data, dict) and ("presets" in data or WORKSPACE_KEY in data))
+                and len(catalogue.waiting) == waiting
+            )
             if cache is not None and alone and _seen(problems) == seen:
                 added = len(catalogue.products) - before
                 fresh.append((name, content, list(islice(reversed(catalogue.products), added))[::-1]))
@@ -216,11 +223,54 @@ def load_desired(paths: Iterable[Path], cache: Cache | None = _DEFAULT_CACHE) ->
     if cache is not None:
         for name, content, uuids in fresh:
             cache.put(name, content, _cache_payload(uuids, catalogue))
+    products, workspaces = catalogue.products, dict[str, str]()
+    if catalogue.workspaces:
+        products, workspaces = _with_workspaces(products, catalogue.workspaces, texts)
     return Desired(
-        products=catalogue.products,
+        products=products,
         files=tuple(str(f) for f in files),
         presets=tuple(sorted(catalogue.presets)),
+        workspaces=workspaces,
     )
+
+
+def _with_workspaces(
+    products: dict[str, ProductSpec], by_file: dict[str, str], texts: dict[str, str]
+) -> tuple[dict[str, ProductSpec], dict[str, str]]:
+    """Every product of a file that names a workspace, with it; and each workspace named, with
+    where it is first named (``file:line``), for the error if the platform knows no such one."""
+    where: dict[str, str] = {}
+    for file, value in by_file.items():
+        match = _WORKSPACE_LINE.search(texts.get(file, ""))
+        line = texts[file].count("\n", 0, match.start()) + 1 if match else 1
+        where.setdefault(value, f"{file}:{line}")
+    out = {
+        uuid: replace(p, workspace=by_file[p.source.file]) if p.source.file in by_file else p
+        for uuid, p in products.items()
+    }
+    return out, where
+
+
+_WORKSPACE_LINE = re.compile(r"^workspace\s*:", re.M)
+_SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def _file_workspace(name: str, value: Any, problems: _Problems) -> str | None:
+    """A file's ``workspace:``: a workspace uuid (lower-cased, as the API spells them) or slug."""
+    if isinstance(value, str) and _UUID.fullmatch(value.strip()):
+        return value.strip().lower()
+    if isinstance(value, str) and _SLUG.fullmatch(value.strip()):
+        return value.strip()
+    problems.append(
+        _Problem(
+            name,
+            (WORKSPACE_KEY,),
+            f"must be a workspace uuid or slug, got {_short(value)}",
+            hint="for example workspace: catalogue (its slug) or its uuid; "
+            "'reconciler doctor' lists the organization's workspaces",
+        )
+    )
+    return None
 
 
 def _seen(problems: _Problems) -> int:
@@ -516,6 +566,7 @@ class _Catalogue:
         self.first_seen: dict[str, tuple[str, int]] = {}
         self.problems = _Problems()
         self.presets: dict[str, _Preset] = {}
+        self.workspaces: dict[str, str] = {}  # file -> its workspace: (uuid or slug)
         self.waiting: list[_Waiting] = []
         self._chains: dict[str, tuple[_Layer, ...] | None] = {}
         self._names: list[str] | None = None  # for hints, once every file is read
@@ -774,6 +825,10 @@ def _load_file(name: str, data: Any, catalogue: _Catalogue) -> None:
             problems.append(_unknown(name, (key,), key, TOP_KEYS), repeatable=True)
     if "presets" in data:
         catalogue.add_presets(name, data["presets"])
+    if WORKSPACE_KEY in data:
+        workspace = _file_workspace(name, data[WORKSPACE_KEY], problems)
+        if workspace is not None:
+            catalogue.workspaces[name] = workspace
     defaults = data.get("defaults") or {}
     if not isinstance(defaults, dict):
         problems.append(

@@ -113,6 +113,8 @@ class Action:
     """Files on the product the reconciler did not make, which this action leaves alone."""
     force: bool = False
     """Named in ``--replace``: trigger even over render files the reconciler did not make."""
+    workspace: str | None = None
+    """The manifests' ``workspace:`` for the product (uuid or slug), else None (the configured one)."""
 
     def effect(self) -> str:
         """In product terms: what the action replaces, deletes and leaves alone on the platform."""
@@ -134,6 +136,9 @@ class Batch:
     spec_hash: str
     spec: dict[str, Any]
     products: list[str]
+    workspace: str | None = None
+    """The workspace of every product of the batch (a batch never mixes workspaces); None: the
+    configured one. Apply resolves a slug to the uuid before it triggers."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,6 +234,8 @@ class Plan:
     over_budget: list[str] = field(default_factory=list)
     """The budget limits this plan exceeds; apply refuses it unless allow_over_budget."""
     allow_over_budget: bool = False
+    workspaces: dict[str, str] = field(default_factory=dict)
+    """Each ``workspace:`` the manifests name → where it is first named (``file:line``)."""
 
     @property
     def refused(self) -> bool:
@@ -281,7 +288,7 @@ class Plan:
         cost = asdict(self.cost)
         cost["frames"] = self.cost.frames
         cost["presets"] = list(cost["presets"])
-        return {
+        head = {
             "format_version": PLAN_FORMAT_VERSION,
             "kind": "reconciler-plan",
             "state": asdict(self.state),
@@ -304,10 +311,14 @@ class Plan:
                     "spec_hash": b.spec_hash,
                     "spec": _plain(b.spec),
                     "products": list(b.products),
+                    "workspace": b.workspace,
                 }
                 for b in self.batches
             ],
         }
+        if self.workspaces:  # absent without workspaces: the document reads as before
+            head["workspaces"] = dict(self.workspaces)
+        return head
 
     @classmethod
     def from_json(cls, data: Any, origin: str) -> Plan:
@@ -338,6 +349,7 @@ class Plan:
                 budget=Budget.from_json(data.get("budget")),
                 over_budget=[str(o) for o in data.get("over_budget", [])],
                 allow_over_budget=bool(data.get("allow_over_budget", False)),
+                workspaces={str(k): str(v) for k, v in (data.get("workspaces") or {}).items()},
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise PlanFileError(f"{origin} is damaged: {exc}") from exc

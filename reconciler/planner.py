@@ -166,6 +166,7 @@ def build_plan(
         allow_large=options.allow_large,
         prune=prune,
         refreshed=observed is not None,
+        workspaces=dict(desired.workspaces),
     )
     plan.limits_tripped = _tripped(plan, len(desired.products), options.limits)
     plan.budget = options.budget
@@ -378,6 +379,7 @@ def _decide(
             source=str(want.source),
             protect=want.protect,
             force=forced and kind.triggers,
+            workspace=want.workspace,
         )
         if have is not None and kind.triggers:
             action.previous_hash = have.spec_hash
@@ -537,20 +539,24 @@ def replacement(
 
 
 def _batch(actions: list[Action], desired: Desired, size: int) -> list[Batch]:
-    groups: dict[str, list[Action]] = {}
+    """One batch per spec and workspace (a render request is made in one workspace), at most
+    ``size`` products each; without workspaces, exactly the batches of one per spec."""
+    groups: dict[tuple[str, str], list[Action]] = {}
     triggering = {k for k in ActionKind if k.triggers}
     for a in actions:
         if a.kind in triggering and a.spec_hash:
-            groups.setdefault(a.spec_hash, []).append(a)
+            groups.setdefault((a.spec_hash, a.workspace or ""), []).append(a)
     batches: list[Batch] = []
-    for spec_hash in sorted(groups):
-        members = groups[spec_hash]
+    for spec_hash, workspace in sorted(groups):
+        members = groups[(spec_hash, workspace)]
         spec = desired.products[members[0].product].spec.canonical()
         for start in range(0, len(members), size):
             chunk = members[start : start + size]
             for a in chunk:
                 a.batch = len(batches)
-            batches.append(Batch(len(batches), spec_hash, spec, [a.product for a in chunk]))
+            batches.append(
+                Batch(len(batches), spec_hash, spec, [a.product for a in chunk], workspace or None)
+            )
     return batches
 
 

@@ -90,6 +90,8 @@ class Execution:
     download_dir: Path | None = None
     workers: bool = False
     """Enqueue the batches for ``reconciler worker`` processes and follow them (reconciler.workers)."""
+    wait: bool = True
+    """False: ``apply --no-wait``, trigger and checkpoint, then exit; ``collect`` waits later."""
 
 
 @dataclass(frozen=True)
@@ -141,7 +143,10 @@ def run_plan(req: ApplyRequest, note: Note) -> Plan:
     if not req.shaping.refresh:
         return make_plan(req, store, state, None, desired)
     with ExitStack() as stack:
-        client = open_client(req.connection, stack, req.note(note))
+        from reconciler.client.workspaces import WorkspaceClients
+
+        client = WorkspaceClients(open_client(req.connection, stack, req.note(note)), {})
+        client.follow(state, desired.workspaces, {u: p.workspace for u, p in desired.products.items()})
         return make_plan(req, store, state, observe_for(req, client, state, desired), desired)
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
@@ -163,6 +163,9 @@ class ProductSpec:
     preset: str | None = None
     """The preset the product names, else the one its file's defaults name: what the plan's
     cost is counted by. Never hashed: the spec is resolved (docs/manifests.md, "Presets")."""
+    workspace: str | None = None
+    """Its file's ``workspace:`` (a uuid or a slug, as written), else None: the configured one.
+    Never hashed: it says where the product lives, not how it is rendered."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +176,8 @@ class Desired:
     files: tuple[str, ...] = ()
     presets: tuple[str, ...] = ()
     """The names of the presets the manifests define, sorted."""
+    workspaces: dict[str, str] = field(default_factory=dict)
+    """Each ``workspace:`` value the files name → where it is first named (``file:line``)."""
 
 
 def manifest_json_schema() -> dict[str, Any]:
@@ -217,6 +222,12 @@ def manifest_json_schema() -> dict[str, Any]:
         "type": "object",
         "additionalProperties": False,
         "properties": {
+            "workspace": {
+                "type": "string",
+                "minLength": 1,
+                "description": "the workspace (uuid or slug) of every product of this file; "
+                "default: the configured one (VNTANA_CLIENT_UUID)",
+            },
             "presets": presets,
             "defaults": overrides,
             "products": {"type": "array", "items": product},

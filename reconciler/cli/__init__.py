@@ -40,6 +40,8 @@ COMMANDS = {
     "fmt": ("reconciler.cli.fmt", "fmt_command"),
     "sandbox": ("reconciler.cli.sandbox", "sandbox_command"),
     "worker": ("reconciler.cli.worker", "worker_command"),
+    "collect": ("reconciler.cli.runs", "collect_command"),
+    "status": ("reconciler.cli.runs", "status_command"),
 }
 """Command name → (module, attribute): imported only when the command is looked up."""
 

@@ -68,6 +68,13 @@ from reconciler.views.progress import JsonLines, LogLines
 )
 @click.option("--webhook-url", help="Public URL the platform should call, if not http://HOST:PORT/webhook.")
 @download_dir_option
+@click.option(
+    "--no-wait",
+    "no_wait",
+    is_flag=True,
+    help="Trigger and checkpoint, then exit 0 with what is in flight; 'reconciler collect' (or the "
+    "next apply) waits for it and records it without paying again.",
+)
 @format_option("text", "json", help="json: the plan, then one JSON event per line.")
 @click.option(
     "--workers", is_flag=True, help="Enqueue the batches for 'reconciler worker' processes and follow them."
@@ -76,7 +83,7 @@ from reconciler.views.progress import JsonLines, LogLines
 def apply(**kw: Any) -> None:
     """Trigger what the plan says, wait, download, hash and record. Resumes where a run died."""
     verify, refreshing = kw["verify"], kw["refresh"] or kw["refresh_only"]
-    req = planning_request(kw)
+    req = planning_request(kw, wait=not kw.pop("no_wait"))
     if req.execution.planfile is not None:
         ctx = click.get_current_context()
         given = [

@@ -121,6 +121,11 @@ def _seg(value: str) -> str:
 class VntanaClient:
     """Thread-safe client of the VNTANA Admin API. Use as a context manager or call ``close()``."""
 
+    stats: ClientStats
+    _limiter: Limiter
+    _session: Session
+    _bodies: BodyPool | None
+
     def __init__(
         self,
         settings: ClientSettings,
@@ -130,10 +135,12 @@ class VntanaClient:
         retry_policy: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
         shared: SharedSession | None = None,
+        _parent: VntanaClient | None = None,
     ) -> None:
         """``transport`` or a ready ``http_client`` may be injected (not both); the client
         closes only an ``httpx.Client`` it created itself. ``shared``: one login and one
-        throttle with other processes (``apply --workers``), instead of this client's own."""
+        throttle with other processes (``apply --workers``), instead of this client's own.
+        ``_parent``: see ``for_workspace``."""
         if transport is not None and http_client is not None:
             raise ValueError("pass either transport or http_client, not both")
         self._owns_http = http_client is None
@@ -147,24 +154,39 @@ class VntanaClient:
         # File GETs over http.client into a reused buffer (bodies.py: httpx's body path costs more
         # CPU than hashing); not when a transport or an httpx client is injected (tests fake the far end).
         self._bodies = (
-            BodyPool(timeout=settings.timeout, connect_timeout=min(settings.timeout, 10.0))
+            _parent._bodies
+            if _parent
+            else BodyPool(timeout=settings.timeout, connect_timeout=min(settings.timeout, 10.0))
             if self._owns_http and transport is None
             else None
         )
-        self.stats = ClientStats()
+        self.stats = _parent.stats if _parent else ClientStats()
         """Counters for the run summary; ``client.stats.snapshot()`` reads them."""
         policy = retry_policy or RetryPolicy(
             max_attempts=settings.max_attempts, max_elapsed=settings.max_elapsed
         )
-        limiter = Limiter(
-            max_concurrency=settings.max_concurrency,
-            requests_per_second=settings.requests_per_second,
-            stats=self.stats,
-            sleep=sleep,
+        limiter = (
+            _parent._limiter
+            if _parent
+            else Limiter(
+                max_concurrency=settings.max_concurrency,
+                requests_per_second=settings.requests_per_second,
+                stats=self.stats,
+                sleep=sleep,
+            )
         )
+        self._limiter, self._policy, self._sleep = limiter, policy, sleep
         self._session = Session(
-            settings, self._http, limiter=limiter, stats=self.stats, policy=policy, sleep=sleep, shared=shared
+            settings,
+            self._http,
+            limiter=limiter,
+            stats=self.stats,
+            policy=policy,
+            sleep=sleep,
+            shared=shared,
+            parent=_parent._session if _parent else None,
         )
+        self._workspace_clients: dict[str, VntanaClient] = {}
         self.settings = settings
         self._lock = threading.Lock()
         self._route: str | None = None if settings.download_route == "auto" else settings.download_route
@@ -204,6 +226,31 @@ class VntanaClient:
             self.login()
         assert self._session.organization_uuid is not None
         return self._session.organization_uuid
+
+    def for_workspace(self, workspace: str | None) -> VntanaClient:
+        """A client of workspace ``workspace`` (uuid; None: the organization, no workspace step) of
+        the same organization, for manifests that name one: its requests go with a token of that workspace, its triggers name it. It
+        shares this client's connections, rate limit and counters, and its login: the
+        organization token is taken from this one for the workspace step (skipped for Owners and
+        Admins), so no second login with the personal access token revokes this one's token."""
+        if workspace == self.settings.client_uuid:
+            return self
+        key = workspace or ""
+        with self._lock:
+            found = self._workspace_clients.get(key)
+            if found is None:
+                settings = self.settings.model_copy(update={"client_uuid": workspace})
+                found = VntanaClient(
+                    settings,
+                    http_client=self._http,
+                    retry_policy=self._policy,
+                    sleep=self._sleep,
+                    _parent=self,
+                )
+                if self._route is not None:
+                    found._route = self._route
+                self._workspace_clients[key] = found
+            return found
 
     def login(self) -> None:
         """Log in now rather than on the first call (to fail early on a bad token)."""

@@ -120,7 +120,11 @@ class Session:
         policy: RetryPolicy,
         sleep: Callable[[float], None] = time.sleep,
         shared: SharedSession | None = None,
+        parent: Session | None = None,
     ) -> None:
+        """``parent``: the session of the organization's login, whose organization token this one
+        takes for its workspace step instead of logging in with the personal access token again
+        (``VntanaClient.for_workspace``)."""
         self.settings = settings
         self.shared = shared
         self.http = http
@@ -135,6 +139,9 @@ class Session:
         self._login_failure: Exception | None = None
         self.organization_uuid: str | None = settings.organization_uuid
         self.login_info = LoginInfo()
+        self._parent = parent
+        self._org_token: SecretStr | None = None  # step 2's token (the workspace step's input)
+        self._derived_from: int | None = None  # the parent's generation this login was made from
 
     # -- public ----------------------------------------------------------------------------
 
@@ -376,6 +383,36 @@ class Session:
             raise
         self._generation += 1
 
+    def organization_login(self, stale: int | None = None) -> tuple[SecretStr, int, LoginInfo, str]:
+        """(the organization token, its generation, the login's info, the organization), logging in
+        if nobody has yet, or again if ``stale`` is the generation in use (a derived token died).
+
+        What a workspace session derives its token from: one login with the personal access
+        token serves every workspace, so no login revokes another's token."""
+        with self._auth_lock:
+            if self._token is None or (stale is not None and stale == self._generation):
+                self._token = None
+                self._login_locked()
+            # A login adopted from another process (``shared``) brings its final token only.
+            org_token = self._org_token or self._token
+            assert org_token is not None and self.organization_uuid is not None
+            return org_token, self._generation, self.login_info, self.organization_uuid
+
+    def _derived_login(self, parent: Session) -> SecretStr:
+        """A workspace's token from the parent's organization token: the workspace step only
+        (skipped for Owners and Admins, whose organization token serves every workspace)."""
+        org_token, generation, found, org = parent.organization_login(self._derived_from)
+        self._derived_from = generation
+        info = LoginInfo()
+        info.organizations, info.role = found.organizations, found.role
+        token = org_token
+        if self.settings.client_uuid:
+            token = self._workspace_step(org_token, org, self.settings.client_uuid, info)
+        self._org_token = org_token
+        self.organization_uuid = org
+        self.login_info = info
+        return token
+
     def _shared_login(self) -> SharedLogin:
         token = self._login_steps()
         info = self.login_info
@@ -388,6 +425,8 @@ class Session:
         self.login_info.role, self.login_info.workspace_step = shared.role, shared.workspace_step
 
     def _login_steps(self) -> SecretStr:
+        if self._parent is not None:
+            return self._derived_login(self._parent)
         s = self.settings
         pat = s.token.get_secret_value()
         step1 = self._login_call(
@@ -410,6 +449,7 @@ class Session:
             refused=f"cannot log in to organization {org}",
             hint="check VNTANA_ORGANIZATION_UUID / organization_uuid",
         )
+        self._org_token = token
         if s.client_uuid:
             token = self._workspace_step(token, org, s.client_uuid, info)
         self.organization_uuid = org

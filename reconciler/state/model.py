@@ -128,6 +128,12 @@ class RenderRequest(BaseModel):
     accepted_at: str | None = Field(
         default=None, description="platform time (Date header) of the accepted trigger"
     )
+    spec: RecordedSpec | None = Field(
+        default=None,
+        exclude_if=lambda v: v is None,
+        description="the spec requested, while in flight (``collect`` needs no manifests); "
+        "dropped once recorded, when it is the record's ``spec``",
+    )
 
 
 class PastRender(BaseModel):
@@ -158,6 +164,9 @@ class ProductRecord(BaseModel):
     updated_at: str
     history: list[PastRender] = Field(default_factory=list)
     """The last renders before the current one, newest first (at most HISTORY_LENGTH)."""
+    workspace: str | None = Field(default=None, exclude_if=lambda v: v is None)
+    """The uuid of the workspace ("client") the product was rendered in, when its manifest names
+    one (``workspace:``); absent otherwise, so states without workspaces read and write as before."""
 
     def missing_kinds(self) -> set[str]:
         """The kinds of file its spec renders that no recorded attachment is (the GIF only if asked)."""

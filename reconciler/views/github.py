@@ -512,6 +512,20 @@ def apply_report_markdown(
             f"> [!CAUTION]\n> The apply run ended before it finished{code}: see the job log. "
             f"{rendered} product(s) were recorded before it stopped; the next plan shows what is left."
         )
+    elif exit_code == 3 or int(fin.get("in_flight") or 0):
+        # apply --no-wait, or a run stopped by SIGTERM/SIGINT (exit 3): paid for, not yet recorded.
+        waiting = int(fin.get("in_flight") or 0)
+        why = (
+            "was stopped by a signal (the job's time limit, or a cancel)"
+            if exit_code == 3
+            else "did not wait"
+        )
+        verdict = (
+            f"> [!NOTE]\n> The apply run {why}: {rendered} product(s) recorded, {waiting} in flight"
+            + (f", {failed} failed" if failed else "")
+            + ". `reconciler collect` waits for those in flight and records them without paying again; "
+            "`reconciler status` lists them."
+        )
     elif failed:
         verdict = (
             f"> [!WARNING]\n> {failed} product(s) failed and {rendered} rendered. The next plan retries "

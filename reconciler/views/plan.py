@@ -169,7 +169,10 @@ def render_text(plan: Plan, *, colour: bool = False, show_noop: bool = False) ->
     if plan.batches:
         lines.append(f"Batches: {len(plan.batches)} request(s), at most {plan.max_batch_size} products each")
         lines.extend(
-            f"  #{b.index + 1}: {len(b.products)} product(s), {spec_summary(b.spec)}" for b in plan.batches
+            f"  #{b.index + 1}: {len(b.products)} product(s)"
+            + (f" in workspace {b.workspace}" if b.workspace else "")
+            + f", {spec_summary(b.spec)}"
+            for b in plan.batches
         )
         lines.append("")
     lines.append(cost_line(plan))
@@ -187,12 +190,26 @@ def render_text(plan: Plan, *, colour: bool = False, show_noop: bool = False) ->
             for r in presets
         )
     lines.append(bold(summary_line(plan)))
+    pending = in_flight_text(plan)
+    if pending:
+        lines.append(pending)
     if plan.limits_tripped:
         lines.append(paint("31", limits_text(plan)))
     budget = budget_text(plan)
     if budget:
         lines.append(paint("31", budget) if plan.over_budget else budget)
     return "\n".join(lines) + "\n"
+
+
+def in_flight_text(plan: Plan) -> str:
+    """A line on the products in flight (triggered earlier, paid for), if any."""
+    resumes = sum(1 for a in plan.actions if a.kind is ActionKind.RESUME)
+    if not resumes:
+        return ""
+    return (
+        f"{resumes} product(s) in flight: triggered earlier and paid for; apply waits for them, "
+        "'reconciler collect' records them without triggering anything, 'reconciler status' shows their age."
+    )
 
 
 _ONE_LINE = json.JSONEncoder(ensure_ascii=False)
@@ -256,6 +273,9 @@ def render_markdown(plan: Plan, *, budget: int = MARKDOWN_BUDGET) -> str:
         if len(presets) > PRESET_ROWS:
             head.append(f"\n_{len(presets) - PRESET_ROWS} more presets: the JSON plan has them all._")
         head.append("")
+    pending = in_flight_text(plan)
+    if pending:
+        head.append(f"> [!NOTE]\n> {pending}\n")
     if plan.limits_tripped:
         head.append(f"> [!CAUTION]\n> {limits_text(plan)}\n")
     spent = budget_text(plan)

@@ -31,7 +31,9 @@ def summary_text(e: RunFinished) -> str:
     mib = e.bytes_downloaded / (1 << 20)
     rate = mib / e.seconds if e.seconds > 0 else 0.0
     return (
-        f"Apply finished: {e.rendered} rendered, {e.failed} failed, {e.skipped} unchanged/skipped; "
+        f"Apply finished: {e.rendered} rendered, {e.failed} failed, "
+        + (f"{e.in_flight} in flight, " if e.in_flight else "")
+        + f"{e.skipped} unchanged/skipped; "
         f"{mib:.1f} MiB downloaded in {e.seconds:.1f} s ({rate:.1f} MiB/s); {e.requests} API requests, "
         f"{e.retries} retries, {e.throttled_seconds:.1f} s throttled."
     )

@@ -83,6 +83,8 @@ def show_text(uuid: str, rec: ProductRecord, changes: list[Version] | None) -> s
     if rec.error:
         lines.append(f"  error:     {rec.error}")
     lines.append(f"  protect:   {'yes' if rec.protect else 'no'}")
+    if rec.workspace:
+        lines.append(f"  workspace: {rec.workspace}")
     lines.append(f"  spec hash: {rec.spec_hash}")
     lines.append("  spec:")
     lines += [f"    {path}: {_v(value)}" for path, value in _flatten(rec.spec)]

@@ -166,3 +166,35 @@ def test_a_report_too_long_for_a_comment_is_cut_and_the_summary_has_it_all(step:
     assert "The job summary has them all._" in body
     summary = step.summary.read_text()
     assert summary.count("| `") == 3000 and "| 1024.0 MiB | 600 s |" in summary
+
+
+def test_an_apply_that_did_not_wait_reports_what_is_in_flight_and_how_to_collect(
+    step: Step, project: Project
+) -> None:
+    project.write_manifest(manifest({k: PRODUCTS[k] for k in ("trail", "court")}))
+    done = project.apply("--format", "json", "--no-wait")
+    assert done.returncode == 0, done.stderr
+    stream = project.root / "apply.ndjson"
+    stream.write_text(done.stdout)
+    assert step.cli("github", "apply-comment", str(stream), "--exit-code", "0").returncode == 0
+    body = step.gh.state.comments(PR)[0]["body"]
+    assert "> The apply run did not wait: 0 product(s) recorded, 2 in flight." in body
+    assert "`reconciler collect` waits for those in flight" in body
+    assert "All 0 product(s) rendered" not in body
+
+
+def test_an_apply_stopped_by_the_jobs_time_limit_says_so_and_how_to_continue(step: Step) -> None:
+    stream = step.root / "apply.ndjson"
+    stream.write_text(
+        '{"kind": "reconciler-plan", "format_version": 1, "summary": {"changes": true}, "actions": []}\n'
+        '{"event": "Recorded", "product": "p1", "name": "One", "attachments": 3}\n'
+        '{"event": "RunFinished", "rendered": 1, "failed": 0, "skipped": 0, "bytes_downloaded": 10, '
+        '"seconds": 5.0, "requests": 9, "retries": 0, "throttled_seconds": 0, "failures": {}, "in_flight": 4}\n'
+    )
+    done = step.cli("github", "apply-comment", str(stream), "--pr", str(PR), "--exit-code", "3")
+    assert done.returncode == 0, done.stderr
+    body = step.gh.state.comments(PR)[0]["body"]
+    assert (
+        "> The apply run was stopped by a signal (the job's time limit, or a cancel): 1 product(s) recorded, 4 in flight."
+        in body
+    )

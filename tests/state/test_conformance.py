@@ -195,6 +195,28 @@ def test_a_state_reads_back_exactly_as_written(backend: Backend) -> None:
     assert backend.open().read().to_json() == state.to_json()
 
 
+def test_a_records_workspace_and_requested_spec_read_back_in_checkpoints_and_writes(backend: Backend) -> None:
+    """Issue 11's optional fields: kept when set, absent (as before) when not, by every backend."""
+    pending = rec(3, Status.IN_FLIGHT)
+    assert pending.request is not None
+    pending = pending.model_copy(
+        update={
+            "workspace": "a983026e-cb31-58d8-8ec4-6753670e6cfd",
+            "request": pending.request.model_copy(update={"spec": dict(pending.spec)}),
+        }
+    )
+    store = backend.open()
+    write(store, state_with(1))
+    with store.lock("apply"):
+        state = store.fold()
+        store.checkpoint(state, uuid_of(3), pending)
+        journalled = backend.open().read().products[uuid_of(3)]
+        store.write(state, bump=False)
+    folded = backend.open().read()
+    assert journalled == pending == folded.products[uuid_of(3)]
+    assert "workspace" not in folded.products[uuid_of(0)].model_dump(mode="json")
+
+
 def test_checkpoints_are_durable_at_once_and_each_bumps_the_serial(backend: Backend) -> None:
     store = backend.open()
     write(store, state_with(2))
