@@ -43,6 +43,7 @@ threads share one client (and so one rate limiter) and serialise their checkpoin
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import threading
@@ -65,6 +66,7 @@ from reconciler.errors import (
     ReconcilerError,
     RunInterruptedError,
     StalePlanError,
+    StateError,
 )
 from reconciler.events import (
     Downloaded,
@@ -106,6 +108,7 @@ if TYPE_CHECKING:  # the receiver pulls in an ASGI server; only its type is need
     from reconciler.stopping import StopSignals
     from reconciler.webhook_receiver import EventBoard
 
+log = logging.getLogger("reconciler.executor")
 
 PlanMaker = Callable[[State], Plan]
 """Makes the plan from the state ``apply`` read under the lock (a plan not saved beforehand)."""
@@ -383,8 +386,12 @@ class Executor:
                     return waits if self.options.wait else []
 
                 self._scheduler.run(pool, more)
-        finally:
+        except BaseException:
+            self._fold_after_failure()
+            raise
+        else:
             self.store.write(self.state, bump=False)  # fold the journal: content already counted
+        finally:
             self.report.seconds = time.monotonic() - started
             self.left_in_flight(plan)
         if self._halt is not None:
@@ -426,6 +433,16 @@ class Executor:
             in_flight=list(r.in_flight),
             not_triggered=list(r.not_triggered),
         )
+
+    def _fold_after_failure(self) -> None:
+        """Fold the journal after the run failed, without hiding why it failed.
+
+        A full disk that failed a checkpoint usually fails the fold too; the user must read the
+        first error, not the second. The journal stays on disk and the next read folds it."""
+        try:
+            self.store.write(self.state, bump=False)
+        except StateError as folding:
+            log.warning("the journal stays unfolded until the next run: %s", folding)
 
     def _halted(self) -> CredentialsError:
         assert self._halt is not None

@@ -84,6 +84,9 @@ def test_apply_on_a_full_disk_stops_before_paying_and_keeps_the_state(
     disk.fill(leave_pages=1)  # room for the lock's note, none for the first checkpoint
     result = on_disk.apply()
     assert_refused(result, state_file(on_disk), "ENOSPC", "the disk is full")
+    # The checkpoint that failed first is what the user reads, not the fold that failed after it.
+    (error,) = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
+    assert error.startswith("Error: cannot append a checkpoint to ") and ".journal:" in error, error
     assert {uuid: on_disk.triggers(uuid) for uuid in PRODUCTS.values()} == paid  # nothing triggered
     after = snapshot(folder)
     assert after.pop("renders.state.json.journal", b"") == b""  # a refused checkpoint leaves no torn line
