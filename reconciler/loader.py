@@ -357,27 +357,7 @@ def _from_cache(name: str, hit: tuple[dict[str, Any], bytes] | None, catalogue: 
     for uuid, label, protect, index, at in zip(uuids, names, protects, indexes, uses, strict=True):
         here: Path_ = ("products", index, "uuid")
         if uuid in first_seen:  # as _load_file says it
-            other_file, other_index = first_seen[uuid]
-            other: Path_ = ("products", other_index, "uuid")
-            problems.append(
-                _Problem(
-                    name,
-                    here,
-                    f"product {uuid} is declared twice",
-                    hint="keep one",
-                    related=(other_file, other),
-                )
-            )
-            problems.append(
-                _Problem(
-                    other_file,
-                    other,
-                    f"product {uuid} is declared twice",
-                    hint="keep one",
-                    related=(name, here),
-                ),
-                repeatable=True,
-            )
+            _declared_twice(problems, uuid, name, here, first_seen[uuid])
             continue
         first_seen[uuid] = (name, index)
         products[uuid] = ProductSpec(uuid, label, specs[at], hashes[at], location, protect)
@@ -547,6 +527,18 @@ class _Waiting:
         self.defaults, self.here, self.overrides, self.ref = defaults, here, overrides, ref
         self.uuid: str | None = None  # set once its uuid is known to be valid and the first of its kind
         self.label, self.protect = label, protect
+
+
+def _declared_twice(problems: _Problems, uuid: str, name: str, here: Path_, first: tuple[str, int]) -> None:
+    """A product declared at ``here`` of ``name`` and before at ``first``: both places, each naming
+    the other (the earlier one once, however many times it is repeated)."""
+    other_file, other_index = first
+    other: Path_ = ("products", other_index, "uuid")
+    message = f"product {uuid} is declared twice"
+    problems.append(_Problem(name, here, message, hint="keep one", related=(other_file, other)))
+    problems.append(
+        _Problem(other_file, other, message, hint="keep one", related=(name, here)), repeatable=True
+    )
 
 
 def _bad_ref(file: str, path: Path_, value: Any) -> _Problem:
@@ -885,27 +877,7 @@ def _load_file(name: str, data: Any, catalogue: _Catalogue) -> None:
             continue
         if uuid in first_seen:
             # Checked even when the spec is invalid, so one run reports every problem.
-            other_file, other_index = first_seen[uuid]
-            other: Path_ = ("products", other_index, "uuid")
-            problems.append(
-                _Problem(
-                    name,
-                    here + ("uuid",),
-                    f"product {uuid} is declared twice",
-                    hint="keep one",
-                    related=(other_file, other),
-                )
-            )
-            problems.append(
-                _Problem(
-                    other_file,
-                    other,
-                    f"product {uuid} is declared twice",
-                    hint="keep one",
-                    related=(name, here + ("uuid",)),
-                ),
-                repeatable=True,
-            )
+            _declared_twice(problems, uuid, name, here + ("uuid",), first_seen[uuid])
             continue
         first_seen[uuid] = (name, index)
         if waits:
