@@ -316,18 +316,7 @@ class PgStateStore:
                 cur.itersize = _FETCH_ROWS
                 cur.execute(query, params)
                 for uuid, text in cur:
-                    try:
-                        records[uuid] = RECORD_ADAPTER.validate_json(text)
-                    except ValidationError as exc:
-                        first = exc.errors()[0]
-                        where = ".".join(str(p) for p in first["loc"])
-                        raise StateCorruptError(
-                            self.location,
-                            f"product {uuid}: {where}: {first['msg']}",
-                            hint="the database was left untouched; 'reconciler state history' (with the same --state) "
-                            "shows who wrote "
-                            "it, 'reconciler state pull --serial N' an earlier version",
-                        ) from exc
+                    records[uuid] = _record(self.location, uuid, text, earlier=True)
         return state
 
     def read_products(self, products: list[str]) -> tuple[State, dict[str, str]]:
@@ -352,17 +341,7 @@ class PgStateStore:
                 (ws, list(products)),
             )
             for uuid, digest, text in rows:
-                try:
-                    state.products[uuid] = RECORD_ADAPTER.validate_json(text)
-                except ValidationError as exc:
-                    first = exc.errors()[0]
-                    where = ".".join(str(p) for p in first["loc"])
-                    raise StateCorruptError(
-                        self.location,
-                        f"product {uuid}: {where}: {first['msg']}",
-                        hint="the database was left untouched; 'reconciler state history' (with the same "
-                        "--state) shows who wrote it",
-                    ) from exc
+                state.products[uuid] = _record(self.location, uuid, text, earlier=False)
                 digests[uuid] = digest
         return state, digests
 
@@ -793,6 +772,23 @@ class PgStateStore:
         except OSError:
             return str(self._plan_file)  # apply reports the unreadable plan itself
         return f"{self._plan_file} sha256:{digest}"
+
+
+def _record(location: str, uuid: str, text: str, *, earlier: bool) -> ProductRecord:
+    """A product's stored record, or StateCorruptError naming it and the first bad field
+    (``earlier``: the hint also names the command that reads an earlier version)."""
+    try:
+        return RECORD_ADAPTER.validate_json(text)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        hint = (
+            "the database was left untouched; 'reconciler state history' (with the same --state) "
+            "shows who wrote it"
+        )
+        if earlier:
+            hint += ", 'reconciler state pull --serial N' an earlier version"
+        raise StateCorruptError(location, f"product {uuid}: {where}: {first['msg']}", hint=hint) from exc
 
 
 def _public(holder: dict[str, Any] | None) -> dict[str, Any] | None:
