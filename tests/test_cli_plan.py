@@ -21,9 +21,9 @@ from click.testing import CliRunner, Result
 from ruamel.yaml import YAML
 
 from reconciler.cli import cli
-from reconciler.loader import load_desired
 from reconciler.plan import Plan
-from reconciler.state import Attachment, FileStateStore, ProductRecord, State, Status
+from reconciler.state import FileStateStore
+from tests.rendered import record_all_as_rendered as write_rendered_state
 
 ROOT = Path(__file__).resolve().parents[1]
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -65,31 +65,7 @@ class Project:
 
     def record_all_as_rendered(self) -> None:
         """A state that matches the manifests: what a successful apply leaves."""
-        desired = load_desired([self.manifests])
-        products = {}
-        for uuid, want in desired.products.items():
-            kinds = ["still", "turntable"] + (["gif"] if want.spec.turntable.includeGif else [])
-            products[uuid] = ProductRecord(
-                name=want.name,
-                spec=want.spec.canonical(),
-                spec_hash=want.spec_hash,
-                status=Status.RENDERED,
-                attachments=[
-                    Attachment(
-                        kind=k,
-                        uuid=f"{uuid[:8]}-{k}",
-                        name=k,
-                        sha256="0" * 64,  # type: ignore[arg-type]
-                        size=1,
-                        content_type="application/octet-stream",
-                    )
-                    for k in kinds
-                ],
-                updated_at="2026-01-01T00:00:00Z",
-            )
-        store = FileStateStore(self.state)
-        with store.lock("test"):
-            store.write(State(lineage="", products=products))
+        write_rendered_state(self.manifests, self.state)
 
     def run(self, *args: str, env: dict[str, str] | None = None) -> Result:
         runner = CliRunner()

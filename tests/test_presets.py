@@ -21,7 +21,7 @@ from reconciler.errors import ManifestError
 from reconciler.formatting import format_text
 from reconciler.loader import MAX_PRESET_CHAIN, load_desired
 from reconciler.spec import manifest_json_schema
-from reconciler.state import Attachment, FileStateStore, ProductRecord, State, Status
+from tests.rendered import record_all_as_rendered
 
 ROOT = Path(__file__).resolve().parents[1]
 A = "58472097-fec0-516d-8326-f7a5eb192f2c"
@@ -179,33 +179,6 @@ def _with_presets(source: Path, target: Path) -> None:
         yaml.dump({"presets": presets}, fh)
 
 
-def _record_all(desired_root: Path, state_path: Path) -> None:
-    products = {}
-    for uuid, want in load_desired([desired_root]).products.items():
-        kinds = ["still", "turntable"] + (["gif"] if want.spec.turntable.includeGif else [])
-        products[uuid] = ProductRecord(
-            name=want.name,
-            spec=want.spec.canonical(),
-            spec_hash=want.spec_hash,
-            status=Status.RENDERED,
-            attachments=[
-                Attachment(
-                    kind=k,
-                    uuid=f"{uuid[:8]}-{k}",
-                    name=k,
-                    sha256="0" * 64,  # type: ignore[arg-type]
-                    size=1,
-                    content_type="application/octet-stream",
-                )
-                for k in kinds
-            ],
-            updated_at="2026-01-01T00:00:00Z",
-        )
-    store = FileStateStore(state_path)
-    with store.lock("test"):
-        store.write(State(lineage="", products=products))
-
-
 def test_moving_the_example_catalogue_into_presets_re_renders_nothing(tmp_path: Path) -> None:
     rewritten = tmp_path / "manifests"
     _with_presets(ROOT / "manifests", rewritten)
@@ -217,7 +190,7 @@ def test_moving_the_example_catalogue_into_presets_re_renders_nothing(tmp_path: 
     }
 
     state = tmp_path / "state.json"
-    _record_all(ROOT / "manifests", state)  # what applying the catalogue before the rewrite left
+    record_all_as_rendered(ROOT / "manifests", state)  # what applying the catalogue before the rewrite left
     plan = CliRunner().invoke(
         cli, ["plan", "-m", str(rewritten), "--state", str(state), "--detailed-exitcode"]
     )
