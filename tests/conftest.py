@@ -32,6 +32,24 @@ def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
         os.environ["RECONCILER_CACHE_DIR"] = before
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _compiled_once(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The CLI subprocesses (some 800 a run) load the project's bytecode, compiled once per session.
+
+    With PYTHONDONTWRITEBYTECODE set (as on the CI machine), every ``python -m reconciler``
+    compiled each reconciler module again: 0.06 s a plan, 0.13 s an ``apply --sandbox``. The
+    bytecode goes to the session's temp dir (PYTHONPYCACHEPREFIX), never into the source tree,
+    and Python checks it against each source file, so a changed file is compiled afresh."""
+    if not os.environ.get("PYTHONDONTWRITEBYTECODE") or os.environ.get("PYTHONPYCACHEPREFIX"):
+        yield  # bytecode is written next to the sources already, or where the user asked
+        return
+    before = os.environ.pop("PYTHONDONTWRITEBYTECODE")
+    os.environ["PYTHONPYCACHEPREFIX"] = str(tmp_path_factory.mktemp("pycache"))
+    yield
+    os.environ["PYTHONDONTWRITEBYTECODE"] = before
+    os.environ.pop("PYTHONPYCACHEPREFIX", None)
+
+
 # -- a real PostgreSQL server for the state-backend tests (tests/pgserver.py) -------------------
 PG_TEST_DATABASE = "reconciler_tests"
 
