@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from tests.pgserver import INSTALL_HINT, URL_ENV, PgServer, find_bindir
+from tests.reaper import Reaper
 from tests.smalldisk import SmallDisk, small_disk
 
 # The suite shares two cores with sandboxes, renders and subprocesses: a property test that is
@@ -48,6 +49,15 @@ def _compiled_once(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     yield
     os.environ["PYTHONDONTWRITEBYTECODE"] = before
     os.environ.pop("PYTHONPYCACHEPREFIX", None)
+
+
+@pytest.fixture(scope="session")
+def reaper() -> Iterator[Reaper]:
+    """Stops the servers of finished tests in the background (tests/reaper.py); all are stopped,
+    and any failure to stop fails the session, before it ends."""
+    stopping = Reaper()
+    yield stopping
+    stopping.join()
 
 
 # -- a real PostgreSQL server for the state-backend tests (tests/pgserver.py) -------------------

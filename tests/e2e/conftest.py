@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ import pytest
 
 from reconciler.sandbox.faults import FaultConfig
 from reconciler.sandbox.server import EmbeddedSandbox, Readings, SandboxConfig
+from tests.reaper import Reaper
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -158,9 +160,19 @@ def fast_config(readings: Readings | None = None, **faults: Any) -> SandboxConfi
 
 
 @pytest.fixture
-def sandbox(tmp_path: Path) -> Iterator[EmbeddedSandbox]:
-    with EmbeddedSandbox(data_dir=tmp_path / "platform", config=fast_config()) as sb:
+def sandbox(tmp_path: Path, reaper: Reaper) -> Iterator[EmbeddedSandbox]:
+    with started(EmbeddedSandbox(data_dir=tmp_path / "platform", config=fast_config()), reaper) as sb:
         yield sb
+
+
+@contextmanager
+def started(sb: EmbeddedSandbox, reaper: Reaper) -> Iterator[EmbeddedSandbox]:
+    """``sb`` started for a test, then stopped in the background once it is done (tests/reaper.py)."""
+    sb.start()
+    try:
+        yield sb
+    finally:
+        reaper.stop(sb.stop, f"the sandbox in {sb.data_dir}")
 
 
 @pytest.fixture

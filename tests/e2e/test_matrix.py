@@ -38,9 +38,11 @@ from tests.e2e.conftest import (
     manifest,
     platform_client,
     render_behind_our_back,
+    started,
     tiny_spec,
 )
 from tests.e2e.uploads import PDF, PNG, upload
+from tests.reaper import Reaper
 
 TRAIL, COURT, CHAIR, LOAFER = (PRODUCTS[k] for k in ("trail", "court", "chair", "loafer"))
 # CHAIR renders without a GIF: a second spec, so the first apply has two batches.
@@ -57,9 +59,10 @@ def _files(sandbox: EmbeddedSandbox, product: str) -> dict[str, str]:
 
 
 @pytest.fixture(params=MATRIX, ids=[r.label for r in MATRIX])
-def world(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+def world(request: pytest.FixtureRequest, tmp_path: Path, reaper: Reaper) -> Any:
     readings: Readings = request.param
-    with EmbeddedSandbox(data_dir=tmp_path / "platform", config=fast_config(readings)) as sandbox:
+    platform = EmbeddedSandbox(data_dir=tmp_path / "platform", config=fast_config(readings))
+    with started(platform, reaper) as sandbox:
         root = tmp_path / "project"
         (root / "manifests").mkdir(parents=True)
         yield Project(root, sandbox, settings={"VNTANA_CLIENT_UUID": sandbox.client_uuid})

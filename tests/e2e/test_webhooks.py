@@ -18,7 +18,8 @@ import pytest
 
 from reconciler.sandbox.server import EmbeddedSandbox
 from reconciler.webhook_receiver import MAX_BODY_BYTES, sign
-from tests.e2e.conftest import PRODUCTS, Project, fast_config, manifest, platform_client, wait_for
+from tests.e2e.conftest import PRODUCTS, Project, fast_config, manifest, platform_client, started, wait_for
+from tests.reaper import Reaper
 
 TRAIL, COURT = PRODUCTS["trail"], PRODUCTS["court"]
 HEAVY_TURNTABLE = "turntable: {imageCount: 720, frameRate: 24, width: 256, height: 256}"
@@ -32,10 +33,10 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def slow(tmp_path: Path) -> Iterator[Project]:
+def slow(tmp_path: Path, reaper: Reaper) -> Iterator[Project]:
     """A platform that takes 2 s per job, one at a time: long enough to reach the receiver mid-render."""
     config = dataclasses.replace(fast_config(), job_processing_seconds=2.0, workers=1)
-    with EmbeddedSandbox(data_dir=tmp_path / "platform", config=config) as sb:
+    with started(EmbeddedSandbox(data_dir=tmp_path / "platform", config=config), reaper) as sb:
         root = tmp_path / "project"
         (root / "manifests").mkdir(parents=True)
         yield Project(root, sb)

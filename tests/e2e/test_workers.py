@@ -21,7 +21,8 @@ import pytest
 from reconciler.sandbox.server import EmbeddedSandbox, SandboxConfig
 from reconciler.state import Status, open_store
 from reconciler.workers.coordinator import NO_WORKER_NOTICE
-from tests.e2e.conftest import PRODUCTS, Project, manifest, wait_for
+from tests.e2e.conftest import PRODUCTS, Project, manifest, started, wait_for
+from tests.reaper import Reaper
 
 HEARTBEAT = "0.3"
 KILLS = 12
@@ -136,12 +137,12 @@ def test_workers_apply_a_catalogue_and_a_plan_after_finds_nothing_to_do(
 
 
 @pytest.fixture
-def big_sandbox(tmp_path: Path) -> Iterator[EmbeddedSandbox]:
+def big_sandbox(tmp_path: Path, reaper: Reaper) -> Iterator[EmbeddedSandbox]:
     """A sandbox that creates any product it is asked about, with jobs slow enough to die in."""
     config = SandboxConfig(
         auto_create_products=True, job_pending_seconds=0.05, job_processing_seconds=0.12, workers=2
     )
-    with EmbeddedSandbox(data_dir=tmp_path / "platform-big", config=config) as sb:
+    with started(EmbeddedSandbox(data_dir=tmp_path / "platform-big", config=config), reaper) as sb:
         yield sb
 
 

@@ -17,6 +17,7 @@ import pytest
 
 from tests.e2e.conftest import manifest
 from tests.github.standin import GitHubStandIn
+from tests.reaper import Reaper
 
 PR = 7
 HEAD = "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678"
@@ -128,10 +129,13 @@ class Step:
 
 
 @pytest.fixture
-def github() -> Iterator[GitHubStandIn]:
-    with GitHubStandIn() as gh:
+def github(reaper: Reaper) -> Iterator[GitHubStandIn]:
+    gh = GitHubStandIn().__enter__()
+    try:
         gh.state.issue(PR).head_sha = HEAD
         yield gh
+    finally:
+        reaper.stop(lambda: gh.__exit__(None, None, None), "the GitHub stand-in")
 
 
 @pytest.fixture

@@ -13,13 +13,14 @@ from typing import Any
 import pytest
 
 from reconciler.sandbox.server import EmbeddedSandbox, SandboxConfig
+from tests.reaper import Reaper
 
 from .contract import _validator, schema_name, spec
 from .helpers import FAST, Api, Receiver
 
 
 @pytest.fixture
-def sandbox_factory(tmp_path: Path) -> Iterator[Callable[..., EmbeddedSandbox]]:
+def sandbox_factory(tmp_path: Path, reaper: Reaper) -> Iterator[Callable[..., EmbeddedSandbox]]:
     """Start sandboxes of one test (fast timing unless told otherwise); stopped afterwards."""
     started: list[EmbeddedSandbox] = []
 
@@ -34,7 +35,7 @@ def sandbox_factory(tmp_path: Path) -> Iterator[Callable[..., EmbeddedSandbox]]:
 
     yield make
     for sb in reversed(started):
-        sb.stop()
+        reaper.stop(sb.stop, f"the sandbox in {sb.data_dir}")
 
 
 @pytest.fixture(scope="module")
