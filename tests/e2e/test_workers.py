@@ -10,6 +10,7 @@ import random
 import signal
 import sqlite3
 import subprocess
+import threading
 import time
 import uuid as uuidlib
 from collections.abc import Iterator
@@ -285,9 +286,17 @@ def test_the_jobs_of_an_apply_that_died_are_replaced_not_run_twice(
         project.popen("apply", "--workers", "--auto-approve", "--state", pg_url, "--max-batch-size", "2")
     )
     wait_for(lambda: _queued(pg_url) == 3, timeout=30)  # enqueued, and no worker to take them
-    time.sleep(NO_WORKER_NOTICE + 1)  # long enough to say how to start one
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(dead.stderr or ()), daemon=True)
+    reader.start()
+    # Killed once it has said how to start a worker (after NO_WORKER_NOTICE s with none), its jobs queued.
+    wait_for(
+        lambda: any(line.startswith("Waiting for workers:") for line in lines), timeout=NO_WORKER_NOTICE + 60
+    )
     dead.send_signal(signal.SIGKILL)
-    _, said = dead.communicate(timeout=30)
+    reader.join(timeout=30)  # the pipe ends with the process
+    _, rest = dead.communicate(timeout=30)
+    said = "".join(lines) + rest
     assert "Waiting for workers: no worker has taken a job of this run for 10 s (3 queued); start " in said
     assert f"'reconciler worker --state {redacted(pg_url)}'" in said
     applied = workers.watch(
