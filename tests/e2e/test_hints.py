@@ -190,10 +190,19 @@ def test_a_large_change_allow_it(project: Project) -> None:
     ok(project.cli("apply", "big.plan", "--poll-interval", "0.05"))
 
 
+def asleep(pid: int) -> bool:
+    """Whether the process's main thread sleeps in ``time.sleep`` (the lock's poll between tries)."""
+    try:
+        return Path(f"/proc/{pid}/wchan").read_text() in ("hrtimer_nanosleep", "do_nanosleep")
+    except OSError:
+        return False
+
+
 @pytest.mark.timeout(120)
 def test_a_locked_state_retry_with_lock_timeout(project: Project) -> None:
     # A second of latency on every request keeps the first apply holding the lock for tens of
-    # seconds, longer than a CLI takes to start on a loaded machine (0.2 s lost that race).
+    # seconds, longer than a CLI takes to start on a loaded machine (0.2 s lost that race),
+    # until the retry is seen waiting for the lock: then the first may finish.
     project.sandbox.set_faults(FaultConfig(latency_seconds=1.0))
     project.write_manifest(manifest([TRAIL, COURT]))
     first = project.popen("apply", "--auto-approve", "--poll-interval", "0.05")
@@ -204,8 +213,20 @@ def test_a_locked_state_retry_with_lock_timeout(project: Project) -> None:
             "wait for it to finish, retry with --lock-timeout SECONDS, or if that process "
             "is gone run: reconciler force-unlock --state state/renders.state.json "
         )
-        waited = project.cli("apply", "--auto-approve", "--poll-interval", "0.05", "--lock-timeout", "90")
-        ok(waited)
+        waited = project.popen("apply", "--auto-approve", "--poll-interval", "0.05", "--lock-timeout", "90")
+        try:
+            if Path(f"/proc/{waited.pid}/wchan").exists():
+                # Asleep before it holds the lock, it sleeps between two tries of it (it makes no
+                # request before it takes the lock).
+                wait_for(lambda: asleep(waited.pid) or waited.poll() is not None, timeout=60)
+                project.sandbox.set_faults(FaultConfig())
+            out, err = waited.communicate(timeout=120)
+        finally:
+            if waited.poll() is None:
+                waited.kill()
+                waited.communicate()
+        assert waited.returncode == 0, out + err
+        assert "Nothing to apply." in out  # it planned from what the first apply recorded
     finally:
         first.communicate(timeout=120)
     assert first.returncode == 0
