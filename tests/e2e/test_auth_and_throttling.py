@@ -56,7 +56,10 @@ def test_a_token_revoked_mid_run_costs_one_fresh_login_and_nothing_else(
 @pytest.mark.parametrize("status", [429, 403])
 def test_throttling_slows_apply_down_instead_of_failing_it(project: Project, status: int) -> None:
     project.sandbox.set_readings(Readings(throttle_status=status))
-    project.sandbox.set_faults(FaultConfig(rate_429=0.2, retry_after_seconds=0, seed=11))
+    # Seeded so that the platform's 3rd request is throttled and its 23rd: each throttling
+    # answer under a status with no Retry-After pauses every worker for a second, and 0.2 of
+    # the requests (9 of ~40) cost 8 s for the same check.
+    project.sandbox.set_faults(FaultConfig(rate_429=0.05, retry_after_seconds=0, seed=30))
     project.write_manifest(manifest(SOME))
     result = project.apply()
     assert result.returncode == 0, result.stderr
