@@ -288,3 +288,34 @@ def test_the_written_layout_is_found_by_its_keys_and_agrees_with_scan(store: Fil
     compact = json.dumps(json.loads(text), separators=(",", ":"))
     assert written_spans(compact, list(data["products"])) is None
     assert written_spans(text, list(reversed(data["products"]))) is None  # not the parsed order: not used
+
+
+def test_a_value_only_pydantic_accepts_still_plans_the_same(store: FileStateStore, catalogue: Path) -> None:
+    """``"protect": 1`` reads as true (pydantic is lax there); msgspec's check refuses it, so the
+    first plan builds the models as read() does, and the index it makes serves the next."""
+    text = store.path.read_text()
+    assert '"protect": false' in text
+    store.path.write_text(text.replace('"protect": false', '"protect": 1', 1))
+    first = plans_agree(store, catalogue)
+    assert isinstance(first, State)
+    assert sum(r.protect for r in first.products.values()) == 1
+    second = plans_agree(store, catalogue)
+    assert isinstance(second, PlanState)
+    assert {u: second.products[u] for u in second.products} == first.products
+
+
+def test_names_beyond_ascii_read_through_the_index_by_byte_offsets(
+    store: FileStateStore, catalogue: Path
+) -> None:
+    """Raw UTF-8 in the state (``to_json`` writes it unescaped): every record after a name of
+    multi-byte characters must still be sliced whole, cold and from the cache."""
+    state = store.read()
+    for i, uuid in enumerate(state.products):
+        state.products[uuid].name = ["Stiefel ü 靴", "👟" * 50, "Ωmega"][i % 3]
+    with store.lock("test"):
+        store.write(state)
+    assert "👟".encode() in store.path.read_bytes()
+    for _ in range(2):  # cold (msgspec), then from the index
+        lazy = plans_agree(store, catalogue)
+        assert isinstance(lazy, PlanState)
+        assert {u: lazy.products[u] for u in lazy.products} == store.read().products
