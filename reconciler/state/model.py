@@ -26,7 +26,7 @@ from typing_extensions import TypedDict
 
 FORMAT_VERSION = 1
 
-_MODEL = ConfigDict(extra="forbid")
+_MODEL = ConfigDict(extra="forbid", defer_build=True)
 
 _UUID = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 ProductUuid = Annotated[str, StringConstraints(pattern=f"^{_UUID}$")]
