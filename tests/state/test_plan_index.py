@@ -319,3 +319,10 @@ def test_names_beyond_ascii_read_through_the_index_by_byte_offsets(
         lazy = plans_agree(store, catalogue)
         assert isinstance(lazy, PlanState)
         assert {u: lazy.products[u] for u in lazy.products} == store.read().products
+    # The same through the pydantic path (a lax value msgspec refuses): its text offsets are
+    # turned into byte offsets for the index.
+    store.path.write_text(store.path.read_text().replace('"protect": false', '"protect": 1', 1))
+    assert isinstance(plans_agree(store, catalogue), State)
+    lazy = plans_agree(store, catalogue)
+    assert isinstance(lazy, PlanState)
+    assert {u: lazy.products[u] for u in lazy.products} == store.read().products

@@ -198,27 +198,82 @@ def test_msgspec_itself_accepts_what_json_keeps_of_a_key_given_twice(name: str) 
         assert _check_written(WRITTEN_DAMAGE[refused]) is None
 
 
-def test_a_state_as_the_store_writes_it_is_checked_by_msgspec(tmp_path: Path) -> None:
-    """The property tests below mean something only if the check accepts the store's own output."""
+def index_agrees(raw: bytes, store: FileStateStore) -> bool:
+    """If msgspec's check accepts ``raw`` (the state in ``store``), read() accepts it too and every
+    record's spec hash, status and lacking flag in the index are the pydantic record's; whether
+    it accepted."""
+    found = _check_written(raw)
+    if found is None:
+        return False
+    lineage, serial, index = found
+    whole = store.read()  # must not raise
+    assert (lineage, serial) == (whole.lineage, whole.serial)
+    lazy = index.records(raw)
+    assert list(lazy) == list(whole.products)
+    ready = lazy.unchanged()
+    for uuid, record in whole.products.items():
+        i = lazy._at[uuid]
+        assert lazy._hashes[lazy._hash_of[i]] == record.spec_hash
+        assert lazy._statuses[lazy._status_of[i] & 0x7F] is record.status
+        assert bool(lazy._status_of[i] & 0x80) == bool(record.missing_kinds())
+        assert (uuid in ready) == (record.status is Status.RENDERED and not record.missing_kinds())
+        assert lazy[uuid] == record
+    return True
+
+
+def with_files(*kinds: str, gif: bool | None, turntable: bool = True) -> dict[str, Any]:
+    """RECORD with attachments of ``kinds`` and ``includeGif`` set (None: absent), or no turntable."""
+    spec = dict(RECORD["spec"])
+    if not turntable:
+        del spec["turntable"]
+    elif gif is None:
+        spec["turntable"] = {k: v for k, v in spec["turntable"].items() if k != "includeGif"}
+    else:
+        spec["turntable"] = {**spec["turntable"], "includeGif": gif}
+    files = [
+        {**RECORD["attachments"][0], "kind": kind, "uuid": f"{kind}-{i}"} for i, kind in enumerate(kinds)
+    ]
+    return {**RECORD, "spec": spec, "attachments": files}
+
+
+LACKING_CASES = [
+    with_files("still", "turntable", gif=False),  # complete
+    with_files("still", "turntable", gif=True),  # the GIF asked for, not recorded
+    with_files("still", "turntable", "gif", gif=True),  # complete
+    with_files("gif", "still", "turntable", "still", gif=True),  # complete, in another order, a kind twice
+    with_files("still", gif=False),
+    with_files("turntable", gif=None),
+    with_files("still", "turntable", gif=None),  # includeGif absent: no GIF wanted
+    with_files("still", "turntable", gif=None, turntable=False),  # no turntable in the spec
+    with_files(gif=True),
+    {**with_files("still", "turntable", gif=False), "status": "failed", "error": "e"},
+    {
+        **with_files("still", "turntable", "gif", gif=True),
+        "name": None,
+        "status": "in_flight",
+        "request": {"request_id": "r", "spec_hash": "1", "requested_at": "t", "spec": RECORD["spec"]},
+        "history": [{"spec_hash": "1", "recorded_at": "t", "attachments": RECORD["attachments"]}],
+        "workspace": "w",
+        "protect": True,
+    },
+]
+
+
+def test_a_state_as_the_store_writes_it_is_checked_by_msgspec_and_indexed_as_pydantic_reads_it(
+    tmp_path: Path,
+) -> None:
+    """Every combination of files recorded and files wanted: the lacking flag is
+    ``missing_kinds()``'s; and the property test below means something only if the check
+    accepts the store's own output."""
     store = FileStateStore(tmp_path / "renders.state.json")
     records = {
-        A: model.ProductRecord.model_validate(RECORD),
-        B: model.ProductRecord.model_validate(
-            {
-                **RECORD,
-                "name": None,
-                "status": "in_flight",
-                "request": {"request_id": "r", "spec_hash": "1", "requested_at": "t", "spec": RECORD["spec"]},
-                "history": [{"spec_hash": "1", "recorded_at": "t", "attachments": RECORD["attachments"]}],
-                "workspace": "w",
-                "protect": True,
-                "error": "e",
-            }
-        ),
+        f"{i:08x}-0000-4000-8000-000000000000": model.ProductRecord.model_validate(r)
+        for i, r in enumerate(LACKING_CASES)
     }
+    assert {bool(r.missing_kinds()) for r in records.values()} == {True, False}
     with store.lock("test"):
         store.write(State(lineage=LINEAGE, products=records))
-    assert _check_written(store.path.read_bytes()) is not None
+    assert index_agrees(store.path.read_bytes(), store)
     lazy = store.read_for_plan()
     assert isinstance(lazy, PlanState)
     assert {u: lazy.products[u] for u in lazy.products} == store.read().products
@@ -283,6 +338,7 @@ BASES: list[dict[str, Any]] = [
         "name": "Stiefel ü 靴 👟",
     },
     {"spec": {}, "spec_hash": "2", "status": "failed", "error": "boom", "updated_at": "t"},
+    *LACKING_CASES,
 ]
 
 
@@ -301,8 +357,20 @@ def mutated_states(draw: st.DrawFn) -> bytes:
         parent = data
         for part in path[:-1]:
             parent = parent[part]
-        how = draw(st.sampled_from(["value", "rename", "drop"]))
-        if how == "value":
+        how = draw(st.sampled_from(["value", "rename", "drop", "file", "gif"]))
+        products = data.get("products")
+        record = products.get(path[1]) if isinstance(products, dict) and len(path) > 1 else None
+        if how == "file" and isinstance(record, dict) and isinstance(record.get("attachments"), list):
+            files = record["attachments"]  # one dropped, or its kind changed
+            if files and draw(st.booleans()):
+                files.pop(draw(st.integers(0, len(files) - 1)))
+            elif files and isinstance(files[0], dict):
+                files[0]["kind"] = draw(st.sampled_from(["still", "turntable", "gif"]))
+        elif how == "gif" and isinstance(record, dict) and isinstance(record.get("spec"), dict):
+            turntable = record["spec"].setdefault("turntable", {})
+            if isinstance(turntable, dict):
+                turntable["includeGif"] = draw(st.booleans())
+        elif how == "value":
             parent[path[-1]] = draw(json_values)
         elif how == "rename" and isinstance(parent, dict):
             parent[draw(st.sampled_from(FIELDS) | st.text(max_size=8))] = parent.pop(path[-1])
@@ -326,21 +394,7 @@ def test_what_msgspec_accepts_pydantic_accepts_with_the_same_index(tmp_path: Pat
     path = folder / "renders.state.json"
     path.write_bytes(raw)
     store = FileStateStore(path)
-    found = _check_written(raw)
-    if found is not None:
-        lineage, serial, index = found
-        whole = store.read()  # must not raise
-        assert (lineage, serial) == (whole.lineage, whole.serial)
-        lazy = index.records(raw)
-        assert list(lazy) == list(whole.products)
-        ready = lazy.unchanged()
-        for uuid, record in whole.products.items():
-            i = lazy._at[uuid]
-            assert lazy._hashes[lazy._hash_of[i]] == record.spec_hash
-            assert lazy._statuses[lazy._status_of[i] & 0x7F] is record.status
-            assert bool(lazy._status_of[i] & 0x80) == bool(record.missing_kinds())
-            assert (uuid in ready) == (record.status is model.Status.RENDERED and not record.missing_kinds())
-            assert lazy[uuid] == record
+    index_agrees(raw, store)
     # And whatever the check says, the cold plan read agrees with read().
     assert outcome(store.read_for_plan) == outcome(store.read)
 
@@ -377,3 +431,12 @@ def test_a_past_render_without_a_spec_has_the_empty_one_as_in_the_model() -> Non
     raw = b'{"spec_hash": "1", "recorded_at": "t"}'
     assert msgspec.json.decode(raw, type=checked.PastRender).spec == checked.RecordedSpec()
     assert PastRender.model_validate_json(raw).spec == {}
+
+
+@pytest.mark.parametrize("key", [A + "\n", A.upper(), A[:-1], A + "0", " " + A])
+def test_a_product_key_is_the_canonical_uuid_to_the_end_as_pydantics_pattern(key: str) -> None:
+    raw = json.dumps({key: 1}).encode()
+    with pytest.raises(msgspec.ValidationError):
+        msgspec.json.decode(raw, type=dict[checked.ProductUuid, int])
+    with pytest.raises(ValueError):  # pydantic's ValidationError
+        model.RECORDS_ADAPTER.validate_python({key: RECORD})
