@@ -426,15 +426,16 @@ def _check_written(raw: bytes) -> tuple[str, int, IndexBuilder] | None:
     found = written_records(raw)
     if found is None:
         return None
-    head, spans = found
+    head, uuids, spans = found
     view = memoryview(raw)
-    index, decode = IndexBuilder(), check.RECORD.decode
+    index, decode = IndexBuilder(uuids, spans), check.RECORD.decode
     with gc_paused():
         try:
             top = check.STATE.decode(head + b"}}")  # the top level, "products" closed at once
-            for uuid, span in spans.items():
-                record = decode(view[span[0] : span[1]])
-                index.add(uuid, span, record.spec_hash, record.status, record.lacking())
+            pairs = iter(spans)
+            for start, end in zip(pairs, pairs, strict=True):  # each record in turn, dropped once indexed
+                record = decode(view[start:end])
+                index.add(record.spec_hash, record.status, record.lacking())
         except (msgspec.DecodeError, RecursionError):  # ValidationError is a DecodeError
             return None
     return top.lineage, top.serial, index
