@@ -97,16 +97,21 @@ class FileStateStore:
         """The state as ``build_plan`` reads it, without building every record: from the index
         the cache keeps for these exact bytes (reconciler.state.index); else, for a state laid out
         as ``write`` lays it out, checked whole by msgspec (reconciler.state.check) and indexed
-        in the same pass; else read and validated whole as ``read`` does, in one pass that also
-        makes the index. A journal (an interrupted apply), a damaged state or no cache:
-        ``read()``, and its errors."""
+        in the same pass (with no cache too, then kept nowhere); else read and validated whole as
+        ``read`` does, in one pass that also makes the index. A journal (an interrupted apply) or
+        a damaged state: ``read()``, and its errors."""
         cache = Cache.default("state-index")
-        if cache is None or self.journal_path.exists():
+        if self.journal_path.exists():
             return self.read()
         try:
             raw = _read_regular(self.path)
         except (OSError, _Damaged):
             return self.read()  # which says what is wrong
+        if cache is None:  # no cache to keep an index in: still checked in C, not built in pydantic
+            checked = _check_written(raw)
+            return (
+                self.read() if checked is None else PlanState(checked[0], checked[1], checked[2].records(raw))
+            )
         content = digest(raw)
         hit = cache.get(self.location, content)
         if hit is not None:
