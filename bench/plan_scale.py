@@ -332,7 +332,9 @@ def run_cli(
         env["PYTHONPATH"] = str(code)
     started = time.perf_counter()
     with open(os.devnull, "wb") as sink:
-        proc = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.PIPE, env=env)
+        # cwd: away from this checkout, whose reconciler/ 'python -m' would put ahead of PYTHONPATH
+        # (the --before code would then be this code).
+        proc = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.PIPE, env=env, cwd=manifests.parent)
         _, status, usage = os.wait4(proc.pid, 0)
         seconds = time.perf_counter() - started
         proc.returncode = os.waitstatus_to_exitcode(status)
@@ -378,19 +380,34 @@ def measure(n: int, root: Path, args: argparse.Namespace, failed: list[str]) -> 
     warm = median_of([run_cli(manifests, unchanged, warm_cache) for _ in range(repeat)])
     warm1 = median_of([run_cli(manifests, changed, warm_cache) for _ in range(repeat)])
     off = median_of([run_cli(manifests, changed, "off") for _ in range(repeat)])
-    before = None
+    before = before_cold = before_warm = None
     if args.before:
-        before = median_of([run_cli(manifests, changed, "off", code=args.before) for _ in range(repeat)])
+        code = args.before
+        before = median_of([run_cli(manifests, changed, "off", code=code) for _ in range(repeat)])
+        before_cold = median_of(
+            [run_cli(manifests, unchanged, str(caches / f"before-cold{i}"), code=code) for i in range(repeat)]
+        )
+        before_warm = median_of(
+            [run_cli(manifests, unchanged, str(caches / "before-cold0"), code=code) for _ in range(repeat)]
+        )
     p = parse["seconds"]
     print(
         f"\n{n:,} products: {FILES} manifest files ({size:.1f} MiB), state "
         f"{unchanged.stat().st_size / 2**20:.1f} MiB, built in {built:.1f} s; medians of {repeat}"
     )
-    print(f"  {'':<34}   wall   /parse        cpu  peak")
+    print(f"  {'':<38}   wall   /parse        cpu  peak")
     print(
-        f"  {'C parse (' + parse['parser'] + '):':<34}{p:6.2f} s  {1:5.2f}x  {'':>9}  {parse['peak_mb']:4.0f} MB"
+        f"  {'C parse (' + parse['parser'] + '):':<38}{p:6.2f} s  {1:5.2f}x  {'':>9}  {parse['peak_mb']:4.0f} MB"
     )
-    rows = [("plan, --before code, 1% changed", before)] if before else []
+    rows = (
+        [
+            ("--before code: no cache, 1% changed", before),
+            ("--before code: cold", before_cold),
+            ("--before code: warm, unchanged", before_warm),
+        ]
+        if before
+        else []
+    )
     rows += [
         ("plan, no cache, 1% changed", off),
         ("plan, cold (first run)", cold),
@@ -400,10 +417,18 @@ def measure(n: int, root: Path, args: argparse.Namespace, failed: list[str]) -> 
     json_warm = None
     if n == max(args.sizes):
         json_warm = median_of([run_cli(manifests, unchanged, warm_cache, "json") for _ in range(repeat)])
+        if args.before:
+            before_json = median_of(
+                [
+                    run_cli(manifests, unchanged, str(caches / "before-cold0"), "json", code=args.before)
+                    for _ in range(repeat)
+                ]
+            )
+            rows.insert(3, ("--before code: --format json, warm", before_json))
         rows.append(("plan --format json, warm", json_warm))
     for label, r in rows:
         print(
-            f"  {label + ':':<34}{r['seconds']:6.2f} s  {r['seconds'] / p:5.2f}x  {r['cpu']:7.2f} s  "
+            f"  {label + ':':<38}{r['seconds']:6.2f} s  {r['seconds'] / p:5.2f}x  {r['cpu']:7.2f} s  "
             f"{r['peak_mb']:4.0f} MB"
         )
     result = {"n": n, "parse": p, "cold": cold, "warm": warm, "warm1": warm1, "off": off, "json": json_warm}

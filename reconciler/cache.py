@@ -31,8 +31,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-CACHE_VERSION = 1
-"""Bumped whenever what an entry holds, or how it was made, changes: older entries then miss."""
+CACHE_VERSION = 2
+"""Bumped whenever what an entry holds, or how it was made, changes: older entries then miss.
+2: the state index's spans are offsets into the state's bytes (they were into its text)."""
 
 _MAGIC = b"reconciler-cache"
 _ENV = "RECONCILER_CACHE_DIR"

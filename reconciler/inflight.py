@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from reconciler.plan import Action, ActionKind, Cost, Plan, Reason, StateToken
+from reconciler.plan import Action, ActionKind, Actions, Cost, Plan, Reason, StateToken
 from reconciler.spec import Desired
 from reconciler.state.model import ProductRecord, State, Status
 
@@ -117,7 +117,7 @@ def collect_plan(state: State, location: str, desired: Desired | None = None) ->
         )
     plan = Plan(
         state=StateToken(state.lineage, state.serial, location),
-        actions=actions,
+        actions=Actions(actions),
         batches=[],
         cost=Cost(),
         max_batch_size=1,

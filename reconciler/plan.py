@@ -7,11 +7,12 @@ saved with ``--out`` is that JSON, and ``apply PLANFILE`` reads it back with ``P
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from enum import Enum
 from operator import attrgetter
-from typing import Any
+from typing import Any, Protocol, overload
 
 from reconciler._gc import gc_paused
 from reconciler.errors import LargeChangeError, OverBudgetError, PlanFileError
@@ -128,6 +129,128 @@ class Action:
         return "; ".join(parts)
 
 
+class Unchanged(Protocol):
+    """What stands for a product the plan leaves alone until its ``Action`` is asked for: the
+    manifests' ``ProductSpec`` of a product recorded as rendered at the spec it wants."""
+
+    @property
+    def uuid(self) -> str: ...
+    @property
+    def name(self) -> str | None: ...
+    @property
+    def spec_hash(self) -> str: ...
+    @property
+    def source(self) -> object: ...
+    @property
+    def protect(self) -> bool: ...
+
+
+def unchanged_action(want: Unchanged) -> Action:
+    """The NOOP action of a product rendered at the spec the manifests want."""
+    return Action(
+        ActionKind.NOOP,
+        Reason.UNCHANGED,
+        want.uuid,
+        name=want.name,
+        spec_hash=want.spec_hash,
+        previous_hash=want.spec_hash,
+        source=str(want.source),
+        protect=want.protect,
+    )
+
+
+class Actions(Sequence[Action]):
+    """Every action of a plan, in product order; the unchanged products kept compact.
+
+    A plan of 100,000 products is almost all unchanged ones, and an ``Action`` is some 20 fields
+    (about 1 µs and 200 bytes to make): 0.2 s and 20 MB that a terminal plan, which lists only the
+    changes, never looks at. So an unchanged product stays the ``ProductSpec`` it already is
+    (``Unchanged``) and becomes an ``Action`` only when iterated; ``built`` is the actions made up
+    front (every change, and the few no-ops decided the long way), and what counts, summaries and
+    the breaker read. Read-only: the planner builds it once."""
+
+    __slots__ = ("_rows", "built")
+
+    def __init__(self, rows: Iterable[Action | Unchanged] = (), built: list[Action] | None = None) -> None:
+        """``built``: the ``Action`` rows of ``rows``, in order, if the caller has them already."""
+        self._rows: list[Action | Unchanged] = list(rows)
+        self.built: list[Action] = (
+            [r for r in self._rows if isinstance(r, Action)] if built is None else built
+        )
+
+    @property
+    def unchanged(self) -> int:
+        """How many unchanged products are kept compact (not in ``built``)."""
+        return len(self._rows) - len(self.built)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    @overload
+    def __getitem__(self, index: int) -> Action: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Action]: ...
+    def __getitem__(self, index: int | slice) -> Action | list[Action]:
+        if isinstance(index, slice):
+            return [_made(r) for r in self._rows[index]]
+        return _made(self._rows[index])
+
+    def __iter__(self) -> Iterator[Action]:
+        for row in self._rows:
+            yield row if isinstance(row, Action) else unchanged_action(row)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Actions | list):
+            return list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # mutable-looking, compared by value
+
+    def __repr__(self) -> str:
+        return f"Actions({len(self.built)} built, {self.unchanged} unchanged)"
+
+    def json_lines(self) -> Iterator[str]:
+        """Each action's JSON (docs/plan-format.md) on one line, as ``json.dumps(…, ensure_ascii=False)``
+        writes it; an unchanged product's straight from a template, five strings filled in (a
+        JSON plan of 10^5 products is mostly these: 0.1 s instead of 0.8 s)."""
+        line, string = _LINE.encode, _STRING
+        hashes: dict[str, str] = {}  # each distinct spec hash and file quoted once
+        sources: dict[int, str] = {}  # by id: the rows keep every source alive
+        for row in self._rows:
+            if isinstance(row, Action):
+                yield line(_action_json(row))
+                continue
+            spec_hash = hashes.get(row.spec_hash)
+            if spec_hash is None:
+                spec_hash = hashes[row.spec_hash] = string(row.spec_hash)
+            source = sources.get(id(row.source))
+            if source is None:
+                source = sources[id(row.source)] = string(str(row.source))
+            yield _UNCHANGED_LINE % (
+                string(row.uuid),
+                "null" if row.name is None else string(row.name),
+                spec_hash,
+                spec_hash,
+                source,
+                "true" if row.protect else "false",
+            )
+
+
+_LINE = json.JSONEncoder(ensure_ascii=False)
+_STRING = json.encoder.encode_basestring  # json's C quoting, without ASCII escapes
+_UNCHANGED_LINE = (
+    '{"kind": "noop", "reason": "unchanged", "product": %s, "name": %s, "spec": null, "spec_hash": %s, '
+    '"previous_hash": %s, "changes": [], "replaces": [], "deletes": [], "detail": null, "source": %s, '
+    '"batch": null, "protect": %s, "keeps": [], "force": false, "workspace": null, "category": "none", '
+    '"effect": ""}'
+)
+"""``_LINE.encode(_action_json(unchanged_action(want)))``, field for field: tests hold them equal."""
+
+
+def _made(row: Action | Unchanged) -> Action:
+    return row if isinstance(row, Action) else unchanged_action(row)
+
+
 @dataclass(frozen=True, slots=True)
 class Batch:
     """One ``POST /v1/products/renders``: one spec, many products."""
@@ -217,7 +340,8 @@ class StateToken:
 @dataclass(slots=True)
 class Plan:
     state: StateToken
-    actions: list[Action]
+    actions: Actions
+    """Every product's action, in uuid order (a list given here becomes ``Actions``)."""
     batches: list[Batch]
     cost: Cost
     max_batch_size: int
@@ -236,6 +360,10 @@ class Plan:
     allow_over_budget: bool = False
     workspaces: dict[str, str] = field(default_factory=dict)
     """Each ``workspace:`` the manifests name → where it is first named (``file:line``)."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.actions, Actions):
+            self.actions = Actions(self.actions)
 
     @property
     def refused(self) -> bool:
@@ -257,20 +385,22 @@ class Plan:
 
     def counts(self) -> dict[str, int]:
         out = {k.value: 0 for k in ActionKind}
-        for a in self.actions:
+        for a in self.actions.built:
             out[a.kind.value] += 1
+        out[ActionKind.NOOP.value] += self.actions.unchanged
         return out
 
     @property
     def has_changes(self) -> bool:
-        return any(a.kind not in _INERT for a in self.actions)
+        return any(a.kind not in _INERT for a in self.actions.built)
 
     def has_changes_in(self, categories: set[str]) -> bool:
         """Changes whose reason falls in ``categories`` (see ``Reason.category``)."""
-        return any(a.kind not in _INERT and a.reason.category in categories for a in self.actions)
+        return any(a.kind not in _INERT and a.reason.category in categories for a in self.actions.built)
 
     def changed(self) -> list[Action]:
-        return [a for a in self.actions if a.kind is not ActionKind.NOOP]
+        """Every action but the no-ops, in product order."""
+        return [a for a in self.actions.built if a.kind is not ActionKind.NOOP]
 
     @gc_paused()  # 10^5 actions become 10^6 objects: see reconciler/_gc.py
     def to_json(self) -> dict[str, Any]:
@@ -280,7 +410,7 @@ class Plan:
         return data
 
     def actions_json(self) -> Iterator[dict[str, Any]]:
-        """The document's ``actions``, one at a time (a view can stream them)."""
+        """The document's ``actions``, one at a time (``Actions.json_lines`` gives them as text)."""
         return (_action_json(a) for a in self.actions)
 
     def head_json(self) -> dict[str, Any]:
@@ -335,7 +465,7 @@ class Plan:
             cost["presets"] = tuple(PresetCost(**p) for p in cost.get("presets", ()))
             return cls(
                 state=StateToken(**data["state"]),
-                actions=[_action_from_json(a) for a in data["actions"]],
+                actions=Actions(_action_from_json(a) for a in data["actions"]),
                 batches=[Batch(**b) for b in data["batches"]],
                 cost=Cost(**cost),
                 max_batch_size=int(data["max_batch_size"]),

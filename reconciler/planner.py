@@ -48,6 +48,7 @@ from reconciler.observed import (
 from reconciler.plan import (
     Action,
     ActionKind,
+    Actions,
     Batch,
     Budget,
     Cost,
@@ -56,6 +57,8 @@ from reconciler.plan import (
     PresetCost,
     Reason,
     StateToken,
+    Unchanged,
+    unchanged_action,
 )
 from reconciler.spec import Desired, ProductSpec
 from reconciler.state.model import ProductRecord, RecordedState, Status, attachment_kind
@@ -122,7 +125,8 @@ def build_plan(
     targets, excludes = list(options.targets), list(options.excludes)
     selection = _Selection(targets, excludes)
     diffs: dict[tuple[str, str], list[FieldChange]] = {}
-    actions: list[Action] = []
+    rows: list[Action | Unchanged] = []  # in uuid order; an unchanged product stays its ProductSpec
+    built: list[Action] = []  # the Actions of rows
     waiting = 0
     records = state.products
     # A lazy state read (reconciler.state.index) tells an unchanged product from its index alone:
@@ -130,15 +134,11 @@ def build_plan(
     ready = getattr(records, "unchanged", None) if observed is None else None
     unchanged: dict[str, str] = ready() if ready is not None else {}
     everything = not targets and not excludes
-    sources: dict[int, str] = {}  # str() of each file's SourceLocation, made once (by id: all alive)
     for uuid in sorted(desired.products.keys() | records.keys()):
         want = desired.products.get(uuid)
         if want is not None and unchanged.get(uuid) == want.spec_hash and uuid not in forced:
             if everything or selection.selected(uuid, want.name):
-                source = sources.get(id(want.source))
-                if source is None:
-                    source = sources[id(want.source)] = str(want.source)
-                actions.append(_unchanged(want, want.spec_hash, source))
+                rows.append(want)  # its Action is made only if asked for (plan.Actions)
             continue
         have = records.get(uuid)
         seen = observed.products.get(uuid) if observed else None
@@ -151,9 +151,12 @@ def build_plan(
         if not selection.selected(uuid, action.name):
             waiting += action.kind is not ActionKind.NOOP
             continue
-        actions.append(_guard(action, want, have))
+        action = _guard(action, want, have)
+        rows.append(action)
+        built.append(action)
     selection.check(desired, state)
-    batches = _batch(actions, desired, max_batch_size)
+    actions = Actions(rows, built)
+    batches = _batch(actions.built, desired, max_batch_size)
     plan = Plan(
         state=StateToken(state.lineage, state.serial, location),
         actions=actions,
@@ -344,7 +347,7 @@ def _tripped(plan: Plan, catalogue: int, limits: Limits) -> list[str]:
     nothing, so a catalogue recovering from failures is never refused (issue 13); a retry of a
     failed re-render was let through (or allowed) when it was first tried."""
     rerender = ActionKind.RERENDER
-    rerenders = sum(1 for a in plan.actions if a.kind is rerender and (a.replaces or a.deletes))
+    rerenders = sum(1 for a in plan.actions.built if a.kind is rerender and (a.replaces or a.deletes))
     allowed = max(limits.rerender_floor, int(limits.rerender_share * catalogue))
     out = []
     if rerenders > allowed:
@@ -353,7 +356,7 @@ def _tripped(plan: Plan, catalogue: int, limits: Limits) -> list[str]:
             f"limit of {allowed} ({limits.rerender_share:.0%} of the catalogue, at least "
             f"{limits.rerender_floor})"
         )
-    deleting = sum(1 for a in plan.actions if a.deletes and a.kind is not ActionKind.BLOCKED)
+    deleting = sum(1 for a in plan.actions.built if a.deletes and a.kind is not ActionKind.BLOCKED)
     if deleting > limits.max_deletes:
         out.append(f"deletes renders of {deleting} products, more than the limit of {limits.max_deletes}")
     return out
@@ -417,20 +420,7 @@ def _decide(
         return act(ActionKind.RERENDER, Reason.FORCED, "forced with --replace")
     if have.status is Status.FAILED:
         return act(ActionKind.RETRY, Reason.FAILED_BEFORE, have.error)
-    return _unchanged(want, have.spec_hash, str(want.source))
-
-
-def _unchanged(want: ProductSpec, recorded: str, source: str) -> Action:
-    return Action(
-        ActionKind.NOOP,
-        Reason.UNCHANGED,
-        want.uuid,
-        name=want.name,
-        spec_hash=want.spec_hash,
-        previous_hash=recorded,
-        source=source,
-        protect=want.protect,
-    )
+    return unchanged_action(want)
 
 
 def drift_of(have: ProductRecord, seen: ObservedProduct | None, verified: bool) -> tuple[Reason, str] | None:

@@ -48,3 +48,18 @@ def test_sandbox_with_an_option_that_chooses_another_platform_is_refused_not_ign
             "Error: --sandbox chooses the platform itself; it cannot be combined with --api-url"
         ), command
         assert not (tmp_path / ".reconciler").exists(), "the sandbox must not have been started"
+
+
+def test_worker_help_does_not_offer_the_sandbox_it_refuses(tmp_path: Path) -> None:
+    # A worker must reach the platform the apply and the other workers reach: --sandbox is
+    # refused with that reason (tests/e2e/test_workers.py), so --help does not list it.
+    done = subprocess.run(
+        [sys.executable, "-m", "reconciler", "worker", "--help"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "--api-url" in done.stdout and "--concurrency" in done.stdout
+    assert "--sandbox" not in done.stdout

@@ -9,7 +9,7 @@ from rich.console import Console
 
 from reconciler.cli.live import LiveProgress
 from reconciler.events import Downloaded, Failed, Recorded, RunFinished, RunStarted, Triggered, Waiting
-from reconciler.views.progress import JsonLines, LogLines
+from reconciler.views.progress import JsonLines, LogLines, summary_text
 
 RUN = [
     RunStarted(triggers=2, resumes=1, batches=1),
@@ -69,3 +69,20 @@ def test_json_lines_are_one_object_per_event() -> None:
     lines = [json.loads(line) for line in out.getvalue().splitlines()]
     assert [line["event"] for line in lines] == [type(e).__name__ for e in RUN]
     assert lines[1]["rejected"] == {"b": "PRODUCT_NOT_FOUND"}
+
+
+def test_the_summary_names_the_run_that_finished() -> None:
+    finished = RunFinished(
+        rendered=2,
+        failed=0,
+        skipped=1,
+        bytes_downloaded=0,
+        seconds=1.0,
+        requests=3,
+        retries=0,
+        throttled_seconds=0,
+    )
+    out = io.StringIO()
+    LogLines(out, run="Collect").on_event(finished)
+    assert out.getvalue().startswith("Collect finished: 2 rendered, 0 failed, 1 unchanged/skipped;")
+    assert summary_text(finished).startswith("Apply finished: 2 rendered")

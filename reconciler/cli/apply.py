@@ -132,16 +132,17 @@ _PLAN_SHAPING = (
 def refresh(**kw: Any) -> None:
     """Accept what the platform holds into the state (same as 'apply --refresh-only --auto-approve')."""
     req = planning_request(kw, refresh=True, refresh_only=True, auto_approve=True)
-    run_apply(req, ClickTerminal(), progress_hooks(req.fmt))
+    run_apply(req, ClickTerminal(), progress_hooks(req.fmt, "Refresh"))
 
 
-def progress_hooks(fmt: str) -> Hooks:
-    """JSON lines with ``--format json``; a live display on a terminal (not in CI); else log lines."""
+def progress_hooks(fmt: str, run: str = "Apply") -> Hooks:
+    """JSON lines with ``--format json``; a live display on a terminal (not in CI); else log lines.
+    ``run``: what the summary says finished (Apply, Collect, Refresh)."""
     if fmt == "json":
         return JsonLines()
     if sys.stderr.isatty() and "CI" not in os.environ:
         # Lazy: rich's live display only when there is a terminal to draw on (start-up time).
         from reconciler.cli.live import LiveProgress
 
-        return LiveProgress()
-    return LogLines()
+        return LiveProgress(run=run)
+    return LogLines(run=run)

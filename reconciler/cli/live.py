@@ -29,8 +29,9 @@ from reconciler.views.progress import FOUND_LATE, failures_text, pruned_files, s
 class LiveProgress:
     """A live display: products triggered, rendering, recorded and failed; bytes and download rate."""
 
-    def __init__(self, console: Console | None = None) -> None:
+    def __init__(self, console: Console | None = None, run: str = "Apply") -> None:
         self.console = console or Console(stderr=True)
+        self.run = run
         self.progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -105,6 +106,6 @@ class LiveProgress:
             if self._task is not None:
                 self.progress.update(self._task, description=self.description())
             self.progress.stop()
-            self.console.print(summary_text(event), highlight=False, markup=False)
+            self.console.print(summary_text(event, self.run), highlight=False, markup=False)
             if event.failures:
                 self.console.print(failures_text(event), highlight=False, markup=False)

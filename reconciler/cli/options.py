@@ -139,14 +139,8 @@ def sandbox_dir_option(f: F) -> F:
     )(f)
 
 
-connection_options = _all(
+platform_options = _all(
     [
-        click.option(
-            "--sandbox",
-            is_flag=True,
-            help=f"Use the embedded VNTANA sandbox (state defaults to {SANDBOX_STATE}).",
-        ),
-        sandbox_dir_option,
         click.option("--api-url", help="VNTANA API base URL (env VNTANA_API_URL)."),
         click.option(
             "--organization",
@@ -170,6 +164,19 @@ connection_options = _all(
             is_flag=True,
             help="Log every API request (tokens and signatures redacted).",
         ),
+    ]
+)
+"""How to reach a VNTANA platform by its URL (the real API, or a sandbox a process serves)."""
+
+connection_options = _all(
+    [
+        click.option(
+            "--sandbox",
+            is_flag=True,
+            help=f"Use the embedded VNTANA sandbox (state defaults to {SANDBOX_STATE}).",
+        ),
+        sandbox_dir_option,
+        platform_options,
     ]
 )
 """How to reach the platform: the embedded sandbox, or the real API."""

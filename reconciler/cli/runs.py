@@ -57,7 +57,7 @@ def collect_command(**kw: Any) -> None:
     After 'apply --no-wait', or a run a signal stopped. Needs only the state (manifests, when
     present, serve records written by an older reconciler)."""
     req = planning_request(kw, auto_approve=True)
-    run_collect(req, ClickTerminal(), progress_hooks(req.fmt))
+    run_collect(req, ClickTerminal(), progress_hooks(req.fmt, "Collect"))
 
 
 @click.command("status")

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from reconciler.cli.options import connection_from, connection_options
+from reconciler.cli.options import connection_from, platform_options
 from reconciler.connection import verbose_logging
 from reconciler.errors import ConfigError
 
@@ -21,7 +21,9 @@ from reconciler.errors import ConfigError
     envvar="RECONCILER_STATE",
     help="The state's postgresql:// URL (with #workspace if not the default); its database holds the queue.",
 )
-@connection_options
+# Hidden: --sandbox is refused with a reason (every process must reach one platform), not listed.
+@click.option("--sandbox", is_flag=True, hidden=True)
+@platform_options
 @click.option(
     "--concurrency",
     type=click.IntRange(1, 64),

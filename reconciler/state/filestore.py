@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import filelock
+import msgspec
 from pydantic import ValidationError
 
 from reconciler._gc import gc_paused
@@ -49,12 +50,16 @@ from reconciler.errors import (
     StateVersionError,
     StateWriteError,
 )
+from reconciler.state import check
 from reconciler.state.index import (
+    IndexBuilder,
     NotScannable,
     PlanState,
+    byte_spans,
     from_payload,
     index_payload,
     scan,
+    written_records,
     written_spans,
 )
 from reconciler.state.model import (
@@ -89,26 +94,40 @@ class FileStateStore:
         return state
 
     def read_for_plan(self) -> State | PlanState:
-        """The state as ``build_plan`` reads it, without validating every record up front: from
-        the index the cache keeps for these exact bytes (reconciler.state.index), else read and
-        validated whole as ``read`` does, in one pass that also makes the index. A journal (an
-        interrupted apply), a damaged state or no cache: ``read()``, and its errors."""
+        """The state as ``build_plan`` reads it, without building every record: from the index
+        the cache keeps for these exact bytes (reconciler.state.index); else, for a state laid out
+        as ``write`` lays it out, checked whole by msgspec (reconciler.state.check) and indexed
+        in the same pass (with no cache too, then kept nowhere); else read and validated whole as
+        ``read`` does, in one pass that also makes the index. A journal (an interrupted apply) or
+        a damaged state: ``read()``, and its errors."""
         cache = Cache.default("state-index")
-        if cache is None or self.journal_path.exists():
+        if self.journal_path.exists():
             return self.read()
         try:
             raw = _read_regular(self.path)
         except (OSError, _Damaged):
             return self.read()  # which says what is wrong
+        if cache is None:  # no cache to keep an index in: still checked in C, not built in pydantic
+            checked = _check_written(raw)
+            return (
+                self.read() if checked is None else PlanState(checked[0], checked[1], checked[2].records(raw))
+            )
         content = digest(raw)
-        ascii = raw.isascii()  # then offsets in the text are offsets in the bytes: no decoding
         hit = cache.get(self.location, content)
         if hit is not None:
             meta, payload = hit
             lineage, serial = meta.get("lineage"), meta.get("serial")
-            records = from_payload(raw if ascii else raw.decode("utf-8", "replace"), payload, meta)
+            records = from_payload(raw, payload, meta)
             if records is not None and type(lineage) is str and type(serial) is int:
                 return PlanState(lineage, serial, records)
+        checked = _check_written(raw)
+        if checked is not None:
+            lineage, serial, index = checked
+            payload, extra = index.payload()
+            cache.put(self.location, content, payload, lineage=lineage, serial=serial, **extra)
+            return PlanState(lineage, serial, index.records(raw))
+        # Laid out otherwise, or refused by the strict check (damage, or a value only pydantic's
+        # lax validation accepts, such as "protect": 1): the models, as read() builds them.
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
@@ -122,7 +141,7 @@ class FileStateStore:
                 if found is None:  # laid out otherwise (by hand, another tool): decoded record by record
                     data, found = scan(text)
                     data = _checked(data, self.location)
-                spans = found
+                spans = byte_spans(text, found)  # the index slices the state's bytes
                 del text  # the parsed records and their spans are all that is needed now (-139 MB at 10^5)
                 state = _validate_consuming(data)
             except (ValueError, RecursionError, NotScannable, _Damaged, ValidationError):
@@ -401,6 +420,30 @@ class _Damaged(Exception):
     def __init__(self, problem: str) -> None:
         super().__init__(problem)
         self.problem = problem
+
+
+def _check_written(raw: bytes) -> tuple[str, int, IndexBuilder] | None:
+    """Lineage, serial and index of a state laid out as ``write`` lays it out (``written_records``),
+    every byte of it checked by msgspec (reconciler.state.check: a subset of what ``read``
+    accepts), each record dropped as soon as its facts are taken, so the peak stays near the
+    bytes; None for any other layout or anything the check refuses, which the caller then reads
+    with pydantic (and ``read``'s errors)."""
+    found = written_records(raw)
+    if found is None:
+        return None
+    head, uuids, spans = found
+    view = memoryview(raw)
+    index, decode = IndexBuilder(uuids, spans), check.RECORD.decode
+    with gc_paused():
+        try:
+            top = check.STATE.decode(head + b"}}")  # the top level, "products" closed at once
+            pairs = iter(spans)
+            for start, end in zip(pairs, pairs, strict=True):  # each record in turn, dropped once indexed
+                record = decode(view[start:end])
+                index.add(record.spec_hash, record.status, record.lacking())
+        except (msgspec.DecodeError, RecursionError):  # ValidationError is a DecodeError
+            return None
+    return top.lineage, top.serial, index
 
 
 def _read_regular(path: Path) -> bytes:

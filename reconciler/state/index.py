@@ -3,17 +3,18 @@
 ``plan`` reads every record only to find that almost all of them are rendered at the spec
 the manifests still want. Validating a 100,000-product state into pydantic models costs 2 s
 and most of a gigabyte; what the planner needs to call a product unchanged is its
-``spec_hash`` and ``status``. So a plan read keeps the state's text, an index of where each
-record's JSON starts and ends in it, and those two fields; a record becomes a
+``spec_hash`` and ``status``. So a plan read keeps the state's bytes, an index of where each
+record's JSON starts and ends in them (byte offsets), and those two fields; a record becomes a
 ``ProductRecord`` (validated as ``read`` would) only when the planner asks for it.
 
-The index is built the first time a state is planned, in the same pass that validates every
-record (so a damaged state is reported exactly as ``read`` reports it), and kept in the
-cache (reconciler/cache.py) under the state's path, confirmed by the sha256 of the state's
-bytes: any write, a ``git checkout``, a hand edit gives another hash and a fresh index. An
-index the cache cannot prove whole (its payload hash) or made by this release is rebuilt.
-The state file's format does not change: ``format_version`` 1, as every other reader
-expects.
+The index is built the first time a state is planned, in the pass that checks every record
+(msgspec's structs of reconciler.state.check for a state laid out as the store writes it,
+else pydantic's models as ``read`` builds them), so a damaged state is reported exactly as
+``read`` reports it; it is kept in the cache (reconciler/cache.py) under the state's path,
+confirmed by the sha256 of the state's bytes: any write, a ``git checkout``, a hand edit
+gives another hash and a fresh index. An index the cache cannot prove whole (its payload
+hash) or made by another release is rebuilt. The state file's format does not change:
+``format_version`` 1, as every other reader expects.
 """
 
 from __future__ import annotations
@@ -135,15 +136,71 @@ def written_spans(text: str, keys: list[str]) -> dict[str, Span] | None:
     return spans
 
 
+_BETWEEN = re.compile(rb'\n  \},\n  "')  # a record's closing brace, the comma, the next product's key
+_LAST = b"\n  }\n }\n}"  # the last record's closing brace, then products' and the state's
+_KEYS = re.compile(rb'(?:\n  "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}": \{)*')
+_KEY_LINE = 44  # the bytes of '\n  "<uuid>": {'
+
+
+def written_records(data: bytes) -> tuple[bytes, list[str], array[int]] | None:
+    """A state's bytes as ``State.to_json`` lays them out, cut at the records: the head (the
+    top-level keys up to the brace that opens ``products``), the products' uuids in order, and
+    each record's start and end (byte offsets, two a record); None for any other layout, or a
+    product key given twice.
+
+    Every byte outside the records is the layout's own punctuation (checked: a key
+    ``\n  "<uuid>": ``, a comma between records, the closing braces), so the whole text is a
+    JSON object exactly when ``head + b"}}"`` decodes as one with ``products`` its last, empty,
+    member and each record decodes as one JSON value; what ``json.loads`` makes of it is then
+    those values (a key of the head given twice keeps the last, as json does). Found by one
+    regular expression for what stands between two records and one for all the keys at once,
+    not by decoding and not by a Python step per byte: 144 MB in a fifth of a second, and a few
+    bytes a record beyond the text. (JSON text has no raw newline inside a string, and only
+    products' keys and braces start a line two spaces in.)"""
+    first = data.find(b'\n  "')
+    head = data[:first]
+    last = data.rfind(_LAST)
+    if first < 0 or not head.endswith(b"{") or last < first or data[last + len(_LAST) :].strip(b" \t\n\r"):
+        return None
+    ends = array("Q", [m.start() + 4 for m in _BETWEEN.finditer(data, first, last)])
+    starts = array("Q", [first])  # where each key's line begins: the first, then past each comma
+    starts.extend([end + 1 for end in ends])
+    ends.append(last + 4)
+    keys = b"".join([data[at : at + _KEY_LINE] for at in starts])
+    if _KEYS.fullmatch(keys) is None:  # each a product key, with the opening brace of its record
+        return None
+    text = keys.decode("ascii")
+    del keys
+    uuids = [text[at + 4 : at + 40] for at in range(0, len(text), _KEY_LINE)]
+    if len(set(uuids)) != len(uuids):
+        return None
+    spans = array("Q", bytes(16 * len(uuids)))
+    spans[0::2] = array("Q", [at + _KEY_LINE - 1 for at in starts])  # each record's opening brace
+    spans[1::2] = ends
+    return head, uuids, spans
+
+
+def byte_spans(text: str, spans: dict[str, Span]) -> dict[str, Span]:
+    """``spans`` into ``text`` as offsets into its UTF-8 bytes (what ``LazyRecords`` slices), in
+    one pass over the text."""
+    if text.isascii():
+        return spans
+    at, pos, where = 0, 0, {0: 0}
+    for point in sorted({p for span in spans.values() for p in span}):
+        pos += len(text[at:point].encode("utf-8"))
+        where[point], at = pos, point
+    return {key: (where[a], where[b]) for key, (a, b) in spans.items()}
+
+
 class LazyRecords(Mapping[str, ProductRecord]):
-    """The state's records by uuid, each validated from its JSON in the state's text on first use.
+    """The state's records by uuid, each validated from its JSON in the state's bytes on first use.
 
     Read-only: a plan never writes the state. ``unchanged`` answers "is it rendered at this
     spec" without building any record."""
 
     def __init__(
         self,
-        text: str | bytes,
+        data: bytes,
         uuids: list[str],
         spans: array[int],
         hashes: list[str],
@@ -151,7 +208,7 @@ class LazyRecords(Mapping[str, ProductRecord]):
         statuses: list[Status],
         status_of: array[int],
     ) -> None:
-        self._text, self._spans = text, spans
+        self._data, self._spans = data, spans
         self._hashes, self._hash_of = hashes, hash_of
         self._statuses, self._status_of = statuses, status_of
         self._uuids = uuids
@@ -164,7 +221,7 @@ class LazyRecords(Mapping[str, ProductRecord]):
         if record is None:
             i = self._at[uuid]
             # As ``read`` validates: json first, then the model (strictness differs in JSON mode).
-            raw = json.loads(self._text[self._spans[2 * i] : self._spans[2 * i + 1]])
+            raw = json.loads(self._data[self._spans[2 * i] : self._spans[2 * i + 1]])
             record = RECORD_ADAPTER.validate_python(raw)
             self._built[uuid] = record
         return record
@@ -205,27 +262,63 @@ _STATUSES = list(Status)
 _LACKING = 0x80  # in a status byte: the record lacks a file its spec renders
 
 
+class IndexBuilder:
+    """The cache entry of a checked state, made one record at a time: the uuids and spans, then
+    each record's spec hash and status, packed (a few bytes a record, whatever its size)."""
+
+    def __init__(self, uuids: list[str], spans: array[int]) -> None:
+        """``spans``: each record's start and end in the state's bytes, in the order of ``uuids``."""
+        self._uuids, self._flat = uuids, spans
+        self._hashes: dict[str, int] = {}
+        self._hash_of, self._status_of = array("I"), array("B")
+        self._status_at = {s: i for i, s in enumerate(_STATUSES)}
+
+    def add(self, spec_hash: str, status: Status, lacking: bool) -> None:
+        """The next record's spec hash, status, and whether it lacks a file its spec renders."""
+        self._hash_of.append(self._hashes.setdefault(spec_hash, len(self._hashes)))
+        self._status_of.append(self._status_at[status] | (_LACKING if lacking else 0))
+
+    def payload(self) -> tuple[bytes, dict[str, Any]]:
+        """The entry's payload and the facts its header carries (``from_payload`` reads both)."""
+        assert len(self._status_of) == len(self._uuids), "a record without its facts"
+        names = "".join(u + "\n" for u in self._uuids).encode("ascii")
+        extra = {
+            "count": len(self._uuids),
+            "hashes": list(self._hashes),
+            "statuses": [s.value for s in _STATUSES],
+        }
+        return names + self._flat.tobytes() + self._hash_of.tobytes() + self._status_of.tobytes(), extra
+
+    def records(self, data: bytes) -> LazyRecords:
+        """The records of ``data`` (the state's bytes) as this index finds them."""
+        return LazyRecords(
+            data,
+            self._uuids,
+            self._flat,
+            list(self._hashes),
+            self._hash_of,
+            list(_STATUSES),
+            self._status_of,
+        )
+
+
 def index_payload(
     products: Mapping[str, ProductRecord], spans: dict[str, Span]
 ) -> tuple[bytes, dict[str, Any]]:
-    """The cache entry for a validated state: uuids, spans, spec hashes and statuses, packed."""
+    """The cache entry for a validated state; ``spans``: byte offsets of each record."""
     uuids = list(products)
-    hashes: dict[str, int] = {}
-    hash_of, status_of, flat = array("I"), array("B"), array("Q")
-    status_at = {s: i for i, s in enumerate(_STATUSES)}
-    for uuid, record in products.items():
-        h = hashes.setdefault(record.spec_hash, len(hashes))
-        hash_of.append(h)
-        status_of.append(status_at[record.status] | (_LACKING if record.missing_kinds() else 0))
+    flat = array("Q")
+    for uuid in uuids:
         flat.extend(spans[uuid])
-    names = "".join(u + "\n" for u in uuids).encode("ascii")
-    extra = {"count": len(uuids), "hashes": list(hashes), "statuses": [s.value for s in _STATUSES]}
-    return names + flat.tobytes() + hash_of.tobytes() + status_of.tobytes(), extra
+    index = IndexBuilder(uuids, flat)
+    for record in products.values():
+        index.add(record.spec_hash, record.status, bool(record.missing_kinds()))
+    return index.payload()
 
 
-def from_payload(text: str | bytes, payload: bytes, header: dict[str, Any]) -> LazyRecords | None:
+def from_payload(data: bytes, payload: bytes, header: dict[str, Any]) -> LazyRecords | None:
     """The records of a state whose index the cache holds; None if the entry does not add up.
-    ``text``: the state's text, or its bytes when they are ASCII (the same offsets)."""
+    ``data``: the state's bytes, which the spans are offsets into."""
     try:
         n, hashes = header["count"], header["hashes"]
         statuses = [Status(s) for s in header["statuses"]]
@@ -245,7 +338,7 @@ def from_payload(text: str | bytes, payload: bytes, header: dict[str, Any]) -> L
         and len(flat) == 2 * n
         and (not n or max(hash_of) < len(hashes))
         and set(status_of) <= {s | flag for s in range(len(statuses)) for flag in (0, _LACKING)}
-        and (not n or max(flat) <= len(text))
+        and (not n or max(flat) <= len(data))
     ):
         return None
-    return LazyRecords(text, uuids, flat, hashes, hash_of, statuses, status_of)
+    return LazyRecords(data, uuids, flat, hashes, hash_of, statuses, status_of)

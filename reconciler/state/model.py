@@ -11,6 +11,9 @@ product keys are canonical uuids, ``format_version`` and ``serial`` are whole nu
 ``"1"`` is refused, not read as 1), and a recorded spec has the render spec's shape, two
 levels deep. Nothing the planner or the writer walks can be nested deeper or be of a type
 they do not expect.
+
+reconciler/state/check.py describes the same JSON for msgspec (the cold plan's check); change
+both together (tests/state/test_state_check.py compares their fields).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from typing_extensions import TypedDict
 
 FORMAT_VERSION = 1
 
-_MODEL = ConfigDict(extra="forbid")
+_MODEL = ConfigDict(extra="forbid", defer_build=True)
 
 _UUID = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 ProductUuid = Annotated[str, StringConstraints(pattern=f"^{_UUID}$")]

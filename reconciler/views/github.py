@@ -318,7 +318,7 @@ def superseded_body(kind: str, key: str) -> str:
 def labels_for(plan: Plan) -> set[str]:
     """The ``renders:*`` labels that describe a plan (LABELS; docs/gitops.md)."""
     out: set[str] = set()
-    for a in plan.actions:
+    for a in plan.actions.built:
         if a.kind in _INERT:
             continue
         label = _CATEGORY_LABEL.get(a.reason.category)

@@ -57,7 +57,7 @@ def summary_line(plan: Plan) -> str:
     extra = "".join(
         f", {c[k]} {label}" for k, label in (("orphan", "orphaned"), ("blocked", "blocked")) if c[k]
     )
-    foreign = sum(1 for a in plan.actions if a.reason is Reason.FOREIGN_FILES)
+    foreign = sum(1 for a in plan.actions.built if a.reason is Reason.FOREIGN_FILES)
     if foreign:
         extra += f", {foreign} holding files the reconciler did not make (left alone)"
     waiting = f" {plan.waiting} other change(s) wait (not targeted)." if plan.waiting else ""
@@ -146,7 +146,7 @@ def render_text(plan: Plan, *, colour: bool = False, show_noop: bool = False) ->
         return f"\x1b[1m{text}\x1b[0m" if colour else text
 
     lines = [f"State: {plan.state.location or '(new)'} (serial {plan.state.serial})", ""]
-    for a in plan.actions:
+    for a in plan.actions if show_noop else plan.actions.built:
         if a.kind is ActionKind.NOOP and not show_noop and a.reason is Reason.UNCHANGED:
             continue
         label = f"{_SYMBOL[a.kind]} {a.kind.value:<8}"
@@ -203,7 +203,7 @@ def render_text(plan: Plan, *, colour: bool = False, show_noop: bool = False) ->
 
 def in_flight_text(plan: Plan) -> str:
     """A line on the products in flight (triggered earlier, paid for), if any."""
-    resumes = sum(1 for a in plan.actions if a.kind is ActionKind.RESUME)
+    resumes = sum(1 for a in plan.actions.built if a.kind is ActionKind.RESUME)
     if not resumes:
         return ""
     return (
@@ -232,17 +232,22 @@ def render_json(plan: Plan) -> str:
             out.write(json.dumps(value, indent=2, ensure_ascii=False).replace("\n", "\n  "))
         out.write(",\n")
     out.write('  "actions": ')
-    _write_lines(out, plan.actions_json())
+    _write_text_lines(out, plan.actions.json_lines())
     out.write("\n}\n")
     return out.getvalue()
 
 
 def _write_lines(out: io.StringIO, items: Iterable[Any]) -> None:
+    _write_text_lines(out, map(_ONE_LINE.encode, items))
+
+
+def _write_text_lines(out: io.StringIO, lines: Iterable[str]) -> None:
+    """A JSON array of items already encoded, one a line."""
     out.write("[")
     sep = "\n    "
-    for item in items:
+    for line in lines:
         out.write(sep)
-        out.write(_ONE_LINE.encode(item))
+        out.write(line)
         sep = ",\n    "
     out.write("\n  ]" if sep != "\n    " else "]")
 
@@ -283,7 +288,7 @@ def render_markdown(plan: Plan, *, budget: int = MARKDOWN_BUDGET) -> str:
         head.append(f"> [!CAUTION]\n> {_md(spent)}\n")
     elif spent:
         head.append(f"_{spent}_\n")
-    deleting = [a for a in plan.actions if a.deletes]
+    deleting = [a for a in plan.actions.built if a.deletes]
     if deleting:
         head.append(
             f"> [!WARNING]\n> {len(deleting)} product(s) lose existing files (a GIF turned off, "
@@ -291,7 +296,7 @@ def render_markdown(plan: Plan, *, budget: int = MARKDOWN_BUDGET) -> str:
         )
     out = "\n".join(head) + "\n"  # a blank line before the first <details>, whatever came last
     groups: dict[Reason, list[Action]] = {}
-    for a in plan.actions:
+    for a in plan.actions.built:
         if a.kind is not ActionKind.NOOP or a.reason is Reason.FOREIGN_FILES:
             groups.setdefault(a.reason, []).append(a)
     shown = 0

@@ -27,11 +27,12 @@ from reconciler.events import (
 )
 
 
-def summary_text(e: RunFinished) -> str:
+def summary_text(e: RunFinished, run: str = "Apply") -> str:
+    """The last line of a run; ``run``: what ran (Apply, Collect, Refresh)."""
     mib = e.bytes_downloaded / (1 << 20)
     rate = mib / e.seconds if e.seconds > 0 else 0.0
     return (
-        f"Apply finished: {e.rendered} rendered, {e.failed} failed, "
+        f"{run} finished: {e.rendered} rendered, {e.failed} failed, "
         + (f"{e.in_flight} in flight, " if e.in_flight else "")
         + f"{e.skipped} unchanged/skipped; "
         f"{mib:.1f} MiB downloaded in {e.seconds:.1f} s ({rate:.1f} MiB/s); {e.requests} API requests, "
@@ -45,10 +46,11 @@ def failures_text(e: RunFinished) -> str:
 
 
 class LogLines:
-    """One plain line per event, for CI logs and pipes."""
+    """One plain line per event, for CI logs and pipes; ``run`` names the run in its summary."""
 
-    def __init__(self, stream: IO[str] | None = None) -> None:
+    def __init__(self, stream: IO[str] | None = None, run: str = "Apply") -> None:
         self.stream = stream or sys.stderr
+        self.run = run
         self._lock = threading.Lock()
 
     def _say(self, text: str) -> None:
@@ -83,7 +85,7 @@ class LogLines:
             what = "deleted its renders and forgot it" if event.deleted else "forgot it (renders kept)"
             self._say(f"{event.product}: pruned: {what}{pruned_files(event)}")
         elif isinstance(event, RunFinished):
-            self._say(summary_text(event))
+            self._say(summary_text(event, self.run))
             if event.failures:
                 self._say(failures_text(event))
 

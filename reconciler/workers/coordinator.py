@@ -22,7 +22,7 @@ from procrastinate.exceptions import AlreadyEnqueued
 from reconciler.errors import CredentialsError, StateError
 from reconciler.events import Downloaded, Event, Failed, Hooks, Recorded, RunFinished, RunStarted
 from reconciler.executor import ApplyOptions, ApplyReport, Executor
-from reconciler.plan import ActionKind, Plan
+from reconciler.plan import ActionKind, Actions, Plan
 from reconciler.state import State, Status
 from reconciler.state.pgschema import SCHEMA
 from reconciler.state.pgstore import PgLocation, PgStateStore
@@ -138,7 +138,7 @@ def apply_on_workers(
     local = dataclasses.replace(
         plan,
         batches=[],
-        actions=[a for a in plan.actions if not a.kind.triggers and a.kind is not ActionKind.RESUME],
+        actions=Actions(a for a in plan.actions if not a.kind.triggers and a.kind is not ActionKind.RESUME),
     )
     report = Executor(client, store, state, _NoRunStarted(hooks), options).run(local)
     products = [p for b in plan.batches for p in b.products]

@@ -35,7 +35,7 @@ import psycopg
 from reconciler.errors import CredentialsError, LockNotFoundError, ReconcilerError
 from reconciler.events import Event, RunStarted
 from reconciler.executor import ApplyOptions, ApplyReport, Executor
-from reconciler.plan import Action, ActionKind, Batch, Cost, Plan, Reason, StateToken
+from reconciler.plan import Action, ActionKind, Actions, Batch, Cost, Plan, Reason, StateToken
 from reconciler.state import ProductRecord, State, Status
 from reconciler.state.pgstore import LockLostError, PgStateStore
 from reconciler.waiting import Expectations
@@ -162,7 +162,7 @@ def sub_plan(job: BatchJob, state: State, digests: dict[str, str]) -> tuple[Plan
     )
     plan = Plan(
         state=StateToken(lineage=state.lineage, serial=state.serial, location=""),
-        actions=actions,
+        actions=Actions(actions),
         batches=batches,
         cost=Cost(),
         max_batch_size=max(1, len(triggers)),

@@ -44,6 +44,13 @@ class WorkersRun:
                 "--workers cannot listen for webhooks: the workers poll for their own products",
                 hint="leave out --webhook-listen",
             )
+        if not req.execution.wait:
+            raise ConfigError(
+                "--workers cannot be combined with --no-wait: the workers write under this apply's lock, "
+                "and refuse to once it has exited",
+                hint="leave out --no-wait (the apply waits while the workers render), or leave out --workers "
+                "and run 'reconciler collect' later",
+            )
         require_pg(str(req.state_path), "apply --workers")
         where = parse_location(str(req.state_path))
         prepare(where)

@@ -58,6 +58,7 @@ def test_no_wait_triggers_records_in_flight_and_collect_records_them_paying_noth
     collected = project.cli("collect", "--poll-interval", "0.05", "--timeout", "30")
     assert collected.returncode == 0, collected.stderr
     assert "Collecting 2 product(s) in flight" in collected.stdout
+    assert "Collect finished: 2 rendered, 0 failed" in collected.stderr, collected.stderr
     state = project.state()
     for record in state["products"].values():
         assert record["status"] == "rendered"

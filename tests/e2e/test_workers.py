@@ -368,6 +368,7 @@ def _cancelled(pg_url: str) -> int:
         (("apply", "--workers", "--auto-approve"), "apply --workers needs the state in PostgreSQL"),
         (("apply", "--workers", "--auto-approve", "--sandbox", "--state", "PG"), "--workers cannot use the embedded sandbox"),
         (("apply", "--workers", "--auto-approve", "--state", "PG", "--webhook-listen", "127.0.0.1:0"), "--workers cannot listen for webhooks"),
+        (("apply", "--workers", "--auto-approve", "--state", "PG", "--no-wait"), "--workers cannot be combined with --no-wait"),
         (("worker", "--state", "state/x.json"), "reconciler worker needs the state in PostgreSQL"),
         (("worker", "--state", "PG", "--sandbox"), "a worker cannot use the embedded sandbox"),
         (("worker", "--state", "BAD"), "cannot prepare the job queue in postgresql://reconciler:***@"),
