@@ -130,7 +130,10 @@ def test_webhook_failed_event_fails_fast_and_dropped_deliveries_fall_back_to_pol
 
 
 def test_a_second_apply_fails_fast_naming_the_lock_holder(project: Project) -> None:
-    project.sandbox.set_faults(FaultConfig(latency_seconds=0.3))
+    # Latency on every request keeps the first apply holding the lock while the second starts
+    # (a second each: a CLI may take that long to start on a loaded machine); once the second
+    # has been refused, it goes, and the first finishes at once.
+    project.sandbox.set_faults(FaultConfig(latency_seconds=1.0))
     project.write_manifest(manifest(SOME))
     first = project.popen("apply", "--auto-approve", "--poll-interval", "0.05")
     info = project.root / "state" / "renders.state.json.lock.info"
@@ -138,6 +141,7 @@ def test_a_second_apply_fails_fast_naming_the_lock_holder(project: Project) -> N
         wait_for(info.exists, timeout=30)
         holder = json.loads(info.read_text())
         second = project.cli("apply", "--auto-approve")
+        project.sandbox.set_faults(FaultConfig())
         assert second.returncode == 1
         assert "is locked by another process" in second.stderr
         assert f"pid={holder['pid']}" in second.stderr
