@@ -253,7 +253,7 @@ def focus(
     (``changed_only``), or all; and which are "changed". Raises GalleryError when
     ``changed_only`` has no usable record of the last apply."""
     if plan is not None:
-        touched = [a for a in plan.actions if a.kind in TOUCHING]
+        touched = [a for a in plan.actions.built if a.kind in TOUCHING]  # no unchanged one touches
         products = [a.product for a in touched]
         drift = frozenset(a.product for a in touched if a.reason.category == "drift")
         return Focus(
