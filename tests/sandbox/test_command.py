@@ -133,7 +133,12 @@ def test_bad_flag_values_are_usage_errors(tmp_path: Path) -> None:
 
 
 def test_serves_until_interrupted(tmp_path: Path) -> None:
-    code = "from reconciler.cli.sandbox import sandbox_command; sandbox_command()"
+    # Ctrl-C's handler, whatever the test was started from: a shell's background job (cmd &)
+    # inherits SIGINT ignored, and Python then installs no KeyboardInterrupt for it.
+    code = (
+        "import signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+        "from reconciler.cli.sandbox import sandbox_command; sandbox_command()"
+    )
     args = [
         sys.executable,
         "-c",
