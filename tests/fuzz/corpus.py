@@ -482,6 +482,19 @@ DAMAGED_STATES: dict[str, Layout] = {
 }
 
 
+def paths_in(data: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every path into nested dicts and lists (keys and indexes), the empty one first: where a
+    generated damage may land."""
+    found = [prefix]
+    if isinstance(data, dict):
+        for k, v in data.items():
+            found += paths_in(v, prefix + (k,))
+    elif isinstance(data, list):
+        for i, v in enumerate(data):
+            found += paths_in(v, prefix + (i,))
+    return found
+
+
 def lay_out(cases: dict[str, Layout], root: Path) -> dict[str, Path]:
     """One folder per case under ``root``."""
     folders = {}

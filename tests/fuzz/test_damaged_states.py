@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from tests.fuzz.corpus import DAMAGED_STATES, RECORD, Batch, lay_out, limited, run_batch, state_json
+from tests.fuzz.corpus import DAMAGED_STATES, RECORD, Batch, lay_out, limited, paths_in, run_batch, state_json
 
 # Damage that still reads as a valid state: accepted, and that is right.
 ACCEPTED = {"utf16"}  # JSON may be UTF-16 (RFC 8259 only asks writers for UTF-8)
@@ -118,17 +118,6 @@ json_values = st.recursive(
 )
 
 
-def _paths(data: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    found = [prefix]
-    if isinstance(data, dict):
-        for k, v in data.items():
-            found += _paths(v, prefix + (k,))
-    elif isinstance(data, list):
-        for i, v in enumerate(data):
-            found += _paths(v, prefix + (i,))
-    return found
-
-
 @st.composite
 def damaged_states(draw: st.DrawFn) -> bytes:
     """A real state with a value replaced, a key renamed, or its text cut, repeated or spliced."""
@@ -158,7 +147,7 @@ def damaged_states(draw: st.DrawFn) -> bytes:
             st.binary(max_size=8) | st.sampled_from([b"[" * 2000, b"{", b"\xe9", b"9" * 5000, b"NaN"])
         )
         return raw[:at] + insert + raw[at + cut :]
-    path = draw(st.sampled_from(_paths(data)[1:]))
+    path = draw(st.sampled_from(paths_in(data)[1:]))
     parent = data
     for part in path[:-1]:
         parent = parent[part]

@@ -24,7 +24,7 @@ from reconciler.state import FileStateStore, PastRender, State, Status, model
 from reconciler.state import check as checked
 from reconciler.state.filestore import _check_written
 from reconciler.state.index import PlanState
-from tests.fuzz.corpus import DAMAGED_STATES, LINEAGE, RECORD, lay_out
+from tests.fuzz.corpus import DAMAGED_STATES, LINEAGE, RECORD, lay_out, paths_in
 
 A = "58472097-fec0-516d-8326-f7a5eb192f2c"
 B = "393f8b64-b960-5375-b254-484ff9c12e30"
@@ -312,17 +312,6 @@ FIELDS = sorted(
 )
 
 
-def _paths(data: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    found = [prefix]
-    if isinstance(data, dict):
-        for k, v in data.items():
-            found += _paths(v, prefix + (k,))
-    elif isinstance(data, list):
-        for i, v in enumerate(data):
-            found += _paths(v, prefix + (i,))
-    return found
-
-
 BASES: list[dict[str, Any]] = [
     RECORD,
     {
@@ -353,7 +342,7 @@ def mutated_states(draw: st.DrawFn) -> bytes:
     bases = draw(st.lists(st.sampled_from(BASES), min_size=1, max_size=3))
     data = state(*(json.loads(json.dumps(r)) for r in bases))
     for _ in range(draw(st.integers(0, 3))):
-        path = draw(st.sampled_from(_paths(data)[1:]))
+        path = draw(st.sampled_from(paths_in(data)[1:]))
         parent = data
         for part in path[:-1]:
             parent = parent[part]
