@@ -4,7 +4,7 @@ Paths, methods, header names, JSON field names, the envelope, error codes and st
 VNTANA's own documents (``../shared/reference/vntana-docs-facts.md``: the help-center guides,
 the OpenAPI document ``vntana-admin-api-subset.yaml`` and VNTANA's published client). Where
 those contradict each other the behaviour is a reading (``readings.py``), switchable at run
-time. This module holds the shared context, the auth and organization routes; products,
+time. This module holds the auth and organization routes (the shared context is ``context.py``); products,
 renders, files, uploads and webhooks live beside it.
 
 The sandbox never imports ``reconciler.client``: it is a second, independent reading of
@@ -15,11 +15,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
-import threading
 import time
-from collections import Counter
-from dataclasses import dataclass, field
-from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -27,77 +23,17 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from reconciler.sandbox import routes_files, routes_products, routes_renders, routes_uploads, routes_webhooks
-from reconciler.sandbox.config import SandboxConfig
+from reconciler.sandbox.context import SandboxContext
 from reconciler.sandbox.envelope import (
     ApiError,
-    Principal,
     authenticate,
     ctx_of,
     error_response,
     ok,
     read_json,
 )
-from reconciler.sandbox.faults import FaultInjector, FaultMiddleware
-from reconciler.sandbox.jobs import JobEngine
-from reconciler.sandbox.readings import Readings
-from reconciler.sandbox.store import Store
-from reconciler.sandbox.users import Directory, User
-from reconciler.sandbox.webhooks import WebhookDispatcher
-
-
-class RequestCounts:
-    """Every HTTP request the sandbox was sent, by ``"METHOD /path"``: the platform's own count,
-    for benchmarks and tests that must not take the client's word for how many it sent.
-    Requests answered with an injected fault count too; thread-safe."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._counts: Counter[str] = Counter()
-
-    def add(self, method: str, path: str) -> None:
-        with self._lock:
-            self._counts[f"{method} {path}"] += 1
-
-    def snapshot(self) -> dict[str, int]:
-        with self._lock:
-            return dict(self._counts)
-
-    def reset(self) -> None:
-        with self._lock:
-            self._counts.clear()
-
-
-@dataclass
-class SandboxContext:
-    """Everything a route needs; one per running sandbox (``request.app.state.ctx``)."""
-
-    config: SandboxConfig
-    store: Store
-    jobs: JobEngine
-    webhooks: WebhookDispatcher
-    faults: FaultInjector
-    users: Directory
-    url_secret: bytes  # signs download and upload URLs; persisted so URLs survive a restart
-    readings: Readings  # replaced whole (``Sandbox.set_readings``); every request reads it once or more
-    storage_port: int | None = None  # the storage listener's port (signed download URLs), once it runs
-    requests: RequestCounts = field(default_factory=RequestCounts)  # what the sandbox was sent
-
-    @property
-    def user(self) -> dict[str, Any]:
-        """The default user's credentials (the Owner)."""
-        return {"email": self.users.default.email, "password": self.users.default.password}
-
-    def auto_create(self, principal: Principal, product_uuid: str) -> dict[str, Any] | None:
-        """Create an unknown product on the fly in the caller's (first) workspace."""
-        if principal.organization_uuid is None:
-            return None
-        client = principal.client_uuid or next(iter(principal.clients(self)), None)
-        if client is None:
-            return None
-        name = f"Auto Product {product_uuid[:8]}"
-        return self.store.create_product(
-            principal.organization_uuid, client, {"uuid": product_uuid, "name": name}
-        )
+from reconciler.sandbox.faults import FaultMiddleware
+from reconciler.sandbox.users import User
 
 
 # -- authentication ----------------------------------------------------------------

@@ -23,33 +23,12 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from reconciler.sandbox.error_answers import error_body
 from reconciler.sandbox.readings import Readings
 from reconciler.sandbox.users import WRITER_ROLES, User
 
 if TYPE_CHECKING:
-    from reconciler.sandbox.app import SandboxContext
-
-# Messages for the ``objects`` reading; any other code gets one made from its name.
-_MESSAGES = {
-    "FORBIDDEN": "Access to this resource is forbidden",
-    "UNAUTHORIZED": "Full authentication is required to access this resource",
-    "BAD_CREDENTIALS": "Bad credentials",
-    "NOT_FOUND": "No handler found for this path",
-    "PRODUCT_NOT_FOUND": "Product not found",
-    "API_RATE_LIMIT_EXCEEDED": "API rate limit exceeded, try again later",
-    "MISSING_ORIGIN": "The Origin header is required",
-}
-
-
-def message_for(code: str) -> str:
-    return _MESSAGES.get(code) or code.replace("_", " ").capitalize()
-
-
-def error_entry(code: str, readings: Readings, message: str | None = None) -> Any:
-    """One entry of an ``errors`` list (or map) under the current reading."""
-    if readings.error_entries == "objects":
-        return {"code": code, "message": message or message_for(code)}
-    return code
+    from reconciler.sandbox.context import SandboxContext
 
 
 class ApiError(Exception):
@@ -77,16 +56,6 @@ def ok(
     """A success envelope."""
     body = {"success": True, "errors": [] if errors is None else errors, "response": response}
     return JSONResponse(body, status_code=status, headers=headers)
-
-
-def error_body(
-    codes: list[str], readings: Readings, response: Any = None, message: str | None = None
-) -> dict[str, Any]:
-    return {
-        "success": False,
-        "errors": [error_entry(c, readings, message) for c in codes],
-        "response": response,
-    }
 
 
 def error_response(exc: ApiError, readings: Readings) -> JSONResponse:
@@ -245,9 +214,20 @@ def visible_product(
     """
     row = ctx.store.product(product_uuid) if isinstance(product_uuid, str) and product_uuid else None
     if row is None and ctx.config.auto_create_products and isinstance(product_uuid, str) and product_uuid:
-        row = ctx.auto_create(principal, product_uuid)
+        row = _auto_create(ctx, principal, product_uuid)
     if row is None or row["organization_uuid"] != principal.organization_uuid:
         raise ApiError(status, "PRODUCT_NOT_FOUND")
     if row["client_uuid"] not in principal.clients(ctx):
         raise ApiError(403, "FORBIDDEN")
     return row
+
+
+def _auto_create(ctx: SandboxContext, principal: Principal, product_uuid: str) -> dict[str, Any] | None:
+    """Create an unknown product on the fly in the caller's (first) workspace."""
+    if principal.organization_uuid is None:
+        return None
+    client = principal.client_uuid or next(iter(principal.clients(ctx)), None)
+    if client is None:
+        return None
+    name = f"Auto Product {product_uuid[:8]}"
+    return ctx.store.create_product(principal.organization_uuid, client, {"uuid": product_uuid, "name": name})

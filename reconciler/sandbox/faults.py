@@ -29,7 +29,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from reconciler.sandbox.envelope import error_body
+from reconciler.sandbox.error_answers import error_body
 from reconciler.sandbox.readings import Readings
 
 _RATE_FIELDS = (

@@ -39,12 +39,12 @@ from reconciler.sandbox.envelope import (
     ApiError,
     authenticate,
     ctx_of,
-    error_body,
     ok,
     paging,
     read_json,
     visible_product,
 )
+from reconciler.sandbox.error_answers import error_body
 from reconciler.sandbox.readings import Readings
 from reconciler.sandbox.storage import FORMATS_BY_TYPE, serve_file, signature
 

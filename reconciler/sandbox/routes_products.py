@@ -49,12 +49,12 @@ from reconciler.sandbox.envelope import (
     Principal,
     authenticate,
     ctx_of,
-    error_entry,
     ok,
     paging,
     read_json,
     visible_product,
 )
+from reconciler.sandbox.error_answers import error_entry
 from reconciler.sandbox.storage import serve_file
 from reconciler.sandbox.store import slug
 

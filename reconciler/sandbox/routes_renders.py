@@ -34,15 +34,15 @@ from reconciler.sandbox.envelope import (
     Principal,
     authenticate,
     ctx_of,
-    error_entry,
     ok,
     read_json,
     visible_product,
 )
+from reconciler.sandbox.error_answers import error_entry
 from reconciler.sandbox.jobs import RENDER, TURNTABLE
 
 if TYPE_CHECKING:
-    from reconciler.sandbox.app import SandboxContext
+    from reconciler.sandbox.context import SandboxContext
 
 # VNTANA's own sample request sends "png": formats are matched case-insensitively.
 IMAGE_FORMATS = ("PNG", "JPG", "WEBP")

@@ -46,11 +46,11 @@ from reconciler.sandbox.envelope import (
     Principal,
     authenticate,
     ctx_of,
-    error_body,
     ok,
     read_json,
     visible_product,
 )
+from reconciler.sandbox.error_answers import error_body
 from reconciler.sandbox.storage import content_type_for, extension, signature
 from reconciler.sandbox.store import new_blob_id
 

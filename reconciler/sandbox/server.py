@@ -26,8 +26,9 @@ from types import TracebackType
 
 import uvicorn
 
-from reconciler.sandbox.app import SandboxContext, create_app
+from reconciler.sandbox.app import create_app
 from reconciler.sandbox.config import DEFAULT_EMAIL, DEFAULT_PASSWORD, SandboxConfig, load_seed
+from reconciler.sandbox.context import SandboxContext
 from reconciler.sandbox.faults import FaultConfig, FaultInjector
 from reconciler.sandbox.jobs import JobEngine
 from reconciler.sandbox.readings import MATRIX, Readings

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from reconciler.sandbox.envelope import error_body
+from reconciler.sandbox.error_answers import error_body
 from reconciler.sandbox.routes_files import signed_download
 from reconciler.sandbox.storage import parse_range
 
