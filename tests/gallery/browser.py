@@ -93,7 +93,17 @@ def tab(browser: Any) -> Iterator[Tab]:
         lambda m: watched.errors.append(f"console.{m.type}: {m.text}") if m.type == "error" else None,
     )
     page.on("pageerror", lambda e: watched.errors.append(f"uncaught: {e}"))
-    page.on("requestfailed", lambda r: watched.errors.append(f"request failed: {r.url} ({r.failure})"))
+    # Not net::ERR_ABORTED: the browser cancelling a thumbnail still loading when the page's script
+    # replaces the list it was in (a filter clicked), which is no fault of the page. A missing
+    # file fails as ERR_FILE_NOT_FOUND, and is still reported.
+    page.on(
+        "requestfailed",
+        lambda r: (
+            None
+            if r.failure == "net::ERR_ABORTED"
+            else watched.errors.append(f"request failed: {r.url} ({r.failure})")
+        ),
+    )
     try:
         yield watched
     finally:

@@ -361,3 +361,13 @@ def test_the_media_check_fails_for_a_video_or_image_the_browser_cannot_decode(
     media = tab.page.evaluate(LOAD_ALL_MEDIA)
     assert [("error" in m) for m in media["videos"]] == [True]
     assert [("error" in m) for m in media["images"]] == [True]
+
+
+def test_the_tab_still_reports_a_file_that_is_missing(tab: Tab, tmp_path: Path) -> None:
+    # The tab ignores only requests the browser itself cancelled (net::ERR_ABORTED, a thumbnail
+    # whose list a filter replaced): a page that names a file that is not there is still an error.
+    page = tmp_path / "page.html"
+    page.write_text('<!doctype html><img src="missing.webp" alt="">', encoding="utf-8")
+    tab.page.goto(page.as_uri())
+    tab.page.wait_for_load_state("load")
+    assert [e for e in tab.errors if "request failed" in e and "missing.webp" in e], tab.errors
