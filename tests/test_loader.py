@@ -21,6 +21,7 @@ from reconciler.diagnostics import Diagnostic
 from reconciler.errors import ManifestError
 from reconciler.loader import load_desired
 from reconciler.spec import RenderSpec
+from tests.catalogue import DEFAULTS
 
 CASES = Path(__file__).parent / "cases" / "manifests"
 CORPUS = sorted(CASES.glob("*.yaml"))
@@ -28,19 +29,6 @@ CORPUS = sorted(CASES.glob("*.yaml"))
 A = "58472097-fec0-516d-8326-f7a5eb192f2c"
 B = "5125135c-e9b4-5b10-a8ed-fe17af538c64"
 C = "5779e683-4265-5456-90c0-3c47df181940"
-
-DEFAULTS = """\
-defaults:
-  imageWidth: 1200
-  imageHeight: 1200
-  imageFormat: PNG
-  turntable:
-    includeGif: false
-    imageCount: 36
-    frameRate: 12
-    width: 720
-    height: 720
-"""
 
 
 def write(root: Path, name: str, text: str) -> Path:

@@ -19,23 +19,14 @@ from reconciler.cache import CACHE_VERSION, Cache, digest
 from reconciler.errors import ManifestError
 from reconciler.loader import load_desired
 from reconciler.spec import Desired
+from tests.catalogue import DEFAULTS
 
 A = "58472097-fec0-516d-8326-f7a5eb192f2c"
 B = "5125135c-e9b4-5b10-a8ed-fe17af538c64"
 C = "5779e683-4265-5456-90c0-3c47df181940"
 
 MANIFEST = f"""\
-defaults:
-  imageWidth: 1200
-  imageHeight: 1200
-  imageFormat: PNG
-  turntable:
-    includeGif: false
-    imageCount: 36
-    frameRate: 12
-    width: 720
-    height: 720
-products:
+{DEFAULTS}products:
   - uuid: {A}
     name: Boot
   - uuid: {B}

@@ -18,8 +18,9 @@ from reconciler.plan import ActionKind, Plan
 from reconciler.planner import build_plan
 from reconciler.state import ProductRecord, RenderRequest, State, Status
 from reconciler.state.model import RECORD_ADAPTER
+from tests.catalogue import DEFAULTS
 
-from .test_loader import DEFAULTS, A, B, C, products, write
+from .test_loader import A, B, C, products, write
 
 WS = "a983026e-cb31-58d8-8ec4-6753670e6cfd"
 

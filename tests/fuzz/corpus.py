@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tests.catalogue import DEFAULTS
+
 MEMORY_CEILING = 1024 * 2**20
 """RLIMIT_AS of the child: 1 GiB of address space. Python with the CLI imported maps about
 300 MiB; the unguarded billion-laughs manifest took 7.3 GB."""
@@ -30,18 +32,6 @@ DRIVER = Path(__file__).with_name("driver.py")
 A = "58472097-fec0-516d-8326-f7a5eb192f2c"
 B = "393f8b64-b960-5375-b254-484ff9c12e30"
 
-DEFAULTS = """\
-defaults:
-  imageWidth: 1200
-  imageHeight: 1200
-  imageFormat: PNG
-  turntable:
-    includeGif: false
-    imageCount: 36
-    frameRate: 12
-    width: 720
-    height: 720
-"""
 VALID = (
     DEFAULTS
     + f"products:\n  - uuid: {A}\n    name: Trail Runner\n  - uuid: {B}\n    turntable:\n      includeGif: true\n"

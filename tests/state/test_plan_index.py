@@ -21,19 +21,7 @@ from reconciler.planner import build_plan
 from reconciler.state import Attachment, FileStateStore, ProductRecord, RenderRequest, State, Status
 from reconciler.state.index import NotScannable, PlanState, scan, written_spans
 from reconciler.views.plan import render_json
-
-DEFAULTS = """\
-defaults:
-  imageWidth: 1200
-  imageHeight: 1200
-  imageFormat: PNG
-  turntable:
-    includeGif: false
-    imageCount: 36
-    frameRate: 12
-    width: 720
-    height: 720
-"""
+from tests.catalogue import DEFAULTS
 
 
 def uuid_of(i: int) -> str:
